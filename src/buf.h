@@ -1,0 +1,44 @@
+/*
+ * buf: a growable byte buffer. Allocation failure is reported, never
+ * ignored: every append returns 0 or -1 (ENOMEM), and a failed append
+ * leaves the buffer as it was.
+ */
+#ifndef AWAITD_BUF_H
+#define AWAITD_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+    char *data;
+    size_t len; /* bytes in use, from data[off] */
+    size_t off; /* bytes consumed from the front, not yet compacted */
+    size_t cap; /* bytes allocated */
+};
+
+#define BUF_INIT {NULL, 0, 0, 0}
+
+static inline char *buf_start(const struct buf *b) {
+    return b->data + b->off;
+}
+
+/* Make room for at least extra more bytes after the data. */
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_appends(struct buf *b, const char *s);
+int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_append_u64(struct buf *b, unsigned long long v);
+/* Drop n bytes from the front (O(1); compacted on the next reserve). */
+void buf_consume(struct buf *b, size_t n);
+void buf_reset(struct buf *b);
+/* Release the memory; the buffer is BUF_INIT again. */
+void buf_free(struct buf *b);
+
+/* Append s[0..n) as a quoted JSON string, escaping as RFC 8259 requires;
+ * bytes that are not valid UTF-8 become U+FFFD. */
+int buf_append_json_str(struct buf *b, const char *s, size_t n);
+
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+int utf8_valid(const char *s, size_t n);
+
+#endif

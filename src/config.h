@@ -1,0 +1,108 @@
+/*
+ * config: the INI-style config file of SPEC.md. Loading builds a fresh
+ * struct config (a reload parses a new one and swaps), fills defaults,
+ * validates everything, and on error says "FILE:LINE: [section] key: what
+ * was expected". Parsing is pure (config_parse_text); config_load only
+ * reads the file first.
+ *
+ * Syntax: "[section]" or "[queue NAME]" lines, "key = value" lines, "#" or
+ * ";" comments (whole line, or after whitespace at the end of a value),
+ * blank lines. Sizes take k/m/g suffixes (powers of 1024); durations take
+ * ms/s/m/h (a bare number is seconds; fractions allowed: 0.5s).
+ * A repeated section or key is an error, except keys marked "may repeat".
+ */
+#ifndef AWAITD_CONFIG_H
+#define AWAITD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_QUEUES 256
+
+struct config_listen {
+    struct sockaddr_storage addr; /* numeric address and port, no DNS */
+    socklen_t addrlen;
+    char text[64]; /* as written, e.g. "127.0.0.1:8080" or "[::1]:8080" */
+};
+
+enum config_fsync { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_OFF };
+
+/* Log levels: LOG_ERR .. LOG_DEBUG as in log.h (0 error, 1 warn, 2 info, 3 debug). */
+
+struct config_queue {
+    char name[65];         /* [A-Za-z0-9_.-]{1,64} */
+    uint64_t maxsize;      /* maxsize: jobs, 0 = unbounded (default 0) */
+    uint64_t lease_ms;     /* lease: default 30s */
+    uint64_t max_attempts; /* max_attempts: default 5; then dead letters */
+    uint64_t max_payload;  /* max_payload: size, default 1m */
+};
+
+struct config {
+    char *path; /* the file as given */
+    char *dir;  /* its directory: relative paths in the file are relative to it */
+
+    /* [server] */
+    struct config_listen listen[CONFIG_MAX_LISTEN]; /* listen: may repeat; default 127.0.0.1:8080 */
+    size_t nlisten;
+    uint64_t max_connections;    /* default 10000 */
+    uint64_t backlog;            /* default 4096 (capped by net.core.somaxconn) */
+    int log_level;               /* log_level: error|warn|info|debug, default info */
+    uint64_t header_timeout_ms;  /* whole request head must arrive within; default 10s */
+    uint64_t body_timeout_ms;    /* idle limit between body reads; default 10s */
+    uint64_t keepalive_timeout_ms; /* idle keep-alive connection; default 75s */
+    uint64_t write_timeout_ms;   /* a blocked response write; default 30s */
+    uint64_t shutdown_grace_ms;  /* SIGTERM drain limit; default 10s */
+    uint64_t max_header_bytes;   /* size, default 8k (431 past it) */
+    uint64_t max_headers;        /* default 100 (431), at most 128 */
+    uint64_t max_uri;            /* size, default 4k (414) */
+    uint64_t max_body;           /* size, default 1m (413) */
+
+    /* [probe] */
+    uint64_t max_delay_ms;       /* max_delay: /delay/{s} and /drip upper bound, default 60s */
+    uint64_t max_bytes;          /* max_bytes: /bytes/{n} and /drip upper bound, default 1m */
+    uint64_t max_stream;         /* max_stream: /stream/{n} upper bound, default 1000 */
+
+    /* [tls] (served by the TLS issue; parsed and checked for presence now) */
+    struct config_listen tls_listen[CONFIG_MAX_LISTEN]; /* listen: may repeat */
+    size_t ntls_listen;
+    char *tls_cert, *tls_key, *tls_chain, *tls_client_ca; /* absolute paths or NULL */
+
+    /* [journal] */
+    char *journal_path;          /* path: absolute, or NULL (default var/awaitd.journal beside the config) */
+    enum config_fsync fsync;     /* fsync: always|batch|off, default always */
+    uint64_t fsync_interval_ms;  /* fsync_interval: default 50ms */
+
+    /* [auth] */
+    char *auth_token;            /* token, or the first line of token_file; NULL = open */
+    char *auth_token_file;       /* token_file: absolute path or NULL */
+
+    /* [queue NAME] sections */
+    struct config_queue queues[CONFIG_MAX_QUEUES];
+    size_t nqueues;
+};
+
+/*
+ * Parse text (a whole file's contents, NUL-terminated) named path for
+ * messages. On success returns 0 and *out is a new config (free with
+ * config_free). On error returns -1, *out is NULL and err holds one line
+ * "PATH:LINE: message". Pure except for token_file, which is read.
+ */
+int config_parse_text(const char *path, const char *text, struct config **out, char *err,
+                      size_t errlen);
+
+/* Read path and parse it. Errors as above (an unreadable file says why). */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+
+/* Defaults only (no file), for tests and for running without -c. */
+struct config *config_defaults(void);
+
+void config_free(struct config *c);
+
+/* Value parsers, exposed for reuse and tests; 0 ok, -1 bad. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration_ms(const char *s, uint64_t *out);
+int config_parse_listen(const char *s, struct config_listen *out);
+
+#endif

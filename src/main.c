@@ -1,0 +1,53 @@
+/* awaitd: argv, config, run the loop. Everything else lives in libawaitd. */
+#include "ac_config.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: awaitd [-c FILE] [-t] [-V] [-h]\n"
+               "  -c FILE  config file (default %s/awaitd.conf)\n"
+               "  -t       check the config and exit (0 ok, 1 error)\n"
+               "  -V       print the version and exit\n"
+               "  -h       this help\n",
+            SYSCONFDIR);
+}
+
+int main(int argc, char **argv) {
+    const char *path = SYSCONFDIR "/awaitd.conf";
+    int test_only = 0, opt;
+    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': test_only = 1; break;
+        case 'V': printf("awaitd %s\n", PACKAGE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct config *cfg;
+    char err[1024];
+    if (config_load(path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "awaitd: %s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        printf("awaitd: the configuration file %s syntax is ok\n", path);
+        config_free(cfg);
+        return 0;
+    }
+    struct server srv;
+    int rc = 1;
+    if (server_init(&srv, cfg) == 0)
+        rc = server_run(&srv);
+    server_free(&srv);
+    return rc;
+}

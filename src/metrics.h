@@ -1,0 +1,33 @@
+/*
+ * metrics: the daemon's counters and their Prometheus text rendering.
+ * Counters are plain integers bumped on the loop thread; no atomics needed.
+ */
+#ifndef AWAITD_METRICS_H
+#define AWAITD_METRICS_H
+
+#include <stdint.h>
+
+struct buf;
+
+struct metrics {
+    uint64_t conns_open;        /* gauge */
+    uint64_t conns_total;       /* accepted, including refused */
+    uint64_t conns_refused;     /* closed at accept: max_connections or out of files */
+    uint64_t requests[6];       /* by status class: [1]=1xx .. [5]=5xx; [0] unused */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t timeouts[4];       /* header, body, keep-alive (idle close), write */
+    uint64_t parse_errors;      /* requests rejected by the parser (4xx/5xx + close) */
+};
+
+/* Gauges that live elsewhere, sampled when /metrics is rendered. */
+struct metrics_gauges {
+    uint64_t timers_pending;  /* all wheel timers (deadlines, delays, ...) */
+    uint64_t delays_pending;  /* /delay and /drip answers not yet sent */
+    uint64_t start_time;      /* unix seconds */
+    uint64_t max_connections;
+};
+
+int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct buf *out);
+
+#endif

@@ -1,0 +1,323 @@
+#include "server.h"
+
+#include "clock.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+/* Connections accepted per readiness callback, so one busy listener cannot
+ * starve the connections already open. */
+#define ACCEPT_BATCH 64
+/* Pause before accepting again after running out of file descriptors. */
+#define EMFILE_PAUSE_MS 100
+
+struct listener {
+    struct listener *next;
+    struct server *srv;
+    int fd;
+    int paused;
+    struct event ev;
+    char text[64];
+};
+
+#define BUSY_BODY "{\"error\": \"too many connections (max_connections)\", \"status\": 503}\n"
+static char refuse_busy[512];
+static size_t refuse_busy_len;
+
+static void listeners_pause(struct server *s, int pause) {
+    for (struct listener *l = s->listeners; l; l = l->next) {
+        if (pause && !l->paused)
+            event_del(&l->ev);
+        else if (!pause && l->paused)
+            event_add(&l->ev, NULL);
+        l->paused = pause;
+    }
+}
+
+static void on_accept_resume(struct timer *t) {
+    struct server *s = container_of(t, struct server, accept_resume);
+    if (!s->draining)
+        listeners_pause(s, 0);
+}
+
+/* Out of descriptors: free the spare one to accept and close the waiting
+ * connection (a clean refusal instead of a client stuck in the backlog),
+ * then stop accepting for a moment rather than spin on a ready listener. */
+static void accept_emfile(struct server *s, struct listener *l) {
+    static uint64_t last_log;
+    uint64_t now = clock_now_ms();
+    if (now - last_log > 10000) {
+        log_warnx("out of file descriptors (%d connections open); refusing new connections",
+                  (int)s->metrics.conns_open);
+        last_log = now;
+    }
+    if (s->spare_fd >= 0) {
+        close(s->spare_fd);
+        int fd = accept(l->fd, NULL, NULL);
+        if (fd >= 0) {
+            s->metrics.conns_total++;
+            s->metrics.conns_refused++;
+            close(fd);
+        }
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    listeners_pause(s, 1);
+    server_timer_in(s, &s->accept_resume, EMFILE_PAUSE_MS);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg) {
+    struct listener *l = arg;
+    struct server *s = l->srv;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        union conn_addr peer;
+        socklen_t len = sizeof peer;
+        int cfd = accept4(l->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_emfile(s, l);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn("accept on %s", l->text);
+            break;
+        }
+        s->metrics.conns_total++;
+        if (s->metrics.conns_open >= s->cfg->max_connections) {
+            /* Refuse cleanly: a short answer the client can read, then close. */
+            s->metrics.conns_refused++;
+            ssize_t w = send(cfd, refuse_busy, refuse_busy_len, MSG_NOSIGNAL);
+            (void)w;
+            close(cfd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn_new(s, cfd, &peer.sa, len);
+    }
+    server_timers_sync(s);
+}
+
+static int listener_open(struct server *s, const struct config_listen *a) {
+    int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_warn("socket for %s", a->text);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (a->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&a->addr, a->addrlen) < 0) {
+        log_error("cannot listen on %s: bind: %s", a->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, (int)s->cfg->backlog) < 0) {
+        log_error("cannot listen on %s: listen: %s", a->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        close(fd);
+        return -1;
+    }
+    l->srv = s;
+    l->fd = fd;
+    snprintf(l->text, sizeof l->text, "%s", a->text);
+    event_assign(&l->ev, s->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+    event_add(&l->ev, NULL);
+    l->next = s->listeners;
+    s->listeners = l;
+    log_info("listening on %s", a->text);
+    return 0;
+}
+
+static void listeners_close(struct server *s) {
+    while (s->listeners) {
+        struct listener *l = s->listeners;
+        s->listeners = l->next;
+        event_del(&l->ev);
+        close(l->fd);
+        free(l);
+    }
+}
+
+static void on_wheel(evutil_socket_t fd, short what, void *arg) {
+    struct server *s = arg;
+    s->wheel_armed_at = UINT64_MAX;
+    timer_wheel_advance(&s->wheel, clock_now_ms());
+    server_timers_sync(s);
+}
+
+void server_timers_sync(struct server *s) {
+    uint64_t next = timer_wheel_next(&s->wheel);
+    if (next >= s->wheel_armed_at)
+        return;
+    uint64_t now = clock_now_ms();
+    uint64_t ms = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(&s->wheel_ev, &tv);
+    s->wheel_armed_at = next;
+}
+
+void server_timer_in(struct server *s, struct timer *t, uint64_t ms) {
+    timer_add(&s->wheel, t, clock_now_ms() + ms);
+}
+
+const char *server_date(struct server *s) {
+    time_t now = time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void on_grace(struct timer *t) {
+    struct server *s = container_of(t, struct server, grace);
+    log_warnx("shutdown grace period over; closing %d connections", (int)s->metrics.conns_open);
+    while (s->conns)
+        conn_close(s->conns);
+    event_base_loopexit(s->base, NULL);
+}
+
+void server_shutdown(struct server *s) {
+    if (!s->draining) {
+        s->draining = 1;
+        log_info("shutting down: draining %d connections (grace %llu ms)",
+                 (int)s->metrics.conns_open, (unsigned long long)s->cfg->shutdown_grace_ms);
+        listeners_close(s);
+        timer_cancel(&s->wheel, &s->accept_resume);
+        server_timer_in(s, &s->grace, s->cfg->shutdown_grace_ms);
+        /* Idle connections go now; busy ones after their current answer. */
+        struct conn *c = s->conns;
+        while (c) {
+            struct conn *next = c->next;
+            conn_drain(c);
+            c = next;
+        }
+        server_timers_sync(s);
+    }
+    if (!s->conns)
+        event_base_loopexit(s->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    struct server *s = arg;
+    if (sig == SIGPIPE)
+        return;
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: reload is not implemented yet; ignoring");
+        return;
+    }
+    if (s->draining) {
+        log_warnx("second %s: exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        event_base_loopbreak(s->base);
+        return;
+    }
+    log_info("%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_shutdown(s);
+}
+
+int server_init(struct server *s, struct config *cfg) {
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->spare_fd = -1;
+    s->wheel_armed_at = UINT64_MAX;
+    s->start_time = time(NULL);
+    s->limits.max_header_bytes = cfg->max_header_bytes;
+    s->limits.max_headers = cfg->max_headers;
+    s->limits.max_uri = cfg->max_uri;
+    s->limits.max_body = cfg->max_body;
+    log_set_level(cfg->log_level);
+
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return -1;
+    /* One thread: no locks. The time cache would make deadlines stale. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    s->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!s->base) {
+        log_error("cannot create the event loop");
+        return -1;
+    }
+    refuse_busy_len = (size_t)snprintf(
+        refuse_busy, sizeof refuse_busy,
+        "HTTP/1.1 503 Service Unavailable\r\nServer: awaitd\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+        sizeof BUSY_BODY - 1, BUSY_BODY);
+    s->rbuf = malloc(SERVER_RBUF_SIZE);
+    if (!s->rbuf)
+        return -1;
+    timer_wheel_init(&s->wheel, clock_now_ms());
+    timer_init(&s->grace, on_grace);
+    timer_init(&s->accept_resume, on_accept_resume);
+    event_assign(&s->wheel_ev, s->base, -1, 0, on_wheel, s);
+
+    if (cfg->ntls_listen > 0) {
+        log_error("%s: [tls] listen: TLS listeners are not supported by this build yet", cfg->path);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        if (listener_open(s, &cfg->listen[i]) < 0)
+            return -1;
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
+    s->sig_hup = evsignal_new(s->base, SIGHUP, on_signal, s);
+    s->sig_pipe = evsignal_new(s->base, SIGPIPE, on_signal, s);
+    evsignal_add(s->sig_term, NULL);
+    evsignal_add(s->sig_int, NULL);
+    evsignal_add(s->sig_hup, NULL);
+    evsignal_add(s->sig_pipe, NULL);
+    return 0;
+}
+
+int server_run(struct server *s) {
+    log_info("awaitd ready (max_connections %llu, %s backend)",
+             (unsigned long long)s->cfg->max_connections, event_base_get_method(s->base));
+    event_base_dispatch(s->base);
+    log_info("stopped");
+    return s->exit_code;
+}
+
+void server_free(struct server *s) {
+    while (s->conns)
+        conn_close(s->conns);
+    listeners_close(s);
+    if (s->base) {
+        event_del(&s->wheel_ev);
+        struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_pipe};
+        for (size_t i = 0; i < 4; i++)
+            if (sigs[i])
+                event_free(sigs[i]);
+        event_base_free(s->base);
+    }
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    free(s->rbuf);
+    buf_free(&s->wbuf);
+    buf_free(&s->scratch);
+    buf_free(&s->errbuf);
+    config_free(s->cfg);
+}

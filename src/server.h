@@ -1,0 +1,71 @@
+/*
+ * server: the daemon's one event loop and what hangs off it: listeners,
+ * accept (max_connections, EMFILE back-off), the timer wheel and the
+ * libevent timer that drives it, signals, shutdown drain, and the buffers
+ * shared by every connection on this thread.
+ */
+#ifndef AWAITD_SERVER_H
+#define AWAITD_SERVER_H
+
+#include "buf.h"
+#include "http_parse.h"
+#include "metrics.h"
+#include "timer.h"
+
+#include <event2/event_struct.h>
+#include <stdint.h>
+#include <time.h>
+
+struct config;
+struct conn;
+struct listener;
+
+#define SERVER_RBUF_SIZE 65536
+
+struct server {
+    struct event_base *base;
+    struct config *cfg;           /* in force; owned */
+    struct http_limits limits;    /* derived from cfg */
+    struct timer_wheel wheel;     /* every deadline of the daemon */
+    struct event wheel_ev;        /* libevent timer that advances the wheel */
+    uint64_t wheel_armed_at;      /* ms the wheel_ev is set for; UINT64_MAX if unset */
+    struct listener *listeners;   /* singly linked */
+    struct conn *conns;           /* every open connection (doubly linked) */
+    struct metrics metrics;
+    uint64_t delays_pending;      /* gauge: delayed probe answers */
+    /* Scratch shared by all connections: empty whenever control returns to the loop. */
+    char *rbuf;                   /* SERVER_RBUF_SIZE bytes */
+    struct buf wbuf;              /* responses built in a callback, before they are written */
+    struct conn *wbuf_owner;      /* the connection whose bytes wbuf holds, or NULL */
+    struct buf scratch;           /* bodies built by handlers */
+    struct buf errbuf;            /* error bodies (reply_error), apart from scratch */
+    /* Cached HTTP Date header value, refreshed once a second. */
+    time_t date_sec;
+    char date[40];
+    int spare_fd;                 /* kept open to be closed when accept hits EMFILE */
+    int draining;                 /* SIGTERM seen: no accepts, close when idle */
+    struct event *sig_term, *sig_int, *sig_hup, *sig_pipe;
+    struct timer grace;           /* shutdown grace deadline */
+    struct timer accept_resume;   /* re-enables listeners after EMFILE */
+    time_t start_time;
+    int exit_code;
+};
+
+/* Build the server for cfg (takes ownership), bind every listener. 0 or -1 (logged). */
+int server_init(struct server *s, struct config *cfg);
+/* Run the loop until shutdown completes. Returns the exit code. */
+int server_run(struct server *s);
+void server_free(struct server *s);
+
+/* Arm the wheel's libevent timer if the wheel's next expiry moved earlier. */
+void server_timers_sync(struct server *s);
+/* Schedule t at now + ms on the server's wheel. */
+void server_timer_in(struct server *s, struct timer *t, uint64_t ms);
+
+/* The Date header value for now, "Sun, 06 Nov 1994 08:49:37 GMT". */
+const char *server_date(struct server *s);
+
+/* Start the drain (as SIGTERM does). */
+void server_shutdown(struct server *s);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * timer: a hierarchical timing wheel (pure: no clock, no I/O). The caller
+ * owns time: it passes "now" in milliseconds to timer_wheel_advance() and
+ * asks timer_wheel_next() when to call it again. One wheel serves every
+ * deadline in the daemon: /delay answers, connection deadlines, and later
+ * queue leases and user timers. Insert and cancel are O(1) and allocate
+ * nothing; a timer is a 32-byte node embedded in its owner.
+ *
+ * Layout: 6 levels of 64 slots, 1 ms per level-0 slot, each level 64x
+ * coarser (2^36 ms, about 795 days, beyond which expiries are clamped to
+ * the last level). A 64-bit occupancy bitmap per level makes
+ * timer_wheel_next() O(levels).
+ */
+#ifndef AWAITD_TIMER_H
+#define AWAITD_TIMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct timer;
+typedef void (*timer_cb)(struct timer *t);
+
+struct timer {
+    struct timer *next, *prev; /* slot list links; prev == NULL when not pending */
+    uint64_t expire;           /* absolute ms */
+    timer_cb cb;               /* called once when due; owner finds itself via container_of */
+};
+
+#define TIMER_LEVELS 6
+#define TIMER_SLOTS 64
+
+struct timer_wheel {
+    uint64_t now;                      /* last time passed to advance (ms) */
+    size_t count;                      /* pending timers */
+    uint64_t occupied[TIMER_LEVELS];   /* bit i set: slot i of that level non-empty */
+    struct timer due;                  /* expiry <= now when added: fire on next advance */
+    struct timer deferred;             /* made due while due timers ran: next advance call */
+    int in_due_round;                  /* advance() is running the due list */
+    struct timer slots[TIMER_LEVELS][TIMER_SLOTS]; /* list heads (sentinels) */
+};
+
+void timer_wheel_init(struct timer_wheel *w, uint64_t now_ms);
+
+/* Initialise a timer node before first use. */
+void timer_init(struct timer *t, timer_cb cb);
+
+/*
+ * Schedule t to fire at expire_ms (absolute). If t is already pending it is
+ * moved. An expiry at or before w->now fires on the next advance.
+ */
+void timer_add(struct timer_wheel *w, struct timer *t, uint64_t expire_ms);
+
+/* Unschedule t; a no-op when t is not pending. */
+void timer_cancel(struct timer_wheel *w, struct timer *t);
+
+static inline int timer_pending(const struct timer *t) {
+    return t->prev != NULL;
+}
+
+/*
+ * The earliest time at which advance() may have work: the exact expiry of
+ * the next level-0 timer, or the start of the next occupied slot of a
+ * higher level (where timers cascade down). Never later than the true next
+ * expiry. UINT64_MAX when no timer is pending.
+ */
+uint64_t timer_wheel_next(const struct timer_wheel *w);
+
+/*
+ * Move the wheel to now_ms, firing every timer whose expiry is <= now_ms,
+ * in expiry order (ties in insertion order). Callbacks may add and cancel
+ * any timer, including the one firing (re-adding it schedules it again).
+ * Time never goes backwards: a smaller now_ms than w->now is ignored.
+ * Returns the number of callbacks run.
+ */
+size_t timer_wheel_advance(struct timer_wheel *w, uint64_t now_ms);
+
+#endif

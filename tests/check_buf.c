@@ -1,0 +1,94 @@
+/* Unit tests of buf: growth, consume/compaction, formatting, JSON strings. */
+#include "buf.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int eq(const struct buf *b, const char *s) {
+    return b->len == strlen(s) && memcmp(buf_start(b), s, b->len) == 0;
+}
+
+START_TEST(test_append_grow) {
+    struct buf b = BUF_INIT;
+    for (int i = 0; i < 10000; i++)
+        ck_assert_int_eq(buf_append(&b, "abc", 3), 0);
+    ck_assert_uint_eq(b.len, 30000);
+    ck_assert(memcmp(buf_start(&b) + 29997, "abc", 3) == 0);
+    buf_free(&b);
+    ck_assert_ptr_null(b.data);
+    ck_assert_uint_eq(b.len, 0);
+}
+END_TEST
+
+START_TEST(test_consume_compact) {
+    struct buf b = BUF_INIT;
+    buf_appends(&b, "hello world");
+    buf_consume(&b, 6);
+    ck_assert(eq(&b, "world"));
+    /* A reserve that needs the consumed room compacts instead of growing. */
+    size_t cap = b.cap;
+    ck_assert_int_eq(buf_reserve(&b, cap - 5), 0);
+    ck_assert_uint_eq(b.cap, cap);
+    ck_assert(eq(&b, "world"));
+    buf_consume(&b, 100);
+    ck_assert_uint_eq(b.len, 0);
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_appendf_u64) {
+    struct buf b = BUF_INIT;
+    buf_appendf(&b, "%d-%s", 42, "x");
+    buf_append_u64(&b, 0);
+    buf_append_u64(&b, 18446744073709551615ull);
+    ck_assert(eq(&b, "42-x018446744073709551615"));
+    buf_reset(&b);
+    char big[1000];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    buf_appendf(&b, "<%s>", big);
+    ck_assert_uint_eq(b.len, 1001);
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_json_str) {
+    struct buf b = BUF_INIT;
+    buf_append_json_str(&b, "a\"b\\c\n\t\x01", 8);
+    ck_assert(eq(&b, "\"a\\\"b\\\\c\\n\\t\\u0001\""));
+    buf_reset(&b);
+    /* Valid UTF-8 passes through; invalid bytes become U+FFFD. */
+    buf_append_json_str(&b, "\xc3\xa9\xff", 3);
+    ck_assert(eq(&b, "\"\xc3\xa9\xef\xbf\xbd\""));
+    buf_reset(&b);
+    buf_append_json_str(&b, "\xed\xa0\x80", 3); /* a surrogate */
+    ck_assert(eq(&b, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""));
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_utf8_valid) {
+    ck_assert(utf8_valid("plain", 5));
+    ck_assert(utf8_valid("\xf0\x9f\x98\x80", 4));
+    ck_assert(!utf8_valid("\xc0\xaf", 2)); /* overlong '/' */
+    ck_assert(!utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    ck_assert(!utf8_valid("\xe2\x82", 2)); /* truncated */
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("buf");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_append_grow);
+    tcase_add_test(tc, test_consume_compact);
+    tcase_add_test(tc, test_appendf_u64);
+    tcase_add_test(tc, test_json_str);
+    tcase_add_test(tc, test_utf8_valid);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
