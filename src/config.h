@@ -70,7 +70,7 @@ struct config {
     char *tls_cert, *tls_key, *tls_chain, *tls_client_ca; /* absolute paths or NULL */
 
     /* [journal] */
-    char *journal_path;          /* path: absolute, or NULL (default var/awaitd.journal beside the config) */
+    char *journal_path;          /* path: absolute; default var/awaitd.journal beside the config */
     enum config_fsync fsync;     /* fsync: always|batch|off, default always */
     uint64_t fsync_interval_ms;  /* fsync_interval: default 50ms */
 
