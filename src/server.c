@@ -4,6 +4,9 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "notify.h"
+
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <event2/event.h>
@@ -31,6 +34,9 @@ struct listener {
     struct server *srv;
     int fd;
     int paused;
+    int activated; /* passed by systemd: kept across reloads whatever the config says */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
     struct event ev;
     char text[64];
 };
@@ -112,11 +118,31 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
     server_timers_sync(s);
 }
 
-static int listener_open(struct server *s, const struct config_listen *a) {
+static struct listener *listener_add(struct server *s, int fd, const struct sockaddr *addr,
+                                     socklen_t addrlen, const char *text) {
+    struct listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->srv = s;
+    l->fd = fd;
+    if (addrlen > sizeof l->addr)
+        addrlen = sizeof l->addr;
+    memcpy(&l->addr, addr, addrlen);
+    l->addrlen = addrlen;
+    snprintf(l->text, sizeof l->text, "%s", text);
+    event_assign(&l->ev, s->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+    if (!s->draining)
+        event_add(&l->ev, NULL);
+    l->next = s->listeners;
+    s->listeners = l;
+    return l;
+}
+
+static struct listener *listener_open(struct server *s, const struct config_listen *a) {
     int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        log_warn("socket for %s", a->text);
-        return -1;
+        log_error("cannot listen on %s: socket: %s", a->text, strerror(errno));
+        return NULL;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -125,36 +151,82 @@ static int listener_open(struct server *s, const struct config_listen *a) {
     if (bind(fd, (const struct sockaddr *)&a->addr, a->addrlen) < 0) {
         log_error("cannot listen on %s: bind: %s", a->text, strerror(errno));
         close(fd);
-        return -1;
+        return NULL;
     }
     if (listen(fd, (int)s->cfg->backlog) < 0) {
         log_error("cannot listen on %s: listen: %s", a->text, strerror(errno));
         close(fd);
-        return -1;
+        return NULL;
     }
-    struct listener *l = calloc(1, sizeof *l);
+    struct listener *l = listener_add(s, fd, (const struct sockaddr *)&a->addr, a->addrlen, a->text);
     if (!l) {
         close(fd);
-        return -1;
+        return NULL;
     }
-    l->srv = s;
-    l->fd = fd;
-    snprintf(l->text, sizeof l->text, "%s", a->text);
-    event_assign(&l->ev, s->base, fd, EV_READ | EV_PERSIST, on_accept, l);
-    event_add(&l->ev, NULL);
-    l->next = s->listeners;
-    s->listeners = l;
     log_info("listening on %s", a->text);
-    return 0;
+    return l;
+}
+
+static void listener_free(struct listener *l) {
+    event_del(&l->ev);
+    close(l->fd);
+    free(l);
+}
+
+/* Same family, address and port. */
+static int addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+/* Listening sockets passed by systemd replace the config's listen lines. */
+static int listeners_inherit(struct server *s) {
+    struct notify_fd fds[NOTIFY_MAX_FDS];
+    int n = notify_listen_fds(fds, NOTIFY_MAX_FDS);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(fds[i].name, "tls") == 0) {
+            log_error("socket activation: a socket named \"tls\" was passed, but TLS listeners "
+                      "are not supported by this build yet");
+            return -1;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char text[64] = "?";
+        if (getsockname(fds[i].fd, (struct sockaddr *)&ss, &len) == 0) {
+            char host[INET6_ADDRSTRLEN] = "?";
+            if (ss.ss_family == AF_INET) {
+                struct sockaddr_in *sin = (void *)&ss;
+                inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+                snprintf(text, sizeof text, "%s:%u", host, ntohs(sin->sin_port));
+            } else if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *sin6 = (void *)&ss;
+                inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+                snprintf(text, sizeof text, "[%s]:%u", host, ntohs(sin6->sin6_port));
+            }
+        }
+        struct listener *l = listener_add(s, fds[i].fd, (struct sockaddr *)&ss, len, text);
+        if (!l)
+            return -1;
+        l->activated = 1;
+        log_info("listening on %s (socket activation, fd %d)", text, fds[i].fd);
+    }
+    if (n > 0 && s->cfg->nlisten > 0)
+        log_info("socket activation: %d socket(s) from systemd; [server] listen lines not used", n);
+    return n;
 }
 
 static void listeners_close(struct server *s) {
     while (s->listeners) {
         struct listener *l = s->listeners;
         s->listeners = l->next;
-        event_del(&l->ev);
-        close(l->fd);
-        free(l);
+        listener_free(l);
     }
 }
 
@@ -202,6 +274,7 @@ static void on_grace(struct timer *t) {
 void server_shutdown(struct server *s) {
     if (!s->draining) {
         s->draining = 1;
+        notify_send("STOPPING=1");
         log_info("shutting down: draining %d connections (grace %llu ms)",
                  (int)s->metrics.conns_open, (unsigned long long)s->cfg->shutdown_grace_ms);
         listeners_close(s);
@@ -220,12 +293,120 @@ void server_shutdown(struct server *s) {
         event_base_loopexit(s->base, NULL);
 }
 
+static uint64_t total_requests(const struct server *s) {
+    uint64_t n = 0;
+    for (int i = 1; i <= 5; i++)
+        n += s->metrics.requests[i];
+    return n;
+}
+
+/* Every few seconds (or half the watchdog interval): tell systemd how we are. */
+static void on_status_tick(struct timer *t) {
+    struct server *s = container_of(t, struct server, status_tick);
+    notify_sendf("STATUS=%llu connections open, %llu requests answered%s",
+                 (unsigned long long)s->metrics.conns_open, (unsigned long long)total_requests(s),
+                 s->draining ? ", draining" : "");
+    uint64_t next = 5000;
+    if (s->watchdog_ms) {
+        notify_send("WATCHDOG=1");
+        if (s->watchdog_ms / 2 < next)
+            next = s->watchdog_ms / 2 ? s->watchdog_ms / 2 : 1;
+    }
+    server_timer_in(s, t, next);
+}
+
+/* Bring the listeners in line with cfg: bind the new addresses first (all or
+ * nothing), then close the ones no longer listed. */
+static int listeners_apply(struct server *s, const struct config *cfg) {
+    struct listener *added[CONFIG_MAX_LISTEN];
+    size_t nadded = 0;
+    for (struct listener *l = s->listeners; l; l = l->next)
+        if (l->activated)
+            return 0; /* systemd owns the sockets */
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        int have = 0;
+        for (struct listener *l = s->listeners; l && !have; l = l->next)
+            have = addr_equal(&l->addr, &cfg->listen[i].addr);
+        if (have)
+            continue;
+        struct listener *l = listener_open(s, &cfg->listen[i]);
+        if (!l) {
+            /* Undo: the running set stays exactly as it was. */
+            for (size_t k = 0; k < nadded; k++) {
+                struct listener **pp = &s->listeners;
+                while (*pp != added[k])
+                    pp = &(*pp)->next;
+                *pp = added[k]->next;
+                listener_free(added[k]);
+            }
+            return -1;
+        }
+        added[nadded++] = l;
+    }
+    for (struct listener **pp = &s->listeners; *pp;) {
+        struct listener *l = *pp;
+        int keep = 0;
+        for (size_t i = 0; i < cfg->nlisten && !keep; i++)
+            keep = addr_equal(&l->addr, &cfg->listen[i].addr);
+        if (keep) {
+            pp = &l->next;
+            continue;
+        }
+        log_info("no longer listening on %s", l->text);
+        *pp = l->next;
+        listener_free(l);
+    }
+    return 0;
+}
+
+int server_reload(struct server *s) {
+    notify_send("RELOADING=1");
+    struct config *nc;
+    char err[1024];
+    int ok = 0;
+    if (config_load(s->cfg->path, &nc, err, sizeof err) < 0) {
+        log_error("reload failed, the running configuration stays: %s", err);
+    } else if (nc->ntls_listen > 0) {
+        log_error("reload failed, the running configuration stays: %s: [tls] listen: TLS "
+                  "listeners are not supported by this build yet", nc->path);
+        config_free(nc);
+    } else if (listeners_apply(s, nc) < 0) {
+        log_error("reload failed (a new listen address could not be bound), the running "
+                  "configuration stays");
+        config_free(nc);
+    } else {
+        struct config *old = s->cfg;
+        if (nc->backlog != old->backlog)
+            log_warnx("reload: backlog applies to newly bound addresses only");
+        if (nc->journal_path && old->journal_path && strcmp(nc->journal_path, old->journal_path))
+            log_warnx("reload: [journal] path changes need a restart");
+        s->cfg = nc;
+        s->limits.max_header_bytes = nc->max_header_bytes;
+        s->limits.max_headers = nc->max_headers;
+        s->limits.max_uri = nc->max_uri;
+        s->limits.max_body = nc->max_body;
+        log_set_level(nc->log_level);
+        config_free(old);
+        s->reloads++;
+        ok = 1;
+        log_info("configuration reloaded from %s", nc->path);
+    }
+    notify_send("READY=1");
+    return ok ? 0 : -1;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     struct server *s = arg;
     if (sig == SIGPIPE)
         return;
     if (sig == SIGHUP) {
-        log_info("SIGHUP: reload is not implemented yet; ignoring");
+        if (!s->draining)
+            server_reload(s);
+        return;
+    }
+    if (sig == SIGUSR1) {
+        /* Logs go to stderr (systemd's journal): there is no file to reopen. */
+        log_info("SIGUSR1: logging to stderr, nothing to reopen");
         return;
     }
     if (s->draining) {
@@ -271,14 +452,18 @@ int server_init(struct server *s, struct config *cfg) {
     timer_wheel_init(&s->wheel, clock_now_ms());
     timer_init(&s->grace, on_grace);
     timer_init(&s->accept_resume, on_accept_resume);
+    timer_init(&s->status_tick, on_status_tick);
     event_assign(&s->wheel_ev, s->base, -1, 0, on_wheel, s);
 
     if (cfg->ntls_listen > 0) {
         log_error("%s: [tls] listen: TLS listeners are not supported by this build yet", cfg->path);
         return -1;
     }
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        if (listener_open(s, &cfg->listen[i]) < 0)
+    int inherited = listeners_inherit(s);
+    if (inherited < 0)
+        return -1;
+    for (size_t i = 0; inherited == 0 && i < cfg->nlisten; i++)
+        if (!listener_open(s, &cfg->listen[i]))
             return -1;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -286,6 +471,8 @@ int server_init(struct server *s, struct config *cfg) {
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sig_hup = evsignal_new(s->base, SIGHUP, on_signal, s);
     s->sig_pipe = evsignal_new(s->base, SIGPIPE, on_signal, s);
+    s->sig_usr1 = evsignal_new(s->base, SIGUSR1, on_signal, s);
+    evsignal_add(s->sig_usr1, NULL);
     evsignal_add(s->sig_term, NULL);
     evsignal_add(s->sig_int, NULL);
     evsignal_add(s->sig_hup, NULL);
@@ -296,6 +483,11 @@ int server_init(struct server *s, struct config *cfg) {
 int server_run(struct server *s) {
     log_info("awaitd ready (max_connections %llu, %s backend)",
              (unsigned long long)s->cfg->max_connections, event_base_get_method(s->base));
+    s->watchdog_ms = notify_watchdog_ms();
+    notify_sendf("READY=1\nSTATUS=listening, %llu connections open",
+                 (unsigned long long)s->metrics.conns_open);
+    on_status_tick(&s->status_tick);
+    server_timers_sync(s);
     event_base_dispatch(s->base);
     log_info("stopped");
     return s->exit_code;
@@ -307,8 +499,8 @@ void server_free(struct server *s) {
     listeners_close(s);
     if (s->base) {
         event_del(&s->wheel_ev);
-        struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_pipe};
-        for (size_t i = 0; i < 4; i++)
+        struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_pipe, s->sig_usr1};
+        for (size_t i = 0; i < 5; i++)
             if (sigs[i])
                 event_free(sigs[i]);
         event_base_free(s->base);

@@ -44,9 +44,12 @@ struct server {
     char date[40];
     int spare_fd;                 /* kept open to be closed when accept hits EMFILE */
     int draining;                 /* SIGTERM seen: no accepts, close when idle */
-    struct event *sig_term, *sig_int, *sig_hup, *sig_pipe;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_pipe, *sig_usr1;
     struct timer grace;           /* shutdown grace deadline */
     struct timer accept_resume;   /* re-enables listeners after EMFILE */
+    struct timer status_tick;     /* sd_notify STATUS= and WATCHDOG=1 */
+    uint64_t watchdog_ms;         /* systemd's WATCHDOG_USEC in ms, 0 if none */
+    uint64_t reloads;             /* successful SIGHUP reloads */
     time_t start_time;
     int exit_code;
 };
@@ -64,6 +67,14 @@ void server_timer_in(struct server *s, struct timer *t, uint64_t ms);
 
 /* The Date header value for now, "Sun, 06 Nov 1994 08:49:37 GMT". */
 const char *server_date(struct server *s);
+
+/*
+ * Re-read the config file (as SIGHUP does). The new file is parsed and
+ * validated in full, new listeners are bound, and only then is it swapped
+ * in; on any error the running config stays and the reason is logged.
+ * Returns 0 when the new config is in force.
+ */
+int server_reload(struct server *s);
 
 /* Start the drain (as SIGTERM does). */
 void server_shutdown(struct server *s);
