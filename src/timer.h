@@ -30,12 +30,12 @@ struct timer {
 #define TIMER_SLOTS 64
 
 struct timer_wheel {
-    uint64_t now;                      /* last time passed to advance (ms) */
-    size_t count;                      /* pending timers */
-    uint64_t occupied[TIMER_LEVELS];   /* bit i set: slot i of that level non-empty */
-    struct timer due;                  /* expiry <= now when added: fire on next advance */
-    struct timer deferred;             /* made due while due timers ran: next advance call */
-    int in_due_round;                  /* advance() is running the due list */
+    uint64_t now;                    /* last time passed to advance (ms) */
+    size_t count;                    /* pending timers */
+    uint64_t occupied[TIMER_LEVELS]; /* bit i set: slot i of that level non-empty */
+    struct timer due;                /* expiry <= now when added: fire on next advance */
+    struct timer deferred;           /* made due while due timers ran: next advance call */
+    int in_due_round;                /* advance() is running the due list */
     struct timer slots[TIMER_LEVELS][TIMER_SLOTS]; /* list heads (sentinels) */
 };
 
