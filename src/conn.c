@@ -257,12 +257,13 @@ void conn_done(struct conn *c) {
         return;
     }
     /* Requests that arrived behind the pending one go next (they are in c->in). */
+    struct server *s = c->srv; /* c may be freed by what follows */
     if (c->state == CONN_READY && c->in.len > 0) {
         if (conn_process(c, NULL, 0) < 0)
             return;
     }
     conn_flush(c);
-    server_timers_sync(c->srv);
+    server_timers_sync(s);
 }
 
 void conn_drain(struct conn *c) {

@@ -417,6 +417,7 @@ struct drip_op {
     uint64_t interval_ms;
     int code;
     int started;
+    int finishing; /* last byte sent; the next tick ends the answer */
 };
 
 static void drip_cancel(void *arg) {
@@ -434,6 +435,12 @@ static void drip_fire(struct timer *t) {
         op->started = 1;
         reply_head(c, op->code, CT_OCTETS, (int64_t)op->bytes_left, NULL);
     }
+    if (op->finishing) {
+        c->srv->delays_pending--;
+        free(op);
+        conn_done(c);
+        return;
+    }
     if (op->ticks_left > 0 && !c->head_only) {
         uint64_t n = op->bytes_left / op->ticks_left;
         op->bytes_left -= n;
@@ -448,10 +455,13 @@ static void drip_fire(struct timer *t) {
         op->ticks_left = 0;
     }
     if (op->ticks_left == 0) {
-        c->srv->delays_pending--;
-        free(op);
-        conn_done(c);
-        return;
+        /* httpbin pauses after every byte, the last one too: the answer
+         * ends one interval after it, so the whole takes delay + duration. */
+        op->finishing = 1;
+        if (op->interval_ms == 0) {
+            drip_fire(t);
+            return;
+        }
     }
     /* Schedule the next byte before sending: if sending closes the
      * connection, drip_cancel then finds the timer pending and frees op. */
@@ -534,6 +544,8 @@ PROBE_HANDLER(probe_status) {
         weights[n++] = w;
         total += w;
         p = stop + 1;
+        if (comma && p == end)
+            return fail(c, 400, "empty status code after ','");
     }
     if (n == 0)
         return fail(c, 400, "no status code given");

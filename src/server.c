@@ -249,7 +249,9 @@ void server_timers_sync(struct server *s) {
 }
 
 void server_timer_in(struct server *s, struct timer *t, uint64_t ms) {
-    timer_add(&s->wheel, t, clock_now_ms() + ms);
+    /* The clock truncates to the millisecond, so +1 makes "at least ms from
+     * now" true even late in the current millisecond: never early. */
+    timer_add(&s->wheel, t, clock_now_ms() + ms + 1);
 }
 
 const char *server_date(struct server *s) {
