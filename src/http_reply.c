@@ -15,11 +15,31 @@ int reply_head(struct conn *c, int status, const char *ctype, int64_t content_le
     struct server *s = c->srv;
     if (s->draining)
         c->keep_alive = 0;
-    /* Status line and fixed headers in one formatted append: this is the hot path. */
-    char head[256];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: awaitd\r\nDate: %s\r\n", status,
-                     http_reason(status), server_date(s));
-    int r = buf_append(o, head, (size_t)n);
+    /* Status line and fixed headers without printf: this is the hot path. */
+    if (status < 100 || status > 999)
+        status = 500;
+    char head[160];
+    size_t n = 0;
+    const char *reason = http_reason(status), *date = server_date(s);
+    size_t rl = strlen(reason), dl = strlen(date);
+    if (rl > 64)
+        rl = 64;
+    memcpy(head, "HTTP/1.1 ", 9);
+    head[9] = (char)('0' + status / 100);
+    head[10] = (char)('0' + status / 10 % 10);
+    head[11] = (char)('0' + status % 10);
+    head[12] = ' ';
+    n = 13;
+    memcpy(head + n, reason, rl);
+    n += rl;
+    static const char mid[] = "\r\nServer: awaitd\r\nDate: ";
+    memcpy(head + n, mid, sizeof mid - 1);
+    n += sizeof mid - 1;
+    memcpy(head + n, date, dl);
+    n += dl;
+    memcpy(head + n, "\r\n", 2);
+    n += 2;
+    int r = buf_append(o, head, n);
     if (ctype) {
         r |= buf_appends(o, "Content-Type: ");
         r |= buf_appends(o, ctype);
