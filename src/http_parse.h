@@ -96,9 +96,9 @@ struct http_response {
  * Transfer-Encoding", "bare CR in field value", ...). Bare LF is accepted as
  * a line end (RFC 9112 2.2 allows it); bare CR, obs-fold, whitespace before
  * the colon, invalid token characters, differing duplicate Content-Length,
- * Content-Length with Transfer-Encoding, a Transfer-Encoding whose last
- * coding is not chunked, HTTP/1.0 with Transfer-Encoding, and a missing Host
- * in HTTP/1.1 are errors. Leading empty lines before the request line are
+ * Content-Length with Transfer-Encoding, chunked repeated or not the last
+ * coding, HTTP/1.0 with Transfer-Encoding, and a missing Host in HTTP/1.1
+ * are errors (400); any coding other than chunked is HTTP_ERR_TE (501). Leading empty lines before the request line are
  * skipped (RFC 9112 2.2) and counted in the returned length.
  */
 int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
@@ -131,9 +131,9 @@ struct http_chunked {
  *         (the start of the next pipelined message);
  *   HTTP_INCOMPLETE  all input consumed, more needed;
  *   HTTP_ERR_BAD / HTTP_ERR_BODY_SIZE with *why set.
- * Chunk extensions are skipped (bounded), trailer fields are skipped
- * (bounded by max_line); sizes must be hex without sign, whitespace or
- * overflow.
+ * Chunk extensions are skipped (a size line may hold 4 KiB), trailer
+ * fields are skipped (at most 64 lines of 8 KiB); sizes must be hex without
+ * sign, whitespace or overflow.
  */
 ssize_t http_chunked_decode(struct http_chunked *d, char *buf, size_t *len, uint64_t max_body,
                             const char **why);
