@@ -126,13 +126,18 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
 }
 
 int buf_append_json_str(struct buf *b, const char *s, size_t n) {
+    if (buf_append(b, "\"", 1) < 0 || buf_append_json_chars(b, s, n) < 0)
+        return -1;
+    return buf_append(b, "\"", 1);
+}
+
+int buf_append_json_chars(struct buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     /* Worst case every byte becomes \u00XX (6) or U+FFFD (3 bytes). */
-    if (n > (SIZE_MAX - 2) / 6 || buf_reserve(b, n * 6 + 2) < 0)
+    if (n > SIZE_MAX / 6 || buf_reserve(b, n * 6) < 0)
         return -1;
     char *o = b->data + b->off + b->len;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    *o++ = '"';
     while (p < end) {
         unsigned char c = *p;
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
@@ -166,7 +171,6 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n) {
             }
         }
     }
-    *o++ = '"';
     b->len = (size_t)(o - (b->data + b->off));
     return 0;
 }

@@ -37,6 +37,8 @@ void buf_free(struct buf *b);
 /* Append s[0..n) as a quoted JSON string, escaping as RFC 8259 requires;
  * bytes that are not valid UTF-8 become U+FFFD. */
 int buf_append_json_str(struct buf *b, const char *s, size_t n);
+/* The same without the quotes, to build one JSON string from several pieces. */
+int buf_append_json_chars(struct buf *b, const char *s, size_t n);
 
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
 int utf8_valid(const char *s, size_t n);

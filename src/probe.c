@@ -252,13 +252,11 @@ static int render_echo(struct conn *c, const struct http_request *req, const cha
     r |= buf_append_json_str(o, origin, strlen(origin));
     r |= buf_appends(o, ", \"url\": ");
     if (req->target_len && req->target[0] == '/') {
-        struct buf url = BUF_INIT;
-        r |= buf_append(&url, "http://", 7);
+        r |= buf_append(o, "\"http://", 8);
         if (req->host)
-            r |= buf_append(&url, req->host, req->host_len);
-        r |= buf_append(&url, req->target, req->target_len);
-        r |= buf_append_json_str(o, buf_start(&url), url.len);
-        buf_free(&url);
+            r |= buf_append_json_chars(o, req->host, req->host_len);
+        r |= buf_append_json_chars(o, req->target, req->target_len);
+        r |= buf_append(o, "\"", 1);
     } else {
         r |= buf_append_json_str(o, req->target, req->target_len);
     }
