@@ -3,9 +3,15 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int log_level_current = LOG_LVL_INFO;
+
+/* Under systemd (JOURNAL_STREAM set) lines carry the sd-daemon priority
+ * prefix, so journalctl -p filters them: err, warning, info, debug. */
+static const char *const journal_prefix[] = {"<3>", "<4>", "<6>", "<7>"};
+static int to_journal = -1;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -40,7 +46,10 @@ void log_emit(int level, int with_errno, const char *fmt, ...) {
         n += snprintf(line + n, sizeof line - n, ": %s", strerror(saved));
     if ((size_t)n >= sizeof line)
         n = sizeof line - 1;
+    if (to_journal < 0)
+        to_journal = getenv("JOURNAL_STREAM") != NULL;
     /* One write per line so lines from a later writer thread never interleave. */
-    fprintf(stderr, "awaitd[%s]: %.*s\n", log_level_name(level), n, line);
+    fprintf(stderr, "%sawaitd[%s]: %.*s\n", to_journal ? journal_prefix[level] : "",
+            log_level_name(level), n, line);
     errno = saved;
 }
