@@ -47,8 +47,17 @@
 
 typedef unsigned long long ull; /* for printf */
 
-enum section { SEC_NONE = -1, SEC_SERVER, SEC_PROBE, SEC_TLS, SEC_JOURNAL, SEC_AUTH, SEC_QUEUE };
-static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth"};
+enum section {
+    SEC_NONE = -1,
+    SEC_SERVER,
+    SEC_PROBE,
+    SEC_TLS,
+    SEC_JOURNAL,
+    SEC_AUTH,
+    SEC_QUEUES,
+    SEC_QUEUE
+};
+static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues"};
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
@@ -99,6 +108,9 @@ static const struct keydef keys[] = {
     {SEC_JOURNAL, "fsync_interval", V_DURATION, C(fsync_interval_ms), 1, YEAR, 50, NULL},
     {SEC_AUTH, "token", V_TOKEN, C(auth_token), 0, 0, 0, NULL},
     {SEC_AUTH, "token_file", V_TOKEN_FILE, C(auth_token_file), 0, 0, 0, NULL},
+    {SEC_QUEUES, "max_wait", V_DURATION, C(queue_max_wait_ms), 0, YEAR, 20 * SECOND, NULL},
+    {SEC_QUEUES, "mem_limit", V_SIZE, C(queue_mem_limit), 0, 1024 * GIB, GIB, NULL},
+    {SEC_QUEUES, "key_window", V_DURATION, C(queue_key_window_ms), 1, YEAR, 5 * MINUTE, NULL},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},

@@ -78,6 +78,11 @@ struct config {
     char *auth_token;            /* token, or the first line of token_file; NULL = open */
     char *auth_token_file;       /* token_file: absolute path or NULL */
 
+    /* [queues]: settings for every queue */
+    uint64_t queue_max_wait_ms;   /* max_wait: longest wait= a put, reserve or join may ask; default 20s */
+    uint64_t queue_mem_limit;     /* mem_limit: size, bytes all queued jobs may take; 0 = none; default 1g */
+    uint64_t queue_key_window_ms; /* key_window: how long Idempotency-Keys are remembered; default 5m */
+
     /* [queue NAME] sections */
     struct config_queue queues[CONFIG_MAX_QUEUES];
     size_t nqueues;
