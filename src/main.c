@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: awaitd [-c FILE] [-t] [-V] [-h]\n"
+    fprintf(f, "usage: awaitd [-c FILE] [-t] [-r] [-V] [-h]\n"
                "  -c FILE  config file (default %s/awaitd.conf)\n"
                "  -t       check the config and exit (0 ok, 1 error)\n"
+               "  -r       repair a corrupt journal: cut it at the first bad record\n"
+               "           (the cut bytes are saved beside it) instead of refusing to start\n"
                "  -V       print the version and exit\n"
                "  -h       this help\n",
             SYSCONFDIR);
@@ -19,11 +21,12 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     const char *path = SYSCONFDIR "/awaitd.conf";
-    int test_only = 0, opt;
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    int test_only = 0, repair = 0, opt;
+    while ((opt = getopt(argc, argv, "c:trVh")) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': test_only = 1; break;
+        case 'r': repair = 1; break;
         case 'V': printf("awaitd %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -46,7 +49,7 @@ int main(int argc, char **argv) {
     }
     struct server srv;
     int rc = 1;
-    if (server_init(&srv, cfg) == 0)
+    if (server_init(&srv, cfg, repair) == 0)
         rc = server_run(&srv);
     server_free(&srv);
     return rc;

@@ -2,6 +2,7 @@
 
 #include "http_parse.h"
 #include "http_reply.h"
+#include "api_queue.h"
 #include "probe.h"
 
 #include <stdio.h>
@@ -33,6 +34,8 @@ static const struct route routes[] = {
     {"/drip", M(GET) | M(HEAD), "GET, HEAD", probe_drip},
     {"/health", M(GET) | M(HEAD), "GET, HEAD", probe_health},
     {"/metrics", M(GET) | M(HEAD), "GET, HEAD", probe_metrics},
+    {"/queues", M_ANY, NULL, api_queues},
+    {"/queues/", M_ANY, NULL, api_queues},
 };
 
 static int route_matches(const struct route *r, const char *path, size_t len) {

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "api_queue.h"
 #include "conn.h"
 #include "log.h"
 #include "notify.h"
@@ -233,8 +234,16 @@ static void listeners_close(struct server *s) {
 static void on_wheel(evutil_socket_t fd, short what, void *arg) {
     struct server *s = arg;
     s->wheel_armed_at = UINT64_MAX;
-    timer_wheel_advance(&s->wheel, clock_now_ms());
+    server_wheel_catch_up(s);
     server_timers_sync(s);
+}
+
+void server_wheel_catch_up(struct server *s) {
+    if (s->in_advance)
+        return;
+    s->in_advance = 1;
+    timer_wheel_advance(&s->wheel, clock_now_ms());
+    s->in_advance = 0;
 }
 
 void server_timers_sync(struct server *s) {
@@ -281,6 +290,7 @@ void server_shutdown(struct server *s) {
                  (int)s->metrics.conns_open, (unsigned long long)s->cfg->shutdown_grace_ms);
         listeners_close(s);
         timer_cancel(&s->wheel, &s->accept_resume);
+        qsvc_drain(s);
         server_timer_in(s, &s->grace, s->cfg->shutdown_grace_ms);
         /* Idle connections go now; busy ones after their current answer. */
         struct conn *c = s->conns;
@@ -390,6 +400,7 @@ int server_reload(struct server *s) {
         log_set_level(nc->log_level);
         config_free(old);
         s->reloads++;
+        qsvc_reload(s);
         ok = 1;
         log_info("configuration reloaded from %s", nc->path);
     }
@@ -420,9 +431,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     server_shutdown(s);
 }
 
-int server_init(struct server *s, struct config *cfg) {
+int server_init(struct server *s, struct config *cfg, int journal_repair) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
+    s->journal_repair = journal_repair;
     s->spare_fd = -1;
     s->wheel_armed_at = UINT64_MAX;
     s->start_time = time(NULL);
@@ -468,6 +480,8 @@ int server_init(struct server *s, struct config *cfg) {
         if (!listener_open(s, &cfg->listen[i]))
             return -1;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (qsvc_open(s, s->journal_repair) < 0)
+        return -1;
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -499,6 +513,7 @@ void server_free(struct server *s) {
     while (s->conns)
         conn_close(s->conns);
     listeners_close(s);
+    qsvc_close(s);
     if (s->base) {
         event_del(&s->wheel_ev);
         struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_pipe, s->sig_usr1};

@@ -52,10 +52,15 @@ struct server {
     uint64_t reloads;             /* successful SIGHUP reloads */
     time_t start_time;
     int exit_code;
+    int in_advance;               /* inside timer_wheel_advance (not reentrant) */
+    int journal_repair;           /* -r: cut a corrupt journal instead of refusing */
+    struct qsvc *qsvc;            /* queues and their journal (api_queue.c) */
 };
 
-/* Build the server for cfg (takes ownership), bind every listener. 0 or -1 (logged). */
-int server_init(struct server *s, struct config *cfg);
+/* Build the server for cfg (takes ownership), open and replay the journal
+ * (journal_repair: cut a corrupt one at the first bad record), bind every
+ * listener. 0 or -1 (logged). */
+int server_init(struct server *s, struct config *cfg, int journal_repair);
 /* Run the loop until shutdown completes. Returns the exit code. */
 int server_run(struct server *s);
 void server_free(struct server *s);
@@ -64,6 +69,10 @@ void server_free(struct server *s);
 void server_timers_sync(struct server *s);
 /* Schedule t at now + ms on the server's wheel. */
 void server_timer_in(struct server *s, struct timer *t, uint64_t ms);
+
+/* Bring the wheel's clock to now (firing what is due), unless already inside
+ * an advance: the queue engine reads wheel->now as the current time. */
+void server_wheel_catch_up(struct server *s);
 
 /* The Date header value for now, "Sun, 06 Nov 1994 08:49:37 GMT". */
 const char *server_date(struct server *s);

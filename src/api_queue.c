@@ -1,0 +1,1286 @@
+#include "api_queue.h"
+
+#include "buf.h"
+#include "clock.h"
+#include "config.h"
+#include "http_parse.h"
+#include "http_reply.h"
+#include "journal.h"
+#include "journal_writer.h"
+#include "log.h"
+#include "queue.h"
+#include "queue_journal.h"
+#include "server.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+#define MAX_COUNT 100 /* reserve count= upper bound */
+#define CT_FRAMES "application/x-awaitd-frames"
+
+struct qreq;
+
+struct qsvc {
+    struct server *srv;
+    struct queue_engine *eng;
+    struct jw *jw;
+    int mode;               /* enum jw_mode */
+    struct qj_clock clk;    /* wheel -> wall clock for records */
+    struct buf batch;       /* encoded records not yet submitted */
+    uint64_t next_seq;      /* sequence number the current batch will carry */
+    struct event flush_ev;  /* submits the batch at the end of this loop turn */
+    int flush_armed;
+    struct qreq *dur_head;  /* requests waiting for their batch, oldest first */
+    struct qreq *dur_tail;
+    struct qreq *waiting;   /* requests in a blocking wait (doubly linked) */
+    uint64_t replayed;      /* records replayed at start */
+    uint64_t journal_errors;
+};
+
+enum qreq_kind { QR_DURABLE, QR_GET, QR_PUT, QR_JOIN };
+
+/* A /queues request answered later: after its batch is durable, or when a wait ends. */
+struct qreq {
+    struct qsvc *svc;
+    struct conn *c;
+    int kind;
+    struct qreq *dnext, *dprev; /* durability list, or the waiting list */
+    int listed;                 /* 1 on dur list, 2 on waiting list */
+    uint64_t need_seq;
+    struct queue_waiter w;
+    struct timer wait_t;
+    int status;                 /* the answer prepared for when the batch is durable */
+    char extra[160];
+    struct buf body;
+    char qname[QUEUE_NAME_MAX + 1];
+    struct queue_job_info jobs[]; /* QR_GET: count entries; QR_PUT: payload copy follows */
+};
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+static uint64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void clock_refresh(struct qsvc *svc) {
+    svc->clk.wall_minus_wheel = (int64_t)wall_ms() - (int64_t)svc->srv->wheel.now;
+}
+
+/* Wheel time -> unix seconds with milliseconds, for headers and JSON. */
+static double wall_seconds(struct qsvc *svc, uint64_t wheel_t) {
+    return (double)((int64_t)wheel_t + svc->clk.wall_minus_wheel) / 1000.0;
+}
+
+static enum handler_result fail(struct conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum handler_result fail(struct conn *c, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reply_error(c, status, "%s", msg);
+    return HANDLER_DONE;
+}
+
+static int engine_status_http(int st) {
+    switch (st) {
+    case QUEUE_ERR_NOMEM: return 503;
+    case QUEUE_ERR_FULL: return 503;
+    case QUEUE_ERR_MEMORY: return 503;
+    case QUEUE_ERR_NOTFOUND: return 404;
+    case QUEUE_ERR_EXISTS: return 409;
+    case QUEUE_ERR_INVALID: return 400;
+    case QUEUE_ERR_TOOBIG: return 413;
+    case QUEUE_ERR_STATE: return 409;
+    case QUEUE_ERR_SHUTDOWN: return 410;
+    case QUEUE_ERR_DELETED: return 410;
+    default: return 500;
+    }
+}
+
+/* Query parameter key's raw value, or NULL. */
+static const char *qparam(const struct http_request *req, const char *key, size_t *len) {
+    const char *s = req->query, *end = s ? s + req->query_len : NULL;
+    size_t kl = strlen(key);
+    while (s && s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(s, '=', (size_t)(stop - s));
+        const char *kend = eq ? eq : stop;
+        if ((size_t)(kend - s) == kl && memcmp(s, key, kl) == 0) {
+            *len = eq ? (size_t)(stop - eq - 1) : 0;
+            return eq ? eq + 1 : stop;
+        }
+        s = stop + 1;
+    }
+    return NULL;
+}
+
+/* Seconds (fractions allowed) -> ms. 1 ok (or absent: *ms untouched), -1 bad. */
+static int param_seconds(const struct http_request *req, const char *key, uint64_t *ms) {
+    size_t n;
+    const char *v = qparam(req, key, &n);
+    if (!v)
+        return 1;
+    char tmp[32];
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)v[i]) && v[i] != '.')
+            return -1;
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    char *end;
+    double d = strtod(tmp, &end);
+    if (*end || !isfinite(d) || d < 0 || d > 1e9)
+        return -1;
+    *ms = (uint64_t)ceil(d * 1000.0);
+    return 1;
+}
+
+/* A whole number (optionally negative when allow_neg) -> *out. 1 ok/absent, -1 bad. */
+static int param_int(const struct http_request *req, const char *key, int64_t lo, int64_t hi,
+                     int64_t *out) {
+    size_t n;
+    const char *v = qparam(req, key, &n);
+    if (!v)
+        return 1;
+    char tmp[24];
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    char *end;
+    errno = 0;
+    long long x = strtoll(tmp, &end, 10);
+    if (*end || errno || !(isdigit((unsigned char)tmp[0]) || tmp[0] == '-') || x < lo || x > hi)
+        return -1;
+    *out = x;
+    return 1;
+}
+
+static int name_valid(const char *s, size_t n) {
+    if (n == 0 || n > QUEUE_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* ---- journal glue --------------------------------------------------------------- */
+
+static void on_flush(evutil_socket_t fd, short what, void *arg);
+
+static void on_engine_event(void *ctx, const struct queue_event *ev) {
+    struct qsvc *svc = ctx;
+    if (!svc->jw)
+        return; /* replaying, or no journal */
+    if (qj_encode(&svc->batch, ev, &svc->clk) < 0) {
+        svc->journal_errors++;
+        log_error("journal: out of memory encoding a record; it is lost");
+        return;
+    }
+    if (!svc->flush_armed) {
+        svc->flush_armed = 1;
+        event_active(&svc->flush_ev, EV_TIMEOUT, 0);
+    }
+}
+
+static void qreq_free(struct qreq *r) {
+    timer_cancel(&r->svc->srv->wheel, &r->wait_t);
+    buf_free(&r->body);
+    free(r);
+}
+
+static void list_unlink(struct qreq *r);
+
+/* The client left: drop the wait (O(1)) or the pending answer. */
+static void qreq_cancel(void *arg) {
+    struct qreq *r = arg;
+    if (r->listed == 2)
+        queue_waiter_cancel(&r->w);
+    list_unlink(r);
+    qreq_free(r);
+}
+
+static void list_unlink(struct qreq *r) {
+    struct qsvc *svc = r->svc;
+    if (r->listed == 1) {
+        if (r->dprev)
+            r->dprev->dnext = r->dnext;
+        else
+            svc->dur_head = r->dnext;
+        if (r->dnext)
+            r->dnext->dprev = r->dprev;
+        else
+            svc->dur_tail = r->dprev;
+    } else if (r->listed == 2) {
+        if (r->dprev)
+            r->dprev->dnext = r->dnext;
+        else
+            svc->waiting = r->dnext;
+        if (r->dnext)
+            r->dnext->dprev = r->dprev;
+    }
+    r->listed = 0;
+    r->dnext = r->dprev = NULL;
+}
+
+/* Send the prepared answer (or an error instead) and free r. */
+static void qreq_answer(struct qreq *r, int jstatus) {
+    struct conn *c = r->c;
+    list_unlink(r);
+    if (jstatus == JW_OK)
+        reply(c, r->status, CT_JSON, r->extra[0] ? r->extra : NULL, buf_start(&r->body),
+              r->body.len);
+    else
+        reply_error(c, jstatus == JW_ENOSPC ? 507 : 503,
+                    "the journal could not make this durable: %s", jw_status_str(jstatus));
+    qreq_free(r);
+    conn_done(c);
+}
+
+/* Completion of batch seq: answer every request waiting for it or earlier. */
+static void on_batch_done(struct qsvc *svc, uint64_t seq, int status) {
+    if (status != JW_OK)
+        svc->journal_errors++;
+    while (svc->dur_head && svc->dur_head->need_seq <= seq)
+        qreq_answer(svc->dur_head, status);
+}
+
+struct batch_ctx {
+    struct qsvc *svc;
+    uint64_t seq;
+};
+
+static void on_batch_complete(void *arg, int status) {
+    struct batch_ctx *b = arg;
+    struct qsvc *svc = b->svc;
+    uint64_t seq = b->seq;
+    free(b);
+    on_batch_done(svc, seq, status);
+    server_timers_sync(svc->srv);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+    struct qsvc *svc = arg;
+    svc->flush_armed = 0;
+    if (svc->batch.len == 0)
+        return;
+    uint64_t seq = svc->next_seq++;
+    struct batch_ctx *b = malloc(sizeof *b);
+    int st = JW_NOMEM;
+    if (b) {
+        b->svc = svc;
+        b->seq = seq;
+        st = jw_submit(svc->jw, buf_start(&svc->batch), svc->batch.len, on_batch_complete, b);
+        if (st != JW_OK)
+            free(b);
+    }
+    buf_reset(&svc->batch);
+    if (st != JW_OK) {
+        log_error("journal: a batch of records could not be queued (%s); the changes stay in "
+                  "memory but are not durable",
+                  jw_status_str(st));
+        on_batch_done(svc, seq, st);
+    }
+}
+
+/* 0 when the journal takes writes; else answers 503/507 and returns -1. */
+static int journal_ready(struct conn *c, struct qsvc *svc) {
+    struct jw_stats st;
+    jw_stats(svc->jw, &st);
+    if (st.healthy)
+        return 0;
+    if (st.last_errno == ENOSPC || st.last_errno == EDQUOT)
+        reply_error(c, 507, "the journal's disk is full; retry later");
+    else
+        reply_error(c, 503, "the journal cannot write (%s); retry later", strerror(st.last_errno));
+    return -1;
+}
+
+/* Put r on the durability list: answered when the current batch is durable. */
+static void qreq_wait_durable(struct qreq *r) {
+    struct qsvc *svc = r->svc;
+    r->kind = QR_DURABLE;
+    r->need_seq = svc->next_seq;
+    r->listed = 1;
+    r->dnext = NULL;
+    r->dprev = svc->dur_tail;
+    if (svc->dur_tail)
+        svc->dur_tail->dnext = r;
+    else
+        svc->dur_head = r;
+    svc->dur_tail = r;
+}
+
+static struct qreq *qreq_new(struct qsvc *svc, struct conn *c, size_t extra_bytes) {
+    struct qreq *r = calloc(1, sizeof *r + extra_bytes);
+    if (!r)
+        return NULL;
+    r->svc = svc;
+    r->c = c;
+    timer_init(&r->wait_t, NULL);
+    return r;
+}
+
+/* Does an answer have to wait for the journal? */
+static int must_wait_journal(const struct qsvc *svc) {
+    return svc->mode != JW_FSYNC_OFF && svc->batch.len > 0;
+}
+
+/*
+ * Answer now (fsync off, or nothing was journaled) or once the batch
+ * holding this request's records is durable. body and extra are copied.
+ */
+static enum handler_result answer_durable(struct conn *c, struct qsvc *svc, int status,
+                                          const char *extra, const struct buf *body) {
+    if (!must_wait_journal(svc)) {
+        reply(c, status, CT_JSON, extra, buf_start(body), body->len);
+        return HANDLER_DONE;
+    }
+    struct qreq *r = qreq_new(svc, c, 0);
+    if (!r || buf_append(&r->body, buf_start(body), body->len) < 0) {
+        free(r);
+        c->keep_alive = 0;
+        reply_error(c, 500, "out of memory");
+        return HANDLER_DONE;
+    }
+    r->status = status;
+    if (extra)
+        snprintf(r->extra, sizeof r->extra, "%s", extra);
+    qreq_wait_durable(r);
+    conn_pending(c, qreq_cancel, r);
+    return HANDLER_PENDING;
+}
+
+/* ---- waits ------------------------------------------------------------------------ */
+
+static void waiting_link(struct qreq *r) {
+    struct qsvc *svc = r->svc;
+    r->listed = 2;
+    r->dprev = NULL;
+    r->dnext = svc->waiting;
+    if (svc->waiting)
+        svc->waiting->dprev = r;
+    svc->waiting = r;
+}
+
+static void render_jobs(struct conn *c, struct qsvc *svc, const struct queue_job_info *jobs,
+                        unsigned n, int framed) {
+    char extra[256];
+    if (!framed) {
+        const struct queue_job_info *j = &jobs[0];
+        snprintf(extra, sizeof extra,
+                 "Job-Id: %" PRIu64 "\r\nJob-Attempt: %u\r\nJob-Priority: %d\r\n"
+                 "Lease-Deadline: %.3f\r\n",
+                 j->id, j->attempt, j->priority, wall_seconds(svc, j->deadline));
+        reply(c, 200, CT_OCTETS, extra, j->payload, j->len);
+        return;
+    }
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    int r = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const struct queue_job_info *j = &jobs[i];
+        r |= buf_appendf(b, "%" PRIu64 " %u %d %.3f %zu\n", j->id, j->attempt, j->priority,
+                         wall_seconds(svc, j->deadline), j->len);
+        r |= buf_append(b, j->payload, j->len);
+        r |= buf_append(b, "\n", 1);
+    }
+    snprintf(extra, sizeof extra, "Job-Count: %u\r\n", n);
+    if (r) {
+        buf_reset(b);
+        /* The jobs stay leased and come back when the lease ends. */
+        reply_error(c, 500, "out of memory");
+        return;
+    }
+    reply(c, 200, CT_FRAMES, extra, buf_start(b), b->len);
+    buf_reset(b);
+}
+
+static int wake_error_status(int status) {
+    return status == QUEUE_ERR_SHUTDOWN || status == QUEUE_ERR_DELETED ? 410
+                                                                       : engine_status_http(status);
+}
+
+static void on_wake(struct queue_waiter *w, int status) {
+    struct qreq *r = w->arg;
+    struct qsvc *svc = r->svc;
+    struct conn *c = r->c;
+    list_unlink(r);
+    timer_cancel(&svc->srv->wheel, &r->wait_t);
+    if (status != QUEUE_OK) {
+        reply_error(c, wake_error_status(status), "queue %s: %s", r->qname,
+                    queue_strerror(status));
+    } else if (r->kind == QR_GET) {
+        render_jobs(c, svc, w->jobs, w->njobs, w->count > 1);
+    } else if (r->kind == QR_JOIN) {
+        reply(c, 200, CT_JSON, NULL, "{\"unfinished\": 0}\n", 18);
+    } else { /* QR_PUT: done by the engine in arrival order */
+        buf_reset(&r->body);
+        buf_appendf(&r->body, "{\"id\": %" PRIu64 "%s}\n", w->id,
+                    w->duplicate ? ", \"duplicate\": true" : "");
+        r->status = w->duplicate ? 200 : 201;
+        snprintf(r->extra, sizeof r->extra,
+                 "Location: /queues/%s/jobs/%" PRIu64 "\r\nJob-Id: %" PRIu64 "\r\n", r->qname,
+                 w->id, w->id);
+        if (must_wait_journal(svc)) {
+            qreq_wait_durable(r);
+            return; /* still pending; conn keeps qreq_cancel */
+        }
+        reply(c, r->status, CT_JSON, r->extra, buf_start(&r->body), r->body.len);
+    }
+    qreq_free(r);
+    conn_done(c);
+}
+
+static void on_wait_timeout(struct timer *t) {
+    struct qreq *r = container_of(t, struct qreq, wait_t);
+    struct conn *c = r->c;
+    queue_waiter_cancel(&r->w);
+    list_unlink(r);
+    if (r->kind == QR_PUT)
+        reply_error_hdr(c, 503, "Retry-After: 1\r\n", "queue %s is full", r->qname);
+    else
+        reply(c, 204, NULL, NULL, "", 0);
+    qreq_free(r);
+    conn_done(c);
+}
+
+/* Start a blocking wait already set up in r->w. */
+static enum handler_result wait_begin(struct conn *c, struct qreq *r, uint64_t wait_ms) {
+    timer_init(&r->wait_t, on_wait_timeout);
+    server_timer_in(r->svc->srv, &r->wait_t, wait_ms);
+    waiting_link(r);
+    conn_pending(c, qreq_cancel, r);
+    return HANDLER_PENDING;
+}
+
+static uint64_t clamp_wait(struct qsvc *svc, uint64_t ms) {
+    uint64_t max = svc->srv->cfg->queue_max_wait_ms;
+    return ms > max ? max : ms;
+}
+
+/* ---- JSON ------------------------------------------------------------------------- */
+
+static int stats_json(struct buf *b, const struct queue *q) {
+    struct queue_stats st;
+    size_t nl;
+    const char *name = queue_name(q, &nl);
+    const struct queue_settings *set = queue_settings_of(q);
+    queue_stats(q, &st);
+    int r = buf_appends(b, "{\"name\": ");
+    r |= buf_append_json_str(b, name, nl);
+    r |= buf_appendf(b,
+                     ", \"size\": %" PRIu64 ", \"maxsize\": %" PRIu64 ", \"reserved\": %" PRIu64
+                     ", \"delayed\": %" PRIu64 ", \"dead\": %" PRIu64 ", \"unfinished\": %" PRIu64
+                     ", \"putters\": %" PRIu64 ", \"getters\": %" PRIu64 ", \"joiners\": %" PRIu64
+                     ", \"total_put\": %" PRIu64 ", \"total_acked\": %" PRIu64
+                     ", \"total_redelivered\": %" PRIu64 ", \"total_dead\": %" PRIu64
+                     ", \"shutdown\": %s, \"lease\": %.3f, \"max_attempts\": %u"
+                     ", \"max_payload\": %u, \"key_window\": %.3f}",
+                     st.size, st.maxsize, st.reserved, st.delayed, st.dead, st.unfinished,
+                     st.putters, st.getters, st.joiners, st.total_put, st.total_acked,
+                     st.total_redelivered, st.total_dead,
+                     st.shutdown == 2 ? "\"immediate\"" : st.shutdown ? "true" : "false",
+                     set->lease_ms / 1000.0, set->max_attempts, set->max_payload,
+                     set->key_window_ms / 1000.0);
+    return r;
+}
+
+/* Settings from a PUT /queues/{q} JSON body over the current ones. NULL or an error text. */
+static const char *settings_from_json(const char *body, size_t len, struct queue_settings *s) {
+    if (len == 0)
+        return NULL;
+    json_error_t jerr;
+    json_t *o = json_loadb(body, len, 0, &jerr);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return "the body must be a JSON object of settings";
+    }
+    const char *key;
+    json_t *v;
+    const char *err = NULL;
+    json_object_foreach(o, key, v) {
+        if (!json_is_number(v) || json_number_value(v) < 0) {
+            err = "settings must be non-negative numbers";
+            break;
+        }
+        double d = json_number_value(v);
+        if (strcmp(key, "maxsize") == 0 && d <= 1e12)
+            s->maxsize = (uint64_t)d;
+        else if (strcmp(key, "lease") == 0 && d > 0 && d <= 1e9)
+            s->lease_ms = (uint64_t)ceil(d * 1000);
+        else if (strcmp(key, "max_attempts") == 0 && d <= QUEUE_MAX_ATTEMPTS_MAX)
+            s->max_attempts = (uint32_t)d;
+        else if (strcmp(key, "max_payload") == 0 && d >= 1 && d <= 64.0 * 1024 * 1024)
+            s->max_payload = (uint32_t)d;
+        else if (strcmp(key, "key_window") == 0 && d > 0 && d <= 1e9)
+            s->key_window_ms = (uint64_t)ceil(d * 1000);
+        else {
+            err = "unknown setting or value out of range (maxsize, lease, max_attempts, "
+                  "max_payload, key_window)";
+            break;
+        }
+    }
+    json_decref(o);
+    return err;
+}
+
+/* ---- handlers ---------------------------------------------------------------------- */
+
+struct qpath {
+    const char *name; /* queue name, or NULL for /queues */
+    size_t name_len;
+    const char *op;   /* what follows "/queues/{q}/", or NULL */
+    size_t op_len;
+    uint64_t id;      /* jobs/{id}[/verb] */
+    const char *verb; /* ack, nack, touch, or NULL */
+    size_t verb_len;
+};
+
+static int seg_is(const char *s, size_t n, const char *lit) {
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+static struct queue *find_queue(struct conn *c, struct qsvc *svc, const struct qpath *p) {
+    struct queue *q = queue_find(svc->eng, p->name, p->name_len);
+    if (!q)
+        reply_error(c, 404, "no such queue: %.*s", (int)p->name_len, p->name);
+    return q;
+}
+
+static enum handler_result do_list(struct conn *c, struct qsvc *svc) {
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    int r = buf_appends(b, "{\"queues\": [");
+    for (size_t i = 0; i < queue_count(svc->eng); i++) {
+        if (i)
+            r |= buf_appends(b, ", ");
+        r |= stats_json(b, queue_at(svc->eng, i));
+    }
+    r |= buf_appends(b, "]}\n");
+    if (r)
+        return fail(c, 500, "out of memory");
+    reply(c, 200, CT_JSON, NULL, buf_start(b), b->len);
+    buf_reset(b);
+    return HANDLER_DONE;
+}
+
+static enum handler_result do_create(struct conn *c, struct qsvc *svc, const struct qpath *p,
+                                     const char *body, size_t len) {
+    struct queue *q = queue_find(svc->eng, p->name, p->name_len);
+    struct queue_settings s;
+    if (q)
+        s = *queue_settings_of(q);
+    else {
+        queue_settings_default(&s);
+        s.key_window_ms = svc->srv->cfg->queue_key_window_ms;
+    }
+    const char *err = settings_from_json(body, len, &s);
+    if (err)
+        return fail(c, 400, "%s", err);
+    if (journal_ready(c, svc) < 0)
+        return HANDLER_DONE;
+    int created = q == NULL;
+    int st = q ? queue_update(q, &s) : queue_create(svc->eng, p->name, p->name_len, &s, &q);
+    if (st != QUEUE_OK)
+        return fail(c, engine_status_http(st), "queue %.*s: %s", (int)p->name_len, p->name,
+                    queue_strerror(st));
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    stats_json(b, q);
+    buf_append(b, "\n", 1);
+    enum handler_result hr = answer_durable(c, svc, created ? 201 : 200, NULL, b);
+    buf_reset(b);
+    return hr;
+}
+
+static enum handler_result do_delete(struct conn *c, struct qsvc *svc, struct queue *q,
+                                     const struct qpath *p) {
+    if (journal_ready(c, svc) < 0)
+        return HANDLER_DONE;
+    queue_delete(q);
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    buf_appends(b, "{\"deleted\": ");
+    buf_append_json_str(b, p->name, p->name_len);
+    buf_appends(b, "}\n");
+    enum handler_result hr = answer_durable(c, svc, 200, NULL, b);
+    buf_reset(b);
+    return hr;
+}
+
+/* Batch put body: frames "<len>\n<payload>\n". Checks framing and room first. */
+static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, struct queue *q,
+                                        const struct qpath *p, const struct queue_put *base,
+                                        const char *body, size_t len) {
+    struct queue_stats st;
+    queue_stats(q, &st);
+    size_t count = 0;
+    for (size_t off = 0; off < len; count++) {
+        const char *nl = memchr(body + off, '\n', len - off);
+        char *end;
+        if (!nl || nl == body + off || !isdigit((unsigned char)body[off]))
+            return fail(c, 400, "batch frame %zu: expected \"<length>\\n<payload>\\n\"", count);
+        unsigned long long n = strtoull(body + off, &end, 10);
+        if (end != nl || n > len || (size_t)(nl + 1 - body) + n + 1 > len || nl[1 + n] != '\n')
+            return fail(c, 400, "batch frame %zu: bad length or missing newline after it", count);
+        off = (size_t)(nl + 1 - body) + (size_t)n + 1;
+    }
+    if (count == 0)
+        return fail(c, 400, "empty batch");
+    if (st.maxsize && st.size + st.delayed + count > st.maxsize)
+        return fail(c, 503, "queue %.*s has room for %" PRIu64 " jobs, the batch has %zu",
+                    (int)p->name_len, p->name,
+                    st.size + st.delayed >= st.maxsize ? 0 : st.maxsize - st.size - st.delayed,
+                    count);
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    buf_appends(b, "{\"ids\": [");
+    int err = QUEUE_OK;
+    size_t done = 0;
+    for (size_t off = 0; off < len && err == QUEUE_OK; done++) {
+        const char *nl = memchr(body + off, '\n', len - off);
+        size_t n = (size_t)strtoull(body + off, NULL, 10);
+        struct queue_put put = *base;
+        put.payload = nl + 1;
+        put.len = n;
+        put.key = NULL;
+        put.key_len = 0;
+        uint64_t id;
+        err = queue_put(q, &put, &id, NULL);
+        if (err == QUEUE_OK)
+            buf_appendf(b, "%s%" PRIu64, done ? ", " : "", id);
+        off = (size_t)(nl + 1 - body) + n + 1;
+    }
+    if (err != QUEUE_OK) {
+        /* Jobs before the failure are in the queue: say which. */
+        buf_appendf(b, "], \"error\": \"%s\", \"status\": %d}\n", queue_strerror(err),
+                    engine_status_http(err));
+        enum handler_result hr = answer_durable(c, svc, engine_status_http(err), NULL, b);
+        buf_reset(b);
+        return hr;
+    }
+    buf_appends(b, "]}\n");
+    enum handler_result hr = answer_durable(c, svc, 201, NULL, b);
+    buf_reset(b);
+    return hr;
+}
+
+static enum handler_result do_put(struct conn *c, struct qsvc *svc, struct queue *q,
+                                  const struct qpath *p, const struct http_request *req,
+                                  const char *body, size_t len) {
+    uint64_t wait_ms = 0, delay_ms = 0;
+    int64_t prio = 0, batch = 0;
+    if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "delay", &delay_ms) < 0)
+        return fail(c, 400, "wait and delay are non-negative numbers of seconds");
+    if (param_int(req, "priority", INT32_MIN, INT32_MAX, &prio) < 0)
+        return fail(c, 400, "priority is a whole number (lower first)");
+    if (param_int(req, "batch", 0, 1, &batch) < 0)
+        return fail(c, 400, "batch is 0 or 1");
+    const struct http_header *kh = http_find_header(req->headers, req->nheaders, "idempotency-key");
+    if (kh && (kh->value_len == 0 || kh->value_len > QUEUE_KEY_MAX))
+        return fail(c, 400, "Idempotency-Key must be 1 to %d bytes", QUEUE_KEY_MAX);
+    if (journal_ready(c, svc) < 0)
+        return HANDLER_DONE;
+    struct queue_put put = {body, len, (int32_t)prio, delay_ms, kh ? kh->value : NULL,
+                            kh ? kh->value_len : 0};
+    if (batch)
+        return do_put_batch(c, svc, q, p, &put, body, len);
+    if (len > queue_settings_of(q)->max_payload)
+        return fail(c, 413, "payload of %zu bytes is over the queue's max_payload of %u", len,
+                    queue_settings_of(q)->max_payload);
+    wait_ms = clamp_wait(svc, wait_ms);
+    uint64_t id = 0;
+    int dup = 0, st;
+    if (wait_ms == 0) {
+        st = queue_put(q, &put, &id, &dup);
+    } else {
+        /* The engine performs a waiting put itself, later: it needs its own copy. */
+        struct qreq *r = qreq_new(svc, c, len + put.key_len);
+        if (!r)
+            return fail(c, 503, "out of memory");
+        char *copy = (char *)r->jobs;
+        memcpy(copy, body, len);
+        if (put.key)
+            memcpy(copy + len, put.key, put.key_len);
+        r->kind = QR_PUT;
+        snprintf(r->qname, sizeof r->qname, "%.*s", (int)p->name_len, p->name);
+        queue_waiter_init(&r->w, QUEUE_WAIT_PUT, on_wake, r);
+        r->w.put = put;
+        r->w.put.payload = copy;
+        r->w.put.key = put.key ? copy + len : NULL;
+        st = queue_put_wait(q, &r->w);
+        if (st == QUEUE_WAIT)
+            return wait_begin(c, r, wait_ms);
+        id = r->w.id;
+        dup = r->w.duplicate;
+        qreq_free(r);
+    }
+    if (st == QUEUE_ERR_FULL)
+        return fail(c, 503, "queue %.*s is full (maxsize %" PRIu64 ")", (int)p->name_len, p->name,
+                    queue_settings_of(q)->maxsize);
+    if (st != QUEUE_OK)
+        return fail(c, engine_status_http(st), "queue %.*s: %s", (int)p->name_len, p->name,
+                    queue_strerror(st));
+    char extra[160];
+    snprintf(extra, sizeof extra, "Location: /queues/%.*s/jobs/%" PRIu64 "\r\nJob-Id: %" PRIu64 "\r\n",
+             (int)p->name_len, p->name, id, id);
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    buf_appendf(b, "{\"id\": %" PRIu64 "%s}\n", id, dup ? ", \"duplicate\": true" : "");
+    enum handler_result hr = answer_durable(c, svc, dup ? 200 : 201, extra, b);
+    buf_reset(b);
+    return hr;
+}
+
+static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, struct queue *q,
+                                      const struct qpath *p, const struct http_request *req) {
+    uint64_t wait_ms = 0, lease_ms = 0;
+    int64_t count = 1;
+    if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "lease", &lease_ms) < 0)
+        return fail(c, 400, "wait and lease are non-negative numbers of seconds");
+    if (param_int(req, "count", 1, MAX_COUNT, &count) < 0)
+        return fail(c, 400, "count is a whole number from 1 to %d", MAX_COUNT);
+    size_t cl;
+    int framed = qparam(req, "count", &cl) != NULL && count > 1;
+    wait_ms = clamp_wait(svc, wait_ms);
+    if (wait_ms == 0) {
+        struct queue_job_info jobs[MAX_COUNT];
+        unsigned n = 0;
+        int st = queue_reserve(q, (unsigned)count, lease_ms, jobs, &n);
+        if (st == QUEUE_ERR_EMPTY) {
+            reply(c, 204, NULL, NULL, "", 0);
+            return HANDLER_DONE;
+        }
+        if (st != QUEUE_OK)
+            return fail(c, wake_error_status(st), "queue %.*s: %s", (int)p->name_len, p->name,
+                        queue_strerror(st));
+        render_jobs(c, svc, jobs, n, framed);
+        return HANDLER_DONE;
+    }
+    struct qreq *r = qreq_new(svc, c, (size_t)count * sizeof(struct queue_job_info));
+    if (!r)
+        return fail(c, 503, "out of memory");
+    r->kind = QR_GET;
+    snprintf(r->qname, sizeof r->qname, "%.*s", (int)p->name_len, p->name);
+    queue_waiter_init(&r->w, QUEUE_WAIT_GET, on_wake, r);
+    r->w.count = (unsigned)count;
+    r->w.lease_ms = lease_ms;
+    r->w.jobs = r->jobs;
+    int st = queue_reserve_wait(q, &r->w);
+    if (st == QUEUE_WAIT)
+        return wait_begin(c, r, wait_ms);
+    if (st == QUEUE_OK)
+        render_jobs(c, svc, r->w.jobs, r->w.njobs, framed);
+    else
+        reply_error(c, wake_error_status(st), "queue %.*s: %s", (int)p->name_len, p->name,
+                    queue_strerror(st));
+    qreq_free(r);
+    return HANDLER_DONE;
+}
+
+static enum handler_result do_join(struct conn *c, struct qsvc *svc, struct queue *q,
+                                   const struct qpath *p, const struct http_request *req) {
+    uint64_t wait_ms = 0;
+    if (param_seconds(req, "wait", &wait_ms) < 0)
+        return fail(c, 400, "wait is a non-negative number of seconds");
+    struct qreq *r = qreq_new(svc, c, 0);
+    if (!r)
+        return fail(c, 503, "out of memory");
+    r->kind = QR_JOIN;
+    snprintf(r->qname, sizeof r->qname, "%.*s", (int)p->name_len, p->name);
+    queue_waiter_init(&r->w, QUEUE_WAIT_JOIN, on_wake, r);
+    int st = queue_join_wait(q, &r->w);
+    if (st == QUEUE_WAIT) {
+        wait_ms = clamp_wait(svc, wait_ms);
+        if (wait_ms > 0)
+            return wait_begin(c, r, wait_ms);
+        queue_waiter_cancel(&r->w);
+        reply(c, 204, NULL, NULL, "", 0);
+    } else if (st == QUEUE_OK) {
+        reply(c, 200, CT_JSON, NULL, "{\"unfinished\": 0}\n", 18);
+    } else {
+        reply_error(c, wake_error_status(st), "queue %.*s: %s", (int)p->name_len, p->name,
+                    queue_strerror(st));
+    }
+    qreq_free(r);
+    return HANDLER_DONE;
+}
+
+static const char *state_name(int state) {
+    static const char *const names[] = {"ready", "delayed", "reserved", "dead"};
+    return state >= 0 && state < 4 ? names[state] : "unknown";
+}
+
+static enum handler_result do_job(struct conn *c, struct qsvc *svc, struct queue *q,
+                                  const struct qpath *p, const struct http_request *req) {
+    int64_t attempt = 0;
+    uint64_t ms = 0;
+    if (param_int(req, "attempt", 0, UINT32_MAX, &attempt) < 0)
+        return fail(c, 400, "attempt is a whole number (the Job-Attempt of the reserve)");
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    int st;
+    if (!p->verb) {
+        if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD)
+            return fail(c, 405, "GET a job to peek at it");
+        struct queue_job_info j;
+        st = queue_peek(q, p->id, &j);
+        if (st != QUEUE_OK)
+            return fail(c, 404, "no job %" PRIu64 " in queue %.*s", p->id, (int)p->name_len,
+                        p->name);
+        char extra[200];
+        snprintf(extra, sizeof extra,
+                 "Job-Id: %" PRIu64 "\r\nJob-State: %s\r\nJob-Attempt: %u\r\nJob-Priority: %d\r\n",
+                 j.id, state_name(j.state), j.attempt, j.priority);
+        reply(c, 200, CT_OCTETS, extra, j.payload, j.len);
+        return HANDLER_DONE;
+    }
+    if (req->method != HTTP_M_POST)
+        return fail(c, 405, "POST to %.*s a job", (int)p->verb_len, p->verb);
+    if (seg_is(p->verb, p->verb_len, "touch")) {
+        uint64_t deadline;
+        if (param_seconds(req, "lease", &ms) < 0)
+            return fail(c, 400, "lease is a non-negative number of seconds");
+        st = queue_touch(q, p->id, (uint32_t)attempt, ms, &deadline);
+        if (st != QUEUE_OK)
+            return fail(c, engine_status_http(st), "job %" PRIu64 ": %s", p->id, queue_strerror(st));
+        buf_appendf(b, "{\"lease_deadline\": %.3f}\n", wall_seconds(svc, deadline));
+        reply(c, 200, CT_JSON, NULL, buf_start(b), b->len);
+        buf_reset(b);
+        return HANDLER_DONE;
+    }
+    if (journal_ready(c, svc) < 0)
+        return HANDLER_DONE;
+    if (seg_is(p->verb, p->verb_len, "ack")) {
+        st = queue_ack(q, p->id, (uint32_t)attempt);
+        if (st == QUEUE_OK)
+            buf_appendf(b, "{\"acked\": %" PRIu64 "}\n", p->id);
+    } else if (seg_is(p->verb, p->verb_len, "nack")) {
+        if (param_seconds(req, "delay", &ms) < 0)
+            return fail(c, 400, "delay is a non-negative number of seconds");
+        st = queue_nack(q, p->id, (uint32_t)attempt, ms);
+        struct queue_job_info j;
+        if (st == QUEUE_OK)
+            buf_appendf(b, "{\"%s\": %" PRIu64 "}\n",
+                        queue_peek(q, p->id, &j) == QUEUE_OK && j.state == QUEUE_JOB_DEAD ? "dead"
+                                                                                          : "released",
+                        p->id);
+    } else {
+        return fail(c, 404, "no such job action: %.*s (ack, nack, touch)", (int)p->verb_len, p->verb);
+    }
+    if (st != QUEUE_OK)
+        return fail(c, engine_status_http(st), "job %" PRIu64 ": %s", p->id, queue_strerror(st));
+    enum handler_result hr = answer_durable(c, svc, 200, NULL, b);
+    buf_reset(b);
+    return hr;
+}
+
+static enum handler_result do_admin(struct conn *c, struct qsvc *svc, struct queue *q,
+                                    const struct qpath *p, const struct http_request *req) {
+    struct buf *b = &svc->srv->scratch;
+    buf_reset(b);
+    uint64_t n = 0;
+    int64_t id = 0, flag = 0;
+    int st;
+    if (seg_is(p->op, p->op_len, "dead")) {
+        if (req->method != HTTP_M_GET)
+            return fail(c, 405, "GET the dead letters");
+        int64_t after = 0, limit = 100;
+        if (param_int(req, "after", 0, INT64_MAX, &after) < 0 ||
+            param_int(req, "limit", 1, 1000, &limit) < 0)
+            return fail(c, 400, "after is a job id, limit 1 to 1000");
+        struct queue_job_info *jobs = malloc((size_t)limit * sizeof *jobs);
+        size_t got = 0;
+        if (!jobs)
+            return fail(c, 503, "out of memory");
+        st = queue_dead_list(q, (uint64_t)after, jobs, (size_t)limit, &got);
+        if (st != QUEUE_OK) {
+            free(jobs);
+            return fail(c, engine_status_http(st), "%s", queue_strerror(st));
+        }
+        buf_appends(b, "{\"dead\": [");
+        for (size_t i = 0; i < got; i++)
+            buf_appendf(b, "%s{\"id\": %" PRIu64 ", \"priority\": %d, \"attempt\": %u, \"len\": %zu}",
+                        i ? ", " : "", jobs[i].id, jobs[i].priority, jobs[i].attempt, jobs[i].len);
+        buf_appends(b, "]}\n");
+        free(jobs);
+        reply(c, 200, CT_JSON, NULL, buf_start(b), b->len);
+        buf_reset(b);
+        return HANDLER_DONE;
+    }
+    if (req->method != HTTP_M_POST)
+        return fail(c, 405, "POST to %.*s", (int)p->op_len, p->op);
+    if (param_int(req, "id", 0, INT64_MAX, &id) < 0 || param_int(req, "immediate", 0, 1, &flag) < 0)
+        return fail(c, 400, "id is a job id, immediate 0 or 1");
+    if (journal_ready(c, svc) < 0)
+        return HANDLER_DONE;
+    if (seg_is(p->op, p->op_len, "purge")) {
+        st = queue_purge(q, &n);
+        buf_appendf(b, "{\"purged\": %" PRIu64 "}\n", n);
+    } else if (seg_is(p->op, p->op_len, "shutdown")) {
+        st = queue_shutdown(q, (int)flag);
+        buf_appendf(b, "{\"shutdown\": %s}\n", flag ? "\"immediate\"" : "true");
+    } else if (seg_is(p->op, p->op_len, "dead/requeue")) {
+        st = queue_dead_requeue(q, (uint64_t)id, &n);
+        buf_appendf(b, "{\"requeued\": %" PRIu64 "}\n", n);
+    } else if (seg_is(p->op, p->op_len, "dead/purge")) {
+        st = queue_dead_purge(q, (uint64_t)id, &n);
+        buf_appendf(b, "{\"purged\": %" PRIu64 "}\n", n);
+    } else {
+        return fail(c, 404, "no such queue endpoint: %.*s", (int)p->op_len, p->op);
+    }
+    if (st != QUEUE_OK) {
+        buf_reset(b);
+        return fail(c, engine_status_http(st), "queue %.*s: %s", (int)p->name_len, p->name,
+                    queue_strerror(st));
+    }
+    enum handler_result hr = answer_durable(c, svc, 200, NULL, b);
+    buf_reset(b);
+    return hr;
+}
+
+/* "/queues[/{q}[/op...]]" -> parts. 0 ok, -1 answered. */
+static int parse_path(struct conn *c, const struct http_request *req, struct qpath *p) {
+    memset(p, 0, sizeof *p);
+    const char *s = req->path + 7, *end = req->path + req->path_len; /* after "/queues" */
+    if (s >= end || (s + 1 == end && *s == '/'))
+        return 0;
+    if (*s != '/')
+        return reply_error(c, 404, "no such endpoint: %.*s", (int)req->path_len, req->path), -1;
+    s++;
+    const char *slash = memchr(s, '/', (size_t)(end - s));
+    p->name = s;
+    p->name_len = (size_t)((slash ? slash : end) - s);
+    if (!name_valid(p->name, p->name_len))
+        return reply_error(c, 400, "queue names are 1 to %d of A-Z a-z 0-9 _ . -", QUEUE_NAME_MAX),
+               -1;
+    if (!slash || slash + 1 == end)
+        return 0;
+    p->op = slash + 1;
+    p->op_len = (size_t)(end - p->op);
+    if (p->op_len > 5 && memcmp(p->op, "jobs/", 5) == 0) {
+        const char *d = p->op + 5, *e = d;
+        while (e < end && isdigit((unsigned char)*e))
+            e++;
+        if (e == d || e - d > 19 || (e < end && *e != '/'))
+            return reply_error(c, 400, "job ids are whole numbers"), -1;
+        p->id = strtoull(d, NULL, 10);
+        if (e < end && e + 1 < end) {
+            p->verb = e + 1;
+            p->verb_len = (size_t)(end - p->verb);
+        }
+        p->op_len = 4;
+    }
+    return 0;
+}
+
+int api_authorized(struct conn *c, const struct http_request *req) {
+    const char *token = c->srv->cfg->auth_token;
+    if (!token)
+        return 1;
+    const struct http_header *h = http_find_header(req->headers, req->nheaders, "authorization");
+    size_t tl = strlen(token);
+    int ok = 0;
+    if (h && h->value_len == 7 + tl && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        /* Constant time in the token's bytes: no early exit on the first difference. */
+        unsigned char diff = 0;
+        for (size_t i = 0; i < tl; i++)
+            diff |= (unsigned char)(h->value[7 + i] ^ token[i]);
+        ok = diff == 0;
+    }
+    if (!ok)
+        reply_error_hdr(c, 401, "WWW-Authenticate: Bearer realm=\"awaitd\"\r\n",
+                        h ? "invalid bearer token" : "this endpoint needs Authorization: Bearer <token>");
+    return ok;
+}
+
+enum handler_result api_queues(struct conn *c, const struct http_request *req, const char *body,
+                               size_t body_len) {
+    struct server *s = c->srv;
+    struct qsvc *svc = s->qsvc;
+    if (!api_authorized(c, req))
+        return HANDLER_DONE;
+    server_wheel_catch_up(s);
+    clock_refresh(svc);
+    struct qpath p;
+    if (parse_path(c, req, &p) < 0)
+        return HANDLER_DONE;
+    int m = req->method;
+    if (!p.name) {
+        if (m != HTTP_M_GET && m != HTTP_M_HEAD)
+            return fail(c, 405, "GET /queues lists the queues");
+        return do_list(c, svc);
+    }
+    if (!p.op) {
+        if (m == HTTP_M_PUT)
+            return do_create(c, svc, &p, body, body_len);
+        struct queue *q = find_queue(c, svc, &p);
+        if (!q)
+            return HANDLER_DONE;
+        if (m == HTTP_M_DELETE)
+            return do_delete(c, svc, q, &p);
+        if (m != HTTP_M_GET && m != HTTP_M_HEAD)
+            return fail(c, 405, "GET, PUT or DELETE a queue");
+        struct buf *b = &s->scratch;
+        buf_reset(b);
+        stats_json(b, q);
+        buf_append(b, "\n", 1);
+        reply(c, 200, CT_JSON, NULL, buf_start(b), b->len);
+        buf_reset(b);
+        return HANDLER_DONE;
+    }
+    struct queue *q = find_queue(c, svc, &p);
+    if (!q)
+        return HANDLER_DONE;
+    if (seg_is(p.op, p.op_len, "jobs") && p.id == 0 && p.op + 4 == req->path + req->path_len) {
+        if (m != HTTP_M_POST)
+            return fail(c, 405, "POST a job to put it");
+        return do_put(c, svc, q, &p, req, body, body_len);
+    }
+    if (seg_is(p.op, p.op_len, "jobs"))
+        return do_job(c, svc, q, &p, req);
+    if (seg_is(p.op, p.op_len, "reserve")) {
+        if (m != HTTP_M_POST)
+            return fail(c, 405, "POST to reserve");
+        return do_reserve(c, svc, q, &p, req);
+    }
+    if (seg_is(p.op, p.op_len, "join")) {
+        if (m != HTTP_M_GET)
+            return fail(c, 405, "GET join");
+        return do_join(c, svc, q, &p, req);
+    }
+    return do_admin(c, svc, q, &p, req);
+}
+
+/* ---- start, stop, metrics ------------------------------------------------------------ */
+
+static int replay_record(void *arg, uint8_t type, const char *payload, size_t len, uint64_t off) {
+    struct qsvc *svc = arg;
+    struct queue_event ev;
+    if (qj_decode(type, payload, len, &svc->clk, &ev) < 0) {
+        log_error("journal: record at offset %" PRIu64 " is not a queue event", off);
+        return -1;
+    }
+    int st = queue_engine_replay(svc->eng, &ev);
+    if (st != QUEUE_OK && st != QUEUE_ERR_NOTFOUND && st != QUEUE_ERR_EXISTS) {
+        log_error("journal: record at offset %" PRIu64 " cannot be applied: %s", off,
+                  queue_strerror(st));
+        return -1;
+    }
+    svc->replayed++;
+    return 0;
+}
+
+/* Create the queues the config declares; existing ones take its settings. */
+static void declare_queues(struct qsvc *svc, const struct config *cfg) {
+    for (size_t i = 0; i < cfg->nqueues; i++) {
+        const struct config_queue *cq = &cfg->queues[i];
+        struct queue_settings s;
+        queue_settings_default(&s);
+        s.maxsize = cq->maxsize;
+        s.lease_ms = cq->lease_ms;
+        s.max_attempts = (uint32_t)cq->max_attempts;
+        s.max_payload = (uint32_t)cq->max_payload;
+        s.key_window_ms = cfg->queue_key_window_ms;
+        struct queue *q = queue_find(svc->eng, cq->name, strlen(cq->name));
+        int st = q ? queue_update(q, &s) : queue_create(svc->eng, cq->name, strlen(cq->name), &s, NULL);
+        if (st != QUEUE_OK)
+            log_error("queue %s from the config: %s", cq->name, queue_strerror(st));
+    }
+}
+
+static int mkdir_parent(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int qsvc_open(struct server *s, int repair) {
+    struct config *cfg = s->cfg;
+    struct qsvc *svc = calloc(1, sizeof *svc);
+    if (!svc)
+        return -1;
+    s->qsvc = svc;
+    svc->srv = s;
+    svc->next_seq = 1;
+    event_assign(&svc->flush_ev, s->base, -1, 0, on_flush, svc);
+    clock_refresh(svc);
+    struct queue_engine_config ec = {0};
+    ec.mem_limit = cfg->queue_mem_limit;
+    ec.on_event = on_engine_event;
+    ec.event_ctx = svc;
+    if (getrandom(&ec.hash_seed, sizeof ec.hash_seed, GRND_NONBLOCK) != sizeof ec.hash_seed)
+        ec.hash_seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+    svc->eng = queue_engine_new(&s->wheel, &ec);
+    if (!svc->eng) {
+        log_error("out of memory creating the queue engine");
+        return -1;
+    }
+    if (mkdir_parent(cfg->journal_path) < 0) {
+        log_error("journal %s: cannot create its directory: %s", cfg->journal_path, strerror(errno));
+        return -1;
+    }
+    struct journal_info info;
+    char err[512];
+    int fd = journal_open_replay(cfg->journal_path, replay_record, svc, repair ? JOURNAL_REPAIR : 0,
+                                 &info, err, sizeof err);
+    if (fd < 0) {
+        log_error("%s", err);
+        if (!repair)
+            log_error("start with -r to cut the journal at the first bad record (the cut bytes "
+                      "are saved beside it)");
+        return -1;
+    }
+    if (info.truncated)
+        log_warnx("journal %s: torn last record at offset %" PRIu64 " (%s): %" PRIu64
+                  " bytes cut, start-up goes on",
+                  cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes);
+    if (info.repaired)
+        log_warnx("journal %s: repaired: cut at offset %" PRIu64 " (%s), %" PRIu64
+                  " bytes and %" PRIu64 " records dropped, saved to %s",
+                  cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes,
+                  info.dropped_records, info.saved_to);
+    struct jw_options opt;
+    jw_options_init(&opt);
+    opt.mode = cfg->fsync == FSYNC_ALWAYS  ? JW_FSYNC_ALWAYS
+               : cfg->fsync == FSYNC_BATCH ? JW_FSYNC_BATCH
+                                           : JW_FSYNC_OFF;
+    opt.interval_ms = (unsigned)cfg->fsync_interval_ms;
+    svc->mode = opt.mode;
+    svc->jw = jw_open(s->base, cfg->journal_path, fd, info.end, &opt, err, sizeof err);
+    if (!svc->jw) {
+        log_error("journal %s: %s", cfg->journal_path, err);
+        return -1;
+    }
+    struct queue_engine_stats es;
+    queue_engine_stats(svc->eng, &es);
+    log_info("journal %s: %" PRIu64 " records replayed, %zu queues, %zu jobs (fsync %s)",
+             cfg->journal_path, svc->replayed, es.queues, es.jobs,
+             cfg->fsync == FSYNC_ALWAYS ? "always" : cfg->fsync == FSYNC_BATCH ? "batch" : "off");
+    declare_queues(svc, cfg);
+    return 0;
+}
+
+void qsvc_drain(struct server *s) {
+    struct qsvc *svc = s->qsvc;
+    if (!svc)
+        return;
+    while (svc->waiting) {
+        struct qreq *r = svc->waiting;
+        struct conn *c = r->c;
+        queue_waiter_cancel(&r->w);
+        list_unlink(r);
+        reply_error(c, 503, "the server is shutting down");
+        qreq_free(r);
+        conn_done(c);
+    }
+}
+
+void qsvc_reload(struct server *s) {
+    struct qsvc *svc = s->qsvc;
+    if (!svc)
+        return;
+    server_wheel_catch_up(s);
+    clock_refresh(svc);
+    queue_engine_set_mem_limit(svc->eng, s->cfg->queue_mem_limit);
+    declare_queues(svc, s->cfg);
+}
+
+void qsvc_close(struct server *s) {
+    struct qsvc *svc = s->qsvc;
+    if (!svc)
+        return;
+    if (svc->jw) {
+        on_flush(-1, 0, svc);
+        event_del(&svc->flush_ev);
+        if (jw_close(svc->jw) < 0)
+            log_error("journal: some records could not be made durable at shutdown");
+        svc->jw = NULL; /* engine events from here on (freeing) are not journaled */
+    }
+    while (svc->dur_head) {
+        struct qreq *r = svc->dur_head;
+        list_unlink(r);
+        qreq_free(r);
+    }
+    queue_engine_free(svc->eng);
+    buf_free(&svc->batch);
+    free(svc);
+    s->qsvc = NULL;
+}
+
+int qsvc_metrics(struct server *s, struct buf *o) {
+    struct qsvc *svc = s->qsvc;
+    if (!svc)
+        return 0;
+    static const char *const names[] = {"size", "reserved", "delayed", "dead", "unfinished",
+                                        "getters", "putters"};
+    int r = 0;
+    for (size_t k = 0; k < 7; k++) {
+        r |= buf_appendf(o, "# TYPE awaitd_queue_%s gauge\n", names[k]);
+        for (size_t i = 0; i < queue_count(svc->eng); i++) {
+            struct queue *q = queue_at(svc->eng, i);
+            struct queue_stats st;
+            size_t nl;
+            const char *name = queue_name(q, &nl);
+            queue_stats(q, &st);
+            uint64_t v[] = {st.size, st.reserved, st.delayed, st.dead, st.unfinished, st.getters,
+                            st.putters};
+            r |= buf_appendf(o, "awaitd_queue_%s{queue=\"%.*s\"} %" PRIu64 "\n", names[k], (int)nl,
+                             name, v[k]);
+        }
+    }
+    static const char *const totals[] = {"put", "acked", "redelivered", "dead"};
+    for (size_t k = 0; k < 4; k++) {
+        r |= buf_appendf(o, "# TYPE awaitd_queue_%s_total counter\n", totals[k]);
+        for (size_t i = 0; i < queue_count(svc->eng); i++) {
+            struct queue *q = queue_at(svc->eng, i);
+            struct queue_stats st;
+            size_t nl;
+            const char *name = queue_name(q, &nl);
+            queue_stats(q, &st);
+            uint64_t v[] = {st.total_put, st.total_acked, st.total_redelivered, st.total_dead};
+            r |= buf_appendf(o, "awaitd_queue_%s_total{queue=\"%.*s\"} %" PRIu64 "\n", totals[k],
+                             (int)nl, name, v[k]);
+        }
+    }
+    if (svc->jw) {
+        struct jw_stats js;
+        jw_stats(svc->jw, &js);
+        r |= buf_appendf(o,
+                         "# TYPE awaitd_journal_records_total counter\nawaitd_journal_records_total %" PRIu64
+                         "\n# TYPE awaitd_journal_fsyncs_total counter\nawaitd_journal_fsyncs_total %" PRIu64
+                         "\n# TYPE awaitd_journal_bytes_total counter\nawaitd_journal_bytes_total %" PRIu64
+                         "\n# TYPE awaitd_journal_healthy gauge\nawaitd_journal_healthy %d\n",
+                         js.records, js.fsyncs, js.bytes, js.healthy);
+    }
+    return r ? -1 : 0;
+}

@@ -1,0 +1,869 @@
+/*
+ * Unit tests for the journal format (encode, scan, torn tails, corruption,
+ * repair) and the writer thread (completions on a real libevent loop, group
+ * commit, modes, injected EIO/ENOSPC with recovery, backpressure,
+ * compaction under load). Faults come through jw_options' seams; every
+ * test ends by replaying the file and checking what a restart would see.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "clock.h"
+#include "journal.h"
+#include "journal_writer.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Check logs every passing ck_assert; these reach Check only on failure. */
+#define EXPECT(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #c);                             \
+    } while (0)
+#define EXPECT_EQ(a, b)                                                                            \
+    do {                                                                                           \
+        unsigned long long a_ = (a), b_ = (b);                                                     \
+        if (a_ != b_)                                                                              \
+            ck_abort_msg("%s:%d: %s == %s (%llu != %llu)", __FILE__, __LINE__, #a, #b, a_, b_);    \
+    } while (0)
+
+enum { T_PUT = 1, T_ACK = 2, PAYLOAD = 100, MAXSEQ = 1 << 16 };
+
+static char dir[64], jpath[128];
+
+static void setup(void) {
+    strcpy(dir, "/tmp/check_journal.XXXXXX");
+    EXPECT(mkdtemp(dir) != NULL);
+    snprintf(jpath, sizeof jpath, "%s/j", dir);
+}
+
+static void teardown(void) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static void file_put(const char *path, const void *data, size_t len) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    EXPECT(fd >= 0 && write(fd, data, len) == (ssize_t)len);
+    close(fd);
+}
+
+static char *file_get(const char *path, size_t *len) {
+    struct stat st;
+    EXPECT(stat(path, &st) == 0);
+    char *p = malloc((size_t)st.st_size + 1);
+    int fd = open(path, O_RDONLY);
+    EXPECT(fd >= 0 && read(fd, p, (size_t)st.st_size) == st.st_size);
+    close(fd);
+    *len = (size_t)st.st_size;
+    return p;
+}
+
+static off_t file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* A test payload: the sequence number, then filler. */
+static void payload_make(char *p, uint64_t seq) {
+    memset(p, 'a' + (int)(seq % 26), PAYLOAD);
+    memcpy(p, &seq, sizeof seq);
+}
+
+/* An image of header + n records (type 1, payloads of varying length); offs[i] = offset. */
+static void image_make(struct buf *b, int n, size_t *offs) {
+    EXPECT(journal_header_encode(b, 1700000000) == 0);
+    for (int i = 0; i < n; i++) {
+        char p[PAYLOAD + 64] = {0};
+        payload_make(p, (uint64_t)i);
+        offs[i] = b->len;
+        EXPECT(journal_encode(b, T_PUT, p, PAYLOAD - 40 + (size_t)(i * 7) % 64) == 0);
+    }
+    offs[n] = b->len;
+}
+
+/* Replay collector: sequence numbers and types in file order. */
+struct coll {
+    size_t n;
+    uint64_t seq[MAXSEQ];
+    uint8_t type[MAXSEQ];
+};
+static struct coll C;
+
+static int collect(void *arg, uint8_t type, const char *p, size_t len, uint64_t off) {
+    struct coll *c = arg;
+    EXPECT(len >= 8 && c->n < MAXSEQ);
+    memcpy(&c->seq[c->n], p, 8);
+    c->type[c->n++] = type;
+    return 0;
+}
+
+/* Replay as a restart would; it must find a clean journal. */
+static void replay_all(void) {
+    struct journal_info info;
+    char err[512];
+    memset(&C, 0, sizeof C);
+    int fd = journal_open_replay(jpath, collect, &C, 0, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "replay: %s", err);
+    EXPECT(!info.truncated && !info.repaired);
+    close(fd);
+}
+
+START_TEST(crc_vectors) {
+    EXPECT_EQ(journal_crc32c(0, "123456789", 9), 0xE3069283u);
+    EXPECT_EQ(journal_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    char z[32] = {0};
+    EXPECT_EQ(journal_crc32c(0, z, 32), 0x8A9136AAu);
+    unsigned char r[512];
+    for (size_t i = 0; i < sizeof r; i++)
+        r[i] = (unsigned char)(i * 2654435761u >> 13);
+    for (size_t a = 0; a < 8; a++)
+        for (size_t n = 0; n + a <= 300; n += 7) {
+            uint32_t hw = journal_crc32c(0, r + a, n), sw = journal_crc32c_sw(0, r + a, n);
+            EXPECT_EQ(hw, sw);
+            EXPECT_EQ(journal_crc32c(journal_crc32c(0, r + a, n / 3), r + a + n / 3, n - n / 3),
+                      hw);
+        }
+}
+END_TEST
+
+static int rt_cb(void *arg, uint8_t type, const char *p, size_t len, uint64_t off) {
+    static const size_t lens[] = {0, 1, 7, 8, 9, 100, 4096, 70000};
+    size_t *i = arg;
+    EXPECT_EQ(type, *i + 1);
+    EXPECT_EQ(len, lens[*i]);
+    for (size_t k = 0; k < len; k++)
+        EXPECT_EQ((unsigned char)p[k], (unsigned char)(k + *i));
+    (*i)++;
+    return 0;
+}
+
+START_TEST(encode_scan_roundtrip) {
+    static const size_t lens[] = {0, 1, 7, 8, 9, 100, 4096, 70000};
+    struct buf b = BUF_INIT;
+    EXPECT(journal_header_encode(&b, 42) == 0);
+    char *p = malloc(70000);
+    for (size_t i = 0; i < 8; i++) {
+        for (size_t k = 0; k < lens[i]; k++)
+            p[k] = (char)(k + i);
+        EXPECT(journal_encode(&b, (uint8_t)(i + 1), p, lens[i]) == 0);
+    }
+    size_t before = b.len;
+    errno = 0;
+    EXPECT(journal_encode(&b, 0, p, 1) < 0 && errno == EINVAL);
+    EXPECT(journal_encode(&b, JOURNAL_TYPE_RESERVED, p, 1) < 0 && errno == EINVAL);
+    EXPECT(journal_encode(&b, 1, p, JOURNAL_RECORD_MAX + 1) < 0 && errno == EINVAL);
+    EXPECT_EQ(b.len, before);
+    struct journal_scan_result r;
+    size_t i = 0;
+    journal_scan(buf_start(&b), b.len, rt_cb, &i, &r);
+    EXPECT_EQ(r.status, JOURNAL_SCAN_CLEAN);
+    EXPECT_EQ(r.records, 8);
+    EXPECT_EQ(i, 8);
+    EXPECT_EQ(r.end, b.len);
+    EXPECT_EQ(r.created, 42);
+    EXPECT_EQ(r.version, JOURNAL_VERSION);
+    /* Headers that are not ours. */
+    journal_scan(buf_start(&b), 0, NULL, NULL, &r);
+    EXPECT_EQ(r.status, JOURNAL_SCAN_EMPTY);
+    journal_scan(buf_start(&b), 10, NULL, NULL, &r);
+    EXPECT_EQ(r.status, JOURNAL_SCAN_BAD_HEADER);
+    buf_start(&b)[4] = 2;
+    journal_scan(buf_start(&b), b.len, NULL, NULL, &r);
+    EXPECT(r.status == JOURNAL_SCAN_BAD_HEADER && strstr(r.reason, "version"));
+    buf_start(&b)[0] = 'X';
+    journal_scan(buf_start(&b), b.len, NULL, NULL, &r);
+    EXPECT(r.status == JOURNAL_SCAN_BAD_HEADER && strstr(r.reason, "magic"));
+    free(p);
+    buf_free(&b);
+}
+END_TEST
+
+/* Every single-bit flip in a middle record is corruption at that record;
+ * in the last record it is a torn tail. Random garbage never crashes. */
+START_TEST(flipped_bits) {
+    struct buf b = BUF_INIT;
+    size_t off[6];
+    image_make(&b, 5, off);
+    char *d = buf_start(&b);
+    struct journal_scan_result r;
+    for (size_t bit = off[2] * 8; bit < off[3] * 8; bit++) {
+        d[bit / 8] ^= (char)(1 << bit % 8);
+        journal_scan(d, b.len, NULL, NULL, &r);
+        EXPECT_EQ(r.status, JOURNAL_SCAN_CORRUPT);
+        EXPECT_EQ(r.bad, off[2]);
+        EXPECT_EQ(r.end, off[2]);
+        EXPECT_EQ(r.records, 2);
+        EXPECT_EQ(r.next_good, off[3]);
+        EXPECT_EQ(r.dropped_records, 2);
+        d[bit / 8] ^= (char)(1 << bit % 8);
+    }
+    struct journal_record rec;
+    d[off[2] + 20] ^= 4;
+    EXPECT_EQ(journal_record_parse(d + off[2], b.len - off[2], &rec), JOURNAL_PARSE_BAD_CRC);
+    d[off[2] + 20] ^= 4;
+    for (size_t bit = off[4] * 8; bit < off[5] * 8; bit++) {
+        d[bit / 8] ^= (char)(1 << bit % 8);
+        journal_scan(d, b.len, NULL, NULL, &r);
+        EXPECT_EQ(r.status, JOURNAL_SCAN_TORN);
+        EXPECT_EQ(r.bad, off[4]);
+        EXPECT_EQ(r.records, 4);
+        d[bit / 8] ^= (char)(1 << bit % 8);
+    }
+    char g[JOURNAL_HEADER_SIZE + 600];
+    memcpy(g, d, JOURNAL_HEADER_SIZE);
+    srand(7);
+    for (int round = 0; round < 300; round++) {
+        size_t n = JOURNAL_HEADER_SIZE + (size_t)rand() % 600;
+        for (size_t k = JOURNAL_HEADER_SIZE; k < n; k++)
+            g[k] = (char)(rand() % 4 ? rand() : 0);
+        journal_scan(g, n, NULL, NULL, &r);
+        EXPECT(r.end <= n);
+    }
+    buf_free(&b);
+}
+END_TEST
+
+/* A crash mid-append, at every byte of the last record: cut, warned, the rest kept. */
+START_TEST(torn_tail_every_offset) {
+    struct buf b = BUF_INIT;
+    size_t off[5];
+    image_make(&b, 4, off);
+    for (size_t cut = off[3]; cut < off[4]; cut++) {
+        file_put(jpath, buf_start(&b), cut);
+        struct journal_info info;
+        char err[512];
+        memset(&C, 0, sizeof C);
+        int fd = journal_open_replay(jpath, collect, &C, 0, &info, err, sizeof err);
+        ck_assert_msg(fd >= 0, "cut %zu: %s", cut, err);
+        EXPECT_EQ(info.records, 3);
+        EXPECT_EQ(C.n, 3);
+        EXPECT_EQ(C.seq[2], 2);
+        EXPECT_EQ(info.truncated, cut > off[3]);
+        if (cut > off[3]) {
+            EXPECT_EQ(info.bad_offset, off[3]);
+            EXPECT_EQ(info.dropped_bytes, cut - off[3]);
+            EXPECT(info.reason != NULL);
+        }
+        EXPECT_EQ(info.end, off[3]);
+        EXPECT_EQ(lseek(fd, 0, SEEK_CUR), off[3]);
+        EXPECT_EQ(file_size(jpath), off[3]);
+        close(fd);
+        replay_all();
+        EXPECT_EQ(C.n, 3);
+    }
+    /* Whole length but a bad crc, and a zero-filled tail: torn too. */
+    buf_start(&b)[off[4] - 1] ^= 1;
+    file_put(jpath, buf_start(&b), off[4]);
+    struct journal_info info;
+    char err[512];
+    int fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+    EXPECT(fd >= 0 && info.truncated && info.bad_offset == off[3]);
+    close(fd);
+    buf_start(&b)[off[4] - 1] ^= 1;
+    EXPECT(buf_reserve(&b, 4096) == 0);
+    memset(buf_start(&b) + b.len, 0, 4096);
+    file_put(jpath, buf_start(&b), b.len + 4096);
+    fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+    EXPECT(fd >= 0 && info.truncated && info.bad_offset == off[4] && info.records == 4);
+    EXPECT_EQ(info.dropped_bytes, 4096);
+    close(fd);
+    buf_free(&b);
+}
+END_TEST
+
+/* A cut 2 MiB binary payload: every offset is tried, within the CRC budget. */
+START_TEST(torn_random_tail) {
+    struct buf b = BUF_INIT;
+    size_t off[5], n = 2u << 20;
+    image_make(&b, 4, off);
+    EXPECT(buf_reserve(&b, n) == 0);
+    char *t = buf_start(&b) + b.len;
+    srand(11);
+    for (size_t k = 0; k < n; k++)
+        t[k] = (char)rand();
+    memcpy(t, "\0\0\x30\0", 4); /* a 3 MiB record, cut at 2 */
+    t[8] = T_PUT;
+    struct journal_scan_result r;
+    uint64_t t0 = clock_now_ms();
+    journal_scan(buf_start(&b), b.len + n, NULL, NULL, &r);
+    EXPECT_EQ(r.status, JOURNAL_SCAN_TORN);
+    EXPECT_EQ(r.bad, off[4]);
+    EXPECT(clock_now_ms() - t0 < 20000);
+    buf_free(&b);
+}
+END_TEST
+
+/* Damage before the tail refuses to start, naming the offset; nothing is changed. */
+START_TEST(corruption_refused_and_repaired) {
+    struct buf b = BUF_INIT;
+    size_t off[11];
+    image_make(&b, 10, off);
+    char *d = buf_start(&b);
+    char want[64], err[512];
+    snprintf(want, sizeof want, "offset %zu", off[3]);
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant == 0)
+            d[off[3] + 30] ^= 0x10; /* payload */
+        else
+            d[off[3] + 2] = 0x7f; /* length: now runs past EOF, yet not torn */
+        file_put(jpath, d, b.len);
+        struct journal_info info;
+        int fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+        EXPECT_EQ(fd, -1);
+        ck_assert_msg(strstr(err, jpath) && strstr(err, want), "%s", err);
+        size_t len;
+        char *now = file_get(jpath, &len);
+        EXPECT(len == b.len && memcmp(now, d, len) == 0);
+        free(now);
+    }
+    struct journal_info info;
+    int fd = journal_open_replay(jpath, NULL, NULL, JOURNAL_REPAIR, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    EXPECT(info.repaired && !info.truncated);
+    EXPECT_EQ(info.bad_offset, off[3]);
+    EXPECT_EQ(info.records, 3);
+    EXPECT_EQ(info.dropped_records, 6);
+    EXPECT_EQ(info.dropped_bytes, b.len - off[3]);
+    EXPECT_EQ(file_size(info.saved_to), b.len - off[3]);
+    EXPECT_EQ(file_size(jpath), off[3]);
+    close(fd);
+    replay_all();
+    EXPECT_EQ(C.n, 3);
+    file_put(jpath, "not a journal at all", 20);
+    EXPECT_EQ(journal_open_replay(jpath, NULL, NULL, JOURNAL_REPAIR, &info, err, sizeof err), -1);
+    EXPECT(strstr(err, "magic") != NULL);
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(create_and_stale_tmp) {
+    struct journal_info info;
+    char err[512], tmp[256];
+    int fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+    EXPECT(fd >= 0 && info.created && info.end == JOURNAL_HEADER_SIZE);
+    EXPECT_EQ(file_size(jpath), JOURNAL_HEADER_SIZE);
+    EXPECT_EQ(journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err), -1);
+    EXPECT(strstr(err, "in use") != NULL); /* a second daemon on the same journal */
+    close(fd);
+    snprintf(tmp, sizeof tmp, "%s%s", jpath, JOURNAL_TMP_SUFFIX);
+    file_put(tmp, "half a snapshot", 15);
+    fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+    EXPECT(fd >= 0 && !info.created && info.stale_tmp_removed && info.records == 0);
+    EXPECT_EQ(file_size(tmp), -1);
+    close(fd);
+    file_put(jpath, "", 0); /* an empty file gets a header */
+    fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+    EXPECT(fd >= 0 && info.created && file_size(jpath) == JOURNAL_HEADER_SIZE);
+    close(fd);
+}
+END_TEST
+
+/* ---- the writer ---------------------------------------------------------- */
+
+/* Fault seams, driven from the test thread, run on the writer's. */
+static struct {
+    atomic_int fsyncs, fail_fsync, fail_write, fail_errno, partial, block, lose_pages;
+    atomic_int big_delay_ms, big_fail; /* compaction's snapshot write: offset 16, > 4 KiB */
+    atomic_int fsync_delay_us;
+    atomic_llong synced;    /* largest file size a good fsync covered */
+    atomic_llong good[256]; /* per fd: size at its last good fsync */
+} F;
+
+static ssize_t f_pwrite(int fd, const void *p, size_t n, off_t off) {
+    if (off == JOURNAL_HEADER_SIZE && n > 4096) {
+        usleep((useconds_t)F.big_delay_ms * 1000);
+        if (F.big_fail) {
+            errno = EIO;
+            return -1;
+        }
+    }
+    if (F.fail_write > 0) {
+        if (F.partial && n > 1) {
+            F.partial = 0;
+            return pwrite(fd, p, n / 2, off);
+        }
+        F.fail_write--;
+        errno = F.fail_errno;
+        return -1;
+    }
+    return pwrite(fd, p, n, off);
+}
+
+static int f_fdatasync(int fd) {
+    while (F.block)
+        usleep(1000);
+    if (F.fsync_delay_us)
+        usleep((useconds_t)F.fsync_delay_us);
+    struct stat st;
+    fstat(fd, &st);
+    if (F.fail_fsync > 0) {
+        F.fail_fsync--;
+        if (F.lose_pages && st.st_size > F.good[fd]) {
+            /* fsyncgate: the kernel dropped the dirty pages and calls them clean. */
+            size_t n = (size_t)(st.st_size - F.good[fd]);
+            char *z = calloc(1, n);
+            EXPECT(pwrite(fd, z, n, (off_t)F.good[fd]) == (ssize_t)n);
+            free(z);
+        }
+        errno = F.fail_errno;
+        return -1;
+    }
+    F.fsyncs++;
+    F.good[fd] = st.st_size;
+    if (st.st_size > F.synced)
+        F.synced = st.st_size;
+    return fdatasync(fd);
+}
+
+static struct event_base *B;
+static struct jw *W;
+static pthread_t main_thread;
+
+/* Producers: each submits a record and waits for its completion. */
+struct prod {
+    int busy;
+    uint64_t seq;
+    int type;
+};
+static struct prod P[100];
+static int nprod, pump_on, last_refusal;
+static uint64_t next_seq, nacked, nfailed, nsubmits;
+static unsigned char acked[MAXSEQ], live[MAXSEQ];
+static int fail_status, check_durable;
+
+static void on_done(void *arg, int status) {
+    struct prod *p = arg;
+    EXPECT(pthread_equal(pthread_self(), main_thread));
+    EXPECT(p->busy);
+    p->busy = 0;
+    if (status == JW_OK) {
+        acked[p->seq] = 1;
+        nacked++;
+        /* Records are 109 bytes, completed in file order: the k-th ends at 16 + 109k. */
+        EXPECT(!check_durable ||
+               (uint64_t)F.synced >=
+                   JOURNAL_HEADER_SIZE + nacked * (PAYLOAD + JOURNAL_RECORD_OVERHEAD));
+    } else {
+        fail_status = status;
+        nfailed++;
+    }
+}
+
+/* Submit for every idle producer. Compaction tests ack every put not divisible by 3. */
+static void pump(void) {
+    for (int i = 0; pump_on && i < nprod; i++) {
+        struct prod *p = &P[i];
+        if (p->busy)
+            continue;
+        char pl[PAYLOAD];
+        int ack = p->type == T_PUT && p->seq % 3 != 0 && acked[p->seq];
+        uint64_t seq = ack ? p->seq : next_seq;
+        EXPECT(seq < MAXSEQ);
+        payload_make(pl, seq);
+        int rc = jw_submit_record(W, ack ? T_ACK : T_PUT, pl, PAYLOAD, on_done, p);
+        if (rc != JW_OK) {
+            last_refusal = rc;
+            continue;
+        }
+        p->busy = 1;
+        nsubmits++;
+        p->seq = seq;
+        p->type = ack ? T_ACK : T_PUT;
+        live[seq] = !ack; /* journal first, then apply */
+        next_seq += !ack;
+    }
+}
+
+static int run_until(int (*done)(void), int timeout_ms) {
+    uint64_t deadline = clock_now_ms() + (uint64_t)timeout_ms;
+    while (!done() && clock_now_ms() < deadline) {
+        pump();
+        event_base_loop(B, EVLOOP_NONBLOCK);
+        if (!done())
+            usleep(200);
+    }
+    return done();
+}
+
+static void writer_open(struct jw_options *o) {
+    struct journal_info info;
+    char err[512];
+    int fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    o->pwrite = f_pwrite;
+    o->fdatasync = f_fdatasync;
+    W = jw_open(B, jpath, fd, info.end, o, err, sizeof err);
+    ck_assert_msg(W != NULL, "%s", err);
+}
+
+static void wsetup(void) {
+    setup();
+    memset(&F, 0, sizeof F);
+    memset(P, 0, sizeof P);
+    memset(acked, 0, sizeof acked);
+    memset(live, 0, sizeof live);
+    next_seq = nacked = nfailed = nsubmits = 0;
+    nprod = 1;
+    pump_on = 1;
+    last_refusal = fail_status = check_durable = 0;
+    main_thread = pthread_self();
+    B = event_base_new();
+}
+
+static void wteardown(void) {
+    event_base_free(B);
+    teardown();
+}
+
+static int idle(void) {
+    for (int i = 0; i < nprod; i++)
+        if (P[i].busy)
+            return 0;
+    return 1;
+}
+
+/* Stop producing, wait for completions, close, and replay: puts in order, none lost. */
+static void finish(void) {
+    pump_on = 0;
+    EXPECT(run_until(idle, 10000));
+    EXPECT_EQ(jw_close(W), 0);
+    replay_all();
+    uint64_t k = 0;
+    for (size_t i = 0; i < C.n; i++)
+        if (C.type[i] == T_PUT) {
+            EXPECT_EQ(C.seq[i], k); /* every submitted put, in order, once */
+            k++;
+        }
+    EXPECT_EQ(k, next_seq);
+}
+
+static uint64_t want_acks = 1000;
+static int got_want(void) {
+    return nacked >= want_acks;
+}
+
+START_TEST(writer_group_commit) {
+    struct jw_options o;
+    jw_options_init(&o);
+    F.fsync_delay_us = 1000;
+    nprod = 100;
+    check_durable = 1; /* no completion before the fsync that covers it */
+    writer_open(&o);
+    EXPECT(run_until(got_want, 20000));
+    struct jw_stats st;
+    jw_stats(W, &st);
+    EXPECT(st.healthy && st.records >= 1000);
+    EXPECT_EQ(st.fsyncs, F.fsyncs);
+    ck_assert_msg(st.fsyncs * 10 < st.records, "%llu fsyncs for %llu records",
+                  (unsigned long long)st.fsyncs, (unsigned long long)st.records);
+    EXPECT(st.avg_batch > 10);
+    finish();
+    EXPECT_EQ(nfailed, 0);
+}
+END_TEST
+
+START_TEST(writer_batch_and_off) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.mode = JW_FSYNC_BATCH;
+    o.interval_ms = 200;
+    writer_open(&o);
+    want_acks = 1;
+    EXPECT(run_until(got_want, 5000));
+    EXPECT_EQ(F.fsyncs, 0); /* completed after write, before the fsync */
+    pump_on = 0;
+    usleep(400 * 1000);
+    EXPECT_EQ(F.fsyncs, 1);
+    pump_on = 1;
+    nprod = 10;
+    want_acks = 1000;
+    EXPECT(run_until(got_want, 20000));
+    finish();
+
+    wteardown();
+    wsetup();
+    o.mode = JW_FSYNC_OFF;
+    nprod = 10;
+    writer_open(&o);
+    EXPECT(run_until(got_want, 20000));
+    EXPECT_EQ(F.fsyncs, 0);
+    finish();
+    EXPECT_EQ(F.fsyncs, 1); /* jw_close */
+}
+END_TEST
+
+static int unhealthy_seen_and_2000(void) {
+    struct jw_stats st;
+    jw_stats(W, &st);
+    return nfailed > 0 && last_refusal != 0 && st.healthy && nacked >= 2000;
+}
+
+/* Write or fsync failures: errors reported, unhealthy, recovered, nothing lost. */
+static void fault_round(int err, int on_fsync, int partial, int want) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.retry_ms = 20;
+    nprod = 20;
+    writer_open(&o);
+    EXPECT(run_until(got_want, 20000));
+    F.fail_errno = err;
+    F.lose_pages = 1;
+    F.partial = partial;
+    if (on_fsync)
+        F.fail_fsync = 3; /* the batch, then two recovery attempts */
+    else
+        F.fail_write = 3;
+    ck_assert_msg(run_until(unhealthy_seen_and_2000, 20000), "failed %llu acked %llu refusal %d",
+                  (unsigned long long)nfailed, (unsigned long long)nacked, last_refusal);
+    EXPECT_EQ(fail_status, want);
+    EXPECT_EQ(last_refusal, want);
+    struct jw_stats st;
+    jw_stats(W, &st);
+    EXPECT(st.errors >= 3 && st.last_errno == err);
+    finish();
+}
+
+START_TEST(writer_eio_fsync_recovers) {
+    fault_round(EIO, 1, 0, JW_EIO);
+}
+END_TEST
+
+START_TEST(writer_enospc_write_recovers) {
+    fault_round(ENOSPC, 0, 1, JW_ENOSPC);
+}
+END_TEST
+
+START_TEST(writer_eio_write_recovers) {
+    fault_round(EIO, 0, 0, JW_EIO);
+}
+END_TEST
+
+START_TEST(writer_busy_when_full) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.max_records = 8;
+    F.block = 1;
+    writer_open(&o);
+    char pl[PAYLOAD];
+    payload_make(pl, 0);
+    int i, rc = JW_OK;
+    for (i = 0; i < 100 && rc == JW_OK; i++) {
+        P[i].busy = 1;
+        rc = jw_submit_record(W, T_PUT, pl, PAYLOAD, on_done, &P[i]);
+    }
+    EXPECT_EQ(rc, JW_BUSY);
+    EXPECT_EQ(i, 9);
+    P[8].busy = 0;
+    struct jw_stats st;
+    jw_stats(W, &st);
+    EXPECT_EQ(st.queued, 8);
+    F.block = 0;
+    nprod = 8;
+    pump_on = 0;
+    EXPECT(run_until(idle, 5000));
+    EXPECT_EQ(nacked, 8);
+    EXPECT_EQ(jw_close(W), 0);
+
+    wteardown();
+    wsetup();
+    o.max_records = 1000;
+    o.max_bytes = 1000;
+    F.block = 1;
+    writer_open(&o);
+    for (i = 0, rc = JW_OK; i < 100 && rc == JW_OK; i++)
+        rc = jw_submit_record(W, T_PUT, pl, PAYLOAD, NULL, NULL);
+    EXPECT(rc == JW_BUSY && i <= 21);
+    F.block = 0;
+    EXPECT_EQ(jw_close(W), 0); /* flushes what was queued */
+    replay_all();
+    EXPECT_EQ(C.n, (size_t)i - 1);
+}
+END_TEST
+
+/* Completions are delivered inside jw_close when the loop never ran. */
+START_TEST(writer_close_flushes) {
+    struct jw_options o;
+    jw_options_init(&o);
+    nprod = 100;
+    writer_open(&o);
+    pump();
+    EXPECT_EQ(next_seq, 100);
+    EXPECT_EQ(jw_close(W), 0);
+    EXPECT(idle() && nacked == 100);
+    replay_all();
+    EXPECT_EQ(C.n, 100);
+}
+END_TEST
+
+/* Compaction while 50 producers go on: snapshot + tail, nothing lost or doubled. */
+static int compact_status = -1;
+static uint64_t tail_bytes;
+
+static int snapshot(void *arg, struct buf *out) {
+    char pl[PAYLOAD];
+    for (uint64_t s = 0; s < next_seq; s++)
+        if (live[s]) {
+            payload_make(pl, s);
+            if (journal_encode(out, T_PUT, pl, PAYLOAD) < 0)
+                return -1;
+        }
+    return 0;
+}
+
+static void on_compacted(void *arg, int status) {
+    EXPECT(pthread_equal(pthread_self(), main_thread));
+    struct jw_stats st;
+    jw_stats(W, &st);
+    tail_bytes = st.bytes_since_compact;
+    compact_status = status;
+}
+
+static int compacted_plus(void) {
+    static uint64_t at;
+    if (compact_status < 0)
+        return (at = 0);
+    if (!at)
+        at = nacked;
+    return nacked >= at + 1000;
+}
+
+static unsigned char replayed[MAXSEQ];
+
+static int apply(void *arg, uint8_t type, const char *p, size_t len, uint64_t off) {
+    uint64_t s;
+    memcpy(&s, p, 8);
+    EXPECT(s < MAXSEQ && replayed[s] == (type == T_ACK)); /* no put twice, no ack of nothing */
+    replayed[s] = type == T_PUT;
+    return 0;
+}
+
+/* how: 0 compacts, 1 fails writing the snapshot, 2 closes in the middle. */
+static void compaction_round(int how) {
+    int fail = how == 1;
+    struct jw_options o;
+    jw_options_init(&o);
+    nprod = 50;
+    compact_status = -1;
+    writer_open(&o);
+    EXPECT(run_until(got_want, 20000));
+    F.big_delay_ms = 200; /* the tail fills while the snapshot is written */
+    F.big_fail = fail;
+    /* Hold the writer in an fsync so that records from before the snapshot
+     * wait in the queue: they must reach the new file only through it. */
+    F.block = 1;
+    uint64_t until = clock_now_ms() + 50;
+    while (clock_now_ms() < until) {
+        event_base_loop(B, EVLOOP_NONBLOCK);
+        pump();
+        usleep(1000);
+    }
+    EXPECT(!idle());
+    nprod = 60; /* the writer is stuck in one batch: these ten wait in the queue */
+    pump();
+    EXPECT_EQ(jw_compact(W, snapshot, on_compacted, NULL), JW_OK);
+    F.block = 0;
+    EXPECT_EQ(jw_compact(W, snapshot, on_compacted, NULL), JW_BUSY);
+    if (how == 2) { /* SIGTERM mid-compaction: abandoned, the old journal is whole */
+        pump_on = 0;
+        EXPECT(run_until(idle, 10000));
+        EXPECT_EQ(jw_close(W), 0);
+        EXPECT_EQ(compact_status, JW_CLOSED);
+    }
+    off_t size = 0;
+    if (how < 2) {
+        EXPECT(run_until(compacted_plus, 20000));
+        EXPECT_EQ(compact_status, fail ? JW_EIO : JW_OK);
+        struct jw_stats st;
+        jw_stats(W, &st);
+        EXPECT(st.healthy && !st.compacting && st.compactions == (fail ? 0u : 1u));
+        EXPECT(fail || tail_bytes > 0);
+        size = file_size(jpath);
+        pump_on = 0;
+        EXPECT(run_until(idle, 10000));
+        EXPECT_EQ(jw_close(W), 0);
+    }
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s%s", jpath, JOURNAL_TMP_SUFFIX);
+    EXPECT_EQ(file_size(tmp), -1);
+    memset(replayed, 0, sizeof replayed);
+    struct journal_info info;
+    char err[512];
+    int fd = journal_open_replay(jpath, apply, NULL, 0, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    close(fd);
+    EXPECT(!info.truncated);
+    for (uint64_t s = 0; s < MAXSEQ; s++)
+        EXPECT_EQ(replayed[s], live[s]);
+    if (how == 0) /* acked puts left with their acks: smaller than everything submitted */
+        EXPECT(size < (off_t)(nsubmits * (PAYLOAD + JOURNAL_RECORD_OVERHEAD)));
+}
+
+START_TEST(writer_compaction_under_load) {
+    compaction_round(0);
+}
+END_TEST
+
+START_TEST(writer_compaction_failure_keeps_old) {
+    compaction_round(1);
+}
+END_TEST
+
+START_TEST(writer_close_during_compaction) {
+    compaction_round(2);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("journal");
+    TCase *tc = tcase_create("format");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, crc_vectors);
+    tcase_add_test(tc, encode_scan_roundtrip);
+    tcase_add_test(tc, flipped_bits);
+    tcase_add_test(tc, torn_tail_every_offset);
+    tcase_add_test(tc, torn_random_tail);
+    tcase_add_test(tc, corruption_refused_and_repaired);
+    tcase_add_test(tc, create_and_stale_tmp);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("writer");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, wsetup, wteardown);
+    tcase_add_test(tc, writer_group_commit);
+    tcase_add_test(tc, writer_batch_and_off);
+    tcase_add_test(tc, writer_eio_fsync_recovers);
+    tcase_add_test(tc, writer_enospc_write_recovers);
+    tcase_add_test(tc, writer_eio_write_recovers);
+    tcase_add_test(tc, writer_busy_when_full);
+    tcase_add_test(tc, writer_close_flushes);
+    tcase_add_test(tc, writer_compaction_under_load);
+    tcase_add_test(tc, writer_compaction_failure_keeps_old);
+    tcase_add_test(tc, writer_close_during_compaction);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
