@@ -1,0 +1,43 @@
+/*
+ * load_report: the end-of-run summary (text for people, --json for scripts
+ * and the benchmark) and the live progress line.
+ */
+#ifndef AWAITD_LOAD_REPORT_H
+#define AWAITD_LOAD_REPORT_H
+
+#include "load_worker.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct load_summary {
+    const char *url;
+    uint64_t connections;
+    unsigned threads;
+    double rate;       /* open loop target; 0 = closed loop */
+    double duration_s; /* from the run's start to the last worker's stop */
+    int interrupted;   /* stopped early by SIGINT */
+    struct load_stats total;
+};
+
+/* dst += src (counts, histogram; first errors kept from whichever came first). */
+void load_stats_merge(struct load_stats *dst, const struct load_stats *src);
+
+void load_report_text(FILE *f, const struct load_summary *s);
+/* One JSON object on one line:
+ * {"requests","duration_s","rps","bytes_in","bytes_out","status":{"1xx".."5xx"},
+ *  "errors":{"connect","read","timeout","parse"},"latency_us":{"p50","p90","p99",
+ *  "p999","max","mean"},"connections","threads","mode","rate","reconnects","url"} */
+void load_report_json(FILE *f, const struct load_summary *s);
+
+/* "\r[  3s] 41234 req/s, 123456 requests, 0 errors" (no newline). */
+void load_report_progress(FILE *f, double elapsed_s, double rps, uint64_t requests,
+                          uint64_t errors);
+/* Erase the progress line. */
+void load_report_progress_clear(FILE *f);
+
+/* A one-line account of why a run got no responses ("12 connect errors
+ * (first: connect: Connection refused)"), into out. */
+void load_report_failure(const struct load_stats *s, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * load_worker: one thread, one event_base, a share of the connections
+ * (each run by load_conn.c), the connect rate limit and the run's end.
+ *
+ * Workers share nothing while running but the read-only plan and a stop
+ * flag; each keeps its own stats and histogram, merged after the join.
+ */
+#ifndef AWAITD_LOAD_WORKER_H
+#define AWAITD_LOAD_WORKER_H
+
+#include "load_hist.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum load_err {
+    LOAD_ERR_CONNECT, /* socket() or connect() failed or timed out */
+    LOAD_ERR_READ,    /* the connection broke or closed mid-exchange (writes too) */
+    LOAD_ERR_TIMEOUT, /* a response made no progress for --timeout */
+    LOAD_ERR_PARSE,   /* the response was not valid HTTP/1.1 */
+    LOAD_ERR_KINDS,
+};
+
+/* What every worker shares, read-only once the threads start. */
+struct load_plan {
+    const struct sockaddr *addr;
+    socklen_t addrlen;
+    const char *req; /* the pre-rendered request */
+    size_t req_len;
+    int head_request; /* responses have no body */
+    double rate;      /* open loop: requests/s over all connections; 0 = closed */
+    uint64_t total_conns;
+    unsigned threads;
+    uint64_t timeout_us;
+    double connect_rate; /* new connections/s over all threads */
+    uint64_t t0_ns;      /* run start, monotonic */
+    uint64_t end_ns;     /* deadline; UINT64_MAX for none */
+    atomic_int *stop;    /* set by main (SIGINT) or by a worker giving up */
+};
+
+struct load_stats {
+    uint64_t requests;  /* complete responses */
+    uint64_t status[6]; /* [1]..[5]: 1xx..5xx (only final responses, so [1] stays 0) */
+    uint64_t errors[LOAD_ERR_KINDS];
+    uint64_t bytes_in, bytes_out;
+    uint64_t connects;   /* connections established */
+    uint64_t reconnects; /* connections opened again after a close */
+    uint64_t end_ns;     /* when this worker stopped */
+    char first_error[LOAD_ERR_KINDS][96];
+    struct load_hist hist;
+};
+
+struct load_worker;
+
+/* Connections [first_conn, first_conn + nconns) of plan->total_conns;
+ * quota: requests this worker may start (UINT64_MAX for no -n). */
+struct load_worker *load_worker_new(const struct load_plan *plan, uint64_t first_conn,
+                                    uint64_t nconns, uint64_t quota);
+int load_worker_start(struct load_worker *w);
+void load_worker_join(struct load_worker *w);
+void load_worker_free(struct load_worker *w);
+
+/* From any thread while running: 1 once the worker's loop has ended. */
+int load_worker_finished(struct load_worker *w);
+/* From any thread while running: counts published every 100 ms. */
+void load_worker_progress(struct load_worker *w, uint64_t *requests, uint64_t *errors);
+/* After the join. NULL-free: setup_error is "" unless the loop failed to start. */
+const struct load_stats *load_worker_stats(const struct load_worker *w);
+const char *load_worker_setup_error(const struct load_worker *w);
+
+static inline const char *load_err_name(int kind) {
+    static const char *const names[LOAD_ERR_KINDS] = {"connect", "read", "timeout", "parse"};
+    return names[kind];
+}
+
+#endif

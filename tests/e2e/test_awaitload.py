@@ -1,0 +1,321 @@
+"""awaitload end to end: against the real daemon, and against small raw
+servers started here that stall, close, or speak garbage.
+
+Timing assertions are coarse on purpose (the machine is shared): the rate
+test allows the issue's 2%, the stall test only asks that a one-second
+stall lift the open-loop p99 past half a second.
+"""
+
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+from awaitd_test import AWAITD, HOST, Daemon, free_port, raise_nofile_limit
+
+AWAITLOAD = os.environ.get("AWAITLOAD") or os.path.join(os.path.dirname(AWAITD), "awaitload")
+NOFILE = raise_nofile_limit()  # awaitd and awaitload inherit it
+MANY = 19000
+
+
+def run_load(*args, timeout=60):
+    """Run awaitload; returns (exit code, stdout, stderr)."""
+    p = subprocess.run([AWAITLOAD] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def run_json(testcase, *args, timeout=60):
+    rc, out, err = run_load("--json", *args, timeout=timeout)
+    testcase.assertEqual(rc, 0, "awaitload failed: %s" % err)
+    return json.loads(out)
+
+
+class RawServer:
+    """A one-thread selectors server on a free port. mode:
+    ok        answer every request head with a fixed keep-alive response, but
+              stall (block the whole loop) once for stall_s, stall_at seconds
+              after the first request;
+    garbage   answer with bytes that are not HTTP;
+    close     read the request and close without answering;
+    http10    answer HTTP/1.0 with a body delimited by the close."""
+
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def __init__(self, mode, stall_at=1.5, stall_s=1.0):
+        self.mode, self.stall_at, self.stall_s = mode, stall_at, stall_s
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((HOST, 0))
+        self.lsock.listen(1024)
+        self.lsock.setblocking(False)
+        self.port = self.lsock.getsockname()[1]
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.lsock, selectors.EVENT_READ)
+        self.stop_flag = False
+        self.first = None
+        self.stalled = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag = True
+        self.thread.join(5)
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+        self.sel.close()
+
+    def url(self, path="/"):
+        return "http://%s:%d%s" % (HOST, self.port, path)
+
+    def _answer(self, conn, data):
+        n = data.count(b"\r\n\r\n")
+        if not n:
+            return True
+        if self.mode == "garbage":
+            conn.sendall(b"SSH-2.0-not-http\r\n\r\n")
+            return False
+        if self.mode == "close":
+            return False
+        if self.mode == "http10":
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close")
+            return False
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        if not self.stalled and now - self.first >= self.stall_at:
+            self.stalled = True
+            time.sleep(self.stall_s)  # the whole server stops, as a GC pause would
+        conn.sendall(self.OK * n)
+        return True
+
+    def _loop(self):
+        while not self.stop_flag:
+            for key, _ in self.sel.select(0.1):
+                if key.fileobj is self.lsock:
+                    try:
+                        while True:
+                            c, _ = self.lsock.accept()
+                            c.setblocking(True)
+                            self.sel.register(c, selectors.EVENT_READ)
+                    except BlockingIOError:
+                        pass
+                    continue
+                conn = key.fileobj
+                try:
+                    data = conn.recv(65536)
+                    keep = bool(data) and self._answer(conn, data)
+                except OSError:
+                    keep = False
+                if not keep:
+                    self.sel.unregister(conn)
+                    conn.close()
+
+
+class AgainstDaemon(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon({"server": {"max_connections": "19500", "backlog": "4096"}})
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def count_2xx(self):
+        return self.d.metrics()['awaitd_requests_total{class="2xx"}']
+
+    def metrics_cost(self):
+        """How many 2xx one /metrics read adds to the next one (0 or 1)."""
+        a = self.count_2xx()
+        return self.count_2xx() - a
+
+    def test_request_count_matches_metrics(self):
+        cost = self.metrics_cost()
+        before = self.count_2xx()
+        s = run_json(self, "-n", 5000, "-c", 20, "-t", 2, self.d.url("/get"))
+        after = self.count_2xx()
+        self.assertEqual(s["requests"], 5000)
+        self.assertEqual(s["status"]["2xx"], 5000)
+        self.assertEqual(sum(s["errors"].values()), 0, s)
+        self.assertEqual(after - before - cost, 5000)
+
+    def test_duration_count_matches_metrics(self):
+        cost = self.metrics_cost()
+        before = self.count_2xx()
+        s = run_json(self, "-d", "1.5s", "-c", 50, self.d.url("/get"))
+        after = self.count_2xx()
+        served = after - before - cost
+        # Answers in flight when the run ends were served but not counted.
+        self.assertGreater(s["requests"], 1000)
+        self.assertGreaterEqual(served, s["requests"])
+        self.assertLessEqual(served, s["requests"] + 50)
+        self.assertAlmostEqual(s["duration_s"], 1.5, delta=0.3)
+        for key in ("p50", "p90", "p99", "p999", "max", "mean"):
+            self.assertIn(key, s["latency_us"])
+        self.assertLessEqual(s["latency_us"]["p50"], s["latency_us"]["p99"])
+        self.assertLessEqual(s["latency_us"]["p99"], s["latency_us"]["max"])
+        for key in ("connections", "threads", "mode", "bytes_in", "rps"):
+            self.assertIn(key, s)
+        self.assertEqual(s["mode"], "closed")
+
+    def test_open_loop_rate(self):
+        cost = self.metrics_cost()
+        before = self.count_2xx()
+        s = run_json(self, "-R", 1000, "-c", 20, "-d", "4s", self.d.url("/get"))
+        served = self.count_2xx() - before - cost
+        self.assertEqual(s["mode"], "open")
+        self.assertAlmostEqual(s["rps"], 1000, delta=20, msg=s)
+        self.assertAlmostEqual(served / s["duration_s"], 1000, delta=20, msg=s)
+
+    def test_framing_kinds(self):
+        # HEAD (no body despite Content-Length), chunked, and a POST body.
+        s = run_json(self, "-n", 200, "-c", 4, "-m", "HEAD", self.d.url("/get"))
+        self.assertEqual((s["requests"], s["errors"]["parse"]), (200, 0))
+        s = run_json(self, "-n", 200, "-c", 4, self.d.url("/stream/3"))
+        self.assertEqual((s["status"]["2xx"], sum(s["errors"].values())), (200, 0))
+        s = run_json(self, "-n", 50, "-c", 2, "-m", "POST", "-b", '{"x": 1}',
+                     "-H", "X-Test: yes", self.d.url("/post"))
+        self.assertEqual(s["status"]["2xx"], 50)
+        s = run_json(self, "-n", 50, "-c", 2, self.d.url("/status/404"))
+        self.assertEqual(s["status"]["4xx"], 50)
+
+    def test_seed_scenario(self):
+        rc, out, err = run_load("--scenario", "seed", "--delays", "0.2,0.3,0.5", "--json",
+                                self.d.url("/"), timeout=30)
+        self.assertEqual(rc, 0, err)
+        s = json.loads(out)
+        self.assertGreaterEqual(s["sequential_s"], 0.95)
+        self.assertGreaterEqual(s["concurrent_s"], 0.45)
+        self.assertLess(s["concurrent_s"], 0.9)
+        rc, out, err = run_load("--scenario", "seed", "--delays", "0.1,0.1", self.d.url("/"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("sequential", out)
+        self.assertIn("concurrent", out)
+
+    def test_many_connections(self):
+        if NOFILE < MANY + 500:
+            self.skipTest("RLIMIT_NOFILE is %d, need %d" % (NOFILE, MANY + 500))
+        with subprocess.Popen([AWAITLOAD, "--json", "-c", str(MANY), "-d", "5s",
+                               self.d.url("/delay/1")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            try:
+                held = self.d.wait_metric("awaitd_connections_open", lambda v: v >= MANY,
+                                          timeout=4.5, interval=0.25)
+                out, err = proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        self.assertEqual(proc.returncode, 0, err)
+        s = json.loads(out)
+        self.assertGreaterEqual(held, MANY)
+        self.assertEqual(sum(s["errors"].values()), 0, s)
+        self.assertGreaterEqual(s["requests"], MANY)
+
+
+class AgainstRawServers(unittest.TestCase):
+    def test_stall_shows_in_open_loop_p99(self):
+        with RawServer("ok", stall_at=1.5, stall_s=1.0) as srv:
+            s = run_json(self, "-R", 200, "-c", 10, "-d", "4s", srv.url())
+        self.assertTrue(srv.stalled)
+        # A quarter of the requests were due during the stall.
+        self.assertGreaterEqual(s["latency_us"]["p99"], 500000, s)
+        self.assertGreaterEqual(s["latency_us"]["max"], 800000, s)
+        # Closed loop hides the same stall: only the ten waiting requests see it.
+        with RawServer("ok", stall_at=1.0, stall_s=1.0) as srv:
+            c = run_json(self, "-c", 10, "-d", "3s", srv.url())
+        self.assertTrue(srv.stalled)
+        self.assertGreaterEqual(c["latency_us"]["max"], 800000, c)
+        self.assertLess(c["latency_us"]["p99"], 500000, c)
+
+    def test_garbage_server(self):
+        with RawServer("garbage") as srv:
+            t0 = time.monotonic()
+            rc, out, err = run_load("-d", "10s", srv.url(), timeout=30)
+        self.assertEqual(rc, 1)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("parse", err)
+        self.assertLess(time.monotonic() - t0, 8, "did not give up early on garbage")
+
+    def test_closing_server(self):
+        with RawServer("close") as srv:
+            rc, out, err = run_load("-d", "1s", srv.url())
+        self.assertEqual(rc, 1)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("read", err)
+
+    def test_close_delimited_bodies(self):
+        with RawServer("http10") as srv:
+            s = run_json(self, "-n", 100, "-c", 2, srv.url())
+        self.assertEqual(s["requests"], 100)
+        self.assertEqual(sum(s["errors"].values()), 0, s)
+        self.assertGreaterEqual(s["reconnects"], 98)
+
+    def test_silent_server_times_out(self):
+        lsock = socket.socket()
+        lsock.bind((HOST, 0))
+        lsock.listen(64)  # accepted by the kernel, never answered
+        try:
+            url = "http://%s:%d/" % (HOST, lsock.getsockname()[1])
+            rc, out, err = run_load("-c", 2, "-d", "1.5s", "--timeout", "0.5s", url)
+        finally:
+            lsock.close()
+        self.assertEqual(rc, 1)
+        self.assertIn("timeout", err)
+
+
+class BadInput(unittest.TestCase):
+    def one_line_error(self, args, want_rc, *words):
+        rc, out, err = run_load(*args, timeout=30)
+        self.assertEqual(rc, want_rc, (args, out, err))
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith("awaitload: "), err)
+        for w in words:
+            self.assertIn(w, err)
+
+    def test_bad_urls(self):
+        self.one_line_error(["not-a-url"], 2, "URL")
+        self.one_line_error(["http://[::1/"], 2, "IPv6")
+        self.one_line_error(["http://127.0.0.1:99999/"], 2, "port")
+        self.one_line_error(["https://127.0.0.1/"], 2, "TLS")
+
+    def test_unreachable(self):
+        self.one_line_error(["http://127.0.0.1:%d/" % free_port()], 1, "cannot connect")
+        self.one_line_error(["-d", "1s", "http://no-such-host.invalid/"], 1, "resolve")
+
+    def test_options(self):
+        self.one_line_error(["-c", "0", "http://127.0.0.1/"], 2, "-c")
+        self.one_line_error(["--nope", "http://127.0.0.1/"], 2, "--nope")
+        self.one_line_error(["-H", "no colon", "http://127.0.0.1/"], 2, "-H")
+        self.one_line_error([], 2, "URL")
+        self.one_line_error(["--scenario", "queue", "http://127.0.0.1/"], 2, "not available")
+
+    def test_fd_limit(self):
+        if NOFILE >= 999000:
+            self.skipTest("RLIMIT_NOFILE %d is above -c's range" % NOFILE)
+        self.one_line_error(["-c", NOFILE + 1, "http://127.0.0.1:1/"], 2,
+                            "file descriptors", "ulimit -n")
+
+    def test_help(self):
+        rc, out, err = run_load("-h")
+        self.assertEqual(rc, 0)
+        for opt in ("-c", "-d", "-n", "-t", "-R", "-m", "-H", "-b", "--body-file", "--timeout",
+                    "--connect-rate", "--json", "--scenario", "--fit-fds"):
+            self.assertIn(opt, out)
+
+
+if __name__ == "__main__":
+    if not os.access(AWAITLOAD, os.X_OK):
+        print("awaitload not built at %s" % AWAITLOAD)
+        sys.exit(77)
+    unittest.main(verbosity=2)
