@@ -646,6 +646,9 @@ static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, struct
         unsigned long long n = strtoull(body + off, &end, 10);
         if (end != nl || n > len || (size_t)(nl + 1 - body) + n + 1 > len || nl[1 + n] != '\n')
             return fail(c, 400, "batch frame %zu: bad length or missing newline after it", count);
+        if (n > queue_settings_of(q)->max_payload)
+            return fail(c, 413, "batch frame %zu: payload of %llu bytes is over the queue's "
+                        "max_payload of %u", count, n, queue_settings_of(q)->max_payload);
         off = (size_t)(nl + 1 - body) + (size_t)n + 1;
     }
     if (count == 0)
