@@ -30,6 +30,10 @@
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 #define MAX_COUNT 100 /* reserve count= upper bound */
+/* Journal record carrying the engine's next job id (after a snapshot). */
+#define QJ_TYPE_NEXT_ID 0x40
+/* How often to check whether the journal is worth compacting. */
+#define COMPACT_CHECK_MS 1000
 #define CT_FRAMES "application/x-awaitd-frames"
 
 struct qreq;
@@ -48,6 +52,8 @@ struct qsvc {
     struct qreq *dur_tail;
     struct qreq *waiting;   /* requests in a blocking wait (doubly linked) */
     uint64_t replayed;      /* records replayed at start */
+    struct timer compact_t; /* checks whether the journal is worth compacting */
+    uint64_t compactions;
     uint64_t journal_errors;
 };
 
@@ -1078,11 +1084,80 @@ enum handler_result api_queues(struct conn *c, const struct http_request *req, c
     return do_admin(c, svc, q, &p, req);
 }
 
+/* ---- compaction ------------------------------------------------------------------------ */
+
+struct snap_ctx {
+    struct qsvc *svc;
+    struct buf *out;
+    int err;
+};
+
+static void snap_event(void *arg, const struct queue_event *ev) {
+    struct snap_ctx *sc = arg;
+    if (qj_encode(sc->out, ev, &sc->svc->clk) < 0)
+        sc->err = 1;
+}
+
+/* The live state as records, on the loop thread (jw_snapshot_fn). */
+static int snapshot(void *arg, struct buf *out) {
+    struct qsvc *svc = arg;
+    struct snap_ctx sc = {svc, out, 0};
+    clock_refresh(svc);
+    queue_engine_snapshot(svc->eng, snap_event, &sc);
+    struct queue_engine_stats es;
+    queue_engine_stats(svc->eng, &es);
+    char idrec[8];
+    for (int i = 0; i < 8; i++)
+        idrec[i] = (char)(es.next_id >> (8 * i));
+    if (sc.err || journal_encode(out, QJ_TYPE_NEXT_ID, idrec, 8) < 0)
+        return -1;
+    return 0;
+}
+
+static void on_compacted(void *arg, int status) {
+    struct qsvc *svc = arg;
+    if (status == JW_OK) {
+        svc->compactions++;
+        log_info("journal compacted");
+    } else {
+        log_warnx("journal compaction failed (%s); the old journal goes on", jw_status_str(status));
+    }
+}
+
+/* Every second: rewrite the journal once it is past [journal] compact_min and
+ * more than four times the live jobs' size (mostly acked or dropped records). */
+static void on_compact_check(struct timer *t) {
+    struct qsvc *svc = container_of(t, struct qsvc, compact_t);
+    struct jw_stats js;
+    struct queue_engine_stats es;
+    jw_stats(svc->jw, &js);
+    queue_engine_stats(svc->eng, &es);
+    if (!js.compacting && js.healthy && js.file_bytes > svc->srv->cfg->journal_compact_min &&
+        js.file_bytes > 4 * (uint64_t)es.mem_used) {
+        on_flush(-1, 0, svc); /* the snapshot must come after every record handed over */
+        int st = jw_compact(svc->jw, snapshot, on_compacted, svc);
+        if (st != JW_OK)
+            log_warnx("journal compaction not started: %s", jw_status_str(st));
+        else
+            log_info("journal is %" PRIu64 " bytes for %zu bytes of live jobs: compacting",
+                     js.file_bytes, es.mem_used);
+    }
+    server_timer_in(svc->srv, &svc->compact_t, COMPACT_CHECK_MS);
+}
+
 /* ---- start, stop, metrics ------------------------------------------------------------ */
 
 static int replay_record(void *arg, uint8_t type, const char *payload, size_t len, uint64_t off) {
     struct qsvc *svc = arg;
     struct queue_event ev;
+    if (type == QJ_TYPE_NEXT_ID && len == 8) {
+        uint64_t id = 0;
+        for (int i = 0; i < 8; i++)
+            id |= (uint64_t)(unsigned char)payload[i] << (8 * i);
+        queue_engine_set_next_id(svc->eng, id); /* a lower one is refused: fine */
+        svc->replayed++;
+        return 0;
+    }
     if (qj_decode(type, payload, len, &svc->clk, &ev) < 0) {
         log_error("journal: record at offset %" PRIu64 " is not a queue event", off);
         return -1;
@@ -1190,6 +1265,8 @@ int qsvc_open(struct server *s, int repair) {
              cfg->journal_path, svc->replayed, es.queues, es.jobs,
              cfg->fsync == FSYNC_ALWAYS ? "always" : cfg->fsync == FSYNC_BATCH ? "batch" : "off");
     declare_queues(svc, cfg);
+    timer_init(&svc->compact_t, on_compact_check);
+    server_timer_in(s, &svc->compact_t, COMPACT_CHECK_MS);
     return 0;
 }
 
@@ -1222,6 +1299,7 @@ void qsvc_close(struct server *s) {
     struct qsvc *svc = s->qsvc;
     if (!svc)
         return;
+    timer_cancel(&s->wheel, &svc->compact_t);
     if (svc->jw) {
         on_flush(-1, 0, svc);
         event_del(&svc->flush_ev);

@@ -106,6 +106,7 @@ static const struct keydef keys[] = {
     {SEC_JOURNAL, "path", V_PATH, C(journal_path), 0, 0, 0, NULL}, /* default: new_config */
     {SEC_JOURNAL, "fsync", V_ENUM, C(fsync), 0, 0, FSYNC_ALWAYS, fsync_names},
     {SEC_JOURNAL, "fsync_interval", V_DURATION, C(fsync_interval_ms), 1, YEAR, 50, NULL},
+    {SEC_JOURNAL, "compact_min", V_SIZE, C(journal_compact_min), 0, 1024 * GIB, 64 * MIB, NULL},
     {SEC_AUTH, "token", V_TOKEN, C(auth_token), 0, 0, 0, NULL},
     {SEC_AUTH, "token_file", V_TOKEN_FILE, C(auth_token_file), 0, 0, 0, NULL},
     {SEC_QUEUES, "max_wait", V_DURATION, C(queue_max_wait_ms), 0, YEAR, 20 * SECOND, NULL},

@@ -73,6 +73,7 @@ struct config {
     char *journal_path;          /* path: absolute; default var/awaitd.journal beside the config */
     enum config_fsync fsync;     /* fsync: always|batch|off, default always */
     uint64_t fsync_interval_ms;  /* fsync_interval: default 50ms */
+    uint64_t journal_compact_min; /* compact_min: size; rewrite a journal past it that is mostly dead; default 64m */
 
     /* [auth] */
     char *auth_token;            /* token, or the first line of token_file; NULL = open */

@@ -558,3 +558,49 @@ int queue_engine_replay(struct queue_engine *e, const struct queue_event *ev) {
     e->replaying--;
     return rc;
 }
+
+/* ---- snapshot (journal compaction) ---------------------------------------- */
+
+static void snap_emit(struct queue *q, struct queue_event *ev, queue_event_fn fn, void *ctx) {
+    ev->queue = q->name;
+    ev->queue_len = q->namelen;
+    ev->now = queue_now(q->e);
+    fn(ctx, ev);
+}
+
+static void snap_job(struct queue_job *j, queue_event_fn fn, void *ctx) {
+    struct queue_event ev = {.type = QUEUE_EV_PUT,
+                             .id = j->id,
+                             .priority = j->priority,
+                             .visible_at = j->state == QUEUE_JOB_DELAYED ? j->u.timer.expire : 0,
+                             .payload = j->payload,
+                             .len = j->len};
+    snap_emit(j->q, &ev, fn, ctx);
+}
+
+void queue_engine_snapshot(const struct queue_engine *e, queue_event_fn fn, void *ctx) {
+    for (size_t i = 0; i < e->nqueues; i++) {
+        struct queue *q = e->queues[i];
+        struct queue_event ev = {.type = QUEUE_EV_CREATE, .settings = q->set};
+        snap_emit(q, &ev, fn, ctx);
+    }
+    /* Live jobs in id-index order; ready order depends only on (priority, id). */
+    for (size_t i = 0; e->jobs.slots && i <= e->jobs.mask; i++) {
+        struct queue_job *j = e->jobs.slots[i];
+        if (j && j->state != QUEUE_JOB_DEAD)
+            snap_job(j, fn, ctx);
+    }
+    for (size_t i = 0; i < e->nqueues; i++) {
+        struct queue *q = e->queues[i];
+        /* Dead letters oldest death first, so the dead list keeps its order. */
+        for (struct queue_job *j = q->dead_head; j; j = j->u.dead.next) {
+            snap_job(j, fn, ctx);
+            struct queue_event ev = {.type = QUEUE_EV_DEAD, .id = j->id};
+            snap_emit(q, &ev, fn, ctx);
+        }
+        if (q->shutdown) {
+            struct queue_event ev = {.type = QUEUE_EV_SHUTDOWN, .immediate = q->shutdown == 2};
+            snap_emit(q, &ev, fn, ctx);
+        }
+    }
+}

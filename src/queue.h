@@ -222,6 +222,16 @@ void queue_engine_set_mem_limit(struct queue_engine *e, size_t limit);
 
 void queue_engine_stats(const struct queue_engine *e, struct queue_engine_stats *st);
 
+/*
+ * Report, through fn, a sequence of events that rebuilds the engine's
+ * durable state when replayed into a fresh engine: CREATE per queue, PUT
+ * per live job (reserved ones as ready), PUT + DEAD per dead letter in
+ * dead-list order, SHUTDOWN where set. For journal compaction. Not kept:
+ * idempotency keys of jobs already gone, and the id counter (record
+ * queue_engine_stats().next_id beside the snapshot).
+ */
+void queue_engine_snapshot(const struct queue_engine *e, queue_event_fn fn, void *ctx);
+
 /* Make the next put use id (a snapshot restoring the counter). Ids are never
  * reused, so id below the current next id is QUEUE_ERR_INVALID. */
 int queue_engine_set_next_id(struct queue_engine *e, uint64_t id);
