@@ -13,21 +13,19 @@ import concurrent.futures
 import itertools
 import json
 import os
-import re
-import shutil
-import socket
 import tempfile
 import time
 import unittest
 import urllib.parse
 
-from awaitd_test import Daemon, DaemonTestCase, RawConn, parse_metrics
+from awaitd_test import Daemon, DaemonTestCase, RawConn
 
 TOKEN = "0123456789abcdef0123"
 FRAMES = "application/x-awaitd-frames"
 STATS_FIELDS = ("name", "size", "maxsize", "reserved", "delayed", "dead", "unfinished", "putters",
                 "getters", "joiners", "total_put", "total_acked", "total_redelivered",
                 "total_dead", "shutdown", "lease", "max_attempts", "max_payload")
+RESERVE_REQ = b"POST /queues/%s/reserve?wait=%d HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
 BINARY = bytes(range(256)) * 3 + b"\x00\x00\r\n\r\n\x00"
 
 
@@ -42,10 +40,11 @@ def parse_frames(body):
     while pos < len(body):
         nl = body.find(b"\n", pos)
         if nl < 0:
-            raise AssertionError("frame header without a newline at %d: %r" % (pos, body[pos:pos + 80]))
+            raise AssertionError("frame header without a newline at %d: %r"
+                                 % (pos, body[pos:pos + 80]))
         fields = body[pos:nl].split(b" ")
         if len(fields) != 5:
-            raise AssertionError("frame header is not '<id> <attempt> <priority> <deadline> <len>': %r"
+            raise AssertionError("frame header is not '<id> <attempt> <prio> <deadline> <len>': %r"
                                  % body[pos:nl])
         jid, attempt, prio, deadline, n = (int(fields[0]), int(fields[1]), int(fields[2]),
                                            float(fields[3]), int(fields[4]))
@@ -507,7 +506,8 @@ class QueueApiTest(QueueCase):
         self.assertEqual(r.header("Job-Attempt"), "1")
         self.assertEqual(r.header("Job-Priority"), "4")
         deadline = float(r.header("Lease-Deadline"))
-        self.assertLess(abs(deadline - (t0 + 30)), 2.0, "Lease-Deadline %r, now %r" % (deadline, t0))
+        self.assertLess(abs(deadline - (t0 + 30)), 2.0,
+                        "Lease-Deadline %r, now %r" % (deadline, t0))
         st = self.stats(q)
         self.assertEqual((st["size"], st["reserved"], st["unfinished"]), (0, 1, 1), st)
         # lease= per reserve
@@ -547,7 +547,8 @@ class QueueApiTest(QueueCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, b"wake up")
         self.assertEqual(r.header("Job-Id"), str(jid))
-        self.assertLess(t - t0, 0.5, "the waiting getter got the job %.3f s after the put" % (t - t0))
+        self.assertLess(t - t0, 0.5,
+                        "the waiting getter got the job %.3f s after the put" % (t - t0))
         self.assertEqual(self.stats(q)["getters"], 0)
 
     def test_getters_in_arrival_order(self):
@@ -567,8 +568,7 @@ class QueueApiTest(QueueCase):
 
     def test_getter_disconnect_dropped(self):
         q = self.newq()
-        req = b"POST /queues/%s/reserve?wait=10 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n" % \
-            q.encode()
+        req = RESERVE_REQ % (q.encode(), 10)
         # alone: the count goes back to 0 and the next put stays in the queue
         c = RawConn(self.d.port, timeout=5)
         c.send(req)
@@ -595,8 +595,7 @@ class QueueApiTest(QueueCase):
 
     def test_many_getters_half_disconnect_nothing_lost(self):
         q = self.newq()
-        req = b"POST /queues/%s/reserve?wait=15 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n" % \
-            q.encode()
+        req = RESERVE_REQ % (q.encode(), 15)
         conns = []
         for i in range(10):
             c = RawConn(self.d.port, timeout=20)
@@ -712,7 +711,8 @@ class QueueApiTest(QueueCase):
         self.job(q, jid, "nack", delay=1)
         st = self.stats(q)
         self.assertEqual((st["delayed"], st["size"], st["reserved"]), (1, 0, 0), st)
-        self.assertEqual(self.reserve(q).status, 204, "a job nacked with delay=1 was reservable at once")
+        self.assertEqual(self.reserve(q).status, 204,
+                         "a job nacked with delay=1 was reservable at once")
         r = self.reserve(q, wait=5, timeout=15)
         took = time.monotonic() - t0
         self.assertEqual(r.status, 200, r)
@@ -766,7 +766,8 @@ class QueueApiTest(QueueCase):
         self.assertEqual(attempt, 2)
         self.assertEqual(self.job(q, jid, "nack").json(), {"dead": jid})
         st = self.stats(q)
-        self.assertEqual((st["dead"], st["total_dead"], st["unfinished"], st["size"]), (1, 1, 0, 0), st)
+        self.assertEqual((st["dead"], st["total_dead"], st["unfinished"], st["size"]),
+                         (1, 1, 0, 0), st)
         r = self.h("GET", "/queues/%s/dead" % q)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["dead"], [{"id": jid, "priority": 3, "attempt": 2, "len": 6}])
@@ -872,7 +873,8 @@ class QueueApiTest(QueueCase):
         r2 = self.h("POST", "/queues/%s/jobs" % q, body=b"once", headers={"Idempotency-Key": "k-1"})
         self.assertEqual(r2.status, 200, r2)
         self.assertEqual(r2.json(), {"id": jid, "duplicate": True})
-        r3 = self.h("POST", "/queues/%s/jobs" % q, body=b"other", headers={"Idempotency-Key": "k-2"})
+        r3 = self.h("POST", "/queues/%s/jobs" % q, body=b"other",
+                    headers={"Idempotency-Key": "k-2"})
         self.assertEqual(r3.status, 201, r3)
         self.assertNotEqual(r3.json()["id"], jid)
         st = self.stats(q)
@@ -902,7 +904,8 @@ class QueueApiTest(QueueCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json(), {"purged": 3})
         st = self.stats(q)
-        self.assertEqual((st["size"], st["delayed"], st["reserved"], st["unfinished"]), (0, 0, 1, 1), st)
+        self.assertEqual((st["size"], st["delayed"], st["reserved"], st["unfinished"]),
+                         (0, 0, 1, 1), st)
         self.job(q, jid, "ack")
         self.assertEqual(self.h("POST", "/queues/%s/purge" % q).json(), {"purged": 0})
 
@@ -1150,8 +1153,7 @@ class QueueApiTest(QueueCase):
             c.send(b"POST /queues/%s/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\none" % qb)
             r = c.read_response()
             self.assertEqual(r.status, 201, r)
-            c.send(b"POST /queues/%s/reserve?wait=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
-                   % qb)
+            c.send(RESERVE_REQ % (qb, 1))
             r = c.read_response()
             self.assertEqual((r.status, r.body), (200, b"one"), r)
             jid = int(r.header("Job-Id"))
@@ -1160,8 +1162,7 @@ class QueueApiTest(QueueCase):
                    b"POST /queues/%s/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntwo"
                    b"POST /queues/%s/reserve HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
                    b"GET /queues/%s HTTP/1.1\r\nHost: t\r\n\r\n"
-                   b"POST /queues/%s/reserve?wait=10 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
-                   % (qb, jid, qb, qb, qb, qb))
+                   % (qb, jid, qb, qb, qb) + RESERVE_REQ % (qb, 10))
             rs = [c.read_response() for _ in range(4)]
             self.assertEqual([r.status for r in rs], [200, 201, 200, 200], rs)
             self.assertEqual(rs[2].body, b"two")
@@ -1174,6 +1175,115 @@ class QueueApiTest(QueueCase):
             r = c.read_response()
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json()["reserved"], 2)
+
+    def test_pipelined_request_behind_waiting_reserve(self):
+        # bytes of a pipelined request arriving while a reserve waits are not a disconnect
+        q = self.newq()
+        qb = q.encode()
+        with self.d.connect(timeout=15) as c:
+            c.send(RESERVE_REQ % (qb, 10) + b"GET /queues/%s HTTP/1.1\r\nHost: t\r\n\r\n" % qb)
+            self.wait_stats(q, "getters", 1)
+            time.sleep(0.3)
+            self.assertEqual(self.stats(q)["getters"], 1, "the waiting reserve was dropped")
+            jid = self.put(q, b"pipelined")
+            r1 = c.read_response(timeout=5)
+            r2 = c.read_response(timeout=5)
+        self.assertEqual((r1.status, r1.body, r1.header("Job-Id")), (200, b"pipelined", str(jid)),
+                         r1)
+        self.assertEqual(r2.status, 200, r2)
+        self.assertEqual(r2.json()["reserved"], 1)
+
+    def test_many_waiting_getters(self):
+        q = self.newq()
+        n = 200
+        req = RESERVE_REQ % (q.encode(), 15)
+        conns = []
+        try:
+            for _ in range(n):
+                c = RawConn(self.d.port, timeout=20)
+                c.send(req)
+                conns.append(c)
+            self.wait_stats(q, "getters", n, timeout=10)
+            payloads = [b"many-%d" % i for i in range(n)]
+            r = self.h("POST", "/queues/%s/jobs?batch=1" % q, body=frame_put(payloads),
+                       headers={"Content-Type": FRAMES})
+            self.assertEqual(r.status, 201, r)
+            ids = r.json()["ids"]
+            got = {}
+            for c in conns:
+                r = c.read_response(timeout=10)
+                self.assertEqual(r.status, 200, r)
+                got[int(r.header("Job-Id"))] = r.body
+        finally:
+            for c in conns:
+                c.close()
+        self.assertEqual(sorted(got), sorted(ids), "each waiting getter gets one distinct job")
+        self.assertEqual(sorted(got.values()), sorted(payloads))
+        st = self.stats(q)
+        self.assertEqual((st["getters"], st["reserved"], st["size"]), (0, n, 0), st)
+
+    def test_large_payload(self):
+        q = self.newq()
+        big = os.urandom(1 << 20)  # default max_payload and max_body: 1m
+        jid = self.put(q, big, timeout=30)
+        _, _, r = self.reserve_ok(q, timeout=30)
+        self.assertEqual(len(r.body), len(big))
+        self.assertEqual(r.body, big)
+        self.job(q, jid, "ack")
+        r = self.put(q, big + b"x", expect=413, timeout=30)
+        self.assertJsonError(r)
+        self.assertEqual(self.stats(q)["total_put"], 1)
+
+    def test_idempotency_key_too_long(self):
+        q = self.newq()
+        self.put(q, b"k", headers={"Idempotency-Key": "k" * 255})
+        r = self.put(q, b"k", expect=400, headers={"Idempotency-Key": "k" * 256})
+        self.assertJsonError(r)
+        self.assertEqual(self.stats(q)["total_put"], 1)
+
+    def test_job_state_header(self):
+        q = self.newq()
+        ready = self.put(q, b"r")
+        delayed = self.put(q, b"d", delay=30)
+        states = {}
+        for name, jid in (("ready", ready), ("delayed", delayed)):
+            g = self.h("GET", "/queues/%s/jobs/%d" % (q, jid))
+            self.assertEqual(g.status, 200, g)
+            states[name] = g.header("Job-State", "").lower()
+        self.reserve_ok(q)
+        g = self.h("GET", "/queues/%s/jobs/%d" % (q, ready))
+        states["reserved"] = g.header("Job-State", "").lower()
+        self.assertEqual(g.header("Job-Attempt"), "1")
+        for name, value in states.items():
+            self.assertIn(name, value, "Job-State of a %s job: %r" % (name, states))
+
+    def test_delete_with_reserved_and_dead_jobs(self):
+        q = self.newq({"max_attempts": 1})
+        dead = self.put(q, b"dead")
+        self.reserve_ok(q)
+        self.job(q, dead, "nack")
+        held = self.put(q, b"held")
+        self.reserve_ok(q)
+        self.assertEqual(self.h("DELETE", "/queues/" + q).status, 200)
+        self.assertErr(self.job(q, held, "ack", expect=None), 404)
+        self.assertEqual(self.h("PUT", "/queues/" + q).status, 201)
+        st = self.stats(q)
+        self.assertEqual((st["size"], st["reserved"], st["dead"], st["unfinished"]),
+                         (0, 0, 0, 0), st)
+        self.assertErr(self.job(q, held, "ack", expect=None), 404)
+        self.assertEqual(self.h("GET", "/queues/%s/dead" % q).json()["dead"], [])
+
+    def test_shutdown_then_immediate(self):
+        q = self.newq()
+        for i in range(3):
+            self.put(q, b"s%d" % i)
+        self.assertEqual(self.h("POST", "/queues/%s/shutdown" % q).status, 200)
+        self.assertEqual(self.stats(q)["size"], 3)
+        self.assertEqual(self.h("POST", "/queues/%s/shutdown?immediate=1" % q).status, 200)
+        st = self.stats(q)
+        self.assertEqual((st["size"], st["unfinished"]), (0, 0), st)
+        self.assertErr(self.reserve(q), 410)
+        self.assertEqual(self.h("GET", "/queues/%s/join?wait=1" % q).status, 200)
 
     # ---- metrics -----------------------------------------------------------------
 
@@ -1272,6 +1382,34 @@ class QueueAuthTest(QueueCase):
             with self.subTest(path=path):
                 r = self.h("GET", path, auth=False)
                 self.assertEqual(r.status, 200, r)
+
+
+class QueueAuthTokenFileTest(QueueCase):
+    """[auth] token_file: the first line of the file, trailing whitespace stripped."""
+
+    token = "file-token-0123456789"
+
+    @classmethod
+    def make_daemon(cls):
+        fd, path = tempfile.mkstemp(prefix="awaitd-token-")
+        with os.fdopen(fd, "w") as f:
+            f.write(cls.token + "  \n")
+        cls.token_path = path
+        cls.config = {"auth": {"token_file": path}}
+        return super().make_daemon()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        os.unlink(cls.token_path)
+
+    def test_token_file(self):
+        q = self.newq()
+        self.put(q, b"t")
+        self.assertErr(self.h("GET", "/queues/" + q, auth=False), 401)
+        self.assertErr(self.h("GET", "/queues/" + q,
+                              headers={"Authorization": "Bearer " + self.token[:-1]}), 401)
+        self.assertEqual(self.h("GET", "/get", auth=False).status, 200)
 
 
 if __name__ == "__main__":
