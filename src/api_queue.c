@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "config.h"
 #include "http_parse.h"
+#include "http_query.h"
 #include "http_reply.h"
 #include "journal.h"
 #include "journal_writer.h"
@@ -122,43 +123,16 @@ static int engine_status_http(int st) {
     }
 }
 
-/* Query parameter key's raw value, or NULL. */
-static const char *qparam(const struct http_request *req, const char *key, size_t *len) {
-    const char *s = req->query, *end = s ? s + req->query_len : NULL;
-    size_t kl = strlen(key);
-    while (s && s < end) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(s, '=', (size_t)(stop - s));
-        const char *kend = eq ? eq : stop;
-        if ((size_t)(kend - s) == kl && memcmp(s, key, kl) == 0) {
-            *len = eq ? (size_t)(stop - eq - 1) : 0;
-            return eq ? eq + 1 : stop;
-        }
-        s = stop + 1;
-    }
-    return NULL;
-}
-
 /* Seconds (fractions allowed) -> ms. 1 ok (or absent: *ms untouched), -1 bad. */
 static int param_seconds(const struct http_request *req, const char *key, uint64_t *ms) {
     size_t n;
-    const char *v = qparam(req, key, &n);
+    const char *v = http_query_get(req, key, &n);
     if (!v)
         return 1;
-    char tmp[32];
-    if (n == 0 || n >= sizeof tmp)
+    int64_t x = http_parse_seconds_ms(v, n);
+    if (x < 0)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)v[i]) && v[i] != '.')
-            return -1;
-    memcpy(tmp, v, n);
-    tmp[n] = '\0';
-    char *end;
-    double d = strtod(tmp, &end);
-    if (*end || !isfinite(d) || d < 0 || d > 1e9)
-        return -1;
-    *ms = (uint64_t)ceil(d * 1000.0);
+    *ms = (uint64_t)x;
     return 1;
 }
 
@@ -166,7 +140,7 @@ static int param_seconds(const struct http_request *req, const char *key, uint64
 static int param_int(const struct http_request *req, const char *key, int64_t lo, int64_t hi,
                      int64_t *out) {
     size_t n;
-    const char *v = qparam(req, key, &n);
+    const char *v = http_query_get(req, key, &n);
     if (!v)
         return 1;
     char tmp[24];
@@ -773,7 +747,7 @@ static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, struct q
     if (param_int(req, "count", 1, MAX_COUNT, &count) < 0)
         return fail(c, 400, "count is a whole number from 1 to %d", MAX_COUNT);
     size_t cl;
-    int framed = qparam(req, "count", &cl) != NULL && count > 1;
+    int framed = http_query_get(req, "count", &cl) != NULL && count > 1;
     wait_ms = clamp_wait(svc, wait_ms);
     if (wait_ms == 0) {
         struct queue_job_info jobs[MAX_COUNT];

@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "config.h"
 #include "http_parse.h"
+#include "http_query.h"
 #include "http_reply.h"
 #include "metrics.h"
 #include "server.h"
@@ -310,49 +311,6 @@ PROBE_HANDLER(probe_anything) {
 
 /* ---- parameters --------------------------------------------------------- */
 
-/* The raw value of query parameter key, or NULL. */
-static const char *query_param(const struct http_request *req, const char *key, size_t *len) {
-    struct kv kv[MAX_ARGS];
-    size_t n = req->query ? split_pairs(req->query, req->query_len, kv, MAX_ARGS) : 0;
-    size_t kl = strlen(key);
-    for (size_t i = 0; i < n; i++)
-        if (kv[i].klen == kl && memcmp(kv[i].k, key, kl) == 0) {
-            *len = kv[i].vlen;
-            return kv[i].v;
-        }
-    return NULL;
-}
-
-/* A non-negative decimal number of seconds ("1", "0.25") -> ms; -1 if bad. */
-static int64_t parse_seconds_ms(const char *s, size_t n) {
-    char tmp[32];
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]) && s[i] != '.')
-            return -1;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    char *end;
-    double v = strtod(tmp, &end);
-    if (*end || !isfinite(v) || v < 0 || v > 1e9)
-        return -1;
-    return (int64_t)ceil(v * 1000.0);
-}
-
-/* A whole number 0..max from s[0..n); -1 if bad. */
-static int64_t parse_count(const char *s, size_t n, uint64_t max) {
-    if (n == 0 || n > 19)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    return v <= max ? (int64_t)v : -1;
-}
-
 /* ---- /delay/{s} ----------------------------------------------------------- */
 
 struct delay_op {
@@ -382,7 +340,7 @@ PROBE_HANDLER(probe_delay) {
     struct server *s = c->srv;
     const char *arg = req->path + 7;
     size_t arglen = req->path_len - 7;
-    int64_t ms = parse_seconds_ms(arg, arglen);
+    int64_t ms = http_parse_seconds_ms(arg, arglen);
     if (ms < 0)
         return fail(c, 400, "delay must be a non-negative number of seconds, got '%.*s'",
                            (int)(arglen > 64 ? 64 : arglen), arg);
@@ -473,15 +431,15 @@ PROBE_HANDLER(probe_drip) {
     size_t n;
     const char *v;
     int64_t duration = 2000, delay = 0, numbytes = 10, code = 200;
-    if ((v = query_param(req, "duration", &n)) && (duration = parse_seconds_ms(v, n)) < 0)
+    if ((v = http_query_get(req, "duration", &n)) && (duration = http_parse_seconds_ms(v, n)) < 0)
         return fail(c, 400, "duration must be a non-negative number of seconds");
-    if ((v = query_param(req, "delay", &n)) && (delay = parse_seconds_ms(v, n)) < 0)
+    if ((v = http_query_get(req, "delay", &n)) && (delay = http_parse_seconds_ms(v, n)) < 0)
         return fail(c, 400, "delay must be a non-negative number of seconds");
-    if ((v = query_param(req, "numbytes", &n)) && (numbytes = parse_count(v, n, s->cfg->max_bytes)) < 0)
+    if ((v = http_query_get(req, "numbytes", &n)) && (numbytes = http_parse_uint(v, n, s->cfg->max_bytes)) < 0)
         return fail(c, 400, "numbytes must be a whole number from 0 to %llu (max_bytes)",
                            (unsigned long long)s->cfg->max_bytes);
-    if ((v = query_param(req, "code", &n)) &&
-        ((code = parse_count(v, n, 599)) < 200))
+    if ((v = http_query_get(req, "code", &n)) &&
+        ((code = http_parse_uint(v, n, 599)) < 200))
         return fail(c, 400, "code must be an HTTP status from 200 to 599");
     if ((uint64_t)(duration + delay) > s->cfg->max_delay_ms)
         return fail(c, 400, "duration + delay is over the maximum of %.3f s (max_delay)",
@@ -518,7 +476,7 @@ PROBE_HANDLER(probe_status) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
         const char *colon = memchr(p, ':', (size_t)(stop - p));
-        int64_t code = parse_count(p, (size_t)((colon ? colon : stop) - p), 599);
+        int64_t code = http_parse_uint(p, (size_t)((colon ? colon : stop) - p), 599);
         double w = 1;
         if (colon) {
             char tmp[32];
@@ -574,15 +532,15 @@ static uint64_t xorshift64(uint64_t *s) {
 
 PROBE_HANDLER(probe_bytes) {
     struct server *s = c->srv;
-    int64_t n = parse_count(req->path + 7, req->path_len - 7, s->cfg->max_bytes);
+    int64_t n = http_parse_uint(req->path + 7, req->path_len - 7, s->cfg->max_bytes);
     if (n < 0)
         return fail(c, 400, "n must be a whole number from 0 to %llu (max_bytes)",
                            (unsigned long long)s->cfg->max_bytes);
     size_t sl;
-    const char *sv = query_param(req, "seed", &sl);
+    const char *sv = http_query_get(req, "seed", &sl);
     uint64_t seed;
     if (sv) {
-        int64_t v = parse_count(sv, sl, UINT32_MAX);
+        int64_t v = http_parse_uint(sv, sl, UINT32_MAX);
         if (v < 0)
             return fail(c, 400, "seed must be a whole number");
         seed = (uint64_t)v * 0x9E3779B97F4A7C15ull + 1;
@@ -603,7 +561,7 @@ PROBE_HANDLER(probe_bytes) {
 
 PROBE_HANDLER(probe_stream) {
     struct server *s = c->srv;
-    int64_t n = parse_count(req->path + 8, req->path_len - 8, s->cfg->max_stream);
+    int64_t n = http_parse_uint(req->path + 8, req->path_len - 8, s->cfg->max_stream);
     if (n < 0)
         return fail(c, 400, "n must be a whole number from 0 to %llu (max_stream)",
                            (unsigned long long)s->cfg->max_stream);
