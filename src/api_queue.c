@@ -7,11 +7,11 @@
 #include "http_query.h"
 #include "http_reply.h"
 #include "journal.h"
-#include "journal_writer.h"
 #include "log.h"
 #include "queue.h"
 #include "queue_journal.h"
 #include "server.h"
+#include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,8 +32,6 @@
 #define MAX_COUNT 100 /* reserve count= upper bound */
 /* Journal record carrying the engine's next job id (after a snapshot). */
 #define QJ_TYPE_NEXT_ID 0x40
-/* How often to check whether the journal is worth compacting. */
-#define COMPACT_CHECK_MS 1000
 #define CT_FRAMES "application/x-awaitd-frames"
 
 struct qreq;
@@ -42,37 +39,23 @@ struct qreq;
 struct qsvc {
     struct server *srv;
     struct queue_engine *eng;
-    struct jw *jw;
-    int mode;               /* enum jw_mode */
+    struct store *st;       /* the journal (store.c), shared with timers */
     struct qj_clock clk;    /* wheel -> wall clock for records */
-    struct buf batch;       /* encoded records not yet submitted */
-    uint64_t next_seq;      /* sequence number the current batch will carry */
-    struct event flush_ev;  /* submits the batch at the end of this loop turn */
-    int flush_armed;
-    struct qreq *dur_head;  /* requests waiting for their batch, oldest first */
-    struct qreq *dur_tail;
     struct qreq *waiting;   /* requests in a blocking wait (doubly linked) */
     uint64_t replayed;      /* records replayed at start */
-    struct timer compact_t; /* checks whether the journal is worth compacting */
-    uint64_t compactions;
-    uint64_t journal_errors;
 };
 
-enum qreq_kind { QR_DURABLE, QR_GET, QR_PUT, QR_JOIN };
+enum qreq_kind { QR_GET, QR_PUT, QR_JOIN };
 
-/* A /queues request answered later: after its batch is durable, or when a wait ends. */
+/* A /queues request in a blocking wait (reserve, put or join with wait=). */
 struct qreq {
     struct qsvc *svc;
     struct conn *c;
     int kind;
-    struct qreq *dnext, *dprev; /* durability list, or the waiting list */
-    int listed;                 /* 1 on dur list, 2 on waiting list */
-    uint64_t need_seq;
+    struct qreq *dnext, *dprev; /* the waiting list */
+    int listed;                 /* 2 while on the waiting list */
     struct queue_waiter w;
     struct timer wait_t;
-    int status;                 /* the answer prepared for when the batch is durable */
-    char extra[160];
-    struct buf body;
     char qname[QUEUE_NAME_MAX + 1];
     struct queue_job_info jobs[]; /* QR_GET: count entries; QR_PUT: payload copy follows */
 };
@@ -168,52 +151,25 @@ static int name_valid(const char *s, size_t n) {
 
 /* ---- journal glue --------------------------------------------------------------- */
 
-static void on_flush(evutil_socket_t fd, short what, void *arg);
-
 static void on_engine_event(void *ctx, const struct queue_event *ev) {
     struct qsvc *svc = ctx;
-    if (!svc->jw)
-        return; /* replaying, or no journal */
-    if (qj_encode(&svc->batch, ev, &svc->clk) < 0) {
-        svc->journal_errors++;
+    if (!svc->st)
+        return; /* replaying */
+    if (qj_encode(store_batch(svc->st), ev, &svc->clk) < 0) {
         log_error("journal: out of memory encoding a record; it is lost");
         return;
     }
-    if (!svc->flush_armed) {
-        svc->flush_armed = 1;
-        event_active(&svc->flush_ev, EV_TIMEOUT, 0);
-    }
+    store_added(svc->st);
 }
 
 static void qreq_free(struct qreq *r) {
     timer_cancel(&r->svc->srv->wheel, &r->wait_t);
-    buf_free(&r->body);
     free(r);
-}
-
-static void list_unlink(struct qreq *r);
-
-/* The client left: drop the wait (O(1)) or the pending answer. */
-static void qreq_cancel(void *arg) {
-    struct qreq *r = arg;
-    if (r->listed == 2)
-        queue_waiter_cancel(&r->w);
-    list_unlink(r);
-    qreq_free(r);
 }
 
 static void list_unlink(struct qreq *r) {
     struct qsvc *svc = r->svc;
-    if (r->listed == 1) {
-        if (r->dprev)
-            r->dprev->dnext = r->dnext;
-        else
-            svc->dur_head = r->dnext;
-        if (r->dnext)
-            r->dnext->dprev = r->dprev;
-        else
-            svc->dur_tail = r->dprev;
-    } else if (r->listed == 2) {
+    if (r->listed == 2) {
         if (r->dprev)
             r->dprev->dnext = r->dnext;
         else
@@ -225,92 +181,13 @@ static void list_unlink(struct qreq *r) {
     r->dnext = r->dprev = NULL;
 }
 
-/* Send the prepared answer (or an error instead) and free r. */
-static void qreq_answer(struct qreq *r, int jstatus) {
-    struct conn *c = r->c;
+/* The client left: drop the wait (O(1)). */
+static void qreq_cancel(void *arg) {
+    struct qreq *r = arg;
+    if (r->listed == 2)
+        queue_waiter_cancel(&r->w);
     list_unlink(r);
-    if (jstatus == JW_OK)
-        reply(c, r->status, CT_JSON, r->extra[0] ? r->extra : NULL, buf_start(&r->body),
-              r->body.len);
-    else
-        reply_error(c, jstatus == JW_ENOSPC ? 507 : 503,
-                    "the journal could not make this durable: %s", jw_status_str(jstatus));
     qreq_free(r);
-    conn_done(c);
-}
-
-/* Completion of batch seq: answer every request waiting for it or earlier. */
-static void on_batch_done(struct qsvc *svc, uint64_t seq, int status) {
-    if (status != JW_OK)
-        svc->journal_errors++;
-    while (svc->dur_head && svc->dur_head->need_seq <= seq)
-        qreq_answer(svc->dur_head, status);
-}
-
-struct batch_ctx {
-    struct qsvc *svc;
-    uint64_t seq;
-};
-
-static void on_batch_complete(void *arg, int status) {
-    struct batch_ctx *b = arg;
-    struct qsvc *svc = b->svc;
-    uint64_t seq = b->seq;
-    free(b);
-    on_batch_done(svc, seq, status);
-    server_timers_sync(svc->srv);
-}
-
-static void on_flush(evutil_socket_t fd, short what, void *arg) {
-    struct qsvc *svc = arg;
-    svc->flush_armed = 0;
-    if (svc->batch.len == 0)
-        return;
-    uint64_t seq = svc->next_seq++;
-    struct batch_ctx *b = malloc(sizeof *b);
-    int st = JW_NOMEM;
-    if (b) {
-        b->svc = svc;
-        b->seq = seq;
-        st = jw_submit(svc->jw, buf_start(&svc->batch), svc->batch.len, on_batch_complete, b);
-        if (st != JW_OK)
-            free(b);
-    }
-    buf_reset(&svc->batch);
-    if (st != JW_OK) {
-        log_error("journal: a batch of records could not be queued (%s); the changes stay in "
-                  "memory but are not durable",
-                  jw_status_str(st));
-        on_batch_done(svc, seq, st);
-    }
-}
-
-/* 0 when the journal takes writes; else answers 503/507 and returns -1. */
-static int journal_ready(struct conn *c, struct qsvc *svc) {
-    struct jw_stats st;
-    jw_stats(svc->jw, &st);
-    if (st.healthy)
-        return 0;
-    if (st.last_errno == ENOSPC || st.last_errno == EDQUOT)
-        reply_error(c, 507, "the journal's disk is full; retry later");
-    else
-        reply_error(c, 503, "the journal cannot write (%s); retry later", strerror(st.last_errno));
-    return -1;
-}
-
-/* Put r on the durability list: answered when the current batch is durable. */
-static void qreq_wait_durable(struct qreq *r) {
-    struct qsvc *svc = r->svc;
-    r->kind = QR_DURABLE;
-    r->need_seq = svc->next_seq;
-    r->listed = 1;
-    r->dnext = NULL;
-    r->dprev = svc->dur_tail;
-    if (svc->dur_tail)
-        svc->dur_tail->dnext = r;
-    else
-        svc->dur_head = r;
-    svc->dur_tail = r;
 }
 
 static struct qreq *qreq_new(struct qsvc *svc, struct conn *c, size_t extra_bytes) {
@@ -323,35 +200,13 @@ static struct qreq *qreq_new(struct qsvc *svc, struct conn *c, size_t extra_byte
     return r;
 }
 
-/* Does an answer have to wait for the journal? */
-static int must_wait_journal(const struct qsvc *svc) {
-    return svc->mode != JW_FSYNC_OFF && svc->batch.len > 0;
-}
-
-/*
- * Answer now (fsync off, or nothing was journaled) or once the batch
- * holding this request's records is durable. body and extra are copied.
- */
+/* Answer now, or once this turn's records are durable (fsync always/batch). */
 static enum handler_result answer_durable(struct conn *c, struct qsvc *svc, int status,
                                           const char *extra, const struct buf *body) {
-    if (!must_wait_journal(svc)) {
-        reply(c, status, CT_JSON, extra, buf_start(body), body->len);
-        return HANDLER_DONE;
-    }
-    struct qreq *r = qreq_new(svc, c, 0);
-    if (!r || buf_append(&r->body, buf_start(body), body->len) < 0) {
-        free(r);
-        c->keep_alive = 0;
-        reply_error(c, 500, "out of memory");
-        return HANDLER_DONE;
-    }
-    r->status = status;
-    if (extra)
-        snprintf(r->extra, sizeof r->extra, "%s", extra);
-    qreq_wait_durable(r);
-    conn_pending(c, qreq_cancel, r);
-    return HANDLER_PENDING;
+    return store_answer(svc->st, c, status, CT_JSON, extra, buf_start(body), body->len);
 }
+
+#define journal_ready(c, svc) store_ready((svc)->st, (c))
 
 /* ---- waits ------------------------------------------------------------------------ */
 
@@ -417,18 +272,20 @@ static void on_wake(struct queue_waiter *w, int status) {
     } else if (r->kind == QR_JOIN) {
         reply(c, 200, CT_JSON, NULL, "{\"unfinished\": 0}\n", 18);
     } else { /* QR_PUT: done by the engine in arrival order */
-        buf_reset(&r->body);
-        buf_appendf(&r->body, "{\"id\": %" PRIu64 "%s}\n", w->id,
-                    w->duplicate ? ", \"duplicate\": true" : "");
-        r->status = w->duplicate ? 200 : 201;
-        snprintf(r->extra, sizeof r->extra,
+        char body[96], extra[192];
+        int n = snprintf(body, sizeof body, "{\"id\": %" PRIu64 "%s}\n", w->id,
+                         w->duplicate ? ", \"duplicate\": true" : "");
+        snprintf(extra, sizeof extra,
                  "Location: /queues/%s/jobs/%" PRIu64 "\r\nJob-Id: %" PRIu64 "\r\n", r->qname,
                  w->id, w->id);
-        if (must_wait_journal(svc)) {
-            qreq_wait_durable(r);
-            return; /* still pending; conn keeps qreq_cancel */
-        }
-        reply(c, r->status, CT_JSON, r->extra, buf_start(&r->body), r->body.len);
+        int code = w->duplicate ? 200 : 201;
+        qreq_free(r); /* w is gone from here */
+        /* The put's record is in this turn's batch: the 201 may have to wait for it. */
+        if (store_answer(svc->st, c, code, CT_JSON, extra, body, (size_t)n) ==
+            HANDLER_PENDING)
+            return;
+        conn_done(c);
+        return;
     }
     qreq_free(r);
     conn_done(c);
@@ -1058,7 +915,7 @@ enum handler_result api_queues(struct conn *c, const struct http_request *req, c
     return do_admin(c, svc, q, &p, req);
 }
 
-/* ---- compaction ------------------------------------------------------------------------ */
+/* ---- the store's client: replay and snapshot ------------------------------------------ */
 
 struct snap_ctx {
     struct qsvc *svc;
@@ -1072,7 +929,7 @@ static void snap_event(void *arg, const struct queue_event *ev) {
         sc->err = 1;
 }
 
-/* The live state as records, on the loop thread (jw_snapshot_fn). */
+/* The live state as records, on the loop thread (compaction). */
 static int snapshot(void *arg, struct buf *out) {
     struct qsvc *svc = arg;
     struct snap_ctx sc = {svc, out, 0};
@@ -1088,38 +945,12 @@ static int snapshot(void *arg, struct buf *out) {
     return 0;
 }
 
-static void on_compacted(void *arg, int status) {
+static uint64_t live_bytes(void *arg) {
     struct qsvc *svc = arg;
-    if (status == JW_OK) {
-        svc->compactions++;
-        log_info("journal compacted");
-    } else {
-        log_warnx("journal compaction failed (%s); the old journal goes on", jw_status_str(status));
-    }
-}
-
-/* Every second: rewrite the journal once it is past [journal] compact_min and
- * more than four times the live jobs' size (mostly acked or dropped records). */
-static void on_compact_check(struct timer *t) {
-    struct qsvc *svc = container_of(t, struct qsvc, compact_t);
-    struct jw_stats js;
     struct queue_engine_stats es;
-    jw_stats(svc->jw, &js);
     queue_engine_stats(svc->eng, &es);
-    if (!js.compacting && js.healthy && js.file_bytes > svc->srv->cfg->journal_compact_min &&
-        js.file_bytes > 4 * (uint64_t)es.mem_used) {
-        on_flush(-1, 0, svc); /* the snapshot must come after every record handed over */
-        int st = jw_compact(svc->jw, snapshot, on_compacted, svc);
-        if (st != JW_OK)
-            log_warnx("journal compaction not started: %s", jw_status_str(st));
-        else
-            log_info("journal is %" PRIu64 " bytes for %zu bytes of live jobs: compacting",
-                     js.file_bytes, es.mem_used);
-    }
-    server_timer_in(svc->srv, &svc->compact_t, COMPACT_CHECK_MS);
+    return es.mem_used;
 }
-
-/* ---- start, stop, metrics ------------------------------------------------------------ */
 
 static int replay_record(void *arg, uint8_t type, const char *payload, size_t len, uint64_t off) {
     struct qsvc *svc = arg;
@@ -1130,10 +961,12 @@ static int replay_record(void *arg, uint8_t type, const char *payload, size_t le
             id |= (uint64_t)(unsigned char)payload[i] << (8 * i);
         queue_engine_set_next_id(svc->eng, id); /* a lower one is refused: fine */
         svc->replayed++;
-        return 0;
+        return 1;
     }
+    if (type < 1 || type > QUEUE_EV_SHUTDOWN + 1)
+        return 0; /* not a queue record */
     if (qj_decode(type, payload, len, &svc->clk, &ev) < 0) {
-        log_error("journal: record at offset %" PRIu64 " is not a queue event", off);
+        log_error("journal: queue record at offset %" PRIu64 " is malformed", off);
         return -1;
     }
     int st = queue_engine_replay(svc->eng, &ev);
@@ -1143,7 +976,7 @@ static int replay_record(void *arg, uint8_t type, const char *payload, size_t le
         return -1;
     }
     svc->replayed++;
-    return 0;
+    return 1;
 }
 
 /* Create the queues the config declares; existing ones take its settings. */
@@ -1164,30 +997,15 @@ static void declare_queues(struct qsvc *svc, const struct config *cfg) {
     }
 }
 
-static int mkdir_parent(const char *path) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return 0;
-    *slash = '\0';
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-int qsvc_open(struct server *s, int repair) {
-    struct config *cfg = s->cfg;
+int qsvc_init(struct server *s, struct store_client *client) {
     struct qsvc *svc = calloc(1, sizeof *svc);
     if (!svc)
         return -1;
     s->qsvc = svc;
     svc->srv = s;
-    svc->next_seq = 1;
-    event_assign(&svc->flush_ev, s->base, -1, 0, on_flush, svc);
     clock_refresh(svc);
     struct queue_engine_config ec = {0};
-    ec.mem_limit = cfg->queue_mem_limit;
+    ec.mem_limit = s->cfg->queue_mem_limit;
     ec.on_event = on_engine_event;
     ec.event_ctx = svc;
     if (getrandom(&ec.hash_seed, sizeof ec.hash_seed, GRND_NONBLOCK) != sizeof ec.hash_seed)
@@ -1197,51 +1015,20 @@ int qsvc_open(struct server *s, int repair) {
         log_error("out of memory creating the queue engine");
         return -1;
     }
-    if (mkdir_parent(cfg->journal_path) < 0) {
-        log_error("journal %s: cannot create its directory: %s", cfg->journal_path, strerror(errno));
-        return -1;
-    }
-    struct journal_info info;
-    char err[512];
-    int fd = journal_open_replay(cfg->journal_path, replay_record, svc, repair ? JOURNAL_REPAIR : 0,
-                                 &info, err, sizeof err);
-    if (fd < 0) {
-        log_error("%s", err);
-        if (!repair)
-            log_error("start with -r to cut the journal at the first bad record (the cut bytes "
-                      "are saved beside it)");
-        return -1;
-    }
-    if (info.truncated)
-        log_warnx("journal %s: torn last record at offset %" PRIu64 " (%s): %" PRIu64
-                  " bytes cut, start-up goes on",
-                  cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes);
-    if (info.repaired)
-        log_warnx("journal %s: repaired: cut at offset %" PRIu64 " (%s), %" PRIu64
-                  " bytes and %" PRIu64 " records dropped, saved to %s",
-                  cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes,
-                  info.dropped_records, info.saved_to);
-    struct jw_options opt;
-    jw_options_init(&opt);
-    opt.mode = cfg->fsync == FSYNC_ALWAYS  ? JW_FSYNC_ALWAYS
-               : cfg->fsync == FSYNC_BATCH ? JW_FSYNC_BATCH
-                                           : JW_FSYNC_OFF;
-    opt.interval_ms = (unsigned)cfg->fsync_interval_ms;
-    svc->mode = opt.mode;
-    svc->jw = jw_open(s->base, cfg->journal_path, fd, info.end, &opt, err, sizeof err);
-    if (!svc->jw) {
-        log_error("journal %s: %s", cfg->journal_path, err);
-        return -1;
-    }
+    client->replay = replay_record;
+    client->snapshot = snapshot;
+    client->live_bytes = live_bytes;
+    client->ctx = svc;
+    return 0;
+}
+
+void qsvc_start(struct server *s) {
+    struct qsvc *svc = s->qsvc;
+    svc->st = s->store;
     struct queue_engine_stats es;
     queue_engine_stats(svc->eng, &es);
-    log_info("journal %s: %" PRIu64 " records replayed, %zu queues, %zu jobs (fsync %s)",
-             cfg->journal_path, svc->replayed, es.queues, es.jobs,
-             cfg->fsync == FSYNC_ALWAYS ? "always" : cfg->fsync == FSYNC_BATCH ? "batch" : "off");
-    declare_queues(svc, cfg);
-    timer_init(&svc->compact_t, on_compact_check);
-    server_timer_in(s, &svc->compact_t, COMPACT_CHECK_MS);
-    return 0;
+    log_info("queues: %zu queues, %zu jobs after replay", es.queues, es.jobs);
+    declare_queues(svc, s->cfg);
 }
 
 void qsvc_drain(struct server *s) {
@@ -1273,21 +1060,8 @@ void qsvc_close(struct server *s) {
     struct qsvc *svc = s->qsvc;
     if (!svc)
         return;
-    timer_cancel(&s->wheel, &svc->compact_t);
-    if (svc->jw) {
-        on_flush(-1, 0, svc);
-        event_del(&svc->flush_ev);
-        if (jw_close(svc->jw) < 0)
-            log_error("journal: some records could not be made durable at shutdown");
-        svc->jw = NULL; /* engine events from here on (freeing) are not journaled */
-    }
-    while (svc->dur_head) {
-        struct qreq *r = svc->dur_head;
-        list_unlink(r);
-        qreq_free(r);
-    }
+    svc->st = NULL; /* engine events from here on (freeing) are not journaled */
     queue_engine_free(svc->eng);
-    buf_free(&svc->batch);
     free(svc);
     s->qsvc = NULL;
 }
@@ -1327,15 +1101,6 @@ int qsvc_metrics(struct server *s, struct buf *o) {
                              (int)nl, name, v[k]);
         }
     }
-    if (svc->jw) {
-        struct jw_stats js;
-        jw_stats(svc->jw, &js);
-        r |= buf_appendf(o,
-                         "# TYPE awaitd_journal_records_total counter\nawaitd_journal_records_total %" PRIu64
-                         "\n# TYPE awaitd_journal_fsyncs_total counter\nawaitd_journal_fsyncs_total %" PRIu64
-                         "\n# TYPE awaitd_journal_bytes_total counter\nawaitd_journal_bytes_total %" PRIu64
-                         "\n# TYPE awaitd_journal_healthy gauge\nawaitd_journal_healthy %d\n",
-                         js.records, js.fsyncs, js.bytes, js.healthy);
-    }
+    r |= store_metrics(s->store, o);
     return r ? -1 : 0;
 }

@@ -1,17 +1,8 @@
 /*
  * api_queue: /queues over HTTP (docs/QUEUES.md). It binds the pure queue
- * engine (queue.h) to connections, and its events to the journal
- * (journal.h, journal_writer.h) through the record codec (queue_journal.h).
- *
- * Durability flow. The engine reports every change as an event; each is
- * encoded into the current batch, and the batch is submitted to the
- * journal writer once per loop iteration (a zero-timeout event), so every
- * request of that iteration shares one write and, with fsync = always, one
- * fsync. A request whose change must be durable before it is answered
- * (put, ack, nack, settings, purge, ...) waits on a FIFO list, tagged with
- * the sequence number of the batch holding its records; a completion for
- * sequence n answers every request up to n. With fsync = off the answer is
- * sent at once (the records are still written, in order).
+ * engine (queue.h) to connections, and its events to the journal through
+ * the record codec (queue_journal.h) and the store (store.h), which batches
+ * records per loop turn and holds answers until their batch is durable.
  *
  * Blocking calls (reserve and put with wait=, join) embed a queue_waiter in
  * a per-request struct; the wait= deadline is a wheel timer; a client that
@@ -29,11 +20,16 @@ struct buf;
 struct http_request;
 struct qsvc;
 
-/* Open (or create) the journal, replay it into a new engine, declare the
- * config's queues, start the writer. 0, or -1 with the reason logged. */
-int qsvc_open(struct server *s, int repair);
+struct store_client;
 
-/* Flush and close the journal (every acknowledged record is on disk). */
+/* Create the queue engine (s->qsvc) and fill client for store_open(), which
+ * replays the journal into it. 0, or -1 logged. */
+int qsvc_init(struct server *s, struct store_client *client);
+
+/* After store_open: journal from now on, declare the config's queues. */
+void qsvc_start(struct server *s);
+
+/* Free the engine (after store_close). */
 void qsvc_close(struct server *s);
 
 /* SIGTERM: answer every waiting reserve/put/join now (503), so the drain

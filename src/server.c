@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "config.h"
 #include "api_queue.h"
+#include "store.h"
 #include "conn.h"
 #include "log.h"
 #include "notify.h"
@@ -480,8 +481,10 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
         if (!listener_open(s, &cfg->listen[i]))
             return -1;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (qsvc_open(s, s->journal_repair) < 0)
+    struct store_client clients[1];
+    if (qsvc_init(s, &clients[0]) < 0 || store_open(s, s->journal_repair, clients, 1) < 0)
         return -1;
+    qsvc_start(s);
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -513,6 +516,7 @@ void server_free(struct server *s) {
     while (s->conns)
         conn_close(s->conns);
     listeners_close(s);
+    store_close(s);
     qsvc_close(s);
     if (s->base) {
         event_del(&s->wheel_ev);

@@ -54,7 +54,8 @@ struct server {
     int exit_code;
     int in_advance;               /* inside timer_wheel_advance (not reentrant) */
     int journal_repair;           /* -r: cut a corrupt journal instead of refusing */
-    struct qsvc *qsvc;            /* queues and their journal (api_queue.c) */
+    struct qsvc *qsvc;            /* queues (api_queue.c) */
+    struct store *store;          /* the journal shared by queues and timers (store.c) */
 };
 
 /* Build the server for cfg (takes ownership), open and replay the journal
