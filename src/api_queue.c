@@ -62,14 +62,8 @@ struct qreq {
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-static uint64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void clock_refresh(struct qsvc *svc) {
-    svc->clk.wall_minus_wheel = (int64_t)wall_ms() - (int64_t)svc->srv->wheel.now;
+    svc->clk.wall_minus_wheel = (int64_t)clock_wall_ms() - (int64_t)svc->srv->wheel.now;
 }
 
 /* Wheel time -> unix seconds with milliseconds, for headers and JSON. */
@@ -1029,6 +1023,10 @@ void qsvc_start(struct server *s) {
     queue_engine_stats(svc->eng, &es);
     log_info("queues: %zu queues, %zu jobs after replay", es.queues, es.jobs);
     declare_queues(svc, s->cfg);
+}
+
+struct queue_engine *qsvc_engine(struct server *s) {
+    return s->qsvc ? s->qsvc->eng : NULL;
 }
 
 void qsvc_drain(struct server *s) {

@@ -32,6 +32,9 @@ void qsvc_start(struct server *s);
 /* Free the engine (after store_close). */
 void qsvc_close(struct server *s);
 
+/* The queue engine (for timers, whose action is a put). */
+struct queue_engine *qsvc_engine(struct server *s);
+
 /* SIGTERM: answer every waiting reserve/put/join now (503), so the drain
  * does not wait for long polls. */
 void qsvc_drain(struct server *s);

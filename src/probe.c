@@ -3,6 +3,7 @@
 #include "ac_config.h"
 
 #include "api_queue.h"
+#include "api_timer.h"
 #include "buf.h"
 #include "config.h"
 #include "http_parse.h"
@@ -606,7 +607,8 @@ PROBE_HANDLER(probe_metrics) {
         .start_time = (uint64_t)s->start_time,
         .max_connections = s->cfg->max_connections,
     };
-    if (metrics_render(&s->metrics, &g, &s->scratch) < 0 || qsvc_metrics(s, &s->scratch) < 0)
+    if (metrics_render(&s->metrics, &g, &s->scratch) < 0 || qsvc_metrics(s, &s->scratch) < 0 ||
+        tsvc_metrics(s, &s->scratch) < 0)
         return oom(c);
     return reply_scratch(c, 200, "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -3,6 +3,7 @@
 #include "http_parse.h"
 #include "http_reply.h"
 #include "api_queue.h"
+#include "api_timer.h"
 #include "probe.h"
 
 #include <stdio.h>
@@ -36,6 +37,8 @@ static const struct route routes[] = {
     {"/metrics", M(GET) | M(HEAD), "GET, HEAD", probe_metrics},
     {"/queues", M_ANY, NULL, api_queues},
     {"/queues/", M_ANY, NULL, api_queues},
+    {"/timers", M_ANY, NULL, api_timers},
+    {"/timers/", M_ANY, NULL, api_timers},
 };
 
 static int route_matches(const struct route *r, const char *path, size_t len) {

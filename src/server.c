@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "config.h"
 #include "api_queue.h"
+#include "api_timer.h"
 #include "store.h"
 #include "conn.h"
 #include "log.h"
@@ -292,6 +293,7 @@ void server_shutdown(struct server *s) {
         listeners_close(s);
         timer_cancel(&s->wheel, &s->accept_resume);
         qsvc_drain(s);
+        tsvc_drain(s);
         server_timer_in(s, &s->grace, s->cfg->shutdown_grace_ms);
         /* Idle connections go now; busy ones after their current answer. */
         struct conn *c = s->conns;
@@ -481,10 +483,12 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
         if (!listener_open(s, &cfg->listen[i]))
             return -1;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    struct store_client clients[1];
-    if (qsvc_init(s, &clients[0]) < 0 || store_open(s, s->journal_repair, clients, 1) < 0)
+    struct store_client clients[2];
+    if (qsvc_init(s, &clients[0]) < 0 || tsvc_init(s, &clients[1]) < 0 ||
+        store_open(s, s->journal_repair, clients, 2) < 0)
         return -1;
     qsvc_start(s);
+    tsvc_start(s);
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -517,6 +521,7 @@ void server_free(struct server *s) {
         conn_close(s->conns);
     listeners_close(s);
     store_close(s);
+    tsvc_close(s); /* before the queues: a timer's action refers to them */
     qsvc_close(s);
     if (s->base) {
         event_del(&s->wheel_ev);

@@ -56,6 +56,7 @@ struct server {
     int journal_repair;           /* -r: cut a corrupt journal instead of refusing */
     struct qsvc *qsvc;            /* queues (api_queue.c) */
     struct store *store;          /* the journal shared by queues and timers (store.c) */
+    struct tsvc *tsvc;            /* timers (api_timer.c) */
 };
 
 /* Build the server for cfg (takes ownership), open and replay the journal
