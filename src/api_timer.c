@@ -31,8 +31,14 @@
 
 struct treq;
 
+/* Lateness histogram bounds (ms): firing time minus the tick's nominal time. */
+static const unsigned late_bounds[] = {1, 2, 5, 10, 20, 50, 100, 1000};
+#define NLATE (sizeof late_bounds / sizeof late_bounds[0])
+
 struct tsvc {
     struct server *srv;
+    uint64_t late[NLATE + 1]; /* firings per lateness bucket; the last is over 1 s */
+    uint64_t late_sum_ms;
     struct task_engine *eng;
     struct store *st;     /* NULL while replaying */
     struct treq *waiting; /* awaits in progress (doubly linked) */
@@ -102,6 +108,15 @@ static enum handler_result fail(struct conn *c, int status, const char *fmt, ...
 /* The action: put the payload into the queue. */
 static int on_fire(void *ctx, struct task *t, int64_t tick) {
     struct tsvc *svc = ctx;
+    /* Against the real clock: the wheel's own time is the tick being fired. */
+    int64_t late = (int64_t)clock_now_ms() - tick;
+    if (late < 0)
+        late = 0;
+    size_t b = 0;
+    while (b < NLATE && (uint64_t)late >= late_bounds[b])
+        b++;
+    svc->late[b]++;
+    svc->late_sum_ms += (uint64_t)late;
     size_t n;
     const void *blob = task_action(t, &n);
     struct action a;
@@ -666,6 +681,21 @@ int tsvc_metrics(struct server *s, struct buf *o) {
     int r = buf_appends(o, "# TYPE awaitd_timers gauge\n");
     for (int i = 0; i < 4; i++)
         r |= buf_appendf(o, "awaitd_timers{state=\"%s\"} %zu\n", state_names[i], es.by_state[i]);
+    /* Prometheus histogram of firing lateness (le is inclusive; our buckets are < bound). */
+    r |= buf_appends(o, "# HELP awaitd_timer_lateness_ms Firing time minus the scheduled time.\n"
+                        "# TYPE awaitd_timer_lateness_ms histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < NLATE; i++) {
+        cum += svc->late[i];
+        r |= buf_appendf(o, "awaitd_timer_lateness_ms_bucket{le=\"%u\"} %" PRIu64 "\n",
+                         late_bounds[i] - 1, cum);
+    }
+    cum += svc->late[NLATE];
+    r |= buf_appendf(o,
+                     "awaitd_timer_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64
+                     "\nawaitd_timer_lateness_ms_sum %" PRIu64 "\nawaitd_timer_lateness_ms_count %" PRIu64
+                     "\n",
+                     cum, svc->late_sum_ms, cum);
     r |= buf_appendf(o,
                      "# TYPE awaitd_timer_fires_total counter\nawaitd_timer_fires_total %" PRIu64
                      "\n# TYPE awaitd_timer_skips_total counter\nawaitd_timer_skips_total %" PRIu64
