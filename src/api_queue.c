@@ -835,6 +835,11 @@ int api_authorized(struct conn *c, const struct http_request *req) {
     const char *token = c->srv->cfg->auth_token;
     if (!token)
         return 1;
+    /* With mutual TLS, a configured client certificate subject stands in for the token. */
+    const char *subj = c->srv->cfg->auth_client_subject;
+    char have[512];
+    if (subj && conn_tls_subject(c, have, sizeof have) >= 0 && strcmp(have, subj) == 0)
+        return 1;
     const struct http_header *h = http_find_header(req->headers, req->nheaders, "authorization");
     size_t tl = strlen(token);
     int ok = 0;

@@ -61,10 +61,11 @@ static const char *const section_names[] = {"server", "probe", "tls", "journal",
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
-enum vtype { V_COUNT, V_SIZE, V_DURATION, V_ENUM, V_LISTEN, V_PATH, V_TOKEN, V_TOKEN_FILE };
+enum vtype { V_COUNT, V_SIZE, V_DURATION, V_ENUM, V_LISTEN, V_PATH, V_TOKEN, V_TOKEN_FILE, V_STRING };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL}; /* LOG_LVL_* */
 static const char *const fsync_names[] = {"always", "batch", "off", NULL};         /* FSYNC_* */
+static const char *const onoff_names[] = {"off", "on", NULL};
 _Static_assert(sizeof(enum config_fsync) == sizeof(int), "V_ENUM stores through an int");
 
 struct keydef {
@@ -103,12 +104,16 @@ static const struct keydef keys[] = {
     {SEC_TLS, "key", V_PATH, C(tls_key), 0, 0, 0, NULL},
     {SEC_TLS, "chain", V_PATH, C(tls_chain), 0, 0, 0, NULL},
     {SEC_TLS, "client_ca", V_PATH, C(tls_client_ca), 0, 0, 0, NULL},
+    {SEC_TLS, "session_tickets", V_ENUM, C(tls_session_tickets), 0, 0, 1, onoff_names},
+    {SEC_TLS, "handshake_timeout", V_DURATION, C(tls_handshake_timeout_ms), 1, YEAR, 10 * SECOND,
+     NULL},
     {SEC_JOURNAL, "path", V_PATH, C(journal_path), 0, 0, 0, NULL}, /* default: new_config */
     {SEC_JOURNAL, "fsync", V_ENUM, C(fsync), 0, 0, FSYNC_ALWAYS, fsync_names},
     {SEC_JOURNAL, "fsync_interval", V_DURATION, C(fsync_interval_ms), 1, YEAR, 50, NULL},
     {SEC_JOURNAL, "compact_min", V_SIZE, C(journal_compact_min), 0, 1024 * GIB, 64 * MIB, NULL},
     {SEC_AUTH, "token", V_TOKEN, C(auth_token), 0, 0, 0, NULL},
     {SEC_AUTH, "token_file", V_TOKEN_FILE, C(auth_token_file), 0, 0, 0, NULL},
+    {SEC_AUTH, "client_subject", V_STRING, C(auth_client_subject), 0, 0, 0, NULL},
     {SEC_QUEUES, "max_wait", V_DURATION, C(queue_max_wait_ms), 0, YEAR, 20 * SECOND, NULL},
     {SEC_QUEUES, "mem_limit", V_SIZE, C(queue_mem_limit), 0, 1024 * GIB, GIB, NULL},
     {SEC_QUEUES, "key_window", V_DURATION, C(queue_key_window_ms), 1, YEAR, 5 * MINUTE, NULL},
@@ -513,6 +518,11 @@ static int set_value(struct parser *p, const struct keydef *k, const char *v) {
     case V_TOKEN:
         if (check_token(p, k, v, NULL) < 0)
             return -1;
+        if (!(*(char **)slot = strdup(v)))
+            return key_fail(p, k, "out of memory");
+        return 0;
+    case V_STRING:
+        free(*(char **)slot);
         if (!(*(char **)slot = strdup(v)))
             return key_fail(p, k, "out of memory");
         return 0;

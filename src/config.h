@@ -68,6 +68,8 @@ struct config {
     struct config_listen tls_listen[CONFIG_MAX_LISTEN]; /* listen: may repeat */
     size_t ntls_listen;
     char *tls_cert, *tls_key, *tls_chain, *tls_client_ca; /* absolute paths or NULL */
+    int tls_session_tickets;          /* session_tickets: off|on, default on */
+    uint64_t tls_handshake_timeout_ms; /* handshake_timeout: default 10s */
 
     /* [journal] */
     char *journal_path;          /* path: absolute; default var/awaitd.journal beside the config */
@@ -78,6 +80,8 @@ struct config {
     /* [auth] */
     char *auth_token;            /* token, or the first line of token_file; NULL = open */
     char *auth_token_file;       /* token_file: absolute path or NULL */
+    char *auth_client_subject;   /* client_subject: a TLS client certificate subject (RFC 2253)
+                                    that is accepted in place of the token; NULL = none */
 
     /* [queues]: settings for every queue */
     uint64_t queue_max_wait_ms;   /* max_wait: longest wait= a put, reserve or join may ask; default 20s */

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "router.h"
 #include "server.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +35,9 @@ struct conn_chunked {
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_on_deadline(struct timer *t);
 static int conn_process(struct conn *c, const char *data, size_t len);
+static int conn_on_readable(struct conn *c);
+
+_Static_assert(TLS_FAIL_KINDS == METRICS_TLS_FAIL_KINDS, "metrics.h and tls.h disagree");
 
 static void conn_set_deadline(struct conn *c, enum conn_deadline kind, uint64_t ms) {
     c->deadline_kind = (uint8_t)kind;
@@ -45,19 +49,41 @@ static void conn_clear_deadline(struct conn *c) {
     timer_cancel(&c->srv->wheel, &c->deadline);
 }
 
-/* Switch the one event between read and write interest. */
+/* Switch the one event between read and write interest. ev_write is what
+ * the connection waits to do; the readiness watched is the other one while
+ * TLS needs it (io_flip: a read that must write first, or the reverse). */
 static int conn_watch(struct conn *c, int for_write) {
-    if (c->ev_write == for_write && !c->reading_paused)
+    if (c->ev_write == for_write && c->ev_flip == c->io_flip && !c->reading_paused)
         return 0;
     event_del(&c->ev);
-    event_assign(&c->ev, c->srv->base, c->fd, (for_write ? EV_WRITE : EV_READ) | EV_PERSIST,
-                 conn_on_event, c);
+    event_assign(&c->ev, c->srv->base, c->fd,
+                 ((for_write ^ c->io_flip) ? EV_WRITE : EV_READ) | EV_PERSIST, conn_on_event, c);
     c->ev_write = (uint8_t)for_write;
+    c->ev_flip = c->io_flip;
     c->reading_paused = 0;
     return event_add(&c->ev, NULL);
 }
 
-struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, socklen_t len) {
+/*
+ * TLS only, after the connection's work for an event: watch the readiness
+ * TLS needs now, and if OpenSSL already holds input (records read ahead,
+ * or more than the last read had room for), run the read callback again
+ * at once, since the socket will not become readable for bytes it no longer has.
+ */
+static int conn_io_rearm(struct conn *c) {
+    if (c->reading_paused)
+        return 0;
+    if (c->ev_flip != c->io_flip && conn_watch(c, c->ev_write) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    if (!c->ev_write && !c->io_flip && c->state != CONN_HANDSHAKE && c->io->pending(c->io_ctx))
+        event_active(&c->ev, EV_READ, 0);
+    return 0;
+}
+
+struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, socklen_t len,
+                      struct ssl_ctx_st *tls) {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
@@ -66,6 +92,16 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
     c->srv = s;
     c->fd = fd;
     c->io = &io_plain;
+    if (tls) {
+        c->io_ctx = tls_conn_new(tls, fd);
+        if (!c->io_ctx) {
+            close(fd);
+            free(c);
+            return NULL;
+        }
+        c->io = &io_tls;
+        c->state = CONN_HANDSHAKE;
+    }
     c->keep_alive = 1;
     if (len > sizeof c->peer)
         len = sizeof c->peer;
@@ -73,6 +109,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
     timer_init(&c->deadline, conn_on_deadline);
     event_assign(&c->ev, s->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
     if (event_add(&c->ev, NULL) < 0) {
+        c->io->release(c->io_ctx);
         close(fd);
         free(c);
         return NULL;
@@ -82,6 +119,12 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
         s->conns->prev = c;
     s->conns = c;
     s->metrics.conns_open++;
+    if (tls) {
+        struct tls_settings ts;
+        tls_settings_from_config(s->cfg, &ts);
+        conn_set_deadline(c, DL_HANDSHAKE, ts.handshake_timeout_ms);
+        return c;
+    }
     /* The first request has header_timeout to arrive, as every later one does. */
     conn_set_deadline(c, DL_HEADER, s->cfg->header_timeout_ms);
     return c;
@@ -146,7 +189,9 @@ static int conn_after_write(struct conn *c) {
     if (c->state == CONN_CLOSING) {
         /* Lingering close (as nginx): shut our side and read what the client
          * still sends, so unread input does not turn our last answer into an
-         * RST that the client never sees. */
+         * RST that the client never sees. TLS says goodbye first. */
+        if (c->io == &io_tls)
+            tls_close_notify(c->io_ctx);
         shutdown(c->fd, SHUT_WR);
         c->state = CONN_LINGER;
         buf_free(&c->in);
@@ -180,8 +225,11 @@ static int conn_write_buf(struct conn *c, struct buf *b) {
             buf_consume(b, (size_t)n);
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (c->io->pending) /* TLS: a write may wait for readability */
+                c->io_flip = c->io->want(c->io_ctx, 1) == IO_WANT_READ;
             return 1;
+        }
         return -1;
     }
     return 0;
@@ -262,15 +310,28 @@ void conn_done(struct conn *c) {
         if (conn_process(c, NULL, 0) < 0)
             return;
     }
-    conn_flush(c);
+    if (conn_flush(c) == 0 && c->io->pending)
+        conn_io_rearm(c);
     server_timers_sync(s);
 }
 
 void conn_drain(struct conn *c) {
-    if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && c->srv->wbuf_owner != c)
+    if (c->state == CONN_HANDSHAKE)
+        conn_close(c); /* nothing asked yet: nothing to finish */
+    else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && c->srv->wbuf_owner != c)
         conn_close(c);
     else
         c->keep_alive = 0;
+}
+
+int conn_is_tls(const struct conn *c) {
+    return c->io == &io_tls;
+}
+
+int conn_tls_subject(const struct conn *c, char *out, size_t len) {
+    if (c->io != &io_tls || c->state == CONN_HANDSHAKE)
+        return -1;
+    return tls_conn_subject(c->io_ctx, out, len);
 }
 
 const char *conn_peer_text(const struct conn *c, char *out, size_t len) {
@@ -445,27 +506,30 @@ oom:
     return -1;
 }
 
-static void conn_on_readable(struct conn *c) {
+/* Returns -1 if c was closed. */
+static int conn_on_readable(struct conn *c) {
     struct server *s = c->srv;
     ssize_t n;
     if (c->state == CONN_LINGER) {
         n = c->io->read(c->fd, c->io_ctx, s->rbuf, SERVER_RBUF_SIZE);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
             conn_close(c);
-        return;
+            return -1;
+        }
+        return 0;
     }
     if (c->state == CONN_BUSY || c->state == CONN_CLOSING) {
         /* Read while an answer is pending to see the client leave (that
          * cancels the pending work); keep pipelined bytes, within bounds. */
         if (buf_reserve(&c->in, 4096) < 0) {
             conn_close(c);
-            return;
+            return -1;
         }
         n = c->io->read(c->fd, c->io_ctx, buf_start(&c->in) + c->in.len,
                         c->in.cap - c->in.off - c->in.len);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
             conn_close(c);
-            return;
+            return -1;
         }
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
@@ -474,15 +538,17 @@ static void conn_on_readable(struct conn *c) {
                 event_del(&c->ev);
                 c->reading_paused = 1;
             }
+        } else if (c->io->pending) {
+            c->io_flip = c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
         }
-        return;
+        return 0;
     }
     if (c->in.len == 0) {
         n = c->io->read(c->fd, c->io_ctx, s->rbuf, SERVER_RBUF_SIZE);
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
             if (conn_process(c, s->rbuf, (size_t)n) < 0)
-                return;
+                return -1;
         }
     } else {
         size_t want = SERVER_RBUF_SIZE;
@@ -490,37 +556,98 @@ static void conn_on_readable(struct conn *c) {
             want = c->need - c->in.len;
         if (buf_reserve(&c->in, want) < 0) {
             conn_close(c);
-            return;
+            return -1;
         }
         n = c->io->read(c->fd, c->io_ctx, buf_start(&c->in) + c->in.len, want);
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
             c->in.len += (size_t)n;
             if (conn_process(c, NULL, 0) < 0)
-                return;
+                return -1;
         }
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
         conn_close(c);
-        return;
+        return -1;
     }
-    conn_flush(c);
+    if (n < 0 && c->io->pending)
+        c->io_flip = c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
+    return conn_flush(c);
+}
+
+/* A TLS client that spoke plain HTTP gets told so in plain HTTP (as nginx does). */
+#define PLAIN_ON_TLS_BODY "{\"error\": \"plain HTTP request sent to the HTTPS port\", \"status\": 400}\n"
+static const char plain_on_tls[] =
+    "HTTP/1.1 400 Bad Request\r\nServer: awaitd\r\nContent-Type: application/json\r\n"
+    "Content-Length: 70\r\nConnection: close\r\n\r\n" PLAIN_ON_TLS_BODY;
+_Static_assert(sizeof PLAIN_ON_TLS_BODY - 1 == 70, "Content-Length of plain_on_tls");
+
+/* Drive the TLS handshake; once done, the connection reads requests like
+ * any other. Returns -1 if c was closed. */
+static int conn_handshake(struct conn *c) {
+    struct server *s = c->srv;
+    enum tls_fail why = TLS_FAIL_OTHER;
+    const char *detail = "";
+    int r = tls_handshake(c->io_ctx, &why, &detail);
+    if (r == 0) {
+        c->io_flip = c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
+        if (conn_watch(c, 0) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        return 0;
+    }
+    if (r < 0) {
+        s->metrics.tls_handshake_failures[why]++;
+        if (log_level_current >= LOG_LVL_DEBUG) {
+            char peer[INET6_ADDRSTRLEN];
+            log_debug("TLS handshake with %s failed (%s): %s", conn_peer_text(c, peer, sizeof peer),
+                      tls_fail_names[why], detail);
+        }
+        if (r == -2) {
+            ssize_t w = send(c->fd, plain_on_tls, sizeof plain_on_tls - 1, MSG_NOSIGNAL);
+            (void)w;
+        }
+        conn_close(c);
+        return -1;
+    }
+    s->metrics.tls_handshakes++;
+    if (tls_conn_resumed(c->io_ctx))
+        s->metrics.tls_resumed++;
+    c->state = CONN_READY;
+    c->io_flip = 0;
+    if (conn_watch(c, 0) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    conn_set_deadline(c, DL_HEADER, s->cfg->header_timeout_ms);
+    /* A client usually sends its request right behind its Finished, and
+     * read-ahead may already hold it: no readiness would announce it. */
+    return conn_on_readable(c);
 }
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg) {
     struct conn *c = arg;
     struct server *s = c->srv;
-    if (what & EV_WRITE) {
+    int r;
+    c->io_flip = 0;
+    if (c->ev_write) {
         if (c->deadline_kind == DL_WRITE)
             conn_set_deadline(c, DL_WRITE, s->cfg->write_timeout_ms);
-        if (conn_flush(c) == 0 && c->state == CONN_READY && c->out.len == 0 && c->in.len > 0) {
+        r = conn_flush(c);
+        if (r == 0 && c->state == CONN_READY && c->out.len == 0 && c->in.len > 0) {
             /* Output drained: requests that waited behind it go now. */
-            if (conn_process(c, NULL, 0) == 0)
-                conn_flush(c);
+            r = conn_process(c, NULL, 0);
+            if (r == 0)
+                r = conn_flush(c);
         }
-    } else if (what & EV_READ) {
-        conn_on_readable(c);
+    } else if (c->state == CONN_HANDSHAKE) {
+        r = conn_handshake(c);
+    } else {
+        r = conn_on_readable(c);
     }
+    if (r == 0 && c->io->pending)
+        conn_io_rearm(c);
     server_timers_sync(s);
 }
 
@@ -551,6 +678,9 @@ static void conn_on_deadline(struct timer *t) {
         break;
     case DL_WRITE:
         m->timeouts[3]++;
+        break;
+    case DL_HANDSHAKE:
+        m->tls_handshake_failures[TLS_FAIL_TIMEOUT]++;
         break;
     default:
         break;

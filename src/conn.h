@@ -29,6 +29,7 @@
 
 struct server;
 struct io_ops;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct http_request;
 
 enum handler_result { HANDLER_DONE = 0, HANDLER_PENDING = 1 };
@@ -38,6 +39,7 @@ enum conn_state {
     CONN_BUSY,    /* a handler answers later; input waits */
     CONN_CLOSING, /* last response being written, then lingering close */
     CONN_LINGER,  /* write side shut; discarding input until EOF or deadline */
+    CONN_HANDSHAKE, /* TLS handshake in progress: nothing is parsed yet */
 };
 
 enum conn_deadline {
@@ -47,6 +49,7 @@ enum conn_deadline {
     DL_KEEPALIVE, /* idle between requests */
     DL_WRITE,     /* a blocked write must make progress by then */
     DL_LINGER,    /* lingering close gives up */
+    DL_HANDSHAKE, /* the TLS handshake must be done by then */
 };
 
 typedef void (*conn_cancel_fn)(void *arg);
@@ -70,10 +73,12 @@ struct conn {
     uint8_t http10;             /* current request is HTTP/1.0 */
     uint8_t ev_write;           /* ev waits for writability (else readability) */
     uint8_t reading_paused;     /* input backlog full while busy: ev removed */
+    uint8_t io_flip;            /* TLS needs the other readiness than ev_write says */
+    uint8_t ev_flip;            /* io_flip as it was when ev was assigned */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
-    const struct io_ops *io;    /* byte seam: plain socket now, TLS later */
-    void *io_ctx;
+    const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls.h) */
+    void *io_ctx;               /* io_tls: the SSL */
     struct buf in;              /* unparsed input; empty (no memory) when idle */
     struct buf out;             /* unwritten output; empty (no memory) when idle */
     uint64_t need;              /* bytes of in that complete a Content-Length request; 0 unknown */
@@ -83,8 +88,11 @@ struct conn {
     union conn_addr peer;
 };
 
-/* Take over an accepted, non-blocking socket. NULL on allocation failure (fd closed). */
-struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, socklen_t len);
+/* Take over an accepted, non-blocking socket; with tls (an SSL_CTX), a TLS
+ * handshake comes first, under the handshake deadline. NULL on allocation
+ * failure (fd closed). */
+struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, socklen_t len,
+                      struct ssl_ctx_st *tls);
 
 /* Close now: cancels a pending handler, the deadline and the event, frees all. */
 void conn_close(struct conn *c);
@@ -107,5 +115,13 @@ const char *conn_peer_text(const struct conn *c, char *out, size_t len);
 
 /* Drain: close now if idle, else after the current response. */
 void conn_drain(struct conn *c);
+
+/* Did this connection come in on a TLS listener (https:// for its URLs)? */
+int conn_is_tls(const struct conn *c);
+
+/* The verified TLS client certificate's subject (RFC 2253, "CN=ops,O=Example")
+ * into out: its length, or -1 if the connection has none (plain, or no
+ * [tls] client_ca). For letting a client certificate stand in for a token. */
+int conn_tls_subject(const struct conn *c, char *out, size_t len);
 
 #endif

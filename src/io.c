@@ -28,4 +28,4 @@ static int plain_want(void *ctx, int for_write) {
 static void plain_release(void *ctx) {
 }
 
-const struct io_ops io_plain = {"plain", plain_read, plain_write, plain_want, plain_release};
+const struct io_ops io_plain = {"plain", plain_read, plain_write, plain_want, plain_release, NULL};

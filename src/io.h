@@ -9,6 +9,9 @@
  *   write: n > 0 bytes written (may be short); -1 with errno as for read.
  *   want:  which readiness (IO_WANT_READ / IO_WANT_WRITE) the last EAGAIN
  *          waits for (TLS may need to write while reading and vice versa).
+ *   pending: NULL for transports without buffers of their own; else nonzero
+ *          when input is buffered inside the transport (TLS records read
+ *          ahead), which the socket's readiness will not announce again.
  */
 #ifndef AWAITD_IO_H
 #define AWAITD_IO_H
@@ -25,8 +28,10 @@ struct io_ops {
     int (*want)(void *ctx, int for_write);
     /* Release the transport state (not the fd). */
     void (*release)(void *ctx);
+    int (*pending)(void *ctx);
 };
 
 extern const struct io_ops io_plain;
+/* TLS (OpenSSL) is io_tls in tls.h. */
 
 #endif

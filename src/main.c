@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (test_only) {
+        /* -t also loads the TLS certificate and key, as a start would. */
+        if (cfg->ntls_listen) {
+            struct ssl_ctx_st *t = tls_ctx_new(cfg, NULL, err, sizeof err);
+            if (!t) {
+                fprintf(stderr, "awaitd: %s\n", err);
+                config_free(cfg);
+                return 1;
+            }
+            tls_ctx_free(t);
+        }
         printf("awaitd: the configuration file %s syntax is ok\n", path);
         config_free(cfg);
         return 0;

@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include "buf.h"
+#include "tls.h"
 
 #include <inttypes.h>
 
@@ -29,6 +30,21 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                          m->timeouts[i]);
     r |= buf_appendf(o, COUNTER("awaitd_parse_errors_total", "Requests rejected by the HTTP parser.")
                      "awaitd_parse_errors_total %" PRIu64 "\n", m->parse_errors);
+    r |= buf_appendf(o, COUNTER("awaitd_tls_handshakes_total", "TLS handshakes completed.")
+                     "awaitd_tls_handshakes_total %" PRIu64 "\n", m->tls_handshakes);
+    r |= buf_appendf(o, COUNTER("awaitd_tls_sessions_resumed_total",
+                                "TLS handshakes that resumed a session (no full handshake).")
+                     "awaitd_tls_sessions_resumed_total %" PRIu64 "\n", m->tls_resumed);
+    r |= buf_appends(o, COUNTER("awaitd_tls_handshake_failures_total",
+                                "TLS connections closed before the handshake completed, by reason."));
+    for (int i = 0; i < METRICS_TLS_FAIL_KINDS; i++)
+        r |= buf_appendf(o, "awaitd_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+                         tls_fail_names[i], m->tls_handshake_failures[i]);
+    if (m->tls_cert_not_after)
+        r |= buf_appendf(o, GAUGE("awaitd_tls_certificate_expiry_seconds",
+                                  "Unix time the served TLS certificate expires.")
+                         "awaitd_tls_certificate_expiry_seconds %" PRId64 "\n",
+                         m->tls_cert_not_after);
     r |= buf_appendf(o, COUNTER("awaitd_bytes_in_total", "Bytes read from clients.")
                      "awaitd_bytes_in_total %" PRIu64 "\n", m->bytes_in);
     r |= buf_appendf(o, COUNTER("awaitd_bytes_out_total", "Bytes written to clients.")

@@ -9,6 +9,9 @@
 
 struct buf;
 
+/* Kinds of TLS handshake failure: enum tls_fail in tls.h, same order. */
+#define METRICS_TLS_FAIL_KINDS 6
+
 struct metrics {
     uint64_t conns_open;        /* gauge */
     uint64_t conns_total;       /* accepted, including refused */
@@ -18,6 +21,10 @@ struct metrics {
     uint64_t bytes_out;
     uint64_t timeouts[4];       /* header, body, keep-alive (idle close), write */
     uint64_t parse_errors;      /* requests rejected by the parser (4xx/5xx + close) */
+    uint64_t tls_handshakes;    /* TLS handshakes completed */
+    uint64_t tls_resumed;       /* of those, sessions resumed (ticket or cache) */
+    uint64_t tls_handshake_failures[METRICS_TLS_FAIL_KINDS]; /* by enum tls_fail */
+    int64_t tls_cert_not_after; /* the served certificate's expiry, unix s; 0 without TLS */
 };
 
 /* Gauges that live elsewhere, sampled when /metrics is rendered. */

@@ -255,7 +255,7 @@ static int render_echo(struct conn *c, const struct http_request *req, const cha
     r |= buf_append_json_str(o, origin, strlen(origin));
     r |= buf_appends(o, ", \"url\": ");
     if (req->target_len && req->target[0] == '/') {
-        r |= buf_append(o, "\"http://", 8);
+        r |= conn_is_tls(c) ? buf_append(o, "\"https://", 9) : buf_append(o, "\"http://", 8);
         if (req->host)
             r |= buf_append_json_chars(o, req->host, req->host_len);
         r |= buf_append_json_chars(o, req->target, req->target_len);

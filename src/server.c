@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "log.h"
 #include "notify.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 
@@ -29,6 +30,11 @@
 /* Connections accepted per readiness callback, so one busy listener cannot
  * starve the connections already open. */
 #define ACCEPT_BATCH 64
+/* A new TLS connection costs a private-key operation (hundreds of us with
+ * RSA) at its first read. Taking few per wakeup lets the connections whose
+ * handshakes are done (cheap to finish) go first, as nginx does by
+ * accepting one at a time; the level-triggered listener fires again. */
+#define TLS_ACCEPT_BATCH 1
 /* Pause before accepting again after running out of file descriptors. */
 #define EMFILE_PAUSE_MS 100
 
@@ -38,6 +44,7 @@ struct listener {
     int fd;
     int paused;
     int activated; /* passed by systemd: kept across reloads whatever the config says */
+    int tls;       /* a [tls] listener (or systemd's socket named "tls") */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct event ev;
@@ -92,7 +99,8 @@ static void accept_emfile(struct server *s, struct listener *l) {
 static void on_accept(evutil_socket_t fd, short what, void *arg) {
     struct listener *l = arg;
     struct server *s = l->srv;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    int batch = l->tls ? TLS_ACCEPT_BATCH : ACCEPT_BATCH;
+    for (int i = 0; i < batch; i++) {
         union conn_addr peer;
         socklen_t len = sizeof peer;
         int cfd = accept4(l->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -106,28 +114,32 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
             break;
         }
         s->metrics.conns_total++;
-        if (s->metrics.conns_open >= s->cfg->max_connections) {
-            /* Refuse cleanly: a short answer the client can read, then close. */
+        if (s->metrics.conns_open >= s->cfg->max_connections || (l->tls && !s->tls_ctx)) {
+            /* Refuse cleanly: a short answer the client can read, then close
+             * (a TLS client could not read plain text: it just sees the close). */
             s->metrics.conns_refused++;
-            ssize_t w = send(cfd, refuse_busy, refuse_busy_len, MSG_NOSIGNAL);
-            (void)w;
+            if (!l->tls) {
+                ssize_t w = send(cfd, refuse_busy, refuse_busy_len, MSG_NOSIGNAL);
+                (void)w;
+            }
             close(cfd);
             continue;
         }
         int one = 1;
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn_new(s, cfd, &peer.sa, len);
+        conn_new(s, cfd, &peer.sa, len, l->tls ? s->tls_ctx : NULL);
     }
     server_timers_sync(s);
 }
 
 static struct listener *listener_add(struct server *s, int fd, const struct sockaddr *addr,
-                                     socklen_t addrlen, const char *text) {
+                                     socklen_t addrlen, const char *text, int tls) {
     struct listener *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->srv = s;
     l->fd = fd;
+    l->tls = tls;
     if (addrlen > sizeof l->addr)
         addrlen = sizeof l->addr;
     memcpy(&l->addr, addr, addrlen);
@@ -141,7 +153,7 @@ static struct listener *listener_add(struct server *s, int fd, const struct sock
     return l;
 }
 
-static struct listener *listener_open(struct server *s, const struct config_listen *a) {
+static struct listener *listener_open(struct server *s, const struct config_listen *a, int tls) {
     int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         log_error("cannot listen on %s: socket: %s", a->text, strerror(errno));
@@ -161,12 +173,13 @@ static struct listener *listener_open(struct server *s, const struct config_list
         close(fd);
         return NULL;
     }
-    struct listener *l = listener_add(s, fd, (const struct sockaddr *)&a->addr, a->addrlen, a->text);
+    struct listener *l =
+        listener_add(s, fd, (const struct sockaddr *)&a->addr, a->addrlen, a->text, tls);
     if (!l) {
         close(fd);
         return NULL;
     }
-    log_info("listening on %s", a->text);
+    log_info("listening on %s%s", a->text, tls ? " (TLS)" : "");
     return l;
 }
 
@@ -194,11 +207,7 @@ static int listeners_inherit(struct server *s) {
     struct notify_fd fds[NOTIFY_MAX_FDS];
     int n = notify_listen_fds(fds, NOTIFY_MAX_FDS);
     for (int i = 0; i < n; i++) {
-        if (strcmp(fds[i].name, "tls") == 0) {
-            log_error("socket activation: a socket named \"tls\" was passed, but TLS listeners "
-                      "are not supported by this build yet");
-            return -1;
-        }
+        int tls = strcmp(fds[i].name, "tls") == 0;
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         char text[64] = "?";
@@ -214,14 +223,16 @@ static int listeners_inherit(struct server *s) {
                 snprintf(text, sizeof text, "[%s]:%u", host, ntohs(sin6->sin6_port));
             }
         }
-        struct listener *l = listener_add(s, fds[i].fd, (struct sockaddr *)&ss, len, text);
+        struct listener *l = listener_add(s, fds[i].fd, (struct sockaddr *)&ss, len, text, tls);
         if (!l)
             return -1;
         l->activated = 1;
-        log_info("listening on %s (socket activation, fd %d)", text, fds[i].fd);
+        log_info("listening on %s (socket activation, fd %d%s)", text, fds[i].fd,
+                 tls ? ", TLS" : "");
     }
-    if (n > 0 && s->cfg->nlisten > 0)
-        log_info("socket activation: %d socket(s) from systemd; [server] listen lines not used", n);
+    if (n > 0 && (s->cfg->nlisten > 0 || s->cfg->ntls_listen > 0))
+        log_info("socket activation: %d socket(s) from systemd; [server] and [tls] listen lines "
+                 "not used", n);
     return n;
 }
 
@@ -330,40 +341,57 @@ static void on_status_tick(struct timer *t) {
     server_timer_in(s, t, next);
 }
 
+/* Is a in cfg's listen lines: 0 no, 1 [server], 2 [tls]. */
+static int listed(const struct config *cfg, const struct sockaddr_storage *a) {
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        if (addr_equal(a, &cfg->listen[i].addr))
+            return 1;
+    for (size_t i = 0; i < cfg->ntls_listen; i++)
+        if (addr_equal(a, &cfg->tls_listen[i].addr))
+            return 2;
+    return 0;
+}
+
 /* Bring the listeners in line with cfg: bind the new addresses first (all or
- * nothing), then close the ones no longer listed. */
+ * nothing), then close the ones no longer listed. An address that moves
+ * between [server] and [tls] keeps its socket and changes its protocol. */
 static int listeners_apply(struct server *s, const struct config *cfg) {
-    struct listener *added[CONFIG_MAX_LISTEN];
+    struct listener *added[2 * CONFIG_MAX_LISTEN];
     size_t nadded = 0;
     for (struct listener *l = s->listeners; l; l = l->next)
         if (l->activated)
             return 0; /* systemd owns the sockets */
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        int have = 0;
-        for (struct listener *l = s->listeners; l && !have; l = l->next)
-            have = addr_equal(&l->addr, &cfg->listen[i].addr);
-        if (have)
-            continue;
-        struct listener *l = listener_open(s, &cfg->listen[i]);
-        if (!l) {
-            /* Undo: the running set stays exactly as it was. */
-            for (size_t k = 0; k < nadded; k++) {
-                struct listener **pp = &s->listeners;
-                while (*pp != added[k])
-                    pp = &(*pp)->next;
-                *pp = added[k]->next;
-                listener_free(added[k]);
+    for (int tls = 0; tls < 2; tls++) {
+        const struct config_listen *want = tls ? cfg->tls_listen : cfg->listen;
+        size_t nwant = tls ? cfg->ntls_listen : cfg->nlisten;
+        for (size_t i = 0; i < nwant; i++) {
+            int have = 0;
+            for (struct listener *l = s->listeners; l && !have; l = l->next)
+                have = addr_equal(&l->addr, &want[i].addr);
+            if (have)
+                continue;
+            struct listener *l = listener_open(s, &want[i], tls);
+            if (!l) {
+                /* Undo: the running set stays exactly as it was. */
+                for (size_t k = 0; k < nadded; k++) {
+                    struct listener **pp = &s->listeners;
+                    while (*pp != added[k])
+                        pp = &(*pp)->next;
+                    *pp = added[k]->next;
+                    listener_free(added[k]);
+                }
+                return -1;
             }
-            return -1;
+            added[nadded++] = l;
         }
-        added[nadded++] = l;
     }
     for (struct listener **pp = &s->listeners; *pp;) {
         struct listener *l = *pp;
-        int keep = 0;
-        for (size_t i = 0; i < cfg->nlisten && !keep; i++)
-            keep = addr_equal(&l->addr, &cfg->listen[i].addr);
-        if (keep) {
+        int kind = listed(cfg, &l->addr);
+        if (kind) {
+            if (l->tls != (kind == 2))
+                log_info("%s now serves %s", l->text, kind == 2 ? "TLS" : "plain HTTP");
+            l->tls = kind == 2;
             pp = &l->next;
             continue;
         }
@@ -374,22 +402,66 @@ static int listeners_apply(struct server *s, const struct config *cfg) {
     return 0;
 }
 
+/* Does cfg (with the sockets systemd passed, which override its listen
+ * lines) need a TLS context? */
+static int tls_needed(const struct server *s, const struct config *cfg) {
+    int activated = 0;
+    for (const struct listener *l = s->listeners; l; l = l->next) {
+        if (l->activated && l->tls)
+            return 1;
+        activated |= l->activated;
+    }
+    return !activated && cfg->ntls_listen > 0;
+}
+
+/* Build the TLS context cfg asks for, if any, into *out (NULL if none). */
+static int tls_prepare(const struct server *s, const struct config *cfg, struct ssl_ctx_st **out,
+                       int64_t *not_after, char *err, size_t errlen) {
+    *out = NULL;
+    *not_after = 0;
+    if (!tls_needed(s, cfg))
+        return 0;
+    *out = tls_ctx_new(cfg, not_after, err, errlen);
+    return *out ? 0 : -1;
+}
+
+static void tls_swap(struct server *s, struct ssl_ctx_st *ctx, int64_t not_after,
+                     const struct config *cfg) {
+    /* Connections accepted under the old context hold their own reference. */
+    tls_ctx_free(s->tls_ctx);
+    s->tls_ctx = ctx;
+    s->metrics.tls_cert_not_after = not_after;
+    if (ctx) {
+        char when[32] = "?";
+        time_t t = (time_t)not_after;
+        struct tm tm;
+        if (not_after && gmtime_r(&t, &tm))
+            strftime(when, sizeof when, "%Y-%m-%d", &tm);
+        log_info("TLS: serving certificate %s (valid until %s)%s%s", cfg->tls_cert, when,
+                 cfg->tls_client_ca ? ", client certificates from " : "",
+                 cfg->tls_client_ca ? cfg->tls_client_ca : "");
+    }
+}
+
 int server_reload(struct server *s) {
     notify_send("RELOADING=1");
     struct config *nc;
     char err[1024];
     int ok = 0;
+    struct ssl_ctx_st *nctx = NULL;
+    int64_t not_after = 0;
     if (config_load(s->cfg->path, &nc, err, sizeof err) < 0) {
         log_error("reload failed, the running configuration stays: %s", err);
-    } else if (nc->ntls_listen > 0) {
-        log_error("reload failed, the running configuration stays: %s: [tls] listen: TLS "
-                  "listeners are not supported by this build yet", nc->path);
+    } else if (tls_prepare(s, nc, &nctx, &not_after, err, sizeof err) < 0) {
+        log_error("reload failed, the running configuration and TLS certificate stay: %s", err);
         config_free(nc);
     } else if (listeners_apply(s, nc) < 0) {
         log_error("reload failed (a new listen address could not be bound), the running "
                   "configuration stays");
+        tls_ctx_free(nctx);
         config_free(nc);
     } else {
+        tls_swap(s, nctx, not_after, nc);
         struct config *old = s->cfg;
         if (nc->backlog != old->backlog)
             log_warnx("reload: backlog applies to newly bound addresses only");
@@ -472,15 +544,24 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
     timer_init(&s->status_tick, on_status_tick);
     event_assign(&s->wheel_ev, s->base, -1, 0, on_wheel, s);
 
-    if (cfg->ntls_listen > 0) {
-        log_error("%s: [tls] listen: TLS listeners are not supported by this build yet", cfg->path);
-        return -1;
-    }
     int inherited = listeners_inherit(s);
     if (inherited < 0)
         return -1;
+    /* Certificate and key before any bind: a bad file is the whole error. */
+    char err[1024];
+    struct ssl_ctx_st *tctx;
+    int64_t not_after;
+    if (tls_prepare(s, cfg, &tctx, &not_after, err, sizeof err) < 0) {
+        log_error("%s%s", inherited > 0 ? "socket activation passed a socket named \"tls\": " : "",
+                  err);
+        return -1;
+    }
+    tls_swap(s, tctx, not_after, cfg);
     for (size_t i = 0; inherited == 0 && i < cfg->nlisten; i++)
-        if (!listener_open(s, &cfg->listen[i]))
+        if (!listener_open(s, &cfg->listen[i], 0))
+            return -1;
+    for (size_t i = 0; inherited == 0 && i < cfg->ntls_listen; i++)
+        if (!listener_open(s, &cfg->tls_listen[i], 1))
             return -1;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     struct store_client clients[2];
@@ -493,13 +574,15 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sig_hup = evsignal_new(s->base, SIGHUP, on_signal, s);
-    s->sig_pipe = evsignal_new(s->base, SIGPIPE, on_signal, s);
+    /* Ignored rather than caught: OpenSSL writes with write(), not
+     * send(MSG_NOSIGNAL), so every TLS write to a client that has gone
+     * raises one, and a caught signal costs the loop a wakeup each. */
+    signal(SIGPIPE, SIG_IGN);
     s->sig_usr1 = evsignal_new(s->base, SIGUSR1, on_signal, s);
     evsignal_add(s->sig_usr1, NULL);
     evsignal_add(s->sig_term, NULL);
     evsignal_add(s->sig_int, NULL);
     evsignal_add(s->sig_hup, NULL);
-    evsignal_add(s->sig_pipe, NULL);
     return 0;
 }
 
@@ -520,6 +603,8 @@ void server_free(struct server *s) {
     while (s->conns)
         conn_close(s->conns);
     listeners_close(s);
+    tls_ctx_free(s->tls_ctx);
+    s->tls_ctx = NULL;
     store_close(s);
     tsvc_close(s); /* before the queues: a timer's action refers to them */
     qsvc_close(s);

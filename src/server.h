@@ -19,6 +19,7 @@
 struct config;
 struct conn;
 struct listener;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 #define SERVER_RBUF_SIZE 65536
 
@@ -30,6 +31,8 @@ struct server {
     struct event wheel_ev;        /* libevent timer that advances the wheel */
     uint64_t wheel_armed_at;      /* ms the wheel_ev is set for; UINT64_MAX if unset */
     struct listener *listeners;   /* singly linked */
+    struct ssl_ctx_st *tls_ctx;   /* for new TLS connections (each holds a reference to
+                                     the one it began with); NULL without TLS listeners */
     struct conn *conns;           /* every open connection (doubly linked) */
     struct metrics metrics;
     uint64_t delays_pending;      /* gauge: delayed probe answers */
@@ -81,8 +84,10 @@ const char *server_date(struct server *s);
 
 /*
  * Re-read the config file (as SIGHUP does). The new file is parsed and
- * validated in full, new listeners are bound, and only then is it swapped
- * in; on any error the running config stays and the reason is logged.
+ * validated in full, the TLS context is built from the files it names (so
+ * a replaced certificate, key or client CA is read again), new listeners
+ * are bound, and only then is it swapped in; on any error the running
+ * config and TLS context stay and the reason is logged.
  * Returns 0 when the new config is in force.
  */
 int server_reload(struct server *s);
