@@ -3,14 +3,17 @@
  * options, checks the target and the file limit, starts one worker per -t
  * (each an event loop over its share of the connections), shows progress,
  * and merges the workers' stats into the report. See load_opts.c for the
- * options and load_worker.c for the connection engine.
+ * options, load_worker.c for the connection engine, load_seed.c and
+ * load_queue.c for the scenarios.
  */
 #include "buf.h"
 #include "load_opts.h"
+#include "load_queue.h"
 #include "load_report.h"
 #include "load_seed.h"
 #include "load_url.h"
 #include "load_worker.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -140,6 +143,10 @@ static int run_wait(struct load_worker **w, unsigned n, atomic_int *stop, uint64
     return interrupted;
 }
 
+/* https://: the client context and the host its certificate must name. */
+static struct ssl_ctx_st *run_tls;
+static const char *run_tls_host;
+
 static int run_load(const struct load_opts *o, const struct load_addr *a, const struct buf *req) {
     atomic_int stop;
     atomic_init(&stop, 0);
@@ -158,6 +165,8 @@ static int run_load(const struct load_opts *o, const struct load_addr *a, const 
         .timeout_us = o->timeout_us,
         .connect_rate = o->connect_rate,
         .stop = &stop,
+        .tls = run_tls,
+        .tls_host = run_tls_host,
     };
 
     /* Signals go to this thread only, where sigtimedwait collects them. */
@@ -228,27 +237,37 @@ out:
     return rc;
 }
 
-int main(int argc, char **argv) {
-    struct load_opts o;
-    int rc = load_opts_parse(&o, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    if (o.scenario == LOAD_SCENARIO_QUEUE) {
-        fprintf(stderr, "awaitload: --scenario queue is not available in this build "
-                        "(the queue API does not exist yet)\n");
-        return 2;
-    }
+/* Everything after the options; returns the exit status. */
+static int run(struct load_opts *o) {
     struct load_url u;
     struct load_addr addrs[LOAD_URL_MAX_ADDRS];
     char err[256];
-    if (load_url_parse(o.url, &u, err, sizeof err) < 0) {
-        fprintf(stderr, "awaitload: bad URL '%s': %s\n", o.url, err);
+    if (load_url_parse(o->url, &u, err, sizeof err) < 0) {
+        fprintf(stderr, "awaitload: bad URL '%s': %s\n", o->url, err);
+        return 2;
+    }
+    if (o->scenario == LOAD_SCENARIO_QUEUE) {
+        char name[LOAD_URL_MAX];
+        if (load_queue_name(u.target, name, sizeof name) < 0) {
+            fprintf(stderr,
+                    "awaitload: --scenario queue: the URL must be "
+                    "http://host:port/queues/NAME (got '%s')\n",
+                    o->url);
+            return 2;
+        }
+    }
+    if (u.tls && o->scenario != LOAD_SCENARIO_URL) {
+        fprintf(stderr, "awaitload: https:// is not supported with --scenario %s\n",
+                o->scenario == LOAD_SCENARIO_SEED ? "seed" : "queue");
         return 2;
     }
     if (u.tls) {
-        fprintf(stderr, "awaitload: https:// is not supported in this build "
-                        "(TLS arrives with the TLS issue)\n");
-        return 2;
+        run_tls = tls_client_ctx_new(o->insecure, err, sizeof err);
+        if (!run_tls) {
+            fprintf(stderr, "awaitload: %s\n", err);
+            return 1;
+        }
+        run_tls_host = u.host;
     }
     signal(SIGPIPE, SIG_IGN);
     int naddrs = load_url_resolve(&u, addrs, err, sizeof err);
@@ -256,31 +275,40 @@ int main(int argc, char **argv) {
         fprintf(stderr, "awaitload: %s\n", err);
         return 1;
     }
-    if (o.scenario != LOAD_SCENARIO_SEED && fds_check(&o) < 0)
+    if (o->scenario != LOAD_SCENARIO_SEED && fds_check(o) < 0)
         return 2;
     /* The first address that accepts a connection is the target: "localhost"
      * may offer ::1 and 127.0.0.1 with the server on only one of them. */
     const struct load_addr *a = NULL;
     for (int i = 0; i < naddrs && !a; i++)
-        if (probe_target(&addrs[i], o.timeout_us, err, sizeof err) == 0)
+        if (probe_target(&addrs[i], o->timeout_us, err, sizeof err) == 0)
             a = &addrs[i];
     if (!a) {
         fprintf(stderr, "awaitload: cannot connect to %s (%s%s): %s\n", u.host_header,
                 addrs[naddrs - 1].text, naddrs > 1 ? " and others" : "", err);
         return 1;
     }
-    if (o.scenario == LOAD_SCENARIO_SEED) {
-        rc = load_seed_run(&o, &u, a);
-        load_opts_free(&o);
-        return rc;
-    }
+    if (o->scenario == LOAD_SCENARIO_QUEUE)
+        return load_queue_run(o, &u, a);
+    if (o->scenario == LOAD_SCENARIO_SEED)
+        return load_seed_run(o, &u, a);
     struct buf req = BUF_INIT;
-    if (load_opts_render_request(&o, u.host_header, u.target, &req) < 0) {
+    if (load_opts_render_request(o, u.host_header, u.target, &req) < 0) {
         fprintf(stderr, "awaitload: out of memory\n");
         return 1;
     }
-    rc = run_load(&o, a, &req);
+    int rc = run_load(o, a, &req);
     buf_free(&req);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    struct load_opts o;
+    int rc = load_opts_parse(&o, argc, argv);
+    if (rc == 0)
+        rc = run(&o);
+    else
+        rc = rc > 0 ? 0 : 2;
     load_opts_free(&o);
     return rc;
 }

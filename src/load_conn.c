@@ -1,5 +1,7 @@
 #include "load_conn.h"
 
+#include "tls.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +18,7 @@
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_send(struct load_conn *c, uint64_t start_ns);
 static void conn_connected(struct load_conn *c);
+static void conn_ready(struct load_conn *c);
 
 /* ---- slots: how -n bounds the run ------------------------------------ */
 
@@ -63,6 +66,10 @@ void load_conn_close(struct load_conn *c, int abort) {
     if (abort) {
         struct linger lg = {1, 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    if (c->ssl) {
+        io_tls.release(c->ssl); /* close_notify unless aborting (the socket's linger reset) */
+        c->ssl = NULL;
     }
     close(c->fd);
     c->fd = -1;
@@ -142,9 +149,51 @@ static void conn_wait_or_send(struct load_conn *c, uint64_t now) {
     conn_watch(c, EV_READ | EV_PERSIST, &tv);
 }
 
+/* https: drive the handshake; then the connection is ready for requests. */
+static void conn_handshake(struct load_conn *c) {
+    struct load_worker *w = c->w;
+    enum tls_fail why;
+    const char *detail = "";
+    int r = tls_handshake(c->ssl, &why, &detail);
+    if (r == 0) {
+        short ev = io_tls.want(c->ssl, 0) == IO_WANT_WRITE ? EV_WRITE : EV_READ;
+        conn_watch(c, ev | EV_PERSIST, w->timeout_tv);
+        return;
+    }
+    if (r < 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "TLS handshake: %s%s", detail,
+                 strstr(detail, "certificate verify failed") ? " (--insecure skips the check)"
+                                                              : "");
+        conn_fail(c, LOAD_ERR_CONNECT, msg);
+        return;
+    }
+    uint64_t now = load_now_ns();
+    w->stats.handshakes++;
+    load_hist_record(&w->stats.handshake_hist, (now - c->hs_start_ns) / 1000u);
+    conn_ready(c);
+}
+
 static void conn_connected(struct load_conn *c) {
     struct load_worker *w = c->w;
     w->stats.connects++;
+    if (w->plan->tls) {
+        c->ssl = tls_client_conn_new(w->plan->tls, c->fd, w->plan->tls_host);
+        if (!c->ssl) {
+            conn_fail(c, LOAD_ERR_CONNECT, "TLS: out of memory");
+            return;
+        }
+        c->hs_start_ns = load_now_ns();
+        c->state = CS_HANDSHAKE;
+        conn_handshake(c);
+        return;
+    }
+    conn_ready(c);
+}
+
+/* Connected (and TLS done): the first request goes out now or when due. */
+static void conn_ready(struct load_conn *c) {
+    struct load_worker *w = c->w;
     uint64_t now = load_now_ns();
     if (w->interval_ns == 0) {
         conn_send(c, now);
@@ -164,7 +213,8 @@ static void conn_connected(struct load_conn *c) {
 static void conn_write(struct load_conn *c) {
     const struct load_plan *p = c->w->plan;
     while (c->wpos < p->req_len) {
-        ssize_t n = send(c->fd, p->req + c->wpos, p->req_len - c->wpos, MSG_NOSIGNAL);
+        ssize_t n = c->ssl ? io_tls.write(c->fd, c->ssl, p->req + c->wpos, p->req_len - c->wpos)
+                           : send(c->fd, p->req + c->wpos, p->req_len - c->wpos, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -173,7 +223,7 @@ static void conn_write(struct load_conn *c) {
                 conn_watch(c, EV_READ | EV_WRITE | EV_PERSIST, c->w->timeout_tv);
                 return;
             }
-            conn_fail_errno(c, LOAD_ERR_READ, "send", errno);
+            conn_fail_errno(c, LOAD_ERR_READ, c->ssl ? "TLS write" : "send", errno);
             return;
         }
         c->wpos += (size_t)n;
@@ -257,14 +307,15 @@ static void conn_eof(struct load_conn *c) {
     }
 }
 
-static void conn_read(struct load_conn *c) {
+static void conn_read_once(struct load_conn *c) {
     struct load_worker *w = c->w;
     char *buf = w->rbuf;
     /* Read past the space a split head needs, then put the head in front. */
-    ssize_t n = recv(c->fd, buf + c->head_len, LOAD_READ_CHUNK, 0);
+    ssize_t n = c->ssl ? io_tls.read(c->fd, c->ssl, buf + c->head_len, LOAD_READ_CHUNK)
+                       : recv(c->fd, buf + c->head_len, LOAD_READ_CHUNK, 0);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            conn_fail_errno(c, LOAD_ERR_READ, "recv", errno);
+            conn_fail_errno(c, LOAD_ERR_READ, c->ssl ? "TLS read" : "recv", errno);
         return;
     }
     if (n == 0) {
@@ -310,6 +361,14 @@ static void conn_read(struct load_conn *c) {
     c->head_len = (uint32_t)rest;
 }
 
+static void conn_read(struct load_conn *c) {
+    conn_read_once(c);
+    /* TLS may hold records beyond what one read had room for, and the
+     * socket will not become readable again for them. */
+    while (c->ssl && (c->state == CS_READING || c->state == CS_WRITING) && io_tls.pending(c->ssl))
+        conn_read_once(c);
+}
+
 static void conn_cb(evutil_socket_t fd, short what, void *arg) {
     struct load_conn *c = arg;
     switch (c->state) {
@@ -328,6 +387,12 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg) {
             conn_connected(c);
         return;
     }
+    case CS_HANDSHAKE:
+        if (what & EV_TIMEOUT)
+            conn_fail(c, LOAD_ERR_CONNECT, "TLS handshake timed out");
+        else
+            conn_handshake(c);
+        return;
     case CS_WRITING:
         if (what & EV_READ) {
             conn_read(c);

@@ -28,6 +28,7 @@ enum load_conn_state {
     CS_CLOSED,     /* no socket, not queued (quota spent or stopping) */
     CS_QUEUED,     /* waiting for a connect token */
     CS_CONNECTING, /* connect() in progress */
+    CS_HANDSHAKE,  /* https: TLS handshake in progress */
     CS_WRITING,    /* request partly sent */
     CS_READING,    /* request sent, response not complete */
     CS_WAITING,    /* open loop: connected, next request not yet due */
@@ -48,6 +49,8 @@ struct load_conn {
     uint64_t index;           /* global connection number */
     uint64_t start_ns;        /* latency is measured from here */
     uint64_t due_ns;          /* open loop: when the next request is due */
+    uint64_t hs_start_ns;     /* https: when the TCP connection was established */
+    void *ssl;                /* https: the connection's SSL (io_tls's ctx); else NULL */
     struct load_resp resp;
     char *head; /* a response head split across reads */
     uint32_t head_len, head_cap;

@@ -19,15 +19,18 @@
 static const char usage_text[] =
     "usage: awaitload [options] URL\n"
     "       awaitload --scenario seed [--delays LIST] URL\n"
+    "       awaitload --scenario queue [queue options] http://host:port/queues/NAME\n"
     "\n"
     "Load an HTTP/1.1 server over keep-alive connections and report latency\n"
-    "percentiles, status classes and errors. URL is http://host[:port]/path?query\n"
-    "(host: a name, IPv4, or [IPv6]).\n"
+    "percentiles, status classes and errors. URL is http[s]://host[:port]/path?query\n"
+    "(host: a name, IPv4, or [IPv6]). Over https:// the TLS handshakes of new\n"
+    "connections are timed apart from the requests (no session resumption).\n"
     "\n"
     "  -c, --connections N   connections to hold open (default 10)\n"
     "  -d, --duration D      run this long: 10s, 500ms, 2m, 1h; bare = seconds\n"
     "                        (default 10s unless -n is given)\n"
-    "  -n, --requests N      stop after N requests (responses plus failures)\n"
+    "  -n, --requests N      stop after N requests (responses plus failures);\n"
+    "                        with --scenario queue, after N cycles\n"
     "  -t, --threads N       threads, each with its own event loop (default 1)\n"
     "  -R, --rate N          open loop: N requests/s in total, spread evenly over\n"
     "                        the connections; latency counts from when each request\n"
@@ -36,7 +39,8 @@ static const char usage_text[] =
     "                        sends its next request when the answer arrives).\n"
     "  -m, --method M        request method (default GET; HEAD expects no body)\n"
     "  -H, --header 'N: V'   add a request header (repeatable; Host replaces ours)\n"
-    "  -b, --body S          request body (sent with Content-Length)\n"
+    "  -b, --body S          request body (sent with Content-Length); with\n"
+    "                        --scenario queue, each job's payload (default 100 x's)\n"
     "      --body-file F     request body from a file (at most 64 MiB)\n"
     "      --timeout D       a connect, or a response making no progress, fails\n"
     "                        after D (default 10s)\n"
@@ -46,12 +50,29 @@ static const char usage_text[] =
     "      --fit-fds         if -c needs more file descriptors than the limit\n"
     "                        allows, open what fits instead of refusing to start\n"
     "      --json            print one JSON summary on stdout instead of text\n"
+    "      --insecure        https:// without verifying the server's certificate\n"
+    "                        (self-signed targets); by default it must chain to\n"
+    "                        the system's CAs and name the URL's host\n"
     "      --scenario NAME   seed: fetch /delay/D for each of --delays one after\n"
     "                        another, then all at once, and print both times;\n"
-    "                        queue: not available in this build\n"
+    "                        queue: awaitd's work queue (see below)\n"
     "      --delays LIST     seconds for the seed scenario (default 1,2,3)\n"
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
+    "\n"
+    "--scenario queue creates the queue (PUT /queues/NAME), then each connection\n"
+    "loops put (POST .../jobs) -> reserve (POST .../reserve?wait=1) -> ack (POST\n"
+    ".../jobs/ID/ack): a cycle. Reported: cycles/s, jobs/s, cycle latency and\n"
+    "each step's latency. -H applies to every request (Authorization: Bearer T).\n"
+    "      --producers P     P connections only put (with wait=, backpressure) ...\n"
+    "      --consumers C     ... and C only reserve and ack; replaces -c with P+C\n"
+    "                        (either may be 0: --consumers 0 is a put-only run)\n"
+    "      --batch N         N jobs per put (framed batch) and up to N per reserve\n"
+    "                        (count=N), each acked, the acks pipelined (default 1;\n"
+    "                        reserve takes at most 100)\n"
+    "      --maxsize N       the queue's maxsize, set by the PUT (default 0: none)\n"
+    "      --put-wait D      a producer's wait= while the queue is full (default 5s;\n"
+    "                        cycles put without wait and retry a 503 after 10 ms)\n"
     "\n"
     "Numbers take k (1000) or M (1000000) suffixes: -c 10k. A progress line is\n"
     "shown once a second when stderr is a terminal. Exit status: 0 when the run\n"
@@ -65,7 +86,13 @@ enum {
     OPT_FIT_FDS,
     OPT_JSON,
     OPT_SCENARIO,
+    OPT_INSECURE,
     OPT_DELAYS,
+    OPT_PRODUCERS,
+    OPT_CONSUMERS,
+    OPT_BATCH,
+    OPT_MAXSIZE,
+    OPT_PUT_WAIT,
 };
 
 static const struct option long_opts[] = {
@@ -83,7 +110,13 @@ static const struct option long_opts[] = {
     {"fit-fds", no_argument, NULL, OPT_FIT_FDS},
     {"json", no_argument, NULL, OPT_JSON},
     {"scenario", required_argument, NULL, OPT_SCENARIO},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {"delays", required_argument, NULL, OPT_DELAYS},
+    {"producers", required_argument, NULL, OPT_PRODUCERS},
+    {"consumers", required_argument, NULL, OPT_CONSUMERS},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"maxsize", required_argument, NULL, OPT_MAXSIZE},
+    {"put-wait", required_argument, NULL, OPT_PUT_WAIT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -136,6 +169,19 @@ static double parse_count(const char *s) {
     else if (*end == 'M')
         v *= 1e6, end++;
     return *end ? -1 : v;
+}
+
+/* A count that may be 0 (k and M suffixes as above); -1 if bad. */
+static int parse_count0(const char *arg, double max, uint64_t *out) {
+    if (strcmp(arg, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    double v = parse_count(arg);
+    if (v < 1 || v > max || v != floor(v))
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
 }
 
 static int parse_int_opt(const char *arg, double max, uint64_t *out, const char *what) {
@@ -209,17 +255,22 @@ static int parse_delays(struct load_opts *o, const char *arg) {
     return o->ndelays ? 0 : bad("--delays '%s': empty list", arg);
 }
 
-static int parse_one(struct load_opts *o, int ch, const char *arg, int *saw_d) {
+struct seen {
+    int d, c, n, m, R, queue_opt;
+};
+
+static int parse_one(struct load_opts *o, int ch, const char *arg, struct seen *saw) {
     int64_t us;
     uint64_t v = 0;
     switch (ch) {
     case 'c':
+        saw->c = 1;
         return parse_int_opt(arg, 1e6, &o->connections, "-c %s: expected 1 to 1000000");
     case 'd':
         if ((us = load_parse_duration_us(arg)) <= 0)
             return bad("-d %s: expected a duration > 0 such as 10s or 500ms", arg);
         o->duration_us = (uint64_t)us;
-        *saw_d = 1;
+        saw->d = 1;
         return 0;
     case 'n':
         return parse_int_opt(arg, 1e15, &o->requests, "-n %s: expected a count >= 1");
@@ -229,10 +280,12 @@ static int parse_one(struct load_opts *o, int ch, const char *arg, int *saw_d) {
         o->threads = (unsigned)v;
         return 0;
     case 'R':
+        saw->R = 1;
         if ((o->rate = parse_count(arg)) <= 0 || o->rate > 1e8)
             return bad("-R %s: expected a rate > 0 (requests per second)", arg);
         return 0;
     case 'm':
+        saw->m = 1;
         for (const char *p = arg; *p; p++)
             if (!is_tchar((unsigned char)*p))
                 return bad("-m '%s': not a method token", arg);
@@ -275,6 +328,9 @@ static int parse_one(struct load_opts *o, int ch, const char *arg, int *saw_d) {
     case OPT_JSON:
         o->json = 1;
         return 0;
+    case OPT_INSECURE:
+        o->insecure = 1;
+        return 0;
     case OPT_SCENARIO:
         if (strcmp(arg, "seed") == 0)
             o->scenario = LOAD_SCENARIO_SEED;
@@ -285,6 +341,28 @@ static int parse_one(struct load_opts *o, int ch, const char *arg, int *saw_d) {
         return 0;
     case OPT_DELAYS:
         return parse_delays(o, arg);
+    case OPT_PRODUCERS:
+    case OPT_CONSUMERS:
+        saw->queue_opt = 1;
+        o->split = 1;
+        if (parse_count0(arg, 1e6, ch == OPT_PRODUCERS ? &o->producers : &o->consumers) < 0)
+            return bad("--%s %s: expected 0 to 1000000",
+                       ch == OPT_PRODUCERS ? "producers" : "consumers", arg);
+        return 0;
+    case OPT_BATCH:
+        saw->queue_opt = 1;
+        return parse_int_opt(arg, 100000, &o->batch, "--batch %s: expected 1 to 100000");
+    case OPT_MAXSIZE:
+        saw->queue_opt = 1;
+        if (parse_count0(arg, 1e15, &o->maxsize) < 0)
+            return bad("--maxsize %s: expected a count (0: no limit)", arg);
+        return 0;
+    case OPT_PUT_WAIT:
+        saw->queue_opt = 1;
+        if ((us = load_parse_duration_us(arg)) < 0 || us > 3600000000)
+            return bad("--put-wait %s: expected a duration from 0 to 1h", arg);
+        o->put_wait_us = (uint64_t)us;
+        return 0;
     default:
         return bad("unknown option");
     }
@@ -299,8 +377,11 @@ int load_opts_parse(struct load_opts *o, int argc, char **argv) {
     o->connect_rate = 20000;
     o->delays[0] = 1, o->delays[1] = 2, o->delays[2] = 3;
     o->ndelays = 3;
+    o->batch = 1;
+    o->put_wait_us = 5000000;
 
-    int saw_d = 0, ch;
+    struct seen saw = {0};
+    int ch;
     opterr = 0; /* our own one-line messages */
     while ((ch = getopt_long(argc, argv, ":c:d:n:t:R:m:H:b:hV", long_opts, NULL)) != -1) {
         if (ch == 'h') {
@@ -316,7 +397,7 @@ int load_opts_parse(struct load_opts *o, int argc, char **argv) {
         if (ch == '?')
             return optopt ? bad("unknown option -%c", optopt)
                           : bad("unknown option %s", argv[optind - 1]);
-        if (parse_one(o, ch, optarg, &saw_d) < 0)
+        if (parse_one(o, ch, optarg, &saw) < 0)
             return -1;
     }
     if (optind == argc)
@@ -324,7 +405,34 @@ int load_opts_parse(struct load_opts *o, int argc, char **argv) {
     if (optind + 1 < argc)
         return bad("unexpected argument '%s' (one URL only)", argv[optind + 1]);
     o->url = argv[optind];
-    if (!saw_d && !o->requests)
+    if (o->scenario == LOAD_SCENARIO_QUEUE) {
+        if (saw.R)
+            return bad("-R: the queue scenario is a closed loop");
+        if (saw.m)
+            return bad("-m: the queue scenario chooses its own methods");
+        if (o->split) {
+            if (o->producers + o->consumers == 0)
+                return bad("--producers and --consumers: at least one connection is needed");
+            if (saw.c && o->connections != o->producers + o->consumers)
+                return bad("-c %llu: with --producers and --consumers the connections are "
+                           "P + C (%llu)",
+                           (unsigned long long)o->connections,
+                           (unsigned long long)(o->producers + o->consumers));
+            o->connections = o->producers + o->consumers;
+        }
+        if (!o->has_body) {
+            o->body = malloc(100);
+            if (!o->body)
+                return bad("out of memory");
+            memset(o->body, 'x', 100);
+            o->body_len = 100;
+            o->has_body = 1;
+        }
+    } else if (saw.queue_opt) {
+        return bad("--producers, --consumers, --batch, --maxsize and --put-wait need "
+                   "--scenario queue");
+    }
+    if (!saw.d && !o->requests)
         o->duration_us = 10000000; /* the default run is 10 s */
     if (o->threads > o->connections) {
         return bad("-t %u is more than -c %llu: each thread needs a connection", o->threads,
@@ -346,15 +454,21 @@ static int has_header(const struct load_opts *o, const char *name) {
     return 0;
 }
 
+int load_opts_render_fields(const struct load_opts *o, const char *host_header, struct buf *out) {
+    int r = 0;
+    if (!has_header(o, "Host"))
+        r |= buf_appendf(out, "Host: %s\r\n", host_header);
+    for (unsigned i = 0; i < o->nheaders; i++)
+        r |= buf_appendf(out, "%s\r\n", o->headers[i]);
+    return r ? -1 : 0;
+}
+
 /* Only Host and the user's fields: every byte more is parsing the server
  * does per request, which a benchmark should not add (wrk sends the same). */
 int load_opts_render_request(const struct load_opts *o, const char *host_header, const char *target,
                              struct buf *out) {
     int r = buf_appendf(out, "%s %s HTTP/1.1\r\n", o->method, target);
-    if (!has_header(o, "Host"))
-        r |= buf_appendf(out, "Host: %s\r\n", host_header);
-    for (unsigned i = 0; i < o->nheaders; i++)
-        r |= buf_appendf(out, "%s\r\n", o->headers[i]);
+    r |= load_opts_render_fields(o, host_header, out);
     if (o->has_body) {
         r |= buf_appendf(out, "Content-Length: %zu\r\n\r\n", o->body_len);
         r |= buf_append(out, o->body, o->body_len);

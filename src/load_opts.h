@@ -31,9 +31,16 @@ struct load_opts {
     double connect_rate; /* --connect-rate, connections/s */
     int json;            /* --json */
     int fit_fds;         /* --fit-fds: fewer connections rather than fail */
+    int insecure;        /* --insecure: https:// without checking the server's certificate */
     enum load_scenario scenario;
     double delays[LOAD_MAX_DELAYS]; /* --delays, seconds, for --scenario seed */
     unsigned ndelays;
+    /* --scenario queue: */
+    uint64_t producers, consumers; /* --producers/--consumers; both 0 = combined cycles */
+    int split;                     /* either was given: producers and consumers apart */
+    uint64_t batch;                /* --batch: jobs per put and per reserve (default 1) */
+    uint64_t maxsize;              /* --maxsize: the queue's maxsize when created (0) */
+    uint64_t put_wait_us;          /* --put-wait: a put's wait= (default 5s) */
     const char *url;
 };
 
@@ -46,6 +53,10 @@ void load_opts_free(struct load_opts *o);
  * Content-Length and the body. Returns 0 or -1 (out of memory). */
 int load_opts_render_request(const struct load_opts *o, const char *host_header, const char *target,
                              struct buf *out);
+
+/* The header fields every request carries: Host (unless -H gives one) and the
+ * -H fields, each ending in CRLF. Returns 0 or -1 (out of memory). */
+int load_opts_render_fields(const struct load_opts *o, const char *host_header, struct buf *out);
 
 /* "1.5s", "250ms", "2m", "1h", or bare seconds -> microseconds; -1 if bad. */
 int64_t load_parse_duration_us(const char *s);

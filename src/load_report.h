@@ -27,7 +27,9 @@ void load_report_text(FILE *f, const struct load_summary *s);
 /* One JSON object on one line:
  * {"requests","duration_s","rps","bytes_in","bytes_out","status":{"1xx".."5xx"},
  *  "errors":{"connect","read","timeout","parse"},"latency_us":{"p50","p90","p99",
- *  "p999","max","mean"},"connections","threads","mode","rate","reconnects","url"} */
+ *  "p999","max","mean"},"connections","threads","mode","rate","reconnects","url"}
+ * plus, after https:// runs that opened connections, "tls_handshakes" and
+ * "handshake_us":{"p50","p90","p99","max","mean"} before "connections". */
 void load_report_json(FILE *f, const struct load_summary *s);
 
 /* "\r[  3s] 41234 req/s, 123456 requests, 0 errors" (no newline). */
@@ -35,6 +37,9 @@ void load_report_progress(FILE *f, double elapsed_s, double rps, uint64_t reques
                           uint64_t errors);
 /* Erase the progress line. */
 void load_report_progress_clear(FILE *f);
+
+/* 780us, 1.40ms, 1.234s (three significant digits) into out; returns out. */
+const char *load_report_fmt_us(char *out, size_t n, uint64_t us);
 
 /* A one-line account of why a run got no responses ("12 connect errors
  * (first: connect: Connection refused)"), into out. */

@@ -195,6 +195,7 @@ struct load_worker *load_worker_new(const struct load_plan *plan, uint64_t first
     w->nconns = nconns;
     w->quota = quota;
     load_hist_init(&w->stats.hist);
+    load_hist_init(&w->stats.handshake_hist);
     atomic_init(&w->pub_requests, 0);
     atomic_init(&w->pub_errors, 0);
     atomic_init(&w->done, 0);

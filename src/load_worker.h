@@ -14,8 +14,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
 enum load_err {
-    LOAD_ERR_CONNECT, /* socket() or connect() failed or timed out */
+    LOAD_ERR_CONNECT, /* socket() or connect() failed or timed out, or the TLS handshake */
     LOAD_ERR_READ,    /* the connection broke or closed mid-exchange (writes too) */
     LOAD_ERR_TIMEOUT, /* a response made no progress for --timeout */
     LOAD_ERR_PARSE,   /* the response was not valid HTTP/1.1 */
@@ -37,6 +39,8 @@ struct load_plan {
     uint64_t t0_ns;      /* run start, monotonic */
     uint64_t end_ns;     /* deadline; UINT64_MAX for none */
     atomic_int *stop;    /* set by main (SIGINT) or by a worker giving up */
+    struct ssl_ctx_st *tls; /* https://: the client context; NULL for http:// */
+    const char *tls_host;   /* for SNI and the certificate's name check */
 };
 
 struct load_stats {
@@ -47,6 +51,8 @@ struct load_stats {
     uint64_t connects;   /* connections established */
     uint64_t reconnects; /* connections opened again after a close */
     uint64_t end_ns;     /* when this worker stopped */
+    uint64_t handshakes; /* TLS handshakes completed (each a full one: no resumption) */
+    struct load_hist handshake_hist; /* their durations, connect to handshake done */
     char first_error[LOAD_ERR_KINDS][96];
     struct load_hist hist;
 };

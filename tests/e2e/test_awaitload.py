@@ -12,6 +12,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -273,6 +274,203 @@ class AgainstRawServers(unittest.TestCase):
         self.assertIn("timeout", err)
 
 
+TOKEN = "0123456789abcdef0123"
+
+
+def queue_daemon(token=None):
+    """A daemon that journals (fsync off) into its own temp dir."""
+    tmp = tempfile.mkdtemp(prefix="awaitload-q-")
+    cfg = {"journal": {"path": os.path.join(tmp, "j"), "fsync": "off"}}
+    if token:
+        cfg["auth"] = {"token": token}
+    d = Daemon(cfg)
+    d.tmpdir = tmp  # removed with the daemon's files at stop
+    return d.start()
+
+
+class QueueScenario(unittest.TestCase):
+    """--scenario queue against the real daemon: what awaitload counts must be
+    what the daemon's queue stats say happened."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = queue_daemon()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def stats(self, name):
+        r = self.d.http("GET", "/queues/" + name)
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    def queue(self, *args, timeout=60):
+        return run_json(self, "--scenario", "queue", *args, timeout=timeout)
+
+    def assertNoErrors(self, s):
+        self.assertEqual(sum(s["errors"].values()), 0, s)
+        # A 503 is a put refused by a full queue: repeated, counted as "full".
+        self.assertEqual(s["status"]["4xx"] + s["status"]["5xx"] - s["full"], 0, s)
+        self.assertIsNone(s["first_error"], s)
+
+    def test_cycles(self):
+        s = self.queue("-c", 10, "-n", 300, self.d.url("/queues/cycles"))
+        self.assertNoErrors(s)
+        self.assertEqual(s["scenario"], "queue")
+        self.assertEqual(s["mode"], "cycle")
+        self.assertEqual(s["cycles"], 300)
+        self.assertEqual((s["jobs_put"], s["jobs_acked"]), (300, 300))
+        self.assertEqual(s["status"]["2xx"], 900)  # put, reserve, ack
+        self.assertEqual(s["requests"], 900)
+        self.assertGreater(s["cycles_per_s"], 0)
+        self.assertEqual(s["latency_us"]["count"], 300)
+        for step in ("put", "reserve", "ack"):
+            self.assertEqual(s["steps"][step]["count"], 300, step)
+            self.assertLessEqual(s["steps"][step]["p50"], s["latency_us"]["max"])
+        self.assertLessEqual(s["latency_us"]["p50"], s["latency_us"]["p99"])
+        st = self.stats("cycles")
+        self.assertEqual((st["total_put"], st["total_acked"]), (300, 300), st)
+        self.assertEqual((st["unfinished"], st["size"], st["reserved"]), (0, 0, 0), st)
+        self.assertEqual(s["queue"]["total_acked"], 300)  # the stats awaitload fetched after
+        self.assertEqual(s["connections"], 10)
+
+    def test_text_summary_and_payload(self):
+        rc, out, err = run_load("--scenario", "queue", "-c", 2, "-n", 20, "-b", "hello",
+                                self.d.url("/queues/text"))
+        self.assertEqual(rc, 0, err)
+        for word in ("cycles      20", "20 put, 20 acked", "reserve", "ack", "errors      none",
+                     "unfinished 0"):
+            self.assertIn(word, out)
+        st = self.stats("text")
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (20, 20, 0), st)
+
+    def test_existing_queue_and_maxsize(self):
+        # The queue may exist: PUT updates it (maxsize from --maxsize), the run goes on.
+        for _ in range(2):
+            s = self.queue("-c", 8, "-n", 50, "--maxsize", 3, self.d.url("/queues/again"))
+            self.assertNoErrors(s)
+        self.assertGreater(s["full"], 0, s)  # 8 connections, room for 3: cycles put without wait
+        st = self.stats("again")
+        self.assertEqual(st["maxsize"], 3)
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (100, 100, 0), st)
+
+    def test_batch(self):
+        s = self.queue("-c", 5, "-n", 40, "--batch", 25, self.d.url("/queues/batch"))
+        self.assertNoErrors(s)
+        self.assertEqual((s["cycles"], s["batch"]), (40, 25))
+        self.assertEqual((s["jobs_put"], s["jobs_acked"]), (1000, 1000))
+        self.assertGreater(s["jobs_per_s"], s["cycles_per_s"])
+        st = self.stats("batch")
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (1000, 1000, 0), st)
+        # Over the daemon's count= bound of 100: reserves of 100, then the rest.
+        s = self.queue("-c", 2, "-n", 3, "--batch", 150, self.d.url("/queues/batch-big"))
+        self.assertNoErrors(s)
+        self.assertEqual(s["jobs_acked"], 450)
+        st = self.stats("batch-big")
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (450, 450, 0), st)
+
+    def test_producers_consumers(self):
+        s = self.queue("--producers", 3, "--consumers", 5, "-n", 500,
+                       self.d.url("/queues/split"))
+        self.assertNoErrors(s)
+        self.assertEqual(s["mode"], "split")
+        self.assertEqual((s["producers"], s["consumers"], s["connections"]), (3, 5, 8))
+        self.assertEqual((s["jobs_put"], s["jobs_acked"]), (500, 500))
+        self.assertEqual(s["steps"]["put"]["count"], 500)
+        st = self.stats("split")
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (500, 500, 0), st)
+        # Batches both ways, and more consumers than jobs in flight.
+        s = self.queue("--producers", 2, "--consumers", 6, "-n", 30, "--batch", 10,
+                       self.d.url("/queues/split-batch"))
+        self.assertNoErrors(s)
+        self.assertEqual((s["jobs_put"], s["jobs_acked"]), (300, 300))
+        st = self.stats("split-batch")
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (300, 300, 0), st)
+
+    def test_put_only_with_backpressure(self):
+        s = self.queue("--producers", 4, "--consumers", 0, "-n", 200,
+                       self.d.url("/queues/put-only"))
+        self.assertNoErrors(s)
+        self.assertEqual((s["jobs_put"], s["jobs_acked"], s["cycles"]), (200, 0, 200))
+        self.assertAlmostEqual(s["jobs_per_s"], s["puts_per_s"], delta=1)
+        st = self.stats("put-only")
+        self.assertEqual((st["size"], st["unfinished"]), (200, 200), st)
+        # A full queue: producers wait (wait=) until the consumers make room.
+        s = self.queue("--producers", 6, "--consumers", 2, "--maxsize", 4, "--put-wait", "2s",
+                       "-n", 300, self.d.url("/queues/full"))
+        self.assertNoErrors(s)
+        self.assertEqual((s["jobs_put"], s["jobs_acked"]), (300, 300))
+        st = self.stats("full")
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (300, 300, 0), st)
+
+    def test_duration_leaves_nothing_behind(self):
+        s = self.queue("-c", 20, "-d", "1s", self.d.url("/queues/timed"))
+        self.assertNoErrors(s)
+        self.assertGreater(s["cycles"], 100)
+        self.assertAlmostEqual(s["duration_s"], 1.0, delta=0.5)
+        self.assertEqual(s["jobs_put"], s["jobs_acked"])
+        st = self.stats("timed")
+        self.assertEqual(st["total_put"], s["jobs_put"], st)
+        self.assertEqual((st["total_acked"], st["unfinished"]), (s["jobs_acked"], 0), st)
+
+    def test_bad_queue_name(self):
+        rc, out, err = run_load("--scenario", "queue", "-n", 10, self.d.url("/queues/bad%20name"))
+        self.assertEqual(rc, 1, (out, err))
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith("awaitload: "), err)
+        self.assertIn("400", err)
+        self.assertIn("queue names", err)  # the daemon's own words
+        self.assertEqual(out, "")
+        rc, out, err = run_load("--scenario", "queue", "-n", 10, self.d.url("/get"))
+        self.assertEqual(rc, 2, (out, err))
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("/queues/NAME", err)
+
+    def test_queue_deleted_mid_run(self):
+        def delete():
+            time.sleep(0.5)
+            self.d.http("DELETE", "/queues/doomed")
+        t = threading.Thread(target=delete)
+        t.start()
+        t0 = time.monotonic()
+        try:
+            rc, out, err = run_load("--scenario", "queue", "-c", 10, "-d", "10s",
+                                    self.d.url("/queues/doomed"), timeout=30)
+        finally:
+            t.join()
+        self.assertEqual(rc, 1, (out, err))
+        self.assertLess(time.monotonic() - t0, 8, "did not give up on a deleted queue")
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn("gave up", err)
+        self.assertRegex(err, r"answered (404|410)")
+
+
+class QueueScenarioAuth(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = queue_daemon(token=TOKEN)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_needs_token(self):
+        for extra in ([], ["-H", "Authorization: Bearer " + "x" * 20]):
+            rc, out, err = run_load("--scenario", "queue", "-n", 10, *extra,
+                                    self.d.url("/queues/secret"))
+            self.assertEqual(rc, 1, (extra, out, err))
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertIn("401", err)
+        s = run_json(self, "--scenario", "queue", "-n", 100, "-c", 4,
+                     "-H", "Authorization: Bearer " + TOKEN, self.d.url("/queues/secret"))
+        self.assertEqual((s["jobs_put"], s["jobs_acked"]), (100, 100))
+        self.assertEqual(sum(s["errors"].values()), 0, s)
+        self.assertEqual(s["queue"]["total_acked"], 100)  # the stats read used the token too
+
+
 class BadInput(unittest.TestCase):
     def one_line_error(self, args, want_rc, *words):
         rc, out, err = run_load(*args, timeout=30)
@@ -287,7 +485,7 @@ class BadInput(unittest.TestCase):
         self.one_line_error(["not-a-url"], 2, "URL")
         self.one_line_error(["http://[::1/"], 2, "IPv6")
         self.one_line_error(["http://127.0.0.1:99999/"], 2, "port")
-        self.one_line_error(["https://127.0.0.1/"], 2, "TLS")
+        self.one_line_error(["--scenario", "seed", "https://127.0.0.1/"], 2, "https")
 
     def test_unreachable(self):
         self.one_line_error(["http://127.0.0.1:%d/" % free_port()], 1, "cannot connect")
@@ -298,7 +496,14 @@ class BadInput(unittest.TestCase):
         self.one_line_error(["--nope", "http://127.0.0.1/"], 2, "--nope")
         self.one_line_error(["-H", "no colon", "http://127.0.0.1/"], 2, "-H")
         self.one_line_error([], 2, "URL")
-        self.one_line_error(["--scenario", "queue", "http://127.0.0.1/"], 2, "not available")
+        self.one_line_error(["--scenario", "queue", "http://127.0.0.1/"], 2, "/queues/NAME")
+        self.one_line_error(["--batch", "10", "http://127.0.0.1/"], 2, "--scenario queue")
+        self.one_line_error(["--scenario", "queue", "-R", "10", "http://127.0.0.1/queues/q"], 2,
+                            "closed loop")
+        self.one_line_error(["--scenario", "queue", "-c", "5", "--producers", "1", "--consumers",
+                             "2", "http://127.0.0.1/queues/q"], 2, "P + C")
+        self.one_line_error(["--scenario", "queue", "--producers", "0", "--consumers", "0",
+                             "http://127.0.0.1/queues/q"], 2, "--producers")
 
     def test_fd_limit(self):
         if NOFILE >= 999000:
@@ -310,7 +515,8 @@ class BadInput(unittest.TestCase):
         rc, out, err = run_load("-h")
         self.assertEqual(rc, 0)
         for opt in ("-c", "-d", "-n", "-t", "-R", "-m", "-H", "-b", "--body-file", "--timeout",
-                    "--connect-rate", "--json", "--scenario", "--fit-fds"):
+                    "--connect-rate", "--json", "--scenario", "--fit-fds", "--producers",
+                    "--consumers", "--batch", "--maxsize", "--put-wait"):
             self.assertIn(opt, out)
 
 

@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# awaitd's queue benchmark: awaitd's work queues against beanstalkd on this
+# machine, four figures (server CPU per put -> reserve -> ack cycle, batched
+# jobs/s, durable puts/s with fsync on every commit, memory per queued job).
+# See "Queue benchmark" in bench/README.md for what each figure means.
+#
+#   bench/queue.sh [--quick]
+#
+# Prints a table and writes it as JSON to bench/out/queue.json; the raw
+# outputs of every run go to bench/out/queue-raw/. Exit status: 0 when every
+# target is met, 1 when one is missed, 2 when the benchmark could not run.
+set -euo pipefail
+
+usage() {
+    echo "usage: bench/queue.sh [--quick]"
+    echo "  --quick   shorter runs and a smaller memory fill, to check the script (rough figures)"
+}
+
+QUICK=0
+while (($#)); do
+    case $1 in
+    --quick) QUICK=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+OUT=$BENCH/out
+RAW=$OUT/queue-raw
+
+# ---- what is measured, and how long --------------------------------------
+ROUNDS=3          # a, b and c interleaved: (awaitd, beanstalkd, awaitd batch) x 3
+CONNS=50          # a, b, c: connections looping cycles
+BATCH=50          # c: jobs per put, per reserve (count=), acks pipelined
+PRODUCERS=100     # d: concurrent producers, fsync = always
+MEM_BATCH=1000    # e: jobs per batch put while filling
+PAYLOAD=100       # bytes per job, everywhere (awaitload's default body: 100 x's)
+if ((QUICK)); then
+    SECS=1 DURABLE_SECS=1 BS_DURABLE_SECS=1 MEM_JOBS=100000
+else
+    SECS=5 DURABLE_SECS=5 BS_DURABLE_SECS=3 MEM_JOBS=1000000
+fi
+CPU_PIN=0    # servers
+CLIENT_PIN=1 # awaitload, beanstalk_cycle
+
+# Targets (docs and the shared benchmarking notes).
+T_CPU_RATIO=1.00     # awaitd us/cycle <= beanstalkd us/cycle
+T_BATCH_RATIO=5      # awaitd batched jobs/s >= 5 x beanstalkd cycles/s
+T_DURABLE=10000      # awaitd durable puts/s (fsync = always)
+T_MEM=100            # awaitd bytes per queued job beyond its payload
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'bench/queue: %s\n' "$*" >&2; exit 2; }
+
+# ---- 1. what the benchmark needs ------------------------------------------
+install_missing() {
+    local pkgs=()
+    command -v beanstalkd >/dev/null || pkgs+=(beanstalkd)
+    command -v python3 >/dev/null || pkgs+=(python3)
+    command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
+    command -v taskset >/dev/null || pkgs+=(util-linux)
+    ((${#pkgs[@]})) || return 0
+    local sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    say "bench/queue: installing ${pkgs[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+}
+
+install_missing
+# Debian's package also installs a beanstalkd service; ours is started here,
+# on a free port, and the service is left as it was.
+if [ ! -x "$ROOT/src/awaitd" ] || [ ! -x "$ROOT/src/awaitload" ]; then
+    say "bench/queue: building awaitd and awaitload"
+    "$ROOT/scripts/setup"
+fi
+if [ ! -x "$ROOT/src/awaitd" ] || [ ! -x "$ROOT/src/awaitload" ]; then
+    die "no src/awaitd or src/awaitload after the build"
+fi
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---- processes: everything started is stopped on exit --------------------
+WORK=$(mktemp -d /tmp/awaitd-queue-bench.XXXXXX) # on disk here (ext4): fsync means something
+PIDS=()
+
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+stop_pid() { # SIGTERM, then SIGKILL after 3 s
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 30; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+cleanup() {
+    trap - EXIT INT TERM HUP
+    local pid
+    for pid in "${PIDS[@]}"; do
+        stop_pid "$pid"
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# The binaries are copied: a rebuild in the tree during the run changes nothing here.
+mkdir -p "$WORK/bin"
+cp "$ROOT/src/awaitd" "$ROOT/src/awaitload" "$WORK/bin/"
+AWAITD=$WORK/bin/awaitd
+AWAITLOAD=$WORK/bin/awaitload
+"$AWAITLOAD" -h | grep -q -- '--producers' ||
+    die "src/awaitload has no queue scenario (stale build? run make)"
+BSC=$WORK/bin/beanstalk_cycle
+gcc -O2 -Wall -Wextra -o "$BSC" "$BENCH/beanstalk_cycle.c" || die "cannot build bench/beanstalk_cycle.c"
+
+# Run a client pinned to the client CPU, bounded in time, its stdout to $1
+# and its stderr to $1.err. In the background, so that a signal to this
+# script is handled at once.
+run_client() {
+    local out=$1 limit=$2 rc=0 pid
+    shift 2
+    taskset -c "$CLIENT_PIN" timeout -k 5 "$limit" "$@" >"$out" 2>"$out.err" &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    return "$rc"
+}
+
+# ---- small helpers ---------------------------------------------------------
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port pid
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$2" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+cpu_ticks() { # utime + stime of every thread (fields 14 and 15 of /proc/PID/stat)
+    local stat rest f
+    stat=$(<"/proc/$1/stat")
+    rest=${stat##*) }
+    read -r -a f <<<"$rest"
+    echo $((f[11] + f[12]))
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+psi_us() { awk '/^some/ { sub("total=", "", $5); print $5 }' /proc/pressure/cpu; }
+now_us() { date +%s%6N; }
+part_begin() {
+    PART_T0=$(now_us)
+    PART_PSI0=$(psi_us 2>/dev/null || echo "")
+}
+part_end() { # name
+    local psi pct="-"
+    psi=$(psi_us 2>/dev/null || echo "")
+    if [ -n "$psi" ] && [ -n "$PART_PSI0" ]; then
+        pct=$(awk -v p=$((psi - PART_PSI0)) -v t=$(($(now_us) - PART_T0)) 'BEGIN { printf "%.0f", 100 * p / t }')
+    fi
+    record pressure "$1" "$pct"
+    say "  (CPU pressure during this part: $pct% of the time a task waited for a CPU)"
+}
+
+http_get() { # port path
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
+    timeout 5 cat <&3 || true
+    exec 3<&-
+}
+metric() { # port name
+    http_get "$1" /metrics | awk -v n="$2" '$1 == n { print $2 }'
+}
+
+jget() { # file key[.key...]: a number or string from a one-line JSON object
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(v)
+EOF
+}
+
+# A client run must be clean: its exit status, and no errors in the JSON.
+check_awaitload() { # file what
+    local errs
+    errs=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sum(s["errors"].values()) + s["status"]["4xx"] + s["status"]["5xx"] - s["full"])' "$1") ||
+        die "$2: awaitload printed no JSON (see $1 and $1.err)"
+    [ "$errs" = 0 ] || die "$2: awaitload saw $errs errors (see $1): $(jget "$1" first_error)"
+}
+
+# ---- the servers -----------------------------------------------------------
+AW_PID="" AW_PORT="" BS_PID="" BS_PORT=""
+
+start_awaitd() { # name fsync
+    local dir=$WORK/$1
+    AW_PORT=$(free_port)
+    mkdir -p "$dir"
+    cat >"$dir/awaitd.conf" <<EOF
+[server]
+listen = 127.0.0.1:$AW_PORT
+max_connections = 1000
+log_level = warn
+shutdown_grace = 0
+max_body = 16m
+
+[journal]
+path = $dir/journal
+fsync = $2
+
+[queues]
+mem_limit = 4g
+EOF
+    taskset -c "$CPU_PIN" "$AWAITD" -c "$dir/awaitd.conf" 2>>"$RAW/awaitd-$1.log" &
+    AW_PID=$!
+    PIDS+=("$AW_PID")
+    wait_port "$AW_PORT" "$AW_PID" || die "awaitd did not start (see $RAW/awaitd-$1.log)"
+}
+
+start_beanstalkd() { # name [beanstalkd options]
+    local name=$1
+    shift
+    BS_PORT=$(free_port)
+    taskset -c "$CPU_PIN" beanstalkd -l 127.0.0.1 -p "$BS_PORT" "$@" 2>>"$RAW/beanstalkd-$name.log" &
+    BS_PID=$!
+    PIDS+=("$BS_PID")
+    wait_port "$BS_PORT" "$BS_PID" || die "beanstalkd did not start (see $RAW/beanstalkd-$name.log)"
+}
+
+stop_servers() {
+    [ -z "$AW_PID" ] || stop_pid "$AW_PID"
+    [ -z "$BS_PID" ] || stop_pid "$BS_PID"
+    AW_PID="" BS_PID=""
+}
+
+qurl() { echo "http://127.0.0.1:$AW_PORT/queues/$1"; }
+
+# ---- results -----------------------------------------------------------------
+rm -rf "$RAW"
+mkdir -p "$RAW"
+RESULTS=$RAW/results.tsv
+: >"$RESULTS"
+record() { (IFS=$'\t'; echo "$*") >>"$RESULTS"; }
+
+say "awaitd queue benchmark$( ((QUICK)) && echo ' (--quick: rough figures)')"
+say "servers on CPU $CPU_PIN, clients on CPU $CLIENT_PIN; $PAYLOAD-byte jobs; raw outputs in bench/out/queue-raw/"
+
+# ---- a, b, c: cycles, interleaved -------------------------------------------
+say ""
+say "== a/b/c. $CONNS connections looping cycles for ${SECS}s: awaitd put -> reserve -> ack (fsync off),"
+say "   beanstalkd put -> reserve-with-timeout 0 -> delete (no binlog), awaitd with --batch $BATCH"
+part_begin
+start_awaitd cycles off
+start_beanstalkd cycles
+# warm-up, not measured; also checks that both answer
+run_client "$RAW/warmup-awaitd.json" 60 "$AWAITLOAD" --json --scenario queue -c "$CONNS" -d 1s "$(qurl warmup)" ||
+    die "awaitload failed against awaitd (see $RAW/warmup-awaitd.json.err)"
+check_awaitload "$RAW/warmup-awaitd.json" "warm-up"
+run_client "$RAW/warmup-beanstalkd.json" 60 "$BSC" -p "$BS_PORT" -c "$CONNS" -d 1 ||
+    die "beanstalk_cycle failed (see $RAW/warmup-beanstalkd.json.err)"
+for ((i = 1; i <= ROUNDS; i++)); do
+    # a) awaitd cycles
+    out=$RAW/a-awaitd-$i.json
+    t0=$(cpu_ticks "$AW_PID")
+    run_client "$out" $((SECS + 60)) "$AWAITLOAD" --json --scenario queue -c "$CONNS" -d "${SECS}s" "$(qurl "cycles-$i")" ||
+        die "awaitload failed (see $out.err)"
+    t1=$(cpu_ticks "$AW_PID")
+    check_awaitload "$out" "a) run $i"
+    cycles=$(jget "$out" cycles)
+    [ "$(jget "$out" queue.unfinished)" = 0 ] || die "a) run $i left unfinished jobs in awaitd (see $out)"
+    us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$cycles" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    cps=$(jget "$out" cycles_per_s)
+    record cycle awaitd "$i" "$us" "$cycles" "$cps" $((t1 - t0))
+    printf '  run %d  %-10s  %7.2f us/cycle   %9d cycles  %9.0f cycles/s\n' "$i" awaitd "$us" "$cycles" "$cps"
+
+    # b) beanstalkd cycles
+    out=$RAW/b-beanstalkd-$i.json
+    t0=$(cpu_ticks "$BS_PID")
+    run_client "$out" $((SECS + 60)) "$BSC" -p "$BS_PORT" -c "$CONNS" -d "$SECS" ||
+        die "beanstalk_cycle failed (see $out.err)"
+    t1=$(cpu_ticks "$BS_PID")
+    cycles=$(jget "$out" cycles)
+    us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$cycles" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    cps=$(jget "$out" cycles_per_s)
+    record cycle beanstalkd "$i" "$us" "$cycles" "$cps" $((t1 - t0))
+    printf '  run %d  %-10s  %7.2f us/cycle   %9d cycles  %9.0f cycles/s\n' "$i" beanstalkd "$us" "$cycles" "$cps"
+
+    # c) awaitd batches
+    out=$RAW/c-awaitd-batch-$i.json
+    t0=$(cpu_ticks "$AW_PID")
+    run_client "$out" $((SECS + 60)) "$AWAITLOAD" --json --scenario queue -c "$CONNS" --batch "$BATCH" -d "${SECS}s" "$(qurl "batch-$i")" ||
+        die "awaitload failed (see $out.err)"
+    t1=$(cpu_ticks "$AW_PID")
+    check_awaitload "$out" "c) run $i"
+    jobs=$(jget "$out" jobs_acked)
+    [ "$(jget "$out" queue.unfinished)" = 0 ] || die "c) run $i left unfinished jobs in awaitd (see $out)"
+    jps=$(jget "$out" jobs_per_s)
+    us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$jobs" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    record batch awaitd "$i" "$jps" "$jobs" "$us" $((t1 - t0))
+    printf '  run %d  %-10s  %7.2f us/job     %9d jobs    %9.0f jobs/s (batch %d)\n' "$i" awaitd "$us" "$jobs" "$jps" "$BATCH"
+done
+stop_servers
+part_end cycles
+
+# ---- d: durable puts ------------------------------------------------------------
+say ""
+say "== d. durable puts: awaitd fsync = always, $PRODUCERS producers for ${DURABLE_SECS}s;"
+say "   beanstalkd -b DIR -f 0 (fsync after every write), one client for ${BS_DURABLE_SECS}s (reference)"
+part_begin
+start_awaitd durable always
+mkdir -p "$WORK/binlog"
+start_beanstalkd durable -b "$WORK/binlog" -f 0
+run_client "$RAW/warmup-durable.json" 60 "$AWAITLOAD" --json --scenario queue --producers "$PRODUCERS" --consumers 0 -d 1s "$(qurl warmup)" ||
+    die "awaitload failed against awaitd fsync = always (see $RAW/warmup-durable.json.err)"
+check_awaitload "$RAW/warmup-durable.json" "d) warm-up"
+for ((i = 1; i <= ROUNDS; i++)); do
+    out=$RAW/d-awaitd-$i.json
+    f0=$(metric "$AW_PORT" awaitd_journal_fsyncs_total)
+    run_client "$out" $((DURABLE_SECS + 60)) "$AWAITLOAD" --json --scenario queue --producers "$PRODUCERS" --consumers 0 \
+        -d "${DURABLE_SECS}s" "$(qurl "durable-$i")" || die "awaitload failed (see $out.err)"
+    f1=$(metric "$AW_PORT" awaitd_journal_fsyncs_total)
+    check_awaitload "$out" "d) run $i"
+    puts=$(jget "$out" jobs_put)
+    pps=$(jget "$out" puts_per_s)
+    fsyncs=$(awk -v a="${f0:-0}" -v b="${f1:-0}" 'BEGIN { printf "%d", b - a }')
+    record durable awaitd "$i" "$pps" "$puts" "$fsyncs" "$(jget "$out" steps.put.p99)"
+    printf '  run %d  %-10s  %9.0f durable puts/s  (%d puts, %s fsyncs, put p99 %s us)\n' "$i" awaitd "$pps" "$puts" "$fsyncs" "$(jget "$out" steps.put.p99)"
+
+    out=$RAW/d-beanstalkd-$i.json
+    run_client "$out" $((BS_DURABLE_SECS + 60)) "$BSC" -p "$BS_PORT" -m put -c 1 -d "$BS_DURABLE_SECS" ||
+        die "beanstalk_cycle failed (see $out.err)"
+    pps=$(jget "$out" puts_per_s)
+    record durable beanstalkd "$i" "$pps" "$(jget "$out" puts)" - -
+    printf '  run %d  %-10s  %9.0f durable puts/s  (one client)\n' "$i" beanstalkd "$pps"
+done
+stop_servers
+part_end durable
+
+# ---- e: memory per queued job ---------------------------------------------------
+say ""
+say "== e. memory: $MEM_JOBS queued $PAYLOAD-byte jobs (awaitd: batch puts of $MEM_BATCH, fsync off)"
+part_begin
+start_awaitd memory off
+start_beanstalkd memory
+run_client "$RAW/e-awaitd-warmup.json" 60 "$AWAITLOAD" --json --scenario queue -c 2 -n 10 --batch "$MEM_BATCH" "$(qurl warmup)" ||
+    die "awaitload failed (see $RAW/e-awaitd-warmup.json.err)"
+sleep 0.5
+before=$(rss_kb "$AW_PID")
+out=$RAW/e-awaitd.json
+run_client "$out" 300 "$AWAITLOAD" --json --scenario queue --producers 2 --consumers 0 --batch "$MEM_BATCH" \
+    -n $((MEM_JOBS / MEM_BATCH)) "$(qurl memory)" || die "awaitload failed (see $out.err)"
+check_awaitload "$out" "e) fill"
+sleep 1
+after=$(rss_kb "$AW_PID")
+queued=$(jget "$out" queue.size)
+[ "$queued" = "$MEM_JOBS" ] || die "e) awaitd holds $queued jobs, not $MEM_JOBS (see $out)"
+per=$(awk -v a="$before" -v b="$after" -v n="$MEM_JOBS" -v p="$PAYLOAD" 'BEGIN { printf "%.1f", (b - a) * 1024 / n - p }')
+record memory awaitd "$per" "$before" "$after" "$queued"
+printf '  %-10s  %6.1f B/job beyond the payload  (VmRSS %d -> %d kB, %d jobs queued)\n' awaitd "$per" "$before" "$after" "$queued"
+
+run_client "$RAW/e-beanstalkd-warmup.json" 60 "$BSC" -p "$BS_PORT" -c 1 -d 1 || die "beanstalk_cycle failed"
+sleep 0.5
+before=$(rss_kb "$BS_PID")
+out=$RAW/e-beanstalkd.json
+run_client "$out" 300 "$BSC" -p "$BS_PORT" -m put -c 10 -P 100 -n "$MEM_JOBS" -d 240 ||
+    die "beanstalk_cycle failed (see $out.err)"
+sleep 1
+after=$(rss_kb "$BS_PID")
+queued=$(jget "$out" puts)
+per=$(awk -v a="$before" -v b="$after" -v n="$queued" -v p="$PAYLOAD" 'BEGIN { printf "%.1f", (b - a) * 1024 / n - p }')
+record memory beanstalkd "$per" "$before" "$after" "$queued"
+printf '  %-10s  %6.1f B/job beyond the payload  (VmRSS %d -> %d kB, %d jobs queued)\n' beanstalkd "$per" "$before" "$after" "$queued"
+stop_servers
+part_end memory
+
+# ---- the table -------------------------------------------------------------
+say ""
+rc=0
+python3 - "$RESULTS" "$OUT/queue.json" "$QUICK" "$CLK_TCK" \
+    "$(beanstalkd -v 2>&1 | head -n 1)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    "$T_CPU_RATIO" "$T_BATCH_RATIO" "$T_DURABLE" "$T_MEM" "$CONNS" "$BATCH" "$PRODUCERS" "$MEM_JOBS" "$SECS" <<'EOF' || rc=$?
+import json, statistics, sys, time
+
+(results, out_path, quick, clk_tck, bs_version, commit, t_cpu, t_batch, t_durable, t_mem,
+ conns, batch, producers, mem_jobs, secs) = sys.argv[1:]
+rows = [line.rstrip("\n").split("\t") for line in open(results) if line.strip()]
+
+def runs(kind, server):
+    return [r for r in rows if r[0] == kind and r[1] == server]
+
+med = statistics.median
+cyc_a = {int(r[2]): float(r[3]) for r in runs("cycle", "awaitd")}
+cyc_b = {int(r[2]): float(r[3]) for r in runs("cycle", "beanstalkd")}
+cps_a = {int(r[2]): float(r[5]) for r in runs("cycle", "awaitd")}
+cps_b = {int(r[2]): float(r[5]) for r in runs("cycle", "beanstalkd")}
+jps_c = {int(r[2]): float(r[3]) for r in runs("batch", "awaitd")}
+usj_c = {int(r[2]): float(r[5]) for r in runs("batch", "awaitd")}
+pairs = sorted(set(cyc_a) & set(cyc_b))
+cpu_ratio = med([cyc_a[i] / cyc_b[i] for i in pairs])
+batch_ratio = med([jps_c[i] / cps_b[i] for i in sorted(set(jps_c) & set(cps_b))])
+dur_a = [float(r[3]) for r in runs("durable", "awaitd")]
+dur_b = [float(r[3]) for r in runs("durable", "beanstalkd")]
+mem_a = float(runs("memory", "awaitd")[0][2])
+mem_b = [float(r[2]) for r in runs("memory", "beanstalkd")]
+pressure = {r[1]: r[2] for r in rows if r[0] == "pressure"}
+
+figures = [
+    {"figure": "a/b. server CPU per cycle (us)", "key": "cpu_us_per_cycle",
+     "awaitd": med(cyc_a.values()), "beanstalkd": med(cyc_b.values()), "ratio": cpu_ratio,
+     "target": "ratio <= %s" % t_cpu, "pass": cpu_ratio <= float(t_cpu)},
+    {"figure": "   cycles/s (%s connections)" % conns, "key": "cycles_per_s",
+     "awaitd": med(cps_a.values()), "beanstalkd": med(cps_b.values()),
+     "ratio": med([cps_a[i] / cps_b[i] for i in pairs]), "target": None, "pass": None},
+    {"figure": "c. jobs/s, awaitd batch %s vs beanstalkd cycles/s" % batch, "key": "batch_jobs_per_s",
+     "awaitd": med(jps_c.values()), "beanstalkd": med(cps_b.values()), "ratio": batch_ratio,
+     "target": "ratio >= %s" % t_batch, "pass": batch_ratio >= float(t_batch)},
+    {"figure": "   server CPU per batched job (us)", "key": "batch_cpu_us_per_job",
+     "awaitd": med(usj_c.values()), "beanstalkd": med(cyc_b.values()),
+     "ratio": med(usj_c.values()) / med(cyc_b.values()), "target": None, "pass": None},
+    {"figure": "d. durable puts/s (fsync every commit)", "key": "durable_puts_per_s",
+     "awaitd": med(dur_a), "beanstalkd": med(dur_b) if dur_b else None,
+     "ratio": med(dur_a) / med(dur_b) if dur_b and med(dur_b) > 0 else None,
+     "target": "awaitd >= %s" % t_durable, "pass": med(dur_a) >= float(t_durable)},
+    {"figure": "e. bytes per queued job beyond payload", "key": "bytes_per_job",
+     "awaitd": mem_a, "beanstalkd": mem_b[0] if mem_b else None,
+     "ratio": mem_a / mem_b[0] if mem_b and mem_b[0] > 0 else None,
+     "target": "awaitd <= %s" % t_mem, "pass": mem_a <= float(t_mem)},
+]
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if abs(v) >= 1000:
+        return "{:,.0f}".format(v)
+    return "%.2f" % v
+
+head = ("figure", "awaitd", "beanstalkd", "ratio", "target", "pass/fail")
+table = [head] + [(f["figure"], fmt(f["awaitd"]), fmt(f["beanstalkd"]), fmt(f["ratio"]),
+                   f["target"] or "-", "-" if f["pass"] is None else ("pass" if f["pass"] else "FAIL"))
+                  for f in figures]
+widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+for n, r in enumerate(table):
+    print("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
+    if n == 0:
+        print("  ".join("-" * w for w in widths))
+print()
+print("medians of %d interleaved rounds; ratio = awaitd / beanstalkd; d's beanstalkd is one client "
+      "(reference, no target); CPU pressure by part: %s" % (len(pairs), ", ".join(
+          "%s %s%%" % kv for kv in pressure.items())))
+if quick == "1":
+    print("--quick: short runs and a smaller fill; the figures are rough")
+
+doc = {
+    "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit, "quick": quick == "1",
+    "beanstalkd": bs_version, "clk_tck": int(clk_tck),
+    "setup": {"connections": int(conns), "batch": int(batch), "producers": int(producers),
+              "memory_jobs": int(mem_jobs), "seconds": float(secs), "payload_bytes": 100},
+    "figures": [{k: v for k, v in f.items()} for f in figures],
+    "runs": [r for r in rows],
+}
+with open(out_path, "w") as f:
+    json.dump(doc, f, indent=1)
+    f.write("\n")
+sys.exit(0 if all(f["pass"] is not False for f in figures) else 1)
+EOF
+for log in "$RAW"/awaitd-*.log; do
+    if [ -s "$log" ]; then
+        say ""
+        say "awaitd logged (warn and above) in $(basename "$log"):"
+        sort "$log" | uniq -c | sort -rn | head -n 5
+    fi
+done
+exit "$rc"
