@@ -547,10 +547,10 @@ static enum handler_result do_put(struct conn *c, struct qsvc *svc, struct queue
                     queue_settings_of(q)->max_payload);
     wait_ms = clamp_wait(svc, wait_ms);
     uint64_t id = 0;
-    int dup = 0, st;
-    if (wait_ms == 0) {
-        st = queue_put(q, &put, &id, &dup);
-    } else {
+    int dup = 0;
+    /* put_nowait first: a blocking put only needs its own copy when it must wait. */
+    int st = queue_put(q, &put, &id, &dup);
+    if (st == QUEUE_ERR_FULL && wait_ms > 0) {
         /* The engine performs a waiting put itself, later: it needs its own copy. */
         struct qreq *r = qreq_new(svc, c, len + put.key_len);
         if (!r)
@@ -600,18 +600,20 @@ static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, struct q
     size_t cl;
     int framed = http_query_get(req, "count", &cl) != NULL && count > 1;
     wait_ms = clamp_wait(svc, wait_ms);
-    if (wait_ms == 0) {
-        struct queue_job_info jobs[MAX_COUNT];
-        unsigned n = 0;
-        int st = queue_reserve(q, (unsigned)count, lease_ms, jobs, &n);
-        if (st == QUEUE_ERR_EMPTY) {
-            reply(c, 204, NULL, NULL, "", 0);
-            return HANDLER_DONE;
-        }
-        if (st != QUEUE_OK)
-            return fail(c, wake_error_status(st), "queue %.*s: %s", (int)p->name_len, p->name,
-                        queue_strerror(st));
+    /* get_nowait first: only a reserve that must wait needs its own state.
+     * (Waiting getters mean nothing is ready, so this cannot jump the line.) */
+    struct queue_job_info jobs[MAX_COUNT];
+    unsigned n = 0;
+    int st = queue_reserve(q, (unsigned)count, lease_ms, jobs, &n);
+    if (st == QUEUE_OK) {
         render_jobs(c, svc, jobs, n, framed);
+        return HANDLER_DONE;
+    }
+    if (st != QUEUE_ERR_EMPTY)
+        return fail(c, wake_error_status(st), "queue %.*s: %s", (int)p->name_len, p->name,
+                    queue_strerror(st));
+    if (wait_ms == 0) {
+        reply(c, 204, NULL, NULL, "", 0);
         return HANDLER_DONE;
     }
     struct qreq *r = qreq_new(svc, c, (size_t)count * sizeof(struct queue_job_info));
@@ -623,7 +625,7 @@ static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, struct q
     r->w.count = (unsigned)count;
     r->w.lease_ms = lease_ms;
     r->w.jobs = r->jobs;
-    int st = queue_reserve_wait(q, &r->w);
+    st = queue_reserve_wait(q, &r->w);
     if (st == QUEUE_WAIT)
         return wait_begin(c, r, wait_ms);
     if (st == QUEUE_OK)
