@@ -938,10 +938,7 @@ static int snapshot(void *arg, struct buf *out) {
     queue_engine_snapshot(svc->eng, snap_event, &sc);
     struct queue_engine_stats es;
     queue_engine_stats(svc->eng, &es);
-    char idrec[8];
-    for (int i = 0; i < 8; i++)
-        idrec[i] = (char)(es.next_id >> (8 * i));
-    if (sc.err || journal_encode(out, QJ_TYPE_NEXT_ID, idrec, 8) < 0)
+    if (sc.err || store_encode_u64(out, QJ_TYPE_NEXT_ID, es.next_id) < 0)
         return -1;
     return 0;
 }
@@ -956,10 +953,8 @@ static uint64_t live_bytes(void *arg) {
 static int replay_record(void *arg, uint8_t type, const char *payload, size_t len, uint64_t off) {
     struct qsvc *svc = arg;
     struct queue_event ev;
-    if (type == QJ_TYPE_NEXT_ID && len == 8) {
-        uint64_t id = 0;
-        for (int i = 0; i < 8; i++)
-            id |= (uint64_t)(unsigned char)payload[i] << (8 * i);
+    uint64_t id;
+    if (type == QJ_TYPE_NEXT_ID && store_decode_u64(payload, len, &id) == 0) {
         queue_engine_set_next_id(svc->eng, id); /* a lower one is refused: fine */
         svc->replayed++;
         return 1;

@@ -527,10 +527,8 @@ enum handler_result api_timers(struct conn *c, const struct http_request *req, c
 
 static int replay_record(void *arg, uint8_t type, const char *payload, size_t len, uint64_t off) {
     struct tsvc *svc = arg;
-    if (type == TJ_TYPE_NEXT_ID && len == 8) {
-        uint64_t id = 0;
-        for (int i = 0; i < 8; i++)
-            id |= (uint64_t)(unsigned char)payload[i] << (8 * i);
+    uint64_t id;
+    if (type == TJ_TYPE_NEXT_ID && store_decode_u64(payload, len, &id) == 0) {
         task_engine_set_next_id(svc->eng, id);
         svc->replayed++;
         return 1;
@@ -600,10 +598,7 @@ static int snapshot(void *arg, struct buf *out) {
     }
     struct task_engine_stats es;
     task_engine_stats(svc->eng, &es);
-    char idrec[8];
-    for (int i = 0; i < 8; i++)
-        idrec[i] = (char)(es.next_id >> (8 * i));
-    return journal_encode(out, TJ_TYPE_NEXT_ID, idrec, 8);
+    return store_encode_u64(out, TJ_TYPE_NEXT_ID, es.next_id);
 }
 
 static uint64_t live_bytes(void *arg) {

@@ -5,6 +5,7 @@
 #include "http_reply.h"
 #include "journal.h"
 #include "journal_writer.h"
+#include "le.h"
 #include "log.h"
 #include "server.h"
 
@@ -334,6 +335,20 @@ void store_close(struct server *s) {
     buf_free(&st->batch);
     free(st);
     s->store = NULL;
+}
+
+int store_encode_u64(struct buf *out, uint8_t type, uint64_t v) {
+    char rec[8], *p = rec;
+    le_put(&p, v, 8);
+    return journal_encode(out, type, rec, sizeof rec);
+}
+
+int store_decode_u64(const char *payload, size_t len, uint64_t *v) {
+    if (len != 8)
+        return -1;
+    struct le_reader r = le_reader(payload, len);
+    *v = le_get(&r, 8);
+    return 0;
 }
 
 int store_metrics(struct store *st, struct buf *o) {

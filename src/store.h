@@ -74,6 +74,11 @@ enum handler_result store_answer(struct store *st, struct conn *c, int status, c
 /* Hand the current batch to the writer now (before a snapshot). */
 void store_flush(struct store *st);
 
+/* A record holding one u64 (a service's next id beside its snapshot). */
+int store_encode_u64(struct buf *out, uint8_t type, uint64_t v);
+/* 0 with *v set, or -1 when the payload is not 8 bytes. */
+int store_decode_u64(const char *payload, size_t len, uint64_t *v);
+
 /* Journal figures in Prometheus text. */
 int store_metrics(struct store *st, struct buf *out);
 

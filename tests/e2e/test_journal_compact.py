@@ -21,6 +21,14 @@ class JournalCompactionTest(unittest.TestCase):
         d.start()
         try:
             self.assertEqual(d.http("PUT", "/queues/w").status, 201)
+            self.assertEqual(d.http("PUT", "/queues/t").status, 201)
+            # Timers are compacted too: one scheduled, one cancelled.
+            r = d.http("POST", "/timers", body=b'{"queue": "t", "every": 3600, "payload": "p"}')
+            self.assertEqual(r.status, 201)
+            periodic = r.json()["id"]
+            r = d.http("POST", "/timers", body=b'{"queue": "t", "after": 3600}')
+            cancelled = r.json()["id"]
+            self.assertEqual(d.http("DELETE", "/timers/%d" % cancelled).status, 200)
             payload = b"x" * 200
             for _ in range(300):
                 self.assertEqual(d.http("POST", "/queues/w/jobs", body=payload).status, 201)
@@ -56,6 +64,12 @@ class JournalCompactionTest(unittest.TestCase):
                 self.assertEqual(r.body, b"x" * 200)
                 got.append(int(r.header("Job-Id")))
             self.assertEqual(sorted(got), sorted(live))
+            t = d.http("GET", "/timers/%d" % periodic).json()
+            self.assertEqual((t["state"], t["kind"], t["every"]), ("scheduled", "every", 3600))
+            t = d.http("GET", "/timers/%d" % cancelled).json()
+            self.assertEqual(t["state"], "cancelled")
+            r = d.http("POST", "/timers", body=b'{"queue": "t", "after": 1}')
+            self.assertGreater(r.json()["id"], cancelled, "a timer id was reused after compaction")
             r = d.http("POST", "/queues/w/jobs", body=b"new")
             self.assertEqual(r.status, 201)
             self.assertGreater(r.json()["id"], 300, "a job id was reused after compaction")
