@@ -86,7 +86,19 @@ static int action_parse(const void *blob, size_t n, struct action *a) {
     return 0;
 }
 
+/* The offset the engine plans with (it ignores drift under wall_slack_ms):
+ * rendering and journaling with the same one keeps "at 12:00" at 12:00. */
 static int64_t wall_minus_wheel(const struct tsvc *svc) {
+    if (svc->eng) {
+        struct task_engine_stats es;
+        task_engine_stats(svc->eng, &es);
+        return es.wall_minus_wheel;
+    }
+    return (int64_t)clock_wall_ms() - (int64_t)svc->srv->wheel.now;
+}
+
+/* The real clock's offset, to keep the engine's current. */
+static int64_t wall_minus_wheel_now(const struct tsvc *svc) {
     return (int64_t)clock_wall_ms() - (int64_t)svc->srv->wheel.now;
 }
 
@@ -108,8 +120,10 @@ static enum handler_result fail(struct conn *c, int status, const char *fmt, ...
 /* The action: put the payload into the queue. */
 static int on_fire(void *ctx, struct task *t, int64_t tick) {
     struct tsvc *svc = ctx;
-    /* Against the real clock: the wheel's own time is the tick being fired. */
-    int64_t late = (int64_t)clock_now_ms() - tick;
+    /* Loop lateness: the wheel's time inside a firing is the millisecond the
+     * timer was armed for (jitter, retries and catch-ups included), the real
+     * clock says when it actually ran. */
+    int64_t late = (int64_t)clock_now_ms() - (int64_t)svc->srv->wheel.now;
     if (late < 0)
         late = 0;
     size_t b = 0;
@@ -498,7 +512,7 @@ enum handler_result api_timers(struct conn *c, const struct http_request *req, c
     if (!api_authorized(c, req))
         return HANDLER_DONE;
     server_wheel_catch_up(s);
-    task_engine_set_wall_offset(svc->eng, wall_minus_wheel(svc));
+    task_engine_set_wall_offset(svc->eng, wall_minus_wheel_now(svc));
     const char *p = req->path + 7, *end = req->path + req->path_len; /* after "/timers" */
     int m = req->method;
     if (p >= end || (p + 1 == end && *p == '/')) {
@@ -621,7 +635,7 @@ int tsvc_init(struct server *s, struct store_client *client) {
     cfg.on_event = on_task_event;
     cfg.event_ctx = svc;
     cfg.max_action = 3 + 255 + 65535 + 64 * 1024 * 1024;
-    cfg.wall_minus_wheel = wall_minus_wheel(svc);
+    cfg.wall_minus_wheel = wall_minus_wheel_now(svc);
     cfg.seed = clock_wall_ms() ^ (uint64_t)(uintptr_t)svc;
     svc->eng = task_engine_new(&s->wheel, &cfg);
     if (!svc->eng) {
@@ -638,7 +652,7 @@ int tsvc_init(struct server *s, struct store_client *client) {
 void tsvc_start(struct server *s) {
     struct tsvc *svc = s->tsvc;
     svc->st = s->store;
-    task_engine_set_wall_offset(svc->eng, wall_minus_wheel(svc));
+    task_engine_set_wall_offset(svc->eng, wall_minus_wheel_now(svc));
     size_t armed = task_engine_resume(svc->eng);
     struct task_engine_stats es;
     task_engine_stats(svc->eng, &es);
