@@ -86,34 +86,9 @@ CLK_TCK=$(getconf CLK_TCK)
 # ---- processes: everything started is stopped on exit --------------------
 WORK=$(mktemp -d /tmp/awaitd-queue-bench.XXXXXX) # on disk here (ext4): fsync means something
 PIDS=()
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-
-stop_pid() { # SIGTERM, then SIGKILL after 3 s
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-}
-
-# shellcheck disable=SC2317  # called from the EXIT trap
-cleanup() {
-    trap - EXIT INT TERM HUP
-    local pid
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -144,36 +119,7 @@ run_client() {
 }
 
 # ---- small helpers ---------------------------------------------------------
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-wait_port() { # port pid
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$2" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-cpu_ticks() { # utime + stime of every thread (fields 14 and 15 of /proc/PID/stat)
-    local stat rest f
-    stat=$(<"/proc/$1/stat")
-    rest=${stat##*) }
-    read -r -a f <<<"$rest"
-    echo $((f[11] + f[12]))
-}
-
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-psi_us() { awk '/^some/ { sub("total=", "", $5); print $5 }' /proc/pressure/cpu; }
-now_us() { date +%s%6N; }
-part_begin() {
-    PART_T0=$(now_us)
-    PART_PSI0=$(psi_us 2>/dev/null || echo "")
-}
 part_end() { # name
     local psi pct="-"
     psi=$(psi_us 2>/dev/null || echo "")

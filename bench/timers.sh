@@ -97,34 +97,9 @@ CLK_TCK=$(getconf CLK_TCK)
 # ---- processes: everything started is stopped on exit --------------------
 WORK=$(mktemp -d /tmp/awaitd-timers-bench.XXXXXX) # config and journal
 PIDS=()
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-
-stop_pid() { # SIGTERM, then SIGKILL after 3 s
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-}
-
-# shellcheck disable=SC2317  # called from the EXIT trap
-cleanup() {
-    trap - EXIT INT TERM HUP
-    local pid
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -152,36 +127,7 @@ run_client() {
 }
 
 # ---- small helpers ---------------------------------------------------------
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-wait_port() { # port pid
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$2" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-cpu_ticks() { # utime + stime of every thread (fields 14 and 15 of /proc/PID/stat)
-    local stat rest f
-    stat=$(<"/proc/$1/stat")
-    rest=${stat##*) }
-    read -r -a f <<<"$rest"
-    echo $((f[11] + f[12]))
-}
-
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-psi_us() { awk '/^some/ { sub("total=", "", $5); print $5 }' /proc/pressure/cpu; }
-now_us() { date +%s%6N; }
-part_begin() {
-    PART_T0=$(now_us)
-    PART_PSI0=$(psi_us 2>/dev/null || echo "")
-}
 part_end() { # name
     local psi pct="-"
     psi=$(psi_us 2>/dev/null || echo "")
@@ -480,7 +426,6 @@ import json, re, sys, time
 clk_tck, t_late, t_get, timers, period = int(clk_tck), float(t_late), float(t_get), int(timers), float(period)
 rows = [line.rstrip("\n").split("\t") for line in open(results) if line.strip()]
 
-
 def metrics(path):
     out = {}
     for line in open(path, errors="replace"):
@@ -488,7 +433,6 @@ def metrics(path):
             k, v = line.rsplit(" ", 1)
             out[k] = float(v)
     return out
-
 
 def late_hist(a, b):
     """[(le_ms, count)] of the firings between two scrapes (le = inf for +Inf)."""
@@ -499,7 +443,6 @@ def late_hist(a, b):
             le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
             out.append((le, v - a.get(k, 0)))
     return sorted(out)
-
 
 def quantile(hist, q):
     """Linear interpolation within the bucket, as Prometheus' histogram_quantile.
@@ -519,14 +462,11 @@ def quantile(hist, q):
         prev_le, prev_c = le, c
     return None, None
 
-
 figures = []
-
 
 def fig(name, key, value, unit, target=None, ok=None, note=""):
     figures.append({"figure": name, "key": key, "value": value, "unit": unit,
                     "target": target, "pass": ok, "note": note})
-
 
 runs = []
 for r in rows:
@@ -615,7 +555,6 @@ for line in real.splitlines():
             "engine_p99_%s_%s" % (m.group(1).strip().replace(" ", "_"), m.group(2)), v, "ms",
             "<= %g" % t_late, v <= t_late)
 
-
 def fmt(v):
     if v is None:
         return "-"
@@ -624,7 +563,6 @@ def fmt(v):
     if abs(v) >= 1000:
         return "{:,.0f}".format(v)
     return "%.2f" % v
-
 
 head = ("figure", "value", "target", "pass/fail")
 table = [head] + [(f["figure"], "%s %s" % (fmt(f["value"]), f["unit"]), f["target"] or "-",
