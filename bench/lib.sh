@@ -66,3 +66,27 @@ part_begin() {
     PART_T0=$(now_us)
     PART_PSI0=$(psi_us 2>/dev/null || echo "")
 }
+
+# Run a client pinned to CLIENT_PIN, bounded in time, stdout to $1 and
+# stderr to $1.err; in the background so a signal to the script acts at once.
+run_client() {
+    local out=$1 limit=$2 rc=0 pid
+    shift 2
+    taskset -c "$CLIENT_PIN" timeout -k 5 "$limit" "$@" >"$out" 2>"$out.err" &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    return "$rc"
+}
+
+# Report how much CPU pressure a part of the run saw (needs record and say).
+part_end() { # name
+    local psi pct="-"
+    psi=$(psi_us 2>/dev/null || echo "")
+    if [ -n "$psi" ] && [ -n "$PART_PSI0" ]; then
+        pct=$(awk -v p=$((psi - PART_PSI0)) -v t=$(($(now_us) - PART_T0)) 'BEGIN { printf "%.0f", 100 * p / t }')
+    fi
+    record pressure "$1" "$pct"
+    say "  (CPU pressure during this part: $pct% of the time a task waited for a CPU)"
+}

@@ -112,16 +112,6 @@ run_client() {
 
 # ---- small helpers ---------------------------------------------------------
 
-part_end() { # name
-    local psi pct="-"
-    psi=$(psi_us 2>/dev/null || echo "")
-    if [ -n "$psi" ] && [ -n "$PART_PSI0" ]; then
-        pct=$(awk -v p=$((psi - PART_PSI0)) -v t=$(($(now_us) - PART_T0)) 'BEGIN { printf "%.0f", 100 * p / t }')
-    fi
-    record pressure "$1" "$pct"
-    say "  (CPU pressure during this part: $pct% of the time a task waited for a CPU)"
-}
-
 http_get() { # port path: the whole answer, over bash's /dev/tcp
     exec 3<>"/dev/tcp/127.0.0.1/$1"
     printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3

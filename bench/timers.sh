@@ -115,28 +115,8 @@ TASK_BENCH=$WORK/bin/task_bench
 # Run a client pinned to the client CPU, bounded in time, its stdout to $1
 # and its stderr to $1.err. In the background, so that a signal to this
 # script is handled at once.
-run_client() {
-    local out=$1 limit=$2 rc=0 pid
-    shift 2
-    taskset -c "$CLIENT_PIN" timeout -k 5 "$limit" "$@" >"$out" 2>"$out.err" &
-    pid=$!
-    PIDS+=("$pid")
-    wait "$pid" || rc=$?
-    forget_pid "$pid"
-    return "$rc"
-}
 
 # ---- small helpers ---------------------------------------------------------
-
-part_end() { # name
-    local psi pct="-"
-    psi=$(psi_us 2>/dev/null || echo "")
-    if [ -n "$psi" ] && [ -n "$PART_PSI0" ]; then
-        pct=$(awk -v p=$((psi - PART_PSI0)) -v t=$(($(now_us) - PART_T0)) 'BEGIN { printf "%.0f", 100 * p / t }')
-    fi
-    record pressure "$1" "$pct"
-    say "  (CPU pressure during this part: $pct% of the time a task waited for a CPU)"
-}
 
 http_req() { # port method path [body]: the whole answer, over bash's /dev/tcp
     local body=${4:-}
