@@ -42,10 +42,15 @@ struct qsvc {
     struct store *st;       /* the journal (store.c), shared with timers */
     struct qj_clock clk;    /* wheel -> wall clock for records */
     struct qreq *waiting;   /* requests in a blocking wait (doubly linked) */
+    struct qreq *purging;   /* purges waiting for the reaper (doubly linked) */
+    struct event *reap_ev;  /* runs a reaper slice per loop turn while there is work */
     uint64_t replayed;      /* records replayed at start */
 };
 
-enum qreq_kind { QR_GET, QR_PUT, QR_JOIN };
+enum qreq_kind { QR_GET, QR_PUT, QR_JOIN, QR_PURGE };
+
+/* Jobs the reaper handles per loop turn (~0.1 ms of work; see queue.h). */
+#define REAP_SLICE 1024
 
 /* A /queues request in a blocking wait (reserve, put or join with wait=). */
 struct qreq {
@@ -53,7 +58,7 @@ struct qreq {
     struct conn *c;
     int kind;
     struct qreq *dnext, *dprev; /* the waiting list */
-    int listed;                 /* 2 while on the waiting list */
+    int listed;                 /* 2 on the waiting list, 3 on the purging list */
     struct queue_waiter w;
     struct timer wait_t;
     char qname[QUEUE_NAME_MAX + 1];
@@ -163,11 +168,13 @@ static void qreq_free(struct qreq *r) {
 
 static void list_unlink(struct qreq *r) {
     struct qsvc *svc = r->svc;
-    if (r->listed == 2) {
+    if (r->listed >= 2) {
         if (r->dprev)
             r->dprev->dnext = r->dnext;
-        else
+        else if (r->listed == 2)
             svc->waiting = r->dnext;
+        else
+            svc->purging = r->dnext;
         if (r->dnext)
             r->dnext->dprev = r->dprev;
     }
@@ -204,14 +211,89 @@ static enum handler_result answer_durable(struct conn *c, struct qsvc *svc, int 
 
 /* ---- waits ------------------------------------------------------------------------ */
 
-static void waiting_link(struct qreq *r) {
-    struct qsvc *svc = r->svc;
-    r->listed = 2;
+static void list_link(struct qreq *r, struct qreq **head, int which) {
+    r->listed = which;
     r->dprev = NULL;
-    r->dnext = svc->waiting;
-    if (svc->waiting)
-        svc->waiting->dprev = r;
-    svc->waiting = r;
+    r->dnext = *head;
+    if (*head)
+        (*head)->dprev = r;
+    *head = r;
+}
+
+static void waiting_link(struct qreq *r) {
+    list_link(r, &r->svc->waiting, 2);
+}
+
+/* ---- the reaper --------------------------------------------------------------------- */
+
+/*
+ * Purge, immediate shutdown, dead-letter purge and delete return at once;
+ * the engine's reaper emits the DROP records and frees the jobs a slice
+ * per loop turn (a zero timeout: one slice, then the loop polls again).
+ * A purge is answered when its queue's grave is empty and the records are
+ * durable, so a 200 means a restart will not bring the jobs back.
+ */
+static void reap_kick(struct qsvc *svc) {
+    static const struct timeval now = {0, 0};
+    if (svc->reap_ev && !evtimer_pending(svc->reap_ev, NULL))
+        evtimer_add(svc->reap_ev, &now);
+}
+
+/* Answer the purges whose queue has nothing left to reap. */
+static void purges_answer(struct qsvc *svc) {
+    struct qreq *r = svc->purging, *next;
+    for (; r; r = next) {
+        next = r->dnext;
+        struct queue *q = queue_find(svc->eng, r->qname, strlen(r->qname));
+        struct queue_stats st;
+        if (q) {
+            queue_stats(q, &st);
+            if (st.reaping)
+                continue;
+        }
+        struct conn *c = r->c;
+        list_unlink(r);
+        const char *body = (const char *)r->jobs;
+        enum handler_result hr = store_answer(svc->st, c, 200, CT_JSON, NULL, body, strlen(body));
+        qreq_free(r);
+        if (hr == HANDLER_DONE)
+            conn_done(c);
+    }
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg) {
+    struct qsvc *svc = arg;
+    (void)fd;
+    (void)what;
+    size_t left = queue_engine_reap(svc->eng, REAP_SLICE);
+    if (svc->purging)
+        purges_answer(svc);
+    if (left)
+        reap_kick(svc);
+}
+
+/* Answer the bulk operation's body now, or once the reaper is done with q. */
+static enum handler_result answer_reaped(struct conn *c, struct qsvc *svc, struct queue *q,
+                                         const struct buf *body) {
+    struct queue_stats st;
+    queue_stats(q, &st);
+    if (!st.reaping)
+        return store_answer(svc->st, c, 200, CT_JSON, NULL, buf_start(body), body->len);
+    reap_kick(svc);
+    struct qreq *r = qreq_new(svc, c, body->len + 1);
+    if (!r) {
+        c->keep_alive = 0;
+        return fail(c, 500, "out of memory");
+    }
+    r->kind = QR_PURGE;
+    size_t nl;
+    const char *name = queue_name(q, &nl);
+    memcpy(r->qname, name, nl);
+    memcpy(r->jobs, buf_start(body), body->len);
+    ((char *)r->jobs)[body->len] = '\0';
+    list_link(r, &svc->purging, 3);
+    conn_pending(c, qreq_cancel, r);
+    return HANDLER_PENDING;
 }
 
 static void render_jobs(struct conn *c, struct qsvc *svc, const struct queue_job_info *jobs,
@@ -452,6 +534,7 @@ static enum handler_result do_delete(struct conn *c, struct qsvc *svc, struct qu
     if (journal_ready(c, svc) < 0)
         return HANDLER_DONE;
     queue_delete(q);
+    reap_kick(svc); /* the DELETE record covers the jobs: no need to wait for the reaper */
     struct buf *b = &svc->srv->scratch;
     buf_reset(b);
     buf_appends(b, "{\"deleted\": ");
@@ -793,7 +876,7 @@ static enum handler_result do_admin(struct conn *c, struct qsvc *svc, struct que
         return fail(c, engine_status_http(st), "queue %.*s: %s", (int)p->name_len, p->name,
                     queue_strerror(st));
     }
-    enum handler_result hr = answer_durable(c, svc, 200, NULL, b);
+    enum handler_result hr = answer_reaped(c, svc, q, b);
     buf_reset(b);
     return hr;
 }
@@ -1025,6 +1108,9 @@ void qsvc_start(struct server *s) {
     queue_engine_stats(svc->eng, &es);
     log_info("queues: %zu queues, %zu jobs after replay", es.queues, es.jobs);
     declare_queues(svc, s->cfg);
+    svc->reap_ev = evtimer_new(s->base, on_reap, svc);
+    if (!svc->reap_ev)
+        log_warnx("out of memory for the queue reaper: purges free their jobs at shutdown");
 }
 
 struct queue_engine *qsvc_engine(struct server *s) {
@@ -1044,6 +1130,10 @@ void qsvc_drain(struct server *s) {
         qreq_free(r);
         conn_done(c);
     }
+    /* Finish the reaper's work now, so its records reach the journal
+     * before it closes and pending purges get their answer. */
+    queue_engine_reap(svc->eng, SIZE_MAX);
+    purges_answer(svc);
 }
 
 void qsvc_reload(struct server *s) {
@@ -1061,6 +1151,8 @@ void qsvc_close(struct server *s) {
     if (!svc)
         return;
     svc->st = NULL; /* engine events from here on (freeing) are not journaled */
+    if (svc->reap_ev)
+        event_free(svc->reap_ev);
     queue_engine_free(svc->eng);
     free(svc);
     s->qsvc = NULL;
@@ -1101,6 +1193,10 @@ int qsvc_metrics(struct server *s, struct buf *o) {
                              (int)nl, name, v[k]);
         }
     }
+    struct queue_engine_stats es;
+    queue_engine_stats(svc->eng, &es);
+    r |= buf_appendf(o, "# TYPE awaitd_queue_reaping gauge\nawaitd_queue_reaping %" PRIu64 "\n",
+                     es.reaping);
     r |= store_metrics(s->store, o);
     return r ? -1 : 0;
 }

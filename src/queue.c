@@ -253,7 +253,8 @@ static void release_jobs(struct queue_waiter *w) {
     struct queue_engine *e = w->e;
     for (unsigned i = 0; i < w->njobs; i++) {
         struct queue_job *j = queue_tab_find(&e->jobs, w->jobs[i].id, NULL, NULL);
-        if (j && j->state == QUEUE_JOB_RESERVED && j->attempts == w->jobs[i].attempt) {
+        if (j && j->state == QUEUE_JOB_RESERVED && j->attempts == w->jobs[i].attempt &&
+            !j->q->zombie) {
             queue_job_unreserve(j->q, j);
             queue_settle(j->q);
         }
@@ -313,6 +314,7 @@ void queue_engine_free(struct queue_engine *e) {
         return;
     while (e->nqueues)
         queue_delete(e->queues[e->nqueues - 1]);
+    queue_engine_reap(e, SIZE_MAX);
     queue_tab_free(e, &e->jobs);
     queue_dealloc(e, e->queues);
     e->cfg.dealloc(e->cfg.alloc_ctx, e);
@@ -326,6 +328,7 @@ void queue_engine_stats(const struct queue_engine *e, struct queue_engine_stats 
     st->mem_used = e->mem_used;
     st->mem_limit = e->cfg.mem_limit;
     st->jobs = e->jobs.count;
+    st->reaping = e->reaping;
     st->queues = e->nqueues;
     st->next_id = e->next_id;
 }
@@ -471,13 +474,11 @@ int queue_delete(struct queue *q) {
         }
         w->q = NULL;
     }
-    queue_jobs_free_all(q);
-    queue_keys_free_all(q);
     int found;
     size_t pos = name_pos(e, q->name, q->namelen, &found);
     memmove(e->queues + pos, e->queues + pos + 1, (e->nqueues - pos - 1) * sizeof *e->queues);
     e->nqueues--;
-    queue_dealloc(e, q);
+    queue_retire_all(q); /* the reaper frees q once its jobs and keys are gone */
     queue_op_end(e);
     return QUEUE_OK;
 }
@@ -500,6 +501,7 @@ void queue_stats(const struct queue *q, struct queue_stats *st) {
     st->total_dropped = q->total_dropped;
     st->total_dead_purged = q->total_dead_purged;
     st->shutdown = q->shutdown;
+    st->reaping = q->grave_n;
 }
 
 int queue_shutdown(struct queue *q, int immediate) {
@@ -511,7 +513,7 @@ int queue_shutdown(struct queue *q, int immediate) {
     struct queue_event ev = {.type = QUEUE_EV_SHUTDOWN, .immediate = immediate ? 1 : 0};
     queue_emit(q, &ev);
     if (level == 2)
-        queue_jobs_drop(q, QUEUE_DROP_SHUTDOWN);
+        queue_retire_live(q, QUEUE_DROP_SHUTDOWN);
     queue_settle(q); /* putters refused; getters and joiners as the state allows */
     queue_op_end(q->e);
     return QUEUE_OK;
@@ -534,6 +536,7 @@ int queue_engine_replay(struct queue_engine *e, const struct queue_event *ev) {
         break;
     case QUEUE_EV_DELETE:
         rc = queue_delete(q);
+        queue_engine_reap(e, SIZE_MAX);
         break;
     case QUEUE_EV_SHUTDOWN:
         /* The drops of an immediate shutdown were recorded one by one. */
@@ -587,7 +590,7 @@ void queue_engine_snapshot(const struct queue_engine *e, queue_event_fn fn, void
     /* Live jobs in id-index order; ready order depends only on (priority, id). */
     for (size_t i = 0; e->jobs.slots && i <= e->jobs.mask; i++) {
         struct queue_job *j = e->jobs.slots[i];
-        if (j && j->state != QUEUE_JOB_DEAD)
+        if (j && j->state != QUEUE_JOB_DEAD && !queue_job_gone(j))
             snap_job(j, fn, ctx);
     }
     for (size_t i = 0; i < e->nqueues; i++) {

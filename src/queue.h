@@ -77,7 +77,7 @@
  *       links (READY), or the dead-letter list links (DEAD)
  *    8  id            8  queue pointer
  *    4  priority      4  payload length
- *    2  attempts      1  state      1  spare
+ *    2  attempts      1  state      1  generation (see "Bulk removal")
  * malloc adds an 8-byte header and rounds up to 16. A 100-byte payload
  * therefore takes a 176-byte chunk, 76 bytes over the payload.
  * The ready structure is an intrusive pairing heap living in the timer
@@ -88,9 +88,17 @@
  * QUEUE_JOB_COST() is what the memory limit charges.
  *
  * Costs: put, reserve, ack, nack and touch are O(1) or O(log n) (heap
- * pop/removal is O(log n) amortized). Purge, immediate shutdown and
- * delete scan the whole id index when the queue has delayed or reserved
- * jobs, because those live only on the wheel: O(jobs in the engine).
+ * pop/removal is O(log n) amortized).
+ *
+ * Bulk removal. Purge, immediate shutdown, dead-letter purge and delete
+ * are O(1) for the caller: the jobs leave the queue at once (counters,
+ * room, joiners and lookups all see them gone) but stay allocated in a
+ * grave. queue_engine_reap(), called by the owner of the event loop a
+ * slice at a time, reports their DROP events and frees them, so removing
+ * a million jobs never stalls the loop. Until then they are still charged
+ * to the memory limit (they still use the memory), and a crash can bring
+ * back those whose DROP was not yet journaled: a caller that must confirm
+ * a purge waits until queue_stats().reaping is 0 for the queue.
  */
 #ifndef AWAITD_QUEUE_H
 #define AWAITD_QUEUE_H
@@ -204,7 +212,8 @@ struct queue_engine_config {
 struct queue_engine_stats {
     size_t mem_used;  /* bytes charged (jobs and keys) */
     size_t mem_limit; /* the limit, 0 = none */
-    size_t jobs;      /* jobs in the id index, dead letters included */
+    size_t jobs;      /* jobs in the id index, dead letters and the grave included */
+    uint64_t reaping; /* gone jobs the reaper has not freed yet */
     size_t queues;    /* queues */
     uint64_t next_id; /* id the next put gets */
 };
@@ -216,6 +225,14 @@ struct queue_engine *queue_engine_new(struct timer_wheel *wheel,
 /* Delete every queue (waiters are woken with QUEUE_ERR_DELETED; their wake()
  * must not call the engine), then free the engine. NULL is a no-op. */
 void queue_engine_free(struct queue_engine *e);
+
+/*
+ * Do up to budget jobs' worth of the work purges, shutdowns and deletions
+ * left (DROP events, frees); see "Bulk removal". Returns 0 when none is
+ * left, else non-zero: call it again on a later turn of the event loop. A
+ * budget of SIZE_MAX finishes everything.
+ */
+size_t queue_engine_reap(struct queue_engine *e, size_t budget);
 
 /* Change the memory limit (config reload); existing jobs are kept. */
 void queue_engine_set_mem_limit(struct queue_engine *e, size_t limit);
@@ -261,7 +278,7 @@ int queue_update(struct queue *q, const struct queue_settings *s);
 
 /* Delete q with its jobs and dead letters; every waiter is woken with
  * QUEUE_ERR_DELETED (a getter about to be woken loses its jobs and gets
- * that too). q is invalid afterwards. Emits DELETE. */
+ * that too). q is invalid afterwards (the reaper frees it). Emits DELETE. */
 int queue_delete(struct queue *q);
 
 /* The queue named name[0..len), or NULL. */
@@ -293,6 +310,7 @@ struct queue_stats {
     uint64_t total_dropped;     /* jobs dropped by purge and shutdown */
     uint64_t total_dead_purged; /* dead letters purged */
     int shutdown;               /* 0, 1 shut down, 2 shut down immediately */
+    uint64_t reaping;           /* purged jobs whose DROP event is still to come */
 };
 
 void queue_stats(const struct queue *q, struct queue_stats *st);
@@ -308,12 +326,12 @@ void queue_stats(const struct queue *q, struct queue_stats *st);
  * QUEUE_ERR_SHUTDOWN, and reserved jobs may still be acked; any that come
  * back (nack, lease expiry) are dropped. Joiners are woken (QUEUE_OK) when
  * unfinished reaches 0, as in asyncio. Repeating it is OK; a second call
- * may upgrade to immediate. Emits SHUTDOWN, then DROP per job.
+ * may upgrade to immediate. Emits SHUTDOWN; the reaper emits DROP per job.
  */
 int queue_shutdown(struct queue *q, int immediate);
 
 /* Drop every READY and DELAYED job (reserved ones stay); *n (may be NULL)
- * gets how many. Emits DROP per job. */
+ * gets how many. O(1): the reaper emits DROP per job later. */
 int queue_purge(struct queue *q, uint64_t *n);
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -478,7 +496,8 @@ int queue_dead_list(const struct queue *q, uint64_t after, struct queue_job_info
  * be NULL) gets how many. Errors: NOTFOUND, SHUTDOWN. Emits REQUEUE per job. */
 int queue_dead_requeue(struct queue *q, uint64_t id, uint64_t *n);
 
-/* Drop dead letter id (0 = all). Errors: NOTFOUND. Emits DROP per job. */
+/* Drop dead letter id (0 = all). Errors: NOTFOUND. Emits DROP (for all:
+ * the reaper emits DROP per job later). */
 int queue_dead_purge(struct queue *q, uint64_t id, uint64_t *n);
 
 #endif

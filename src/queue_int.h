@@ -52,7 +52,7 @@ struct queue_job {
     uint32_t len;            /* payload bytes */
     uint16_t attempts;       /* deliveries, saturating */
     uint8_t state;           /* enum queue_job_state */
-    uint8_t spare;           /* free */
+    uint8_t gen;             /* READY/DELAYED: q->gen_live, DEAD: q->gen_dead when placed */
     unsigned char payload[]; /* len bytes */
 };
 
@@ -89,6 +89,19 @@ struct queue {
     uint64_t total_redelivered, total_dead;
     uint64_t total_requeued, total_dropped, total_dead_purged;
     int shutdown;                  /* 0, 1, 2 = immediate */
+    /* The grave (queue_reap.c): jobs already gone from the queue, whose
+     * DROP events and frees the reaper does a slice at a time. */
+    uint8_t gen_live, gen_dead;    /* generations placed now; a purge bumps them */
+    uint8_t gens_open;             /* bumps while the grave was not empty (wrap guard) */
+    uint8_t zombie;                /* deleted: the reaper frees all that is left */
+    int grave_reason;              /* enum queue_drop_reason of the latest retirement */
+    struct queue_job *grave_heap;  /* detached ready trees: a stack through heap.next */
+    struct queue_job *grave_dead;  /* detached dead letters (dead.next) */
+    uint64_t grave_timed;          /* gone jobs still on the wheel, found by the scan */
+    uint64_t grave_n;              /* gone jobs not yet freed */
+    size_t scan_pos, scan_mask;    /* the scan's place in the id index, and its size then */
+    struct queue *reap_next;       /* the engine's reap list */
+    int reap_listed;               /* on it */
     size_t namelen;                /* name length */
     char name[QUEUE_NAME_MAX + 1]; /* NUL-terminated for convenience */
 };
@@ -105,6 +118,9 @@ struct queue_engine {
     unsigned depth;                 /* operations in progress (nesting through wake) */
     int draining;                   /* the wake list is being run */
     int replaying;                  /* suppress events */
+    struct queue *reap_head;        /* queues with a grave (or deleted ones), oldest first */
+    struct queue *reap_tail;
+    uint64_t reaping;               /* gone jobs not yet freed, all queues */
 };
 
 enum { QUEUE_WAITER_IDLE, QUEUE_WAITER_WAITING, QUEUE_WAITER_WAKING };
@@ -139,6 +155,20 @@ static inline int queue_getters_done(const struct queue *q) {
     return q->shutdown == 2 || (q->shutdown && !q->unfinished);
 }
 
+/* A job that is still in the id index but no longer in its queue: it waits
+ * in the grave for the reaper. Lookups treat it as gone. */
+static inline int queue_job_gone(const struct queue_job *j) {
+    const struct queue *q = j->q;
+    if (q->zombie)
+        return 1;
+    switch (j->state) {
+    case QUEUE_JOB_READY:
+    case QUEUE_JOB_DELAYED: return j->gen != q->gen_live;
+    case QUEUE_JOB_DEAD: return j->gen != q->gen_dead;
+    default: return 0;
+    }
+}
+
 /* queue_job.c */
 size_t queue_job_cost(size_t len);
 struct queue_job *queue_job_find(const struct queue *q, uint64_t id);
@@ -157,13 +187,20 @@ int queue_put_do(struct queue *q, const struct queue_put *p, uint64_t *id);
 void queue_job_take(struct queue *q, uint64_t lease_ms, struct queue_job_info *out);
 /* Undo a delivery of RESERVED j (attempt restored, READY in its place). */
 void queue_job_unreserve(struct queue *q, struct queue_job *j);
-/* Drop every READY and DELAYED job with DROP events; returns how many. */
-uint64_t queue_jobs_drop(struct queue *q, int reason);
-/* Free every job of q without events (queue deletion). */
-void queue_jobs_free_all(struct queue *q);
-void queue_keys_free_all(struct queue *q);
+/* Emit DROP (unless q is deleted) for a gone, detached job and free it. */
+void queue_job_bury(struct queue *q, struct queue_job *j);
+/* Free the oldest idempotency key of q (a deleted queue's, by the reaper). */
+void queue_key_free_head(struct queue *q);
 /* Apply a job event (PUT, ACK, RELEASE, DEAD, REQUEUE, DROP) to q. */
 int queue_job_replay(struct queue *q, const struct queue_event *ev);
+
+/* queue_reap.c: purge, immediate shutdown and delete take the jobs out of
+ * the queue at once (O(1) for the ready heap and the dead letters) and
+ * leave them in the grave; queue_engine_reap() finishes the work. */
+uint64_t queue_retire_live(struct queue *q, int reason); /* READY + DELAYED; returns how many */
+uint64_t queue_retire_dead(struct queue *q);             /* every dead letter; returns how many */
+void queue_retire_all(struct queue *q);                  /* delete: q becomes a zombie */
+void queue_reap_timed(struct queue *q, struct queue_job *j); /* a gone job's timer fired */
 
 /* queue_heap.c: an intrusive pairing heap of READY jobs by (priority, id) */
 struct queue_job *queue_heap_insert(struct queue_job *root, struct queue_job *j);

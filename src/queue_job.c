@@ -19,13 +19,6 @@ _Static_assert(offsetof(struct queue_job, u.heap.prev) + sizeof(void *) <=
                    offsetof(struct timer, cb),
                "heap links must not overlap the timer callback");
 
-enum {
-    MASK_READY = 1u << QUEUE_JOB_READY,
-    MASK_DELAYED = 1u << QUEUE_JOB_DELAYED,
-    MASK_RESERVED = 1u << QUEUE_JOB_RESERVED,
-    MASK_DEAD = 1u << QUEUE_JOB_DEAD,
-};
-
 size_t queue_job_cost(size_t len) {
     return QUEUE_JOB_COST(len);
 }
@@ -36,7 +29,7 @@ static size_t key_cost(size_t len) {
 
 struct queue_job *queue_job_find(const struct queue *q, uint64_t id) {
     struct queue_job *j = queue_tab_find(&q->e->jobs, id, NULL, NULL);
-    return j && j->q == q ? j : NULL;
+    return j && j->q == q && !queue_job_gone(j) ? j : NULL;
 }
 
 static void job_info(const struct queue_job *j, struct queue_job_info *out) {
@@ -96,6 +89,7 @@ static void detach(struct queue *q, struct queue_job *j) {
 
 static void place_ready(struct queue *q, struct queue_job *j) {
     j->state = QUEUE_JOB_READY;
+    j->gen = q->gen_live;
     q->ready = queue_heap_insert(q->ready, j);
     q->nready++;
 }
@@ -104,6 +98,7 @@ static void place_ready(struct queue *q, struct queue_job *j) {
 static void place_visible_at(struct queue *q, struct queue_job *j, uint64_t visible_at) {
     if (visible_at > queue_now(q->e)) {
         j->state = QUEUE_JOB_DELAYED;
+        j->gen = q->gen_live;
         arm(q, j, visible_at);
         q->ndelayed++;
     } else {
@@ -113,6 +108,7 @@ static void place_visible_at(struct queue *q, struct queue_job *j, uint64_t visi
 
 static void place_dead(struct queue *q, struct queue_job *j) {
     j->state = QUEUE_JOB_DEAD;
+    j->gen = q->gen_dead;
     j->u.dead.next = NULL;
     j->u.dead.prev = q->dead_tail;
     if (q->dead_tail)
@@ -203,6 +199,10 @@ static void job_timer_cb(struct timer *t) {
     struct queue_job *j = (struct queue_job *)((char *)t - offsetof(struct queue_job, u.timer));
     struct queue *q = j->q;
     struct queue_engine *e = q->e;
+    if (queue_job_gone(j)) { /* purged or deleted: the reaper had not found it yet */
+        queue_reap_timed(q, j);
+        return;
+    }
     queue_op_begin(e);
     if (j->state == QUEUE_JOB_DELAYED) {
         detach(q, j);
@@ -269,16 +269,14 @@ static void keys_expire(struct queue *q) {
     }
 }
 
-void queue_keys_free_all(struct queue *q) {
+void queue_key_free_head(struct queue *q) {
     struct queue_engine *e = q->e;
-    while (q->key_head) {
-        struct queue_key *k = q->key_head;
-        q->key_head = k->next;
-        e->mem_used -= key_cost(k->len);
-        queue_dealloc(e, k);
-    }
-    q->key_tail = NULL;
-    queue_tab_free(e, &q->keys);
+    struct queue_key *k = q->key_head;
+    q->key_head = k->next;
+    if (!q->key_head)
+        q->key_tail = NULL;
+    e->mem_used -= key_cost(k->len);
+    queue_dealloc(e, k);
 }
 
 /* ---- put -------------------------------------------------------------- */
@@ -316,7 +314,7 @@ int queue_job_put(struct queue *q, const struct queue_put *p, uint64_t id, uint6
     j->priority = p->priority;
     j->len = (uint32_t)p->len;
     j->attempts = 0;
-    j->spare = 0;
+    j->gen = 0;
     if (p->len)
         memcpy(j->payload, p->payload, p->len);
     queue_tab_insert(&e->jobs, j);
@@ -498,92 +496,19 @@ int queue_peek_ready(const struct queue *q, struct queue_job_info *out) {
     return QUEUE_OK;
 }
 
-/* ---- bulk removal ----------------------------------------------------- */
+/* ---- purge ---------------------------------------------------------- */
 
-static void chain_push(struct queue_job **chain, struct queue_job *j) {
-    j->u.heap.child = *chain;
-    *chain = j;
-}
-
-/*
- * Detach every job of q whose state is in mask into a chain linked through
- * u.heap.child (free in every state once detached). The heap is taken
- * whole and walked by rotation (child = left, sibling = right: rotate
- * until a node has no child, then take it), O(n) with no stack. DELAYED
- * and RESERVED jobs are only on the wheel, so they need a scan of the id
- * index, done without touching the index.
- */
-static struct queue_job *collect(struct queue *q, unsigned mask) {
-    struct queue_job *chain = NULL;
-    if (mask & MASK_READY) {
-        struct queue_job *x = q->ready;
-        while (x) {
-            struct queue_job *y = x->u.heap.child;
-            if (y) {
-                x->u.heap.child = y->u.heap.next;
-                y->u.heap.next = x;
-                x = y;
-            } else {
-                y = x->u.heap.next;
-                chain_push(&chain, x);
-                x = y;
-            }
-        }
-        q->ready = NULL;
-        q->nready = 0;
+void queue_job_bury(struct queue *q, struct queue_job *j) {
+    if (!q->zombie) {
+        struct queue_event ev = {.type = QUEUE_EV_DROP, .id = j->id, .reason = q->grave_reason};
+        queue_emit(q, &ev);
     }
-    if (mask & MASK_DEAD) {
-        struct queue_job *d = q->dead_head;
-        while (d) {
-            struct queue_job *next = d->u.dead.next;
-            chain_push(&chain, d);
-            d = next;
-        }
-        q->dead_head = q->dead_tail = NULL;
-        q->ndead = 0;
-    }
-    unsigned timed = mask & (MASK_DELAYED | MASK_RESERVED);
-    if ((timed & MASK_DELAYED && q->ndelayed) || (timed & MASK_RESERVED && q->nreserved)) {
-        struct queue_tab *t = &q->e->jobs;
-        for (size_t i = 0; t->slots && i <= t->mask; i++) {
-            struct queue_job *j = t->slots[i];
-            if (j && j->q == q && (timed >> j->state & 1)) {
-                detach(q, j);
-                chain_push(&chain, j);
-            }
-        }
-    }
-    return chain;
-}
-
-static uint64_t drop_chain(struct queue *q, struct queue_job *chain, int reason) {
-    uint64_t n = 0;
-    while (chain) {
-        struct queue_job *next = chain->u.heap.child;
-        drop_detached(q, chain, chain->state == QUEUE_JOB_DEAD, reason);
-        chain = next;
-        n++;
-    }
-    return n;
-}
-
-uint64_t queue_jobs_drop(struct queue *q, int reason) {
-    return drop_chain(q, collect(q, MASK_READY | MASK_DELAYED), reason);
-}
-
-void queue_jobs_free_all(struct queue *q) {
-    struct queue_job *chain = collect(q, MASK_READY | MASK_DELAYED | MASK_RESERVED | MASK_DEAD);
-    while (chain) {
-        struct queue_job *next = chain->u.heap.child;
-        destroy(q, chain);
-        chain = next;
-    }
-    q->unfinished = 0;
+    destroy(q, j);
 }
 
 int queue_purge(struct queue *q, uint64_t *n) {
     queue_op_begin(q->e);
-    uint64_t k = queue_jobs_drop(q, QUEUE_DROP_PURGE);
+    uint64_t k = queue_retire_live(q, QUEUE_DROP_PURGE);
     if (n)
         *n = k;
     queue_settle(q);
@@ -645,7 +570,7 @@ int queue_dead_purge(struct queue *q, uint64_t id, uint64_t *n) {
         job_drop(q, j, QUEUE_DROP_DEADPURGE);
         k = 1;
     } else {
-        k = drop_chain(q, collect(q, MASK_DEAD), QUEUE_DROP_DEADPURGE);
+        k = queue_retire_dead(q);
     }
     if (n)
         *n = k;

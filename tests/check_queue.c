@@ -826,8 +826,14 @@ START_TEST(test_shutdown_immediate) {
     ck_assert_int_eq(p.status, QUEUE_ERR_SHUTDOWN);
     ck_assert_int_eq(j.woken, 0); /* two jobs still in flight, as asyncio */
     ck_assert_int_eq(g.woken, 0); /* other queues untouched */
-    /* SHUTDOWN then one DROP per dropped job. */
+    /* SHUTDOWN now; one DROP per dropped job once the reaper ran. */
+    ck_assert_uint_eq(R.n - before, 1);
+    ck_assert_uint_eq(s.reaping, 3);
+    ck_assert_uint_ne(queue_engine_reap(E, 2), 0); /* a slice: more to do */
+    ck_assert_uint_eq(R.n - before, 3);
+    ck_assert_uint_eq(queue_engine_reap(E, 2), 0);
     ck_assert_uint_eq(R.n - before, 4);
+    ck_assert_uint_eq(stats(q).reaping, 0);
     ck_assert_int_eq(R.v[before].ev.type, QUEUE_EV_SHUTDOWN);
     ck_assert_int_eq(R.v[before].ev.immediate, 1);
     for (size_t i = before + 1; i < R.n; i++)
@@ -881,10 +887,16 @@ START_TEST(test_delete_wakes_waiters) {
     ck_assert_int_eq(p.status, QUEUE_ERR_DELETED);
     ck_assert_int_eq(j.status, QUEUE_ERR_DELETED);
     ck_assert_int_eq(g.woken + p.woken + j.woken, 3);
-    /* The delayed job's timer is gone with it; the others are intact. */
+    /* The delayed job waits for the reaper, then is gone with its timer;
+     * the others are intact. */
     struct queue_engine_stats es;
     queue_engine_stats(E, &es);
+    ck_assert_uint_eq(es.jobs, 3);
+    ck_assert_uint_eq(es.reaping, 1);
+    ck_assert_uint_eq(queue_engine_reap(E, 100), 0);
+    queue_engine_stats(E, &es);
     ck_assert_uint_eq(es.jobs, 2);
+    ck_assert_uint_eq(es.reaping, 0);
     ck_assert_uint_eq(es.mem_used, 2 * QUEUE_JOB_COST(5) - 4);
     advance(5000);
     ck_assert_uint_eq(stats(keep).size, 1);
@@ -1160,6 +1172,7 @@ START_TEST(test_event_sequence) {
     ck_assert_int_eq(queue_dead_requeue(q, a, NULL), QUEUE_OK);
     put(q, "c", 0, 0);
     ck_assert_int_eq(queue_purge(q, NULL), QUEUE_OK);
+    queue_engine_reap(E, SIZE_MAX); /* the DROPs */
     ck_assert_int_eq(queue_shutdown(q, 0), QUEUE_OK);
     ck_assert_int_eq(queue_delete(q), QUEUE_OK);
 
@@ -1308,6 +1321,7 @@ START_TEST(test_replay_reproduces_state) {
     s.maxsize = 1000;
     ck_assert_int_eq(queue_update(q, &s), QUEUE_OK);
     check_invariants(q);
+    ck_assert_uint_eq(queue_engine_reap(E, SIZE_MAX), 0); /* the journal is complete */
 
     struct timer_wheel w2;
     struct queue_engine *e2 = replay_all(&w2, &R);
@@ -1342,6 +1356,179 @@ START_TEST(test_replay_reproduces_state) {
     ck_assert_int_eq(queue_engine_replay(e2, &bad), QUEUE_ERR_NOTFOUND);
     queue_engine_free(e2);
     ck_assert_uint_eq(w2.count, 0);
+}
+END_TEST
+
+/* ---- bulk removal in slices --------------------------------------------------------- */
+
+static size_t count_events(size_t from, int type) {
+    size_t n = 0;
+    for (size_t i = from; i < R.n; i++)
+        n += R.v[i].ev.type == type;
+    return n;
+}
+
+START_TEST(test_purge_in_slices) {
+    struct queue *q = mkq("q", 0, 1000, 0), *other = mkq("other", 0, 1000, 0);
+    uint64_t first = put(q, "r", 0, 0), keep_other = put(other, "o", 0, 0);
+    for (int i = 1; i < 10000; i++)
+        put(q, "r", i % 7, 0);
+    uint64_t late = 0;
+    for (int i = 0; i < 1000; i++)
+        late = put(q, "d", 0, 100 + (uint64_t)i % 50);
+    uint64_t held = put(q, "h", -5, 0);
+    ck_assert_uint_eq(get1(q, NULL), held); /* reserved: a purge keeps it */
+    struct req j;
+    req_init(&j, QUEUE_WAIT_JOIN, 0);
+    ck_assert_int_eq(queue_join_wait(q, &j.w), QUEUE_WAIT);
+
+    size_t before = R.n;
+    uint64_t n = 0;
+    ck_assert_int_eq(queue_purge(q, &n), QUEUE_OK);
+    ck_assert_uint_eq(n, 11000);
+    struct queue_stats s = stats(q);
+    ck_assert_uint_eq(s.size + s.delayed, 0);
+    ck_assert_uint_eq(s.reserved, 1);
+    ck_assert_uint_eq(s.unfinished, 1);
+    ck_assert_uint_eq(s.total_dropped, 11000);
+    ck_assert_uint_eq(s.reaping, 11000);
+    ck_assert_uint_eq(R.n, before); /* nothing reported yet */
+    check_invariants(q);
+    /* Gone to every lookup at once, though not freed. */
+    struct queue_job_info info;
+    ck_assert_int_eq(queue_peek(q, first, &info), QUEUE_ERR_NOTFOUND);
+    ck_assert_int_eq(queue_peek(q, late, &info), QUEUE_ERR_NOTFOUND);
+    ck_assert_int_eq(queue_peek_ready(q, &info), QUEUE_ERR_EMPTY);
+    /* Jobs put now live on, whatever the reaper does. */
+    uint64_t fresh = put(q, "new", 9, 0), fresh_d = put(q, "new-d", 0, 120);
+    ck_assert_uint_eq(queue_ack(q, held, 0), QUEUE_OK);
+    ck_assert_int_eq(j.woken, 0); /* the fresh jobs are unfinished */
+
+    /* Slices: never more DROPs than the budget. One slice meets the
+     * delayed jobs' timers first: those are buried by their callback. */
+    size_t slices = 0, last = R.n, fired = 0;
+    while (queue_engine_reap(E, 500)) {
+        ck_assert_uint_le(count_events(last, QUEUE_EV_DROP), 500);
+        if (++slices == 15) {
+            last = R.n;
+            advance(120); /* some gone delayed jobs fire before the scan finds them */
+            fired = count_events(last, QUEUE_EV_DROP);
+        }
+        last = R.n;
+        ck_assert_uint_lt(slices, 100);
+    }
+    ck_assert_uint_gt(fired, 0);
+    ck_assert_uint_ge(slices, 21);
+    ck_assert_uint_eq(count_events(before, QUEUE_EV_DROP), 11000);
+    ck_assert_uint_eq(stats(q).reaping, 0);
+    for (size_t i = before; i < R.n; i++)
+        if (R.v[i].ev.type == QUEUE_EV_DROP) {
+            ck_assert_uint_ne(R.v[i].ev.id, fresh);
+            ck_assert_uint_ne(R.v[i].ev.id, fresh_d);
+            ck_assert_int_eq(R.v[i].ev.reason, QUEUE_DROP_PURGE);
+        }
+    advance(200);
+    ck_assert_uint_eq(stats(q).size, 2); /* fresh and fresh_d */
+    ck_assert_uint_eq(stats(other).size, 1);
+    ck_assert_int_eq(queue_peek(other, keep_other, &info), QUEUE_OK);
+    struct queue_engine_stats es;
+    queue_engine_stats(E, &es);
+    ck_assert_uint_eq(es.jobs, 3);
+    ck_assert_uint_eq(es.mem_used, 2 * QUEUE_JOB_COST(3) + QUEUE_JOB_COST(5) - 2);
+    ck_assert_uint_eq(W.count, 0);
+    check_invariants(q);
+    queue_waiter_cancel(&j.w);
+}
+END_TEST
+
+/* Hundreds of purges with the reaper asleep: the 8-bit generations wrap,
+ * and no live job may ever look gone, nor a gone one live. */
+START_TEST(test_purges_while_reaper_sleeps) {
+    struct queue *q = mkq("q", 0, 1000, 2);
+    uint64_t last = 0;
+    for (int i = 0; i < 700; i++) {
+        put(q, "x", 0, 0);
+        put(q, "y", 0, (uint64_t)(i % 3) * 10);
+        if (i % 2) { /* a dead letter to purge as well */
+            uint64_t d = put(q, "z", -1, 0);
+            ck_assert_uint_eq(get1(q, NULL), d);
+            ck_assert_int_eq(queue_nack(q, d, 0, 0), QUEUE_OK);
+            ck_assert_uint_eq(get1(q, NULL), d);
+            ck_assert_int_eq(queue_nack(q, d, 0, 0), QUEUE_OK); /* second delivery: dead */
+            ck_assert_uint_eq(stats(q).dead, 1);
+            uint64_t k = 0;
+            ck_assert_int_eq(queue_dead_purge(q, 0, &k), QUEUE_OK);
+            ck_assert_uint_eq(k, 1);
+            ck_assert_int_eq(queue_dead_requeue(q, d, NULL), QUEUE_ERR_NOTFOUND);
+        }
+        uint64_t k = 0;
+        ck_assert_int_eq(queue_purge(q, &k), QUEUE_OK);
+        ck_assert_uint_eq(k, 2);
+        last = put(q, "live", 0, 0);
+        struct queue_job_info info;
+        ck_assert_int_eq(queue_peek(q, last, &info), QUEUE_OK);
+        ck_assert_uint_eq(get1(q, NULL), last);
+        ck_assert_int_eq(queue_ack(q, last, 0), QUEUE_OK);
+        if (i % 5 == 0)
+            advance(7);
+    }
+    struct queue_stats s = stats(q);
+    ck_assert_uint_eq(s.size + s.delayed + s.reserved + s.dead, 0);
+    ck_assert_uint_eq(queue_engine_reap(E, SIZE_MAX), 0);
+    struct queue_engine_stats es;
+    queue_engine_stats(E, &es);
+    ck_assert_uint_eq(es.jobs, 0);
+    ck_assert_uint_eq(es.mem_used, 0);
+    ck_assert_uint_eq(W.count, 0);
+}
+END_TEST
+
+/* A deleted queue's jobs in every state, its keys, and a getter that was
+ * served before the delete and gives its jobs back after it. */
+START_TEST(test_delete_leaves_a_zombie) {
+    struct queue *q = mkq("z", 0, 1000, 1);
+    for (int i = 0; i < 3000; i++)
+        put(q, "ready", 0, 0);
+    for (int i = 0; i < 500; i++)
+        put(q, "delayed", 0, 5000);
+    uint64_t kid;
+    ck_assert_int_eq(put_full(q, "keyed", 0, 0, "the-key", &kid), QUEUE_OK);
+    uint64_t dead = put(q, "dead", -9, 0);
+    ck_assert_uint_eq(get1(q, NULL), dead);
+    ck_assert_int_eq(queue_nack(q, dead, 0, 0), QUEUE_OK); /* max_attempts 1: dead */
+    struct req g;
+    req_init(&g, QUEUE_WAIT_GET, 4);
+    ck_assert_int_eq(queue_reserve_wait(q, &g.w), QUEUE_OK); /* served at once */
+    ck_assert_uint_eq(g.w.njobs, 4);
+    uint64_t leased = get1(q, NULL);
+    size_t before = R.n;
+    ck_assert_int_eq(queue_delete(q), QUEUE_OK);
+    ck_assert_uint_eq(count_events(before, QUEUE_EV_DELETE), 1);
+    /* The name is free at once; the old jobs are not in the new queue. */
+    struct queue *q2 = mkq("z", 0, 1000, 0);
+    ck_assert_int_eq(queue_ack(q2, leased, 0), QUEUE_ERR_NOTFOUND);
+    ck_assert_int_eq(queue_dead_requeue(q2, dead, NULL), QUEUE_ERR_NOTFOUND);
+    uint64_t again;
+    int dup = 1;
+    struct queue_put p = {"keyed", 5, 0, 0, "the-key", 7};
+    ck_assert_int_eq(queue_put(q2, &p, &again, &dup), QUEUE_OK);
+    ck_assert_int_eq(dup, 0);
+    queue_waiter_release(&g.w); /* the served getter's client left: nothing to give back to */
+    ck_assert_uint_eq(stats(q2).size, 1);
+    /* Half the reaping, then time passes over the delays and leases. */
+    queue_engine_reap(E, 1000);
+    advance(6000);
+    while (queue_engine_reap(E, 700))
+        ;
+    ck_assert_uint_eq(count_events(before, QUEUE_EV_DROP), 0); /* DELETE says it all */
+    struct queue_engine_stats es;
+    queue_engine_stats(E, &es);
+    ck_assert_uint_eq(es.jobs, 1);
+    ck_assert_uint_eq(es.reaping, 0);
+    ck_assert_uint_gt(es.mem_used, QUEUE_JOB_COST(5) + 7); /* the job and q2's key only */
+    ck_assert_uint_lt(es.mem_used, QUEUE_JOB_COST(5) + 7 + 100);
+    ck_assert_uint_eq(W.count, 0);
+    ck_assert_uint_eq(queue_count(E), 1);
 }
 END_TEST
 
@@ -1563,6 +1750,14 @@ START_TEST(test_random_against_model) {
             }
         }
 
+        /* The reaper runs in slices of random size between operations, or
+         * not at all for a while: gone jobs must stay invisible meanwhile. */
+        unsigned r = (unsigned)(rnd(&seed) % 8);
+        if (r == 0)
+            queue_engine_reap(E, SIZE_MAX);
+        else if (r < 4)
+            queue_engine_reap(E, r * 3);
+
         /* Stats against the model, and the memory charged. */
         uint64_t cnt[4] = {0, 0, 0, 0};
         size_t mem = 0;
@@ -1585,10 +1780,17 @@ START_TEST(test_random_against_model) {
         check_invariants(q);
         struct queue_engine_stats es;
         queue_engine_stats(E, &es);
-        EXPECT_EQ(es.mem_used, mem);
-        EXPECT_EQ(es.jobs, cnt[0] + cnt[1] + cnt[2] + cnt[3]);
-        EXPECT_EQ(W.count, cnt[QUEUE_JOB_DELAYED] + cnt[QUEUE_JOB_RESERVED]);
+        EXPECT_EQ(es.reaping, s.reaping);
+        EXPECT_EQ(es.jobs - es.reaping, cnt[0] + cnt[1] + cnt[2] + cnt[3]);
+        if (es.reaping) {
+            EXPECT(es.mem_used > mem);
+            EXPECT(W.count >= cnt[QUEUE_JOB_DELAYED] + cnt[QUEUE_JOB_RESERVED]);
+        } else {
+            EXPECT_EQ(es.mem_used, mem);
+            EXPECT_EQ(W.count, cnt[QUEUE_JOB_DELAYED] + cnt[QUEUE_JOB_RESERVED]);
+        }
     }
+    queue_engine_reap(E, SIZE_MAX);
     ck_assert_uint_gt(n_put, 1000);
     ck_assert_uint_gt(n_dead, 10);
 
@@ -1631,6 +1833,9 @@ static Suite *queue_suite(void) {
     tcase_add_test(tc, test_alloc_failure_injection);
     tcase_add_test(tc, test_event_sequence);
     tcase_add_test(tc, test_replay_reproduces_state);
+    tcase_add_test(tc, test_purge_in_slices);
+    tcase_add_test(tc, test_purges_while_reaper_sleeps);
+    tcase_add_test(tc, test_delete_leaves_a_zombie);
     tcase_add_loop_test(tc, test_random_against_model, 0, 4);
     suite_add_tcase(s, tc);
     return s;

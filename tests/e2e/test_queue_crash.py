@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -354,6 +355,64 @@ class QueueCrashTest(unittest.TestCase):
         self.assertEqual((r.status, r.header("Job-Id")), (200, str(x)), r)
         self.assertEqual(n.http("GET", "/queues/gone").status, 404)
         self.assertGreater(self.put(n, "keep", b"new"), max(a, b, c, d, e, f, g, x))
+        n.term()
+
+    # ---- bulk removal ---------------------------------------------------------------
+
+    def batch_put(self, n, q, count, delay=None):
+        body = b"".join(b"%d\n%s\n" % (len(p), p)
+                        for p in (b"bulk-%d" % i for i in range(count)))
+        path = "/queues/%s/jobs?batch=1" % q + ("&delay=%s" % delay if delay else "")
+        r = n.http("POST", path, body=body)
+        self.assertEqual(r.status, 201, r)
+
+    def test_big_purge_is_durable_once_answered(self):
+        """Purge frees its jobs in slices across loop turns; its 200 comes once
+        every DROP record is in the journal, so a SIGKILL right after the
+        answer does not bring any job back. A delete, a dead-letter purge and
+        an immediate shutdown likewise."""
+        n = self.node("batch")
+        for q in ("big", "other", "sd", "gone"):
+            self.assertEqual(n.http("PUT", "/queues/%s" % q).status, 201)
+        for _ in range(12):
+            self.batch_put(n, "big", 5000)
+        self.batch_put(n, "big", 3000, delay=600)
+        keep = self.put(n, "other", b"untouched")
+        held = self.put(n, "big", b"held", priority=-1)
+        r = self.reserve(n, "big")
+        self.assertEqual(r.header("Job-Id"), str(held), r)
+        for _ in range(4):
+            self.batch_put(n, "sd", 5000)
+        self.batch_put(n, "gone", 5000)
+        # a client that leaves before its purge is answered changes nothing
+        with socket.create_connection((HOST, n.d.port)) as s:
+            s.sendall(b"POST /queues/sd/purge HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 0\r\n\r\n")
+        r = n.http("POST", "/queues/big/purge", timeout=60)
+        self.assertEqual((r.status, r.json()), (200, {"purged": 63000}), r)
+        after = self.put(n, "big", b"after the purge")
+        self.assertEqual(n.http("DELETE", "/queues/gone").status, 200)
+        self.batch_put(n, "sd", 5000)
+        r = n.http("POST", "/queues/sd/shutdown?immediate=1", timeout=60)
+        self.assertEqual(r.status, 200, r)
+        st = n.http("GET", "/queues/big").json()
+        self.assertEqual((st["size"], st["delayed"], st["reserved"], st["unfinished"]),
+                         (1, 0, 1, 2), st)
+        self.assertEqual(n.http("GET", "/queues/big/jobs/1").status, 404)
+        # no waiting for the reaper: the answers are the promise
+        n.kill()
+        n.start()
+        st = n.http("GET", "/queues/big").json()
+        self.assertEqual((st["size"], st["delayed"], st["unfinished"]), (2, 0, 2), st)
+        got = sorted(int(self.reserve(n, "big").header("Job-Id")) for _ in range(2))
+        self.assertEqual(got, sorted([held, after]))
+        st = n.http("GET", "/queues/sd").json()
+        self.assertEqual((st["size"], st["shutdown"]), (0, "immediate"), st)
+        self.assertEqual(n.http("GET", "/queues/gone").status, 404)
+        r = self.reserve(n, "other")
+        self.assertEqual(r.header("Job-Id"), str(keep), r)
+        m = n.http("GET", "/metrics").body.decode()
+        self.assertRegex(m, r"(?m)^awaitd_queue_reaping 0$")
         n.term()
 
     # ---- journal damage ------------------------------------------------------------
