@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -244,8 +245,20 @@ static void listeners_close(struct server *s) {
     }
 }
 
+/*
+ * The wheel is driven by a timerfd on CLOCK_MONOTONIC, armed at the
+ * absolute millisecond timer_wheel_next() names, rather than by a libevent
+ * timeout: libevent reads CLOCK_MONOTONIC_COARSE (it ticks every 4 ms
+ * here, HZ=250), so its timeouts fired 0-4 ms late, and its precise mode
+ * calls timerfd_settime on every loop turn. This one is set only when the
+ * wheel's next deadline moves earlier, and after it fires.
+ */
 static void on_wheel(evutil_socket_t fd, short what, void *arg) {
     struct server *s = arg;
+    uint64_t expirations;
+    (void)what;
+    if (read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        log_warn("timerfd read");
     s->wheel_armed_at = UINT64_MAX;
     server_wheel_catch_up(s);
     server_timers_sync(s);
@@ -263,10 +276,14 @@ void server_timers_sync(struct server *s) {
     uint64_t next = timer_wheel_next(&s->wheel);
     if (next >= s->wheel_armed_at)
         return;
-    uint64_t now = clock_now_ms();
-    uint64_t ms = next > now ? next - now : 0;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    event_add(&s->wheel_ev, &tv);
+    /* An absolute time in the past fires at once; zero would disarm. */
+    struct itimerspec its = {.it_value = {(time_t)(next / 1000), (long)(next % 1000) * 1000000}};
+    if (!next)
+        its.it_value.tv_nsec = 1;
+    if (timerfd_settime(s->wheel_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+        log_warn("timerfd_settime");
+        return;
+    }
     s->wheel_armed_at = next;
 }
 
@@ -511,6 +528,7 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
     s->cfg = cfg;
     s->journal_repair = journal_repair;
     s->spare_fd = -1;
+    s->wheel_fd = -1;
     s->wheel_armed_at = UINT64_MAX;
     s->start_time = time(NULL);
     s->limits.max_header_bytes = cfg->max_header_bytes;
@@ -542,7 +560,16 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
     timer_init(&s->grace, on_grace);
     timer_init(&s->accept_resume, on_accept_resume);
     timer_init(&s->status_tick, on_status_tick);
-    event_assign(&s->wheel_ev, s->base, -1, 0, on_wheel, s);
+    s->wheel_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (s->wheel_fd < 0) {
+        log_warn("timerfd_create");
+        return -1;
+    }
+    event_assign(&s->wheel_ev, s->base, s->wheel_fd, EV_READ | EV_PERSIST, on_wheel, s);
+    if (event_add(&s->wheel_ev, NULL) < 0) {
+        log_error("cannot watch the timer fd");
+        return -1;
+    }
 
     int inherited = listeners_inherit(s);
     if (inherited < 0)
@@ -618,6 +645,8 @@ void server_free(struct server *s) {
     }
     if (s->spare_fd >= 0)
         close(s->spare_fd);
+    if (s->wheel_fd >= 0)
+        close(s->wheel_fd);
     free(s->rbuf);
     buf_free(&s->wbuf);
     buf_free(&s->scratch);

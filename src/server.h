@@ -28,8 +28,9 @@ struct server {
     struct config *cfg;           /* in force; owned */
     struct http_limits limits;    /* derived from cfg */
     struct timer_wheel wheel;     /* every deadline of the daemon */
-    struct event wheel_ev;        /* libevent timer that advances the wheel */
-    uint64_t wheel_armed_at;      /* ms the wheel_ev is set for; UINT64_MAX if unset */
+    int wheel_fd;                 /* timerfd (CLOCK_MONOTONIC) that advances the wheel */
+    struct event wheel_ev;        /* read event on wheel_fd */
+    uint64_t wheel_armed_at;      /* ms wheel_fd is set for; UINT64_MAX if unset */
     struct listener *listeners;   /* singly linked */
     struct ssl_ctx_st *tls_ctx;   /* for new TLS connections (each holds a reference to
                                      the one it began with); NULL without TLS listeners */
