@@ -1,29 +1,46 @@
 /*
  * Hierarchical timing wheel; timer.h is the contract.
  *
- * Placement. A timer with expiry e > now lives at the level of the highest
- * 6-bit digit in which e and now differ, in the slot named by e's digit at
- * that level. So a level-L timer shares every digit above L with now, and
- * its slot lies strictly after now's digit: level-0 slots hold exact
- * expiries, and level L's next occupied slot starts before anything at
- * level L+1. Choosing the level is one xor, one clz and a multiply.
+ * Terms. At level L a slot spans 2^(6L) ms and a lap 64 slots, 2^(6L+6)
+ * ms. Slot s of level L is the absolute number t >> 6L of the times in it;
+ * it lives in slots[L][s & 127], so the 128 list heads hold two laps: the
+ * lap now is in and the next one. "Position" counts slots from the start
+ * of now's lap (0..127); now's own slot is position p0 = (now >> 6L) & 63,
+ * and "+k" means position p0 + k.
  *
- * Cascading. When now reaches the start of an occupied slot above level 0,
- * the slot's timers are placed again against the new now, which drops each
- * one to a strictly lower level (or to level 0 at its exact expiry).
- * advance() steps from one occupied slot to the next using the bitmaps, so
- * a jump of days costs the slots touched, not the milliseconds elapsed.
- * Because a timer's slot depends only on (expiry, now) and cascading is
- * eager, timers with equal expiries always share one list, kept in
- * insertion order (a move counts as a new insertion): that is how ties
- * fire in insertion order without a sequence number.
+ * Placement. A timer with expiry e >= now goes to its natural level: the
+ * lowest L whose two laps hold e, i.e. (e >> 6(L+1)) - (now >> 6(L+1)) <= 1;
+ * beyond level 5's two laps it is parked. At level 0 that is e's exact
+ * millisecond. At a level L >= 1 the natural slot is always +2 or later
+ * (were e within +1, its lap at level L-1 would be now's or the next).
+ * Choosing the level is a few shifts and compares.
  *
- * Clamping. If e and now differ above bit 35 (e is past the end of the
- * current 2^36 ms epoch) the timer is parked in level 5, slot 0. No other
- * timer uses that slot (a normal level-5 slot is after now's digit, so >=
- * 1); it is read as "the start of the next epoch", which is <= e. There
- * the timers are placed again, possibly back into the parked slot, so they
- * still fire at their exact expiry, never early.
+ * Moving down (draining). A level-L slot (L >= 1) spans exactly one lap of
+ * level L-1. While it is +1, all of its timers belong to level L-1's next
+ * lap (or lower): they are moved there while now crosses the slot before
+ * theirs, at most TIMER_DRAIN_BUDGET per advance(), highest level first.
+ * timer_wheel_next() answers now while such work is pending, so an event
+ * loop gives it a slice per turn. If time reaches the slot's start (its
+ * deadline) before it is empty, advance() moves the rest at once: the old
+ * cascade, now only a fallback when more than a budget per loop turn
+ * arrives. So 100,000 timers due in the same 4-second block are moved in
+ * slices, not in one 5-10 ms stall. Bit L of w->pend says level L's +1
+ * slot may be non-empty; it is recomputed whenever now moves (only then do
+ * positions change), and between two advances a +1 slot can only gain
+ * timers by the rule below, which needs it non-empty already: so a clear
+ * bit is exact and a set one at worst stale.
+ *
+ * Ties. Timers with equal expiries fire in insertion order. A timer that
+ * joins a list is behind everything in it, so order only breaks if a later
+ * timer could be placed below an earlier one still waiting above. Hence:
+ * when some slot above the natural one that could hold e (at each level M,
+ * slot e >> 6M) is non-empty, the timer joins the highest such slot, and
+ * drains take timers from the front. Such a slot is +1 (pending drain) or,
+ * only inside a forced drain, +0 (+1 a moment before); w->pend says which
+ * levels to look at.
+ *
+ * Parked timers. Once per top-level lap (2^36 ms) the parked list is
+ * placed again; those still too far stay parked, in order.
  *
  * Due timers. An expiry <= now when added cannot go into a slot; it is
  * appended to the due list and treated as expiring at now (among due
@@ -40,10 +57,11 @@
 #include "timer.h"
 
 #define LEVEL_BITS 6
-#define WHEEL_BITS (TIMER_LEVELS * LEVEL_BITS) /* 36: beyond this, clamp */
+#define LAP_SLOTS (2 * TIMER_SLOTS)
+#define TOP_LAP_BITS (TIMER_LEVELS * LEVEL_BITS) /* 36: the top level's lap */
 
 _Static_assert(sizeof(struct timer) == 32, "struct timer must stay 32 bytes");
-_Static_assert(TIMER_SLOTS == 1 << LEVEL_BITS, "one 64-bit bitmap per level");
+_Static_assert(TIMER_SLOTS == 1 << LEVEL_BITS, "one 64-bit bitmap per lap");
 
 static void list_init(struct timer *h) {
     h->next = h->prev = h;
@@ -71,6 +89,10 @@ static void list_splice(struct timer *dst, struct timer *src) {
     list_init(src);
 }
 
+static int occupied(const struct timer_wheel *w, unsigned level, unsigned slot) {
+    return (int)(w->occupied[level][slot >> 6] >> (slot & 63) & 1);
+}
+
 static void unlink_timer(struct timer_wheel *w, struct timer *t) {
     struct timer *n = t->next, *p = t->prev;
     n->prev = p;
@@ -78,90 +100,169 @@ static void unlink_timer(struct timer_wheel *w, struct timer *t) {
     t->next = t->prev = NULL;
     /*
      * n == p only when the list is now empty and n is its head. The head's
-     * address tells us which slot it was (if any: the due lists and the
-     * local batches are not slots), so no expiry arithmetic is needed.
+     * address tells us which slot it was (if any: the due, deferred and
+     * parked lists and local batches are not slots), so no expiry
+     * arithmetic is needed.
      */
     if (n == p) {
         uintptr_t off = (uintptr_t)n - (uintptr_t)w->slots;
         if (off < sizeof w->slots) {
             size_t i = off / sizeof(struct timer); /* a shift: 32 bytes */
-            w->occupied[i / TIMER_SLOTS] &= ~(UINT64_C(1) << (i % TIMER_SLOTS));
+            size_t slot = i % LAP_SLOTS;
+            w->occupied[i / LAP_SLOTS][slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
         }
     }
 }
 
-/* Put t into its slot for the current now; requires t->expire >= now. */
-static void place(struct timer_wheel *w, struct timer *t) {
-    uint64_t e = t->expire;
-    /* "| 1" keeps clz defined and sends e == now (cascade only) to level 0. */
-    unsigned bit = 63u - (unsigned)__builtin_clzll((e ^ w->now) | 1);
-    unsigned level, slot;
-    if (bit < WHEEL_BITS) {
-        level = bit * 43u >> 8; /* == bit / 6 for bit < 64, without a divide */
-        slot = (unsigned)(e >> (level * LEVEL_BITS)) & (TIMER_SLOTS - 1);
-    } else {
-        level = TIMER_LEVELS - 1; /* clamped: parked until the next epoch */
-        slot = 0;
+/*
+ * The lowest level whose two laps hold e (e >= now); TIMER_LEVELS: park.
+ * Start at the highest 6-bit digit in which e and now differ (its level's
+ * lap holds e) and step down while the lap below still does: usually once
+ * or not at all (more only when now's lower digits are all 63).
+ */
+static unsigned natural_level(uint64_t e, uint64_t now) {
+    /* "| 1" keeps clz defined; bit * 43 >> 8 == bit / 6 for bit < 64. */
+    unsigned l = (63u - (unsigned)__builtin_clzll((e ^ now) | 1)) * 43u >> 8;
+    if (l >= TIMER_LEVELS) {
+        if ((e >> TOP_LAP_BITS) - (now >> TOP_LAP_BITS) > 1)
+            return TIMER_LEVELS;
+        l = TIMER_LEVELS - 1;
     }
-    w->occupied[level] |= UINT64_C(1) << slot;
-    list_append(&w->slots[level][slot], t);
-}
-
-/* Detach slot (level, slot) into the empty list batch. */
-static void take_slot(struct timer_wheel *w, unsigned level, unsigned slot, struct timer *batch) {
-    list_splice(batch, &w->slots[level][slot]);
-    w->occupied[level] &= ~(UINT64_C(1) << slot);
+    /* The first step without a branch (random delays would mispredict it). */
+    l -= (l > 0) & ((e >> (l * LEVEL_BITS)) - (now >> (l * LEVEL_BITS)) <= 1);
+    while (l > 0 && (e >> (l * LEVEL_BITS)) - (now >> (l * LEVEL_BITS)) <= 1)
+        l--;
+    return l;
 }
 
 /*
- * Start time of the first occupied slot after now: exact for level 0, a
- * lower bound for the timers of higher slots. Lower levels always come
- * first (level L's slots end where level L+1's next slot begins), so the
- * first level with an occupied later slot wins. Returns 0 when empty.
+ * Put t (expire >= now) where it belongs for the current now. Levels at or
+ * above limit are not considered (a drain passes the level it takes from).
  */
-static int next_slot(const struct timer_wheel *w, uint64_t *at) {
-    uint64_t now = w->now;
+static void place(struct timer_wheel *w, struct timer *t, unsigned limit) {
+    uint64_t e = t->expire;
+    unsigned l = natural_level(e, w->now);
+    if (l == TIMER_LEVELS) {
+        list_append(&w->parked, t);
+        return;
+    }
+    unsigned above = w->pend & ~((2u << l) - 1) & ((1u << limit) - 1);
+    while (above) { /* highest first: join the earliest-inserted company */
+        unsigned m = 31u - (unsigned)__builtin_clz(above);
+        if (occupied(w, m, (unsigned)(e >> (m * LEVEL_BITS)) % LAP_SLOTS)) {
+            l = m;
+            break;
+        }
+        above &= ~(1u << m);
+    }
+    unsigned slot = (unsigned)(e >> (l * LEVEL_BITS)) % LAP_SLOTS;
+    w->occupied[l][slot >> 6] |= UINT64_C(1) << (slot & 63);
+    list_append(&w->slots[l][slot], t);
+}
+
+/* Slot number (0..127) of position now + k at level l. */
+static unsigned slot_ahead(const struct timer_wheel *w, unsigned l, unsigned k) {
+    return (unsigned)((w->now >> (l * LEVEL_BITS)) + k) % LAP_SLOTS;
+}
+
+/* Move up to budget timers of slot (l, slot) down; returns the budget left. */
+static size_t drain(struct timer_wheel *w, unsigned l, unsigned slot, size_t budget) {
+    struct timer *head = &w->slots[l][slot];
+    while (budget && !list_empty(head)) {
+        struct timer *t = head->next;
+        unlink_timer(w, t);
+        place(w, t, l);
+        budget--;
+    }
+    return budget;
+}
+
+static void pend_update(struct timer_wheel *w) {
+    unsigned p = 0;
+    for (unsigned l = 1; l < TIMER_LEVELS; l++)
+        if (occupied(w, l, slot_ahead(w, l, 1)))
+            p |= 1u << l;
+    w->pend = p;
+}
+
+/* The first occupied position >= from (0..128) in lap words lo, hi; -1 if none. */
+static int first_from(uint64_t lo, uint64_t hi, unsigned from) {
+    if (from < 64) {
+        uint64_t m = lo & (~UINT64_C(0) << from);
+        if (m)
+            return __builtin_ctzll(m);
+        from = 64;
+    }
+    if (from < LAP_SLOTS) {
+        uint64_t m = hi & (~UINT64_C(0) << (from - 64));
+        if (m)
+            return 64 + __builtin_ctzll(m);
+    }
+    return -1;
+}
+
+/*
+ * The first time after now at which the structure needs advance(): a
+ * level-0 expiry; for a higher level, the deadline of its +1 slot (its
+ * start) or the start of the slot before its next occupied one (when that
+ * one becomes +1); the next top-level lap for parked timers. UINT64_MAX
+ * if none. Assumes the +0 slots above level 0 are empty (settle()).
+ */
+static uint64_t next_event(const struct timer_wheel *w) {
+    uint64_t best = UINT64_MAX;
     for (unsigned l = 0; l < TIMER_LEVELS; l++) {
         unsigned shift = l * LEVEL_BITS;
-        unsigned digit = (unsigned)(now >> shift) & (TIMER_SLOTS - 1);
-        /* 2 << 63 is 0, so digit 63 leaves no later slot, as it should. */
-        uint64_t later = w->occupied[l] & ~((UINT64_C(2) << digit) - 1);
-        if (later) {
-            uint64_t base = now & ~((UINT64_C(1) << (shift + LEVEL_BITS)) - 1);
-            *at = base | (uint64_t)__builtin_ctzll(later) << shift;
-            return 1;
-        }
+        uint64_t cur = w->now >> shift; /* now's slot number */
+        /* Events of level l and above come at or after now's next slot at
+         * level l begins. */
+        if (best <= (cur + 1) << shift)
+            return best;
+        unsigned p0 = (unsigned)cur & (TIMER_SLOTS - 1);
+        unsigned lap = (unsigned)(cur >> LEVEL_BITS) & 1;
+        int pos = first_from(w->occupied[l][lap], w->occupied[l][lap ^ 1], p0 + 1);
+        if (pos < 0)
+            continue;
+        unsigned p = (unsigned)pos;
+        if (l > 0 && p > p0 + 1)
+            p--; /* it starts moving down when the slot before it begins */
+        uint64_t at = (cur - p0 + p) << shift;
+        if (at < best)
+            best = at;
     }
-    if (w->occupied[TIMER_LEVELS - 1] & 1) {
-        /* Parked timers: the next epoch. It cannot overflow: parking needs
-         * an expiry in a later epoch, so now is not in the last one. */
-        *at = (now | ((UINT64_C(1) << WHEEL_BITS) - 1)) + 1;
-        return 1;
+    if (!list_empty(&w->parked)) {
+        uint64_t at = ((w->now >> TOP_LAP_BITS) + 1) << TOP_LAP_BITS;
+        if (at < best)
+            best = at;
     }
-    return 0;
+    return best;
 }
 
 /*
- * now has just reached a slot start: re-place the timers of every slot
- * that starts exactly here. Their expiries are >= now and share all digits
- * from the slot's level up with now, so each lands strictly lower (or back
- * in the parked slot, which we detached first, so this cannot loop).
+ * now has just moved to an event: move down, in full, every upper slot
+ * whose deadline this is (now's own slot, highest level first, so a timer
+ * moved into a lower +0 slot is moved again when its level's turn comes),
+ * place the parked timers at a new top-level lap, and refresh w->pend.
  */
-static void cascade(struct timer_wheel *w) {
+static void settle(struct timer_wheel *w) {
+    /* w->pend still describes the slots as they were before now moved:
+     * every +0 slot that may be non-empty now was +1 then, so place() looks
+     * at it (lower ones are moved after, so their timers keep their turn). */
     for (unsigned l = TIMER_LEVELS - 1; l > 0; l--) {
-        unsigned shift = l * LEVEL_BITS;
-        unsigned digit = (unsigned)(w->now >> shift) & (TIMER_SLOTS - 1);
-        if ((w->now & ((UINT64_C(1) << shift) - 1)) || !(w->occupied[l] >> digit & 1))
-            continue;
+        unsigned slot = slot_ahead(w, l, 0);
+        if (occupied(w, l, slot))
+            drain(w, l, slot, SIZE_MAX);
+    }
+    if (!list_empty(&w->parked) && !(w->now & ((UINT64_C(1) << TOP_LAP_BITS) - 1))) {
         struct timer batch;
         list_init(&batch);
-        take_slot(w, l, digit, &batch);
+        list_splice(&batch, &w->parked);
         while (!list_empty(&batch)) {
             struct timer *t = batch.next;
             unlink_timer(w, t);
-            place(w, t);
+            place(w, t, TIMER_LEVELS);
         }
     }
+    pend_update(w);
 }
 
 /* Fire batch front to back. Callbacks may cancel or move timers still in it. */
@@ -190,12 +291,15 @@ static size_t run_due(struct timer_wheel *w) {
 void timer_wheel_init(struct timer_wheel *w, uint64_t now_ms) {
     w->now = now_ms;
     w->count = 0;
+    w->pend = 0;
     w->in_due_round = 0;
+    w->drain_budget = TIMER_DRAIN_BUDGET;
     list_init(&w->due);
     list_init(&w->deferred);
+    list_init(&w->parked);
     for (unsigned l = 0; l < TIMER_LEVELS; l++) {
-        w->occupied[l] = 0;
-        for (unsigned s = 0; s < TIMER_SLOTS; s++)
+        w->occupied[l][0] = w->occupied[l][1] = 0;
+        for (unsigned s = 0; s < LAP_SLOTS; s++)
             list_init(&w->slots[l][s]);
     }
 }
@@ -213,7 +317,7 @@ void timer_add(struct timer_wheel *w, struct timer *t, uint64_t expire_ms) {
         w->count++;
     t->expire = expire_ms;
     if (expire_ms > w->now)
-        place(w, t);
+        place(w, t, TIMER_LEVELS);
     else
         list_append(w->in_due_round ? &w->deferred : &w->due, t);
 }
@@ -226,10 +330,9 @@ void timer_cancel(struct timer_wheel *w, struct timer *t) {
 }
 
 uint64_t timer_wheel_next(const struct timer_wheel *w) {
-    uint64_t at;
-    if (!list_empty(&w->due) || !list_empty(&w->deferred))
+    if (!list_empty(&w->due) || !list_empty(&w->deferred) || w->pend)
         return w->now;
-    return next_slot(w, &at) ? at : UINT64_MAX;
+    return next_event(w);
 }
 
 size_t timer_wheel_advance(struct timer_wheel *w, uint64_t now_ms) {
@@ -240,22 +343,34 @@ size_t timer_wheel_advance(struct timer_wheel *w, uint64_t now_ms) {
     size_t n = run_due(w);
 
     uint64_t at;
-    while (next_slot(w, &at) && at <= now_ms) {
+    while ((at = next_event(w)) <= now_ms && at != UINT64_MAX) {
         /* Callbacks below see w->now == the millisecond being fired. */
         w->now = at;
-        cascade(w);
-        unsigned slot = (unsigned)at & (TIMER_SLOTS - 1);
-        if (w->occupied[0] >> slot & 1) {
+        if (!(at & (TIMER_SLOTS - 1)))
+            settle(w); /* upper slots change places only at a new 64 ms block */
+        unsigned slot = slot_ahead(w, 0, 0);
+        if (occupied(w, 0, slot)) {
             struct timer batch;
             list_init(&batch);
-            take_slot(w, 0, slot, &batch);
+            list_splice(&batch, &w->slots[0][slot]);
+            w->occupied[0][slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
             n += fire(w, &batch);
         }
         n += run_due(w);
     }
-    /* No slot starts in (w->now, now_ms], so every pending timer is still
-     * placed correctly relative to now_ms. */
+    /* No event lies in (w->now, now_ms]: no upper slot changes between +0,
+     * +1 and later, so every timer and w->pend stay right for now_ms. */
     if (now_ms > w->now)
         w->now = now_ms;
+
+    /* A slice of the moving down, highest level first. */
+    size_t budget = w->drain_budget ? w->drain_budget : 1;
+    for (unsigned l = TIMER_LEVELS - 1; l > 0 && budget; l--) {
+        if (!(w->pend >> l & 1))
+            continue;
+        budget = drain(w, l, slot_ahead(w, l, 1), budget);
+        if (!occupied(w, l, slot_ahead(w, l, 1)))
+            w->pend &= ~(1u << l);
+    }
     return n;
 }

@@ -230,7 +230,7 @@ START_TEST(test_cancel_before_firing) {
     ck_assert_uint_eq(timer_wheel_next(&W), UINT64_MAX);
     /* A cancelled slot leaves no trace in the bitmaps. */
     for (int l = 0; l < TIMER_LEVELS; l++)
-        ck_assert_uint_eq(W.occupied[l], 0);
+        ck_assert_uint_eq(W.occupied[l][0] | W.occupied[l][1], 0);
 }
 END_TEST
 
@@ -652,6 +652,8 @@ static void check_against_model(void) {
         EXPECT_EQ(next, UINT64_MAX);
     } else if (min_eff <= mnow) {
         EXPECT_EQ(next, mnow); /* something is due */
+    } else if (next == mnow) {
+        EXPECT(W.pend != 0); /* timers are being moved down: a slice per advance */
     } else {
         EXPECT(next <= min_eff);
         EXPECT(next > mnow);
@@ -685,6 +687,9 @@ START_TEST(test_random_against_model) {
     uint64_t seed = 1000 + (uint64_t)_i;
     uint64_t base = bases[_i % NELEM(bases)];
     setup(base, mitems, MN, random_cb);
+    /* Tiny drain budgets leave slots half moved at their deadlines. */
+    static const size_t budgets[] = {1, 3, TIMER_DRAIN_BUDGET, 17};
+    W.drain_budget = budgets[(_i / NELEM(bases)) % NELEM(budgets)];
     for (int i = 0; i < MN; i++)
         model[i].active = 0;
     mnow = base;
@@ -736,6 +741,127 @@ START_TEST(test_random_against_model) {
         check_against_model();
     }
     ck_assert_uint_gt(total, 10000); /* the test actually fired things */
+}
+END_TEST
+
+/* ---- moving down in slices ---------------------------------------------- */
+
+/*
+ * Timers of one expiry added at many times: before their slot starts to
+ * move down, while it is half moved (tiny budget), after; with company in
+ * the same slots so the drains have work. They fire in insertion order.
+ */
+START_TEST(test_ties_across_drains) {
+    static const uint64_t targets[] = {5000, 300000, 20000000, 4096 * 64 + 7};
+    static struct item it[3000];
+    uint64_t e = targets[_i];
+    uint64_t seed = 42 + (uint64_t)_i;
+    setup(0, it, NELEM(it), record_cb);
+    W.drain_budget = 3;
+    size_t next_id = 0, tied = 0;
+    /* Company: other expiries in e's slots at levels 1..3. */
+    for (int k = 0; k < 1000; k++) {
+        uint64_t c = e - 600 + splitmix(&seed) % 1200;
+        if (c != e && c > 0)
+            timer_add(&W, &it[next_id++].t, c);
+    }
+    size_t first_tied = next_id;
+    uint64_t now = 0;
+    while (now < e) {
+        if (next_id < NELEM(it)) {
+            timer_add(&W, &it[next_id++].t, e);
+            tied++;
+        }
+        uint64_t step = 1 + splitmix(&seed) % (e / 400 + 1);
+        now = now + step < e ? now + step : e;
+        timer_wheel_advance(&W, now);
+    }
+    while (W.count)
+        timer_wheel_advance(&W, W.now + 1000);
+    /* Every timer fired once at its expiry; the tied ones in id order. */
+    ck_assert_uint_eq(nlog, next_id);
+    int last = -1;
+    size_t seen = 0;
+    for (size_t k = 0; k < nlog; k++) {
+        EXPECT_EQ(log_now[k], it[log_id[k]].t.expire);
+        EXPECT(k == 0 || log_now[k - 1] <= log_now[k]);
+        if ((size_t)log_id[k] >= first_tied) {
+            EXPECT(log_id[k] > last);
+            last = log_id[k];
+            seen++;
+        }
+    }
+    ck_assert_uint_eq(seen, tied);
+    ck_assert_uint_gt(tied, 100);
+}
+END_TEST
+
+/*
+ * The fallback at a deadline: two levels' slots are still half moved when
+ * time reaches them. Z (expiry 8197) was moved down to level 1 before X
+ * (same expiry, added later) joined the level-2 slot still being moved;
+ * moving X down at 8192 must put it behind Z, not straight into level 0.
+ */
+START_TEST(test_forced_drain_keeps_ties) {
+    struct item it[10];
+    setup(0, it, NELEM(it), record_cb);
+    W.drain_budget = 1;
+    for (int i = 0; i < 3; i++)
+        timer_add(&W, &it[i].t, 8200); /* company ahead of Z */
+    timer_add(&W, &it[3].t, 8197);     /* Z */
+    for (int i = 4; i < 9; i++)
+        timer_add(&W, &it[i].t, 8250); /* company behind Z, in its level-1 slot */
+    ck_assert_uint_eq(W.occupied[2][0], UINT64_C(1) << 2);
+    for (uint64_t now = 4096; now <= 4100; now++)
+        timer_wheel_advance(&W, now); /* 5 moved: the 8200s, Z, one 8250 */
+    ck_assert_uint_eq(W.occupied[1][0] & 1, 1); /* Z is at level 1 */
+    timer_add(&W, &it[9].t, 8197); /* X joins the level-2 slot */
+    ck_assert_uint_eq(timer_wheel_advance(&W, 8197), 2);
+    ck_assert_int_eq(log_id[0], 3);
+    ck_assert_int_eq(log_id[1], 9);
+    ck_assert_uint_eq(timer_wheel_advance(&W, 9000), 8);
+}
+END_TEST
+
+/* A large slot moves down a slice per advance(), and is done before its deadline. */
+START_TEST(test_drain_is_sliced) {
+    const size_t n = 20000;
+    struct item *its = malloc(n * sizeof *its);
+    ck_assert_ptr_nonnull(its);
+    setup(0, its, 0, record_cb);
+    uint64_t seed = 9;
+    /* 20,000 timers in level-2 slot 4 ([16384, 20480)): they move to level 1
+     * while now crosses [12288, 16384). */
+    for (size_t i = 0; i < n; i++) {
+        timer_init(&its[i].t, record_cb);
+        its[i].id = (int)i;
+        timer_add(&W, &its[i].t, 16384 + splitmix(&seed) % 4096);
+    }
+    ck_assert_uint_eq(W.occupied[2][0], UINT64_C(1) << 4);
+    uint64_t at = timer_wheel_next(&W);
+    ck_assert_uint_eq(at, 12288); /* the slot before */
+    timer_wheel_advance(&W, at);
+    size_t turns = 1;
+    while (W.pend) {
+        ck_assert_uint_eq(timer_wheel_next(&W), W.now); /* more to move: come back */
+        timer_wheel_advance(&W, W.now);
+        turns++;
+    }
+    /* ceil(20000 / budget) slices, all at 12288, long before 16384. */
+    ck_assert_uint_eq(turns, (n + TIMER_DRAIN_BUDGET - 1) / TIMER_DRAIN_BUDGET);
+    ck_assert_uint_eq(W.now, 12288);
+    ck_assert_uint_eq(W.occupied[2][0] | W.occupied[2][1], 0);
+    ck_assert_uint_ne(W.occupied[1][0] | W.occupied[1][1], 0);
+    ck_assert_uint_eq(nlog, 0);
+    while ((at = timer_wheel_next(&W)) != UINT64_MAX)
+        timer_wheel_advance(&W, at);
+    ck_assert_uint_eq(nlog, n);
+    for (size_t k = 0; k < n; k++) {
+        EXPECT_EQ(log_now[k], its[log_id[k]].t.expire);
+        EXPECT(k == 0 || log_now[k - 1] < log_now[k] ||
+               (log_now[k - 1] == log_now[k] && log_id[k - 1] < log_id[k]));
+    }
+    free(its);
 }
 END_TEST
 
@@ -801,7 +927,10 @@ static Suite *timer_suite(void) {
     tcase_add_test(tc, test_huge_jumps);
     tcase_add_test(tc, test_next);
     tcase_add_test(tc, test_count);
-    tcase_add_loop_test(tc, test_random_against_model, 0, 8);
+    tcase_add_loop_test(tc, test_random_against_model, 0, 16);
+    tcase_add_loop_test(tc, test_ties_across_drains, 0, 4);
+    tcase_add_test(tc, test_drain_is_sliced);
+    tcase_add_test(tc, test_forced_drain_keeps_ties);
     tcase_add_test(tc, test_million_timers);
     suite_add_tcase(s, tc);
     return s;
