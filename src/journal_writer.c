@@ -20,12 +20,15 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,7 +70,9 @@ struct jw {
     size_t cpre;        /* bytes at the front of qbytes from before the snapshot */
     struct buf tail;    /* records submitted after the snapshot, taken by the writer */
     int tail_failed;    /* ENOMEM growing tail: the compaction is abandoned */
-    struct buf snap;    /* the snapshot, until the compactor wrote it */
+    struct buf snap;    /* the snapshot, until the compactor wrote it (inline mode) */
+    pid_t cpid;         /* the child encoding the snapshot, or 0 (inline) */
+    int cpipe;          /* the read end of its pipe, or -1 */
     int cfd, cerr;      /* the temp file, and the compactor's errno */
     uint64_t cend;      /* temp file size after header + snapshot */
     int cthread_live;
@@ -110,7 +115,7 @@ const char *jw_status_str(int status) {
 }
 
 static int status_of(int e) {
-    return e == ENOSPC || e == EDQUOT ? JW_ENOSPC : JW_EIO;
+    return e == ENOSPC || e == EDQUOT ? JW_ENOSPC : e == ENOMEM ? JW_NOMEM : JW_EIO;
 }
 
 static void wait_until(struct jw *jw, uint64_t deadline_ms) {
@@ -295,20 +300,97 @@ out:;
     return 0;
 }
 
+/* Bytes read from the child and written per pwrite (the last may be less). */
+#define SNAP_CHUNK (256u << 10)
+/* Child exit codes besides 0. */
+enum { CHILD_SNAPSHOT_FAILED = 1, CHILD_PIPE_FAILED = 2 };
+
+static int stopping(struct jw *jw) {
+    pthread_mutex_lock(&jw->mu);
+    int s = jw->stopping;
+    pthread_mutex_unlock(&jw->mu);
+    return s;
+}
+
+/*
+ * Copy the child's snapshot from its pipe into fd from *off on, then reap
+ * it. Returns 0 or an errno. jw_close (stopping) kills the child; the pid
+ * stays ours until waitpid, so the kill cannot hit another process.
+ */
+static int copy_from_child(struct jw *jw, int fd, uint64_t *off) {
+    char *chunk = malloc(SNAP_CHUNK);
+    int e = chunk ? 0 : ENOMEM, eof = 0;
+    while (!e && !eof) {
+        size_t have = 0;
+        while (!e && have < SNAP_CHUNK) {
+            struct pollfd pfd = {.fd = jw->cpipe, .events = POLLIN};
+            if (stopping(jw)) {
+                e = ECANCELED;
+                break;
+            }
+            if (poll(&pfd, 1, 100) <= 0)
+                continue; /* timeout (look at stopping again) or EINTR */
+            ssize_t n = read(jw->cpipe, chunk + have, SNAP_CHUNK - have);
+            if (n > 0)
+                have += (size_t)n;
+            else if (n == 0)
+                eof = 1;
+            else if (errno != EINTR && errno != EAGAIN)
+                e = errno;
+            if (eof)
+                break;
+        }
+        if (!e && have) {
+            if (write_all(jw, fd, chunk, have, *off) < 0)
+                e = errno;
+            else
+                *off += have;
+        }
+    }
+    free(chunk);
+    if (e)
+        kill(jw->cpid, SIGKILL);
+    int status = 0;
+    while (waitpid(jw->cpid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!e && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        log_warnx("journal %s: the snapshot child %s %d", jw->path,
+                  WIFEXITED(status) ? "exited with" : "was killed by signal",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        e = WIFEXITED(status) && WEXITSTATUS(status) == CHILD_SNAPSHOT_FAILED ? ENOMEM : EIO;
+    }
+    return e;
+}
+
 /* Helper thread: header + snapshot into the temp file, fsynced. */
 static void *compact_main(void *p) {
     struct jw *jw = p;
     int e = 0;
+    uint64_t end = JOURNAL_HEADER_SIZE;
     int fd = journal_rewrite_begin(jw->path, NULL, 0);
     if (fd < 0)
         e = errno;
-    else if (write_all(jw, fd, buf_start(&jw->snap), jw->snap.len, JOURNAL_HEADER_SIZE) < 0 ||
-             jw->opt.fdatasync(fd) < 0)
+    if (jw->cpid > 0) {
+        if (!e)
+            e = copy_from_child(jw, fd, &end);
+        else {
+            kill(jw->cpid, SIGKILL);
+            waitpid(jw->cpid, NULL, 0);
+        }
+        close(jw->cpipe);
+        jw->cpipe = -1;
+        jw->cpid = 0;
+    } else if (!e) {
+        if (write_all(jw, fd, buf_start(&jw->snap), jw->snap.len, end) < 0)
+            e = errno;
+        end += jw->snap.len;
+    }
+    if (!e && jw->opt.fdatasync(fd) < 0)
         e = errno;
     pthread_mutex_lock(&jw->mu);
     jw->cfd = fd;
     jw->cerr = e;
-    jw->cend = JOURNAL_HEADER_SIZE + jw->snap.len;
+    jw->cend = end;
     jw->cstate = e ? C_FAILED : C_READY;
     pthread_cond_broadcast(&jw->cond);
     pthread_mutex_unlock(&jw->mu);
@@ -457,6 +539,8 @@ static void jw_free(struct jw *jw) {
     buf_free(&jw->unsynced);
     buf_free(&jw->tail);
     buf_free(&jw->snap);
+    if (jw->cpipe >= 0)
+        close(jw->cpipe);
     free(jw->reqs);
     free(jw->path);
     free(jw);
@@ -473,7 +557,7 @@ struct jw *jw_open(struct event_base *base, const char *path, int fd, uint64_t e
         return NULL;
     }
     jw->fd = fd;
-    jw->efd = jw->cfd = -1;
+    jw->efd = jw->cfd = jw->cpipe = -1;
     jw->opt = opt ? *opt : def;
     /* Zero means "the default", so callers may set only what they need. */
     jw->opt.pwrite = jw->opt.pwrite ? jw->opt.pwrite : pwrite;
@@ -562,6 +646,65 @@ int jw_submit_record(struct jw *jw, uint8_t type, const void *payload, size_t le
                : enqueue(jw, payload, len + JOURNAL_RECORD_OVERHEAD, type, cb, arg);
 }
 
+/*
+ * In the forked child: only this thread exists, holding a copy-on-write
+ * image of the loop's memory. Close every inherited descriptor but the
+ * pipe (the parent's sockets must end when the parent closes them), take
+ * the default signal actions (SIGTERM ends it; a closed pipe too), encode,
+ * stream, and leave without running anything of the parent's (_exit).
+ */
+static void child_snapshot(int wfd, jw_snapshot_fn snapshot_fn, void *arg) {
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (wfd > 3)
+        close_range(3, (unsigned)wfd - 1, 0);
+    close_range((unsigned)wfd + 1, ~0u, 0);
+    struct buf b = BUF_INIT;
+    if (snapshot_fn(arg, &b) < 0)
+        _exit(CHILD_SNAPSHOT_FAILED);
+    const char *p = buf_start(&b);
+    size_t n = b.len;
+    while (n) {
+        ssize_t w = write(wfd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(CHILD_PIPE_FAILED);
+        p += w;
+        n -= (size_t)w;
+    }
+    _exit(0);
+}
+
+/* Fork the snapshot's child; 0, or -1 (the caller snapshots inline). */
+static int fork_snapshot(struct jw *jw, jw_snapshot_fn snapshot_fn, void *arg) {
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    uint64_t t0 = clock_now_us();
+    pid_t pid = fork();
+    if (pid == 0)
+        child_snapshot(pfd[1], snapshot_fn, arg); /* does not return */
+    uint64_t took = clock_now_us() - t0;
+    close(pfd[1]);
+    if (pid < 0) {
+        log_warn("journal %s: fork for the compaction snapshot (encoding it on the loop instead)",
+                 jw->path);
+        close(pfd[0]);
+        return -1;
+    }
+    jw->cpid = pid;
+    jw->cpipe = pfd[0];
+    pthread_mutex_lock(&jw->mu);
+    jw->st.last_fork_us = jw->wst.last_fork_us = took;
+    pthread_mutex_unlock(&jw->mu);
+    return 0;
+}
+
 int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void *arg) {
     pthread_mutex_lock(&jw->mu);
     int rc = jw->stopping           ? JW_CLOSED
@@ -573,7 +716,8 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
         return rc;
     /* The sequence point: submits also run on this thread, so none interleaves. */
     struct buf snap = BUF_INIT;
-    if (snapshot_fn(arg, &snap) < 0) {
+    if ((jw->opt.snapshot_inline || fork_snapshot(jw, snapshot_fn, arg) < 0) &&
+        snapshot_fn(arg, &snap) < 0) {
         buf_free(&snap);
         return JW_EINVAL;
     }
@@ -593,6 +737,13 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
         jw->st.compacting = 0;
         jw->snap = (struct buf)BUF_INIT;
         buf_free(&snap);
+        if (jw->cpid > 0) {
+            kill(jw->cpid, SIGKILL);
+            waitpid(jw->cpid, NULL, 0);
+            close(jw->cpipe);
+            jw->cpid = 0;
+            jw->cpipe = -1;
+        }
     } else {
         jw->cthread_live = 1;
     }

@@ -362,6 +362,10 @@ int store_metrics(struct store *st, struct buf *o) {
                        "\n# TYPE awaitd_journal_bytes_total counter\nawaitd_journal_bytes_total %" PRIu64
                        "\n# TYPE awaitd_journal_file_bytes gauge\nawaitd_journal_file_bytes %" PRIu64
                        "\n# TYPE awaitd_journal_compactions_total counter\nawaitd_journal_compactions_total %" PRIu64
-                       "\n# TYPE awaitd_journal_healthy gauge\nawaitd_journal_healthy %d\n",
-                       js.records, js.fsyncs, js.bytes, js.file_bytes, js.compactions, js.healthy);
+                       "\n# TYPE awaitd_journal_healthy gauge\nawaitd_journal_healthy %d"
+                       "\n# HELP awaitd_journal_fork_seconds The loop's pause to fork the last "
+                       "compaction's snapshot child.\n# TYPE awaitd_journal_fork_seconds gauge"
+                       "\nawaitd_journal_fork_seconds %.6f\n",
+                       js.records, js.fsyncs, js.bytes, js.file_bytes, js.compactions, js.healthy,
+                       (double)js.last_fork_us / 1e6);
 }

@@ -17,11 +17,13 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -758,11 +760,13 @@ static int apply(void *arg, uint8_t type, const char *p, size_t len, uint64_t of
     return 0;
 }
 
-/* how: 0 compacts, 1 fails writing the snapshot, 2 closes in the middle. */
-static void compaction_round(int how) {
+/* how: 0 compacts, 1 fails writing the snapshot, 2 closes in the middle;
+ * in_loop: the snapshot is encoded on the loop thread, not in a child. */
+static void compaction_round(int how, int in_loop) {
     int fail = how == 1;
     struct jw_options o;
     jw_options_init(&o);
+    o.snapshot_inline = in_loop;
     nprod = 50;
     compact_status = -1;
     writer_open(&o);
@@ -820,17 +824,78 @@ static void compaction_round(int how) {
 }
 
 START_TEST(writer_compaction_under_load) {
-    compaction_round(0);
+    compaction_round(0, _i);
 }
 END_TEST
 
 START_TEST(writer_compaction_failure_keeps_old) {
-    compaction_round(1);
+    compaction_round(1, _i);
 }
 END_TEST
 
 START_TEST(writer_close_during_compaction) {
-    compaction_round(2);
+    compaction_round(2, _i);
+}
+END_TEST
+
+/* The child: a snapshot that takes a while, or fails. */
+static int snap_sleep_ms, snap_fail;
+
+static int slow_snapshot(void *arg, struct buf *out) {
+    usleep((useconds_t)snap_sleep_ms * 1000);
+    return snap_fail ? -1 : snapshot(arg, out);
+}
+
+static int compacted(void) {
+    return compact_status >= 0;
+}
+
+/*
+ * The snapshot is encoded in a forked child, so the loop goes on at once;
+ * the child keeps none of the parent's descriptors (a socket the parent
+ * closes meanwhile is closed for its peer at once); a child that fails
+ * fails the compaction and the old journal goes on.
+ */
+START_TEST(writer_compaction_child) {
+    struct jw_options o;
+    jw_options_init(&o);
+    nprod = 20;
+    compact_status = -1;
+    writer_open(&o);
+    EXPECT(run_until(got_want, 20000));
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    snap_sleep_ms = 400;
+    snap_fail = _i;
+    uint64_t t0 = clock_now_ms();
+    EXPECT_EQ(jw_compact(W, slow_snapshot, on_compacted, NULL), JW_OK);
+    EXPECT(clock_now_ms() - t0 < 200); /* the 400 ms are the child's */
+    close(sv[0]);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLIN};
+    ck_assert_int_eq(poll(&pfd, 1, 200), 1); /* EOF now, not when the child exits */
+    char c;
+    ck_assert_int_eq(read(sv[1], &c, 1), 0);
+    close(sv[1]);
+    EXPECT(compact_status < 0);
+    EXPECT(run_until(compacted, 10000));
+    EXPECT_EQ(compact_status, snap_fail ? JW_NOMEM : JW_OK);
+    struct jw_stats st;
+    jw_stats(W, &st);
+    EXPECT(st.healthy && !st.compacting && st.compactions == (snap_fail ? 0u : 1u));
+    pump_on = 0;
+    EXPECT(run_until(idle, 10000));
+    EXPECT_EQ(jw_close(W), 0);
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s%s", jpath, JOURNAL_TMP_SUFFIX);
+    EXPECT_EQ(file_size(tmp), -1);
+    memset(replayed, 0, sizeof replayed);
+    struct journal_info info;
+    char err[512];
+    int fd = journal_open_replay(jpath, apply, NULL, 0, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    close(fd);
+    for (uint64_t s = 0; s < MAXSEQ; s++)
+        EXPECT_EQ(replayed[s], live[s]);
 }
 END_TEST
 
@@ -857,9 +922,10 @@ int main(void) {
     tcase_add_test(tc, writer_eio_write_recovers);
     tcase_add_test(tc, writer_busy_when_full);
     tcase_add_test(tc, writer_close_flushes);
-    tcase_add_test(tc, writer_compaction_under_load);
-    tcase_add_test(tc, writer_compaction_failure_keeps_old);
-    tcase_add_test(tc, writer_close_during_compaction);
+    tcase_add_loop_test(tc, writer_compaction_under_load, 0, 2);
+    tcase_add_loop_test(tc, writer_compaction_failure_keeps_old, 0, 2);
+    tcase_add_loop_test(tc, writer_close_during_compaction, 0, 2);
+    tcase_add_loop_test(tc, writer_compaction_child, 0, 2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
