@@ -425,9 +425,9 @@ def late_hist(a, b):
     return sorted(out)
 
 def quantile(hist, q):
-    """Linear interpolation within the bucket, as Prometheus' histogram_quantile.
-    Lateness is whole milliseconds, so bucket le=L holds L' <= L; the one below
-    starts after the previous bound."""
+    """Linear interpolation within the bucket, as Prometheus' histogram_quantile:
+    bucket le=L holds lateness in (previous le, L] (awaitd measures it in
+    microseconds and prints the bounds in ms)."""
     total = hist[-1][1] if hist else 0
     if total <= 0:
         return None, None
@@ -488,7 +488,7 @@ for r in rows:
         note="%d fired, %d skipped" % (fires, skips))
     fig("%s: firing lateness p99, %gs window" % (label, quiet_s + load_s), "lateness_p99_ms_" + key,
         p99, "ms", "<= %g" % t_late, p99 is not None and p99 <= t_late,
-        note="bucket le=%s; p50 %.1f; alone %.1f, under /get load %.1f" % (
+        note="bucket le=%s; p50 %.2f; alone %.2f, under /get load %.2f" % (
             "%g" % p99_le if p99_le is not None else "-", p50 or 0, p99_alone or 0, p99_loaded or 0))
     fig("%s: GET /get p99 (awaitload -c %s, %gs)" % (label, get_conns, load_s), "get_p99_ms_" + key,
         get_p99, "ms", "< %g" % t_get, get_p99 < t_get,

@@ -31,14 +31,16 @@
 
 struct treq;
 
-/* Lateness histogram bounds (ms): firing time minus the tick's nominal time. */
-static const unsigned late_bounds[] = {1, 2, 5, 10, 20, 50, 100, 1000};
+/* Lateness histogram bounds (us, inclusive): firing time minus the time the
+ * tick was armed for. Printed in ms, so le="0.25" is 250 us. */
+static const unsigned late_bounds[] = {100,   250,   500,   1000,   2000,  5000,
+                                       10000, 20000, 50000, 100000, 1000000};
 #define NLATE (sizeof late_bounds / sizeof late_bounds[0])
 
 struct tsvc {
     struct server *srv;
     uint64_t late[NLATE + 1]; /* firings per lateness bucket; the last is over 1 s */
-    uint64_t late_sum_ms;
+    uint64_t late_sum_us;
     struct task_engine *eng;
     struct store *st;     /* NULL while replaying */
     struct treq *waiting; /* awaits in progress (doubly linked) */
@@ -123,14 +125,14 @@ static int on_fire(void *ctx, struct task *t, int64_t tick) {
     /* Loop lateness: the wheel's time inside a firing is the millisecond the
      * timer was armed for (jitter, retries and catch-ups included), the real
      * clock says when it actually ran. */
-    int64_t late = (int64_t)clock_now_ms() - (int64_t)svc->srv->wheel.now;
+    int64_t late = (int64_t)clock_now_us() - (int64_t)svc->srv->wheel.now * 1000;
     if (late < 0)
         late = 0;
     size_t b = 0;
-    while (b < NLATE && (uint64_t)late >= late_bounds[b])
+    while (b < NLATE && (uint64_t)late > late_bounds[b])
         b++;
     svc->late[b]++;
-    svc->late_sum_ms += (uint64_t)late;
+    svc->late_sum_us += (uint64_t)late;
     size_t n;
     const void *blob = task_action(t, &n);
     struct action a;
@@ -690,21 +692,21 @@ int tsvc_metrics(struct server *s, struct buf *o) {
     int r = buf_appends(o, "# TYPE awaitd_timers gauge\n");
     for (int i = 0; i < 4; i++)
         r |= buf_appendf(o, "awaitd_timers{state=\"%s\"} %zu\n", state_names[i], es.by_state[i]);
-    /* Prometheus histogram of firing lateness (le is inclusive; our buckets are < bound). */
+    /* Prometheus histogram of firing lateness, in ms (le is inclusive, as ours). */
     r |= buf_appends(o, "# HELP awaitd_timer_lateness_ms Firing time minus the scheduled time.\n"
                         "# TYPE awaitd_timer_lateness_ms histogram\n");
     uint64_t cum = 0;
     for (size_t i = 0; i < NLATE; i++) {
         cum += svc->late[i];
-        r |= buf_appendf(o, "awaitd_timer_lateness_ms_bucket{le=\"%u\"} %" PRIu64 "\n",
-                         late_bounds[i] - 1, cum);
+        r |= buf_appendf(o, "awaitd_timer_lateness_ms_bucket{le=\"%g\"} %" PRIu64 "\n",
+                         late_bounds[i] / 1000.0, cum);
     }
     cum += svc->late[NLATE];
     r |= buf_appendf(o,
                      "awaitd_timer_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64
-                     "\nawaitd_timer_lateness_ms_sum %" PRIu64 "\nawaitd_timer_lateness_ms_count %" PRIu64
+                     "\nawaitd_timer_lateness_ms_sum %.3f\nawaitd_timer_lateness_ms_count %" PRIu64
                      "\n",
-                     cum, svc->late_sum_ms, cum);
+                     cum, (double)svc->late_sum_us / 1000.0, cum);
     r |= buf_appendf(o,
                      "# TYPE awaitd_timer_fires_total counter\nawaitd_timer_fires_total %" PRIu64
                      "\n# TYPE awaitd_timer_skips_total counter\nawaitd_timer_skips_total %" PRIu64
