@@ -17,14 +17,21 @@
  * of a 64-bit key stored in each element at key_off. Deletion shifts back
  * instead of leaving tombstones, so lookups never slow down with churn.
  * Capacity is a power of two, at load 3/8..3/4 (1/8 after mass removal
- * until the next shrink).
+ * until the next shrink). Resizing is incremental, as in Redis's dict:
+ * the old array is kept and emptied a few slots per insert and removal,
+ * and lookups look in both meanwhile, so growing a table of a million
+ * jobs never stops the loop for the 50-100 ms a full rehash takes.
  */
 struct queue_tab {
-    void **slots;   /* capacity entries, NULL = empty */
-    size_t mask;    /* capacity - 1 (capacity 0 when slots is NULL) */
-    size_t count;   /* elements */
-    unsigned shift; /* 64 - log2(capacity) */
-    size_t key_off; /* offset of the element's uint64_t key */
+    void **slots;       /* capacity entries, NULL = empty */
+    size_t mask;        /* capacity - 1 (capacity 0 when slots is NULL) */
+    size_t count;       /* elements, in both arrays */
+    unsigned shift;     /* 64 - log2(capacity) */
+    unsigned old_shift; /* the same for old */
+    void **old;         /* the array being emptied into slots, or NULL */
+    size_t old_mask;    /* its capacity - 1 */
+    size_t old_pos;     /* its slots before this one are empty */
+    size_t key_off;     /* offset of the element's uint64_t key */
 };
 
 /*
@@ -99,7 +106,7 @@ struct queue {
     struct queue_job *grave_dead;  /* detached dead letters (dead.next) */
     uint64_t grave_timed;          /* gone jobs still on the wheel, found by the scan */
     uint64_t grave_n;              /* gone jobs not yet freed */
-    size_t scan_pos, scan_mask;    /* the scan's place in the id index, and its size then */
+    size_t scan_pos, scan_span;    /* the scan's place in the id index, and its span then */
     struct queue *reap_next;       /* the engine's reap list */
     int reap_listed;               /* on it */
     size_t namelen;                /* name length */
@@ -124,6 +131,9 @@ struct queue_engine {
 };
 
 enum { QUEUE_WAITER_IDLE, QUEUE_WAITER_WAITING, QUEUE_WAITER_WAKING };
+
+/* Zeroed memory (calloc with the default allocator). */
+void *queue_zalloc(struct queue_engine *e, size_t n);
 
 static inline void *queue_alloc(struct queue_engine *e, size_t n) {
     return e->cfg.alloc(e->cfg.alloc_ctx, n);
@@ -210,11 +220,15 @@ struct queue_job *queue_heap_remove(struct queue_job *root, struct queue_job *j)
 /* queue_tab.c */
 void queue_tab_init(struct queue_tab *t, size_t key_off);
 int queue_tab_reserve(struct queue_engine *e, struct queue_tab *t, size_t n); /* 0 or -1 */
-void queue_tab_insert(struct queue_tab *t, void *elem);                       /* after reserve */
+void queue_tab_insert(struct queue_engine *e, struct queue_tab *t, void *elem); /* after reserve */
 void *queue_tab_find(const struct queue_tab *t, uint64_t key,
                      int (*eq)(const void *elem, const void *arg), const void *arg);
 void queue_tab_remove(struct queue_engine *e, struct queue_tab *t, void *elem);
 void queue_tab_free(struct queue_engine *e, struct queue_tab *t);
+/* For a scan: positions 0..span-1 cover both arrays (the old one first);
+ * queue_tab_at() is the element there or NULL. A resize changes span. */
+size_t queue_tab_span(const struct queue_tab *t);
+void *queue_tab_at(const struct queue_tab *t, size_t pos);
 uint64_t queue_hash_bytes(uint64_t seed, const void *p, size_t n);
 
 #endif

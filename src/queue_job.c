@@ -317,7 +317,7 @@ int queue_job_put(struct queue *q, const struct queue_put *p, uint64_t id, uint6
     j->gen = 0;
     if (p->len)
         memcpy(j->payload, p->payload, p->len);
-    queue_tab_insert(&e->jobs, j);
+    queue_tab_insert(e, &e->jobs, j);
     e->mem_used += queue_job_cost(p->len);
     if (k) {
         k->hash = queue_hash_bytes(e->cfg.hash_seed, p->key, p->key_len);
@@ -326,7 +326,7 @@ int queue_job_put(struct queue *q, const struct queue_put *p, uint64_t id, uint6
         k->next = NULL;
         k->len = (uint16_t)p->key_len;
         memcpy(k->key, p->key, p->key_len);
-        queue_tab_insert(&q->keys, k);
+        queue_tab_insert(e, &q->keys, k);
         if (q->key_tail)
             q->key_tail->next = k;
         else

@@ -92,13 +92,14 @@ static size_t reap_scan(struct queue *q, size_t budget) {
     struct queue_tab *t = &e->jobs;
     size_t looked = 0;
     while (q->grave_timed && budget) {
-        if (!t->slots)
+        size_t span = queue_tab_span(t);
+        if (!span)
             break; /* cannot happen: the gone jobs are in the index */
-        if (q->scan_mask != t->mask || q->scan_pos > t->mask) {
-            q->scan_mask = t->mask;
+        if (q->scan_span != span || q->scan_pos >= span) {
+            q->scan_span = span;
             q->scan_pos = 0;
         }
-        struct queue_job *j = t->slots[q->scan_pos];
+        struct queue_job *j = queue_tab_at(t, q->scan_pos);
         if (timed_gone(q, j)) {
             timer_cancel(e->wheel, &j->u.timer);
             q->grave_timed--;

@@ -6,6 +6,7 @@
  *   tests/check_queue.c $(pkg-config --cflags --libs check) -o /tmp/check_queue
  */
 #include "queue.h"
+#include "queue_int.h" /* the id index's arrays, for the resize test */
 #include "timer.h"
 
 #include <check.h>
@@ -1574,6 +1575,58 @@ static uint64_t m_pick(uint64_t *s, uint64_t next_id, int state) {
     return pick;
 }
 
+/*
+ * The id index grows and shrinks a few slots per put and ack (no put or
+ * ack re-places the whole table), and every job stays findable while the
+ * old array is being emptied.
+ */
+START_TEST(test_index_resizes_in_steps) {
+    enum { N = 100000 };
+    struct queue *q = mkq("q", 0, 60000, 0);
+    struct queue_tab *t = &E->jobs;
+    static uint64_t ids[N];
+    uint64_t seed = 3;
+    int grows = 0, shrinks = 0;
+    for (int i = 0; i < N; i++) {
+        int had_old = t->old != NULL;
+        size_t pos = t->old_pos, cap = t->mask + 1;
+        ids[i] = put(q, "x", 0, 0);
+        if (t->old && !had_old) {
+            grows++;
+            EXPECT(t->mask + 1 > cap);
+        } else if (t->old) {
+            EXPECT(t->old_pos - pos <= 64); /* MIGRATE_LOOKS slots per insert */
+        }
+        if (i % 97 == 0) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint64_t id = ids[(seed >> 33) % (uint64_t)(i + 1)];
+            struct queue_job *j = queue_tab_find(t, id, NULL, NULL);
+            EXPECT(j && j->id == id);
+        }
+    }
+    EXPECT(grows >= 10);
+    EXPECT_EQ(t->count, N);
+    for (int i = 0; i < N; i++) {
+        int had_old = t->old != NULL;
+        struct queue_job_info info;
+        EXPECT_EQ(get1(q, &info), ids[i]);
+        EXPECT_EQ(queue_ack(q, info.id, info.attempt), QUEUE_OK);
+        if (t->old && !had_old)
+            shrinks++;
+        EXPECT(queue_tab_find(t, ids[i], NULL, NULL) == NULL);
+        if (i % 89 == 0 && i + 1 < N) {
+            uint64_t id = ids[i + 1 + (uint64_t)i % (uint64_t)(N - i - 1)];
+            struct queue_job *j = queue_tab_find(t, id, NULL, NULL);
+            EXPECT(j && j->id == id);
+        }
+    }
+    ck_assert_int_ge(shrinks, 5);
+    EXPECT_EQ(t->count, 0);
+    EXPECT(t->old == NULL);
+    check_invariants(q);
+}
+END_TEST
+
 START_TEST(test_random_against_model) {
     uint64_t seed = 0x9e3779b97f4a7c15ULL + (uint64_t)_i * 7919;
     const uint32_t max_attempts = 3;
@@ -1836,6 +1889,7 @@ static Suite *queue_suite(void) {
     tcase_add_test(tc, test_purge_in_slices);
     tcase_add_test(tc, test_purges_while_reaper_sleeps);
     tcase_add_test(tc, test_delete_leaves_a_zombie);
+    tcase_add_test(tc, test_index_resizes_in_steps);
     tcase_add_loop_test(tc, test_random_against_model, 0, 4);
     suite_add_tcase(s, tc);
     return s;
