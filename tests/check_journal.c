@@ -760,6 +760,23 @@ static int apply(void *arg, uint8_t type, const char *p, size_t len, uint64_t of
     return 0;
 }
 
+/* After jw_close: no temp file is left, and replaying the journal gives
+ * exactly the live puts, each once, whole. */
+static void expect_journal_is_live(void) {
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s%s", jpath, JOURNAL_TMP_SUFFIX);
+    EXPECT_EQ(file_size(tmp), -1);
+    memset(replayed, 0, sizeof replayed);
+    struct journal_info info;
+    char err[512];
+    int fd = journal_open_replay(jpath, apply, NULL, 0, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    close(fd);
+    EXPECT(!info.truncated);
+    for (uint64_t s = 0; s < MAXSEQ; s++)
+        EXPECT_EQ(replayed[s], live[s]);
+}
+
 /* how: 0 compacts, 1 fails writing the snapshot, 2 closes in the middle;
  * in_loop: the snapshot is encoded on the loop thread, not in a child. */
 static void compaction_round(int how, int in_loop) {
@@ -807,18 +824,7 @@ static void compaction_round(int how, int in_loop) {
         EXPECT(run_until(idle, 10000));
         EXPECT_EQ(jw_close(W), 0);
     }
-    char tmp[256];
-    snprintf(tmp, sizeof tmp, "%s%s", jpath, JOURNAL_TMP_SUFFIX);
-    EXPECT_EQ(file_size(tmp), -1);
-    memset(replayed, 0, sizeof replayed);
-    struct journal_info info;
-    char err[512];
-    int fd = journal_open_replay(jpath, apply, NULL, 0, &info, err, sizeof err);
-    ck_assert_msg(fd >= 0, "%s", err);
-    close(fd);
-    EXPECT(!info.truncated);
-    for (uint64_t s = 0; s < MAXSEQ; s++)
-        EXPECT_EQ(replayed[s], live[s]);
+    expect_journal_is_live();
     if (how == 0) /* acked puts left with their acks: smaller than everything submitted */
         EXPECT(size < (off_t)(nsubmits * (PAYLOAD + JOURNAL_RECORD_OVERHEAD)));
 }
@@ -885,17 +891,7 @@ START_TEST(writer_compaction_child) {
     pump_on = 0;
     EXPECT(run_until(idle, 10000));
     EXPECT_EQ(jw_close(W), 0);
-    char tmp[256];
-    snprintf(tmp, sizeof tmp, "%s%s", jpath, JOURNAL_TMP_SUFFIX);
-    EXPECT_EQ(file_size(tmp), -1);
-    memset(replayed, 0, sizeof replayed);
-    struct journal_info info;
-    char err[512];
-    int fd = journal_open_replay(jpath, apply, NULL, 0, &info, err, sizeof err);
-    ck_assert_msg(fd >= 0, "%s", err);
-    close(fd);
-    for (uint64_t s = 0; s < MAXSEQ; s++)
-        EXPECT_EQ(replayed[s], live[s]);
+    expect_journal_is_live();
 }
 END_TEST
 
