@@ -660,9 +660,13 @@ static void child_snapshot(int wfd, jw_snapshot_fn snapshot_fn, void *arg) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (wfd > 3)
-        close_range(3, (unsigned)wfd - 1, 0);
-    close_range((unsigned)wfd + 1, ~0u, 0);
+    if ((wfd > 3 && close_range(3, (unsigned)wfd - 1, 0) < 0) ||
+        close_range((unsigned)wfd + 1, ~0u, 0) < 0) { /* before Linux 5.9 */
+        long max = sysconf(_SC_OPEN_MAX);
+        for (int fd = 3; fd < (max > 0 ? max : 65536); fd++)
+            if (fd != wfd)
+                close(fd);
+    }
     struct buf b = BUF_INIT;
     if (snapshot_fn(arg, &b) < 0)
         _exit(CHILD_SNAPSHOT_FAILED);
