@@ -25,10 +25,11 @@
  * cascade, now only a fallback when more than a budget per loop turn
  * arrives. So 100,000 timers due in the same 4-second block are moved in
  * slices, not in one 5-10 ms stall. Bit L of w->pend says level L's +1
- * slot may be non-empty; it is recomputed whenever now moves (only then do
- * positions change), and between two advances a +1 slot can only gain
- * timers by the rule below, which needs it non-empty already: so a clear
- * bit is exact and a set one at worst stale.
+ * slot may be non-empty. Upper positions change only when now enters a
+ * new 64 ms block, and a non-empty slot becoming +1 is an event there, so
+ * w->pend is recomputed at such events (settle()); otherwise a +1 slot can
+ * only gain timers by the rule below, which needs it non-empty already: a
+ * clear bit is exact and a set one at worst stale.
  *
  * Ties. Timers with equal expiries fire in insertion order. A timer that
  * joins a list is behind everything in it, so order only breaks if a later
