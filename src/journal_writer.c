@@ -95,6 +95,7 @@ struct jw {
 
     /* Loop thread only. */
     size_t outstanding;
+    uint64_t last_fork_us;
     struct jw_req *ldone;
 };
 
@@ -313,9 +314,31 @@ static int stopping(struct jw *jw) {
 }
 
 /*
- * Copy the child's snapshot from its pipe into fd from *off on, then reap
- * it. Returns 0 or an errno. jw_close (stopping) kills the child; the pid
- * stays ours until waitpid, so the kill cannot hit another process.
+ * Reap the snapshot's child (killing it first if asked: the pid stays ours
+ * until waitpid, so the kill cannot hit another process) and close its
+ * pipe. Returns 0 if it exited 0, else the errno that fails the compaction.
+ */
+static int child_end(struct jw *jw, int kill_it) {
+    if (kill_it)
+        kill(jw->cpid, SIGKILL);
+    int status = 0;
+    while (waitpid(jw->cpid, &status, 0) < 0 && errno == EINTR)
+        ;
+    close(jw->cpipe);
+    jw->cpipe = -1;
+    jw->cpid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (!kill_it)
+        log_warnx("journal %s: the snapshot child %s %d", jw->path,
+                  WIFEXITED(status) ? "exited with" : "was killed by signal",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    return WIFEXITED(status) && WEXITSTATUS(status) == CHILD_SNAPSHOT_FAILED ? ENOMEM : EIO;
+}
+
+/*
+ * Copy the child's snapshot from its pipe into fd from *off on. Returns 0
+ * or an errno; jw_close (stopping) gives ECANCELED.
  */
 static int copy_from_child(struct jw *jw, int fd, uint64_t *off) {
     char *chunk = malloc(SNAP_CHUNK);
@@ -348,17 +371,6 @@ static int copy_from_child(struct jw *jw, int fd, uint64_t *off) {
         }
     }
     free(chunk);
-    if (e)
-        kill(jw->cpid, SIGKILL);
-    int status = 0;
-    while (waitpid(jw->cpid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!e && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-        log_warnx("journal %s: the snapshot child %s %d", jw->path,
-                  WIFEXITED(status) ? "exited with" : "was killed by signal",
-                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-        e = WIFEXITED(status) && WEXITSTATUS(status) == CHILD_SNAPSHOT_FAILED ? ENOMEM : EIO;
-    }
     return e;
 }
 
@@ -373,13 +385,9 @@ static void *compact_main(void *p) {
     if (jw->cpid > 0) {
         if (!e)
             e = copy_from_child(jw, fd, &end);
-        else {
-            kill(jw->cpid, SIGKILL);
-            waitpid(jw->cpid, NULL, 0);
-        }
-        close(jw->cpipe);
-        jw->cpipe = -1;
-        jw->cpid = 0;
+        int ce = child_end(jw, e != 0);
+        if (!e)
+            e = ce;
     } else if (!e) {
         if (write_all(jw, fd, buf_start(&jw->snap), jw->snap.len, end) < 0)
             e = errno;
@@ -703,9 +711,7 @@ static int fork_snapshot(struct jw *jw, jw_snapshot_fn snapshot_fn, void *arg) {
     }
     jw->cpid = pid;
     jw->cpipe = pfd[0];
-    pthread_mutex_lock(&jw->mu);
-    jw->st.last_fork_us = jw->wst.last_fork_us = took;
-    pthread_mutex_unlock(&jw->mu);
+    jw->last_fork_us = took;
     return 0;
 }
 
@@ -741,13 +747,8 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
         jw->st.compacting = 0;
         jw->snap = (struct buf)BUF_INIT;
         buf_free(&snap);
-        if (jw->cpid > 0) {
-            kill(jw->cpid, SIGKILL);
-            waitpid(jw->cpid, NULL, 0);
-            close(jw->cpipe);
-            jw->cpid = 0;
-            jw->cpipe = -1;
-        }
+        if (jw->cpid > 0)
+            child_end(jw, 1);
     } else {
         jw->cthread_live = 1;
     }
@@ -760,6 +761,7 @@ void jw_stats(struct jw *jw, struct jw_stats *out) {
     *out = jw->st;
     pthread_mutex_unlock(&jw->mu);
     out->queued = jw->outstanding;
+    out->last_fork_us = jw->last_fork_us;
 }
 
 int jw_close(struct jw *jw) {

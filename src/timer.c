@@ -129,8 +129,6 @@ static unsigned natural_level(uint64_t e, uint64_t now) {
             return TIMER_LEVELS;
         l = TIMER_LEVELS - 1;
     }
-    /* The first step without a branch (random delays would mispredict it). */
-    l -= (l > 0) & ((e >> (l * LEVEL_BITS)) - (now >> (l * LEVEL_BITS)) <= 1);
     while (l > 0 && (e >> (l * LEVEL_BITS)) - (now >> (l * LEVEL_BITS)) <= 1)
         l--;
     return l;
