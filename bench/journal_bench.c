@@ -23,9 +23,9 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "journal.h"
-#include "journal_writer.h"
+#include "core/clock.h"
+#include "journal/journal.h"
+#include "journal/journal_writer.h"
 
 #define RECORD_BYTES 100
 #define MAX_SAMPLES (1u << 22)

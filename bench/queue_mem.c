@@ -14,8 +14,8 @@
  *    of ROUNDS is printed.
  */
 #define _GNU_SOURCE
-#include "queue.h"
-#include "timer.h"
+#include "engine/queue.h"
+#include "core/timer.h"
 
 #include <malloc.h>
 #include <stdio.h>

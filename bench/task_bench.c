@@ -29,8 +29,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mallinfo2, malloc_trim; make passes it already */
 #endif
-#include "task.h"
-#include "timer.h"
+#include "engine/task.h"
+#include "core/timer.h"
 
 #include <malloc.h>
 #include <stdio.h>

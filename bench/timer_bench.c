@@ -13,7 +13,7 @@
  * phase runs ROUNDS times; the best round is printed.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "timer.h"
+#include "core/timer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

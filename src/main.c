@@ -1,9 +1,9 @@
 /* awaitd: argv, config, run the loop. Everything else lives in libawaitd. */
 #include "ac_config.h"
-#include "config.h"
-#include "log.h"
-#include "server.h"
-#include "tls.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "net/server.h"
+#include "net/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Unit tests of buf: growth, consume/compaction, formatting, JSON strings. */
-#include "buf.h"
+#include "core/buf.h"
 
 #include <check.h>
 #include <stdlib.h>

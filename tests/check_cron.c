@@ -7,7 +7,7 @@
  * Build alone: gcc -O1 -g -fsanitize=address,undefined -Isrc src/cron.c
  *   tests/check_cron.c $(pkg-config --cflags --libs check) -o /tmp/check_cron
  */
-#include "cron.h"
+#include "engine/cron.h"
 
 #include <check.h>
 #include <stdint.h>

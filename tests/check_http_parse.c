@@ -4,7 +4,7 @@
  * defence's specification: each row is a message another implementation
  * might frame differently, and the status it must get here.
  */
-#include "http_parse.h"
+#include "http/http_parse.h"
 
 #include <check.h>
 #include <stdio.h>

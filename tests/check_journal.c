@@ -8,9 +8,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "clock.h"
-#include "journal.h"
-#include "journal_writer.h"
+#include "core/clock.h"
+#include "journal/journal.h"
+#include "journal/journal_writer.h"
 
 #include <check.h>
 #include <dirent.h>

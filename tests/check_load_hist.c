@@ -1,6 +1,6 @@
 /* Unit tests of load_hist: the bucket mapping's error bound, percentiles
  * against a sorted reference, merging, extremes and clamping. */
-#include "load_hist.h"
+#include "awaitload/load_hist.h"
 
 #include <check.h>
 #include <math.h>

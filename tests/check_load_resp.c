@@ -1,7 +1,7 @@
 /* Unit tests of awaitload's use of the shared parser (load_resp: where a
  * response ends, however the bytes are split) and of its URL parsing. */
-#include "load_resp.h"
-#include "load_url.h"
+#include "awaitload/load_resp.h"
+#include "awaitload/load_url.h"
 
 #include <check.h>
 #include <stdlib.h>

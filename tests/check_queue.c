@@ -5,9 +5,9 @@
  * Build alone: gcc -O1 -g -fsanitize=address,undefined -Isrc src/queue*.c src/timer.c
  *   tests/check_queue.c $(pkg-config --cflags --libs check) -o /tmp/check_queue
  */
-#include "queue.h"
-#include "queue_int.h" /* the id index's arrays, for the resize test */
-#include "timer.h"
+#include "engine/queue.h"
+#include "engine/queue_int.h" /* the id index's arrays, for the resize test */
+#include "core/timer.h"
 
 #include <check.h>
 #include <stdint.h>

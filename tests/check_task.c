@@ -5,8 +5,8 @@
  * Build alone: gcc -O1 -g -fsanitize=address,undefined -Isrc src/cron.c src/task.c src/timer.c
  *   tests/check_task.c $(pkg-config --cflags --libs check) -o /tmp/check_task
  */
-#include "task.h"
-#include "timer.h"
+#include "engine/task.h"
+#include "core/timer.h"
 
 #include <check.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * Unit tests for the timing wheel, driven by a fake clock (the wheel has no
  * clock of its own: the tests pass "now" to timer_wheel_advance()).
  */
-#include "timer.h"
+#include "core/timer.h"
 
 #include <check.h>
 #include <stddef.h>

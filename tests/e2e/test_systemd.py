@@ -249,7 +249,7 @@ class ManPageTest(unittest.TestCase):
             self.assertEqual((rc, out), (0, ""), page)
 
     def test_every_config_key_documented(self):
-        with open(os.path.join(SRCDIR, "src", "config.c")) as f:
+        with open(os.path.join(SRCDIR, "src", "core", "config.c")) as f:
             keys = re.findall(r'\{SEC_([A-Z]+), "([a-z_]+)"', f.read())
         self.assertGreater(len(keys), 20)
         with open(MAN_PAGES["5"]) as f:
@@ -262,7 +262,7 @@ class ManPageTest(unittest.TestCase):
             name = "[queue NAME]" if sec == "QUEUE" else "[%s]" % sec.lower()
             if not re.search(r"(?m)^\.BR %s " % re.escape(key), sections.get(name, "")):
                 missing.append("%s %s" % (name, key))
-        self.assertEqual(missing, [], "keys of src/config.c not described in awaitd.conf.5")
+        self.assertEqual(missing, [], "keys of src/core/config.c not described in awaitd.conf.5")
 
 
 # ---- sd_notify and socket activation, end to end -----------------------------------------

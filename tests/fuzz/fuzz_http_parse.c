@@ -16,7 +16,7 @@
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *            tests/fuzz/fuzz_http_parse.c src/http_parse.c
  */
-#include "http_parse.h"
+#include "http/http_parse.h"
 
 #include <stdint.h>
 #include <stdio.h>

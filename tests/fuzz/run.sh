@@ -8,7 +8,7 @@ src=${AWAITD_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$src/src" "$src/tests/fuzz/fuzz_http_parse.c" "$src/src/http_parse.c" -o "$out/fuzz"
+    -I"$src/src" "$src/tests/fuzz/fuzz_http_parse.c" "$src/src/http/http_parse.c" -o "$out/fuzz"
 mkdir "$out/corpus"
 rc=0
 "$out/fuzz" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=4096 -print_final_stats=1 \

@@ -1,0 +1,32 @@
+/*
+ * probe: httpbin-compatible endpoints for testing clients and load:
+ * /get /post /anything /delay/{s} /status/{code} /bytes/{n} /stream/{n}
+ * /drip /health /metrics. JSON bodies are shaped like httpbin's so clients
+ * written against httpbin.org work unchanged. Delayed answers (/delay,
+ * /drip) wait on the server's timer wheel, never on a blocked thread, and
+ * a client that leaves cancels its timer.
+ */
+#ifndef AWAITD_PROBE_H
+#define AWAITD_PROBE_H
+
+#include "net/conn.h"
+
+#include <stddef.h>
+
+struct http_request;
+
+#define PROBE_HANDLER(name)                                                                        \
+    enum handler_result name(struct conn *c, const struct http_request *req, const char *body,    \
+                             size_t body_len)
+
+PROBE_HANDLER(probe_get);
+PROBE_HANDLER(probe_anything); /* /post, /put, /patch, /delete, /anything[/...] */
+PROBE_HANDLER(probe_delay);
+PROBE_HANDLER(probe_status);
+PROBE_HANDLER(probe_bytes);
+PROBE_HANDLER(probe_stream);
+PROBE_HANDLER(probe_drip);
+PROBE_HANDLER(probe_health);
+PROBE_HANDLER(probe_metrics);
+
+#endif

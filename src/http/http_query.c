@@ -1,0 +1,52 @@
+#include "http/http_query.h"
+
+#include "http/http_parse.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *http_query_get(const struct http_request *req, const char *key, size_t *len) {
+    const char *s = req->query, *end = s ? s + req->query_len : NULL;
+    size_t kl = strlen(key);
+    while (s && s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(s, '=', (size_t)(stop - s));
+        const char *kend = eq ? eq : stop;
+        if ((size_t)(kend - s) == kl && memcmp(s, key, kl) == 0) {
+            *len = eq ? (size_t)(stop - eq - 1) : 0;
+            return eq ? eq + 1 : stop;
+        }
+        s = stop + 1;
+    }
+    return NULL;
+}
+
+int64_t http_parse_seconds_ms(const char *s, size_t n) {
+    char tmp[32];
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] < '0' || s[i] > '9') && s[i] != '.')
+            return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *end;
+    double v = strtod(tmp, &end);
+    if (*end || !isfinite(v) || v < 0 || v > 1e9)
+        return -1;
+    return (int64_t)ceil(v * 1000.0);
+}
+
+int64_t http_parse_uint(const char *s, size_t n, uint64_t max) {
+    if (n == 0 || n > 19)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    return v <= max ? (int64_t)v : -1;
+}

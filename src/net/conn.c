@@ -1,0 +1,688 @@
+#include "net/conn.h"
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "http/http_parse.h"
+#include "net/http_reply.h"
+#include "net/io.h"
+#include "core/log.h"
+#include "api/router.h"
+#include "net/server.h"
+#include "net/tls.h"
+#include "core/list.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* How long a lingering close waits for the client to finish sending. */
+#define LINGER_MS 2000
+/* Pipelined input buffered behind a pending answer before reading pauses. */
+#define BUSY_INPUT_MAX 65536
+
+struct conn_chunked {
+    struct http_chunked dec;
+    size_t head_len; /* bytes of the head at the front of in */
+    size_t body_len; /* decoded body bytes after the head */
+};
+
+static void conn_on_event(evutil_socket_t fd, short what, void *arg);
+static void conn_on_deadline(struct timer *t);
+static int conn_process(struct conn *c, const char *data, size_t len);
+static int conn_on_readable(struct conn *c);
+
+_Static_assert(TLS_FAIL_KINDS == METRICS_TLS_FAIL_KINDS, "metrics.h and tls.h disagree");
+
+static void conn_set_deadline(struct conn *c, enum conn_deadline kind, uint64_t ms) {
+    c->deadline_kind = (uint8_t)kind;
+    server_timer_in(c->srv, &c->deadline, ms);
+}
+
+static void conn_clear_deadline(struct conn *c) {
+    c->deadline_kind = DL_NONE;
+    timer_cancel(&c->srv->wheel, &c->deadline);
+}
+
+/* Switch the one event between read and write interest. ev_write is what
+ * the connection waits to do; the readiness watched is the other one while
+ * TLS needs it (io_flip: a read that must write first, or the reverse). */
+static int conn_watch(struct conn *c, int for_write) {
+    if (c->ev_write == for_write && c->ev_flip == c->io_flip && !c->reading_paused)
+        return 0;
+    event_del(&c->ev);
+    event_assign(&c->ev, c->srv->base, c->fd,
+                 ((for_write ^ c->io_flip) ? EV_WRITE : EV_READ) | EV_PERSIST, conn_on_event, c);
+    c->ev_write = (uint8_t)for_write;
+    c->ev_flip = c->io_flip;
+    c->reading_paused = 0;
+    return event_add(&c->ev, NULL);
+}
+
+/*
+ * TLS only, after the connection's work for an event: watch the readiness
+ * TLS needs now, and if OpenSSL already holds input (records read ahead,
+ * or more than the last read had room for), run the read callback again
+ * at once, since the socket will not become readable for bytes it no longer has.
+ */
+static int conn_io_rearm(struct conn *c) {
+    if (c->reading_paused)
+        return 0;
+    if (c->ev_flip != c->io_flip && conn_watch(c, c->ev_write) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    if (!c->ev_write && !c->io_flip && c->state != CONN_HANDSHAKE && c->io->pending(c->io_ctx))
+        event_active(&c->ev, EV_READ, 0);
+    return 0;
+}
+
+struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, socklen_t len,
+                      struct ssl_ctx_st *tls) {
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->srv = s;
+    c->fd = fd;
+    c->io = &io_plain;
+    if (tls) {
+        c->io_ctx = tls_conn_new(tls, fd);
+        if (!c->io_ctx) {
+            close(fd);
+            free(c);
+            return NULL;
+        }
+        c->io = &io_tls;
+        c->state = CONN_HANDSHAKE;
+    }
+    c->keep_alive = 1;
+    if (len > sizeof c->peer)
+        len = sizeof c->peer;
+    memcpy(&c->peer, peer, len);
+    timer_init(&c->deadline, conn_on_deadline);
+    event_assign(&c->ev, s->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
+    if (event_add(&c->ev, NULL) < 0) {
+        c->io->release(c->io_ctx);
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->metrics.conns_open++;
+    if (tls) {
+        struct tls_settings ts;
+        tls_settings_from_config(s->cfg, &ts);
+        conn_set_deadline(c, DL_HANDSHAKE, ts.handshake_timeout_ms);
+        return c;
+    }
+    /* The first request has header_timeout to arrive, as every later one does. */
+    conn_set_deadline(c, DL_HEADER, s->cfg->header_timeout_ms);
+    return c;
+}
+
+void conn_close(struct conn *c) {
+    struct server *s = c->srv;
+    if (c->cancel) {
+        conn_cancel_fn fn = c->cancel;
+        c->cancel = NULL;
+        fn(c->cancel_arg);
+    }
+    timer_cancel(&s->wheel, &c->deadline);
+    event_del(&c->ev);
+    c->io->release(c->io_ctx);
+    close(c->fd);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    free(c->chunked);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (s->wbuf_owner == c) {
+        buf_reset(&s->wbuf);
+        s->wbuf_owner = NULL;
+    }
+    s->metrics.conns_open--;
+    free(c);
+    if (s->draining && !s->conns)
+        server_shutdown(s);
+}
+
+struct buf *conn_out(struct conn *c) {
+    struct server *s = c->srv;
+    /* The shared buffer serves one connection at a time and only while
+     * nothing of this connection's is queued, so bytes stay in order. */
+    if (c->out.len == 0 && (s->wbuf_owner == NULL || s->wbuf_owner == c)) {
+        s->wbuf_owner = c;
+        return &s->wbuf;
+    }
+    return &c->out;
+}
+
+/* Copy input not yet consumed into the connection's own buffer. */
+static int conn_stash(struct conn *c, const char *data, size_t len) {
+    if (data == NULL || len == 0)
+        return 0;
+    return buf_append(&c->in, data, len);
+}
+
+/* The request is answered: prepare for the next one, or for closing. */
+static void conn_request_finished(struct conn *c) {
+    if (!c->keep_alive)
+        c->state = CONN_CLOSING;
+}
+
+/* After output drained completely: idle, lingering close, or next request. */
+static int conn_after_write(struct conn *c) {
+    if (c->state == CONN_CLOSING) {
+        /* Lingering close (as nginx): shut our side and read what the client
+         * still sends, so unread input does not turn our last answer into an
+         * RST that the client never sees. TLS says goodbye first. */
+        if (c->io == &io_tls)
+            tls_close_notify(c->io_ctx);
+        shutdown(c->fd, SHUT_WR);
+        c->state = CONN_LINGER;
+        buf_free(&c->in);
+        conn_set_deadline(c, DL_LINGER, LINGER_MS);
+        return conn_watch(c, 0) < 0 ? (conn_close(c), -1) : 0;
+    }
+    if (c->state == CONN_READY) {
+        if (c->srv->draining && c->in.len == 0) {
+            conn_close(c);
+            return -1;
+        }
+        if (conn_watch(c, 0) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        if (c->in.len == 0) {
+            /* Idle: give the memory back; keep-alive deadline runs. */
+            buf_free(&c->in);
+            /* O(1) on the wheel, so the idle clock simply restarts. */
+            conn_set_deadline(c, DL_KEEPALIVE, c->srv->cfg->keepalive_timeout_ms);
+        }
+    }
+    return 0;
+}
+
+static int conn_write_buf(struct conn *c, struct buf *b) {
+    while (b->len > 0) {
+        ssize_t n = c->io->write(c->fd, c->io_ctx, buf_start(b), b->len);
+        if (n > 0) {
+            c->srv->metrics.bytes_out += (uint64_t)n;
+            buf_consume(b, (size_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (c->io->pending) /* TLS: a write may wait for readability */
+                c->io_flip = c->io->want(c->io_ctx, 1) == IO_WANT_READ;
+            return 1;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int conn_flush(struct conn *c) {
+    struct server *s = c->srv;
+    if (s->wbuf_owner == c) {
+        s->wbuf_owner = NULL;
+        if (c->out.len == 0) {
+            int r = conn_write_buf(c, &s->wbuf);
+            if (r == 1 && buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len) < 0)
+                r = -1;
+            buf_reset(&s->wbuf);
+            if (r < 0) {
+                conn_close(c);
+                return -1;
+            }
+        } else {
+            int r = buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len);
+            buf_reset(&s->wbuf);
+            if (r < 0) {
+                conn_close(c);
+                return -1;
+            }
+        }
+    }
+    if (c->out.len > 0) {
+        int r = conn_write_buf(c, &c->out);
+        if (r < 0) {
+            conn_close(c);
+            return -1;
+        }
+        if (r == 1) {
+            /* Blocked: wait for writability under the write deadline; input
+             * waits too (backpressure on pipelining clients). */
+            if (c->deadline_kind != DL_WRITE)
+                conn_set_deadline(c, DL_WRITE, s->cfg->write_timeout_ms);
+            if (conn_watch(c, 1) < 0) {
+                conn_close(c);
+                return -1;
+            }
+            return 0;
+        }
+        buf_free(&c->out);
+    }
+    if (c->state == CONN_BUSY) {
+        /* Output drained behind a pending answer: no deadline (the handler
+         * bounds its own wait), and read again to see the client leave. */
+        if (c->deadline_kind == DL_WRITE)
+            conn_clear_deadline(c);
+        if (c->ev_write && conn_watch(c, 0) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        return 0;
+    }
+    return conn_after_write(c);
+}
+
+void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg) {
+    c->cancel = cancel;
+    c->cancel_arg = arg;
+}
+
+void conn_done(struct conn *c) {
+    c->cancel = NULL;
+    c->cancel_arg = NULL;
+    c->state = CONN_READY;
+    conn_request_finished(c);
+    if (c->reading_paused && conn_watch(c, 0) < 0) {
+        conn_close(c);
+        return;
+    }
+    /* Requests that arrived behind the pending one go next (they are in c->in). */
+    struct server *s = c->srv; /* c may be freed by what follows */
+    if (c->state == CONN_READY && c->in.len > 0) {
+        if (conn_process(c, NULL, 0) < 0)
+            return;
+    }
+    if (conn_flush(c) == 0 && c->io->pending)
+        conn_io_rearm(c);
+    server_timers_sync(s);
+}
+
+void conn_drain(struct conn *c) {
+    if (c->state == CONN_HANDSHAKE)
+        conn_close(c); /* nothing asked yet: nothing to finish */
+    else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && c->srv->wbuf_owner != c)
+        conn_close(c);
+    else
+        c->keep_alive = 0;
+}
+
+int conn_is_tls(const struct conn *c) {
+    return c->io == &io_tls;
+}
+
+int conn_tls_subject(const struct conn *c, char *out, size_t len) {
+    if (c->io != &io_tls || c->state == CONN_HANDSHAKE)
+        return -1;
+    return tls_conn_subject(c->io_ctx, out, len);
+}
+
+const char *conn_peer_text(const struct conn *c, char *out, size_t len) {
+    out[0] = '\0';
+    if (c->peer.sa.sa_family == AF_INET)
+        inet_ntop(AF_INET, &c->peer.sin.sin_addr, out, (socklen_t)len);
+    else if (c->peer.sa.sa_family == AF_INET6) {
+        /* An IPv4-mapped peer on a dual-stack socket reads best as IPv4. */
+        if (IN6_IS_ADDR_V4MAPPED(&c->peer.sin6.sin6_addr))
+            inet_ntop(AF_INET, &c->peer.sin6.sin6_addr.s6_addr[12], out, (socklen_t)len);
+        else
+            inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, out, (socklen_t)len);
+    }
+    return out;
+}
+
+/* Answer a framing error and close after it. */
+static void conn_reject(struct conn *c, int status, const char *why) {
+    c->keep_alive = 0;
+    c->srv->metrics.parse_errors++;
+    reply_error(c, status, "%s", why);
+    c->state = CONN_CLOSING;
+}
+
+/* Run the handler for one complete request. Returns -1 if c was closed. */
+static int conn_dispatch(struct conn *c, const struct http_request *req, const char *body,
+                         size_t body_len) {
+    if (router_dispatch(c, req, body, body_len) == HANDLER_PENDING) {
+        c->state = CONN_BUSY;
+        conn_clear_deadline(c);
+        return 0;
+    }
+    conn_request_finished(c);
+    return 0;
+}
+
+static void conn_take_request_flags(struct conn *c, const struct http_request *req) {
+    c->keep_alive = (uint8_t)(req->keep_alive && !c->srv->draining);
+    c->head_only = req->method == HTTP_M_HEAD;
+    c->http10 = req->minor_version == 0;
+}
+
+/* Continue a chunked body held in c->in. Returns 1 if a request was
+ * dispatched, 0 if more input is needed, -1 if c was closed. */
+static int conn_continue_chunked(struct conn *c) {
+    struct conn_chunked *ch = c->chunked;
+    char *base = buf_start(&c->in);
+    size_t start = ch->head_len + ch->body_len;
+    size_t raw = c->in.len - start;
+    const char *why = NULL;
+    ssize_t left = http_chunked_decode(&ch->dec, base + start, &raw, c->srv->limits.max_body, &why);
+    if (left == HTTP_INCOMPLETE) {
+        ch->body_len += raw;
+        c->in.len = ch->head_len + ch->body_len;
+        conn_set_deadline(c, DL_BODY, c->srv->cfg->body_timeout_ms);
+        return 0;
+    }
+    if (left < 0) {
+        free(c->chunked);
+        c->chunked = NULL;
+        conn_reject(c, http_err_status((int)left), why ? why : "bad chunked body");
+        return 1;
+    }
+    ch->body_len += raw;
+    c->in.len = ch->head_len + ch->body_len + (size_t)left;
+    /* Parse the head again for pointers into the buffer as it now is. */
+    struct http_request req;
+    http_parse_request(base, ch->head_len, &c->srv->limits, &req, &why);
+    size_t head_len = ch->head_len, body_len = ch->body_len;
+    free(c->chunked);
+    c->chunked = NULL;
+    conn_take_request_flags(c, &req);
+    if (conn_dispatch(c, &req, base + head_len, body_len) < 0)
+        return -1;
+    buf_consume(&c->in, head_len + body_len);
+    return 1;
+}
+
+/*
+ * Parse and answer every complete request in the input: data[0..len) when
+ * data is the shared read buffer, else c->in. Leftover bytes end up in
+ * c->in. Returns -1 if c was closed.
+ */
+static int conn_process(struct conn *c, const char *data, size_t len) {
+    struct server *s = c->srv;
+    for (;;) {
+        if (c->state != CONN_READY)
+            break;
+        if (data == NULL) {
+            data = buf_start(&c->in);
+            len = c->in.len;
+            if (len == 0) {
+                data = NULL;
+                break;
+            }
+        }
+        /* Waiting for the rest of a body: only new bytes can change that. */
+        if (c->chunked) {
+            int r = conn_continue_chunked(c);
+            if (r <= 0)
+                return r;
+            data = NULL;
+            continue;
+        }
+        if (c->need && len < c->need) {
+            conn_set_deadline(c, DL_BODY, s->cfg->body_timeout_ms);
+            break;
+        }
+        struct http_request req;
+        const char *why = "bad request";
+        int r = http_parse_request(data, len, &s->limits, &req, &why);
+        if (r == HTTP_INCOMPLETE) {
+            if (c->deadline_kind != DL_HEADER)
+                conn_set_deadline(c, DL_HEADER, s->cfg->header_timeout_ms);
+            break;
+        }
+        if (r < 0) {
+            conn_reject(c, http_err_status(r), why);
+            len = 0;
+            break;
+        }
+        size_t head_len = (size_t)r;
+        conn_take_request_flags(c, &req);
+        if (req.chunked) {
+            /* The body is decoded in place in c->in. */
+            if (data != buf_start(&c->in)) {
+                if (conn_stash(c, data, len) < 0)
+                    goto oom;
+            }
+            data = NULL;
+            c->chunked = calloc(1, sizeof *c->chunked);
+            if (!c->chunked)
+                goto oom;
+            http_chunked_init(&c->chunked->dec);
+            c->chunked->head_len = head_len;
+            if (req.expect_continue && !c->http10)
+                reply_continue(c);
+            continue;
+        }
+        uint64_t total = head_len + (uint64_t)(req.content_length > 0 ? req.content_length : 0);
+        if (len < total) {
+            if (req.expect_continue && !c->http10 && len == head_len)
+                reply_continue(c);
+            c->need = total;
+            conn_set_deadline(c, DL_BODY, s->cfg->body_timeout_ms);
+            break;
+        }
+        c->need = 0;
+        if (conn_dispatch(c, &req, data + head_len, (size_t)(total - head_len)) < 0)
+            return -1;
+        if (data == buf_start(&c->in)) {
+            buf_consume(&c->in, (size_t)total);
+            data = NULL;
+        } else {
+            data += total;
+            len -= (size_t)total;
+        }
+        if (len == 0 && data != NULL)
+            data = NULL;
+    }
+    /* Keep what is left for the next read. */
+    if (data != NULL && data != buf_start(&c->in) && len > 0) {
+        if (c->state == CONN_READY || c->state == CONN_BUSY) {
+            if (conn_stash(c, data, len) < 0)
+                goto oom;
+        }
+    }
+    return 0;
+oom:
+    log_warnx("out of memory buffering a request; closing connection");
+    conn_close(c);
+    return -1;
+}
+
+/* Returns -1 if c was closed. */
+static int conn_on_readable(struct conn *c) {
+    struct server *s = c->srv;
+    ssize_t n;
+    if (c->state == CONN_LINGER) {
+        n = c->io->read(c->fd, c->io_ctx, s->rbuf, SERVER_RBUF_SIZE);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            conn_close(c);
+            return -1;
+        }
+        return 0;
+    }
+    if (c->state == CONN_BUSY || c->state == CONN_CLOSING) {
+        /* Read while an answer is pending to see the client leave (that
+         * cancels the pending work); keep pipelined bytes, within bounds. */
+        if (buf_reserve(&c->in, 4096) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        n = c->io->read(c->fd, c->io_ctx, buf_start(&c->in) + c->in.len,
+                        c->in.cap - c->in.off - c->in.len);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            conn_close(c);
+            return -1;
+        }
+        if (n > 0) {
+            s->metrics.bytes_in += (uint64_t)n;
+            c->in.len += (size_t)n;
+            if (c->in.len >= BUSY_INPUT_MAX) {
+                event_del(&c->ev);
+                c->reading_paused = 1;
+            }
+        } else if (c->io->pending) {
+            c->io_flip = c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
+        }
+        return 0;
+    }
+    if (c->in.len == 0) {
+        n = c->io->read(c->fd, c->io_ctx, s->rbuf, SERVER_RBUF_SIZE);
+        if (n > 0) {
+            s->metrics.bytes_in += (uint64_t)n;
+            if (conn_process(c, s->rbuf, (size_t)n) < 0)
+                return -1;
+        }
+    } else {
+        size_t want = SERVER_RBUF_SIZE;
+        if (c->need > c->in.len && c->need - c->in.len > want)
+            want = c->need - c->in.len;
+        if (buf_reserve(&c->in, want) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        n = c->io->read(c->fd, c->io_ctx, buf_start(&c->in) + c->in.len, want);
+        if (n > 0) {
+            s->metrics.bytes_in += (uint64_t)n;
+            c->in.len += (size_t)n;
+            if (conn_process(c, NULL, 0) < 0)
+                return -1;
+        }
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        conn_close(c);
+        return -1;
+    }
+    if (n < 0 && c->io->pending)
+        c->io_flip = c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
+    return conn_flush(c);
+}
+
+/* A TLS client that spoke plain HTTP gets told so in plain HTTP (as nginx does). */
+#define PLAIN_ON_TLS_BODY "{\"error\": \"plain HTTP request sent to the HTTPS port\", \"status\": 400}\n"
+static const char plain_on_tls[] =
+    "HTTP/1.1 400 Bad Request\r\nServer: awaitd\r\nContent-Type: application/json\r\n"
+    "Content-Length: 70\r\nConnection: close\r\n\r\n" PLAIN_ON_TLS_BODY;
+_Static_assert(sizeof PLAIN_ON_TLS_BODY - 1 == 70, "Content-Length of plain_on_tls");
+
+/* Drive the TLS handshake; once done, the connection reads requests like
+ * any other. Returns -1 if c was closed. */
+static int conn_handshake(struct conn *c) {
+    struct server *s = c->srv;
+    enum tls_fail why = TLS_FAIL_OTHER;
+    const char *detail = "";
+    int r = tls_handshake(c->io_ctx, &why, &detail);
+    if (r == 0) {
+        c->io_flip = c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
+        if (conn_watch(c, 0) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        return 0;
+    }
+    if (r < 0) {
+        s->metrics.tls_handshake_failures[why]++;
+        if (log_level_current >= LOG_LVL_DEBUG) {
+            char peer[INET6_ADDRSTRLEN];
+            log_debug("TLS handshake with %s failed (%s): %s", conn_peer_text(c, peer, sizeof peer),
+                      tls_fail_names[why], detail);
+        }
+        if (r == -2) {
+            ssize_t w = send(c->fd, plain_on_tls, sizeof plain_on_tls - 1, MSG_NOSIGNAL);
+            (void)w;
+        }
+        conn_close(c);
+        return -1;
+    }
+    s->metrics.tls_handshakes++;
+    if (tls_conn_resumed(c->io_ctx))
+        s->metrics.tls_resumed++;
+    c->state = CONN_READY;
+    c->io_flip = 0;
+    if (conn_watch(c, 0) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    conn_set_deadline(c, DL_HEADER, s->cfg->header_timeout_ms);
+    /* A client usually sends its request right behind its Finished, and
+     * read-ahead may already hold it: no readiness would announce it. */
+    return conn_on_readable(c);
+}
+
+static void conn_on_event(evutil_socket_t fd, short what, void *arg) {
+    struct conn *c = arg;
+    struct server *s = c->srv;
+    int r;
+    c->io_flip = 0;
+    if (c->ev_write) {
+        if (c->deadline_kind == DL_WRITE)
+            conn_set_deadline(c, DL_WRITE, s->cfg->write_timeout_ms);
+        r = conn_flush(c);
+        if (r == 0 && c->state == CONN_READY && c->out.len == 0 && c->in.len > 0) {
+            /* Output drained: requests that waited behind it go now. */
+            r = conn_process(c, NULL, 0);
+            if (r == 0)
+                r = conn_flush(c);
+        }
+    } else if (c->state == CONN_HANDSHAKE) {
+        r = conn_handshake(c);
+    } else {
+        r = conn_on_readable(c);
+    }
+    if (r == 0 && c->io->pending)
+        conn_io_rearm(c);
+    server_timers_sync(s);
+}
+
+static void conn_on_deadline(struct timer *t) {
+    struct conn *c = container_of(t, struct conn, deadline);
+    struct metrics *m = &c->srv->metrics;
+    switch (c->deadline_kind) {
+    case DL_HEADER:
+    case DL_BODY:
+        m->timeouts[c->deadline_kind == DL_HEADER ? 0 : 1]++;
+        if (c->in.len > 0 && c->out.len == 0 && c->state == CONN_READY) {
+            /* A request was started: say why we hang up. */
+            c->keep_alive = 0;
+            free(c->chunked);
+            c->chunked = NULL;
+            c->need = 0;
+            buf_free(&c->in);
+            reply_error(c, 408, "request %s not received in time",
+                        c->deadline_kind == DL_HEADER ? "head" : "body");
+            c->state = CONN_CLOSING;
+            c->deadline_kind = DL_NONE;
+            conn_flush(c);
+            return;
+        }
+        break;
+    case DL_KEEPALIVE:
+        m->timeouts[2]++;
+        break;
+    case DL_WRITE:
+        m->timeouts[3]++;
+        break;
+    case DL_HANDSHAKE:
+        m->tls_handshake_failures[TLS_FAIL_TIMEOUT]++;
+        break;
+    default:
+        break;
+    }
+    conn_close(c);
+}

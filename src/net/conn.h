@@ -1,0 +1,127 @@
+/*
+ * conn: one client connection. It owns the socket, its single libevent
+ * event (read or write interest), its one deadline on the server's wheel,
+ * and input/output buffers that exist only while a request is in flight:
+ * an idle keep-alive connection is this struct and its event, nothing more.
+ *
+ * Bytes flow socket -> io -> conn (framing) -> http_parse -> router ->
+ * handler -> http_reply -> conn_out() -> io -> socket. Handlers see the
+ * parsed request and write their answer with the http_reply functions;
+ * they never touch the socket.
+ *
+ * A handler either answers at once (returns HANDLER_DONE) or later: it calls
+ * conn_pending() with a cancel callback, returns HANDLER_PENDING, and when
+ * ready writes its answer and calls conn_done(). If the client goes away
+ * first, the cancel callback runs (exactly once) and the handler must drop
+ * every reference to the conn. Pipelined requests behind a pending one wait,
+ * so responses leave in order.
+ */
+#ifndef AWAITD_CONN_H
+#define AWAITD_CONN_H
+
+#include "core/buf.h"
+#include "core/timer.h"
+
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct server;
+struct io_ops;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+struct http_request;
+
+enum handler_result { HANDLER_DONE = 0, HANDLER_PENDING = 1 };
+
+enum conn_state {
+    CONN_READY,   /* reading and answering requests */
+    CONN_BUSY,    /* a handler answers later; input waits */
+    CONN_CLOSING, /* last response being written, then lingering close */
+    CONN_LINGER,  /* write side shut; discarding input until EOF or deadline */
+    CONN_HANDSHAKE, /* TLS handshake in progress: nothing is parsed yet */
+};
+
+enum conn_deadline {
+    DL_NONE,
+    DL_HEADER,    /* the whole request head must arrive by then (slowloris) */
+    DL_BODY,      /* idle limit between body reads */
+    DL_KEEPALIVE, /* idle between requests */
+    DL_WRITE,     /* a blocked write must make progress by then */
+    DL_LINGER,    /* lingering close gives up */
+    DL_HANDSHAKE, /* the TLS handshake must be done by then */
+};
+
+typedef void (*conn_cancel_fn)(void *arg);
+
+struct conn_chunked; /* chunked-body decoding state, allocated while one is read */
+
+union conn_addr {
+    struct sockaddr sa;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+};
+
+struct conn {
+    struct conn *next, *prev;   /* server's list of open connections */
+    struct server *srv;
+    int fd;
+    uint8_t state;              /* enum conn_state */
+    uint8_t deadline_kind;      /* enum conn_deadline */
+    uint8_t keep_alive;         /* current request allows another after it */
+    uint8_t head_only;          /* current request is HEAD: headers, no body */
+    uint8_t http10;             /* current request is HTTP/1.0 */
+    uint8_t ev_write;           /* ev waits for writability (else readability) */
+    uint8_t reading_paused;     /* input backlog full while busy: ev removed */
+    uint8_t io_flip;            /* TLS needs the other readiness than ev_write says */
+    uint8_t ev_flip;            /* io_flip as it was when ev was assigned */
+    struct event ev;            /* the one event: read or write interest */
+    struct timer deadline;      /* the one deadline, kind in deadline_kind */
+    const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls.h) */
+    void *io_ctx;               /* io_tls: the SSL */
+    struct buf in;              /* unparsed input; empty (no memory) when idle */
+    struct buf out;             /* unwritten output; empty (no memory) when idle */
+    uint64_t need;              /* bytes of in that complete a Content-Length request; 0 unknown */
+    struct conn_chunked *chunked;
+    conn_cancel_fn cancel;      /* set while a handler's answer is pending */
+    void *cancel_arg;
+    union conn_addr peer;
+};
+
+/* Take over an accepted, non-blocking socket; with tls (an SSL_CTX), a TLS
+ * handshake comes first, under the handshake deadline. NULL on allocation
+ * failure (fd closed). */
+struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, socklen_t len,
+                      struct ssl_ctx_st *tls);
+
+/* Close now: cancels a pending handler, the deadline and the event, frees all. */
+void conn_close(struct conn *c);
+
+/* Where the current response's bytes go. */
+struct buf *conn_out(struct conn *c);
+
+/* The handler will answer later; cancel(arg) runs if the client goes first. */
+void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg);
+
+/* A pending answer is complete (written with http_reply): send it and go on. */
+void conn_done(struct conn *c);
+
+/* Send what conn_out() holds now, for answers that stream over time (/drip).
+ * Returns 0, or -1 if the connection was closed (do not touch c). */
+int conn_flush(struct conn *c);
+
+/* Peer address as text ("127.0.0.1", "::1") into out; returns out. */
+const char *conn_peer_text(const struct conn *c, char *out, size_t len);
+
+/* Drain: close now if idle, else after the current response. */
+void conn_drain(struct conn *c);
+
+/* Did this connection come in on a TLS listener (https:// for its URLs)? */
+int conn_is_tls(const struct conn *c);
+
+/* The verified TLS client certificate's subject (RFC 2253, "CN=ops,O=Example")
+ * into out: its length, or -1 if the connection has none (plain, or no
+ * [tls] client_ca). For letting a client certificate stand in for a token. */
+int conn_tls_subject(const struct conn *c, char *out, size_t len);
+
+#endif

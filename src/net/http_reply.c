@@ -1,0 +1,134 @@
+#include "net/http_reply.h"
+
+#include "core/buf.h"
+#include "net/conn.h"
+#include "http/http_parse.h"
+#include "net/server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int reply_head(struct conn *c, int status, const char *ctype, int64_t content_length,
+               const char *extra) {
+    struct buf *o = conn_out(c);
+    struct server *s = c->srv;
+    if (s->draining)
+        c->keep_alive = 0;
+    /* Status line and fixed headers without printf: this is the hot path. */
+    if (status < 100 || status > 999)
+        status = 500;
+    char head[160];
+    size_t n = 0;
+    const char *reason = http_reason(status), *date = server_date(s);
+    size_t rl = strlen(reason), dl = strlen(date);
+    if (rl > 64)
+        rl = 64;
+    memcpy(head, "HTTP/1.1 ", 9);
+    head[9] = (char)('0' + status / 100);
+    head[10] = (char)('0' + status / 10 % 10);
+    head[11] = (char)('0' + status % 10);
+    head[12] = ' ';
+    n = 13;
+    memcpy(head + n, reason, rl);
+    n += rl;
+    static const char mid[] = "\r\nServer: awaitd\r\nDate: ";
+    memcpy(head + n, mid, sizeof mid - 1);
+    n += sizeof mid - 1;
+    memcpy(head + n, date, dl);
+    n += dl;
+    memcpy(head + n, "\r\n", 2);
+    n += 2;
+    int r = buf_append(o, head, n);
+    if (ctype) {
+        r |= buf_appends(o, "Content-Type: ");
+        r |= buf_appends(o, ctype);
+        r |= buf_append(o, "\r\n", 2);
+    }
+    if (status < 200 || status == 204 || status == 304) {
+        /* These never carry a body, and 1xx/204 must not send a length. */
+    } else if (content_length >= 0) {
+        r |= buf_append(o, "Content-Length: ", 16);
+        r |= buf_append_u64(o, (unsigned long long)content_length);
+        r |= buf_append(o, "\r\n", 2);
+    } else if (!c->http10) {
+        r |= buf_appends(o, "Transfer-Encoding: chunked\r\n");
+    } else {
+        c->keep_alive = 0; /* HTTP/1.0 without a length: the close ends the body */
+    }
+    if (!c->keep_alive)
+        r |= buf_append(o, "Connection: close\r\n", 19);
+    else if (c->http10)
+        r |= buf_appends(o, "Connection: keep-alive\r\n");
+    if (extra)
+        r |= buf_appends(o, extra);
+    r |= buf_append(o, "\r\n", 2);
+    if (status >= 100 && status < 600)
+        s->metrics.requests[status / 100]++;
+    return r ? -1 : 0;
+}
+
+int reply(struct conn *c, int status, const char *ctype, const char *extra, const void *body,
+          size_t len) {
+    if (reply_head(c, status, ctype, (int64_t)len, extra) < 0)
+        return -1;
+    if (c->head_only || len == 0 || status < 200 || status == 204 || status == 304)
+        return 0;
+    return buf_append(conn_out(c), body, len);
+}
+
+static int reply_verror(struct conn *c, int status, const char *extra, const char *fmt,
+                        va_list ap) {
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    struct buf *b = &c->srv->errbuf;
+    buf_reset(b);
+    int r = buf_appends(b, "{\"error\": ");
+    r |= buf_append_json_str(b, msg, strlen(msg));
+    r |= buf_appendf(b, ", \"status\": %d}\n", status);
+    if (r)
+        return -1;
+    if (!extra && status == 503)
+        extra = "Retry-After: 1\r\n";
+    r = reply(c, status, CT_JSON, extra, buf_start(b), b->len);
+    buf_reset(b);
+    return r;
+}
+
+int reply_error(struct conn *c, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = reply_verror(c, status, NULL, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int reply_error_hdr(struct conn *c, int status, const char *extra, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = reply_verror(c, status, extra, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int reply_chunk(struct conn *c, const void *data, size_t len) {
+    if (len == 0 || c->head_only)
+        return 0;
+    struct buf *o = conn_out(c);
+    if (c->http10)
+        return buf_append(o, data, len);
+    int r = buf_appendf(o, "%zx\r\n", len);
+    r |= buf_append(o, data, len);
+    r |= buf_append(o, "\r\n", 2);
+    return r ? -1 : 0;
+}
+
+int reply_chunk_end(struct conn *c) {
+    if (c->head_only || c->http10)
+        return 0;
+    return buf_append(conn_out(c), "0\r\n\r\n", 5);
+}
+
+int reply_continue(struct conn *c) {
+    return buf_appends(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n");
+}

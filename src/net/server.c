@@ -1,0 +1,654 @@
+#include "net/server.h"
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "api/api_queue.h"
+#include "api/api_timer.h"
+#include "svc/store.h"
+#include "net/conn.h"
+#include "core/log.h"
+#include "net/notify.h"
+#include "net/tls.h"
+#include "core/list.h"
+
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+/* Connections accepted per readiness callback, so one busy listener cannot
+ * starve the connections already open. */
+#define ACCEPT_BATCH 64
+/* A new TLS connection costs a private-key operation (hundreds of us with
+ * RSA) at its first read. Taking few per wakeup lets the connections whose
+ * handshakes are done (cheap to finish) go first, as nginx does by
+ * accepting one at a time; the level-triggered listener fires again. */
+#define TLS_ACCEPT_BATCH 1
+/* Pause before accepting again after running out of file descriptors. */
+#define EMFILE_PAUSE_MS 100
+
+struct listener {
+    struct listener *next;
+    struct server *srv;
+    int fd;
+    int paused;
+    int activated; /* passed by systemd: kept across reloads whatever the config says */
+    int tls;       /* a [tls] listener (or systemd's socket named "tls") */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct event ev;
+    char text[64];
+};
+
+#define BUSY_BODY "{\"error\": \"too many connections (max_connections)\", \"status\": 503}\n"
+static char refuse_busy[512];
+static size_t refuse_busy_len;
+
+static void listeners_pause(struct server *s, int pause) {
+    for (struct listener *l = s->listeners; l; l = l->next) {
+        if (pause && !l->paused)
+            event_del(&l->ev);
+        else if (!pause && l->paused)
+            event_add(&l->ev, NULL);
+        l->paused = pause;
+    }
+}
+
+static void on_accept_resume(struct timer *t) {
+    struct server *s = container_of(t, struct server, accept_resume);
+    if (!s->draining)
+        listeners_pause(s, 0);
+}
+
+/* Out of descriptors: free the spare one to accept and close the waiting
+ * connection (a clean refusal instead of a client stuck in the backlog),
+ * then stop accepting for a moment rather than spin on a ready listener. */
+static void accept_emfile(struct server *s, struct listener *l) {
+    static uint64_t last_log;
+    uint64_t now = clock_now_ms();
+    if (now - last_log > 10000) {
+        log_warnx("out of file descriptors (%d connections open); refusing new connections",
+                  (int)s->metrics.conns_open);
+        last_log = now;
+    }
+    if (s->spare_fd >= 0) {
+        close(s->spare_fd);
+        int fd = accept(l->fd, NULL, NULL);
+        if (fd >= 0) {
+            s->metrics.conns_total++;
+            s->metrics.conns_refused++;
+            close(fd);
+        }
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    listeners_pause(s, 1);
+    server_timer_in(s, &s->accept_resume, EMFILE_PAUSE_MS);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg) {
+    struct listener *l = arg;
+    struct server *s = l->srv;
+    int batch = l->tls ? TLS_ACCEPT_BATCH : ACCEPT_BATCH;
+    for (int i = 0; i < batch; i++) {
+        union conn_addr peer;
+        socklen_t len = sizeof peer;
+        int cfd = accept4(l->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_emfile(s, l);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn("accept on %s", l->text);
+            break;
+        }
+        s->metrics.conns_total++;
+        if (s->metrics.conns_open >= s->cfg->max_connections || (l->tls && !s->tls_ctx)) {
+            /* Refuse cleanly: a short answer the client can read, then close
+             * (a TLS client could not read plain text: it just sees the close). */
+            s->metrics.conns_refused++;
+            if (!l->tls) {
+                ssize_t w = send(cfd, refuse_busy, refuse_busy_len, MSG_NOSIGNAL);
+                (void)w;
+            }
+            close(cfd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn_new(s, cfd, &peer.sa, len, l->tls ? s->tls_ctx : NULL);
+    }
+    server_timers_sync(s);
+}
+
+static struct listener *listener_add(struct server *s, int fd, const struct sockaddr *addr,
+                                     socklen_t addrlen, const char *text, int tls) {
+    struct listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->srv = s;
+    l->fd = fd;
+    l->tls = tls;
+    if (addrlen > sizeof l->addr)
+        addrlen = sizeof l->addr;
+    memcpy(&l->addr, addr, addrlen);
+    l->addrlen = addrlen;
+    snprintf(l->text, sizeof l->text, "%s", text);
+    event_assign(&l->ev, s->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+    if (!s->draining)
+        event_add(&l->ev, NULL);
+    l->next = s->listeners;
+    s->listeners = l;
+    return l;
+}
+
+static struct listener *listener_open(struct server *s, const struct config_listen *a, int tls) {
+    int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("cannot listen on %s: socket: %s", a->text, strerror(errno));
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (a->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&a->addr, a->addrlen) < 0) {
+        log_error("cannot listen on %s: bind: %s", a->text, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (listen(fd, (int)s->cfg->backlog) < 0) {
+        log_error("cannot listen on %s: listen: %s", a->text, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    struct listener *l =
+        listener_add(s, fd, (const struct sockaddr *)&a->addr, a->addrlen, a->text, tls);
+    if (!l) {
+        close(fd);
+        return NULL;
+    }
+    log_info("listening on %s%s", a->text, tls ? " (TLS)" : "");
+    return l;
+}
+
+static void listener_free(struct listener *l) {
+    event_del(&l->ev);
+    close(l->fd);
+    free(l);
+}
+
+/* Same family, address and port. */
+static int addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+/* Listening sockets passed by systemd replace the config's listen lines. */
+static int listeners_inherit(struct server *s) {
+    struct notify_fd fds[NOTIFY_MAX_FDS];
+    int n = notify_listen_fds(fds, NOTIFY_MAX_FDS);
+    for (int i = 0; i < n; i++) {
+        int tls = strcmp(fds[i].name, "tls") == 0;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char text[64] = "?";
+        if (getsockname(fds[i].fd, (struct sockaddr *)&ss, &len) == 0) {
+            char host[INET6_ADDRSTRLEN] = "?";
+            if (ss.ss_family == AF_INET) {
+                struct sockaddr_in *sin = (void *)&ss;
+                inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+                snprintf(text, sizeof text, "%s:%u", host, ntohs(sin->sin_port));
+            } else if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *sin6 = (void *)&ss;
+                inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+                snprintf(text, sizeof text, "[%s]:%u", host, ntohs(sin6->sin6_port));
+            }
+        }
+        struct listener *l = listener_add(s, fds[i].fd, (struct sockaddr *)&ss, len, text, tls);
+        if (!l)
+            return -1;
+        l->activated = 1;
+        log_info("listening on %s (socket activation, fd %d%s)", text, fds[i].fd,
+                 tls ? ", TLS" : "");
+    }
+    if (n > 0 && (s->cfg->nlisten > 0 || s->cfg->ntls_listen > 0))
+        log_info("socket activation: %d socket(s) from systemd; [server] and [tls] listen lines "
+                 "not used", n);
+    return n;
+}
+
+static void listeners_close(struct server *s) {
+    while (s->listeners) {
+        struct listener *l = s->listeners;
+        s->listeners = l->next;
+        listener_free(l);
+    }
+}
+
+/*
+ * The wheel is driven by a timerfd on CLOCK_MONOTONIC, armed at the
+ * absolute millisecond timer_wheel_next() names, rather than by a libevent
+ * timeout: libevent reads CLOCK_MONOTONIC_COARSE (it ticks every 4 ms
+ * here, HZ=250), so its timeouts fired 0-4 ms late, and its precise mode
+ * calls timerfd_settime on every loop turn. This one is set only when the
+ * wheel's next deadline moves earlier, and after it fires.
+ */
+static void on_wheel(evutil_socket_t fd, short what, void *arg) {
+    struct server *s = arg;
+    uint64_t expirations;
+    (void)what;
+    if (read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        log_warn("timerfd read");
+    s->wheel_armed_at = UINT64_MAX;
+    server_wheel_catch_up(s);
+    server_timers_sync(s);
+}
+
+void server_wheel_catch_up(struct server *s) {
+    if (s->in_advance)
+        return;
+    s->in_advance = 1;
+    timer_wheel_advance(&s->wheel, clock_now_ms());
+    s->in_advance = 0;
+}
+
+void server_timers_sync(struct server *s) {
+    uint64_t next = timer_wheel_next(&s->wheel);
+    if (next >= s->wheel_armed_at)
+        return;
+    /* An absolute time in the past fires at once; zero would disarm. */
+    struct itimerspec its = {.it_value = {(time_t)(next / 1000), (long)(next % 1000) * 1000000}};
+    if (!next)
+        its.it_value.tv_nsec = 1;
+    if (timerfd_settime(s->wheel_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+        log_warn("timerfd_settime");
+        return;
+    }
+    s->wheel_armed_at = next;
+}
+
+void server_timer_in(struct server *s, struct timer *t, uint64_t ms) {
+    /* The clock truncates to the millisecond, so +1 makes "at least ms from
+     * now" true even late in the current millisecond: never early. */
+    timer_add(&s->wheel, t, clock_now_ms() + ms + 1);
+}
+
+const char *server_date(struct server *s) {
+    time_t now = time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void on_grace(struct timer *t) {
+    struct server *s = container_of(t, struct server, grace);
+    log_warnx("shutdown grace period over; closing %d connections", (int)s->metrics.conns_open);
+    while (s->conns)
+        conn_close(s->conns);
+    event_base_loopexit(s->base, NULL);
+}
+
+void server_shutdown(struct server *s) {
+    if (!s->draining) {
+        s->draining = 1;
+        notify_send("STOPPING=1");
+        log_info("shutting down: draining %d connections (grace %llu ms)",
+                 (int)s->metrics.conns_open, (unsigned long long)s->cfg->shutdown_grace_ms);
+        listeners_close(s);
+        timer_cancel(&s->wheel, &s->accept_resume);
+        qsvc_drain(s);
+        tsvc_drain(s);
+        server_timer_in(s, &s->grace, s->cfg->shutdown_grace_ms);
+        /* Idle connections go now; busy ones after their current answer. */
+        struct conn *c = s->conns;
+        while (c) {
+            struct conn *next = c->next;
+            conn_drain(c);
+            c = next;
+        }
+        server_timers_sync(s);
+    }
+    if (!s->conns)
+        event_base_loopexit(s->base, NULL);
+}
+
+static uint64_t total_requests(const struct server *s) {
+    uint64_t n = 0;
+    for (int i = 1; i <= 5; i++)
+        n += s->metrics.requests[i];
+    return n;
+}
+
+/* Every few seconds (or half the watchdog interval): tell systemd how we are. */
+static void on_status_tick(struct timer *t) {
+    struct server *s = container_of(t, struct server, status_tick);
+    notify_sendf("STATUS=%llu connections open, %llu requests answered%s",
+                 (unsigned long long)s->metrics.conns_open, (unsigned long long)total_requests(s),
+                 s->draining ? ", draining" : "");
+    uint64_t next = 5000;
+    if (s->watchdog_ms) {
+        notify_send("WATCHDOG=1");
+        if (s->watchdog_ms / 2 < next)
+            next = s->watchdog_ms / 2 ? s->watchdog_ms / 2 : 1;
+    }
+    server_timer_in(s, t, next);
+}
+
+/* Is a in cfg's listen lines: 0 no, 1 [server], 2 [tls]. */
+static int listed(const struct config *cfg, const struct sockaddr_storage *a) {
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        if (addr_equal(a, &cfg->listen[i].addr))
+            return 1;
+    for (size_t i = 0; i < cfg->ntls_listen; i++)
+        if (addr_equal(a, &cfg->tls_listen[i].addr))
+            return 2;
+    return 0;
+}
+
+/* Bring the listeners in line with cfg: bind the new addresses first (all or
+ * nothing), then close the ones no longer listed. An address that moves
+ * between [server] and [tls] keeps its socket and changes its protocol. */
+static int listeners_apply(struct server *s, const struct config *cfg) {
+    struct listener *added[2 * CONFIG_MAX_LISTEN];
+    size_t nadded = 0;
+    for (struct listener *l = s->listeners; l; l = l->next)
+        if (l->activated)
+            return 0; /* systemd owns the sockets */
+    for (int tls = 0; tls < 2; tls++) {
+        const struct config_listen *want = tls ? cfg->tls_listen : cfg->listen;
+        size_t nwant = tls ? cfg->ntls_listen : cfg->nlisten;
+        for (size_t i = 0; i < nwant; i++) {
+            int have = 0;
+            for (struct listener *l = s->listeners; l && !have; l = l->next)
+                have = addr_equal(&l->addr, &want[i].addr);
+            if (have)
+                continue;
+            struct listener *l = listener_open(s, &want[i], tls);
+            if (!l) {
+                /* Undo: the running set stays exactly as it was. */
+                for (size_t k = 0; k < nadded; k++) {
+                    struct listener **pp = &s->listeners;
+                    while (*pp != added[k])
+                        pp = &(*pp)->next;
+                    *pp = added[k]->next;
+                    listener_free(added[k]);
+                }
+                return -1;
+            }
+            added[nadded++] = l;
+        }
+    }
+    for (struct listener **pp = &s->listeners; *pp;) {
+        struct listener *l = *pp;
+        int kind = listed(cfg, &l->addr);
+        if (kind) {
+            if (l->tls != (kind == 2))
+                log_info("%s now serves %s", l->text, kind == 2 ? "TLS" : "plain HTTP");
+            l->tls = kind == 2;
+            pp = &l->next;
+            continue;
+        }
+        log_info("no longer listening on %s", l->text);
+        *pp = l->next;
+        listener_free(l);
+    }
+    return 0;
+}
+
+/* Does cfg (with the sockets systemd passed, which override its listen
+ * lines) need a TLS context? */
+static int tls_needed(const struct server *s, const struct config *cfg) {
+    int activated = 0;
+    for (const struct listener *l = s->listeners; l; l = l->next) {
+        if (l->activated && l->tls)
+            return 1;
+        activated |= l->activated;
+    }
+    return !activated && cfg->ntls_listen > 0;
+}
+
+/* Build the TLS context cfg asks for, if any, into *out (NULL if none). */
+static int tls_prepare(const struct server *s, const struct config *cfg, struct ssl_ctx_st **out,
+                       int64_t *not_after, char *err, size_t errlen) {
+    *out = NULL;
+    *not_after = 0;
+    if (!tls_needed(s, cfg))
+        return 0;
+    *out = tls_ctx_new(cfg, not_after, err, errlen);
+    return *out ? 0 : -1;
+}
+
+static void tls_swap(struct server *s, struct ssl_ctx_st *ctx, int64_t not_after,
+                     const struct config *cfg) {
+    /* Connections accepted under the old context hold their own reference. */
+    tls_ctx_free(s->tls_ctx);
+    s->tls_ctx = ctx;
+    s->metrics.tls_cert_not_after = not_after;
+    if (ctx) {
+        char when[32] = "?";
+        time_t t = (time_t)not_after;
+        struct tm tm;
+        if (not_after && gmtime_r(&t, &tm))
+            strftime(when, sizeof when, "%Y-%m-%d", &tm);
+        log_info("TLS: serving certificate %s (valid until %s)%s%s", cfg->tls_cert, when,
+                 cfg->tls_client_ca ? ", client certificates from " : "",
+                 cfg->tls_client_ca ? cfg->tls_client_ca : "");
+    }
+}
+
+int server_reload(struct server *s) {
+    notify_send("RELOADING=1");
+    struct config *nc;
+    char err[1024];
+    int ok = 0;
+    struct ssl_ctx_st *nctx = NULL;
+    int64_t not_after = 0;
+    if (config_load(s->cfg->path, &nc, err, sizeof err) < 0) {
+        log_error("reload failed, the running configuration stays: %s", err);
+    } else if (tls_prepare(s, nc, &nctx, &not_after, err, sizeof err) < 0) {
+        log_error("reload failed, the running configuration and TLS certificate stay: %s", err);
+        config_free(nc);
+    } else if (listeners_apply(s, nc) < 0) {
+        log_error("reload failed (a new listen address could not be bound), the running "
+                  "configuration stays");
+        tls_ctx_free(nctx);
+        config_free(nc);
+    } else {
+        tls_swap(s, nctx, not_after, nc);
+        struct config *old = s->cfg;
+        if (nc->backlog != old->backlog)
+            log_warnx("reload: backlog applies to newly bound addresses only");
+        if (nc->journal_path && old->journal_path && strcmp(nc->journal_path, old->journal_path))
+            log_warnx("reload: [journal] path changes need a restart");
+        s->cfg = nc;
+        s->limits.max_header_bytes = nc->max_header_bytes;
+        s->limits.max_headers = nc->max_headers;
+        s->limits.max_uri = nc->max_uri;
+        s->limits.max_body = nc->max_body;
+        log_set_level(nc->log_level);
+        config_free(old);
+        s->reloads++;
+        qsvc_reload(s);
+        ok = 1;
+        log_info("configuration reloaded from %s", nc->path);
+    }
+    notify_send("READY=1");
+    return ok ? 0 : -1;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    struct server *s = arg;
+    if (sig == SIGPIPE)
+        return;
+    if (sig == SIGHUP) {
+        if (!s->draining)
+            server_reload(s);
+        return;
+    }
+    if (sig == SIGUSR1) {
+        /* Logs go to stderr (systemd's journal): there is no file to reopen. */
+        log_info("SIGUSR1: logging to stderr, nothing to reopen");
+        return;
+    }
+    if (s->draining) {
+        log_warnx("second %s: exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        event_base_loopbreak(s->base);
+        return;
+    }
+    log_info("%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_shutdown(s);
+}
+
+int server_init(struct server *s, struct config *cfg, int journal_repair) {
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->journal_repair = journal_repair;
+    s->spare_fd = -1;
+    s->wheel_fd = -1;
+    s->wheel_armed_at = UINT64_MAX;
+    s->start_time = time(NULL);
+    s->limits.max_header_bytes = cfg->max_header_bytes;
+    s->limits.max_headers = cfg->max_headers;
+    s->limits.max_uri = cfg->max_uri;
+    s->limits.max_body = cfg->max_body;
+    log_set_level(cfg->log_level);
+
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return -1;
+    /* One thread: no locks. The time cache would make deadlines stale. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    s->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!s->base) {
+        log_error("cannot create the event loop");
+        return -1;
+    }
+    refuse_busy_len = (size_t)snprintf(
+        refuse_busy, sizeof refuse_busy,
+        "HTTP/1.1 503 Service Unavailable\r\nServer: awaitd\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+        sizeof BUSY_BODY - 1, BUSY_BODY);
+    s->rbuf = malloc(SERVER_RBUF_SIZE);
+    if (!s->rbuf)
+        return -1;
+    timer_wheel_init(&s->wheel, clock_now_ms());
+    timer_init(&s->grace, on_grace);
+    timer_init(&s->accept_resume, on_accept_resume);
+    timer_init(&s->status_tick, on_status_tick);
+    s->wheel_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (s->wheel_fd < 0) {
+        log_warn("timerfd_create");
+        return -1;
+    }
+    event_assign(&s->wheel_ev, s->base, s->wheel_fd, EV_READ | EV_PERSIST, on_wheel, s);
+    if (event_add(&s->wheel_ev, NULL) < 0) {
+        log_error("cannot watch the timer fd");
+        return -1;
+    }
+
+    int inherited = listeners_inherit(s);
+    if (inherited < 0)
+        return -1;
+    /* Certificate and key before any bind: a bad file is the whole error. */
+    char err[1024];
+    struct ssl_ctx_st *tctx;
+    int64_t not_after;
+    if (tls_prepare(s, cfg, &tctx, &not_after, err, sizeof err) < 0) {
+        log_error("%s%s", inherited > 0 ? "socket activation passed a socket named \"tls\": " : "",
+                  err);
+        return -1;
+    }
+    tls_swap(s, tctx, not_after, cfg);
+    for (size_t i = 0; inherited == 0 && i < cfg->nlisten; i++)
+        if (!listener_open(s, &cfg->listen[i], 0))
+            return -1;
+    for (size_t i = 0; inherited == 0 && i < cfg->ntls_listen; i++)
+        if (!listener_open(s, &cfg->tls_listen[i], 1))
+            return -1;
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct store_client clients[2];
+    if (qsvc_init(s, &clients[0]) < 0 || tsvc_init(s, &clients[1]) < 0 ||
+        store_open(s, s->journal_repair, clients, 2) < 0)
+        return -1;
+    qsvc_start(s);
+    tsvc_start(s);
+
+    s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
+    s->sig_hup = evsignal_new(s->base, SIGHUP, on_signal, s);
+    /* Ignored rather than caught: OpenSSL writes with write(), not
+     * send(MSG_NOSIGNAL), so every TLS write to a client that has gone
+     * raises one, and a caught signal costs the loop a wakeup each. */
+    signal(SIGPIPE, SIG_IGN);
+    s->sig_usr1 = evsignal_new(s->base, SIGUSR1, on_signal, s);
+    evsignal_add(s->sig_usr1, NULL);
+    evsignal_add(s->sig_term, NULL);
+    evsignal_add(s->sig_int, NULL);
+    evsignal_add(s->sig_hup, NULL);
+    return 0;
+}
+
+int server_run(struct server *s) {
+    log_info("awaitd ready (max_connections %llu, %s backend)",
+             (unsigned long long)s->cfg->max_connections, event_base_get_method(s->base));
+    s->watchdog_ms = notify_watchdog_ms();
+    notify_sendf("READY=1\nSTATUS=listening, %llu connections open",
+                 (unsigned long long)s->metrics.conns_open);
+    on_status_tick(&s->status_tick);
+    server_timers_sync(s);
+    event_base_dispatch(s->base);
+    log_info("stopped");
+    return s->exit_code;
+}
+
+void server_free(struct server *s) {
+    while (s->conns)
+        conn_close(s->conns);
+    listeners_close(s);
+    tls_ctx_free(s->tls_ctx);
+    s->tls_ctx = NULL;
+    store_close(s);
+    tsvc_close(s); /* before the queues: a timer's action refers to them */
+    qsvc_close(s);
+    if (s->base) {
+        event_del(&s->wheel_ev);
+        struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_pipe, s->sig_usr1};
+        for (size_t i = 0; i < 5; i++)
+            if (sigs[i])
+                event_free(sigs[i]);
+        event_base_free(s->base);
+    }
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    if (s->wheel_fd >= 0)
+        close(s->wheel_fd);
+    free(s->rbuf);
+    buf_free(&s->wbuf);
+    buf_free(&s->scratch);
+    buf_free(&s->errbuf);
+    config_free(s->cfg);
+}

@@ -1,0 +1,99 @@
+/*
+ * server: the daemon's one event loop and what hangs off it: listeners,
+ * accept (max_connections, EMFILE back-off), the timer wheel and the
+ * libevent timer that drives it, signals, shutdown drain, and the buffers
+ * shared by every connection on this thread.
+ */
+#ifndef AWAITD_SERVER_H
+#define AWAITD_SERVER_H
+
+#include "core/buf.h"
+#include "http/http_parse.h"
+#include "net/metrics.h"
+#include "core/timer.h"
+
+#include <event2/event_struct.h>
+#include <stdint.h>
+#include <time.h>
+
+struct config;
+struct conn;
+struct listener;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
+#define SERVER_RBUF_SIZE 65536
+
+struct server {
+    struct event_base *base;
+    struct config *cfg;           /* in force; owned */
+    struct http_limits limits;    /* derived from cfg */
+    struct timer_wheel wheel;     /* every deadline of the daemon */
+    int wheel_fd;                 /* timerfd (CLOCK_MONOTONIC) that advances the wheel */
+    struct event wheel_ev;        /* read event on wheel_fd */
+    uint64_t wheel_armed_at;      /* ms wheel_fd is set for; UINT64_MAX if unset */
+    struct listener *listeners;   /* singly linked */
+    struct ssl_ctx_st *tls_ctx;   /* for new TLS connections (each holds a reference to
+                                     the one it began with); NULL without TLS listeners */
+    struct conn *conns;           /* every open connection (doubly linked) */
+    struct metrics metrics;
+    uint64_t delays_pending;      /* gauge: delayed probe answers */
+    /* Scratch shared by all connections: empty whenever control returns to the loop. */
+    char *rbuf;                   /* SERVER_RBUF_SIZE bytes */
+    struct buf wbuf;              /* responses built in a callback, before they are written */
+    struct conn *wbuf_owner;      /* the connection whose bytes wbuf holds, or NULL */
+    struct buf scratch;           /* bodies built by handlers */
+    struct buf errbuf;            /* error bodies (reply_error), apart from scratch */
+    /* Cached HTTP Date header value, refreshed once a second. */
+    time_t date_sec;
+    char date[40];
+    int spare_fd;                 /* kept open to be closed when accept hits EMFILE */
+    int draining;                 /* SIGTERM seen: no accepts, close when idle */
+    struct event *sig_term, *sig_int, *sig_hup, *sig_pipe, *sig_usr1;
+    struct timer grace;           /* shutdown grace deadline */
+    struct timer accept_resume;   /* re-enables listeners after EMFILE */
+    struct timer status_tick;     /* sd_notify STATUS= and WATCHDOG=1 */
+    uint64_t watchdog_ms;         /* systemd's WATCHDOG_USEC in ms, 0 if none */
+    uint64_t reloads;             /* successful SIGHUP reloads */
+    time_t start_time;
+    int exit_code;
+    int in_advance;               /* inside timer_wheel_advance (not reentrant) */
+    int journal_repair;           /* -r: cut a corrupt journal instead of refusing */
+    struct qsvc *qsvc;            /* queues (api_queue.c) */
+    struct store *store;          /* the journal shared by queues and timers (store.c) */
+    struct tsvc *tsvc;            /* timers (api_timer.c) */
+};
+
+/* Build the server for cfg (takes ownership), open and replay the journal
+ * (journal_repair: cut a corrupt one at the first bad record), bind every
+ * listener. 0 or -1 (logged). */
+int server_init(struct server *s, struct config *cfg, int journal_repair);
+/* Run the loop until shutdown completes. Returns the exit code. */
+int server_run(struct server *s);
+void server_free(struct server *s);
+
+/* Arm the wheel's libevent timer if the wheel's next expiry moved earlier. */
+void server_timers_sync(struct server *s);
+/* Schedule t at now + ms on the server's wheel. */
+void server_timer_in(struct server *s, struct timer *t, uint64_t ms);
+
+/* Bring the wheel's clock to now (firing what is due), unless already inside
+ * an advance: the queue engine reads wheel->now as the current time. */
+void server_wheel_catch_up(struct server *s);
+
+/* The Date header value for now, "Sun, 06 Nov 1994 08:49:37 GMT". */
+const char *server_date(struct server *s);
+
+/*
+ * Re-read the config file (as SIGHUP does). The new file is parsed and
+ * validated in full, the TLS context is built from the files it names (so
+ * a replaced certificate, key or client CA is read again), new listeners
+ * are bound, and only then is it swapped in; on any error the running
+ * config and TLS context stay and the reason is logged.
+ * Returns 0 when the new config is in force.
+ */
+int server_reload(struct server *s);
+
+/* Start the drain (as SIGTERM does). */
+void server_shutdown(struct server *s);
+
+#endif

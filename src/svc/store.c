@@ -1,0 +1,370 @@
+#include "svc/store.h"
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "net/http_reply.h"
+#include "journal/journal.h"
+#include "journal/journal_writer.h"
+#include "core/le.h"
+#include "core/log.h"
+#include "net/server.h"
+#include "core/list.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* How often to check whether the journal is worth compacting. */
+#define COMPACT_CHECK_MS 1000
+
+/* A reply kept until its batch is durable. */
+struct store_wait {
+    struct store *st;
+    struct conn *c;
+    struct store_wait *next, *prev;
+    uint64_t seq;
+    int status;
+    const char *ctype; /* a string constant */
+    char extra[192];
+    size_t len;
+    char body[];
+};
+
+struct store {
+    struct server *srv;
+    struct jw *jw;
+    int mode;                /* enum jw_mode */
+    struct buf batch;        /* encoded records not yet handed to the writer */
+    uint64_t next_seq;       /* sequence number the current batch will carry */
+    struct event flush_ev;   /* hands the batch over at the end of the loop turn */
+    int flush_armed;
+    struct store_wait *head; /* replies waiting, oldest first */
+    struct store_wait *tail;
+    struct store_client clients[STORE_MAX_CLIENTS];
+    size_t nclients;
+    struct timer compact_t;
+    uint64_t replayed;
+    uint64_t refused;        /* batches the writer would not take */
+};
+
+struct batch_ctx {
+    struct store *st;
+    uint64_t seq;
+};
+
+static void wait_unlink(struct store_wait *w) {
+    struct store *st = w->st;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        st->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        st->tail = w->prev;
+}
+
+/* The client left before its batch was durable: nothing to send. */
+static void wait_cancel(void *arg) {
+    struct store_wait *w = arg;
+    wait_unlink(w);
+    free(w);
+}
+
+static void wait_answer(struct store_wait *w, int status) {
+    struct conn *c = w->c;
+    wait_unlink(w);
+    if (status == JW_OK)
+        reply(c, w->status, w->ctype, w->extra[0] ? w->extra : NULL, w->body, w->len);
+    else
+        reply_error(c, status == JW_ENOSPC ? 507 : 503,
+                    "the journal could not make this durable: %s", jw_status_str(status));
+    free(w);
+    conn_done(c);
+}
+
+static void batch_done(struct store *st, uint64_t seq, int status) {
+    while (st->head && st->head->seq <= seq)
+        wait_answer(st->head, status);
+}
+
+static void on_batch_complete(void *arg, int status) {
+    struct batch_ctx *b = arg;
+    struct store *st = b->st;
+    uint64_t seq = b->seq;
+    free(b);
+    batch_done(st, seq, status);
+    server_timers_sync(st->srv);
+}
+
+void store_flush(struct store *st) {
+    if (st->batch.len == 0)
+        return;
+    uint64_t seq = st->next_seq++;
+    struct batch_ctx *b = malloc(sizeof *b);
+    int rc = JW_NOMEM;
+    if (b) {
+        b->st = st;
+        b->seq = seq;
+        rc = jw_submit(st->jw, buf_start(&st->batch), st->batch.len, on_batch_complete, b);
+        if (rc != JW_OK)
+            free(b);
+    }
+    buf_reset(&st->batch);
+    if (rc != JW_OK) {
+        st->refused++;
+        log_error("journal: a batch of records could not be queued (%s); the changes stay in "
+                  "memory but are not durable",
+                  jw_status_str(rc));
+        batch_done(st, seq, rc);
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+    struct store *st = arg;
+    st->flush_armed = 0;
+    store_flush(st);
+}
+
+struct buf *store_batch(struct store *st) {
+    return &st->batch;
+}
+
+void store_added(struct store *st) {
+    if (!st->flush_armed && st->batch.len > 0) {
+        st->flush_armed = 1;
+        event_active(&st->flush_ev, EV_TIMEOUT, 0);
+    }
+}
+
+int store_ready(struct store *st, struct conn *c) {
+    struct jw_stats js;
+    jw_stats(st->jw, &js);
+    if (js.healthy)
+        return 0;
+    if (js.last_errno == ENOSPC || js.last_errno == EDQUOT)
+        reply_error(c, 507, "the journal's disk is full; retry later");
+    else
+        reply_error(c, 503, "the journal cannot write (%s); retry later", strerror(js.last_errno));
+    return -1;
+}
+
+int store_must_wait(const struct store *st) {
+    return st->mode != JW_FSYNC_OFF && st->batch.len > 0;
+}
+
+enum handler_result store_answer(struct store *st, struct conn *c, int status, const char *ctype,
+                                 const char *extra, const void *body, size_t len) {
+    if (!store_must_wait(st)) {
+        reply(c, status, ctype, extra, body, len);
+        return HANDLER_DONE;
+    }
+    struct store_wait *w = malloc(sizeof *w + len);
+    if (!w) {
+        c->keep_alive = 0;
+        reply_error(c, 500, "out of memory");
+        return HANDLER_DONE;
+    }
+    w->st = st;
+    w->c = c;
+    w->seq = st->next_seq;
+    w->status = status;
+    w->ctype = ctype;
+    snprintf(w->extra, sizeof w->extra, "%s", extra ? extra : "");
+    w->len = len;
+    if (len)
+        memcpy(w->body, body, len);
+    w->next = NULL;
+    w->prev = st->tail;
+    if (st->tail)
+        st->tail->next = w;
+    else
+        st->head = w;
+    st->tail = w;
+    conn_pending(c, wait_cancel, w);
+    return HANDLER_PENDING;
+}
+
+/* ---- compaction ---------------------------------------------------------------- */
+
+static int snapshot_all(void *arg, struct buf *out) {
+    struct store *st = arg;
+    for (size_t i = 0; i < st->nclients; i++)
+        if (st->clients[i].snapshot && st->clients[i].snapshot(st->clients[i].ctx, out) < 0)
+            return -1;
+    return 0;
+}
+
+static void on_compacted(void *arg, int status) {
+    if (status == JW_OK)
+        log_info("journal compacted");
+    else
+        log_warnx("journal compaction failed (%s); the old journal goes on", jw_status_str(status));
+}
+
+/* Every second: rewrite the journal once it is past [journal] compact_min and
+ * more than four times the live state's size (mostly acked or dropped records). */
+static void on_compact_check(struct timer *t) {
+    struct store *st = container_of(t, struct store, compact_t);
+    struct jw_stats js;
+    jw_stats(st->jw, &js);
+    uint64_t live = 0;
+    for (size_t i = 0; i < st->nclients; i++)
+        if (st->clients[i].live_bytes)
+            live += st->clients[i].live_bytes(st->clients[i].ctx);
+    if (!js.compacting && js.healthy && js.file_bytes > st->srv->cfg->journal_compact_min &&
+        js.file_bytes > 4 * live) {
+        store_flush(st); /* the snapshot must come after every record handed over */
+        int rc = jw_compact(st->jw, snapshot_all, on_compacted, st);
+        if (rc != JW_OK)
+            log_warnx("journal compaction not started: %s", jw_status_str(rc));
+        else
+            log_info("journal is %" PRIu64 " bytes for %" PRIu64 " bytes of live state: compacting",
+                     js.file_bytes, live);
+    }
+    server_timer_in(st->srv, &st->compact_t, COMPACT_CHECK_MS);
+}
+
+/* ---- open, close, metrics --------------------------------------------------------- */
+
+static int replay_record(void *arg, uint8_t type, const char *payload, size_t len, uint64_t off) {
+    struct store *st = arg;
+    for (size_t i = 0; i < st->nclients; i++) {
+        int r = st->clients[i].replay(st->clients[i].ctx, type, payload, len, off);
+        if (r < 0)
+            return -1;
+        if (r > 0) {
+            st->replayed++;
+            return 0;
+        }
+    }
+    log_error("journal: record at offset %" PRIu64 " has an unknown type %u", off, type);
+    return -1;
+}
+
+static int mkdir_parent(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int store_open(struct server *s, int repair, const struct store_client *clients, size_t n) {
+    struct config *cfg = s->cfg;
+    struct store *st = calloc(1, sizeof *st);
+    if (!st || n > STORE_MAX_CLIENTS) {
+        free(st);
+        return -1;
+    }
+    s->store = st;
+    st->srv = s;
+    st->next_seq = 1;
+    memcpy(st->clients, clients, n * sizeof *clients);
+    st->nclients = n;
+    event_assign(&st->flush_ev, s->base, -1, 0, on_flush, st);
+    timer_init(&st->compact_t, on_compact_check);
+    if (mkdir_parent(cfg->journal_path) < 0) {
+        log_error("journal %s: cannot create its directory: %s", cfg->journal_path, strerror(errno));
+        return -1;
+    }
+    struct journal_info info;
+    char err[512];
+    int fd = journal_open_replay(cfg->journal_path, replay_record, st, repair ? JOURNAL_REPAIR : 0,
+                                 &info, err, sizeof err);
+    if (fd < 0) {
+        log_error("%s", err);
+        if (!repair)
+            log_error("start with -r to cut the journal at the first bad record (the cut bytes "
+                      "are saved beside it)");
+        return -1;
+    }
+    if (info.truncated)
+        log_warnx("journal %s: torn last record at offset %" PRIu64 " (%s): %" PRIu64
+                  " bytes cut, start-up goes on",
+                  cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes);
+    if (info.repaired)
+        log_warnx("journal %s: repaired: cut at offset %" PRIu64 " (%s), %" PRIu64
+                  " bytes and %" PRIu64 " records dropped, saved to %s",
+                  cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes,
+                  info.dropped_records, info.saved_to);
+    struct jw_options opt;
+    jw_options_init(&opt);
+    opt.mode = cfg->fsync == FSYNC_ALWAYS  ? JW_FSYNC_ALWAYS
+               : cfg->fsync == FSYNC_BATCH ? JW_FSYNC_BATCH
+                                           : JW_FSYNC_OFF;
+    opt.interval_ms = (unsigned)cfg->fsync_interval_ms;
+    st->mode = opt.mode;
+    st->jw = jw_open(s->base, cfg->journal_path, fd, info.end, &opt, err, sizeof err);
+    if (!st->jw) {
+        log_error("journal %s: %s", cfg->journal_path, err);
+        return -1;
+    }
+    log_info("journal %s: %" PRIu64 " records replayed (fsync %s)", cfg->journal_path,
+             st->replayed,
+             cfg->fsync == FSYNC_ALWAYS ? "always" : cfg->fsync == FSYNC_BATCH ? "batch" : "off");
+    server_timer_in(s, &st->compact_t, COMPACT_CHECK_MS);
+    return 0;
+}
+
+void store_close(struct server *s) {
+    struct store *st = s->store;
+    if (!st)
+        return;
+    timer_cancel(&s->wheel, &st->compact_t);
+    if (st->jw) {
+        store_flush(st);
+        event_del(&st->flush_ev);
+        if (jw_close(st->jw) < 0)
+            log_error("journal: some records could not be made durable at shutdown");
+    }
+    while (st->head) {
+        struct store_wait *w = st->head;
+        wait_unlink(w);
+        free(w);
+    }
+    buf_free(&st->batch);
+    free(st);
+    s->store = NULL;
+}
+
+int store_encode_u64(struct buf *out, uint8_t type, uint64_t v) {
+    char rec[8], *p = rec;
+    le_put(&p, v, 8);
+    return journal_encode(out, type, rec, sizeof rec);
+}
+
+int store_decode_u64(const char *payload, size_t len, uint64_t *v) {
+    if (len != 8)
+        return -1;
+    struct le_reader r = le_reader(payload, len);
+    *v = le_get(&r, 8);
+    return 0;
+}
+
+int store_metrics(struct store *st, struct buf *o) {
+    if (!st || !st->jw)
+        return 0;
+    struct jw_stats js;
+    jw_stats(st->jw, &js);
+    return buf_appendf(o,
+                       "# TYPE awaitd_journal_records_total counter\nawaitd_journal_records_total %" PRIu64
+                       "\n# TYPE awaitd_journal_fsyncs_total counter\nawaitd_journal_fsyncs_total %" PRIu64
+                       "\n# TYPE awaitd_journal_bytes_total counter\nawaitd_journal_bytes_total %" PRIu64
+                       "\n# TYPE awaitd_journal_file_bytes gauge\nawaitd_journal_file_bytes %" PRIu64
+                       "\n# TYPE awaitd_journal_compactions_total counter\nawaitd_journal_compactions_total %" PRIu64
+                       "\n# TYPE awaitd_journal_healthy gauge\nawaitd_journal_healthy %d"
+                       "\n# HELP awaitd_journal_fork_seconds The loop's pause to fork the last "
+                       "compaction's snapshot child.\n# TYPE awaitd_journal_fork_seconds gauge"
+                       "\nawaitd_journal_fork_seconds %.6f\n",
+                       js.records, js.fsyncs, js.bytes, js.file_bytes, js.compactions, js.healthy,
+                       (double)js.last_fork_us / 1e6);
+}

@@ -1,0 +1,314 @@
+/*
+ * awaitload: the load client that ships with awaitd. The main thread parses
+ * options, checks the target and the file limit, starts one worker per -t
+ * (each an event loop over its share of the connections), shows progress,
+ * and merges the workers' stats into the report. See load_opts.c for the
+ * options, load_worker.c for the connection engine, load_seed.c and
+ * load_queue.c for the scenarios.
+ */
+#include "core/buf.h"
+#include "load_opts.h"
+#include "load_queue.h"
+#include "load_report.h"
+#include "load_seed.h"
+#include "load_url.h"
+#include "load_worker.h"
+#include "net/tls.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Descriptors needed beside the connections: stdio and slack, plus per
+ * thread an epoll fd and a timerfd (libevent's precise timers). */
+#define FD_RESERVE_BASE 16
+#define FD_RESERVE_PER_THREAD 4
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Raise the soft file limit to the hard one, then check -c against it.
+ * Without --fit-fds a run that cannot open every connection refuses to
+ * start: a load test quietly holding fewer connections than asked for
+ * measures something else.
+ */
+static int fds_check(struct load_opts *o) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+    }
+    unsigned long long reserve = FD_RESERVE_BASE + FD_RESERVE_PER_THREAD * o->threads;
+    unsigned long long need = o->connections + reserve, limit = rl.rlim_cur;
+    if (rl.rlim_cur == RLIM_INFINITY || need <= limit)
+        return 0;
+    if (!o->fit_fds || limit < reserve + o->threads) {
+        fprintf(stderr,
+                "awaitload: -c %llu needs %llu file descriptors (one per connection, plus %llu) "
+                "but the limit is %llu (ulimit -n); lower -c%s\n",
+                (unsigned long long)o->connections, need, reserve, limit,
+                o->fit_fds ? "" : " or pass --fit-fds to open what fits");
+        return -1;
+    }
+    o->connections = limit - reserve;
+    fprintf(stderr, "awaitload: --fit-fds: opening %llu connections (the file limit is %llu)\n",
+            (unsigned long long)o->connections, limit);
+    return 0;
+}
+
+/* One connect before the run, so an unreachable target is one clear line
+ * rather than a run full of connect errors. */
+static int probe_target(const struct load_addr *a, uint64_t timeout_us, char *err, size_t errlen) {
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int e = 0;
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+        e = errno;
+        if (e == EINPROGRESS) {
+            struct pollfd p = {fd, POLLOUT, 0};
+            int ms = timeout_us > 10000000 ? 10000 : (int)(timeout_us / 1000);
+            int n = poll(&p, 1, ms < 1 ? 1 : ms);
+            socklen_t len = sizeof e;
+            e = 0;
+            if (n == 0)
+                e = ETIMEDOUT;
+            else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+                e = errno;
+        }
+    }
+    close(fd);
+    if (e)
+        snprintf(err, errlen, "%s", e == ETIMEDOUT ? "connect timed out" : strerror(e));
+    return e ? -1 : 0;
+}
+
+/* Wait for the workers, printing progress once a second on a terminal.
+ * Returns 1 if SIGINT or SIGTERM cut the run short. */
+static int run_wait(struct load_worker **w, unsigned n, atomic_int *stop, uint64_t t0) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int tty = isatty(STDERR_FILENO), interrupted = 0;
+    uint64_t last_ns = t0, last_req = 0;
+    for (;;) {
+        unsigned live = 0;
+        for (unsigned i = 0; i < n; i++)
+            live += !load_worker_finished(w[i]);
+        if (!live)
+            break;
+        struct timespec wait = {0, 100 * 1000000};
+        if (sigtimedwait(&set, NULL, &wait) > 0) {
+            if (interrupted)
+                _exit(130); /* a second ^C: the user means it */
+            interrupted = 1;
+            atomic_store(stop, 1);
+        }
+        uint64_t now = mono_ns();
+        if (tty && now - last_ns >= 1000000000u) {
+            uint64_t req = 0, errs = 0;
+            for (unsigned i = 0; i < n; i++) {
+                uint64_t r, e;
+                load_worker_progress(w[i], &r, &e);
+                req += r;
+                errs += e;
+            }
+            double dt = (double)(now - last_ns) / 1e9;
+            load_report_progress(stderr, (double)(now - t0) / 1e9, (double)(req - last_req) / dt,
+                                 req, errs);
+            last_ns = now;
+            last_req = req;
+        }
+    }
+    if (tty && last_ns != t0)
+        load_report_progress_clear(stderr);
+    return interrupted;
+}
+
+/* https://: the client context and the host its certificate must name. */
+static struct ssl_ctx_st *run_tls;
+static const char *run_tls_host;
+
+static int run_load(const struct load_opts *o, const struct load_addr *a, const struct buf *req) {
+    atomic_int stop;
+    atomic_init(&stop, 0);
+    unsigned threads = o->threads;
+    if (o->requests && o->requests < threads)
+        threads = (unsigned)o->requests; /* every worker needs at least one request */
+    struct load_plan plan = {
+        .addr = (const struct sockaddr *)&a->ss,
+        .addrlen = a->len,
+        .req = buf_start(req),
+        .req_len = req->len,
+        .head_request = strcmp(o->method, "HEAD") == 0,
+        .rate = o->rate,
+        .total_conns = o->connections,
+        .threads = threads,
+        .timeout_us = o->timeout_us,
+        .connect_rate = o->connect_rate,
+        .stop = &stop,
+        .tls = run_tls,
+        .tls_host = run_tls_host,
+    };
+
+    /* Signals go to this thread only, where sigtimedwait collects them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct load_worker *w[256];
+    plan.t0_ns = mono_ns();
+    plan.end_ns = o->duration_us ? plan.t0_ns + o->duration_us * 1000u : UINT64_MAX;
+    uint64_t first = 0;
+    unsigned started = 0;
+    for (unsigned i = 0; i < threads; i++) {
+        uint64_t nconns = o->connections / threads + (i < o->connections % threads);
+        uint64_t quota = UINT64_MAX;
+        if (o->requests)
+            quota = o->requests / threads + (i < o->requests % threads);
+        w[i] = load_worker_new(&plan, first, nconns, quota);
+        if (!w[i] || load_worker_start(w[i]) < 0) {
+            fprintf(stderr, "awaitload: cannot start thread %u: %s\n", i, strerror(errno));
+            atomic_store(&stop, 1);
+            load_worker_free(w[i]);
+            break;
+        }
+        started++;
+        first += nconns;
+    }
+    int interrupted = run_wait(w, started, &stop, plan.t0_ns);
+
+    struct load_summary s;
+    memset(&s, 0, sizeof s);
+    load_hist_init(&s.total.hist);
+    const char *setup_error = NULL;
+    for (unsigned i = 0; i < started; i++) {
+        load_worker_join(w[i]);
+        load_stats_merge(&s.total, load_worker_stats(w[i]));
+        if (!setup_error && load_worker_setup_error(w[i])[0])
+            setup_error = load_worker_setup_error(w[i]);
+    }
+    int rc = 0;
+    if (started < threads || setup_error) {
+        if (setup_error)
+            fprintf(stderr, "awaitload: %s\n", setup_error);
+        rc = 1;
+        goto out;
+    }
+    s.url = o->url;
+    s.connections = o->connections;
+    s.threads = threads;
+    s.rate = o->rate;
+    s.interrupted = interrupted;
+    s.duration_s = (double)(s.total.end_ns - plan.t0_ns) / 1e9;
+    if (o->json)
+        load_report_json(stdout, &s);
+    if (s.total.requests == 0) {
+        char why[256];
+        load_report_failure(&s.total, why, sizeof why);
+        fprintf(stderr, "awaitload: no responses from %s: %s\n", o->url, why);
+        rc = 1;
+    } else if (!o->json) {
+        load_report_text(stdout, &s);
+    }
+out:
+    for (unsigned i = 0; i < started; i++)
+        load_worker_free(w[i]);
+    return rc;
+}
+
+/* Everything after the options; returns the exit status. */
+static int run(struct load_opts *o) {
+    struct load_url u;
+    struct load_addr addrs[LOAD_URL_MAX_ADDRS];
+    char err[256];
+    if (load_url_parse(o->url, &u, err, sizeof err) < 0) {
+        fprintf(stderr, "awaitload: bad URL '%s': %s\n", o->url, err);
+        return 2;
+    }
+    if (o->scenario == LOAD_SCENARIO_QUEUE) {
+        char name[LOAD_URL_MAX];
+        if (load_queue_name(u.target, name, sizeof name) < 0) {
+            fprintf(stderr,
+                    "awaitload: --scenario queue: the URL must be "
+                    "http://host:port/queues/NAME (got '%s')\n",
+                    o->url);
+            return 2;
+        }
+    }
+    if (u.tls && o->scenario != LOAD_SCENARIO_URL) {
+        fprintf(stderr, "awaitload: https:// is not supported with --scenario %s\n",
+                o->scenario == LOAD_SCENARIO_SEED ? "seed" : "queue");
+        return 2;
+    }
+    if (u.tls) {
+        run_tls = tls_client_ctx_new(o->insecure, err, sizeof err);
+        if (!run_tls) {
+            fprintf(stderr, "awaitload: %s\n", err);
+            return 1;
+        }
+        run_tls_host = u.host;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int naddrs = load_url_resolve(&u, addrs, err, sizeof err);
+    if (naddrs < 0) {
+        fprintf(stderr, "awaitload: %s\n", err);
+        return 1;
+    }
+    if (o->scenario != LOAD_SCENARIO_SEED && fds_check(o) < 0)
+        return 2;
+    /* The first address that accepts a connection is the target: "localhost"
+     * may offer ::1 and 127.0.0.1 with the server on only one of them. */
+    const struct load_addr *a = NULL;
+    for (int i = 0; i < naddrs && !a; i++)
+        if (probe_target(&addrs[i], o->timeout_us, err, sizeof err) == 0)
+            a = &addrs[i];
+    if (!a) {
+        fprintf(stderr, "awaitload: cannot connect to %s (%s%s): %s\n", u.host_header,
+                addrs[naddrs - 1].text, naddrs > 1 ? " and others" : "", err);
+        return 1;
+    }
+    if (o->scenario == LOAD_SCENARIO_QUEUE)
+        return load_queue_run(o, &u, a);
+    if (o->scenario == LOAD_SCENARIO_SEED)
+        return load_seed_run(o, &u, a);
+    struct buf req = BUF_INIT;
+    if (load_opts_render_request(o, u.host_header, u.target, &req) < 0) {
+        fprintf(stderr, "awaitload: out of memory\n");
+        return 1;
+    }
+    int rc = run_load(o, a, &req);
+    buf_free(&req);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    struct load_opts o;
+    int rc = load_opts_parse(&o, argc, argv);
+    if (rc == 0)
+        rc = run(&o);
+    else
+        rc = rc > 0 ? 0 : 2;
+    load_opts_free(&o);
+    return rc;
+}
