@@ -1,13 +1,73 @@
-/* awaitd: argv, config, run the loop. Everything else lives in libawaitd. */
+/*
+ * awaitd: the composition root. It reads argv and the config, builds the
+ * services (the journal, queues, timers), registers them with the server
+ * in start order, wires the routes to their handlers, and runs the loop.
+ * Everything else lives in libawaitd.
+ */
 #include "ac_config.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "net/server.h"
+#include "api/api_queue.h"
+#include "api/api_timer.h"
+#include "api/probe.h"
+#include "api/router.h"
+#include "svc/store.h"
 #include "net/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+static struct router router;
+
+/* The endpoints, searched in order (the first path match decides). */
+static int routes_add(struct qsvc *queues, struct tsvc *timers) {
+    struct router *r = &router;
+    unsigned get = ROUTE_M(GET) | ROUTE_M(HEAD);
+    int e = 0;
+    e |= router_add(r, "/get", get, "GET, HEAD", probe_get, NULL);
+    e |= router_add(r, "/post", ROUTE_M(POST), "POST", probe_anything, NULL);
+    e |= router_add(r, "/put", ROUTE_M(PUT), "PUT", probe_anything, NULL);
+    e |= router_add(r, "/patch", ROUTE_M(PATCH), "PATCH", probe_anything, NULL);
+    e |= router_add(r, "/delete", ROUTE_M(DELETE), "DELETE", probe_anything, NULL);
+    e |= router_add(r, "/anything", ROUTE_ANY, NULL, probe_anything, NULL);
+    e |= router_add(r, "/anything/", ROUTE_ANY, NULL, probe_anything, NULL);
+    e |= router_add(r, "/delay/", ROUTE_ANY & ~ROUTE_M(OPTIONS),
+                    "GET, HEAD, POST, PUT, DELETE, PATCH", probe_delay, NULL);
+    e |= router_add(r, "/status/", ROUTE_ANY, NULL, probe_status, NULL);
+    e |= router_add(r, "/bytes/", get, "GET, HEAD", probe_bytes, NULL);
+    e |= router_add(r, "/stream/", get, "GET, HEAD", probe_stream, NULL);
+    e |= router_add(r, "/drip", get, "GET, HEAD", probe_drip, NULL);
+    e |= router_add(r, "/health", get, "GET, HEAD", probe_health, NULL);
+    e |= router_add(r, "/metrics", get, "GET, HEAD", probe_metrics, NULL);
+    e |= router_add(r, "/queues", ROUTE_ANY, NULL, api_queues, queues);
+    e |= router_add(r, "/queues/", ROUTE_ANY, NULL, api_queues, queues);
+    e |= router_add(r, "/timers", ROUTE_ANY, NULL, api_timers, timers);
+    e |= router_add(r, "/timers/", ROUTE_ANY, NULL, api_timers, timers);
+    return e;
+}
+
+/*
+ * Services in start order: the journal first (its start replays records
+ * into the engines registered as its clients), then queues, then timers
+ * (a timer's action puts into a queue). They close in reverse order.
+ */
+static int compose(struct server *s, int repair) {
+    struct store *st = store_new(s, repair);
+    if (!st || server_add_service(s, &store_service, st) < 0)
+        return -1;
+    struct qsvc *queues = qsvc_new(s, st);
+    if (!queues || server_add_service(s, &qsvc_service, queues) < 0)
+        return -1;
+    struct tsvc *timers = tsvc_new(s, st, queues);
+    if (!timers || server_add_service(s, &tsvc_service, timers) < 0)
+        return -1;
+    if (routes_add(queues, timers) < 0)
+        return -1;
+    server_set_handler(s, router_dispatch, &router);
+    return 0;
+}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: awaitd [-c FILE] [-t] [-r] [-V] [-h]\n"
@@ -59,9 +119,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     struct server srv;
-    int rc = 1;
-    if (server_init(&srv, cfg, repair) == 0)
-        rc = server_run(&srv);
+    int rc = server_init(&srv, cfg) == 0 && compose(&srv, repair) == 0 ? server_run(&srv) : 1;
     server_free(&srv);
     return rc;
 }

@@ -10,8 +10,12 @@
 #include "core/log.h"
 #include "engine/queue.h"
 #include "journal/queue_journal.h"
+#include "journal/records.h"
 #include "net/server.h"
 #include "svc/store.h"
+#include "api/auth.h"
+#include "api/durable.h"
+#include "net/service.h"
 #include "core/list.h"
 
 #include <ctype.h>
@@ -29,8 +33,6 @@
 #include <unistd.h>
 
 #define MAX_COUNT 100 /* reserve count= upper bound */
-/* Journal record carrying the engine's next job id (after a snapshot). */
-#define QJ_TYPE_NEXT_ID 0x40
 #define CT_FRAMES "application/x-awaitd-frames"
 
 struct qreq;
@@ -38,7 +40,8 @@ struct qreq;
 struct qsvc {
     struct server *srv;
     struct queue_engine *eng;
-    struct store *st;       /* the journal (store.c), shared with timers */
+    struct store *store;    /* the journal (store.c), shared with timers */
+    struct store *st;       /* = store once started; NULL while replaying */
     struct qj_clock clk;    /* wheel -> wall clock for records */
     struct qreq *waiting;   /* requests in a blocking wait (doubly linked) */
     struct qreq *purging;   /* purges waiting for the reaper (doubly linked) */
@@ -203,10 +206,10 @@ static struct qreq *qreq_new(struct qsvc *svc, struct conn *c, size_t extra_byte
 /* Answer now, or once this turn's records are durable (fsync always/batch). */
 static enum handler_result answer_durable(struct conn *c, struct qsvc *svc, int status,
                                           const char *extra, const struct buf *body) {
-    return store_answer(svc->st, c, status, CT_JSON, extra, buf_start(body), body->len);
+    return durable_reply(svc->store, c, status, CT_JSON, extra, buf_start(body), body->len);
 }
 
-#define journal_ready(c, svc) store_ready((svc)->st, (c))
+#define journal_ready(c, svc) durable_ready((svc)->store, (c))
 
 /* ---- waits ------------------------------------------------------------------------ */
 
@@ -253,7 +256,7 @@ static void purges_answer(struct qsvc *svc) {
         struct conn *c = r->c;
         qreq_unlink(r);
         const char *body = (const char *)r->jobs;
-        enum handler_result hr = store_answer(svc->st, c, 200, CT_JSON, NULL, body, strlen(body));
+        enum handler_result hr = durable_reply(svc->store, c, 200, CT_JSON, NULL, body, strlen(body));
         qreq_free(r);
         if (hr == HANDLER_DONE)
             conn_done(c);
@@ -277,7 +280,7 @@ static enum handler_result answer_reaped(struct conn *c, struct qsvc *svc, struc
     struct queue_stats st;
     queue_stats(q, &st);
     if (!st.reaping)
-        return store_answer(svc->st, c, 200, CT_JSON, NULL, buf_start(body), body->len);
+        return durable_reply(svc->store, c, 200, CT_JSON, NULL, buf_start(body), body->len);
     reap_kick(svc);
     struct qreq *r = qreq_new(svc, c, body->len + 1);
     if (!r) {
@@ -356,7 +359,7 @@ static void on_wake(struct queue_waiter *w, int status) {
         int code = w->duplicate ? 200 : 201;
         qreq_free(r); /* w is gone from here */
         /* The put's record is in this turn's batch: the 201 may have to wait for it. */
-        if (store_answer(svc->st, c, code, CT_JSON, extra, body, (size_t)n) ==
+        if (durable_reply(svc->store, c, code, CT_JSON, extra, body, (size_t)n) ==
             HANDLER_PENDING)
             return;
         conn_done(c);
@@ -915,35 +918,10 @@ static int parse_path(struct conn *c, const struct http_request *req, struct qpa
     return 0;
 }
 
-int api_authorized(struct conn *c, const struct http_request *req) {
-    const char *token = c->srv->cfg->auth_token;
-    if (!token)
-        return 1;
-    /* With mutual TLS, a configured client certificate subject stands in for the token. */
-    const char *subj = c->srv->cfg->auth_client_subject;
-    char have[512];
-    if (subj && conn_tls_subject(c, have, sizeof have) >= 0 && strcmp(have, subj) == 0)
-        return 1;
-    const struct http_header *h = http_find_header(req->headers, req->nheaders, "authorization");
-    size_t tl = strlen(token);
-    int ok = 0;
-    if (h && h->value_len == 7 + tl && strncasecmp(h->value, "Bearer ", 7) == 0) {
-        /* Constant time in the token's bytes: no early exit on the first difference. */
-        unsigned char diff = 0;
-        for (size_t i = 0; i < tl; i++)
-            diff |= (unsigned char)(h->value[7 + i] ^ token[i]);
-        ok = diff == 0;
-    }
-    if (!ok)
-        reply_error_hdr(c, 401, "WWW-Authenticate: Bearer realm=\"awaitd\"\r\n",
-                        h ? "invalid bearer token" : "this endpoint needs Authorization: Bearer <token>");
-    return ok;
-}
-
-enum handler_result api_queues(struct conn *c, const struct http_request *req, const char *body,
-                               size_t body_len) {
+enum handler_result api_queues(void *ctx, struct conn *c, const struct http_request *req,
+                               const char *body, size_t body_len) {
     struct server *s = c->srv;
-    struct qsvc *svc = s->qsvc;
+    struct qsvc *svc = ctx;
     if (!api_authorized(c, req))
         return HANDLER_DONE;
     server_wheel_catch_up(s);
@@ -1020,7 +998,7 @@ static int snapshot(void *arg, struct buf *out) {
     queue_engine_snapshot(svc->eng, snap_event, &sc);
     struct queue_engine_stats es;
     queue_engine_stats(svc->eng, &es);
-    if (sc.err || store_encode_u64(out, QJ_TYPE_NEXT_ID, es.next_id) < 0)
+    if (sc.err || store_encode_u64(out, REC_QUEUE_NEXT_ID, es.next_id) < 0)
         return -1;
     return 0;
 }
@@ -1036,12 +1014,12 @@ static int replay_record(void *arg, uint8_t type, const char *payload, size_t le
     struct qsvc *svc = arg;
     struct queue_event ev;
     uint64_t id;
-    if (type == QJ_TYPE_NEXT_ID && store_decode_u64(payload, len, &id) == 0) {
+    if (type == REC_QUEUE_NEXT_ID && store_decode_u64(payload, len, &id) == 0) {
         queue_engine_set_next_id(svc->eng, id); /* a lower one is refused: fine */
         svc->replayed++;
         return 1;
     }
-    if (type < 1 || type > QUEUE_EV_SHUTDOWN + 1)
+    if (type < REC_QUEUE_FIRST || type > REC_QUEUE_LAST)
         return 0; /* not a queue record */
     if (qj_decode(type, payload, len, &svc->clk, &ev) < 0) {
         log_error("journal: queue record at offset %" PRIu64 " is malformed", off);
@@ -1075,12 +1053,12 @@ static void declare_queues(struct qsvc *svc, const struct config *cfg) {
     }
 }
 
-int qsvc_init(struct server *s, struct store_client *client) {
+struct qsvc *qsvc_new(struct server *s, struct store *store) {
     struct qsvc *svc = calloc(1, sizeof *svc);
     if (!svc)
-        return -1;
-    s->qsvc = svc;
+        return NULL;
     svc->srv = s;
+    svc->store = store;
     clock_refresh(svc);
     struct queue_engine_config ec = {0};
     ec.mem_limit = s->cfg->queue_mem_limit;
@@ -1089,20 +1067,20 @@ int qsvc_init(struct server *s, struct store_client *client) {
     if (getrandom(&ec.hash_seed, sizeof ec.hash_seed, GRND_NONBLOCK) != sizeof ec.hash_seed)
         ec.hash_seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
     svc->eng = queue_engine_new(&s->wheel, &ec);
-    if (!svc->eng) {
+    struct store_client client = {replay_record, snapshot, live_bytes, svc};
+    if (!svc->eng || store_add_client(store, &client) < 0) {
         log_error("out of memory creating the queue engine");
-        return -1;
+        queue_engine_free(svc->eng);
+        free(svc);
+        return NULL;
     }
-    client->replay = replay_record;
-    client->snapshot = snapshot;
-    client->live_bytes = live_bytes;
-    client->ctx = svc;
-    return 0;
+    return svc;
 }
 
-void qsvc_start(struct server *s) {
-    struct qsvc *svc = s->qsvc;
-    svc->st = s->store;
+static int qsvc_start(void *ctx) {
+    struct qsvc *svc = ctx;
+    struct server *s = svc->srv;
+    svc->st = svc->store;
     struct queue_engine_stats es;
     queue_engine_stats(svc->eng, &es);
     log_info("queues: %zu queues, %zu jobs after replay", es.queues, es.jobs);
@@ -1110,16 +1088,15 @@ void qsvc_start(struct server *s) {
     svc->reap_ev = evtimer_new(s->base, on_reap, svc);
     if (!svc->reap_ev)
         log_warnx("out of memory for the queue reaper: purges free their jobs at shutdown");
+    return 0;
 }
 
-struct queue_engine *qsvc_engine(struct server *s) {
-    return s->qsvc ? s->qsvc->eng : NULL;
+struct queue_engine *qsvc_engine(struct qsvc *svc) {
+    return svc->eng;
 }
 
-void qsvc_drain(struct server *s) {
-    struct qsvc *svc = s->qsvc;
-    if (!svc)
-        return;
+static void qsvc_drain(void *ctx) {
+    struct qsvc *svc = ctx;
     while (svc->waiting) {
         struct qreq *r = svc->waiting;
         struct conn *c = r->c;
@@ -1135,32 +1112,26 @@ void qsvc_drain(struct server *s) {
     purges_answer(svc);
 }
 
-void qsvc_reload(struct server *s) {
-    struct qsvc *svc = s->qsvc;
-    if (!svc)
-        return;
+static void qsvc_reload(void *ctx) {
+    struct qsvc *svc = ctx;
+    struct server *s = svc->srv;
     server_wheel_catch_up(s);
     clock_refresh(svc);
     queue_engine_set_mem_limit(svc->eng, s->cfg->queue_mem_limit);
     declare_queues(svc, s->cfg);
 }
 
-void qsvc_close(struct server *s) {
-    struct qsvc *svc = s->qsvc;
-    if (!svc)
-        return;
+static void qsvc_close(void *ctx) {
+    struct qsvc *svc = ctx;
     svc->st = NULL; /* engine events from here on (freeing) are not journaled */
     if (svc->reap_ev)
         event_free(svc->reap_ev);
     queue_engine_free(svc->eng);
     free(svc);
-    s->qsvc = NULL;
 }
 
-int qsvc_metrics(struct server *s, struct buf *o) {
-    struct qsvc *svc = s->qsvc;
-    if (!svc)
-        return 0;
+static int qsvc_metrics(void *ctx, struct buf *o) {
+    struct qsvc *svc = ctx;
     static const char *const names[] = {"size", "reserved", "delayed", "dead", "unfinished",
                                         "getters", "putters"};
     int r = 0;
@@ -1196,6 +1167,14 @@ int qsvc_metrics(struct server *s, struct buf *o) {
     queue_engine_stats(svc->eng, &es);
     r |= buf_appendf(o, "# TYPE awaitd_queue_reaping gauge\nawaitd_queue_reaping %" PRIu64 "\n",
                      es.reaping);
-    r |= store_metrics(s->store, o);
     return r ? -1 : 0;
 }
+
+const struct service_ops qsvc_service = {
+    .name = "queues",
+    .start = qsvc_start,
+    .reload = qsvc_reload,
+    .drain = qsvc_drain,
+    .close = qsvc_close,
+    .metrics = qsvc_metrics,
+};

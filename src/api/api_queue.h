@@ -2,7 +2,7 @@
  * api_queue: /queues over HTTP (docs/QUEUES.md). It binds the pure queue
  * engine (queue.h) to connections, and its events to the journal through
  * the record codec (queue_journal.h) and the store (store.h), which batches
- * records per loop turn and holds answers until their batch is durable.
+ * records per loop turn and completes waits once their batch is durable.
  *
  * Blocking calls (reserve and put with wait=, join) embed a queue_waiter in
  * a per-request struct; the wait= deadline is a wheel timer; a client that
@@ -16,40 +16,26 @@
 #include <stddef.h>
 
 struct server;
-struct buf;
+struct store;
 struct http_request;
 struct qsvc;
+struct queue_engine;
 
-struct store_client;
+/* Create the queue engine and register it as a client of store, which
+ * replays the journal into it when the store starts. NULL (logged). */
+struct qsvc *qsvc_new(struct server *s, struct store *store);
 
-/* Create the queue engine (s->qsvc) and fill client for store_open(), which
- * replays the journal into it. 0, or -1 logged. */
-int qsvc_init(struct server *s, struct store_client *client);
-
-/* After store_open: journal from now on, declare the config's queues. */
-void qsvc_start(struct server *s);
-
-/* Free the engine (after store_close). */
-void qsvc_close(struct server *s);
+/* The queues as a service (net/service.h), ctx = the qsvc: start journals
+ * from then on and declares the config's queues; reload applies the memory
+ * limit and newly declared queues; drain answers every waiting reserve,
+ * put and join (503); close frees the engine. */
+extern const struct service_ops qsvc_service;
 
 /* The queue engine (for timers, whose action is a put). */
-struct queue_engine *qsvc_engine(struct server *s);
+struct queue_engine *qsvc_engine(struct qsvc *svc);
 
-/* SIGTERM: answer every waiting reserve/put/join now (503), so the drain
- * does not wait for long polls. */
-void qsvc_drain(struct server *s);
-
-/* Apply a reloaded config: memory limit, queues newly declared. */
-void qsvc_reload(struct server *s);
-
-/* Every /queues request. */
-enum handler_result api_queues(struct conn *c, const struct http_request *req, const char *body,
-                               size_t body_len);
-
-/* Queue and journal figures in Prometheus text. */
-int qsvc_metrics(struct server *s, struct buf *out);
-
-/* Authorization check shared with /timers: 1 allowed, 0 answered 401. */
-int api_authorized(struct conn *c, const struct http_request *req);
+/* Every /queues request; ctx = the qsvc. */
+enum handler_result api_queues(void *ctx, struct conn *c, const struct http_request *req,
+                               const char *body, size_t body_len);
 
 #endif

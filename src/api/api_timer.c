@@ -1,6 +1,9 @@
 #include "api/api_timer.h"
 
 #include "api/api_queue.h"
+#include "api/auth.h"
+#include "api/durable.h"
+#include "net/service.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -38,6 +41,8 @@ static const unsigned late_bounds[] = {100,   250,   500,   1000,   2000,  5000,
 
 struct tsvc {
     struct server *srv;
+    struct store *store;  /* the journal, shared with queues */
+    struct qsvc *queues;  /* where a timer's action puts its payload */
     uint64_t late[NLATE + 1]; /* firings per lateness bucket; the last is over 1 s */
     uint64_t late_sum_us;
     struct task_engine *eng;
@@ -135,7 +140,7 @@ static int on_fire(void *ctx, struct task *t, int64_t tick) {
     size_t n;
     const void *blob = task_action(t, &n);
     struct action a;
-    struct queue_engine *qe = qsvc_engine(svc->srv);
+    struct queue_engine *qe = qsvc_engine(svc->queues);
     if (action_parse(blob, n, &a) < 0 || !qe)
         return QUEUE_ERR_INVALID;
     struct queue *q = queue_find(qe, a.queue, a.queue_len);
@@ -321,7 +326,7 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
         snprintf(err, sizeof err, "schedule: give exactly one of after, at, every, cron");
     if (!err[0] && (spec.kind == TASK_ONCE || spec.kind == TASK_AT) && (spec.count || spec.jitter_ms))
         snprintf(err, sizeof err, "count and jitter: only for every and cron timers");
-    struct queue_engine *qe = qsvc_engine(svc->srv);
+    struct queue_engine *qe = qsvc_engine(svc->queues);
     size_t qlen = queue ? strlen(queue) : 0;
     if (!err[0] && (!qe || !queue_find(qe, queue, qlen)))
         snprintf(err, sizeof err, "queue: no queue named '%.64s' (create it first)", queue);
@@ -350,7 +355,7 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
         buf_free(&blob);
         return fail(c, 400, "%s", why);
     }
-    if (store_ready(svc->st, c) < 0) {
+    if (durable_ready(svc->store, c) < 0) {
         buf_free(&blob);
         return HANDLER_DONE;
     }
@@ -366,7 +371,7 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
     buf_append(b, "\n", 1);
     char extra[80];
     snprintf(extra, sizeof extra, "Location: /timers/%" PRIu64 "\r\n", task_id(t));
-    enum handler_result hr = store_answer(svc->st, c, 201, CT_JSON, extra, buf_start(b), b->len);
+    enum handler_result hr = durable_reply(svc->store, c, 201, CT_JSON, extra, buf_start(b), b->len);
     buf_reset(b);
     return hr;
 }
@@ -459,7 +464,7 @@ static enum handler_result do_get(struct conn *c, struct tsvc *svc, struct task 
 }
 
 static enum handler_result do_delete(struct conn *c, struct tsvc *svc, struct task *t) {
-    if (store_ready(svc->st, c) < 0)
+    if (durable_ready(svc->store, c) < 0)
         return HANDLER_DONE;
     int was = task_cancel(t); /* asyncio's cancel(): False when already finished */
     struct buf *b = &svc->srv->scratch;
@@ -467,7 +472,7 @@ static enum handler_result do_delete(struct conn *c, struct tsvc *svc, struct ta
     buf_appendf(b, "{\"cancelled\": %s, \"timer\": ", was ? "true" : "false");
     timer_json(b, svc, t);
     buf_appends(b, "}\n");
-    enum handler_result hr = store_answer(svc->st, c, 200, CT_JSON, NULL, buf_start(b), b->len);
+    enum handler_result hr = durable_reply(svc->store, c, 200, CT_JSON, NULL, buf_start(b), b->len);
     buf_reset(b);
     return hr;
 }
@@ -506,10 +511,10 @@ static enum handler_result do_list(struct conn *c, struct tsvc *svc,
     return HANDLER_DONE;
 }
 
-enum handler_result api_timers(struct conn *c, const struct http_request *req, const char *body,
-                               size_t body_len) {
+enum handler_result api_timers(void *ctx, struct conn *c, const struct http_request *req,
+                               const char *body, size_t body_len) {
     struct server *s = c->srv;
-    struct tsvc *svc = s->tsvc;
+    struct tsvc *svc = ctx;
     if (!api_authorized(c, req))
         return HANDLER_DONE;
     server_wheel_catch_up(s);
@@ -623,12 +628,13 @@ static uint64_t live_bytes(void *arg) {
     return (uint64_t)es.tasks * 160; /* about a record per task */
 }
 
-int tsvc_init(struct server *s, struct store_client *client) {
+struct tsvc *tsvc_new(struct server *s, struct store *store, struct qsvc *queues) {
     struct tsvc *svc = calloc(1, sizeof *svc);
     if (!svc)
-        return -1;
-    s->tsvc = svc;
+        return NULL;
     svc->srv = s;
+    svc->store = store;
+    svc->queues = queues;
     struct task_engine_config cfg;
     task_engine_config_default(&cfg);
     cfg.fire = on_fire;
@@ -639,30 +645,30 @@ int tsvc_init(struct server *s, struct store_client *client) {
     cfg.wall_minus_wheel = wall_minus_wheel_now(svc);
     cfg.seed = clock_wall_ms() ^ (uint64_t)(uintptr_t)svc;
     svc->eng = task_engine_new(&s->wheel, &cfg);
-    if (!svc->eng) {
+    struct store_client client = {replay_record, snapshot, live_bytes, svc};
+    if (!svc->eng || store_add_client(store, &client) < 0) {
         log_error("out of memory creating the timer engine");
-        return -1;
+        task_engine_free(svc->eng);
+        free(svc);
+        return NULL;
     }
-    client->replay = replay_record;
-    client->snapshot = snapshot;
-    client->live_bytes = live_bytes;
-    client->ctx = svc;
-    return 0;
+    return svc;
 }
 
-void tsvc_start(struct server *s) {
-    struct tsvc *svc = s->tsvc;
-    svc->st = s->store;
+static int tsvc_start(void *ctx) {
+    struct tsvc *svc = ctx;
+    svc->st = svc->store;
     task_engine_set_wall_offset(svc->eng, wall_minus_wheel_now(svc));
     size_t armed = task_engine_resume(svc->eng);
     struct task_engine_stats es;
     task_engine_stats(svc->eng, &es);
     log_info("timers: %zu after replay, %zu scheduled", es.tasks, armed);
+    return 0;
 }
 
-void tsvc_drain(struct server *s) {
-    struct tsvc *svc = s->tsvc;
-    while (svc && svc->waiting) {
+static void tsvc_drain(void *ctx) {
+    struct tsvc *svc = ctx;
+    while (svc->waiting) {
         struct treq *r = svc->waiting;
         struct conn *c = r->c;
         task_waiter_cancel(&r->w);
@@ -672,20 +678,15 @@ void tsvc_drain(struct server *s) {
     }
 }
 
-void tsvc_close(struct server *s) {
-    struct tsvc *svc = s->tsvc;
-    if (!svc)
-        return;
+static void tsvc_close(void *ctx) {
+    struct tsvc *svc = ctx;
     svc->st = NULL;
     task_engine_free(svc->eng);
     free(svc);
-    s->tsvc = NULL;
 }
 
-int tsvc_metrics(struct server *s, struct buf *o) {
-    struct tsvc *svc = s->tsvc;
-    if (!svc)
-        return 0;
+static int tsvc_metrics(void *ctx, struct buf *o) {
+    struct tsvc *svc = ctx;
     struct task_engine_stats es;
     task_engine_stats(svc->eng, &es);
     int r = buf_appends(o, "# TYPE awaitd_timers gauge\n");
@@ -713,3 +714,11 @@ int tsvc_metrics(struct server *s, struct buf *o) {
                      es.total_fires, es.total_skips);
     return r ? -1 : 0;
 }
+
+const struct service_ops tsvc_service = {
+    .name = "timers",
+    .start = tsvc_start,
+    .drain = tsvc_drain,
+    .close = tsvc_close,
+    .metrics = tsvc_metrics,
+};

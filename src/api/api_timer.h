@@ -12,26 +12,21 @@
 #include <stddef.h>
 
 struct server;
-struct buf;
+struct store;
+struct qsvc;
 struct http_request;
-struct store_client;
 
-/* Create the task engine (s->tsvc) and fill client for store_open(). */
-int tsvc_init(struct server *s, struct store_client *client);
+/* Create the task engine and register it with store (replay at its start).
+ * A timer's action puts into queues. NULL (logged). */
+struct tsvc *tsvc_new(struct server *s, struct store *store, struct qsvc *queues);
 
-/* After store_open (and qsvc_start): journal from now on, arm the timers
- * (missed ticks per their policy). */
-void tsvc_start(struct server *s);
+/* The timers as a service, ctx = the tsvc: start journals from then on and
+ * arms the timers (missed ticks per their policy); drain answers every
+ * waiting await (503); close frees the engine. Register after the queues. */
+extern const struct service_ops tsvc_service;
 
-/* SIGTERM: answer every waiting await now (503). */
-void tsvc_drain(struct server *s);
-
-/* Free the engine (after store_close). */
-void tsvc_close(struct server *s);
-
-enum handler_result api_timers(struct conn *c, const struct http_request *req, const char *body,
-                               size_t body_len);
-
-int tsvc_metrics(struct server *s, struct buf *out);
+/* Every /timers request; ctx = the tsvc. */
+enum handler_result api_timers(void *ctx, struct conn *c, const struct http_request *req,
+                               const char *body, size_t body_len);
 
 #endif

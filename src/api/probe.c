@@ -2,8 +2,6 @@
 
 #include "ac_config.h"
 
-#include "api/api_queue.h"
-#include "api/api_timer.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "http/http_parse.h"
@@ -606,8 +604,8 @@ PROBE_HANDLER(probe_metrics) {
         .start_time = (uint64_t)s->start_time,
         .max_connections = s->cfg->max_connections,
     };
-    if (metrics_render(&s->metrics, &g, &s->scratch) < 0 || qsvc_metrics(s, &s->scratch) < 0 ||
-        tsvc_metrics(s, &s->scratch) < 0)
+    if (metrics_render(&s->metrics, &g, &s->scratch) < 0 ||
+        server_services_metrics(s, &s->scratch) < 0)
         return oom(c);
     return reply_scratch(c, 200, "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -16,8 +16,8 @@
 struct http_request;
 
 #define PROBE_HANDLER(name)                                                                        \
-    enum handler_result name(struct conn *c, const struct http_request *req, const char *body,    \
-                             size_t body_len)
+    enum handler_result name(void *ctx, struct conn *c, const struct http_request *req,          \
+                             const char *body, size_t body_len)
 
 PROBE_HANDLER(probe_get);
 PROBE_HANDLER(probe_anything); /* /post, /put, /patch, /delete, /anything[/...] */

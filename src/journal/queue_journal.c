@@ -2,6 +2,7 @@
 
 #include "core/buf.h"
 #include "journal/journal.h"
+#include "journal/records.h"
 #include "core/le.h"
 
 #include <string.h>
@@ -51,18 +52,18 @@ int qj_encode(struct buf *out, const struct queue_event *ev, const struct qj_clo
     le_put_bytes(&p, ev->key, klen);
     le_put(&p, (uint32_t)plen, 4);
     le_put_bytes(&p, ev->payload, plen);
-    int r = journal_encode(out, (uint8_t)(ev->type + 1), rec, n);
+    int r = journal_encode(out, (uint8_t)(ev->type + REC_QUEUE_FIRST), rec, n);
     buf_free(&tmp);
     return r;
 }
 
 int qj_decode(uint8_t type, const char *payload, size_t len, const struct qj_clock *clk,
               struct queue_event *ev) {
-    if (type < 1 || type > QUEUE_EV_SHUTDOWN + 1)
+    if (type < REC_QUEUE_FIRST || type > REC_QUEUE_LAST)
         return -1;
     struct le_reader r = le_reader(payload, len);
     memset(ev, 0, sizeof *ev);
-    ev->type = type - 1;
+    ev->type = type - REC_QUEUE_FIRST;
     ev->queue_len = (size_t)le_get(&r, 1);
     ev->queue = le_get_bytes(&r, ev->queue_len);
     ev->now = to_wheel(le_get(&r, 8), clk);

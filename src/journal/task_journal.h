@@ -14,15 +14,17 @@
 #define AWAITD_TASK_JOURNAL_H
 
 #include "engine/task.h"
+#include "journal/records.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 struct buf;
 
-#define TJ_TYPE_BASE 0x20
-#define TJ_TYPE_LAST (TJ_TYPE_BASE + TASK_EV_REMOVE)
-#define TJ_TYPE_NEXT_ID 0x41 /* u64: the task engine's next id (after a snapshot) */
+/* Record types: journal/records.h. */
+#define TJ_TYPE_BASE REC_TASK_FIRST
+#define TJ_TYPE_LAST REC_TASK_LAST
+#define TJ_TYPE_NEXT_ID REC_TASK_NEXT_ID
 
 /* Append ev as one record. 0, or -1 (ENOMEM). */
 int tj_encode(struct buf *out, const struct task_event *ev, int64_t wall_minus_wheel);

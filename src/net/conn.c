@@ -6,7 +6,6 @@
 #include "net/http_reply.h"
 #include "net/io.h"
 #include "core/log.h"
-#include "api/router.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "core/list.h"
@@ -131,6 +130,12 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
 
 void conn_close(struct conn *c) {
     struct server *s = c->srv;
+    if (c->dispatching) {
+        /* Inside the handler's stack (a failed flush): conn_dispatch closes
+         * it once the handler returns, so nothing below touches freed memory. */
+        c->close_pending = 1;
+        return;
+    }
     if (c->cancel) {
         conn_cancel_fn fn = c->cancel;
         c->cancel = NULL;
@@ -358,7 +363,15 @@ static void conn_reject(struct conn *c, int status, const char *why) {
 /* Run the handler for one complete request. Returns -1 if c was closed. */
 static int conn_dispatch(struct conn *c, const struct http_request *req, const char *body,
                          size_t body_len) {
-    if (router_dispatch(c, req, body, body_len) == HANDLER_PENDING) {
+    struct server *s = c->srv;
+    c->dispatching = 1;
+    enum handler_result r = s->handler(s->handler_ctx, c, req, body, body_len);
+    c->dispatching = 0;
+    if (c->close_pending) {
+        conn_close(c);
+        return -1;
+    }
+    if (r == HANDLER_PENDING) {
         c->state = CONN_BUSY;
         conn_clear_deadline(c);
         return 0;

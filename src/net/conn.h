@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 struct server;
+struct conn;
 struct io_ops;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct http_request;
@@ -54,6 +55,13 @@ enum conn_deadline {
 
 typedef void (*conn_cancel_fn)(void *arg);
 
+/* Answers one parsed request: now (HANDLER_DONE, the answer written with
+ * http_reply), or later (HANDLER_PENDING after conn_pending()). ctx is what
+ * the handler was registered with. */
+typedef enum handler_result (*conn_handler_fn)(void *ctx, struct conn *c,
+                                               const struct http_request *req, const char *body,
+                                               size_t body_len);
+
 struct conn_chunked; /* chunked-body decoding state, allocated while one is read */
 
 union conn_addr {
@@ -75,6 +83,8 @@ struct conn {
     uint8_t reading_paused;     /* input backlog full while busy: ev removed */
     uint8_t io_flip;            /* TLS needs the other readiness than ev_write says */
     uint8_t ev_flip;            /* io_flip as it was when ev was assigned */
+    uint8_t dispatching;        /* inside the handler: conn_close only marks close_pending */
+    uint8_t close_pending;      /* closed while dispatching; conn_dispatch finishes it */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls.h) */

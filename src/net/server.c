@@ -2,11 +2,9 @@
 
 #include "core/clock.h"
 #include "core/config.h"
-#include "api/api_queue.h"
-#include "api/api_timer.h"
-#include "svc/store.h"
 #include "net/conn.h"
 #include "core/log.h"
+#include "net/http_reply.h"
 #include "net/notify.h"
 #include "net/tls.h"
 #include "core/list.h"
@@ -319,8 +317,9 @@ void server_shutdown(struct server *s) {
                  (int)s->metrics.conns_open, (unsigned long long)s->cfg->shutdown_grace_ms);
         listeners_close(s);
         timer_cancel(&s->wheel, &s->accept_resume);
-        qsvc_drain(s);
-        tsvc_drain(s);
+        for (size_t i = 0; i < s->nstarted; i++)
+            if (s->services[i].ops->drain)
+                s->services[i].ops->drain(s->services[i].ctx);
         server_timer_in(s, &s->grace, s->cfg->shutdown_grace_ms);
         /* Idle connections go now; busy ones after their current answer. */
         struct conn *c = s->conns;
@@ -491,7 +490,9 @@ int server_reload(struct server *s) {
         log_set_level(nc->log_level);
         config_free(old);
         s->reloads++;
-        qsvc_reload(s);
+        for (size_t i = 0; i < s->nstarted; i++)
+            if (s->services[i].ops->reload)
+                s->services[i].ops->reload(s->services[i].ctx);
         ok = 1;
         log_info("configuration reloaded from %s", nc->path);
     }
@@ -501,8 +502,6 @@ int server_reload(struct server *s) {
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     struct server *s = arg;
-    if (sig == SIGPIPE)
-        return;
     if (sig == SIGHUP) {
         if (!s->draining)
             server_reload(s);
@@ -515,6 +514,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     }
     if (s->draining) {
         log_warnx("second %s: exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        s->exit_code = 1;
         event_base_loopbreak(s->base);
         return;
     }
@@ -522,10 +522,36 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     server_shutdown(s);
 }
 
-int server_init(struct server *s, struct config *cfg, int journal_repair) {
+int server_add_service(struct server *s, const struct service_ops *ops, void *ctx) {
+    if (s->nservices == SERVER_MAX_SERVICES)
+        return -1;
+    s->services[s->nservices++] = (struct service){ops, ctx};
+    return 0;
+}
+
+void server_set_handler(struct server *s, conn_handler_fn handler, void *ctx) {
+    s->handler = handler;
+    s->handler_ctx = ctx;
+}
+
+int server_services_metrics(struct server *s, struct buf *out) {
+    for (size_t i = 0; i < s->nstarted; i++)
+        if (s->services[i].ops->metrics && s->services[i].ops->metrics(s->services[i].ctx, out) < 0)
+            return -1;
+    return 0;
+}
+
+/* A handler for a server nobody wired: every request is a 500. */
+static enum handler_result no_handler(void *ctx, struct conn *c, const struct http_request *req,
+                                      const char *body, size_t body_len) {
+    reply_error(c, 500, "no request handler is configured");
+    return HANDLER_DONE;
+}
+
+int server_init(struct server *s, struct config *cfg) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
-    s->journal_repair = journal_repair;
+    s->handler = no_handler;
     s->spare_fd = -1;
     s->wheel_fd = -1;
     s->wheel_armed_at = UINT64_MAX;
@@ -590,12 +616,6 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
         if (!listener_open(s, &cfg->tls_listen[i], 1))
             return -1;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    struct store_client clients[2];
-    if (qsvc_init(s, &clients[0]) < 0 || tsvc_init(s, &clients[1]) < 0 ||
-        store_open(s, s->journal_repair, clients, 2) < 0)
-        return -1;
-    qsvc_start(s);
-    tsvc_start(s);
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -613,6 +633,15 @@ int server_init(struct server *s, struct config *cfg, int journal_repair) {
 }
 
 int server_run(struct server *s) {
+    /* Services start after the listeners are bound (a replay may take a
+     * while; clients queue in the backlog) and before anything is served. */
+    for (; s->nstarted < s->nservices; s->nstarted++) {
+        const struct service *sv = &s->services[s->nstarted];
+        if (sv->ops->start && sv->ops->start(sv->ctx) < 0) {
+            log_error("%s could not start", sv->ops->name);
+            return 1;
+        }
+    }
     log_info("awaitd ready (max_connections %llu, %s backend)",
              (unsigned long long)s->cfg->max_connections, event_base_get_method(s->base));
     s->watchdog_ms = notify_watchdog_ms();
@@ -631,13 +660,19 @@ void server_free(struct server *s) {
     listeners_close(s);
     tls_ctx_free(s->tls_ctx);
     s->tls_ctx = NULL;
-    store_close(s);
-    tsvc_close(s); /* before the queues: a timer's action refers to them */
-    qsvc_close(s);
+    /* Reverse order: a later service may use an earlier one (timers put
+     * into queues; both journal through the store). Every registered
+     * service is closed, started or not: its close frees what it holds. */
+    while (s->nservices > 0) {
+        const struct service *sv = &s->services[--s->nservices];
+        if (sv->ops->close)
+            sv->ops->close(sv->ctx);
+    }
+    s->nstarted = 0;
     if (s->base) {
         event_del(&s->wheel_ev);
-        struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_pipe, s->sig_usr1};
-        for (size_t i = 0; i < 5; i++)
+        struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_usr1};
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
             if (sigs[i])
                 event_free(sigs[i]);
         event_base_free(s->base);

@@ -8,6 +8,8 @@
 #define AWAITD_SERVER_H
 
 #include "core/buf.h"
+#include "net/conn.h"
+#include "net/service.h"
 #include "http/http_parse.h"
 #include "net/metrics.h"
 #include "core/timer.h"
@@ -48,28 +50,42 @@ struct server {
     char date[40];
     int spare_fd;                 /* kept open to be closed when accept hits EMFILE */
     int draining;                 /* SIGTERM seen: no accepts, close when idle */
-    struct event *sig_term, *sig_int, *sig_hup, *sig_pipe, *sig_usr1;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct timer grace;           /* shutdown grace deadline */
     struct timer accept_resume;   /* re-enables listeners after EMFILE */
     struct timer status_tick;     /* sd_notify STATUS= and WATCHDOG=1 */
     uint64_t watchdog_ms;         /* systemd's WATCHDOG_USEC in ms, 0 if none */
     uint64_t reloads;             /* successful SIGHUP reloads */
     time_t start_time;
-    int exit_code;
+    int exit_code;                /* 1 after a forced exit (second signal) or a failed start */
     int in_advance;               /* inside timer_wheel_advance (not reentrant) */
-    int journal_repair;           /* -r: cut a corrupt journal instead of refusing */
-    struct qsvc *qsvc;            /* queues (api_queue.c) */
-    struct store *store;          /* the journal shared by queues and timers (store.c) */
-    struct tsvc *tsvc;            /* timers (api_timer.c) */
+    conn_handler_fn handler;      /* answers every parsed request (main.c sets the router) */
+    void *handler_ctx;
+    struct service services[SERVER_MAX_SERVICES]; /* registered by main.c, started in order */
+    size_t nservices;
+    size_t nstarted;              /* services whose start succeeded */
 };
 
-/* Build the server for cfg (takes ownership), open and replay the journal
- * (journal_repair: cut a corrupt one at the first bad record), bind every
- * listener. 0 or -1 (logged). */
-int server_init(struct server *s, struct config *cfg, int journal_repair);
-/* Run the loop until shutdown completes. Returns the exit code. */
+/* Build the server for cfg (takes ownership) and bind every listener.
+ * 0 or -1 (logged). server_free() is needed either way. */
+int server_init(struct server *s, struct config *cfg);
+
+/* Register a service (net/service.h) before server_run. 0, or -1 (too many). */
+int server_add_service(struct server *s, const struct service_ops *ops, void *ctx);
+
+/* Who answers parsed requests: handler(ctx, c, req, body, len). */
+void server_set_handler(struct server *s, conn_handler_fn handler, void *ctx);
+
+/* Start the services in registration order, then run the loop until
+ * shutdown completes. Returns the exit code (1 if a service failed to
+ * start or a second signal forced the exit). */
 int server_run(struct server *s);
+
+/* Close every connection and listener, then the services in reverse order. */
 void server_free(struct server *s);
+
+/* Append every service's figures (Prometheus text). 0 or -1 (no memory). */
+int server_services_metrics(struct server *s, struct buf *out);
 
 /* Arm the wheel's libevent timer if the wheel's next expiry moved earlier. */
 void server_timers_sync(struct server *s);

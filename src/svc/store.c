@@ -2,7 +2,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
-#include "net/http_reply.h"
+#include "net/service.h"
 #include "journal/journal.h"
 #include "journal/journal_writer.h"
 #include "core/le.h"
@@ -21,29 +21,16 @@
 /* How often to check whether the journal is worth compacting. */
 #define COMPACT_CHECK_MS 1000
 
-/* A reply kept until its batch is durable. */
-struct store_wait {
-    struct store *st;
-    struct conn *c;
-    struct store_wait *next, *prev;
-    uint64_t seq;
-    int status;
-    const char *ctype; /* a string constant */
-    char extra[192];
-    size_t len;
-    char body[];
-};
-
 struct store {
     struct server *srv;
     struct jw *jw;
+    int repair;              /* -r: cut a corrupt journal at start */
     int mode;                /* enum jw_mode */
     struct buf batch;        /* encoded records not yet handed to the writer */
     uint64_t next_seq;       /* sequence number the current batch will carry */
     struct event flush_ev;   /* hands the batch over at the end of the loop turn */
     int flush_armed;
-    struct store_wait *head; /* replies waiting, oldest first */
-    struct store_wait *tail;
+    struct list waits;       /* struct store_wait, oldest first */
     struct store_client clients[STORE_MAX_CLIENTS];
     size_t nclients;
     struct timer compact_t;
@@ -56,40 +43,19 @@ struct batch_ctx {
     uint64_t seq;
 };
 
-static void wait_unlink(struct store_wait *w) {
-    struct store *st = w->st;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        st->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        st->tail = w->prev;
-}
-
-/* The client left before its batch was durable: nothing to send. */
-static void wait_cancel(void *arg) {
-    struct store_wait *w = arg;
-    wait_unlink(w);
-    free(w);
-}
-
-static void wait_answer(struct store_wait *w, int status) {
-    struct conn *c = w->c;
-    wait_unlink(w);
-    if (status == JW_OK)
-        reply(c, w->status, w->ctype, w->extra[0] ? w->extra : NULL, w->body, w->len);
-    else
-        reply_error(c, status == JW_ENOSPC ? 507 : 503,
-                    "the journal could not make this durable: %s", jw_status_str(status));
-    free(w);
-    conn_done(c);
+static int status_of(int jw_status) {
+    return jw_status == JW_OK ? STORE_OK : jw_status == JW_ENOSPC ? STORE_NOSPACE : STORE_UNAVAILABLE;
 }
 
 static void batch_done(struct store *st, uint64_t seq, int status) {
-    while (st->head && st->head->seq <= seq)
-        wait_answer(st->head, status);
+    struct list *n;
+    while ((n = list_first(&st->waits))) {
+        struct store_wait *w = container_of(n, struct store_wait, node);
+        if (w->seq > seq)
+            break;
+        list_unlink(n);
+        w->done(w->arg, status_of(status), status == JW_OK ? NULL : jw_status_str(status));
+    }
 }
 
 static void on_batch_complete(void *arg, int status) {
@@ -141,52 +107,32 @@ void store_added(struct store *st) {
     }
 }
 
-int store_ready(struct store *st, struct conn *c) {
+int store_check(struct store *st, char *why, size_t len) {
     struct jw_stats js;
     jw_stats(st->jw, &js);
     if (js.healthy)
+        return STORE_OK;
+    if (js.last_errno == ENOSPC || js.last_errno == EDQUOT) {
+        snprintf(why, len, "the journal's disk is full; retry later");
+        return STORE_NOSPACE;
+    }
+    snprintf(why, len, "the journal cannot write (%s); retry later", strerror(js.last_errno));
+    return STORE_UNAVAILABLE;
+}
+
+int store_when_durable(struct store *st, struct store_wait *w, store_done_fn done, void *arg) {
+    if (st->mode == JW_FSYNC_OFF || st->batch.len == 0)
         return 0;
-    if (js.last_errno == ENOSPC || js.last_errno == EDQUOT)
-        reply_error(c, 507, "the journal's disk is full; retry later");
-    else
-        reply_error(c, 503, "the journal cannot write (%s); retry later", strerror(js.last_errno));
-    return -1;
-}
-
-int store_must_wait(const struct store *st) {
-    return st->mode != JW_FSYNC_OFF && st->batch.len > 0;
-}
-
-enum handler_result store_answer(struct store *st, struct conn *c, int status, const char *ctype,
-                                 const char *extra, const void *body, size_t len) {
-    if (!store_must_wait(st)) {
-        reply(c, status, ctype, extra, body, len);
-        return HANDLER_DONE;
-    }
-    struct store_wait *w = malloc(sizeof *w + len);
-    if (!w) {
-        c->keep_alive = 0;
-        reply_error(c, 500, "out of memory");
-        return HANDLER_DONE;
-    }
-    w->st = st;
-    w->c = c;
     w->seq = st->next_seq;
-    w->status = status;
-    w->ctype = ctype;
-    snprintf(w->extra, sizeof w->extra, "%s", extra ? extra : "");
-    w->len = len;
-    if (len)
-        memcpy(w->body, body, len);
-    w->next = NULL;
-    w->prev = st->tail;
-    if (st->tail)
-        st->tail->next = w;
-    else
-        st->head = w;
-    st->tail = w;
-    conn_pending(c, wait_cancel, w);
-    return HANDLER_PENDING;
+    w->done = done;
+    w->arg = arg;
+    list_push(&st->waits, &w->node);
+    return 1;
+}
+
+void store_wait_cancel(struct store_wait *w) {
+    if (w->node.next && list_linked(&w->node))
+        list_unlink(&w->node);
 }
 
 /* ---- compaction ---------------------------------------------------------------- */
@@ -258,31 +204,41 @@ static int mkdir_parent(const char *path) {
     return 0;
 }
 
-int store_open(struct server *s, int repair, const struct store_client *clients, size_t n) {
-    struct config *cfg = s->cfg;
+struct store *store_new(struct server *s, int repair) {
     struct store *st = calloc(1, sizeof *st);
-    if (!st || n > STORE_MAX_CLIENTS) {
-        free(st);
-        return -1;
-    }
-    s->store = st;
+    if (!st)
+        return NULL;
     st->srv = s;
+    st->repair = repair;
     st->next_seq = 1;
-    memcpy(st->clients, clients, n * sizeof *clients);
-    st->nclients = n;
+    list_init(&st->waits);
     event_assign(&st->flush_ev, s->base, -1, 0, on_flush, st);
     timer_init(&st->compact_t, on_compact_check);
+    return st;
+}
+
+int store_add_client(struct store *st, const struct store_client *client) {
+    if (st->nclients == STORE_MAX_CLIENTS)
+        return -1;
+    st->clients[st->nclients++] = *client;
+    return 0;
+}
+
+static int store_start(void *ctx) {
+    struct store *st = ctx;
+    struct server *s = st->srv;
+    struct config *cfg = s->cfg;
     if (mkdir_parent(cfg->journal_path) < 0) {
         log_error("journal %s: cannot create its directory: %s", cfg->journal_path, strerror(errno));
         return -1;
     }
     struct journal_info info;
     char err[512];
-    int fd = journal_open_replay(cfg->journal_path, replay_record, st, repair ? JOURNAL_REPAIR : 0,
+    int fd = journal_open_replay(cfg->journal_path, replay_record, st, st->repair ? JOURNAL_REPAIR : 0,
                                  &info, err, sizeof err);
     if (fd < 0) {
         log_error("%s", err);
-        if (!repair)
+        if (!st->repair)
             log_error("start with -r to cut the journal at the first bad record (the cut bytes "
                       "are saved beside it)");
         return -1;
@@ -315,43 +271,23 @@ int store_open(struct server *s, int repair, const struct store_client *clients,
     return 0;
 }
 
-void store_close(struct server *s) {
-    struct store *st = s->store;
-    if (!st)
-        return;
-    timer_cancel(&s->wheel, &st->compact_t);
+static void store_close(void *ctx) {
+    struct store *st = ctx;
+    timer_cancel(&st->srv->wheel, &st->compact_t);
     if (st->jw) {
         store_flush(st);
         event_del(&st->flush_ev);
         if (jw_close(st->jw) < 0)
             log_error("journal: some records could not be made durable at shutdown");
     }
-    while (st->head) {
-        struct store_wait *w = st->head;
-        wait_unlink(w);
-        free(w);
-    }
+    /* Waits still listed belong to connections already closed. */
     buf_free(&st->batch);
     free(st);
-    s->store = NULL;
 }
 
-int store_encode_u64(struct buf *out, uint8_t type, uint64_t v) {
-    char rec[8], *p = rec;
-    le_put(&p, v, 8);
-    return journal_encode(out, type, rec, sizeof rec);
-}
-
-int store_decode_u64(const char *payload, size_t len, uint64_t *v) {
-    if (len != 8)
-        return -1;
-    struct le_reader r = le_reader(payload, len);
-    *v = le_get(&r, 8);
-    return 0;
-}
-
-int store_metrics(struct store *st, struct buf *o) {
-    if (!st || !st->jw)
+static int store_metrics(void *ctx, struct buf *o) {
+    struct store *st = ctx;
+    if (!st->jw)
         return 0;
     struct jw_stats js;
     jw_stats(st->jw, &js);
@@ -368,3 +304,26 @@ int store_metrics(struct store *st, struct buf *o) {
                        js.records, js.fsyncs, js.bytes, js.file_bytes, js.compactions, js.healthy,
                        (double)js.last_fork_us / 1e6);
 }
+
+
+const struct service_ops store_service = {
+    .name = "journal",
+    .start = store_start,
+    .close = store_close,
+    .metrics = store_metrics,
+};
+
+int store_encode_u64(struct buf *out, uint8_t type, uint64_t v) {
+    char rec[8], *p = rec;
+    le_put(&p, v, 8);
+    return journal_encode(out, type, rec, sizeof rec);
+}
+
+int store_decode_u64(const char *payload, size_t len, uint64_t *v) {
+    if (len != 8)
+        return -1;
+    struct le_reader r = le_reader(payload, len);
+    *v = le_get(&r, 8);
+    return 0;
+}
+
