@@ -20,27 +20,28 @@
 #include <unistd.h>
 
 static struct router router;
+static struct probe *probes;
 
 /* The endpoints, searched in order (the first path match decides). */
-static int routes_add(struct qsvc *queues, struct tsvc *timers) {
+static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers) {
     struct router *r = &router;
     unsigned get = ROUTE_M(GET) | ROUTE_M(HEAD);
     int e = 0;
-    e |= router_add(r, "/get", get, "GET, HEAD", probe_get, NULL);
-    e |= router_add(r, "/post", ROUTE_M(POST), "POST", probe_anything, NULL);
-    e |= router_add(r, "/put", ROUTE_M(PUT), "PUT", probe_anything, NULL);
-    e |= router_add(r, "/patch", ROUTE_M(PATCH), "PATCH", probe_anything, NULL);
-    e |= router_add(r, "/delete", ROUTE_M(DELETE), "DELETE", probe_anything, NULL);
-    e |= router_add(r, "/anything", ROUTE_ANY, NULL, probe_anything, NULL);
-    e |= router_add(r, "/anything/", ROUTE_ANY, NULL, probe_anything, NULL);
+    e |= router_add(r, "/get", get, "GET, HEAD", probe_get, pr);
+    e |= router_add(r, "/post", ROUTE_M(POST), "POST", probe_anything, pr);
+    e |= router_add(r, "/put", ROUTE_M(PUT), "PUT", probe_anything, pr);
+    e |= router_add(r, "/patch", ROUTE_M(PATCH), "PATCH", probe_anything, pr);
+    e |= router_add(r, "/delete", ROUTE_M(DELETE), "DELETE", probe_anything, pr);
+    e |= router_add(r, "/anything", ROUTE_ANY, NULL, probe_anything, pr);
+    e |= router_add(r, "/anything/", ROUTE_ANY, NULL, probe_anything, pr);
     e |= router_add(r, "/delay/", ROUTE_ANY & ~ROUTE_M(OPTIONS),
-                    "GET, HEAD, POST, PUT, DELETE, PATCH", probe_delay, NULL);
-    e |= router_add(r, "/status/", ROUTE_ANY, NULL, probe_status, NULL);
-    e |= router_add(r, "/bytes/", get, "GET, HEAD", probe_bytes, NULL);
-    e |= router_add(r, "/stream/", get, "GET, HEAD", probe_stream, NULL);
-    e |= router_add(r, "/drip", get, "GET, HEAD", probe_drip, NULL);
-    e |= router_add(r, "/health", get, "GET, HEAD", probe_health, NULL);
-    e |= router_add(r, "/metrics", get, "GET, HEAD", probe_metrics, NULL);
+                    "GET, HEAD, POST, PUT, DELETE, PATCH", probe_delay, pr);
+    e |= router_add(r, "/status/", ROUTE_ANY, NULL, probe_status, pr);
+    e |= router_add(r, "/bytes/", get, "GET, HEAD", probe_bytes, pr);
+    e |= router_add(r, "/stream/", get, "GET, HEAD", probe_stream, pr);
+    e |= router_add(r, "/drip", get, "GET, HEAD", probe_drip, pr);
+    e |= router_add(r, "/health", get, "GET, HEAD", probe_health, pr);
+    e |= router_add(r, "/metrics", get, "GET, HEAD", probe_metrics, pr);
     e |= router_add(r, "/queues", ROUTE_ANY, NULL, api_queues, queues);
     e |= router_add(r, "/queues/", ROUTE_ANY, NULL, api_queues, queues);
     e |= router_add(r, "/timers", ROUTE_ANY, NULL, api_timers, timers);
@@ -63,7 +64,7 @@ static int compose(struct server *s, int repair) {
     struct tsvc *timers = tsvc_new(s, st, queues);
     if (!timers || server_add_service(s, &tsvc_service, timers) < 0)
         return -1;
-    if (routes_add(queues, timers) < 0)
+    if (!(probes = probe_new()) || routes_add(probes, queues, timers) < 0)
         return -1;
     server_set_handler(s, router_dispatch, &router);
     return 0;
@@ -121,5 +122,6 @@ int main(int argc, char **argv) {
     struct server srv;
     int rc = server_init(&srv, cfg) == 0 && compose(&srv, repair) == 0 ? server_run(&srv) : 1;
     server_free(&srv);
+    probe_free(probes);
     return rc;
 }

@@ -264,47 +264,49 @@ static int render_echo(struct conn *c, const struct http_request *req, const cha
     return r ? -1 : 0;
 }
 
-static enum handler_result fail(struct conn *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* An error answer for a bad parameter; the connection stays usable. */
-static enum handler_result fail(struct conn *c, int status, const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    reply_error(c, status, "%s", msg);
-    return HANDLER_DONE;
+struct probe *probe_new(void) {
+    return calloc(1, sizeof(struct probe));
 }
 
-static enum handler_result reply_scratch(struct conn *c, int status, const char *ctype) {
-    struct buf *b = &c->srv->scratch;
+void probe_free(struct probe *p) {
+    if (p) {
+        buf_free(&p->body);
+        free(p);
+    }
+}
+
+/* Send the body built in p->body. Answers are built and sent within one
+ * handler or timer callback, so the buffer is always empty in between. */
+static enum handler_result reply_body(struct probe *p, struct conn *c, int status,
+                                      const char *ctype) {
+    struct buf *b = &p->body;
     reply(c, status, ctype, NULL, buf_start(b), b->len);
     buf_reset(b);
     return HANDLER_DONE;
 }
 
-static enum handler_result oom(struct conn *c) {
-    buf_reset(&c->srv->scratch);
+static enum handler_result oom(struct probe *p, struct conn *c) {
+    buf_reset(&p->body);
     c->keep_alive = 0;
     reply_error(c, 500, "out of memory");
     return HANDLER_DONE;
 }
 
 PROBE_HANDLER(probe_get) {
-    if (render_echo(c, req, body, body_len, 0, &c->srv->scratch) < 0)
-        return oom(c);
-    return reply_scratch(c, 200, CT_JSON);
+    struct probe *p = ctx;
+    if (render_echo(c, req, body, body_len, 0, &p->body) < 0)
+        return oom(p, c);
+    return reply_body(p, c, 200, CT_JSON);
 }
 
 PROBE_HANDLER(probe_anything) {
+    struct probe *p = ctx;
     int fields = ECHO_BODY | ECHO_JSON;
     if (req->path_len >= 9 && memcmp(req->path, "/anything", 9) == 0)
         fields |= ECHO_METHOD;
-    if (render_echo(c, req, body, body_len, fields, &c->srv->scratch) < 0)
-        return oom(c);
-    return reply_scratch(c, 200, CT_JSON);
+    if (render_echo(c, req, body, body_len, fields, &p->body) < 0)
+        return oom(p, c);
+    return reply_body(p, c, 200, CT_JSON);
 }
 
 /* ---- parameters --------------------------------------------------------- */
@@ -314,6 +316,7 @@ PROBE_HANDLER(probe_anything) {
 struct delay_op {
     struct timer t;
     struct conn *c;
+    struct probe *p;
     size_t len;
     char body[]; /* the answer, rendered when the request arrived */
 };
@@ -321,43 +324,45 @@ struct delay_op {
 static void delay_cancel(void *arg) {
     struct delay_op *op = arg;
     timer_cancel(&op->c->srv->wheel, &op->t);
-    op->c->srv->delays_pending--;
+    op->p->delays_pending--;
     free(op);
 }
 
 static void delay_fire(struct timer *t) {
     struct delay_op *op = container_of(t, struct delay_op, t);
     struct conn *c = op->c;
-    c->srv->delays_pending--;
+    op->p->delays_pending--;
     reply(c, 200, CT_JSON, NULL, op->body, op->len);
     free(op);
     conn_done(c);
 }
 
 PROBE_HANDLER(probe_delay) {
+    struct probe *p = ctx;
     struct server *s = c->srv;
     const char *arg = req->path + 7;
     size_t arglen = req->path_len - 7;
     int64_t ms = http_parse_seconds_ms(arg, arglen);
     if (ms < 0)
-        return fail(c, 400, "delay must be a non-negative number of seconds, got '%.*s'",
+        return reply_fail(c, 400, "delay must be a non-negative number of seconds, got '%.*s'",
                            (int)(arglen > 64 ? 64 : arglen), arg);
     if ((uint64_t)ms > s->cfg->max_delay_ms)
-        return fail(c, 400, "delay %.*s s is over the maximum of %.3f s (max_delay)",
+        return reply_fail(c, 400, "delay %.*s s is over the maximum of %.3f s (max_delay)",
                            (int)(arglen > 64 ? 64 : arglen), arg, s->cfg->max_delay_ms / 1000.0);
-    struct buf *b = &s->scratch;
+    struct buf *b = &p->body;
     if (render_echo(c, req, body, body_len, ECHO_BODY, b) < 0)
-        return oom(c);
+        return oom(p, c);
     struct delay_op *op = malloc(sizeof *op + b->len);
     if (!op)
-        return oom(c);
+        return oom(p, c);
     op->c = c;
+    op->p = p;
     op->len = b->len;
     memcpy(op->body, buf_start(b), b->len);
     buf_reset(b);
     timer_init(&op->t, delay_fire);
     server_timer_in(s, &op->t, (uint64_t)ms);
-    s->delays_pending++;
+    p->delays_pending++;
     conn_pending(c, delay_cancel, op);
     return HANDLER_PENDING;
 }
@@ -367,6 +372,7 @@ PROBE_HANDLER(probe_delay) {
 struct drip_op {
     struct timer t;
     struct conn *c;
+    struct probe *p;
     uint64_t bytes_left;
     uint64_t ticks_left;
     uint64_t interval_ms;
@@ -378,7 +384,7 @@ struct drip_op {
 static void drip_cancel(void *arg) {
     struct drip_op *op = arg;
     timer_cancel(&op->c->srv->wheel, &op->t);
-    op->c->srv->delays_pending--;
+    op->p->delays_pending--;
     free(op);
 }
 
@@ -391,7 +397,7 @@ static void drip_fire(struct timer *t) {
         reply_head(c, op->code, CT_OCTETS, (int64_t)op->bytes_left, NULL);
     }
     if (op->finishing) {
-        c->srv->delays_pending--;
+        op->p->delays_pending--;
         free(op);
         conn_done(c);
         return;
@@ -425,27 +431,29 @@ static void drip_fire(struct timer *t) {
 }
 
 PROBE_HANDLER(probe_drip) {
+    struct probe *p = ctx;
     struct server *s = c->srv;
     size_t n;
     const char *v;
     int64_t duration = 2000, delay = 0, numbytes = 10, code = 200;
     if ((v = http_query_get(req, "duration", &n)) && (duration = http_parse_seconds_ms(v, n)) < 0)
-        return fail(c, 400, "duration must be a non-negative number of seconds");
+        return reply_fail(c, 400, "duration must be a non-negative number of seconds");
     if ((v = http_query_get(req, "delay", &n)) && (delay = http_parse_seconds_ms(v, n)) < 0)
-        return fail(c, 400, "delay must be a non-negative number of seconds");
+        return reply_fail(c, 400, "delay must be a non-negative number of seconds");
     if ((v = http_query_get(req, "numbytes", &n)) && (numbytes = http_parse_uint(v, n, s->cfg->max_bytes)) < 0)
-        return fail(c, 400, "numbytes must be a whole number from 0 to %llu (max_bytes)",
+        return reply_fail(c, 400, "numbytes must be a whole number from 0 to %llu (max_bytes)",
                            (unsigned long long)s->cfg->max_bytes);
     if ((v = http_query_get(req, "code", &n)) &&
         ((code = http_parse_uint(v, n, 599)) < 200))
-        return fail(c, 400, "code must be an HTTP status from 200 to 599");
+        return reply_fail(c, 400, "code must be an HTTP status from 200 to 599");
     if ((uint64_t)(duration + delay) > s->cfg->max_delay_ms)
-        return fail(c, 400, "duration + delay is over the maximum of %.3f s (max_delay)",
+        return reply_fail(c, 400, "duration + delay is over the maximum of %.3f s (max_delay)",
                            s->cfg->max_delay_ms / 1000.0);
     struct drip_op *op = calloc(1, sizeof *op);
     if (!op)
-        return oom(c);
+        return oom(p, c);
     op->c = c;
+    op->p = p;
     op->code = (int)code;
     op->bytes_left = (uint64_t)numbytes;
     /* One tick per byte, but no faster than one per 10 ms. */
@@ -458,7 +466,7 @@ PROBE_HANDLER(probe_drip) {
     timer_init(&op->t, drip_fire);
     /* The first byte leaves after delay, the rest one interval apart (httpbin). */
     server_timer_in(s, &op->t, (uint64_t)delay);
-    s->delays_pending++;
+    p->delays_pending++;
     conn_pending(c, drip_cancel, op);
     return HANDLER_PENDING;
 }
@@ -491,7 +499,7 @@ PROBE_HANDLER(probe_status) {
             }
         }
         if (code < 200)
-            return fail(c, 400, "status codes must be from 200 to 599 (optionally "
+            return reply_fail(c, 400, "status codes must be from 200 to 599 (optionally "
                                        "weighted: 200:0.9,500:0.1), got '%.*s'",
                                (int)(req->path_len - 8 > 64 ? 64 : req->path_len - 8),
                                req->path + 8);
@@ -500,10 +508,10 @@ PROBE_HANDLER(probe_status) {
         total += w;
         p = stop + 1;
         if (comma && p == end)
-            return fail(c, 400, "empty status code after ','");
+            return reply_fail(c, 400, "empty status code after ','");
     }
     if (n == 0)
-        return fail(c, 400, "no status code given");
+        return reply_fail(c, 400, "no status code given");
     int code = codes[0];
     if (n > 1) {
         double x = (double)random() / RAND_MAX * total;
@@ -529,10 +537,11 @@ static uint64_t xorshift64(uint64_t *s) {
 }
 
 PROBE_HANDLER(probe_bytes) {
+    struct probe *p = ctx;
     struct server *s = c->srv;
     int64_t n = http_parse_uint(req->path + 7, req->path_len - 7, s->cfg->max_bytes);
     if (n < 0)
-        return fail(c, 400, "n must be a whole number from 0 to %llu (max_bytes)",
+        return reply_fail(c, 400, "n must be a whole number from 0 to %llu (max_bytes)",
                            (unsigned long long)s->cfg->max_bytes);
     size_t sl;
     const char *sv = http_query_get(req, "seed", &sl);
@@ -540,32 +549,33 @@ PROBE_HANDLER(probe_bytes) {
     if (sv) {
         int64_t v = http_parse_uint(sv, sl, UINT32_MAX);
         if (v < 0)
-            return fail(c, 400, "seed must be a whole number");
+            return reply_fail(c, 400, "seed must be a whole number");
         seed = (uint64_t)v * 0x9E3779B97F4A7C15ull + 1;
     } else if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed || seed == 0) {
         seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + 1;
     }
-    struct buf *b = &s->scratch;
+    struct buf *b = &p->body;
     if (buf_reserve(b, (size_t)n + 8) < 0)
-        return oom(c);
+        return oom(p, c);
     char *w = buf_start(b);
     for (int64_t i = 0; i < n; i += 8) {
         uint64_t r = xorshift64(&seed);
         memcpy(w + i, &r, 8);
     }
     b->len = (size_t)n;
-    return reply_scratch(c, 200, CT_OCTETS);
+    return reply_body(p, c, 200, CT_OCTETS);
 }
 
 PROBE_HANDLER(probe_stream) {
+    struct probe *p = ctx;
     struct server *s = c->srv;
     int64_t n = http_parse_uint(req->path + 8, req->path_len - 8, s->cfg->max_stream);
     if (n < 0)
-        return fail(c, 400, "n must be a whole number from 0 to %llu (max_stream)",
+        return reply_fail(c, 400, "n must be a whole number from 0 to %llu (max_stream)",
                            (unsigned long long)s->cfg->max_stream);
-    struct buf *b = &s->scratch;
+    struct buf *b = &p->body;
     if (render_echo(c, req, body, body_len, 0, b) < 0)
-        return oom(c);
+        return oom(p, c);
     /* httpbin's lines are the /get answer with an "id" first. */
     struct buf line = BUF_INIT;
     int r = reply_head(c, 200, CT_JSON, -1, NULL);
@@ -586,26 +596,28 @@ PROBE_HANDLER(probe_stream) {
 /* ---- /health and /metrics ---------------------------------------------------------- */
 
 PROBE_HANDLER(probe_health) {
+    struct probe *p = ctx;
     struct server *s = c->srv;
-    struct buf *b = &s->scratch;
+    struct buf *b = &p->body;
     buf_appendf(b,
                 "{\"status\": \"%s\", \"connections\": %llu, \"uptime_seconds\": %lld, "
                 "\"version\": \"%s\"}\n",
                 s->draining ? "draining" : "ok", (unsigned long long)s->metrics.conns_open,
                 (long long)(time(NULL) - s->start_time), PACKAGE_VERSION);
-    return reply_scratch(c, s->draining ? 503 : 200, CT_JSON);
+    return reply_body(p, c, s->draining ? 503 : 200, CT_JSON);
 }
 
 PROBE_HANDLER(probe_metrics) {
+    struct probe *p = ctx;
     struct server *s = c->srv;
     struct metrics_gauges g = {
         .timers_pending = s->wheel.count,
-        .delays_pending = s->delays_pending,
+        .delays_pending = p->delays_pending,
         .start_time = (uint64_t)s->start_time,
         .max_connections = s->cfg->max_connections,
     };
-    if (metrics_render(&s->metrics, &g, &s->scratch) < 0 ||
-        server_services_metrics(s, &s->scratch) < 0)
-        return oom(c);
-    return reply_scratch(c, 200, "text/plain; version=0.0.4; charset=utf-8");
+    if (metrics_render(&s->metrics, &g, &p->body) < 0 ||
+        server_services_metrics(s, &p->body) < 0)
+        return oom(p, c);
+    return reply_body(p, c, 200, "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -9,12 +9,25 @@
 #ifndef AWAITD_PROBE_H
 #define AWAITD_PROBE_H
 
+#include "core/buf.h"
 #include "net/conn.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct http_request;
 
+/* The probes' state: the buffer answers are built in (owned here, so no
+ * other handler can reset it mid-answer) and the pending-delay gauge. */
+struct probe {
+    struct buf body;
+    uint64_t delays_pending; /* /delay and /drip answers not yet sent */
+};
+
+struct probe *probe_new(void);
+void probe_free(struct probe *p);
+
+/* Every handler's ctx is the struct probe. */
 #define PROBE_HANDLER(name)                                                                        \
     enum handler_result name(void *ctx, struct conn *c, const struct http_request *req,          \
                              const char *body, size_t body_len)

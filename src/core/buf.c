@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void *(*buf_realloc)(void *p, size_t n) = realloc;
+
 int buf_reserve(struct buf *b, size_t extra) {
     if (b->cap - b->off - b->len >= extra)
         return 0;
@@ -21,7 +23,7 @@ int buf_reserve(struct buf *b, size_t extra) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < want)
         cap *= 2;
-    char *p = realloc(b->data, cap);
+    char *p = buf_realloc(b->data, cap);
     if (!p)
         return -1;
     b->data = p;

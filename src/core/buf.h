@@ -24,6 +24,10 @@ static inline char *buf_start(const struct buf *b) {
 
 /* Make room for at least extra more bytes after the data. */
 int buf_reserve(struct buf *b, size_t extra);
+
+/* How buffers grow: realloc, swapped by tests to make growth fail
+ * (beanstalkd's falloc seam). */
+extern void *(*buf_realloc)(void *p, size_t n);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_appends(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -319,6 +319,14 @@ void conn_done(struct conn *c) {
     server_timers_sync(s);
 }
 
+void conn_fail(struct conn *c) {
+    if (!c->failed) {
+        c->failed = 1;
+        c->srv->metrics.reply_failures++;
+    }
+    c->keep_alive = 0;
+}
+
 void conn_drain(struct conn *c) {
     if (c->state == CONN_HANDSHAKE)
         conn_close(c); /* nothing asked yet: nothing to finish */

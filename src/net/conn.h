@@ -85,6 +85,8 @@ struct conn {
     uint8_t ev_flip;            /* io_flip as it was when ev was assigned */
     uint8_t dispatching;        /* inside the handler: conn_close only marks close_pending */
     uint8_t close_pending;      /* closed while dispatching; conn_dispatch finishes it */
+    uint8_t failed;             /* an answer could not be built (no memory): close after
+                                   the answers before it, send nothing more */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls.h) */
@@ -122,6 +124,11 @@ int conn_flush(struct conn *c);
 
 /* Peer address as text ("127.0.0.1", "::1") into out; returns out. */
 const char *conn_peer_text(const struct conn *c, char *out, size_t len);
+
+/* An answer could not be built whole (out of memory): send nothing more
+ * on this connection and close it once what was answered before has gone.
+ * Safe anywhere (inside a handler or a timer callback): it frees nothing. */
+void conn_fail(struct conn *c);
 
 /* Drain: close now if idle, else after the current response. */
 void conn_drain(struct conn *c);

@@ -9,9 +9,24 @@
 #include <stdio.h>
 #include <string.h>
 
+/*
+ * Out of memory with part of an answer written: drop the part, so the
+ * client never reads a truncated answer as a whole one, and close the
+ * connection after what was answered before (conn_fail).
+ */
+static int reply_failed(struct conn *c, struct buf *o, size_t mark) {
+    if (o && o->len > mark)
+        o->len = mark;
+    conn_fail(c);
+    return -1;
+}
+
 int reply_head(struct conn *c, int status, const char *ctype, int64_t content_length,
                const char *extra) {
+    if (c->failed)
+        return -1;
     struct buf *o = conn_out(c);
+    size_t mark = o->len;
     struct server *s = c->srv;
     if (s->draining)
         c->keep_alive = 0;
@@ -63,18 +78,25 @@ int reply_head(struct conn *c, int status, const char *ctype, int64_t content_le
     if (extra)
         r |= buf_appends(o, extra);
     r |= buf_append(o, "\r\n", 2);
+    if (r)
+        return reply_failed(c, o, mark);
     if (status >= 100 && status < 600)
         s->metrics.requests[status / 100]++;
-    return r ? -1 : 0;
+    return 0;
 }
 
 int reply(struct conn *c, int status, const char *ctype, const char *extra, const void *body,
           size_t len) {
+    struct buf *o = c->failed ? NULL : conn_out(c);
+    size_t mark = o ? o->len : 0;
     if (reply_head(c, status, ctype, (int64_t)len, extra) < 0)
         return -1;
     if (c->head_only || len == 0 || status < 200 || status == 204 || status == 304)
         return 0;
-    return buf_append(conn_out(c), body, len);
+    /* conn_out(c) is still o: nothing was flushed in between. */
+    if (buf_append(o, body, len) < 0)
+        return reply_failed(c, o, mark);
+    return 0;
 }
 
 static int reply_verror(struct conn *c, int status, const char *extra, const char *fmt,
@@ -86,8 +108,10 @@ static int reply_verror(struct conn *c, int status, const char *extra, const cha
     int r = buf_appends(b, "{\"error\": ");
     r |= buf_append_json_str(b, msg, strlen(msg));
     r |= buf_appendf(b, ", \"status\": %d}\n", status);
-    if (r)
-        return -1;
+    if (r) {
+        buf_reset(b);
+        return reply_failed(c, NULL, 0);
+    }
     if (!extra && status == 503)
         extra = "Retry-After: 1\r\n";
     r = reply(c, status, CT_JSON, extra, buf_start(b), b->len);
@@ -111,24 +135,46 @@ int reply_error_hdr(struct conn *c, int status, const char *extra, const char *f
     return r;
 }
 
+/* A chunk that cannot be written whole ends the answer early: the close
+ * without the last chunk tells the client the body is incomplete. */
 int reply_chunk(struct conn *c, const void *data, size_t len) {
+    if (c->failed)
+        return -1;
     if (len == 0 || c->head_only)
         return 0;
     struct buf *o = conn_out(c);
-    if (c->http10)
-        return buf_append(o, data, len);
-    int r = buf_appendf(o, "%zx\r\n", len);
-    r |= buf_append(o, data, len);
-    r |= buf_append(o, "\r\n", 2);
-    return r ? -1 : 0;
+    size_t mark = o->len;
+    int r;
+    if (c->http10) {
+        r = buf_append(o, data, len);
+    } else {
+        r = buf_appendf(o, "%zx\r\n", len);
+        r |= buf_append(o, data, len);
+        r |= buf_append(o, "\r\n", 2);
+    }
+    return r ? reply_failed(c, o, mark) : 0;
 }
 
 int reply_chunk_end(struct conn *c) {
+    if (c->failed)
+        return -1;
     if (c->head_only || c->http10)
         return 0;
-    return buf_append(conn_out(c), "0\r\n\r\n", 5);
+    struct buf *o = conn_out(c);
+    return buf_append(o, "0\r\n\r\n", 5) < 0 ? reply_failed(c, o, o->len) : 0;
 }
 
 int reply_continue(struct conn *c) {
-    return buf_appends(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n");
+    if (c->failed)
+        return -1;
+    struct buf *o = conn_out(c);
+    return buf_appends(o, "HTTP/1.1 100 Continue\r\n\r\n") < 0 ? reply_failed(c, o, o->len) : 0;
+}
+
+enum handler_result reply_fail(struct conn *c, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    reply_verror(c, status, NULL, fmt, ap);
+    va_end(ap);
+    return HANDLER_DONE;
 }

@@ -3,10 +3,16 @@
  * request's version, keep-alive and HEAD-ness from the conn, adds Date,
  * Server, Content-Length and Connection, and counts the status class.
  * Allocation failure while building a response closes the connection
- * rather than sending a truncated answer.
+ * rather than sending a truncated answer: the part written is dropped, the
+ * connection is marked failed (conn_fail), every later reply on it is a
+ * no-op returning -1, and it closes after the answers before this one
+ * have gone. Callers may therefore ignore the -1: there is nothing left
+ * to do but return.
  */
 #ifndef AWAITD_HTTP_REPLY_H
 #define AWAITD_HTTP_REPLY_H
+
+#include "net/conn.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,5 +49,9 @@ int reply_chunk_end(struct conn *c);
 
 /* The interim "100 Continue" response. */
 int reply_continue(struct conn *c);
+
+/* reply_error for a handler's early exit: return reply_fail(c, 400, ...). */
+enum handler_result reply_fail(struct conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -30,6 +30,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                          m->timeouts[i]);
     r |= buf_appendf(o, COUNTER("awaitd_parse_errors_total", "Requests rejected by the HTTP parser.")
                      "awaitd_parse_errors_total %" PRIu64 "\n", m->parse_errors);
+    r |= buf_appendf(o, COUNTER("awaitd_reply_failures_total",
+                                "Answers that could not be built (out of memory); each closed its connection.")
+                     "awaitd_reply_failures_total %" PRIu64 "\n", m->reply_failures);
     r |= buf_appendf(o, COUNTER("awaitd_tls_handshakes_total", "TLS handshakes completed.")
                      "awaitd_tls_handshakes_total %" PRIu64 "\n", m->tls_handshakes);
     r |= buf_appendf(o, COUNTER("awaitd_tls_sessions_resumed_total",

@@ -21,6 +21,7 @@ struct metrics {
     uint64_t bytes_out;
     uint64_t timeouts[4];       /* header, body, keep-alive (idle close), write */
     uint64_t parse_errors;      /* requests rejected by the parser (4xx/5xx + close) */
+    uint64_t reply_failures;    /* answers that could not be built (no memory): closed */
     uint64_t tls_handshakes;    /* TLS handshakes completed */
     uint64_t tls_resumed;       /* of those, sessions resumed (ticket or cache) */
     uint64_t tls_handshake_failures[METRICS_TLS_FAIL_KINDS]; /* by enum tls_fail */

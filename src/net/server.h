@@ -38,7 +38,6 @@ struct server {
                                      the one it began with); NULL without TLS listeners */
     struct conn *conns;           /* every open connection (doubly linked) */
     struct metrics metrics;
-    uint64_t delays_pending;      /* gauge: delayed probe answers */
     /* Scratch shared by all connections: empty whenever control returns to the loop. */
     char *rbuf;                   /* SERVER_RBUF_SIZE bytes */
     struct buf wbuf;              /* responses built in a callback, before they are written */
