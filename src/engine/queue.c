@@ -96,26 +96,12 @@ void queue_emit(struct queue *q, struct queue_event *ev) {
 /* ---- waiter lists and wakes ------------------------------------------- */
 
 static void wl_append(struct queue_wlist *l, struct queue_waiter *w) {
-    w->next = NULL;
-    w->prev = l->tail;
-    if (l->tail)
-        l->tail->next = w;
-    else
-        l->head = w;
-    l->tail = w;
+    list_push(&l->l, &w->link);
     l->n++;
 }
 
 static void wl_unlink(struct queue_wlist *l, struct queue_waiter *w) {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        l->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        l->tail = w->prev;
-    w->next = w->prev = NULL;
+    list_unlink(&w->link);
     l->n--;
 }
 
@@ -128,8 +114,9 @@ static void wake_later(struct queue_waiter *w, int status) {
 }
 
 static void wake_all(struct queue_wlist *l, int status) {
-    while (l->head)
-        wake_later(l->head, status);
+    struct queue_waiter *w;
+    while ((w = queue_wlist_first(l)))
+        wake_later(w, status);
 }
 
 void queue_op_begin(struct queue_engine *e) {
@@ -141,7 +128,7 @@ void queue_op_end(struct queue_engine *e) {
         return;
     e->draining = 1;
     struct queue_waiter *w;
-    while ((w = e->wakeq.head) != NULL) {
+    while ((w = queue_wlist_first(&e->wakeq)) != NULL) {
         wl_unlink(&e->wakeq, w);
         w->state = QUEUE_WAITER_IDLE;
         w->wake(w, w->status); /* may free or reuse w: not touched after */
@@ -168,21 +155,21 @@ static int serve_putter(struct queue *q, struct queue_waiter *w) {
 void queue_settle(struct queue *q) {
     struct queue_wlist *get = &q->waits[QUEUE_WAIT_GET], *put = &q->waits[QUEUE_WAIT_PUT];
     for (;;) {
-        while (get->head && q->ready) {
-            struct queue_waiter *w = get->head;
+        while (get->n && q->ready) {
+            struct queue_waiter *w = queue_wlist_first(get);
             serve_getter(q, w);
             wake_later(w, QUEUE_OK);
         }
-        if (!put->head || !(q->shutdown || queue_room(q)))
+        if (!put->n || !(q->shutdown || queue_room(q)))
             break;
-        while (put->head && (q->shutdown || queue_room(q))) {
-            struct queue_waiter *w = put->head;
+        while (put->n && (q->shutdown || queue_room(q))) {
+            struct queue_waiter *w = queue_wlist_first(put);
             wake_later(w, q->shutdown ? QUEUE_ERR_SHUTDOWN : serve_putter(q, w));
         }
     }
-    if (get->head && queue_getters_done(q))
+    if (get->n && queue_getters_done(q))
         wake_all(get, QUEUE_ERR_SHUTDOWN);
-    if (q->waits[QUEUE_WAIT_JOIN].head && !q->unfinished)
+    if (q->waits[QUEUE_WAIT_JOIN].n && !q->unfinished)
         wake_all(&q->waits[QUEUE_WAIT_JOIN], QUEUE_OK);
 }
 
@@ -195,6 +182,7 @@ void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake, voi
     w->arg = arg;
     w->count = 1;
     w->state = QUEUE_WAITER_IDLE;
+    list_init(&w->link);
 }
 
 /* Check a waiter about to wait on q and bind it to q. */
@@ -238,7 +226,7 @@ int queue_put_wait(struct queue *q, struct queue_waiter *w) {
     queue_op_begin(q->e);
     if (queue_put_dedup(q, &w->put, &w->id)) {
         w->duplicate = 1;
-    } else if (!q->waits[QUEUE_WAIT_PUT].head && queue_room(q)) {
+    } else if (!q->waits[QUEUE_WAIT_PUT].n && queue_room(q)) {
         rc = queue_put_do(q, &w->put, &w->id);
     } else {
         wait_link(q, w); /* behind earlier putters: arrival order */
@@ -318,6 +306,7 @@ struct queue_engine *queue_engine_new(struct timer_wheel *wheel,
     e->cfg = c;
     e->next_id = 1;
     queue_tab_init(&e->jobs, offsetof(struct queue_job, id));
+    queue_wlist_init(&e->wakeq);
     return e;
 }
 
@@ -446,6 +435,8 @@ int queue_create(struct queue_engine *e, const char *name, size_t len,
     memcpy(q->name, name, len);
     q->name[len] = '\0';
     queue_tab_init(&q->keys, offsetof(struct queue_key, hash));
+    for (int k = 0; k < 3; k++)
+        queue_wlist_init(&q->waits[k]);
     memmove(e->queues + pos + 1, e->queues + pos, (e->nqueues - pos) * sizeof *e->queues);
     e->queues[pos] = q;
     e->nqueues++;
@@ -477,7 +468,9 @@ int queue_delete(struct queue *q) {
         wake_all(&q->waits[k], QUEUE_ERR_DELETED);
     /* Waiters already served but not yet woken: a getter's jobs are about
      * to be freed, so it is told DELETED instead; a done put stays done. */
-    for (struct queue_waiter *w = e->wakeq.head; w; w = w->next) {
+    struct list *n;
+    for (n = e->wakeq.l.next; n != &e->wakeq.l; n = n->next) {
+        struct queue_waiter *w = container_of(n, struct queue_waiter, link);
         if (w->q != q)
             continue;
         if (w->kind == QUEUE_WAIT_GET && w->status == QUEUE_OK) {

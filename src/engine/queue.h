@@ -103,6 +103,8 @@
 #ifndef AWAITD_QUEUE_H
 #define AWAITD_QUEUE_H
 
+#include "core/list.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -441,7 +443,7 @@ struct queue_waiter {
     uint64_t id;    /* PUT: the job's id (the first one's on a key repeat) */
     int duplicate;  /* PUT: 1 on an idempotency-key repeat */
     /* engine-private */
-    struct queue_waiter *next, *prev; /* queue's wait list, then the engine's wake list */
+    struct list link;                 /* queue's wait list, then the engine's wake list */
     struct queue *q;                  /* queue waited on */
     struct queue_engine *e;           /* engine (outlives q on delete) */
     int state;                        /* idle, waiting, waking */

@@ -75,9 +75,20 @@ struct queue_key {
 };
 
 struct queue_wlist {
-    struct queue_waiter *head, *tail; /* FIFO: arrival order */
-    size_t n;                         /* waiters linked */
+    struct list l; /* struct queue_waiter by link, FIFO: arrival order */
+    size_t n;      /* waiters linked */
 };
+
+static inline void queue_wlist_init(struct queue_wlist *l) {
+    list_init(&l->l);
+    l->n = 0;
+}
+
+/* The first waiter, or NULL. */
+static inline struct queue_waiter *queue_wlist_first(const struct queue_wlist *l) {
+    struct list *n = list_first(&l->l);
+    return n ? container_of(n, struct queue_waiter, link) : NULL;
+}
 
 struct queue {
     struct queue_engine *e;          /* owner */

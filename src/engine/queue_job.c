@@ -387,7 +387,7 @@ int queue_put(struct queue *q, const struct queue_put *p, uint64_t *id, int *dup
     queue_op_begin(q->e);
     if (queue_put_dedup(q, p, &id_))
         dup_ = 1;
-    else if (q->waits[QUEUE_WAIT_PUT].head || !queue_room(q))
+    else if (q->waits[QUEUE_WAIT_PUT].n || !queue_room(q))
         rc = QUEUE_ERR_FULL; /* waiting putters come first */
     else
         rc = queue_put_do(q, p, &id_);

@@ -112,10 +112,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
         free(c);
         return NULL;
     }
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    list_push(&s->conns, &c->link);
     s->metrics.conns_open++;
     if (tls) {
         struct tls_settings ts;
@@ -148,19 +145,14 @@ void conn_close(struct conn *c) {
     buf_free(&c->in);
     buf_free(&c->out);
     free(c->chunked);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_unlink(&c->link);
     if (s->wbuf_owner == c) {
         buf_reset(&s->wbuf);
         s->wbuf_owner = NULL;
     }
     s->metrics.conns_open--;
     free(c);
-    if (s->draining && !s->conns)
+    if (s->draining && list_empty(&s->conns))
         server_shutdown(s);
 }
 

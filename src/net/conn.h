@@ -20,6 +20,7 @@
 #define AWAITD_CONN_H
 
 #include "core/buf.h"
+#include "core/list.h"
 #include "core/timer.h"
 
 #include <event2/event_struct.h>
@@ -71,7 +72,7 @@ union conn_addr {
 };
 
 struct conn {
-    struct conn *next, *prev;   /* server's list of open connections */
+    struct list link;           /* on the server's list of open connections */
     struct server *srv;
     int fd;
     uint8_t state;              /* enum conn_state */

@@ -304,8 +304,8 @@ const char *server_date(struct server *s) {
 static void on_grace(struct timer *t) {
     struct server *s = container_of(t, struct server, grace);
     log_warnx("shutdown grace period over; closing %d connections", (int)s->metrics.conns_open);
-    while (s->conns)
-        conn_close(s->conns);
+    while (!list_empty(&s->conns))
+        conn_close(container_of(s->conns.next, struct conn, link));
     event_base_loopexit(s->base, NULL);
 }
 
@@ -322,15 +322,12 @@ void server_shutdown(struct server *s) {
                 s->services[i].ops->drain(s->services[i].ctx);
         server_timer_in(s, &s->grace, s->cfg->shutdown_grace_ms);
         /* Idle connections go now; busy ones after their current answer. */
-        struct conn *c = s->conns;
-        while (c) {
-            struct conn *next = c->next;
-            conn_drain(c);
-            c = next;
-        }
+        struct list *n, *tmp;
+        list_for_each_safe(n, tmp, &s->conns)
+            conn_drain(container_of(n, struct conn, link));
         server_timers_sync(s);
     }
-    if (!s->conns)
+    if (list_empty(&s->conns))
         event_base_loopexit(s->base, NULL);
 }
 
@@ -552,6 +549,7 @@ int server_init(struct server *s, struct config *cfg) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
     s->handler = no_handler;
+    list_init(&s->conns);
     s->spare_fd = -1;
     s->wheel_fd = -1;
     s->wheel_armed_at = UINT64_MAX;
@@ -655,8 +653,8 @@ int server_run(struct server *s) {
 }
 
 void server_free(struct server *s) {
-    while (s->conns)
-        conn_close(s->conns);
+    while (!list_empty(&s->conns))
+        conn_close(container_of(s->conns.next, struct conn, link));
     listeners_close(s);
     tls_ctx_free(s->tls_ctx);
     s->tls_ctx = NULL;

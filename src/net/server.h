@@ -8,6 +8,7 @@
 #define AWAITD_SERVER_H
 
 #include "core/buf.h"
+#include "core/list.h"
 #include "net/conn.h"
 #include "net/service.h"
 #include "http/http_parse.h"
@@ -36,7 +37,7 @@ struct server {
     struct listener *listeners;   /* singly linked */
     struct ssl_ctx_st *tls_ctx;   /* for new TLS connections (each holds a reference to
                                      the one it began with); NULL without TLS listeners */
-    struct conn *conns;           /* every open connection (doubly linked) */
+    struct list conns;            /* every open connection (struct conn, link) */
     struct metrics metrics;
     /* Scratch shared by all connections: empty whenever control returns to the loop. */
     char *rbuf;                   /* SERVER_RBUF_SIZE bytes */
