@@ -3,7 +3,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "net/server.h"
-#include "net/tls.h"
+#include "net/tls_server.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "api/router.h"
 #include "net/server.h"
-#include "net/tls.h"
+#include "net/tls_server.h"
 #include "core/list.h"
 
 #include <arpa/inet.h>

@@ -8,7 +8,7 @@
 #include "net/conn.h"
 #include "core/log.h"
 #include "net/notify.h"
-#include "net/tls.h"
+#include "net/tls_server.h"
 #include "core/list.h"
 
 #include <arpa/inet.h>

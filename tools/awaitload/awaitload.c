@@ -13,7 +13,7 @@
 #include "load_seed.h"
 #include "load_url.h"
 #include "load_worker.h"
-#include "net/tls.h"
+#include "tls_client.h"
 
 #include <errno.h>
 #include <netinet/in.h>

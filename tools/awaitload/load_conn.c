@@ -1,6 +1,6 @@
 #include "load_conn.h"
 
-#include "net/tls.h"
+#include "tls_client.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -68,7 +68,7 @@ void load_conn_close(struct load_conn *c, int abort) {
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     if (c->ssl) {
-        io_tls.release(c->ssl); /* close_notify unless aborting (the socket's linger reset) */
+        tls_client_conn_free(c->ssl); /* close_notify, then the linger reset if aborting */
         c->ssl = NULL;
     }
     close(c->fd);
@@ -152,11 +152,10 @@ static void conn_wait_or_send(struct load_conn *c, uint64_t now) {
 /* https: drive the handshake; then the connection is ready for requests. */
 static void conn_handshake(struct load_conn *c) {
     struct load_worker *w = c->w;
-    enum tls_fail why;
     const char *detail = "";
-    int r = tls_handshake(c->ssl, &why, &detail);
+    int r = tls_client_handshake(c->ssl, &detail);
     if (r == 0) {
-        short ev = io_tls.want(c->ssl, 0) == IO_WANT_WRITE ? EV_WRITE : EV_READ;
+        short ev = tls_client_want_write(c->ssl) ? EV_WRITE : EV_READ;
         conn_watch(c, ev | EV_PERSIST, w->timeout_tv);
         return;
     }
@@ -164,7 +163,7 @@ static void conn_handshake(struct load_conn *c) {
         char msg[96];
         snprintf(msg, sizeof msg, "TLS handshake: %s%s", detail,
                  strstr(detail, "certificate verify failed") ? " (--insecure skips the check)"
-                                                              : "");
+                                                             : "");
         conn_fail(c, LOAD_ERR_CONNECT, msg);
         return;
     }
@@ -213,7 +212,7 @@ static void conn_ready(struct load_conn *c) {
 static void conn_write(struct load_conn *c) {
     const struct load_plan *p = c->w->plan;
     while (c->wpos < p->req_len) {
-        ssize_t n = c->ssl ? io_tls.write(c->fd, c->ssl, p->req + c->wpos, p->req_len - c->wpos)
+        ssize_t n = c->ssl ? tls_client_write(c->ssl, p->req + c->wpos, p->req_len - c->wpos)
                            : send(c->fd, p->req + c->wpos, p->req_len - c->wpos, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
@@ -311,7 +310,7 @@ static void conn_read_once(struct load_conn *c) {
     struct load_worker *w = c->w;
     char *buf = w->rbuf;
     /* Read past the space a split head needs, then put the head in front. */
-    ssize_t n = c->ssl ? io_tls.read(c->fd, c->ssl, buf + c->head_len, LOAD_READ_CHUNK)
+    ssize_t n = c->ssl ? tls_client_read(c->ssl, buf + c->head_len, LOAD_READ_CHUNK)
                        : recv(c->fd, buf + c->head_len, LOAD_READ_CHUNK, 0);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -365,7 +364,8 @@ static void conn_read(struct load_conn *c) {
     conn_read_once(c);
     /* TLS may hold records beyond what one read had room for, and the
      * socket will not become readable again for them. */
-    while (c->ssl && (c->state == CS_READING || c->state == CS_WRITING) && io_tls.pending(c->ssl))
+    while (c->ssl && (c->state == CS_READING || c->state == CS_WRITING) &&
+           tls_client_pending(c->ssl))
         conn_read_once(c);
 }
 
