@@ -13,7 +13,7 @@
 #include "api/probe.h"
 #include "api/router.h"
 #include "svc/store.h"
-#include "net/tls.h"
+#include "net/tls_server.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #include "net/io.h"
 #include "core/log.h"
 #include "net/server.h"
-#include "net/tls.h"
+#include "net/tls_server.h"
 #include "core/list.h"
 
 #include <arpa/inet.h>

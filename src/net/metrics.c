@@ -1,7 +1,7 @@
 #include "net/metrics.h"
 
 #include "core/buf.h"
-#include "net/tls.h"
+#include "net/tls_server.h"
 
 #include <inttypes.h>
 

@@ -6,7 +6,7 @@
 #include "core/log.h"
 #include "net/http_reply.h"
 #include "net/notify.h"
-#include "net/tls.h"
+#include "net/tls_server.h"
 #include "core/list.h"
 
 #include <arpa/inet.h>

@@ -13,7 +13,7 @@
 #include "load_seed.h"
 #include "load_url.h"
 #include "load_worker.h"
-#include "net/tls.h"
+#include "tls_client.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -31,12 +31,6 @@
  * thread an epoll fd and a timerfd (libevent's precise timers). */
 #define FD_RESERVE_BASE 16
 #define FD_RESERVE_PER_THREAD 4
-
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * Raise the soft file limit to the hard one, then check -c against it.
@@ -100,52 +94,20 @@ static int probe_target(const struct load_addr *a, uint64_t timeout_us, char *er
     return e ? -1 : 0;
 }
 
-/* Wait for the workers, printing progress once a second on a terminal.
- * Returns 1 if SIGINT or SIGTERM cut the run short. */
-static int run_wait(struct load_worker **w, unsigned n, atomic_int *stop, uint64_t t0) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int tty = isatty(STDERR_FILENO), interrupted = 0;
-    uint64_t last_ns = t0, last_req = 0;
-    for (;;) {
-        unsigned live = 0;
-        for (unsigned i = 0; i < n; i++)
-            live += !load_worker_finished(w[i]);
-        if (!live)
-            break;
-        struct timespec wait = {0, 100 * 1000000};
-        if (sigtimedwait(&set, NULL, &wait) > 0) {
-            if (interrupted)
-                _exit(130); /* a second ^C: the user means it */
-            interrupted = 1;
-            atomic_store(stop, 1);
-        }
-        uint64_t now = mono_ns();
-        if (tty && now - last_ns >= 1000000000u) {
-            uint64_t req = 0, errs = 0;
-            for (unsigned i = 0; i < n; i++) {
-                uint64_t r, e;
-                load_worker_progress(w[i], &r, &e);
-                req += r;
-                errs += e;
-            }
-            double dt = (double)(now - last_ns) / 1e9;
-            load_report_progress(stderr, (double)(now - t0) / 1e9, (double)(req - last_req) / dt,
-                                 req, errs);
-            last_ns = now;
-            last_req = req;
-        }
-    }
-    if (tty && last_ns != t0)
-        load_report_progress_clear(stderr);
-    return interrupted;
-}
-
 /* https://: the client context and the host its certificate must name. */
 static struct ssl_ctx_st *run_tls;
 static const char *run_tls_host;
+
+/* -n split evenly over the workers. */
+static uint64_t plain_quota(const void *arg, unsigned i, unsigned threads, uint64_t first,
+                            uint64_t nconns) {
+    const struct load_opts *o = arg;
+    (void)first;
+    (void)nconns;
+    if (!o->requests)
+        return UINT64_MAX;
+    return o->requests / threads + (i < o->requests % threads);
+}
 
 static int run_load(const struct load_opts *o, const struct load_addr *a, const struct buf *req) {
     atomic_int stop;
@@ -169,41 +131,16 @@ static int run_load(const struct load_opts *o, const struct load_addr *a, const 
         .tls_host = run_tls_host,
     };
 
-    /* Signals go to this thread only, where sigtimedwait collects them. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
     struct load_worker *w[256];
-    plan.t0_ns = mono_ns();
-    plan.end_ns = o->duration_us ? plan.t0_ns + o->duration_us * 1000u : UINT64_MAX;
-    uint64_t first = 0;
-    unsigned started = 0;
-    for (unsigned i = 0; i < threads; i++) {
-        uint64_t nconns = o->connections / threads + (i < o->connections % threads);
-        uint64_t quota = UINT64_MAX;
-        if (o->requests)
-            quota = o->requests / threads + (i < o->requests % threads);
-        w[i] = load_worker_new(&plan, first, nconns, quota);
-        if (!w[i] || load_worker_start(w[i]) < 0) {
-            fprintf(stderr, "awaitload: cannot start thread %u: %s\n", i, strerror(errno));
-            atomic_store(&stop, 1);
-            load_worker_free(w[i]);
-            break;
-        }
-        started++;
-        first += nconns;
-    }
-    int interrupted = run_wait(w, started, &stop, plan.t0_ns);
+    int interrupted;
+    unsigned started = load_run(&plan, o->duration_us, plain_quota, o, "req", "requests", w,
+                                &interrupted);
 
     struct load_summary s;
     memset(&s, 0, sizeof s);
     load_hist_init(&s.total.hist);
     const char *setup_error = NULL;
     for (unsigned i = 0; i < started; i++) {
-        load_worker_join(w[i]);
         load_stats_merge(&s.total, load_worker_stats(w[i]));
         if (!setup_error && load_worker_setup_error(w[i])[0])
             setup_error = load_worker_setup_error(w[i]);

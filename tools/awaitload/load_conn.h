@@ -1,6 +1,6 @@
 /*
  * load_conn: one connection's state machine, and the worker state it
- * shares (private to load_worker.c and load_conn.c).
+ * shares (private to load_worker.c, load_conn.c and the drivers).
  *
  * A connection is a raw non-blocking socket with a single struct event
  * that serves for connect, write, read, the response timeout and (open
@@ -33,6 +33,7 @@ enum load_conn_state {
     CS_READING,    /* request sent, response not complete */
     CS_WAITING,    /* open loop: connected, next request not yet due */
     CS_DEFERRED,   /* closed loop: next request goes out at the end of the loop pass */
+    CS_PAUSED,     /* driver: waiting (load_conn_pause), the socket open or not */
 };
 
 struct load_conn {
@@ -45,7 +46,13 @@ struct load_conn {
     unsigned char opened;     /* opened at least once: later opens are reconnects */
     unsigned char scheduled;  /* open loop: due_ns anchored to a real connect */
     unsigned char got_bytes;  /* bytes of the current response arrived */
+    const char *req;          /* the request being sent: plan->req, or the driver's */
+    size_t req_len;
     size_t wpos;              /* request bytes sent */
+    unsigned expect;          /* responses outstanding (a driver may pipeline) */
+    unsigned gen;             /* bumped by every close: callers see their socket went */
+    const struct timeval *tv; /* deadline of the exchange under way (a common timeout) */
+    void *data;               /* the driver's, per connection */
     uint64_t index;           /* global connection number */
     uint64_t start_ns;        /* latency is measured from here */
     uint64_t due_ns;          /* open loop: when the next request is due */
@@ -80,6 +87,7 @@ struct load_worker {
     atomic_int done;
     pthread_t thread;
     char setup_error[128];
+    void *data; /* the driver's, per worker */
 };
 
 static inline uint64_t load_now_ns(void) {
@@ -97,6 +105,14 @@ static inline int load_worker_stopping(const struct load_worker *w) {
     return atomic_load_explicit(w->plan->stop, memory_order_relaxed);
 }
 
+/* Take one of the worker's quota (-n), if any is left. */
+static inline int load_worker_take(struct load_worker *w) {
+    if (w->started == w->quota)
+        return 0;
+    w->started++;
+    return 1;
+}
+
 /* In load_conn.c: */
 /* Open a socket and start connecting (the worker calls this when a connect
  * token allows). Failures are counted and the connection queued again. */
@@ -107,6 +123,18 @@ void load_conn_close(struct load_conn *c, int abort);
 int load_conn_reserve(struct load_conn *c);
 /* Send the requests deferred during this loop pass (closed loop). */
 void load_conn_flush_sends(struct load_worker *w);
+
+/* For drivers. Send req[0..len) (kept by the caller until the responses
+ * are in), expecting that many responses within tv (NULL: --timeout);
+ * a closed connection is opened first. */
+void load_conn_send(struct load_conn *c, const char *req, size_t len, unsigned expect,
+                    const struct timeval *tv);
+/* Do nothing for ns, then call the driver's resume (a close of the idle
+ * socket meanwhile is no error). */
+void load_conn_pause(struct load_conn *c, uint64_t ns);
+/* Count an error of kind (first message why), reset the connection and
+ * tell the driver (or, plain, reconnect). */
+void load_conn_fail(struct load_conn *c, int kind, const char *why);
 
 /* In load_worker.c: queue c for a new connection under the connect rate
  * limit (if the run goes on and a slot is left). */

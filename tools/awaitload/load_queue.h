@@ -21,9 +21,10 @@
  * put is acked). After -d, no new cycle starts and the ones under way get
  * up to 2 s to finish, so a combined run leaves no job behind.
  *
- * The engine is its own (not load_conn.c's): requests change with every
- * step (an ack names its job), responses are read whole (a reserve's body
- * holds the job ids) and the acks of a batch are pipelined.
+ * The scenario is a load_driver (load_worker.h): load_conn.c connects,
+ * sends, reads and frames for it; this file says what each step sends
+ * (an ack names its job; the acks of a batch go out pipelined) and what
+ * each whole answer means (a reserve's body holds the job ids).
  */
 #ifndef AWAITD_LOAD_QUEUE_H
 #define AWAITD_LOAD_QUEUE_H

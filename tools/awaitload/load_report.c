@@ -143,10 +143,10 @@ void load_report_json(FILE *f, const struct load_summary *s) {
     buf_free(&b);
 }
 
-void load_report_progress(FILE *f, double elapsed_s, double rps, uint64_t requests,
-                          uint64_t errors) {
-    fprintf(f, "\r\033[K[%5.0fs] %.0f req/s, %" PRIu64 " requests, %" PRIu64 " errors", elapsed_s,
-            rps, requests, errors);
+void load_report_progress(FILE *f, double elapsed_s, double rate, const char *rate_unit,
+                          uint64_t done, const char *unit, uint64_t errors) {
+    fprintf(f, "\r\033[K[%5.0fs] %.0f %s/s, %" PRIu64 " %s, %" PRIu64 " errors", elapsed_s, rate,
+            rate_unit, done, unit, errors);
     fflush(f);
 }
 

@@ -32,9 +32,10 @@ void load_report_text(FILE *f, const struct load_summary *s);
  * "handshake_us":{"p50","p90","p99","max","mean"} before "connections". */
 void load_report_json(FILE *f, const struct load_summary *s);
 
-/* "\r[  3s] 41234 req/s, 123456 requests, 0 errors" (no newline). */
-void load_report_progress(FILE *f, double elapsed_s, double rps, uint64_t requests,
-                          uint64_t errors);
+/* "\r[  3s] 41234 req/s, 123456 requests, 0 errors" (no newline), with
+ * rate_unit "req" and unit "requests". */
+void load_report_progress(FILE *f, double elapsed_s, double rate, const char *rate_unit,
+                          uint64_t done, const char *unit, uint64_t errors);
 /* Erase the progress line. */
 void load_report_progress_clear(FILE *f);
 

@@ -1,6 +1,10 @@
 #include "load_conn.h"
 
+#include "load_report.h"
+
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +80,28 @@ static void worker_publish(struct load_worker *w) {
     uint64_t errs = 0;
     for (int k = 0; k < LOAD_ERR_KINDS; k++)
         errs += w->stats.errors[k];
-    atomic_store_explicit(&w->pub_requests, w->stats.requests, memory_order_relaxed);
+    uint64_t done = w->plan->driver ? w->plan->driver->progress(w) : w->stats.requests;
+    atomic_store_explicit(&w->pub_requests, done, memory_order_relaxed);
     atomic_store_explicit(&w->pub_errors, errs, memory_order_relaxed);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg) {
     struct load_worker *w = arg;
     worker_publish(w);
-    if (load_worker_stopping(w))
+    if (load_worker_stopping(w)) {
         event_base_loopbreak(w->base);
+        return;
+    }
+    if (w->plan->driver)
+        w->plan->driver->tick(w);
 }
 
 static void end_cb(evutil_socket_t fd, short what, void *arg) {
     struct load_worker *w = arg;
-    event_base_loopbreak(w->base);
+    if (w->plan->driver)
+        w->plan->driver->end(w);
+    else
+        event_base_loopbreak(w->base);
 }
 
 static int worker_setup(struct load_worker *w) {
@@ -109,7 +121,7 @@ static int worker_setup(struct load_worker *w) {
     struct timeval tv = load_tv_from_ns(p->timeout_us * 1000u);
     w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
     w->rbuf = malloc(LOAD_READ_CHUNK + LOAD_RESP_MAX_HEAD);
-    w->conns = calloc(w->nconns, sizeof *w->conns);
+    w->conns = calloc(w->nconns ? w->nconns : 1, sizeof *w->conns);
     if (!w->timeout_tv || !w->rbuf || !w->conns)
         return -1;
 
@@ -138,12 +150,14 @@ static int worker_setup(struct load_worker *w) {
         c->w = w;
         c->fd = -1;
         c->index = w->first_conn + i;
+        if (p->driver)
+            continue;
         /* Stagger the connections so the total schedule is evenly spaced. */
         if (p->rate > 0)
             c->due_ns = p->t0_ns + (uint64_t)((double)c->index * 1e9 / p->rate);
         load_worker_queue_connect(c);
     }
-    return 0;
+    return p->driver ? p->driver->start(w) : 0;
 }
 
 static void worker_teardown(struct load_worker *w) {
@@ -154,6 +168,8 @@ static void worker_teardown(struct load_worker *w) {
         load_conn_close(&w->conns[i], 1);
         free(w->conns[i].head);
     }
+    if (w->plan->driver)
+        w->plan->driver->teardown(w);
     if (w->base) {
         event_del(&w->tick_ev);
         event_del(&w->connect_ev);
@@ -172,7 +188,7 @@ static void *worker_main(void *arg) {
     if (worker_setup(w) < 0) {
         snprintf(w->setup_error, sizeof w->setup_error, "cannot set up an event loop: %s",
                  strerror(errno ? errno : ENOMEM));
-    } else if (w->quota > 0) {
+    } else if (w->quota > 0 || w->plan->driver) {
         /* One pass at a time, so the closed loop's deferred sends go out
          * between passes. */
         while (event_base_loop(w->base, EVLOOP_ONCE) == 0 && !event_base_got_break(w->base))
@@ -229,4 +245,91 @@ const struct load_stats *load_worker_stats(const struct load_worker *w) {
 
 const char *load_worker_setup_error(const struct load_worker *w) {
     return w->setup_error;
+}
+
+void *load_worker_data(const struct load_worker *w) {
+    return w->data;
+}
+
+void load_worker_set_data(struct load_worker *w, void *data) {
+    w->data = data;
+}
+
+/* ---- the run ---------------------------------------------------------- */
+
+/* Wait for the workers, printing progress once a second on a terminal.
+ * Returns 1 if SIGINT or SIGTERM cut the run short. */
+static int run_wait(struct load_worker **w, unsigned n, atomic_int *stop, uint64_t t0,
+                    const char *rate_unit, const char *unit) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int tty = isatty(STDERR_FILENO), interrupted = 0;
+    uint64_t last_ns = t0, last_done = 0;
+    for (;;) {
+        unsigned live = 0;
+        for (unsigned i = 0; i < n; i++)
+            live += !load_worker_finished(w[i]);
+        if (!live)
+            break;
+        struct timespec wait = {0, 100 * 1000000};
+        if (sigtimedwait(&set, NULL, &wait) > 0) {
+            if (interrupted)
+                _exit(130); /* a second ^C: the user means it */
+            interrupted = 1;
+            atomic_store(stop, 1);
+        }
+        uint64_t now = load_now_ns();
+        if (tty && now - last_ns >= 1000000000u) {
+            uint64_t done = 0, errs = 0;
+            for (unsigned i = 0; i < n; i++) {
+                uint64_t r, e;
+                load_worker_progress(w[i], &r, &e);
+                done += r;
+                errs += e;
+            }
+            double dt = (double)(now - last_ns) / 1e9;
+            load_report_progress(stderr, (double)(now - t0) / 1e9, (double)(done - last_done) / dt,
+                                 rate_unit, done, unit, errs);
+            last_ns = now;
+            last_done = done;
+        }
+    }
+    if (tty && last_ns != t0)
+        load_report_progress_clear(stderr);
+    return interrupted;
+}
+
+unsigned load_run(struct load_plan *plan, uint64_t duration_us, load_quota_fn quota,
+                  const void *quota_arg, const char *rate_unit, const char *unit,
+                  struct load_worker **w, int *interrupted) {
+    /* Signals go to this thread only, where sigtimedwait collects them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    plan->t0_ns = load_now_ns();
+    plan->end_ns = duration_us ? plan->t0_ns + duration_us * 1000u : UINT64_MAX;
+    uint64_t first = 0;
+    unsigned started = 0;
+    for (unsigned i = 0; i < plan->threads; i++) {
+        uint64_t nconns =
+            plan->total_conns / plan->threads + (i < plan->total_conns % plan->threads);
+        w[i] = load_worker_new(plan, first, nconns, quota(quota_arg, i, plan->threads, first, nconns));
+        if (!w[i] || load_worker_start(w[i]) < 0) {
+            fprintf(stderr, "awaitload: cannot start thread %u: %s\n", i, strerror(errno));
+            atomic_store(plan->stop, 1);
+            load_worker_free(w[i]);
+            break;
+        }
+        started++;
+        first += nconns;
+    }
+    *interrupted = run_wait(w, started, plan->stop, plan->t0_ns, rate_unit, unit);
+    for (unsigned i = 0; i < started; i++)
+        load_worker_join(w[i]);
+    return started;
 }

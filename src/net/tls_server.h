@@ -1,6 +1,7 @@
 /*
- * tls: HTTPS with OpenSSL 3, behind the io seam (io.h) so that conn.c and
- * the HTTP engine above it do not know whether they talk TLS.
+ * tls_server: the daemon's HTTPS with OpenSSL 3, behind the io seam (io.h)
+ * so that conn.c and the HTTP engine above it do not know whether they talk
+ * TLS. (awaitload's client side is tools/awaitload/tls_client.c.)
  *
  * A server context (SSL_CTX) is built from the [tls] keys of a config and
  * checked whole before it is used: the certificate (and the chain after it
@@ -24,8 +25,8 @@
  * key retires, and keys outlive reloads. With tickets off, a per-context
  * session cache is used instead.
  */
-#ifndef AWAITD_TLS_H
-#define AWAITD_TLS_H
+#ifndef AWAITD_TLS_SERVER_H
+#define AWAITD_TLS_SERVER_H
 
 #include "net/io.h"
 
@@ -96,11 +97,5 @@ int tls_conn_resumed(void *ssl);
  * bearer token.
  */
 int tls_conn_subject(void *ssl, char *out, size_t len);
-
-/* Client side, for awaitload: a context that verifies the server against
- * the system's CAs (or not, with insecure), TLS 1.2+, ALPN http/1.1. */
-struct ssl_ctx_st *tls_client_ctx_new(int insecure, char *err, size_t errlen);
-/* A client SSL on a connected socket for host (SNI and name check). */
-void *tls_client_conn_new(struct ssl_ctx_st *ctx, int fd, const char *host);
 
 #endif

@@ -1,9 +1,8 @@
-#include "net/tls.h"
+#include "net/tls_server.h"
 
 #include "core/config.h"
 #include "core/log.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -579,60 +578,3 @@ static int tls_pending(void *p) {
 }
 
 const struct io_ops io_tls = {"tls", tls_read, tls_write, tls_want, tls_release, tls_pending};
-
-/* ---- client side (awaitload) ------------------------------------------------------------- */
-
-struct ssl_ctx_st *tls_client_ctx_new(int insecure, char *err, size_t errlen) {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        snprintf(err, errlen, "cannot create a TLS context: %s", ossl_reason());
-        return NULL;
-    }
-    static const unsigned char h11[] = "\x08http/1.1";
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_read_ahead(ctx, 1);
-    /* No resumption: every new connection is a full handshake, the cost a
-     * load test of new connections means to measure. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    if (SSL_CTX_set_alpn_protos(ctx, h11, sizeof h11 - 1) != 0) {
-        snprintf(err, errlen, "cannot set ALPN: %s", ossl_reason());
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    if (insecure) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    } else {
-        if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-            snprintf(err, errlen, "cannot load the system's CA certificates: %s", ossl_reason());
-            SSL_CTX_free(ctx);
-            return NULL;
-        }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    }
-    ERR_clear_error();
-    return ctx;
-}
-
-void *tls_client_conn_new(struct ssl_ctx_st *ctx, int fd, const char *host) {
-    SSL *ssl = SSL_new(ctx);
-    if (!ssl || SSL_set_fd(ssl, fd) != 1)
-        goto fail;
-    SSL_set_connect_state(ssl);
-    unsigned char ip[16];
-    int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
-    if (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1)
-        goto fail;
-    if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
-        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-        if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1 : SSL_set1_host(ssl, host) != 1)
-            goto fail;
-    }
-    return ssl;
-fail:
-    SSL_free(ssl);
-    ERR_clear_error();
-    return NULL;
-}
