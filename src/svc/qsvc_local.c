@@ -55,19 +55,27 @@ static struct qsvc_local *local_of(struct qsvc *base) {
     return (struct qsvc_local *)base;
 }
 
-/* Every operation starts here: the engine reads wheel->now as the time. */
-static struct queue *local_find(struct qsvc_local *svc, const char *name, size_t len) {
-    server_wheel_catch_up(svc->srv);
-    qsvc_local_clock(svc);
-    return queue_find(svc->eng, name, len);
-}
-
 /* Before a change: QSVC_OK when the journal takes writes. */
 static int local_writable(struct qsvc_local *svc, struct qsvc_call *call) {
     int rc = store_check(svc->store, call->res.why, sizeof call->res.why);
     if (rc == STORE_OK)
         return QSVC_OK;
     return rc == STORE_NOSPACE ? QSVC_ERR_NOSPACE : QSVC_ERR_UNAVAILABLE;
+}
+
+/*
+ * Every operation starts here: the engine reads wheel->now as the time.
+ * *q gets the queue (NULL: QSVC_ERR_NOQUEUE); a change (change = 1) also
+ * needs a journal that takes writes. QSVC_OK, or the status to return.
+ */
+static int local_open(struct qsvc_local *svc, struct qsvc_call *call, const char *name,
+                      size_t len, int change, struct queue **q) {
+    server_wheel_catch_up(svc->srv);
+    qsvc_local_clock(svc);
+    *q = queue_find(svc->eng, name, len);
+    if (!*q)
+        return QSVC_ERR_NOQUEUE;
+    return change ? local_writable(svc, call) : QSVC_OK;
 }
 
 static uint64_t local_clamp_wait(struct qsvc_local *svc, uint64_t ms) {
@@ -268,10 +276,8 @@ static void local_release(struct qsvc *base, void *pend) {
 static int local_put(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                      const struct queue_put *put, uint64_t wait_ms) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
-    int st = local_writable(svc, call);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 1, &q);
     if (st != QSVC_OK)
         return st;
     const struct queue_settings *set = queue_settings_of(q);
@@ -294,10 +300,8 @@ static int local_put_batch(struct qsvc *base, struct qsvc_call *call, const char
                            size_t len, struct qsvc_batch_job *jobs, size_t n, int32_t priority,
                            uint64_t delay_ms) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
-    int st = local_writable(svc, call);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 1, &q);
     if (st != QSVC_OK)
         return st;
     const struct queue_settings *set = queue_settings_of(q);
@@ -331,12 +335,13 @@ static int local_reserve(struct qsvc *base, struct qsvc_call *call, const char *
                          unsigned count, uint64_t lease_ms, uint64_t wait_ms,
                          struct queue_job_info *jobs) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK)
+        return st;
     /* get_nowait first: waiting getters mean nothing is ready, so this cannot jump the line. */
     unsigned n = 0;
-    int st = queue_reserve(q, count, lease_ms, jobs, &n);
+    st = queue_reserve(q, count, lease_ms, jobs, &n);
     if (st == QUEUE_OK) {
         jobs_to_wall(svc, jobs, n);
         call->res.jobs = jobs;
@@ -351,9 +356,10 @@ static int local_reserve(struct qsvc *base, struct qsvc_call *call, const char *
 static int local_join(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                       uint64_t wait_ms) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK)
+        return st;
     struct queue_stats qs;
     queue_stats(q, &qs);
     if (qs.unfinished == 0)
@@ -366,10 +372,8 @@ static int local_join(struct qsvc *base, struct qsvc_call *call, const char *nam
 static int local_ack(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                      uint64_t id, uint32_t attempt) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
-    int st = local_writable(svc, call);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 1, &q);
     if (st == QSVC_OK)
         st = queue_ack(q, id, attempt);
     call->res.id = id;
@@ -379,10 +383,8 @@ static int local_ack(struct qsvc *base, struct qsvc_call *call, const char *name
 static int local_nack(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                       uint64_t id, uint32_t attempt, uint64_t delay_ms) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
-    int st = local_writable(svc, call);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 1, &q);
     if (st == QSVC_OK)
         st = queue_nack(q, id, attempt, delay_ms);
     if (st != QSVC_OK)
@@ -397,11 +399,12 @@ static int local_nack(struct qsvc *base, struct qsvc_call *call, const char *nam
 static int local_touch(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                        uint64_t id, uint32_t attempt, uint64_t lease_ms) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK)
+        return st;
     uint64_t deadline = 0;
-    int st = queue_touch(q, id, attempt, lease_ms, &deadline);
+    st = queue_touch(q, id, attempt, lease_ms, &deadline);
     call->res.id = id;
     call->res.deadline_ms = qsvc_local_wall(svc, deadline);
     return st;
@@ -410,10 +413,11 @@ static int local_touch(struct qsvc *base, struct qsvc_call *call, const char *na
 static int local_peek(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                       uint64_t id, struct queue_job_info *job) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
-    int st = queue_peek(q, id, job);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK)
+        return st;
+    st = queue_peek(q, id, job);
     if (st != QUEUE_OK)
         return st;
     jobs_to_wall(svc, job, 1);
@@ -427,7 +431,10 @@ static int local_peek(struct qsvc *base, struct qsvc_call *call, const char *nam
 static int local_declare(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                          const struct qsvc_settings *set) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK && st != QSVC_ERR_NOQUEUE)
+        return st;
     struct queue_settings s;
     if (q) {
         s = *queue_settings_of(q);
@@ -445,7 +452,7 @@ static int local_declare(struct qsvc *base, struct qsvc_call *call, const char *
         s.max_payload = set->s.max_payload;
     if (set->mask & QSVC_SET_KEY_WINDOW)
         s.key_window_ms = set->s.key_window_ms;
-    int st = local_writable(svc, call);
+    st = local_writable(svc, call);
     if (st != QSVC_OK)
         return st;
     call->res.created = q == NULL;
@@ -458,10 +465,8 @@ static int local_declare(struct qsvc *base, struct qsvc_call *call, const char *
 
 static int local_delete(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
-    int st = local_writable(svc, call);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 1, &q);
     if (st != QSVC_OK)
         return st;
     local_fill_queue(&call->res.queue, q);
@@ -472,9 +477,10 @@ static int local_delete(struct qsvc *base, struct qsvc_call *call, const char *n
 
 static int local_stats(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK)
+        return st;
     local_fill_queue(&call->res.queue, q);
     return QSVC_OK;
 }
@@ -500,11 +506,12 @@ static int local_list(struct qsvc *base, struct qsvc_call *call) {
 static int local_dead_list(struct qsvc *base, struct qsvc_call *call, const char *name,
                            size_t len, uint64_t after, struct queue_job_info *jobs, size_t max) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK)
+        return st;
     size_t got = 0;
-    int st = queue_dead_list(q, after, jobs, max, &got);
+    st = queue_dead_list(q, after, jobs, max, &got);
     call->res.jobs = jobs;
     call->res.njobs = (unsigned)got;
     return st;
@@ -515,10 +522,8 @@ static int local_dead_list(struct qsvc *base, struct qsvc_call *call, const char
 static int local_bulk(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                       int op, uint64_t arg) {
     struct qsvc_local *svc = local_of(base);
-    struct queue *q = local_find(svc, name, len);
-    if (!q)
-        return QSVC_ERR_NOQUEUE;
-    int st = local_writable(svc, call);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 1, &q);
     if (st != QSVC_OK)
         return st;
     call->res.n = 0;
