@@ -12,6 +12,7 @@
 #include "api/api_timer.h"
 #include "api/probe.h"
 #include "api/router.h"
+#include "svc/qsvc.h"
 #include "svc/store.h"
 #include "net/tls_server.h"
 
