@@ -13,6 +13,7 @@
 #include "api/probe.h"
 #include "api/router.h"
 #include "svc/store.h"
+#include "svc/tsvc.h"
 #include "net/tls.h"
 
 #include <stdio.h>
