@@ -6,7 +6,6 @@
 #include "http/http_parse.h"
 #include "http/http_query.h"
 #include "net/http_reply.h"
-#include "net/server.h"
 #include "svc/tsvc.h"
 
 #include <inttypes.h>
@@ -19,7 +18,9 @@
 
 #define LIST_MAX 1000 /* GET /timers limit= upper bound */
 
-enum op { OP_CREATE, OP_GET, OP_LIST, OP_CANCEL };
+/* OP_METHOD: a method /timers/{id} does not take; 405 once the timer is
+ * known to exist (404 first, as a lookup answers). */
+enum op { OP_CREATE, OP_GET, OP_LIST, OP_CANCEL, OP_METHOD };
 
 /* One /timers request whose answer the service gives: now or later. */
 struct treq {
@@ -117,6 +118,10 @@ static void answer(struct treq *r) {
     }
     if (call->status != TSVC_OK) {
         reply_error(c, http_status(call->status), "%s", call->why);
+        return;
+    }
+    if (r->op == OP_METHOD) {
+        reply_error(c, 405, "GET or DELETE a timer");
         return;
     }
     struct buf b = BUF_INIT;
@@ -337,6 +342,13 @@ static enum handler_result do_delete(struct conn *c, struct tsvc *svc, uint64_t 
     return started(r, tsvc_cancel(svc, &r->call, id));
 }
 
+static enum handler_result do_other(struct conn *c, struct tsvc *svc, uint64_t id) {
+    struct treq *r = treq_new(c, OP_METHOD);
+    if (!r)
+        return fail(c, 503, "out of memory");
+    return started(r, tsvc_get(svc, &r->call, id, 0));
+}
+
 static enum handler_result do_list(struct conn *c, struct tsvc *svc,
                                    const struct http_request *req) {
     size_t n;
@@ -380,5 +392,5 @@ enum handler_result api_timers(void *ctx, struct conn *c, const struct http_requ
         return do_get(c, svc, (uint64_t)id, req);
     if (m == HTTP_M_DELETE)
         return do_delete(c, svc, (uint64_t)id);
-    return fail(c, 405, "GET or DELETE a timer");
+    return do_other(c, svc, (uint64_t)id);
 }

@@ -785,6 +785,14 @@ class TimerApiTest(TimerCase):
         r = self.h("GET", "/timers?limit=1000")
         self.assertEqual([x for x in r.json()["timers"] if x["queue"] == q], [])
 
+    def test_unknown_id_any_method_404(self):
+        """A timer that does not exist is 404 whatever the method, as before
+        the service seam (405 only for one that exists)."""
+        for method in ("PUT", "POST", "PATCH"):
+            with self.subTest(method=method):
+                r = self.h(method, "/timers/999999999", body=b"{}")
+                self.assertJsonError(r, 404)
+
     def test_stored_lengths_are_bounded(self):
         """A 65,549-byte cron used to be accepted and stored with its length
         cut to 16 bits (GET showed 13 bytes; the firing's payload carried the
