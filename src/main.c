@@ -14,6 +14,7 @@
 #include "api/router.h"
 #include "svc/qsvc.h"
 #include "svc/store.h"
+#include "svc/tsvc.h"
 #include "net/tls_server.h"
 
 #include <stdio.h>

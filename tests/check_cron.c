@@ -168,6 +168,20 @@ START_TEST(test_parse_errors) {
 }
 END_TEST
 
+/* Callers keep the text as written (16 bits of length in a timer's action):
+ * an expression padded past CRON_TEXT_MAX is refused, not parsed. */
+START_TEST(test_parse_text_max) {
+    char text[CRON_TEXT_MAX + 2];
+    struct cron c;
+    char err[200];
+    memset(text, ' ', sizeof text);
+    memcpy(text, "* * * * *", 9);
+    ck_assert_int_eq(cron_parse(&c, text, CRON_TEXT_MAX, err, sizeof err), 0);
+    ck_assert_int_eq(cron_parse(&c, text, CRON_TEXT_MAX + 1, err, sizeof err), -1);
+    ck_assert(strstr(err, "longer than"));
+}
+END_TEST
+
 START_TEST(test_next_basic) {
     check_next("* * * * *", "2024-05-01T10:00:00Z", "2024-05-01T10:01:00Z"); /* strictly after */
     check_next("* * * * *", "2024-05-01T10:00:59.999Z", "2024-05-01T10:01:00Z");
@@ -367,6 +381,7 @@ static Suite *cron_suite(void) {
     tcase_add_test(tc, test_parse_fields);
     tcase_add_test(tc, test_parse_nicknames);
     tcase_add_test(tc, test_parse_errors);
+    tcase_add_test(tc, test_parse_text_max);
     tcase_add_test(tc, test_next_basic);
     tcase_add_test(tc, test_next_month_ends);
     tcase_add_test(tc, test_next_leap_years);

@@ -235,6 +235,8 @@ static const struct {
 int cron_parse(struct cron *c, const char *s, size_t len, char *err, size_t errlen) {
     const char *end = s + len;
     memset(c, 0, sizeof *c); /* padding too, for callers that store the bytes */
+    if (len > CRON_TEXT_MAX) /* callers keep the text as written: never cut it short */
+        return fail(err, errlen, NULL, "longer than " CRON_STR(CRON_TEXT_MAX) " bytes", NULL, 0);
     while (s < end && is_blank(*s))
         s++;
     while (end > s && is_blank(end[-1]))

@@ -53,11 +53,17 @@ struct cron {
 #define CRON_MIN_MS INT64_C(-62135596800000)
 #define CRON_MAX_MS INT64_C(253402300799999)
 
+/* The longest expression cron_parse() accepts, blanks included: every
+ * value of every field listed one by one still fits. */
+#define CRON_TEXT_MAX 512
+#define CRON_STR_(x) #x
+#define CRON_STR(x) CRON_STR_(x) /* a bound as a string literal, for messages */
+
 /*
  * Parse s[0..len) (need not be NUL-terminated; leading and trailing blanks
- * are ignored) into *c. Returns 0, or -1 with a message naming the field
- * and the problem written to err (errlen bytes, NUL-terminated, may be 0),
- * e.g. "day-of-month: 32 is out of range 1-31". *c is undefined on error.
+ * are ignored; at most CRON_TEXT_MAX bytes) into *c. Returns 0, or -1
+ * with a message naming the field and the problem written to err (errlen
+ * bytes, NUL-terminated, may be 0), e.g. "day-of-month: 32 is out of range 1-31". *c is undefined on error.
  */
 int cron_parse(struct cron *c, const char *s, size_t len, char *err, size_t errlen);
 

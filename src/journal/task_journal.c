@@ -8,9 +8,12 @@
 
 #define BASE_SIZE (8 + 8 + 8 + 4 + 4 + 4)
 #define CREATE_SIZE (1 + 8 + 8 + 4 + 4 + 2 + 1 + 1 + 4 + 4 + 1 + 1 + 4)
+_Static_assert(BASE_SIZE + CREATE_SIZE == TJ_CREATE_OVERHEAD, "task_journal.h is out of date");
 
 int tj_encode(struct buf *out, const struct task_event *ev, int64_t off) {
     const struct task_spec *sp = ev->type == TASK_EV_CREATE ? ev->spec : NULL;
+    if (sp && sp->action_len > TJ_ACTION_MAX)
+        return -1;
     size_t n = BASE_SIZE + (sp ? CREATE_SIZE + sp->action_len : 0);
     struct buf tmp = BUF_INIT;
     if (buf_reserve(&tmp, n) < 0)

@@ -14,6 +14,7 @@
 #define AWAITD_TASK_JOURNAL_H
 
 #include "engine/task.h"
+#include "journal/journal.h"
 #include "journal/records.h"
 
 #include <stddef.h>
@@ -26,7 +27,12 @@ struct buf;
 #define TJ_TYPE_LAST REC_TASK_LAST
 #define TJ_TYPE_NEXT_ID REC_TASK_NEXT_ID
 
-/* Append ev as one record. 0, or -1 (ENOMEM). */
+/* A CREATE record's bytes besides the action; the longest action that
+ * still fits one journal record. */
+#define TJ_CREATE_OVERHEAD 79u
+#define TJ_ACTION_MAX (JOURNAL_RECORD_MAX - TJ_CREATE_OVERHEAD)
+
+/* Append ev as one record. 0, or -1 (ENOMEM, or an action over TJ_ACTION_MAX). */
 int tj_encode(struct buf *out, const struct task_event *ev, int64_t wall_minus_wheel);
 
 /* Decode a record into ev (and spec, which ev->spec points to for CREATE);

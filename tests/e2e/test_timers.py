@@ -785,6 +785,37 @@ class TimerApiTest(TimerCase):
         r = self.h("GET", "/timers?limit=1000")
         self.assertEqual([x for x in r.json()["timers"] if x["queue"] == q], [])
 
+    def test_unknown_id_any_method_404(self):
+        """A timer that does not exist is 404 whatever the method, as before
+        the service seam (405 only for one that exists)."""
+        for method in ("PUT", "POST", "PATCH"):
+            with self.subTest(method=method):
+                r = self.h(method, "/timers/999999999", body=b"{}")
+                self.assertJsonError(r, 404)
+
+    def test_stored_lengths_are_bounded(self):
+        """A 65,549-byte cron used to be accepted and stored with its length
+        cut to 16 bits (GET showed 13 bytes; the firing's payload carried the
+        cron's tail). Every length a timer stores is checked when the request
+        is parsed: 400 naming the field, never cut short."""
+        q = self.q({"max_payload": 16})
+        long_cron = "* * * * *" + " " * 65540
+        self.assertEqual(len(long_cron), 65549)
+        for spec, field in (({"queue": q, "cron": long_cron}, "cron"),
+                            ({"queue": q, "cron": "* * * * *" + " " * 504}, "cron"),
+                            ({"queue": "q" * 300, "every": 1}, "queue")):
+            with self.subTest(field=field, length=len(spec.get("cron", spec["queue"]))):
+                r = self.h("POST", "/timers", body=spec)
+                body = self.assertJsonError(r, 400)
+                self.assertIn(field, body["error"], body)
+        # at the bound, kept exactly as written
+        cron = "* * * * *" + " " * 503
+        t = self.create(queue=q, cron=cron, payload="p")
+        self.assertEqual(self.timer(t["id"])["cron"], cron)
+        self.cancel(t["id"], True)
+        r = self.h("GET", "/timers?limit=1000")
+        self.assertEqual([x["id"] for x in r.json()["timers"] if x["queue"] == q], [t["id"]])
+
     def test_methods_405(self):
         q = self.q()
         t = self.create(queue=q, after=60)
