@@ -4,9 +4,15 @@
 # processes they start and stop (stop_pid: SIGTERM, then SIGKILL after 3 s;
 # also for non-children such as nginx's worker), awaitd's and nginx's start,
 # clients, ports, /proc readings, wrk's and awaitload's outputs, and results.
-# The caller sets ME (the prefix of its messages), a usage function, and
-# CPU_PIN and CLIENT_PIN before it starts anything.
+# It sets ROOT, BENCH and OUT; the caller sets ME (the prefix of its
+# messages), a usage function, RAW, and CPU_PIN and CLIENT_PIN before it
+# starts anything.
 # shellcheck disable=SC2034
+
+# The tree, this folder, and where the results go.
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH/.." && pwd)
+OUT=$BENCH/out
 
 say() { printf '%s\n' "$*"; }
 die() { printf '%s: %s\n' "$ME" "$*" >&2; exit 2; }

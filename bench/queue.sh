@@ -21,9 +21,6 @@ usage() {
 }
 quick_args "$@"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-OUT=$BENCH/out
 RAW=$OUT/queue-raw
 
 # ---- what is measured, and how long --------------------------------------

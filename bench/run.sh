@@ -20,9 +20,6 @@ usage() {
 }
 quick_args "$@"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-OUT=$BENCH/out
 RAW=$OUT/raw
 AWAITD=$ROOT/src/awaitd
 

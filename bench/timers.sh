@@ -36,9 +36,6 @@ while (($#)); do
     shift
 done
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-OUT=$BENCH/out
 RAW=$OUT/timers-raw
 
 # ---- what is measured, and how long --------------------------------------

@@ -36,9 +36,6 @@ usage() {
 }
 quick_args "$@"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-OUT=$BENCH/out
 RAW=$OUT/raw-tls
 AWAITD=$ROOT/src/awaitd
 AWAITLOAD=$ROOT/src/awaitload
