@@ -11,24 +11,16 @@
 # target is met, 1 when one is missed, 2 when the benchmark could not run.
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ME=bench/queue
+
 usage() {
     echo "usage: bench/queue.sh [--quick]"
     echo "  --quick   shorter runs and a smaller memory fill, to check the script (rough figures)"
 }
+quick_args "$@"
 
-QUICK=0
-while (($#)); do
-    case $1 in
-    --quick) QUICK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-    esac
-    shift
-done
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-OUT=$BENCH/out
 RAW=$OUT/queue-raw
 
 # ---- what is measured, and how long --------------------------------------
@@ -52,47 +44,18 @@ T_BATCH_RATIO=5      # awaitd batched jobs/s >= 5 x beanstalkd cycles/s
 T_DURABLE=10000      # awaitd durable puts/s (fsync = always)
 T_MEM=100            # awaitd bytes per queued job beyond its payload
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench/queue: %s\n' "$*" >&2; exit 2; }
-
 # ---- 1. what the benchmark needs ------------------------------------------
-install_missing() {
-    local pkgs=()
-    command -v beanstalkd >/dev/null || pkgs+=(beanstalkd)
-    command -v python3 >/dev/null || pkgs+=(python3)
-    command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
-    command -v taskset >/dev/null || pkgs+=(util-linux)
-    ((${#pkgs[@]})) || return 0
-    local sudo=()
-    [ "$(id -u)" = 0 ] || sudo=(sudo)
-    say "bench/queue: installing ${pkgs[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
-}
-
-install_missing
+want beanstalkd beanstalkd
+want python3 python3
+want gcc gcc libc6-dev
+want taskset util-linux
+install_wanted
 # Debian's package also installs a beanstalkd service; ours is started here,
 # on a free port, and the service is left as it was.
-if [ ! -x "$ROOT/src/awaitd" ] || [ ! -x "$ROOT/src/awaitload" ]; then
-    say "bench/queue: building awaitd and awaitload"
-    "$ROOT/scripts/setup"
-fi
-if [ ! -x "$ROOT/src/awaitd" ] || [ ! -x "$ROOT/src/awaitload" ]; then
-    die "no src/awaitd or src/awaitload after the build"
-fi
-
-CLK_TCK=$(getconf CLK_TCK)
+need_built awaitd awaitload
 
 # ---- processes: everything started is stopped on exit --------------------
-WORK=$(mktemp -d /tmp/awaitd-queue-bench.XXXXXX) # on disk here (ext4): fsync means something
-PIDS=()
-# shellcheck source=bench/lib.sh
-. "$BENCH/lib.sh"
-
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+work_begin /tmp/awaitd-queue-bench.XXXXXX # on disk here (ext4): fsync means something
 
 # The binaries are copied: a rebuild in the tree during the run changes nothing here.
 mkdir -p "$WORK/bin"
@@ -104,43 +67,7 @@ AWAITLOAD=$WORK/bin/awaitload
 BSC=$WORK/bin/beanstalk_cycle
 gcc -O2 -Wall -Wextra -o "$BSC" "$BENCH/beanstalk_cycle.c" || die "cannot build bench/beanstalk_cycle.c"
 
-# Run a client pinned to the client CPU, bounded in time, its stdout to $1
-# and its stderr to $1.err. In the background, so that a signal to this
-# script is handled at once.
-
-# ---- small helpers ---------------------------------------------------------
-
-http_get() { # port path
-    exec 3<>"/dev/tcp/127.0.0.1/$1"
-    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
-    timeout 5 cat <&3 || true
-    exec 3<&-
-}
-metric() { # port name
-    http_get "$1" /metrics | awk -v n="$2" '$1 == n { print $2 }'
-}
-
-jget() { # file key[.key...]: a number or string from a one-line JSON object
-    python3 - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[k]
-print(v)
-EOF
-}
-
-# A client run must be clean: its exit status, and no errors in the JSON.
-check_awaitload() { # file what
-    local errs
-    errs=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sum(s["errors"].values()) + s["status"]["4xx"] + s["status"]["5xx"] - s["full"])' "$1") ||
-        die "$2: awaitload printed no JSON (see $1 and $1.err)"
-    [ "$errs" = 0 ] || die "$2: awaitload saw $errs errors (see $1): $(jget "$1" first_error)"
-}
-
 # ---- the servers -----------------------------------------------------------
-AW_PID="" AW_PORT="" BS_PID="" BS_PORT=""
-
 start_awaitd() { # name fsync
     local dir=$WORK/$1
     AW_PORT=$(free_port)
@@ -160,10 +87,7 @@ fsync = $2
 [queues]
 mem_limit = 4g
 EOF
-    taskset -c "$CPU_PIN" "$AWAITD" -c "$dir/awaitd.conf" 2>>"$RAW/awaitd-$1.log" &
-    AW_PID=$!
-    PIDS+=("$AW_PID")
-    wait_port "$AW_PORT" "$AW_PID" || die "awaitd did not start (see $RAW/awaitd-$1.log)"
+    start_awaitd_conf "$dir/awaitd.conf" "$RAW/awaitd-$1.log"
 }
 
 start_beanstalkd() { # name [beanstalkd options]
@@ -176,29 +100,15 @@ start_beanstalkd() { # name [beanstalkd options]
     wait_port "$BS_PORT" "$BS_PID" || die "beanstalkd did not start (see $RAW/beanstalkd-$name.log)"
 }
 
-stop_servers() {
-    [ -z "$AW_PID" ] || stop_pid "$AW_PID"
-    [ -z "$BS_PID" ] || stop_pid "$BS_PID"
-    AW_PID="" BS_PID=""
-}
-
 qurl() { echo "http://127.0.0.1:$AW_PORT/queues/$1"; }
 
 # ---- results -----------------------------------------------------------------
-rm -rf "$RAW"
-mkdir -p "$RAW"
-RESULTS=$RAW/results.tsv
-: >"$RESULTS"
-record() { (IFS=$'\t'; echo "$*") >>"$RESULTS"; }
-
-say "awaitd queue benchmark$( ((QUICK)) && echo ' (--quick: rough figures)')"
+results_begin "awaitd queue benchmark"
 say "servers on CPU $CPU_PIN, clients on CPU $CLIENT_PIN; $PAYLOAD-byte jobs; raw outputs in bench/out/queue-raw/"
 
 # ---- a, b, c: cycles, interleaved -------------------------------------------
-say ""
-say "== a/b/c. $CONNS connections looping cycles for ${SECS}s: awaitd put -> reserve -> ack (fsync off),"
-say "   beanstalkd put -> reserve-with-timeout 0 -> delete (no binlog), awaitd with --batch $BATCH"
-part_begin
+part_begin "== a/b/c. $CONNS connections looping cycles for ${SECS}s: awaitd put -> reserve -> ack (fsync off)," \
+    "   beanstalkd put -> reserve-with-timeout 0 -> delete (no binlog), awaitd with --batch $BATCH"
 start_awaitd cycles off
 start_beanstalkd cycles
 # warm-up, not measured; also checks that both answer
@@ -217,7 +127,7 @@ for ((i = 1; i <= ROUNDS; i++)); do
     check_awaitload "$out" "a) run $i"
     cycles=$(jget "$out" cycles)
     [ "$(jget "$out" queue.unfinished)" = 0 ] || die "a) run $i left unfinished jobs in awaitd (see $out)"
-    us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$cycles" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    us=$(us_each $((t1 - t0)) "$cycles")
     cps=$(jget "$out" cycles_per_s)
     record cycle awaitd "$i" "$us" "$cycles" "$cps" $((t1 - t0))
     printf '  run %d  %-10s  %7.2f us/cycle   %9d cycles  %9.0f cycles/s\n' "$i" awaitd "$us" "$cycles" "$cps"
@@ -229,7 +139,7 @@ for ((i = 1; i <= ROUNDS; i++)); do
         die "beanstalk_cycle failed (see $out.err)"
     t1=$(cpu_ticks "$BS_PID")
     cycles=$(jget "$out" cycles)
-    us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$cycles" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    us=$(us_each $((t1 - t0)) "$cycles")
     cps=$(jget "$out" cycles_per_s)
     record cycle beanstalkd "$i" "$us" "$cycles" "$cps" $((t1 - t0))
     printf '  run %d  %-10s  %7.2f us/cycle   %9d cycles  %9.0f cycles/s\n' "$i" beanstalkd "$us" "$cycles" "$cps"
@@ -244,7 +154,7 @@ for ((i = 1; i <= ROUNDS; i++)); do
     jobs=$(jget "$out" jobs_acked)
     [ "$(jget "$out" queue.unfinished)" = 0 ] || die "c) run $i left unfinished jobs in awaitd (see $out)"
     jps=$(jget "$out" jobs_per_s)
-    us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$jobs" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    us=$(us_each $((t1 - t0)) "$jobs")
     record batch awaitd "$i" "$jps" "$jobs" "$us" $((t1 - t0))
     printf '  run %d  %-10s  %7.2f us/job     %9d jobs    %9.0f jobs/s (batch %d)\n' "$i" awaitd "$us" "$jobs" "$jps" "$BATCH"
 done
@@ -252,10 +162,8 @@ stop_servers
 part_end cycles
 
 # ---- d: durable puts ------------------------------------------------------------
-say ""
-say "== d. durable puts: awaitd fsync = always, $PRODUCERS producers for ${DURABLE_SECS}s;"
-say "   beanstalkd -b DIR -f 0 (fsync after every write), one client for ${BS_DURABLE_SECS}s (reference)"
-part_begin
+part_begin "== d. durable puts: awaitd fsync = always, $PRODUCERS producers for ${DURABLE_SECS}s;" \
+    "   beanstalkd -b DIR -f 0 (fsync after every write), one client for ${BS_DURABLE_SECS}s (reference)"
 start_awaitd durable always
 mkdir -p "$WORK/binlog"
 start_beanstalkd durable -b "$WORK/binlog" -f 0
@@ -286,9 +194,7 @@ stop_servers
 part_end durable
 
 # ---- e: memory per queued job ---------------------------------------------------
-say ""
-say "== e. memory: $MEM_JOBS queued $PAYLOAD-byte jobs (awaitd: batch puts of $MEM_BATCH, fsync off)"
-part_begin
+part_begin "== e. memory: $MEM_JOBS queued $PAYLOAD-byte jobs (awaitd: batch puts of $MEM_BATCH, fsync off)"
 start_awaitd memory off
 start_beanstalkd memory
 run_client "$RAW/e-awaitd-warmup.json" 60 "$AWAITLOAD" --json --scenario queue -c 2 -n 10 --batch "$MEM_BATCH" "$(qurl warmup)" ||
@@ -303,7 +209,7 @@ sleep 1
 after=$(rss_kb "$AW_PID")
 queued=$(jget "$out" queue.size)
 [ "$queued" = "$MEM_JOBS" ] || die "e) awaitd holds $queued jobs, not $MEM_JOBS (see $out)"
-per=$(awk -v a="$before" -v b="$after" -v n="$MEM_JOBS" -v p="$PAYLOAD" 'BEGIN { printf "%.1f", (b - a) * 1024 / n - p }')
+per=$(bytes_each "$before" "$after" "$MEM_JOBS" "$PAYLOAD")
 record memory awaitd "$per" "$before" "$after" "$queued"
 printf '  %-10s  %6.1f B/job beyond the payload  (VmRSS %d -> %d kB, %d jobs queued)\n' awaitd "$per" "$before" "$after" "$queued"
 
@@ -316,7 +222,7 @@ run_client "$out" 300 "$BSC" -p "$BS_PORT" -m put -c 10 -P 100 -n "$MEM_JOBS" -d
 sleep 1
 after=$(rss_kb "$BS_PID")
 queued=$(jget "$out" puts)
-per=$(awk -v a="$before" -v b="$after" -v n="$queued" -v p="$PAYLOAD" 'BEGIN { printf "%.1f", (b - a) * 1024 / n - p }')
+per=$(bytes_each "$before" "$after" "$queued" "$PAYLOAD")
 record memory beanstalkd "$per" "$before" "$after" "$queued"
 printf '  %-10s  %6.1f B/job beyond the payload  (VmRSS %d -> %d kB, %d jobs queued)\n' beanstalkd "$per" "$before" "$after" "$queued"
 stop_servers
@@ -326,7 +232,7 @@ part_end memory
 say ""
 rc=0
 python3 - "$RESULTS" "$OUT/queue.json" "$QUICK" "$CLK_TCK" \
-    "$(beanstalkd -v 2>&1 | head -n 1)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    "$(beanstalkd -v 2>&1 | head -n 1)" "$(git_commit)" \
     "$T_CPU_RATIO" "$T_BATCH_RATIO" "$T_DURABLE" "$T_MEM" "$CONNS" "$BATCH" "$PRODUCERS" "$MEM_JOBS" "$SECS" <<'EOF' || rc=$?
 import json, statistics, sys, time
 
@@ -412,11 +318,5 @@ with open(out_path, "w") as f:
     f.write("\n")
 sys.exit(0 if all(f["pass"] is not False for f in figures) else 1)
 EOF
-for log in "$RAW"/awaitd-*.log; do
-    if [ -s "$log" ]; then
-        say ""
-        say "awaitd logged (warn and above) in $(basename "$log"):"
-        sort "$log" | uniq -c | sort -rn | head -n 5
-    fi
-done
+show_awaitd_logs
 exit "$rc"

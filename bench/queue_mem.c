@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "engine/queue.h"
 #include "core/timer.h"
+#include "bench_util.h"
 
 #include <malloc.h>
 #include <stdio.h>
@@ -37,28 +38,6 @@ static void count_event(void *ctx, const struct queue_event *ev) {
     (void)ctx;
     (void)ev;
     events++;
-}
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static long rss_bytes(void) {
-    long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld %ld", &size, &resident) != 2) {
-        perror("/proc/self/statm");
-        exit(1);
-    }
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
-static size_t malloc_in_use(void) {
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd; /* heap chunks in use + mmapped blocks */
 }
 
 static struct queue *make_queue(struct queue_engine *e, const char *name) {

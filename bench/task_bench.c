@@ -31,6 +31,7 @@
 #endif
 #include "engine/task.h"
 #include "core/timer.h"
+#include "bench_util.h"
 
 #include <malloc.h>
 #include <stdio.h>
@@ -50,32 +51,10 @@ static int64_t *late_us; /* one entry per firing, part 2 */
 static size_t nlate, maxlate;
 static char scratch[64];
 
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static int64_t now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static long rss_bytes(void) {
-    long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld %ld", &size, &resident) != 2) {
-        perror("/proc/self/statm");
-        exit(1);
-    }
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
-static size_t malloc_in_use(void) {
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
 }
 
 /* Part 1: fire() never runs (every tick is an hour away). */

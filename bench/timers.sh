@@ -13,6 +13,10 @@
 # target is met, 1 when one is missed, 2 when the benchmark could not run.
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ME=bench/timers
+
 usage() {
     echo "usage: bench/timers.sh [--quick] [--fsync MODE]"
     echo "  --quick        fewer timers, shorter windows, no 1,000,000 part (rough figures)"
@@ -23,20 +27,15 @@ QUICK=0
 FSYNC=off
 while (($#)); do
     case $1 in
-    --quick) QUICK=1 ;;
     --fsync)
         shift
         case ${1:-} in off | batch | always) FSYNC=$1 ;; *) usage >&2; exit 2 ;; esac
         ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
+    *) quick_arg "$1" ;;
     esac
     shift
 done
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-OUT=$BENCH/out
 RAW=$OUT/timers-raw
 
 # ---- what is measured, and how long --------------------------------------
@@ -63,47 +62,20 @@ CLIENT_PIN=1 # awaitload, the purger, the cancel client
 T_LATE_P99=5 # ms, firing lateness p99 in the window
 T_GET_P99=5  # ms, GET /get p99 while the timers fire (strictly below)
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench/timers: %s\n' "$*" >&2; exit 2; }
-
 # ---- 1. what the benchmark needs ------------------------------------------
-install_missing() {
-    local pkgs=()
-    command -v python3 >/dev/null || pkgs+=(python3)
-    command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
-    command -v make >/dev/null || pkgs+=(make)
-    command -v taskset >/dev/null || pkgs+=(util-linux)
-    ((${#pkgs[@]})) || return 0
-    local sudo=()
-    [ "$(id -u)" = 0 ] || sudo=(sudo)
-    say "bench/timers: installing ${pkgs[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
-}
-
-install_missing
-if [ ! -x "$ROOT/src/awaitd" ] || [ ! -x "$ROOT/src/awaitload" ]; then
-    say "bench/timers: building awaitd and awaitload"
-    "$ROOT/scripts/setup"
-fi
-[ -x "$ROOT/src/awaitd" ] && [ -x "$ROOT/src/awaitload" ] || die "no src/awaitd or src/awaitload after the build"
+want python3 python3
+want gcc gcc libc6-dev
+want make make
+want taskset util-linux
+install_wanted
+need_built awaitd awaitload
 if [ -f "$ROOT/Makefile" ]; then
     make -C "$ROOT" -s bench/task_bench >/dev/null || die "make bench/task_bench failed"
 fi
 [ -x "$ROOT/bench/task_bench" ] || die "no bench/task_bench (run make bench/task_bench)"
 
-CLK_TCK=$(getconf CLK_TCK)
-
 # ---- processes: everything started is stopped on exit --------------------
-WORK=$(mktemp -d /tmp/awaitd-timers-bench.XXXXXX) # config and journal
-PIDS=()
-# shellcheck source=bench/lib.sh
-. "$BENCH/lib.sh"
-
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+work_begin /tmp/awaitd-timers-bench.XXXXXX # config and journal
 
 # The binaries are copied: a rebuild in the tree during the run changes nothing here.
 mkdir -p "$WORK/bin"
@@ -112,46 +84,10 @@ AWAITD=$WORK/bin/awaitd
 AWAITLOAD=$WORK/bin/awaitload
 TASK_BENCH=$WORK/bin/task_bench
 
-# Run a client pinned to the client CPU, bounded in time, its stdout to $1
-# and its stderr to $1.err. In the background, so that a signal to this
-# script is handled at once.
-
 # ---- small helpers ---------------------------------------------------------
-
-http_req() { # port method path [body]: the whole answer, over bash's /dev/tcp
-    local body=${4:-}
-    exec 3<>"/dev/tcp/127.0.0.1/$1"
-    printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-        "$2" "$3" "${#body}" "$body" >&3
-    timeout 10 cat <&3 || true
-    exec 3<&-
-}
 metrics_to() { http_req "$AW_PORT" GET /metrics >"$1"; } # file
-metric() { # port name
-    http_req "$1" GET /metrics | awk -v n="$2" '$1 == n { print $2 }'
-}
-
-jget() { # file key[.key...]: a number or string from a one-line JSON object
-    python3 - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[k]
-print(v)
-EOF
-}
-
-# A client run must be clean: its exit status, and no errors in the JSON.
-check_awaitload() { # file what
-    local errs
-    errs=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sum(s["errors"].values()) + s["status"]["4xx"] + s["status"]["5xx"])' "$1") ||
-        die "$2: awaitload printed no JSON (see $1 and $1.err)"
-    [ "$errs" = 0 ] || die "$2: awaitload saw $errs errors (see $1)"
-}
 
 # ---- the server --------------------------------------------------------------
-AW_PID="" AW_PORT=""
-
 start_awaitd() { # name
     local dir=$WORK/$1
     AW_PORT=$(free_port)
@@ -170,17 +106,9 @@ fsync = $FSYNC
 [queues]
 mem_limit = 4g
 EOF
-    taskset -c "$CPU_PIN" "$AWAITD" -c "$dir/awaitd.conf" 2>>"$RAW/awaitd-$1.log" &
-    AW_PID=$!
-    PIDS+=("$AW_PID")
-    wait_port "$AW_PORT" "$AW_PID" || die "awaitd did not start (see $RAW/awaitd-$1.log)"
+    start_awaitd_conf "$dir/awaitd.conf" "$RAW/awaitd-$1.log"
     http_req "$AW_PORT" PUT /queues/q '{"maxsize": 0}' | head -n 1 | grep -q ' 201 ' ||
         die "PUT /queues/q failed"
-}
-
-stop_awaitd() {
-    [ -z "$AW_PID" ] || stop_pid "$AW_PID"
-    AW_PID=""
 }
 
 # Create $2 timers with body $3 over HTTP (awaitload, keep-alive, $CREATE_CONNS connections).
@@ -192,6 +120,18 @@ create_timers() { # out n body
     local got
     got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"]["2xx"])' "$1")
     [ "$got" = "$2" ] || die "created $got timers, not $2 (see $1)"
+}
+
+# Create $2 periodic timers that do not fire in the run (every 3600 s) and
+# check they are all scheduled; VmRSS before and after in RSS_BEFORE, RSS_AFTER.
+create_idle_timers() { # out n part
+    RSS_BEFORE=$(rss_kb "$AW_PID")
+    create_timers "$1" "$2" '{"queue": "q", "every": 3600}'
+    sleep 0.5
+    RSS_AFTER=$(rss_kb "$AW_PID")
+    local sched
+    sched=$(metric "$AW_PORT" 'awaitd_timers{state="scheduled"}')
+    [ "$sched" = "$2" ] || die "$3) $sched timers scheduled, not $2"
 }
 
 # POST /queues/q/purge every $PURGE_EVERY s, on the client CPU, until stopped.
@@ -215,34 +155,22 @@ stop_purger() {
 }
 
 # ---- results -----------------------------------------------------------------
-rm -rf "$RAW"
-mkdir -p "$RAW"
-RESULTS=$RAW/results.tsv
-: >"$RESULTS"
-record() { (IFS=$'\t'; echo "$*") >>"$RESULTS"; }
-
-say "awaitd timer benchmark$( ((QUICK)) && echo ' (--quick: rough figures)')"
+results_begin "awaitd timer benchmark"
 say "awaitd on CPU $CPU_PIN, clients on CPU $CLIENT_PIN; journal fsync = $FSYNC; raw outputs in bench/out/timers-raw/"
 
 # ---- a. memory per timer -------------------------------------------------------
-say ""
-say "== a. memory: $TIMERS periodic timers created over HTTP (every 3600 s: none fires)"
-part_begin
+part_begin "== a. memory: $TIMERS periodic timers created over HTTP (every 3600 s: none fires)"
 start_awaitd memory
 run_client "$RAW/a-warmup.json" 60 "$AWAITLOAD" --json -c "$CREATE_CONNS" -n 20000 "http://127.0.0.1:$AW_PORT/get" ||
     die "awaitload failed (see $RAW/a-warmup.json.err)"
 sleep 0.5
-before=$(rss_kb "$AW_PID")
-create_timers "$RAW/a-create.json" "$TIMERS" '{"queue": "q", "every": 3600}'
-sleep 0.5
-after=$(rss_kb "$AW_PID")
-sched=$(metric "$AW_PORT" 'awaitd_timers{state="scheduled"}')
-[ "$sched" = "$TIMERS" ] || die "a) $sched timers scheduled, not $TIMERS"
-per=$(awk -v a="$before" -v b="$after" -v n="$TIMERS" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }')
+create_idle_timers "$RAW/a-create.json" "$TIMERS" a
+before=$RSS_BEFORE after=$RSS_AFTER
+per=$(bytes_each "$before" "$after" "$TIMERS")
 cps=$(jget "$RAW/a-create.json" rps)
 record memory "$per" "$before" "$after" "$TIMERS" "$cps"
 printf '  %.1f B per timer  (VmRSS %d -> %d kB); created at %.0f/s\n' "$per" "$before" "$after" "$cps"
-stop_awaitd
+stop_servers
 part_end memory
 
 # ---- b. firing: lateness, /get latency, CPU ---------------------------------------
@@ -310,23 +238,17 @@ print("  ticks: %d alone, %d under load (%d skipped); /get %.0f req/s, p99 %.2f 
       % (ticks(a, b), ticks(b, c), c["awaitd_timer_skips_total"] - a["awaitd_timer_skips_total"],
          g["rps"], g["latency_us"]["p99"] / 1000))
 EOF
-    stop_awaitd
+    stop_servers
     part_end "$name"
 done
 
 # ---- c. 1,000,000 timers created, then cancelled over HTTP ---------------------------
 if ((BIG)); then
-    say ""
-    say "== c. $BIG periodic timers (every 3600 s) created over HTTP, then each cancelled (DELETE, pipelined)"
-    part_begin
+    part_begin "== c. $BIG periodic timers (every 3600 s) created over HTTP, then each cancelled (DELETE, pipelined)"
     start_awaitd big
     sleep 0.3
-    before=$(rss_kb "$AW_PID")
-    create_timers "$RAW/c-create.json" "$BIG" '{"queue": "q", "every": 3600}'
-    sleep 0.5
-    mid=$(rss_kb "$AW_PID")
-    sched=$(metric "$AW_PORT" 'awaitd_timers{state="scheduled"}')
-    [ "$sched" = "$BIG" ] || die "c) $sched timers scheduled, not $BIG"
+    create_idle_timers "$RAW/c-create.json" "$BIG" c
+    before=$RSS_BEFORE mid=$RSS_AFTER
     # The cancel client: one keep-alive connection, DELETE /timers/1..N pipelined
     # (at most 20,000 outstanding), counting "200" answers.
     out=$RAW/c-cancel.json
@@ -371,20 +293,18 @@ EOF
     cancelled=$(metric "$AW_PORT" 'awaitd_timers{state="cancelled"}')
     [ "$cancelled" = "$BIG" ] || die "c) $cancelled timers cancelled, not $BIG"
     [ "$(jget "$out" ok)" = "$BIG" ] || die "c) $(jget "$out" ok) of $BIG DELETEs answered 200 (see $out)"
-    per=$(awk -v a="$before" -v b="$mid" -v n="$BIG" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }')
+    per=$(bytes_each "$before" "$mid" "$BIG")
     cps=$(jget "$RAW/c-create.json" rps)
     dps=$(jget "$out" per_s)
     record big "$BIG" "$cps" "$dps" "$per" "$before" "$mid" "$after"
     printf '  created at %.0f/s, %.1f B per timer (VmRSS %d -> %d kB); cancelled at %.0f/s (VmRSS after %d kB: cancelled timers stay visible for an hour)\n' \
         "$cps" "$per" "$before" "$mid" "$dps" "$after"
-    stop_awaitd
+    stop_servers
     part_end big
 fi
 
 # ---- d. the engine alone: bench/task_bench ----------------------------------------------
-say ""
-say "== d. the engine alone: bench/task_bench (pinned to CPU $CPU_PIN)"
-part_begin
+part_begin "== d. the engine alone: bench/task_bench (pinned to CPU $CPU_PIN)"
 taskset -c "$CPU_PIN" timeout 300 "$TASK_BENCH" >"$RAW/task_bench.txt" 2>&1 &
 pid=$!
 PIDS+=("$pid")
@@ -397,8 +317,7 @@ part_end task_bench
 say ""
 rc=0
 python3 - "$RESULTS" "$OUT/timers.json" "$QUICK" "$CLK_TCK" "$RAW/task_bench.txt" \
-    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    "$T_LATE_P99" "$T_GET_P99" "$TIMERS" "$PERIOD" "$FSYNC" "$GET_CONNS" "$PURGE_EVERY" <<'EOF' || rc=$?
+    "$(git_commit)" "$T_LATE_P99" "$T_GET_P99" "$TIMERS" "$PERIOD" "$FSYNC" "$GET_CONNS" "$PURGE_EVERY" <<'EOF' || rc=$?
 import json, re, sys, time
 
 (results, out_path, quick, clk_tck, task_bench, commit, t_late, t_get, timers, period, fsync,
@@ -575,11 +494,5 @@ with open(out_path, "w") as f:
     f.write("\n")
 sys.exit(0 if all(f["pass"] is not False for f in figures) else 1)
 EOF
-for log in "$RAW"/awaitd-*.log; do
-    if [ -s "$log" ]; then
-        say ""
-        say "awaitd logged (warn and above) in $(basename "$log"):"
-        sort "$log" | uniq -c | sort -rn | head -n 5
-    fi
-done
+show_awaitd_logs
 exit "$rc"

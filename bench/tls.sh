@@ -26,24 +26,16 @@
 # is missed, 2 when the suite could not run. Conventions as bench/run.sh.
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ME=bench
+
 usage() {
     echo "usage: bench/tls.sh [--quick]"
     echo "  --quick   shorter runs, to check the script itself (figures are rough)"
 }
+quick_args "$@"
 
-QUICK=0
-while (($#)); do
-    case $1 in
-    --quick) QUICK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-    esac
-    shift
-done
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-OUT=$BENCH/out
 RAW=$OUT/raw-tls
 AWAITD=$ROOT/src/awaitd
 AWAITLOAD=$ROOT/src/awaitload
@@ -66,81 +58,19 @@ TLS12_CIPHERS="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-E
 TLS13_SUITES="TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 TLS_GROUPS="X25519:prime256v1:secp384r1"
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
-
 # ---- what the suite needs ----------------------------------------------------
-install_missing() {
-    local pkgs=()
-    command -v nginx >/dev/null || pkgs+=(nginx-light)
-    command -v wrk >/dev/null || pkgs+=(wrk)
-    command -v python3 >/dev/null || pkgs+=(python3)
-    command -v openssl >/dev/null || pkgs+=(openssl)
-    command -v taskset >/dev/null || pkgs+=(util-linux)
-    ((${#pkgs[@]})) || return 0
-    local sudo=()
-    [ "$(id -u)" = 0 ] || sudo=(sudo)
-    say "bench: installing ${pkgs[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
-}
-
-install_missing
+want nginx nginx-light
+want wrk wrk
+want python3 python3
+want openssl openssl
+want taskset util-linux
+install_wanted
 nginx -V 2>&1 | grep -q -- --with-http_ssl_module || die "this nginx has no ssl module"
-if [ ! -x "$AWAITD" ] || [ ! -x "$AWAITLOAD" ]; then
-    say "bench: building awaitd"
-    "$ROOT/scripts/setup"
-fi
-if [ ! -x "$AWAITD" ] || [ ! -x "$AWAITLOAD" ]; then die "no $AWAITD or $AWAITLOAD after the build"; fi
-ulimit -n 20000 2>/dev/null || die "cannot raise the open-file limit to 20000 (hard limit: $(ulimit -Hn))"
-CLK_TCK=$(getconf CLK_TCK)
+need_built awaitd awaitload
+raise_nofile
 
 # ---- processes: everything started is stopped on exit ------------------------
-WORK=$(mktemp -d /tmp/awaitd-bench-tls.XXXXXX)
-PIDS=()
-# shellcheck source=bench/lib.sh
-. "$BENCH/lib.sh"
-
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-run_client() { # out limit argv...: pinned, bounded, in the background (signals stay prompt)
-    local out=$1 limit=$2 rc=0 pid
-    shift 2
-    taskset -c "$CLIENT_PIN" timeout -k 5 "$limit" "$@" >"$out" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait "$pid" || rc=$?
-    forget_pid "$pid"
-    return "$rc"
-}
-
-part_end() {
-    local psi pct="-"
-    psi=$(psi_us 2>/dev/null || echo "")
-    if [ -n "$psi" ] && [ -n "$PART_PSI0" ]; then
-        pct=$(awk -v p=$((psi - PART_PSI0)) -v t=$(($(now_us) - PART_T0)) 'BEGIN { printf "%.0f", 100 * p / t }')
-    fi
-    record pressure "$1" "$pct"
-    say "  (CPU pressure during this part: $pct% of the time a task waited for a CPU)"
-}
-
-wrk_requests() { awk '/ requests in / { print $1 }' "$1"; }
-wrk_errors() {
-    awk '/Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 }
-         /Non-2xx or 3xx responses:/ { n += $NF }
-         END { print n + 0 }' "$1"
-}
-wrk_rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
-jget() { # file key...: a value from awaitload's --json summary
-    python3 -c 'import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2:]:
-    v = v[k]
-print(sum(v.values()) if isinstance(v, dict) else v)' "$@"
-}
+work_begin /tmp/awaitd-bench-tls.XXXXXX
 
 # ---- one certificate for both ------------------------------------------------------
 CERT=$WORK/cert.pem KEY=$WORK/key.pem
@@ -149,7 +79,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$KEY" -out "$CERT" -days 7 \
     die "cannot make a certificate (see $WORK/openssl.log)"
 
 # ---- the servers ---------------------------------------------------------------------
-AW_PID="" AW_PORT="" NG_MASTER="" NG_PID="" NG_PORT=""
 
 start_awaitd() {
     local plain
@@ -174,124 +103,39 @@ key = $KEY
 path = $WORK/awaitd/journal
 fsync = off
 EOF
-    taskset -c "$CPU_PIN" "$AWAITD" -c "$WORK/awaitd/awaitd.conf" 2>>"$RAW/awaitd.log" &
-    AW_PID=$!
-    PIDS+=("$AW_PID")
-    wait_port "$AW_PORT" "$AW_PID" || die "awaitd did not start (see $RAW/awaitd.log)"
+    start_awaitd_conf "$WORK/awaitd/awaitd.conf" "$RAW/awaitd.log"
 }
 
-start_nginx() {
-    local dir=$WORK/nginx i
-    NG_PORT=$(free_port)
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 20000;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 19000; }
-http {
-    access_log off;
-    default_type application/json;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    ssl_certificate $CERT;
+start_servers() {
+    start_awaitd
+    start_nginx "" "    ssl_certificate $CERT;
     ssl_certificate_key $KEY;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ciphers $TLS12_CIPHERS;
     ssl_conf_command Ciphersuites $TLS13_SUITES;
     ssl_ecdh_curve $TLS_GROUPS;
     ssl_prefer_server_ciphers off;
-    ssl_session_tickets on;
-    server {
-        listen 127.0.0.1:$NG_PORT ssl backlog=4096;
-        location = /get { return 200 '{"ok":true}\n'; }
-    }
+    ssl_session_tickets on;" "ssl backlog=4096" \
+        "        location = /get { return 200 '{\"ok\":true}\\n'; }"
 }
-EOF
-    nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" || die "bad nginx config: $dir/nginx.conf"
-    taskset -c "$CPU_PIN" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
-    NG_MASTER=$!
-    PIDS+=("$NG_MASTER")
-    wait_port "$NG_PORT" "$NG_MASTER" || die "nginx did not start (see $dir/error.log)"
-    NG_PID=""
-    for ((i = 0; i < 50; i++)); do
-        read -r NG_PID _ <"/proc/$NG_MASTER/task/$NG_MASTER/children" || true
-        [ -z "$NG_PID" ] || break
-        sleep 0.1
-    done
-    [ -n "$NG_PID" ] || die "no nginx worker process"
-    PIDS+=("$NG_PID")
-}
-
-stop_servers() {
-    if [ -n "$AW_PID" ]; then stop_pid "$AW_PID"; fi
-    if [ -n "$NG_MASTER" ]; then
-        stop_pid "$NG_MASTER"
-        stop_pid "$NG_PID"
-        cat "$WORK/nginx/error.log" >>"$RAW/nginx-error.log" 2>/dev/null || true
-    fi
-    AW_PID="" NG_MASTER="" NG_PID=""
-}
-
-server_pid() { if [ "$1" = awaitd ]; then echo "$AW_PID"; else echo "$NG_PID"; fi; }
-server_port() { if [ "$1" = awaitd ]; then echo "$AW_PORT"; else echo "$NG_PORT"; fi; }
 
 # ---- results ------------------------------------------------------------------------
-rm -rf "$RAW"
-mkdir -p "$RAW"
-RESULTS=$RAW/results.tsv
-: >"$RESULTS"
-record() { (IFS=$'\t'; echo "$*") >>"$RESULTS"; }
-
-say "awaitd HTTPS benchmark$( ((QUICK)) && echo ' (--quick: rough figures)')"
+results_begin "awaitd HTTPS benchmark"
 say "servers on CPU $CPU_PIN, clients on CPU $CLIENT_PIN; one RSA 2048 certificate; raw outputs in bench/out/raw-tls/"
 
 # ---- 1. server CPU per keep-alive HTTPS request ------------------------------------
-say ""
-say "== 1. server CPU per request: wrk -t1 -c$CPU_CONNS -d${CPU_SECS}s https://.../get, keep-alive"
-part_begin
-start_awaitd
-start_nginx
-for s in awaitd nginx; do
-    out=$RAW/cpu-$s-warmup.txt
-    run_client "$out" 30 wrk -t1 -c"$CPU_CONNS" -d1s "https://127.0.0.1:$(server_port "$s")/get" ||
-        die "wrk failed against $s (see $out)"
-    [ "$(wrk_errors "$out")" = 0 ] || die "$s answers /get over HTTPS with errors (see $out)"
-done
-for ((i = 1; i <= PAIRS; i++)); do
-    for s in awaitd nginx; do
-        pid=$(server_pid "$s")
-        out=$RAW/cpu-$s-$i.txt
-        t0=$(cpu_ticks "$pid")
-        run_client "$out" $((CPU_SECS + 30)) wrk -t1 -c"$CPU_CONNS" -d"${CPU_SECS}s" \
-            "https://127.0.0.1:$(server_port "$s")/get" || die "wrk failed against $s (see $out)"
-        t1=$(cpu_ticks "$pid")
-        reqs=$(wrk_requests "$out")
-        us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
-        record cpu "$s" "$i" "$us" "$reqs" "$(wrk_rps "$out")" "$(wrk_errors "$out")"
-        printf '  run %d  %-6s  %7.2f us/request  %9d requests  %9.0f req/s  errors %s\n' \
-            "$i" "$s" "$us" "$reqs" "$(wrk_rps "$out")" "$(wrk_errors "$out")"
-    done
-done
+part_begin "== 1. server CPU per request: wrk -t1 -c$CPU_CONNS -d${CPU_SECS}s https://.../get, keep-alive"
+start_servers
+cpu_per_request https "/get over HTTPS"
 stop_servers
 part_end cpu
 
 # ---- 2. full handshakes per second -----------------------------------------------------
-say ""
-say "== 2. full TLS handshakes: awaitload -c$HS_CONNS -d${HS_SECS}s, Connection: close (a new connection per request, no resumption)"
-part_begin
-start_awaitd
-start_nginx
+part_begin "== 2. full TLS handshakes: awaitload -c$HS_CONNS -d${HS_SECS}s, Connection: close (a new connection per request, no resumption)"
+start_servers
 for s in awaitd nginx; do
     out=$RAW/hs-$s-warmup.json
-    run_client "$out" 30 "$AWAITLOAD" --json --insecure -c 8 -d 1s -H "Connection: close" \
+    run_client_log "$out" 30 "$AWAITLOAD" --json --insecure -c 8 -d 1s -H "Connection: close" \
         "https://127.0.0.1:$(server_port "$s")/get" || die "awaitload failed against $s (see $out)"
 done
 for ((i = 1; i <= PAIRS; i++)); do
@@ -299,7 +143,7 @@ for ((i = 1; i <= PAIRS; i++)); do
         pid=$(server_pid "$s")
         out=$RAW/hs-$s-$i.json
         t0=$(cpu_ticks "$pid")
-        run_client "$out" $((HS_SECS + 30)) "$AWAITLOAD" --json --insecure -c "$HS_CONNS" \
+        run_client_log "$out" $((HS_SECS + 30)) "$AWAITLOAD" --json --insecure -c "$HS_CONNS" \
             -d "${HS_SECS}s" -H "Connection: close" "https://127.0.0.1:$(server_port "$s")/get" ||
             die "awaitload failed against $s (see $out)"
         t1=$(cpu_ticks "$pid")
@@ -307,8 +151,8 @@ for ((i = 1; i <= PAIRS; i++)); do
         secs=$(jget "$out" duration_s)
         errs=$(jget "$out" errors)
         rate=$(awk -v n="$hs" -v t="$secs" 'BEGIN { printf "%.1f", n / t }')
-        us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$hs" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
-        p50=$(jget "$out" handshake_us p50)
+        us=$(us_each $((t1 - t0)) "$hs" 1)
+        p50=$(jget "$out" handshake_us.p50)
         record hs "$s" "$i" "$rate" "$hs" "$us" "$errs" "$p50"
         printf '  run %d  %-6s  %8.1f handshakes/s  %7.1f us CPU each  handshake p50 %s us  errors %s\n' \
             "$i" "$s" "$rate" "$us" "$p50" "$errs"
@@ -369,45 +213,30 @@ async def main():
 asyncio.run(main())
 EOF
 part_begin
-start_awaitd
-start_nginx
+start_servers
 for s in awaitd nginx; do
     pid=$(server_pid "$s")
     port=$(server_port "$s")
-    run_client "$RAW/idle-$s-warmup.txt" 60 python3 "$WORK/tls_hold.py" "$port" 20 1000 0 ||
+    run_client_log "$RAW/idle-$s-warmup.txt" 60 python3 "$WORK/tls_hold.py" "$port" 20 1000 0 ||
         die "$s does not answer /get over TLS (see $RAW/idle-$s-warmup.txt)"
     sleep 0.5
     before=$(rss_kb "$pid")
     out=$RAW/idle-$s.txt
-    : >"$out"
-    taskset -c "$CLIENT_PIN" python3 "$WORK/tls_hold.py" "$port" "$IDLE_N" "$IDLE_RATE" 120 >"$out" 2>&1 &
-    holder=$!
-    PIDS+=("$holder")
-    for ((j = 0; j < 900; j++)); do
-        grep -q '^ready' "$out" && break
-        kill -0 "$holder" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q '^ready' "$out" || die "the holder did not get ready against $s (see $out)"
-    sleep 1
+    hold_begin "$out" 900 "the holder did not get ready against $s" \
+        python3 "$WORK/tls_hold.py" "$port" "$IDLE_N" "$IDLE_RATE" 120
     during=$(rss_kb "$pid")
-    kill -USR1 "$holder" 2>/dev/null || true
-    wait "$holder" || true
-    forget_pid "$holder"
-    answered=$(sed -n 's/^ready answered=\([0-9]*\).*/\1/p' "$out")
-    held=$(sed -n 's/^done held=\([0-9]*\).*/\1/p' "$out")
-    per=$(awk -v a="$before" -v b="$during" -v n="$IDLE_N" 'BEGIN { printf "%.1f", (b - a) * 1024 / n }')
-    record idle "$s" "$per" "$before" "$during" "$answered" "${held:-0}"
+    hold_end "$out"
+    per=$(bytes_each "$before" "$during" "$IDLE_N")
+    record idle "$s" "$per" "$before" "$during" "$ANSWERED" "${HELD:-0}"
     printf '  %-6s  %7.1f B/connection  (VmRSS %d -> %d kB; answered %s, held %s)\n' \
-        "$s" "$per" "$before" "$during" "$answered" "${held:-?}"
+        "$s" "$per" "$before" "$during" "$ANSWERED" "${HELD:-?}"
 done
 stop_servers
 part_end idle
 
 # ---- the table ---------------------------------------------------------------------------
 say ""
-python3 - "$RESULTS" "$OUT/tls.json" "$QUICK" "$(nginx -v 2>&1 | sed 's/^nginx version: //')" \
-    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'EOF'
+python3 - "$RESULTS" "$OUT/tls.json" "$QUICK" "$(nginx_version)" "$(git_commit)" <<'EOF'
 import json, statistics, sys
 
 path, out, quick, nginx, commit = sys.argv[1:6]

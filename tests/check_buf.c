@@ -1,5 +1,6 @@
 /* Unit tests of buf: growth, consume/compaction, formatting, JSON strings. */
 #include "core/buf.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -86,9 +87,5 @@ int main(void) {
     tcase_add_test(tc, test_json_str);
     tcase_add_test(tc, test_utf8_valid);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -4,6 +4,7 @@
 #endif
 #include "core/config.h"
 #include "core/log.h"
+#include "check_main.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -758,9 +759,5 @@ static Suite *config_suite(void) {
 }
 
 int main(void) {
-    SRunner *r = srunner_create(config_suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(config_suite());
 }

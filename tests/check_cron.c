@@ -8,19 +8,12 @@
  *   tests/check_cron.c $(pkg-config --cflags --libs check) -o /tmp/check_cron
  */
 #include "engine/cron.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#define EXPECT_EQ(a, b)                                                                            \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            ck_abort_msg("%s:%d: failed: %s == %s (%lld != %lld)", __FILE__, __LINE__, #a, #b, a_, \
-                         b_);                                                                      \
-    } while (0)
 
 static struct cron parse_ok(const char *s) {
     struct cron c;
@@ -396,9 +389,5 @@ static Suite *cron_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(cron_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(cron_suite());
 }

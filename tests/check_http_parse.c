@@ -5,6 +5,7 @@
  * might frame differently, and the status it must get here.
  */
 #include "http/http_parse.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -842,9 +843,5 @@ static Suite *http_parse_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(http_parse_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(http_parse_suite());
 }

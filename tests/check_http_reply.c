@@ -9,6 +9,7 @@
 #include "net/conn.h"
 #include "net/http_reply.h"
 #include "net/server.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -140,9 +141,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(suite());
 }

@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "journal/journal.h"
 #include "journal/journal_writer.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -26,19 +27,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Check logs every passing ck_assert; these reach Check only on failure. */
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #c);                             \
-    } while (0)
-#define EXPECT_EQ(a, b)                                                                            \
-    do {                                                                                           \
-        unsigned long long a_ = (a), b_ = (b);                                                     \
-        if (a_ != b_)                                                                              \
-            ck_abort_msg("%s:%d: %s == %s (%llu != %llu)", __FILE__, __LINE__, #a, #b, a_, b_);    \
-    } while (0)
 
 enum { T_PUT = 1, T_ACK = 2, PAYLOAD = 100, MAXSEQ = 1 << 16 };
 
@@ -923,9 +911,5 @@ int main(void) {
     tcase_add_loop_test(tc, writer_close_during_compaction, 0, 2);
     tcase_add_loop_test(tc, writer_compaction_child, 0, 2);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -1,6 +1,7 @@
 /* Unit tests of load_hist: the bucket mapping's error bound, percentiles
  * against a sorted reference, merging, extremes and clamping. */
 #include "awaitload/load_hist.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <math.h>
@@ -181,9 +182,5 @@ int main(void) {
     tcase_add_test(tc, test_merge);
     tcase_add_test(tc, test_clamp);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -2,6 +2,7 @@
  * response ends, however the bytes are split) and of its URL parsing. */
 #include "awaitload/load_resp.h"
 #include "awaitload/load_url.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -223,9 +224,5 @@ int main(void) {
     tcase_add_test(tc, test_url_ok);
     tcase_add_test(tc, test_url_bad);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

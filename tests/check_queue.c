@@ -8,26 +8,13 @@
 #include "engine/queue.h"
 #include "engine/queue_int.h" /* the id index's arrays, for the resize test */
 #include "core/timer.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Check logs every passing ck_assert; loops of many checks use these. */
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #c);                             \
-    } while (0)
-#define EXPECT_EQ(a, b)                                                                            \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            ck_abort_msg("%s:%d: failed: %s == %s (%lld != %lld)", __FILE__, __LINE__, #a, #b, a_, \
-                         b_);                                                                      \
-    } while (0)
 
 #define T0 1000 /* the wheel's start: nonzero so "visible_at 0" is unambiguous */
 
@@ -1896,9 +1883,5 @@ static Suite *queue_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(queue_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(queue_suite());
 }

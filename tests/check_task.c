@@ -7,25 +7,13 @@
  */
 #include "engine/task.h"
 #include "core/timer.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            ck_abort_msg("%s:%d: failed: %s", __FILE__, __LINE__, #c);                             \
-    } while (0)
-#define EXPECT_EQ(a, b)                                                                            \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            ck_abort_msg("%s:%d: failed: %s == %s (%lld != %lld)", __FILE__, __LINE__, #a, #b, a_, \
-                         b_);                                                                      \
-    } while (0)
 
 #define T0 1000                      /* the wheel's start */
 #define WALL0 INT64_C(1706745480000) /* 2024-01-31T23:58:00Z, the wall time at T0 */
@@ -892,9 +880,5 @@ static Suite *task_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(task_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(task_suite());
 }

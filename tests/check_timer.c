@@ -3,6 +3,7 @@
  * clock of its own: the tests pass "now" to timer_wheel_advance()).
  */
 #include "core/timer.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stddef.h>
@@ -10,23 +11,6 @@
 #include <stdlib.h>
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-/*
- * Check logs every passing ck_assert (a write per call), which dominates
- * loops of millions of checks; these only reach Check when they fail.
- */
-#define EXPECT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            ck_abort_msg("failed: %s", #c);                                                        \
-    } while (0)
-#define EXPECT_EQ(a, b)                                                                            \
-    do {                                                                                           \
-        uint64_t a_ = (a), b_ = (b);                                                               \
-        if (a_ != b_)                                                                              \
-            ck_abort_msg("failed: %s == %s (%llu != %llu)", #a, #b, (unsigned long long)a_,        \
-                         (unsigned long long)b_);                                                  \
-    } while (0)
 
 struct item {
     struct timer t;
@@ -937,9 +921,5 @@ static Suite *timer_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(timer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(timer_suite());
 }

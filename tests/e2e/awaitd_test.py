@@ -205,21 +205,19 @@ def parse_responses(data, head_requests=()):
     return out
 
 
-class RawConn:
-    """A plain TCP connection to the daemon, for framing tests."""
+def recv_all(sock):
+    """Everything sock receives until the peer closes (its timeout bounds each read)."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
-    def __init__(self, port, timeout=5.0, host=HOST, rcvbuf=None):
-        self.timeout = timeout
-        self.buf = bytearray()
-        self.eof = False
-        self.reset = False
-        if rcvbuf is not None:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.settimeout(timeout)
-            self.sock.connect((host, port))
-        else:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+
+class SockConn:
+    """What a connection wrapping self.sock does alike, plain or TLS: a
+    context manager that closes it, and send() taking str or bytes."""
 
     def __enter__(self):
         return self
@@ -237,6 +235,23 @@ class RawConn:
         if isinstance(data, str):
             data = data.encode("latin-1")
         self.sock.sendall(data)
+
+
+class RawConn(SockConn):
+    """A plain TCP connection to the daemon, for framing tests."""
+
+    def __init__(self, port, timeout=5.0, host=HOST, rcvbuf=None):
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+        self.reset = False
+        if rcvbuf is not None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
 
     def _fill(self, deadline):
         """Read once; False on EOF/reset. Raises socket.timeout past deadline."""
@@ -598,10 +613,14 @@ class DaemonTestCase(unittest.TestCase):
     daemon = None
 
     @classmethod
+    def make_daemon(cls):
+        """The class's daemon, started (again after one died in a test)."""
+        return Daemon(cls.config, cls.extra_config).start()
+
+    @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.daemon = Daemon(cls.config, cls.extra_config)
-        cls.daemon.start()
+        cls.daemon = cls.make_daemon()
 
     @classmethod
     def tearDownClass(cls):
@@ -620,7 +639,7 @@ class DaemonTestCase(unittest.TestCase):
             d._kill()
             d.proc = None
             d.cleanup()
-            type(self).daemon = Daemon(self.config, self.extra_config).start()
+            type(self).daemon = self.make_daemon()
             self.fail("awaitd died during this test (exit %r); stderr:\n%s" % (rc, text[-5000:]))
         super().tearDown()
 
@@ -645,6 +664,28 @@ class DaemonTestCase(unittest.TestCase):
         self.assertTrue(body["error"], "empty error message: %r" % body)
         return body
 
+
+
+def journal_daemon(config=None, extra_config="", prefix="awaitd-", fsync="off"):
+    """A Daemon (not started) journaling to <a temp dir of its own>/j; the
+    dir is removed with the daemon's own files at stop."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    cfg = {s: dict(v) for s, v in (config or {}).items()}
+    cfg.setdefault("journal", {}).update({"path": os.path.join(tmp, "j"), "fsync": fsync})
+    d = Daemon(cfg, extra_config)
+    d.tmpdir = tmp
+    return d
+
+
+class JournalDaemonTestCase(DaemonTestCase):
+    """DaemonTestCase whose daemon journals to its own temp dir (journal_daemon)."""
+
+    tmp_prefix = "awaitd-"
+    fsync = "off"
+
+    @classmethod
+    def make_daemon(cls):
+        return journal_daemon(cls.config, cls.extra_config, cls.tmp_prefix, cls.fsync).start()
 
 def main():
     unittest.main(verbosity=2)

@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from awaitd_test import AWAITD, SRCDIR, HOST, Daemon, free_port, sanitizer_errors
+from awaitd_test import AWAITD, SRCDIR, HOST, Daemon, free_port, recv_all, sanitizer_errors
 
 
 def run(*args, timeout=10):
@@ -214,12 +214,7 @@ class CliTest(unittest.TestCase):
             if has_v6:
                 with socket.create_connection(("::1", p3), timeout=5) as s:
                     s.sendall(b"GET /get HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
-                    data = b""
-                    while True:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
+                    data = recv_all(s)
                 self.assertTrue(data.startswith(b"HTTP/1.1 200"), data)
                 self.assertIn(b'"origin": "::1"', data)
         finally:

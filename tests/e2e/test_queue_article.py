@@ -27,30 +27,20 @@ sleep, so that maxsize=2's backpressure shows.
 
 import asyncio
 import json
-import os
-import tempfile
 import time
 import unittest
 
 import aiohttp
 
-from awaitd_test import Daemon, DaemonTestCase
+from awaitd_test import JournalDaemonTestCase
 
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-class QueueArticleTest(DaemonTestCase):
+class QueueArticleTest(JournalDaemonTestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        super(DaemonTestCase, cls).setUpClass()
-        tmp = tempfile.mkdtemp(prefix="awaitd-qa-")
-        d = Daemon({"journal": {"path": os.path.join(tmp, "j"), "fsync": "always"}})
-        d.tmpdir = tmp
-        cls.daemon = d.start()
-
-    def tearDown(self):
-        self.assertTrue(self.d.alive(), "awaitd died; stderr:\n%s" % self.d.stderr()[-5000:])
+    tmp_prefix = "awaitd-qa-"
+    fsync = "always"
 
     def run_program(self, qname, items, produce_every, work, consumers=2, reserve_wait=2):
         """The article's main(), against awaitd. Returns a record of what happened."""

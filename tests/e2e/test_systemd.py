@@ -32,7 +32,7 @@ import tempfile
 import time
 import unittest
 
-from awaitd_test import AWAITD, SRCDIR, HOST, START_TIMEOUT, Daemon, free_port
+from awaitd_test import AWAITD, SRCDIR, HOST, START_TIMEOUT, Daemon, free_port, recv_all
 
 SYSTEMD_DIR = os.path.join(SRCDIR, "systemd")
 SERVICE_IN = os.path.join(SYSTEMD_DIR, "awaitd.service.in")
@@ -55,7 +55,8 @@ def systemd_analyze():
 
 
 def unit_entries(path):
-    """[(section, key, value)] of a unit file, in order (comments dropped)."""
+    """[(section, key, value)] of a unit file or an awaitd config, in order
+    (comment lines dropped)."""
     out, section = [], None
     with open(path) as f:
         for line in f:
@@ -63,7 +64,7 @@ def unit_entries(path):
             if not line or line[0] in "#;":
                 continue
             if line.startswith("["):
-                section = line.strip("[]")
+                section = line.strip("[]").strip()
                 continue
             k, _, v = line.partition("=")
             out.append((section, k.strip(), v.strip()))
@@ -84,19 +85,8 @@ def seconds(text):
 
 
 def conf_values(path, section, key):
-    out, cur = [], None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line[0] in "#;":
-                continue
-            if line.startswith("["):
-                cur = line.strip("[]").strip()
-                continue
-            k, _, v = line.partition("=")
-            if cur == section and k.strip() == key:
-                out.append(v.split(" #")[0].strip())
-    return out
+    """The values of an awaitd config's key, without a trailing " # comment"."""
+    return [v.split(" #")[0].strip() for s, k, v in unit_entries(path) if s == section and k == key]
 
 
 def render_units(dest):
@@ -567,12 +557,7 @@ class SocketActivationTest(SdTestCase):
             if family == socket.AF_INET6:
                 with socket.create_connection(("::1", port), timeout=5) as c:
                     c.sendall(b"GET /get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    data = b""
-                    while True:
-                        chunk = c.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
+                    data = recv_all(c)
                 self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
             else:
                 self.assertEqual(d.get_on(port).status, 200)

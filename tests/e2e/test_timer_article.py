@@ -29,30 +29,20 @@ timer that ends by itself (count: like a task that returns).
 
 import asyncio
 import json
-import os
-import tempfile
 import time
 import unittest
 
 import aiohttp
 
-from awaitd_test import Daemon, DaemonTestCase
+from awaitd_test import JournalDaemonTestCase
 
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-class TimerArticleTest(DaemonTestCase):
+class TimerArticleTest(JournalDaemonTestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        super(DaemonTestCase, cls).setUpClass()
-        tmp = tempfile.mkdtemp(prefix="awaitd-ta-")
-        d = Daemon({"journal": {"path": os.path.join(tmp, "j"), "fsync": "always"}})
-        d.tmpdir = tmp
-        cls.daemon = d.start()
-
-    def tearDown(self):
-        self.assertTrue(self.d.alive(), "awaitd died; stderr:\n%s" % self.d.stderr()[-5000:])
+    tmp_prefix = "awaitd-ta-"
+    fsync = "always"
 
     async def make_queue(self, session, name):
         async with session.put(self.d.url("/queues/" + name)) as resp:

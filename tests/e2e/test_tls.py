@@ -34,8 +34,9 @@ import unittest
 
 import aiohttp
 
-from awaitd_test import (AWAITD, CURL, HOST, Daemon, DaemonTestCase, free_port,
-                         parse_metrics, parse_response, IncompleteResponse, raise_nofile_limit)
+from awaitd_test import (AWAITD, CURL, HOST, Daemon, DaemonTestCase, SockConn, free_port,
+                         parse_metrics, parse_response, IncompleteResponse, raise_nofile_limit,
+                         recv_all)
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 AWAITLOAD = os.environ.get("AWAITLOAD") or os.path.join(os.path.dirname(AWAITD), "awaitload")
@@ -186,7 +187,7 @@ def client_ctx(cert=None, alpn=True):
     return ctx
 
 
-class TlsConn:
+class TlsConn(SockConn):
     """A TLS connection from Python's ssl module, reading whole responses."""
 
     def __init__(self, port, ctx=None, session=None, timeout=10.0, rcvbuf=None):
@@ -198,21 +199,6 @@ class TlsConn:
         self.sock = (ctx or client_ctx()).wrap_socket(raw, server_hostname="localhost",
                                                       session=session)
         self.buf = bytearray()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def send(self, data):
-        self.sock.sendall(data.encode("latin-1") if isinstance(data, str) else data)
 
     def read_response(self, head=False):
         while True:
@@ -416,12 +402,7 @@ class TlsTest(TlsDaemonCase):
         with socket.create_connection((HOST, self.tls_port), timeout=5) as p:
             p.sendall(b"GET /get HTTP/1.1\r\nHost: x\r\n\r\n")
             p.settimeout(5)
-            data = b""
-            while True:
-                chunk = p.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(p)
         self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data)
         self.assertIn(b"plain HTTP request sent to the HTTPS port", data)
         self.assertEqual(self.failures()["protocol"], before + 2)
