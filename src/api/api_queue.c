@@ -108,8 +108,6 @@ static int name_valid(const char *s, size_t n) {
 }
 
 /* Refuse a request now; the connection stays usable. */
-#define FAIL(c, ...) (reply_error((c), __VA_ARGS__), HANDLER_DONE)
-
 /* Settings from a PUT /queues/{q} JSON body. NULL or an error text. */
 static const char *settings_from_json(const char *body, size_t len, struct qsvc_settings *set) {
     set->mask = 0;
@@ -489,17 +487,17 @@ static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, const 
         const char *nl = memchr(body + off, '\n', len - off);
         char *end;
         if (!nl || nl == body + off || !isdigit((unsigned char)body[off]))
-            return FAIL(c, 400, "batch frame %zu: expected \"<length>\\n<payload>\\n\"", count);
+            return reply_fail(c, 400, "batch frame %zu: expected \"<length>\\n<payload>\\n\"", count);
         unsigned long long n = strtoull(body + off, &end, 10);
         if (end != nl || n > len || (size_t)(nl + 1 - body) + n + 1 > len || nl[1 + n] != '\n')
-            return FAIL(c, 400, "batch frame %zu: bad length or missing newline after it", count);
+            return reply_fail(c, 400, "batch frame %zu: bad length or missing newline after it", count);
         off = (size_t)(nl + 1 - body) + (size_t)n + 1;
     }
     if (count == 0)
-        return FAIL(c, 400, "empty batch");
+        return reply_fail(c, 400, "empty batch");
     struct qsvc_batch_job *jobs = malloc(count * sizeof *jobs);
     if (!jobs)
-        return FAIL(c, 503, "out of memory");
+        return reply_fail(c, 503, "out of memory");
     for (size_t off = 0, i = 0; i < count; i++) {
         const char *nl = memchr(body + off, '\n', len - off);
         jobs[i].payload = nl + 1;
@@ -519,16 +517,16 @@ static enum handler_result do_put(struct conn *c, struct qsvc *svc, const struct
     uint64_t wait_ms = 0, delay_ms = 0;
     int64_t prio = 0, batch = 0;
     if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "delay", &delay_ms) < 0)
-        return FAIL(c, 400, "wait and delay are non-negative numbers of seconds");
+        return reply_fail(c, 400, "wait and delay are non-negative numbers of seconds");
     if (param_int(req, "priority", INT32_MIN, INT32_MAX, &prio) < 0)
-        return FAIL(c, 400, "priority is a whole number (lower first)");
+        return reply_fail(c, 400, "priority is a whole number (lower first)");
     if (param_int(req, "batch", 0, 1, &batch) < 0)
-        return FAIL(c, 400, "batch is 0 or 1");
+        return reply_fail(c, 400, "batch is 0 or 1");
     if (batch)
         return do_put_batch(c, svc, p, (int32_t)prio, delay_ms, body, len);
     const struct http_header *kh = http_find_header(req->headers, req->nheaders, "idempotency-key");
     if (kh && (kh->value_len == 0 || kh->value_len > QUEUE_KEY_MAX))
-        return FAIL(c, 400, "Idempotency-Key must be 1 to %d bytes", QUEUE_KEY_MAX);
+        return reply_fail(c, 400, "Idempotency-Key must be 1 to %d bytes", QUEUE_KEY_MAX);
     struct queue_put put = {body, len, (int32_t)prio, delay_ms, kh ? kh->value : NULL,
                             kh ? kh->value_len : 0};
     struct areq r;
@@ -542,9 +540,9 @@ static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, const st
     uint64_t wait_ms = 0, lease_ms = 0;
     int64_t count = 1;
     if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "lease", &lease_ms) < 0)
-        return FAIL(c, 400, "wait and lease are non-negative numbers of seconds");
+        return reply_fail(c, 400, "wait and lease are non-negative numbers of seconds");
     if (param_int(req, "count", 1, MAX_COUNT, &count) < 0)
-        return FAIL(c, 400, "count is a whole number from 1 to %d", MAX_COUNT);
+        return reply_fail(c, 400, "count is a whole number from 1 to %d", MAX_COUNT);
     size_t cl;
     struct queue_job_info jobs[MAX_COUNT];
     struct areq r;
@@ -558,7 +556,7 @@ static enum handler_result do_join(struct conn *c, struct qsvc *svc, const struc
                                    const struct http_request *req) {
     uint64_t wait_ms = 0;
     if (param_seconds(req, "wait", &wait_ms) < 0)
-        return FAIL(c, 400, "wait is a non-negative number of seconds");
+        return reply_fail(c, 400, "wait is a non-negative number of seconds");
     struct areq r;
     areq_init(&r, c, A_JOIN, p->name, p->name_len);
     return areq_finish(&r, qsvc_join(svc, &r.call, p->name, p->name_len, wait_ms));
@@ -569,21 +567,21 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
     int64_t attempt = 0;
     uint64_t ms = 0;
     if (param_int(req, "attempt", 0, UINT32_MAX, &attempt) < 0)
-        return FAIL(c, 400, "attempt is a whole number (the Job-Attempt of the reserve)");
+        return reply_fail(c, 400, "attempt is a whole number (the Job-Attempt of the reserve)");
     struct areq r;
     areq_init(&r, c, A_PEEK, p->name, p->name_len);
     r.arg = p->id;
     if (!p->verb) {
         if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD)
-            return FAIL(c, 405, "GET a job to peek at it");
+            return reply_fail(c, 405, "GET a job to peek at it");
         struct queue_job_info j;
         return areq_finish(&r, qsvc_peek(svc, &r.call, p->name, p->name_len, p->id, &j));
     }
     if (req->method != HTTP_M_POST)
-        return FAIL(c, 405, "POST to %.*s a job", (int)p->verb_len, p->verb);
+        return reply_fail(c, 405, "POST to %.*s a job", (int)p->verb_len, p->verb);
     if (seg_is(p->verb, p->verb_len, "touch")) {
         if (param_seconds(req, "lease", &ms) < 0)
-            return FAIL(c, 400, "lease is a non-negative number of seconds");
+            return reply_fail(c, 400, "lease is a non-negative number of seconds");
         r.kind = A_TOUCH;
         return areq_finish(&r, qsvc_touch(svc, &r.call, p->name, p->name_len, p->id,
                                           (uint32_t)attempt, ms));
@@ -595,25 +593,25 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
     }
     if (seg_is(p->verb, p->verb_len, "nack")) {
         if (param_seconds(req, "delay", &ms) < 0)
-            return FAIL(c, 400, "delay is a non-negative number of seconds");
+            return reply_fail(c, 400, "delay is a non-negative number of seconds");
         r.kind = A_NACK;
         return areq_finish(&r, qsvc_nack(svc, &r.call, p->name, p->name_len, p->id,
                                          (uint32_t)attempt, ms));
     }
-    return FAIL(c, 404, "no such job action: %.*s (ack, nack, touch)", (int)p->verb_len, p->verb);
+    return reply_fail(c, 404, "no such job action: %.*s (ack, nack, touch)", (int)p->verb_len, p->verb);
 }
 
 static enum handler_result do_dead(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                    const struct http_request *req) {
     if (req->method != HTTP_M_GET)
-        return FAIL(c, 405, "GET the dead letters");
+        return reply_fail(c, 405, "GET the dead letters");
     int64_t after = 0, limit = 100;
     if (param_int(req, "after", 0, INT64_MAX, &after) < 0 ||
         param_int(req, "limit", 1, 1000, &limit) < 0)
-        return FAIL(c, 400, "after is a job id, limit 1 to 1000");
+        return reply_fail(c, 400, "after is a job id, limit 1 to 1000");
     struct queue_job_info *jobs = malloc((size_t)limit * sizeof *jobs);
     if (!jobs)
-        return FAIL(c, 503, "out of memory");
+        return reply_fail(c, 503, "out of memory");
     struct areq r;
     areq_init(&r, c, A_DEAD, p->name, p->name_len);
     r.owned = jobs;
@@ -626,10 +624,10 @@ static enum handler_result do_admin(struct conn *c, struct qsvc *svc, const stru
     if (seg_is(p->op, p->op_len, "dead"))
         return do_dead(c, svc, p, req);
     if (req->method != HTTP_M_POST)
-        return FAIL(c, 405, "POST to %.*s", (int)p->op_len, p->op);
+        return reply_fail(c, 405, "POST to %.*s", (int)p->op_len, p->op);
     int64_t id = 0, flag = 0;
     if (param_int(req, "id", 0, INT64_MAX, &id) < 0 || param_int(req, "immediate", 0, 1, &flag) < 0)
-        return FAIL(c, 400, "id is a job id, immediate 0 or 1");
+        return reply_fail(c, 400, "id is a job id, immediate 0 or 1");
     struct areq r;
     areq_init(&r, c, A_BULK, p->name, p->name_len);
     r.flag = flag;
@@ -642,7 +640,7 @@ static enum handler_result do_admin(struct conn *c, struct qsvc *svc, const stru
     else if (seg_is(p->op, p->op_len, "dead/purge"))
         r.arg = QSVC_DEAD_PURGE;
     else
-        return FAIL(c, 404, "no such queue endpoint: %.*s", (int)p->op_len, p->op);
+        return reply_fail(c, 404, "no such queue endpoint: %.*s", (int)p->op_len, p->op);
     return areq_finish(&r, qsvc_bulk(svc, &r.call, p->name, p->name_len, (int)r.arg,
                                      r.arg == QSVC_SHUTDOWN ? (uint64_t)flag : (uint64_t)id));
 }
@@ -692,7 +690,7 @@ static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const stru
         struct qsvc_settings set;
         const char *err = settings_from_json(body, len, &set);
         if (err)
-            return FAIL(c, 400, "%s", err);
+            return reply_fail(c, 400, "%s", err);
         areq_init(&r, c, A_DECLARE, p->name, p->name_len);
         return areq_finish(&r, qsvc_declare(svc, &r.call, p->name, p->name_len, &set));
     }
@@ -704,7 +702,7 @@ static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const stru
     if (m != HTTP_M_GET && m != HTTP_M_HEAD) {
         /* 404 before 405 for a queue that does not exist, as for every other path. */
         int st = qsvc_stats(svc, &r.call, p->name, p->name_len);
-        return st != QSVC_OK ? areq_finish(&r, st) : FAIL(c, 405, "GET, PUT or DELETE a queue");
+        return st != QSVC_OK ? areq_finish(&r, st) : reply_fail(c, 405, "GET, PUT or DELETE a queue");
     }
     return areq_finish(&r, qsvc_stats(svc, &r.call, p->name, p->name_len));
 }
@@ -720,7 +718,7 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
     int m = req->method;
     if (!p.name) {
         if (m != HTTP_M_GET && m != HTTP_M_HEAD)
-            return FAIL(c, 405, "GET /queues lists the queues");
+            return reply_fail(c, 405, "GET /queues lists the queues");
         struct areq r;
         areq_init(&r, c, A_LIST, NULL, 0);
         return areq_finish(&r, qsvc_list(svc, &r.call));
@@ -729,19 +727,19 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
         return do_queue(c, svc, &p, req, body, body_len);
     if (seg_is(p.op, p.op_len, "jobs") && p.id == 0 && p.op + 4 == req->path + req->path_len) {
         if (m != HTTP_M_POST)
-            return FAIL(c, 405, "POST a job to put it");
+            return reply_fail(c, 405, "POST a job to put it");
         return do_put(c, svc, &p, req, body, body_len);
     }
     if (seg_is(p.op, p.op_len, "jobs"))
         return do_job(c, svc, &p, req);
     if (seg_is(p.op, p.op_len, "reserve")) {
         if (m != HTTP_M_POST)
-            return FAIL(c, 405, "POST to reserve");
+            return reply_fail(c, 405, "POST to reserve");
         return do_reserve(c, svc, &p, req);
     }
     if (seg_is(p.op, p.op_len, "join")) {
         if (m != HTTP_M_GET)
-            return FAIL(c, 405, "GET join");
+            return reply_fail(c, 405, "GET join");
         return do_join(c, svc, &p, req);
     }
     return do_admin(c, svc, &p, req);

@@ -30,19 +30,6 @@ struct treq {
     struct tsvc_timer *listed; /* OP_LIST: the page */
 };
 
-static enum handler_result fail(struct conn *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum handler_result fail(struct conn *c, int status, const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    reply_error(c, status, "%s", msg);
-    return HANDLER_DONE;
-}
-
 /* ---- JSON out ------------------------------------------------------------------------- */
 
 static const char *const state_names[] = {"scheduled", "completed", "cancelled", "failed"};
@@ -303,7 +290,7 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
     json_t *o = json_loadb(body, len, 0, &jerr);
     if (!o || !json_is_object(o)) {
         json_decref(o);
-        return fail(c, 400, "the body must be a JSON object: %s", o ? "not an object" : jerr.text);
+        return reply_fail(c, 400, "the body must be a JSON object: %s", o ? "not an object" : jerr.text);
     }
     struct tsvc_spec spec;
     char err[256];
@@ -311,9 +298,9 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
     struct treq *r = NULL;
     enum handler_result hr;
     if (parse_spec(o, &spec, err, sizeof err, &status) < 0)
-        hr = fail(c, status, "%s", err);
+        hr = reply_fail(c, status, "%s", err);
     else if (!(r = treq_new(c, OP_CREATE)))
-        hr = fail(c, 503, "out of memory");
+        hr = reply_fail(c, 503, "out of memory");
     else
         hr = started(r, tsvc_create(svc, &r->call, &spec));
     json_decref(o);
@@ -328,24 +315,24 @@ static enum handler_result do_get(struct conn *c, struct tsvc *svc, uint64_t id,
     const char *v = http_query_get(req, "wait", &n);
     int64_t wait_ms = 0;
     if (v && (wait_ms = http_parse_seconds_ms(v, n)) < 0)
-        return fail(c, 400, "wait: a non-negative number of seconds");
+        return reply_fail(c, 400, "wait: a non-negative number of seconds");
     struct treq *r = treq_new(c, OP_GET);
     if (!r)
-        return fail(c, 503, "out of memory");
+        return reply_fail(c, 503, "out of memory");
     return started(r, tsvc_get(svc, &r->call, id, (uint64_t)wait_ms));
 }
 
 static enum handler_result do_delete(struct conn *c, struct tsvc *svc, uint64_t id) {
     struct treq *r = treq_new(c, OP_CANCEL);
     if (!r)
-        return fail(c, 503, "out of memory");
+        return reply_fail(c, 503, "out of memory");
     return started(r, tsvc_cancel(svc, &r->call, id));
 }
 
 static enum handler_result do_other(struct conn *c, struct tsvc *svc, uint64_t id) {
     struct treq *r = treq_new(c, OP_METHOD);
     if (!r)
-        return fail(c, 503, "out of memory");
+        return reply_fail(c, 503, "out of memory");
     return started(r, tsvc_get(svc, &r->call, id, 0));
 }
 
@@ -355,17 +342,17 @@ static enum handler_result do_list(struct conn *c, struct tsvc *svc,
     const char *v;
     int64_t after = 0, limit = 100;
     if ((v = http_query_get(req, "after", &n)) && (after = http_parse_uint(v, n, TASK_ID_MAX)) < 0)
-        return fail(c, 400, "after: a timer id");
+        return reply_fail(c, 400, "after: a timer id");
     if ((v = http_query_get(req, "limit", &n)) &&
         ((limit = http_parse_uint(v, n, LIST_MAX)) < 1))
-        return fail(c, 400, "limit: a whole number from 1 to %d", LIST_MAX);
+        return reply_fail(c, 400, "limit: a whole number from 1 to %d", LIST_MAX);
     struct treq *r = treq_new(c, OP_LIST);
     if (r && !(r->listed = malloc((size_t)limit * sizeof *r->listed))) {
         free(r);
         r = NULL;
     }
     if (!r)
-        return fail(c, 503, "out of memory");
+        return reply_fail(c, 503, "out of memory");
     return started(r, tsvc_list(svc, &r->call, (uint64_t)after, r->listed, (size_t)limit));
 }
 
@@ -381,13 +368,13 @@ enum handler_result api_timers(void *ctx, struct conn *c, const struct http_requ
             return do_create(c, svc, body, body_len);
         if (m == HTTP_M_GET || m == HTTP_M_HEAD)
             return do_list(c, svc, req);
-        return fail(c, 405, "POST /timers creates a timer, GET lists them");
+        return reply_fail(c, 405, "POST /timers creates a timer, GET lists them");
     }
     if (*p != '/')
-        return fail(c, 404, "no such endpoint: %.*s", (int)req->path_len, req->path);
+        return reply_fail(c, 404, "no such endpoint: %.*s", (int)req->path_len, req->path);
     int64_t id = http_parse_uint(p + 1, (size_t)(end - p - 1), TASK_ID_MAX);
     if (id < 1)
-        return fail(c, 400, "timer ids are whole numbers");
+        return reply_fail(c, 400, "timer ids are whole numbers");
     if (m == HTTP_M_GET || m == HTTP_M_HEAD)
         return do_get(c, svc, (uint64_t)id, req);
     if (m == HTTP_M_DELETE)

@@ -35,7 +35,7 @@ static void conn_on_deadline(struct timer *t);
 static int conn_process(struct conn *c, const char *data, size_t len);
 static int conn_on_readable(struct conn *c);
 
-_Static_assert(TLS_FAIL_KINDS == METRICS_TLS_FAIL_KINDS, "metrics.h and tls.h disagree");
+_Static_assert(TLS_FAIL_KINDS == METRICS_TLS_FAIL_KINDS, "metrics.h and tls_server.h disagree");
 
 static void conn_set_deadline(struct conn *c, enum conn_deadline kind, uint64_t ms) {
     c->deadline_kind = (uint8_t)kind;

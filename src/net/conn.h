@@ -90,7 +90,7 @@ struct conn {
                                    the answers before it, send nothing more */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
-    const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls.h) */
+    const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
     void *io_ctx;               /* io_tls: the SSL */
     struct buf in;              /* unparsed input; empty (no memory) when idle */
     struct buf out;             /* unwritten output; empty (no memory) when idle */

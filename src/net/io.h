@@ -32,6 +32,6 @@ struct io_ops {
 };
 
 extern const struct io_ops io_plain;
-/* TLS (OpenSSL) is io_tls in tls.h. */
+/* TLS (OpenSSL) is io_tls in tls_server.h. */
 
 #endif

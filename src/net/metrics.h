@@ -9,7 +9,7 @@
 
 struct buf;
 
-/* Kinds of TLS handshake failure: enum tls_fail in tls.h, same order. */
+/* Kinds of TLS handshake failure: enum tls_fail in tls_server.h, same order. */
 #define METRICS_TLS_FAIL_KINDS 6
 
 struct metrics {

@@ -681,7 +681,6 @@ void server_free(struct server *s) {
         close(s->wheel_fd);
     free(s->rbuf);
     buf_free(&s->wbuf);
-    buf_free(&s->scratch);
     buf_free(&s->errbuf);
     config_free(s->cfg);
 }

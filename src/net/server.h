@@ -43,8 +43,7 @@ struct server {
     char *rbuf;                   /* SERVER_RBUF_SIZE bytes */
     struct buf wbuf;              /* responses built in a callback, before they are written */
     struct conn *wbuf_owner;      /* the connection whose bytes wbuf holds, or NULL */
-    struct buf scratch;           /* bodies built by handlers */
-    struct buf errbuf;            /* error bodies (reply_error), apart from scratch */
+    struct buf errbuf;            /* error bodies (reply_error) */
     /* Cached HTTP Date header value, refreshed once a second. */
     time_t date_sec;
     char date[40];
