@@ -14,6 +14,8 @@ with timeouts, and polling loops have deadlines.
 
 import http.client
 import json
+import itertools
+import concurrent.futures
 import os
 import re
 import shutil
@@ -686,6 +688,26 @@ class JournalDaemonTestCase(DaemonTestCase):
     @classmethod
     def make_daemon(cls):
         return journal_daemon(cls.config, cls.extra_config, cls.tmp_prefix, cls.fsync).start()
+
+
+class PooledJournalTestCase(JournalDaemonTestCase):
+    """JournalDaemonTestCase with a thread pool per test for background
+    requests (blocking puts, reserves, awaits) and a counter for names."""
+
+    pool_workers = 16
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._names = itertools.count(1)
+
+    def setUp(self):
+        super().setUp()
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.pool_workers)
+
+    def tearDown(self):
+        self.pool.shutdown(wait=True)  # every background request has its own timeout
+        super().tearDown()
 
 def main():
     unittest.main(verbosity=2)

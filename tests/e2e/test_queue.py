@@ -9,8 +9,6 @@ Each daemon journals to its own file in a temp dir. Every test uses queues of
 its own (unique names), so tests do not see each other's jobs.
 """
 
-import concurrent.futures
-import itertools
 import json
 import os
 import tempfile
@@ -18,7 +16,7 @@ import time
 import unittest
 import urllib.parse
 
-from awaitd_test import Daemon, DaemonTestCase, RawConn
+from awaitd_test import PooledJournalTestCase, RawConn
 
 TOKEN = "0123456789abcdef0123"
 FRAMES = "application/x-awaitd-frames"
@@ -70,43 +68,13 @@ def qs(path, **params):
     return path + "?" + urllib.parse.urlencode(params)
 
 
-class QueueCase(DaemonTestCase):
-    """DaemonTestCase whose daemon journals to <its own temp dir>/j."""
+class QueueCase(PooledJournalTestCase):
+    """One daemon per class, journaling to <its own temp dir>/j."""
 
+    tmp_prefix = "awaitd-q-"
     fsync = "off"
     token = None
-
-    @classmethod
-    def make_daemon(cls):
-        tmp = tempfile.mkdtemp(prefix="awaitd-q-")
-        cfg = {s: dict(v) for s, v in cls.config.items()}
-        cfg.setdefault("journal", {}).update({"path": os.path.join(tmp, "j"), "fsync": cls.fsync})
-        d = Daemon(cfg, cls.extra_config)
-        d.tmpdir = tmp  # removed with the daemon's own files at stop
-        return d.start()
-
-    @classmethod
-    def setUpClass(cls):
-        super(DaemonTestCase, cls).setUpClass()  # not DaemonTestCase's: our own daemon
-        cls._names = itertools.count(1)
-        cls.daemon = cls.make_daemon()
-
-    def setUp(self):
-        super().setUp()
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=32)
-
-    def tearDown(self):
-        self.pool.shutdown(wait=True)  # every background request has its own timeout
-        d = type(self).daemon
-        if d is not None and not d.alive():
-            rc = d.proc.poll() if d.proc else None
-            text = d.stderr()
-            d._kill()
-            d.proc = None
-            d.cleanup()
-            type(self).daemon = self.make_daemon()
-            self.fail("awaitd died during this test (exit %r); stderr:\n%s" % (rc, text[-5000:]))
-        unittest.TestCase.tearDown(self)
+    pool_workers = 32
 
     # -- requests --
     def h(self, method, path, body=None, headers=None, timeout=10.0, auth=True):

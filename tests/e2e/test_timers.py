@@ -19,7 +19,6 @@ is bounded.
 
 import concurrent.futures
 import http.client
-import itertools
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
-from awaitd_test import HOST, Daemon, DaemonTestCase, RawConn
+from awaitd_test import HOST, Daemon, PooledJournalTestCase, RawConn
 
 TOKEN = "timer-token-0123456789abcdef"
 
@@ -147,42 +146,11 @@ class TimerClient:
         self.fail("queue %s did not drain within 30 s" % q)
 
 
-class TimerCase(TimerClient, DaemonTestCase):
+class TimerCase(TimerClient, PooledJournalTestCase):
     """One daemon per class, journaling to its own temp dir."""
 
+    tmp_prefix = "awaitd-timers-"
     fsync = "off"
-
-    @classmethod
-    def make_daemon(cls):
-        tmp = tempfile.mkdtemp(prefix="awaitd-timers-")
-        cfg = {s: dict(v) for s, v in cls.config.items()}
-        cfg.setdefault("journal", {}).update({"path": os.path.join(tmp, "j"), "fsync": cls.fsync})
-        d = Daemon(cfg, cls.extra_config)
-        d.tmpdir = tmp
-        return d.start()
-
-    @classmethod
-    def setUpClass(cls):
-        super(DaemonTestCase, cls).setUpClass()
-        cls._names = itertools.count(1)
-        cls.daemon = cls.make_daemon()
-
-    def setUp(self):
-        super().setUp()
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
-
-    def tearDown(self):
-        self.pool.shutdown(wait=True)  # every background request has its own timeout
-        d = type(self).daemon
-        if d is not None and not d.alive():
-            rc = d.proc.poll() if d.proc else None
-            text = d.stderr()
-            d._kill()
-            d.proc = None
-            d.cleanup()
-            type(self).daemon = self.make_daemon()
-            self.fail("awaitd died during this test (exit %r); stderr:\n%s" % (rc, text[-5000:]))
-        unittest.TestCase.tearDown(self)
 
     def http(self, method, path, body=None, headers=None, timeout=10.0):
         return self.d.http(method, path, body=body, headers=headers, timeout=timeout)
