@@ -775,18 +775,10 @@ static long long stat_field(const struct buf *q, const char *name) {
 }
 
 static void hist_text(FILE *f, const char *label, const struct load_hist *h) {
-    char a[32], b[32], c[32], d[32], e[32], m[32];
-    if (h->total == 0) {
+    if (h->total == 0)
         fprintf(f, "  %-11s none\n", label);
-        return;
-    }
-    fprintf(f, "  %-11s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n", label,
-            load_report_fmt_us(a, sizeof a, load_hist_percentile(h, 50)),
-            load_report_fmt_us(b, sizeof b, load_hist_percentile(h, 90)),
-            load_report_fmt_us(c, sizeof c, load_hist_percentile(h, 99)),
-            load_report_fmt_us(d, sizeof d, load_hist_percentile(h, 99.9)),
-            load_report_fmt_us(e, sizeof e, h->max),
-            load_report_fmt_us(m, sizeof m, (uint64_t)(load_hist_mean(h) + 0.5)));
+    else
+        load_report_latency(f, label, h);
 }
 
 static void report_text(FILE *f, const struct qsummary *s) {

@@ -36,6 +36,17 @@ const char *load_report_fmt_us(char *out, size_t n, uint64_t us) {
     return out;
 }
 
+void load_report_latency(FILE *f, const char *label, const struct load_hist *h) {
+    char a[32], b[32], c[32], d[32], e[32], m[32];
+    fprintf(f, "  %-11s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n", label,
+            load_report_fmt_us(a, sizeof a, load_hist_percentile(h, 50)),
+            load_report_fmt_us(b, sizeof b, load_hist_percentile(h, 90)),
+            load_report_fmt_us(c, sizeof c, load_hist_percentile(h, 99)),
+            load_report_fmt_us(d, sizeof d, load_hist_percentile(h, 99.9)),
+            load_report_fmt_us(e, sizeof e, h->max),
+            load_report_fmt_us(m, sizeof m, (uint64_t)(load_hist_mean(h) + 0.5)));
+}
+
 static double rps_of(const struct load_summary *s) {
     return s->duration_s > 0 ? (double)s->total.requests / s->duration_s : 0.0;
 }
@@ -43,7 +54,7 @@ static double rps_of(const struct load_summary *s) {
 void load_report_text(FILE *f, const struct load_summary *s) {
     const struct load_stats *t = &s->total;
     const struct load_hist *h = &t->hist;
-    char a[32], b[32], c[32], d[32], e[32], m[32];
+    char a[32], b[32], c[32], e[32], m[32];
 
     fprintf(f, "awaitload %s\n", s->url);
     if (s->rate > 0)
@@ -54,13 +65,7 @@ void load_report_text(FILE *f, const struct load_summary *s) {
             s->connections == 1 ? "" : "s", s->threads, s->threads == 1 ? "" : "s", s->duration_s,
             s->interrupted ? " (interrupted)" : "");
     fprintf(f, "  requests    %" PRIu64 " (%.1f/s)\n", t->requests, rps_of(s));
-    fprintf(f, "  latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
-            load_report_fmt_us(a, sizeof a, load_hist_percentile(h, 50)),
-            load_report_fmt_us(b, sizeof b, load_hist_percentile(h, 90)),
-            load_report_fmt_us(c, sizeof c, load_hist_percentile(h, 99)),
-            load_report_fmt_us(d, sizeof d, load_hist_percentile(h, 99.9)),
-            load_report_fmt_us(e, sizeof e, h->max),
-            load_report_fmt_us(m, sizeof m, (uint64_t)(load_hist_mean(h) + 0.5)));
+    load_report_latency(f, "latency", h);
     if (t->handshakes) {
         /* New https:// connections: their TLS handshakes, not in the latency above
          * (closed loop; an open loop's schedule counts them in). */

@@ -42,6 +42,9 @@ void load_report_progress_clear(FILE *f);
 /* 780us, 1.40ms, 1.234s (three significant digits) into out; returns out. */
 const char *load_report_fmt_us(char *out, size_t n, uint64_t us);
 
+/* "  <label, 11 wide> p50 ..  p90 ..  p99 ..  p99.9 ..  max ..  mean ..". */
+void load_report_latency(FILE *f, const char *label, const struct load_hist *h);
+
 /* A one-line account of why a run got no responses ("12 connect errors
  * (first: connect: Connection refused)"), into out. */
 void load_report_failure(const struct load_stats *s, char *out, size_t outlen);
