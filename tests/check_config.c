@@ -468,6 +468,8 @@ START_TEST(queues) {
     bad("[queue]\n", "t.conf:1:", "[queue NAME]");
     bad("[queue bad!name]\n", "t.conf:1: [queue bad!name]: bad queue name 'bad!name'");
     bad("[queue a b]\n", "t.conf:1:", "bad queue name 'a b'");
+    bad("[queue .]\n", "t.conf:1: [queue .]: bad queue name '.'");
+    bad("[queue ..]\n", "t.conf:1: [queue ..]: bad queue name '..'");
     bad("[queue "
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
         "t.conf:1:", "bad queue name");

@@ -98,18 +98,12 @@ static int param_int(const struct http_request *req, const char *key, int64_t lo
     return 1;
 }
 
-static int name_valid(const char *s, size_t n) {
-    if (n == 0 || n > QUEUE_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
-            return 0;
-    return 1;
-}
-
 /* Refuse a request now; the connection stays usable. */
-/* Settings from a PUT /queues/{q} JSON body. NULL or an error text. */
-static const char *settings_from_json(const char *body, size_t len, struct qsvc_settings *set) {
+/* Settings from a PUT /queues/{q} JSON body into set. NULL, or an error
+ * text (in err) naming the setting. Counts must be whole numbers: 2.7 is
+ * refused, not truncated to 2. */
+static const char *settings_from_json(const char *body, size_t len, struct qsvc_settings *set,
+                                      char *err, size_t errlen) {
     set->mask = 0;
     if (len == 0)
         return NULL;
@@ -119,39 +113,58 @@ static const char *settings_from_json(const char *body, size_t len, struct qsvc_
         json_decref(o);
         return "the body must be a JSON object of settings";
     }
+    static const struct {
+        const char *name;
+        unsigned bit;
+        int whole;        /* a count, not seconds */
+        double lo, hi;    /* inclusive; lo > 0 excludes 0 where lo_open */
+        int lo_open;
+    } keys[] = {
+        {"maxsize", QSVC_SET_MAXSIZE, 1, 0, 1e12, 0},
+        {"lease", QSVC_SET_LEASE, 0, 0, 1e9, 1},
+        {"max_attempts", QSVC_SET_MAX_ATTEMPTS, 1, 0, QUEUE_MAX_ATTEMPTS_MAX, 0},
+        {"max_payload", QSVC_SET_MAX_PAYLOAD, 1, 1, 64.0 * 1024 * 1024, 0},
+        {"key_window", QSVC_SET_KEY_WINDOW, 0, 0, 1e9, 1},
+    };
     struct queue_settings *s = &set->s;
     const char *key;
     json_t *v;
-    const char *err = NULL;
+    const char *bad = NULL;
     json_object_foreach(o, key, v) {
-        if (!json_is_number(v) || json_number_value(v) < 0) {
-            err = "settings must be non-negative numbers";
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].name) != 0)
+            k++;
+        if (k == sizeof keys / sizeof keys[0]) {
+            snprintf(err, errlen, "unknown setting '%.64s' (maxsize, lease, max_attempts, "
+                     "max_payload, key_window)", key);
+            bad = err;
             break;
         }
-        double d = json_number_value(v);
-        if (strcmp(key, "maxsize") == 0 && d <= 1e12) {
-            s->maxsize = (uint64_t)d;
-            set->mask |= QSVC_SET_MAXSIZE;
-        } else if (strcmp(key, "lease") == 0 && d > 0 && d <= 1e9) {
-            s->lease_ms = (uint64_t)ceil(d * 1000);
-            set->mask |= QSVC_SET_LEASE;
-        } else if (strcmp(key, "max_attempts") == 0 && d <= QUEUE_MAX_ATTEMPTS_MAX) {
-            s->max_attempts = (uint32_t)d;
-            set->mask |= QSVC_SET_MAX_ATTEMPTS;
-        } else if (strcmp(key, "max_payload") == 0 && d >= 1 && d <= 64.0 * 1024 * 1024) {
-            s->max_payload = (uint32_t)d;
-            set->mask |= QSVC_SET_MAX_PAYLOAD;
-        } else if (strcmp(key, "key_window") == 0 && d > 0 && d <= 1e9) {
-            s->key_window_ms = (uint64_t)ceil(d * 1000);
-            set->mask |= QSVC_SET_KEY_WINDOW;
-        } else {
-            err = "unknown setting or value out of range (maxsize, lease, max_attempts, "
-                  "max_payload, key_window)";
+        double d = json_is_number(v) ? json_number_value(v) : -1;
+        if (!json_is_number(v) || d < keys[k].lo || d > keys[k].hi ||
+            (keys[k].lo_open && d <= keys[k].lo)) {
+            snprintf(err, errlen, "%s: must be a number from %s%g to %g%s", key,
+                     keys[k].lo_open ? "over " : "", keys[k].lo, keys[k].hi,
+                     keys[k].whole ? "" : " (seconds)");
+            bad = err;
             break;
+        }
+        if (keys[k].whole && d != floor(d)) {
+            snprintf(err, errlen, "%s: must be a whole number, got %g", key, d);
+            bad = err;
+            break;
+        }
+        set->mask |= keys[k].bit;
+        switch (keys[k].bit) {
+        case QSVC_SET_MAXSIZE: s->maxsize = (uint64_t)d; break;
+        case QSVC_SET_LEASE: s->lease_ms = (uint64_t)ceil(d * 1000); break;
+        case QSVC_SET_MAX_ATTEMPTS: s->max_attempts = (uint32_t)d; break;
+        case QSVC_SET_MAX_PAYLOAD: s->max_payload = (uint32_t)d; break;
+        default: s->key_window_ms = (uint64_t)ceil(d * 1000); break;
         }
     }
     json_decref(o);
-    return err;
+    return bad;
 }
 
 /* ---- rendering --------------------------------------------------------------------- */
@@ -657,8 +670,8 @@ static int parse_path(struct conn *c, const struct http_request *req, struct qpa
     const char *slash = memchr(s, '/', (size_t)(end - s));
     p->name = s;
     p->name_len = (size_t)((slash ? slash : end) - s);
-    if (!name_valid(p->name, p->name_len))
-        return reply_error(c, 400, "queue names are 1 to %d of A-Z a-z 0-9 _ . -", QUEUE_NAME_MAX),
+    if (!queue_name_valid(p->name, p->name_len))
+        return reply_error(c, 400, "queue names are 1 to %d of A-Z a-z 0-9 _ . -, not \".\" or \"..\"", QUEUE_NAME_MAX),
                -1;
     if (!slash || slash + 1 == end)
         return 0;
@@ -688,7 +701,8 @@ static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const stru
     struct areq r;
     if (m == HTTP_M_PUT) {
         struct qsvc_settings set;
-        const char *err = settings_from_json(body, len, &set);
+        char ebuf[200];
+        const char *err = settings_from_json(body, len, &set, ebuf, sizeof ebuf);
         if (err)
             return reply_fail(c, 400, "%s", err);
         areq_init(&r, c, A_DECLARE, p->name, p->name_len);

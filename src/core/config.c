@@ -541,7 +541,8 @@ static int set_value(struct parser *p, const struct keydef *k, const char *v) {
 
 static bool valid_queue_name(const char *s) {
     size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
-    return n >= 1 && n <= 64 && s[n] == '\0';
+    /* "." and ".." would read as path segments in /queues/{q} URLs. */
+    return n >= 1 && n <= 64 && s[n] == '\0' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
 static int open_queue(struct parser *p, const char *name) {
@@ -549,7 +550,7 @@ static int open_queue(struct parser *p, const char *name) {
     if (!valid_queue_name(name))
         return fail(p, p->line,
                     "[queue %s]: bad queue name '%s'; expected 1 to 64 characters from "
-                    "A-Z a-z 0-9 _ . -",
+                    "A-Z a-z 0-9 _ . -, not \".\" or \"..\"",
                     name, name);
     for (size_t i = 0; i < c->nqueues; i++)
         if (strcmp(c->queues[i].name, name) == 0)

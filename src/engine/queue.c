@@ -343,8 +343,11 @@ int queue_engine_set_next_id(struct queue_engine *e, uint64_t id) {
 
 /* ---- queues ----------------------------------------------------------- */
 
-static int name_valid(const char *name, size_t len) {
+int queue_name_valid(const char *name, size_t len) {
     if (!name || len == 0 || len > QUEUE_NAME_MAX)
+        return 0;
+    /* "." and ".." would read as path segments in /queues/{q} URLs. */
+    if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
         return 0;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
@@ -406,7 +409,7 @@ int queue_create(struct queue_engine *e, const char *name, size_t len,
         set = *s;
     else
         queue_settings_default(&set);
-    if (!name_valid(name, len) || !settings_valid(&set))
+    if (!queue_name_valid(name, len) || !settings_valid(&set))
         return QUEUE_ERR_INVALID;
     size_t pos = name_pos(e, name, len, &found);
     if (found) {

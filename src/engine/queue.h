@@ -135,6 +135,10 @@ const char *queue_strerror(int status);
 /* ---- settings ----------------------------------------------------------- */
 
 #define QUEUE_NAME_MAX 64 /* names are [A-Za-z0-9_.-]{1,64} */
+
+/* Is name a queue name: 1 to QUEUE_NAME_MAX of A-Z a-z 0-9 _ . -, and not
+ * "." or ".." (they would read as path segments in URLs)? */
+int queue_name_valid(const char *name, size_t len);
 #define QUEUE_KEY_MAX 255 /* idempotency keys are 1..255 arbitrary bytes */
 #define QUEUE_MAX_ATTEMPTS_MAX 65535
 /* Longest lease, delay or key window accepted (2^40 ms, about 35 years),

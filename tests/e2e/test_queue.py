@@ -215,6 +215,30 @@ class QueueApiTest(QueueCase):
         r = self.h("PUT", "/queues/unknownsetting", body=b'{"maxsize": 1, "bogus": 2}',
                    headers={"Content-Type": "application/json"})
         self.assertErr(r, 400)
+        self.assertIn("bogus", r.json()["error"])
+
+    def test_fractional_counts_refused_naming_the_setting(self):
+        # 2.7 used to become maxsize 2 and 0.5 max_attempts 0 (unlimited).
+        for key, value in (("maxsize", 2.7), ("max_attempts", 0.5), ("max_payload", 100.5)):
+            with self.subTest(key=key):
+                r = self.h("PUT", "/queues/fractional", body=json.dumps({key: value}).encode(),
+                           headers={"Content-Type": "application/json"})
+                self.assertErr(r, 400)
+                self.assertIn(key, r.json()["error"])
+                self.assertIn("whole number", r.json()["error"])
+        self.assertEqual(self.h("GET", "/queues/fractional").status, 404)
+        # Whole numbers written with a fraction part of zero are whole; seconds may be fractions.
+        r = self.h("PUT", "/queues/fractional", body=b'{"maxsize": 3.0, "lease": 0.25}',
+                   headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json()["maxsize"], 3)
+        self.assertEqual(r.json()["lease"], 0.25)
+
+    def test_out_of_range_setting_names_it(self):
+        r = self.h("PUT", "/queues/outofrange", body=b'{"lease": 0}',
+                   headers={"Content-Type": "application/json"})
+        self.assertErr(r, 400)
+        self.assertIn("lease", r.json()["error"])
 
     def test_update_maxsize_serves_waiting_putter(self):
         q = self.newq({"maxsize": 1})
@@ -295,7 +319,7 @@ class QueueApiTest(QueueCase):
         self.assertEqual(self.h("PUT", "/queues/" + ok).status, 201)
         self.assertEqual(self.h("GET", "/queues/" + ok).status, 200)
         bad = ["n" * 65, "a%20b", "a!b", "a*b", "a:b", "a~b", "a%2Fb", "%C3%A4", "a%00b", "a$b",
-               "a'b", "a,b", "a@b"]
+               "a'b", "a,b", "a@b", ".", ".."]
         for name in bad:
             with self.subTest(name=name):
                 self.assertErr(self.h("PUT", "/queues/" + name), 400)
