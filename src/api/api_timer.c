@@ -9,6 +9,8 @@
 #include "svc/tsvc.h"
 
 #include <inttypes.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -195,11 +197,35 @@ static int64_t json_seconds(json_t *v) {
  * caller frees after the call). 0, or -1 with err naming the field; *status
  * is the HTTP status for err.
  */
-static int parse_spec(json_t *o, struct tsvc_spec *spec, char *err, size_t errlen, int *status) {
+/* payload_base64 -> a new buffer (the caller frees it after the create).
+ * -1 when v is not standard padded base64. */
+static int base64_payload(json_t *v, char **out, size_t *len) {
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (n % 4 || n > INT_MAX)
+        return -1;
+    unsigned char *p = malloc(n / 4 * 3 + 1);
+    if (!p)
+        return -1;
+    int got = n ? EVP_DecodeBlock(p, (const unsigned char *)s, (int)n) : 0;
+    if (got < 0) {
+        free(p);
+        return -1;
+    }
+    /* EVP_DecodeBlock counts the padding's zero bytes in. */
+    if (n && s[n - 1] == '=')
+        got -= 1 + (s[n - 2] == '=');
+    *out = (char *)p;
+    *len = (size_t)got;
+    return 0;
+}
+
+static int parse_spec(json_t *o, struct tsvc_spec *spec, char *err, size_t errlen, int *status,
+                      char **decoded) {
     memset(spec, 0, sizeof *spec);
     spec->payload = "";
     const char *key;
-    int schedules = 0;
+    int schedules = 0, payloads = 0;
     json_t *v;
     *status = 400;
     err[0] = '\0';
@@ -208,8 +234,23 @@ static int parse_spec(json_t *o, struct tsvc_spec *spec, char *err, size_t errle
             spec->queue = json_string_value(v);
             spec->queue_len = json_string_length(v);
         } else if (strcmp(key, "payload") == 0 && json_is_string(v)) {
+            if (payloads) {
+                snprintf(err, errlen, "payload and payload_base64: give one of them");
+                break;
+            }
             spec->payload = json_string_value(v);
             spec->payload_len = json_string_length(v);
+            payloads++;
+        } else if (strcmp(key, "payload_base64") == 0 && json_is_string(v)) {
+            /* Any bytes, NUL included, which a JSON string cannot carry. */
+            if (payloads || base64_payload(v, decoded, &spec->payload_len) < 0) {
+                snprintf(err, errlen, payloads ? "payload and payload_base64: give one of them"
+                                               : "payload_base64: expected standard base64 "
+                                                 "(A-Z a-z 0-9 + /, padded with =)");
+                break;
+            }
+            spec->payload = *decoded;
+            payloads++;
         } else if (strcmp(key, "after") == 0 && json_seconds(v) >= 0) {
             spec->kind = TSVC_AFTER;
             spec->after_ms = json_seconds(v);
@@ -253,7 +294,8 @@ static int parse_spec(json_t *o, struct tsvc_spec *spec, char *err, size_t errle
                                                                            : TASK_MISSED_FIRE_ONCE;
         } else {
             static const char *const known[] = {"queue", "payload", "after", "at", "every", "cron",
-                                                "count", "jitter", "on_full", "on_missed"};
+                                                "count", "jitter", "on_full", "on_missed",
+                                                "payload_base64"};
             int is_known = 0;
             for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
                 is_known |= strcmp(key, known[k]) == 0;
@@ -262,7 +304,7 @@ static int parse_spec(json_t *o, struct tsvc_spec *spec, char *err, size_t errle
                 "an RFC 3339 time such as 2026-01-31T12:00:00Z", "a number of seconds > 0",
                 "a 5-field crontab(5) expression", "a whole number >= 1",
                 "a number of seconds, at most one day", "\"skip\" or \"retry\"",
-                "\"fire_once\" or \"skip\""};
+                "\"fire_once\" or \"skip\"", "base64 text"};
             size_t k = 0;
             while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]) != 0)
                 k++;
@@ -297,13 +339,15 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
     int status;
     struct treq *r = NULL;
     enum handler_result hr;
-    if (parse_spec(o, &spec, err, sizeof err, &status) < 0)
+    char *decoded = NULL; /* payload_base64's bytes */
+    if (parse_spec(o, &spec, err, sizeof err, &status, &decoded) < 0)
         hr = reply_fail(c, status, "%s", err);
     else if (!(r = treq_new(c, OP_CREATE)))
         hr = reply_fail(c, 503, "out of memory");
     else
         hr = started(r, tsvc_create(svc, &r->call, &spec));
     json_decref(o);
+    free(decoded); /* the create copied the payload into the timer */
     return hr;
 }
 

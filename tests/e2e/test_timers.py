@@ -17,6 +17,7 @@ Timing assertions are coarse: the machine is shared and noisy. Every wait
 is bounded.
 """
 
+import base64
 import concurrent.futures
 import http.client
 import json
@@ -470,6 +471,26 @@ class TimerQueueTest(TimerCase):
         r, _ = self.await_timer(t["id"], 5)
         self.assertEqual(r.json()["state"], "completed", r)
         self.assertEqual(self.drain(q), {b"x" * 16: 1})
+
+    def test_payload_base64_carries_any_bytes(self):
+        # A JSON string cannot carry NUL; payload_base64 can carry anything.
+        q = self.q()
+        raw = bytes(range(256)) + b"\x00tail"
+        for data in (raw, b"", b"a", b"ab", b"abc"):
+            with self.subTest(n=len(data)):
+                t = self.create(queue=q, payload_base64=base64.b64encode(data).decode(), after=0)
+                r, _ = self.await_timer(t["id"], 5)
+                self.assertEqual(r.json()["state"], "completed", r)
+                self.assertEqual(self.drain(q), {data: 1})
+
+    def test_payload_base64_bad_input_names_the_field(self):
+        q = self.q()
+        for spec in ({"payload_base64": "abc"}, {"payload_base64": "a*c="},
+                     {"payload_base64": 5}, {"payload_base64": "YQ==", "payload": "a"},
+                     {"payload": "a", "payload_base64": "YQ=="}):
+            with self.subTest(spec=spec):
+                r = self.create(expect=400, queue=q, after=0, **spec)
+                self.assertIn("payload", r.json()["error"])
 
 
 # ---- cancel and await -----------------------------------------------------------------------
