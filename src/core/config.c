@@ -84,6 +84,7 @@ struct keydef {
 static const struct keydef keys[] = {
     {SEC_SERVER, "listen", V_LISTEN, 0, 0, 0, 0, NULL},
     {SEC_SERVER, "max_connections", V_COUNT, C(max_connections), 1, 10000000, 10000, NULL},
+    {SEC_SERVER, "max_connections_per_ip", V_COUNT, C(max_connections_per_ip), 0, 10000000, 0, NULL},
     {SEC_SERVER, "backlog", V_COUNT, C(backlog), 1, 65535, 4096, NULL},
     {SEC_SERVER, "log_level", V_ENUM, C(log_level), 0, 0, LOG_LVL_INFO, level_names},
     {SEC_SERVER, "header_timeout", V_DURATION, C(header_timeout_ms), 1, YEAR, 10 * SECOND, NULL},

@@ -151,6 +151,8 @@ void conn_close(struct conn *c) {
         s->wbuf_owner = NULL;
     }
     s->metrics.conns_open--;
+    if (c->peer_counted)
+        server_peer_release(s, c);
     free(c);
     if (s->draining && list_empty(&s->conns))
         server_shutdown(s);

@@ -86,6 +86,7 @@ struct conn {
     uint8_t ev_flip;            /* io_flip as it was when ev was assigned */
     uint8_t dispatching;        /* inside the handler: conn_close only marks close_pending */
     uint8_t close_pending;      /* closed while dispatching; conn_dispatch finishes it */
+    uint8_t peer_counted;       /* counted in the server's per-address table */
     uint8_t failed;             /* an answer could not be built (no memory): close after
                                    the answers before it, send nothing more */
     struct event ev;            /* the one event: read or write interest */

@@ -50,8 +50,35 @@ struct listener {
 };
 
 #define BUSY_BODY "{\"error\": \"too many connections (max_connections)\", \"status\": 503}\n"
-static char refuse_busy[512];
-static size_t refuse_busy_len;
+#define PEER_BODY                                                                                  \
+    "{\"error\": \"too many connections from your address (max_connections_per_ip)\", "          \
+    "\"status\": 503}\n"
+static char refuse_busy[512], refuse_peer[512];
+static size_t refuse_busy_len, refuse_peer_len;
+
+static size_t refusal(char *out, size_t len, const char *body, size_t body_len) {
+    return (size_t)snprintf(
+        out, len,
+        "HTTP/1.1 503 Service Unavailable\r\nServer: awaitd\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+        body_len, body);
+}
+
+/* Refuse cleanly: a short answer the client can read, then close (a TLS
+ * client could not read plain text: it just sees the close). */
+static void refuse(struct server *s, struct listener *l, int fd, const char *msg, size_t len) {
+    s->metrics.conns_refused++;
+    if (!l->tls) {
+        ssize_t w = send(fd, msg, len, MSG_NOSIGNAL);
+        (void)w;
+    }
+    close(fd);
+}
+
+void server_peer_release(struct server *s, struct conn *c) {
+    peer_limit_release(&s->peers, &c->peer.sa);
+    c->peer_counted = 0;
+}
 
 static void listeners_pause(struct server *s, int pause) {
     for (struct listener *l = s->listeners; l; l = l->next) {
@@ -113,19 +140,22 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
         }
         s->metrics.conns_total++;
         if (s->metrics.conns_open >= s->cfg->max_connections || (l->tls && !s->tls_ctx)) {
-            /* Refuse cleanly: a short answer the client can read, then close
-             * (a TLS client could not read plain text: it just sees the close). */
-            s->metrics.conns_refused++;
-            if (!l->tls) {
-                ssize_t w = send(cfd, refuse_busy, refuse_busy_len, MSG_NOSIGNAL);
-                (void)w;
-            }
-            close(cfd);
+            refuse(s, l, cfd, refuse_busy, refuse_busy_len);
+            continue;
+        }
+        uint64_t per_ip = s->cfg->max_connections_per_ip;
+        if (per_ip && peer_limit_take(&s->peers, &peer.sa,
+                                      per_ip > UINT32_MAX ? UINT32_MAX : (uint32_t)per_ip) != 0) {
+            refuse(s, l, cfd, refuse_peer, refuse_peer_len);
             continue;
         }
         int one = 1;
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn_new(s, cfd, &peer.sa, len, l->tls ? s->tls_ctx : NULL);
+        struct conn *c = conn_new(s, cfd, &peer.sa, len, l->tls ? s->tls_ctx : NULL);
+        if (c && per_ip)
+            c->peer_counted = 1;
+        else if (per_ip)
+            peer_limit_release(&s->peers, &peer.sa);
     }
     server_timers_sync(s);
 }
@@ -571,11 +601,8 @@ int server_init(struct server *s, struct config *cfg) {
         log_error("cannot create the event loop");
         return -1;
     }
-    refuse_busy_len = (size_t)snprintf(
-        refuse_busy, sizeof refuse_busy,
-        "HTTP/1.1 503 Service Unavailable\r\nServer: awaitd\r\nContent-Type: application/json\r\n"
-        "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
-        sizeof BUSY_BODY - 1, BUSY_BODY);
+    refuse_busy_len = refusal(refuse_busy, sizeof refuse_busy, BUSY_BODY, sizeof BUSY_BODY - 1);
+    refuse_peer_len = refusal(refuse_peer, sizeof refuse_peer, PEER_BODY, sizeof PEER_BODY - 1);
     s->rbuf = malloc(SERVER_RBUF_SIZE);
     if (!s->rbuf)
         return -1;
@@ -679,6 +706,7 @@ void server_free(struct server *s) {
         close(s->spare_fd);
     if (s->wheel_fd >= 0)
         close(s->wheel_fd);
+    peer_limit_free(&s->peers);
     free(s->rbuf);
     buf_free(&s->wbuf);
     buf_free(&s->errbuf);

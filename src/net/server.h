@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/list.h"
 #include "net/conn.h"
+#include "net/peer_limit.h"
 #include "net/service.h"
 #include "http/http_parse.h"
 #include "net/metrics.h"
@@ -38,6 +39,7 @@ struct server {
     struct ssl_ctx_st *tls_ctx;   /* for new TLS connections (each holds a reference to
                                      the one it began with); NULL without TLS listeners */
     struct list conns;            /* every open connection (struct conn, link) */
+    struct peer_table peers;      /* open connections per client address (per-IP limit) */
     struct metrics metrics;
     /* Scratch shared by all connections: empty whenever control returns to the loop. */
     char *rbuf;                   /* SERVER_RBUF_SIZE bytes */
@@ -82,6 +84,9 @@ int server_run(struct server *s);
 
 /* Close every connection and listener, then the services in reverse order. */
 void server_free(struct server *s);
+
+/* A connection that counted against max_connections_per_ip closed. */
+void server_peer_release(struct server *s, struct conn *c);
 
 /* Append every service's figures (Prometheus text). 0 or -1 (no memory). */
 int server_services_metrics(struct server *s, struct buf *out);

@@ -242,6 +242,92 @@ class LimitsTest(DaemonTestCase):
         self.d.wait_metric("awaitd_delays_pending", lambda v: v == 0, timeout=3)
 
 
+class PerIpLimitTest(DaemonTestCase):
+    """[server] max_connections_per_ip: one address cannot take every connection."""
+
+    PER_IP = 3
+    config = {"server": {"max_connections_per_ip": str(PER_IP)}}
+
+    def request_from(self, source, path="/get"):
+        """GET path on a new connection from source; every byte until close or answer."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        try:
+            s.bind((source, 0))
+            s.connect((HOST, self.d.port))
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+            data = b""
+            while True:
+                try:
+                    got = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not got:
+                    break
+                data += got
+            return data
+        finally:
+            s.close()
+
+    def metric_from(self, source, name):
+        """A metric's value read over a connection from source (127.0.0.1 may be full)."""
+        rs = parse_responses(self.request_from(source, "/metrics"))
+        self.assertEqual([r.status for r in rs], [200])
+        for line in rs[0].body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail("no metric " + name)
+
+    def wait_pending(self, n):
+        deadline = time.monotonic() + 5
+        while self.metric_from("127.0.0.2", "awaitd_delays_pending") != n:
+            self.assertLess(time.monotonic(), deadline, "delays_pending never reached %d" % n)
+            time.sleep(0.05)
+
+    def test_per_ip_limit(self):
+        refused0 = self.metric_from("127.0.0.2", "awaitd_connections_refused_total")
+        held = []
+        try:
+            for _ in range(self.PER_IP):
+                c = RawConn(self.d.port, timeout=5)
+                held.append(c)
+                c.send(b"GET /delay/6 HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.wait_pending(self.PER_IP)
+            # The same address once more: a 503 naming the setting, then the close.
+            rs = parse_responses(self.request_from(HOST))
+            self.assertEqual(len(rs), 1)
+            err = self.assertJsonError(rs[0], 503)
+            self.assertIn("max_connections_per_ip", err["error"])
+            # Another client address is served meanwhile (a health check, say).
+            rs = parse_responses(self.request_from("127.0.0.2", "/health"))
+            self.assertEqual([r.status for r in rs], [200])
+            # A closed connection frees its slot.
+            held.pop().close()
+            deadline = time.monotonic() + 3
+            while True:
+                rs = parse_responses(self.request_from(HOST))
+                if rs and rs[0].status == 200:
+                    break
+                self.assertLess(time.monotonic(), deadline, "slot not freed after a close")
+                time.sleep(0.05)
+            self.assertGreaterEqual(
+                self.metric_from("127.0.0.2", "awaitd_connections_refused_total"), refused0 + 1)
+        finally:
+            for c in held:
+                c.close()
+        self.wait_pending(0)
+        # Every slot comes back: PER_IP connections from one address again.
+        again = [RawConn(self.d.port, timeout=5) for _ in range(self.PER_IP)]
+        try:
+            for c in again:
+                c.send(b"GET /get HTTP/1.1\r\nHost: t\r\n\r\n")
+            for c in again:
+                self.assertTrue(c.read_some(2).startswith(b"HTTP/1.1 200"))
+        finally:
+            for c in again:
+                c.close()
+
+
 class FdLimitTest(unittest.TestCase):
     """Out of file descriptors (RLIMIT_NOFILE 64): refuse cleanly, keep serving."""
 
