@@ -21,11 +21,9 @@ static int reply_failed(struct conn *c, struct buf *o, size_t mark) {
     return -1;
 }
 
-int reply_head(struct conn *c, int status, const char *ctype, int64_t content_length,
-               const char *extra) {
-    if (c->failed)
-        return -1;
-    struct buf *o = conn_out(c);
+/* The head into o (conn_out(c)); on failure the part written is dropped. */
+static int head_into(struct conn *c, struct buf *o, int status, const char *ctype,
+                     int64_t content_length, const char *extra) {
     size_t mark = o->len;
     struct server *s = c->srv;
     if (s->draining)
@@ -85,15 +83,23 @@ int reply_head(struct conn *c, int status, const char *ctype, int64_t content_le
     return 0;
 }
 
+int reply_head(struct conn *c, int status, const char *ctype, int64_t content_length,
+               const char *extra) {
+    if (c->failed)
+        return -1;
+    return head_into(c, conn_out(c), status, ctype, content_length, extra);
+}
+
 int reply(struct conn *c, int status, const char *ctype, const char *extra, const void *body,
           size_t len) {
-    struct buf *o = c->failed ? NULL : conn_out(c);
-    size_t mark = o ? o->len : 0;
-    if (reply_head(c, status, ctype, (int64_t)len, extra) < 0)
+    if (c->failed)
+        return -1;
+    struct buf *o = conn_out(c);
+    size_t mark = o->len;
+    if (head_into(c, o, status, ctype, (int64_t)len, extra) < 0)
         return -1;
     if (c->head_only || len == 0 || status < 200 || status == 204 || status == 304)
         return 0;
-    /* conn_out(c) is still o: nothing was flushed in between. */
     if (buf_append(o, body, len) < 0)
         return reply_failed(c, o, mark);
     return 0;
