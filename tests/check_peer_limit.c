@@ -42,6 +42,31 @@ START_TEST(test_v4_mapped_is_v4) {
 }
 END_TEST
 
+static int loopback6(const char *text) {
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+    ck_assert_int_eq(inet_pton(AF_INET6, text, &a.sin6_addr), 1);
+    return peer_is_loopback((struct sockaddr *)&a);
+}
+
+/* Loopback is 127.0.0.0/8, ::1 and their v4-mapped form; nothing else. */
+START_TEST(test_is_loopback) {
+    struct sockaddr_in a = v4(0x7f000001), b = v4(0x7f0a0b0c), c = v4(0xc0000201), d = v4(0x80000001);
+    ck_assert(peer_is_loopback((struct sockaddr *)&a));
+    ck_assert(peer_is_loopback((struct sockaddr *)&b));
+    ck_assert(!peer_is_loopback((struct sockaddr *)&c));
+    ck_assert(!peer_is_loopback((struct sockaddr *)&d));
+    ck_assert(loopback6("::1"));
+    ck_assert(loopback6("::ffff:127.0.0.1"));
+    ck_assert(!loopback6("::2"));
+    ck_assert(!loopback6("::"));
+    ck_assert(!loopback6("::ffff:10.0.0.1"));
+    ck_assert(!loopback6("::127.0.0.1")); /* v4-compatible (deprecated), not mapped */
+    ck_assert(!loopback6("fe80::1"));
+    struct sockaddr un = {.sa_family = AF_UNIX};
+    ck_assert(!peer_is_loopback(&un));
+}
+END_TEST
+
 /* Random takes and releases over many addresses, checked against an array. */
 START_TEST(test_random_model) {
     enum { ADDRS = 5000, OPS = 400000, LIMIT = 4 };
@@ -82,6 +107,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_limit_and_release);
     tcase_add_test(tc, test_v4_mapped_is_v4);
+    tcase_add_test(tc, test_is_loopback);
     tcase_add_test(tc, test_random_model);
     suite_add_tcase(s, tc);
     return s;

@@ -85,6 +85,7 @@ static const struct keydef keys[] = {
     {SEC_SERVER, "listen", V_LISTEN, 0, 0, 0, 0, NULL},
     {SEC_SERVER, "max_connections", V_COUNT, C(max_connections), 1, 10000000, 10000, NULL},
     {SEC_SERVER, "max_connections_per_ip", V_COUNT, C(max_connections_per_ip), 0, 10000000, 0, NULL},
+    {SEC_SERVER, "loopback_reserve", V_COUNT, C(loopback_reserve), 0, 10000000, 8, NULL},
     {SEC_SERVER, "backlog", V_COUNT, C(backlog), 1, 65535, 4096, NULL},
     {SEC_SERVER, "log_level", V_ENUM, C(log_level), 0, 0, LOG_LVL_INFO, level_names},
     {SEC_SERVER, "header_timeout", V_DURATION, C(header_timeout_ms), 1, YEAR, 10 * SECOND, NULL},
@@ -676,6 +677,19 @@ static int finish(struct parser *p) {
         snprintf(p->secname, sizeof p->secname, "tls");
         return key_fail(p, &keys[find_key(SEC_TLS, c->tls_cert ? "key" : "cert")],
                         "missing; required when [tls] listen is set (a PEM file path)");
+    }
+    int li = find_key(SEC_SERVER, "loopback_reserve");
+    if (c->loopback_reserve >= c->max_connections) {
+        if (!p->key_line[li]) {
+            c->loopback_reserve = 0; /* only the default was too big: a tiny max_connections */
+        } else {
+            p->line = p->key_line[li];
+            snprintf(p->secname, sizeof p->secname, "server");
+            return key_fail(p, &keys[li], "%llu leaves no connection for other clients; it must be "
+                            "below max_connections (%llu)",
+                            (unsigned long long)c->loopback_reserve,
+                            (unsigned long long)c->max_connections);
+        }
     }
     int ui = find_key(SEC_SERVER, "max_uri");
     if (c->max_uri > c->max_header_bytes) {

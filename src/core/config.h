@@ -48,6 +48,7 @@ struct config {
     size_t nlisten;
     uint64_t max_connections;    /* default 10000 */
     uint64_t max_connections_per_ip; /* 0: no limit (default) */
+    uint64_t loopback_reserve;   /* of max_connections, kept for loopback peers; default 8 */
     uint64_t backlog;            /* default 4096 (capped by net.core.somaxconn) */
     int log_level;               /* log_level: error|warn|info|debug, default info */
     uint64_t header_timeout_ms;  /* whole request head must arrive within; default 10s */

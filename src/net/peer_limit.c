@@ -120,3 +120,15 @@ void peer_limit_free(struct peer_table *t) {
     free(t->slots);
     memset(t, 0, sizeof *t);
 }
+
+int peer_is_loopback(const struct sockaddr *sa) {
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+    static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+    uint8_t key[16];
+    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+        return 0;
+    peer_key(sa, key);
+    if (memcmp(key, v6_loopback, 16) == 0)
+        return 1;
+    return memcmp(key, mapped, 12) == 0 && key[12] == 127;
+}

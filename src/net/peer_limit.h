@@ -37,4 +37,7 @@ uint32_t peer_limit_count(const struct peer_table *t, const struct sockaddr *sa)
 
 void peer_limit_free(struct peer_table *t);
 
+/* 1 if sa is a loopback address: 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+int peer_is_loopback(const struct sockaddr *sa);
+
 #endif

@@ -139,7 +139,12 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
             break;
         }
         s->metrics.conns_total++;
-        if (s->metrics.conns_open >= s->cfg->max_connections || (l->tls && !s->tls_ctx)) {
+        /* The last loopback_reserve slots are for loopback peers (health
+         * checks, the operator's curl) so remote clients cannot take them. */
+        uint64_t cap = s->cfg->max_connections;
+        if (s->metrics.conns_open >= cap - s->cfg->loopback_reserve && !peer_is_loopback(&peer.sa))
+            cap -= s->cfg->loopback_reserve;
+        if (s->metrics.conns_open >= cap || (l->tls && !s->tls_ctx)) {
             refuse(s, l, cfd, refuse_busy, refuse_busy_len);
             continue;
         }
