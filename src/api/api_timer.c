@@ -92,7 +92,7 @@ static int http_status(int st) {
     case TSVC_NOTFOUND: return 404;
     case TSVC_TOOBIG: return 413;
     case TSVC_NOSPACE: return 507;
-    default: return 503; /* no memory, too many timers, journal failing, shutting down */
+    default: return 503; /* no memory, memory limit, too many timers, journal failing, shutting down */
     }
 }
 
@@ -103,6 +103,12 @@ static void answer(struct treq *r) {
     const struct tsvc_call *call = &r->call;
     if (call->status == TSVC_TIMEOUT) {
         reply(c, 204, NULL, NULL, "", 0);
+        return;
+    }
+    if (call->status == TSVC_MEMORY || call->status == TSVC_LIMIT) {
+        /* As a put refused by the memory limit: room comes back as jobs
+         * are acked and timers finish. */
+        reply_error_hdr(c, 503, "Retry-After: 1\r\n", "%s", call->why);
         return;
     }
     if (call->status != TSVC_OK) {

@@ -55,13 +55,16 @@ enum section {
     SEC_JOURNAL,
     SEC_AUTH,
     SEC_QUEUES,
+    SEC_TIMERS,
+    SEC_METRICS,
     SEC_QUEUE
 };
-static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues"};
+static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues",
+                                            "timers", "metrics"};
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
-enum vtype { V_COUNT, V_SIZE, V_DURATION, V_ENUM, V_LISTEN, V_PATH, V_TOKEN, V_TOKEN_FILE, V_STRING };
+enum vtype { V_COUNT, V_SIZE, V_DURATION, V_TOPN, V_ENUM, V_LISTEN, V_PATH, V_TOKEN, V_TOKEN_FILE, V_STRING };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL}; /* LOG_LVL_* */
 static const char *const fsync_names[] = {"always", "batch", "off", NULL};         /* FSYNC_* */
@@ -119,6 +122,10 @@ static const struct keydef keys[] = {
     {SEC_QUEUES, "max_wait", V_DURATION, C(queue_max_wait_ms), 0, YEAR, 20 * SECOND, NULL},
     {SEC_QUEUES, "mem_limit", V_SIZE, C(queue_mem_limit), 0, 1024 * GIB, GIB, NULL},
     {SEC_QUEUES, "key_window", V_DURATION, C(queue_key_window_ms), 1, YEAR, 5 * MINUTE, NULL},
+    /* [timers], [metrics] (issue 12, findings 2 and 5) */
+    {SEC_TIMERS, "max_timers", V_COUNT, C(timers_max), 0, 1000000000, 1000000, NULL},
+    {SEC_METRICS, "per_queue", V_TOPN, C(metrics_per_queue), 0, 1000000, 100, NULL},
+    {SEC_METRICS, "public", V_ENUM, C(metrics_public), 0, 0, 0, onoff_names},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},
@@ -506,6 +513,22 @@ static int set_value(struct parser *p, const struct keydef *k, const char *v) {
         *(uint64_t *)slot = u;
         return 0;
     }
+    case V_TOPN: /* on | off | top N (1..max) */
+        if (strcmp(v, "on") == 0) {
+            *(uint64_t *)slot = CONFIG_PER_QUEUE_ALL;
+            return 0;
+        }
+        if (strcmp(v, "off") == 0) {
+            *(uint64_t *)slot = 0;
+            return 0;
+        }
+        if (strncmp(v, "top", 3) == 0 && is_space(v[3]) && parse_count(skip_ws((char *)v + 3), &u) == 0 &&
+            u >= 1 && u <= k->max) {
+            *(uint64_t *)slot = u;
+            return 0;
+        }
+        return key_fail(p, k, "expected on, off or top N with N from 1 to %llu, got '%s'",
+                        (ull)k->max, v);
     case V_ENUM:
         for (int i = 0; k->names[i]; i++)
             if (strcmp(v, k->names[i]) == 0) {
@@ -598,8 +621,8 @@ static int open_section(struct parser *p, char *s) {
         return 0;
     }
     return fail(p, p->line,
-                "[%s]: unknown section; expected [server], [probe], [tls], [journal], [auth] "
-                "or [queue NAME]",
+                "[%s]: unknown section; expected [server], [probe], [tls], [journal], [auth], "
+                "[queues], [timers], [metrics] or [queue NAME]",
                 name);
 }
 

@@ -20,6 +20,7 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_QUEUES 256
+#define CONFIG_PER_QUEUE_ALL UINT64_MAX /* [metrics] per_queue = on */
 
 struct config_listen {
     struct sockaddr_storage addr; /* numeric address and port, no DNS */
@@ -89,6 +90,14 @@ struct config {
     uint64_t queue_max_wait_ms;   /* max_wait: longest wait= a put, reserve or join may ask; default 20s */
     uint64_t queue_mem_limit;     /* mem_limit: size, bytes all queued jobs may take; 0 = none; default 1g */
     uint64_t queue_key_window_ms; /* key_window: how long Idempotency-Keys are remembered; default 5m */
+
+    /* [timers] */
+    uint64_t timers_max;          /* max_timers: scheduled timers at most; 0 = no limit; default 1000000 */
+
+    /* [metrics] */
+    uint64_t metrics_per_queue;   /* per_queue: series per queue for the N largest queues (top N,
+                                     default 100); 0 = off; CONFIG_PER_QUEUE_ALL = on (every queue) */
+    int metrics_public;           /* public: off|on; off (default) puts /metrics behind [auth] */
 
     /* [queue NAME] sections */
     struct config_queue queues[CONFIG_MAX_QUEUES];

@@ -304,6 +304,8 @@ struct queue_engine *queue_engine_new(struct timer_wheel *wheel,
     memset(e, 0, sizeof *e);
     e->wheel = wheel;
     e->cfg = c;
+    e->own.limit = c.mem_limit;
+    e->budget = c.budget ? c.budget : &e->own;
     e->next_id = 1;
     queue_tab_init(&e->jobs, offsetof(struct queue_job, id));
     queue_wlist_init(&e->wakeq);
@@ -323,11 +325,17 @@ void queue_engine_free(struct queue_engine *e) {
 
 void queue_engine_set_mem_limit(struct queue_engine *e, size_t limit) {
     e->cfg.mem_limit = limit;
+    e->budget->limit = limit;
+}
+
+struct mem_budget *queue_engine_budget(struct queue_engine *e) {
+    return e->budget;
 }
 
 void queue_engine_stats(const struct queue_engine *e, struct queue_engine_stats *st) {
     st->mem_used = e->mem_used;
-    st->mem_limit = e->cfg.mem_limit;
+    st->mem_limit = e->budget->limit;
+    st->mem_budget_used = e->budget->used;
     st->jobs = e->jobs.count;
     st->reaping = e->reaping;
     st->queues = e->nqueues;

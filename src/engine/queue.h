@@ -109,6 +109,7 @@
 #include <stdint.h>
 
 struct timer_wheel;
+struct mem_budget;   /* core/mem_budget.h */
 struct queue_engine; /* opaque: every queue, the id index, memory accounting */
 struct queue;        /* opaque: one named queue */
 
@@ -207,6 +208,9 @@ typedef void (*queue_event_fn)(void *ctx, const struct queue_event *ev);
 
 struct queue_engine_config {
     size_t mem_limit;                    /* bytes charged by QUEUE_JOB_COST and keys; 0 = none */
+    struct mem_budget *budget;           /* shared budget to charge (its limit rules, mem_limit
+                                            is ignored), or NULL for the engine's own; it must
+                                            outlive the engine */
     queue_event_fn on_event;             /* durability hook, or NULL */
     void *event_ctx;                     /* first argument of on_event */
     void *(*alloc)(void *ctx, size_t n); /* malloc replacement (fault injection), or NULL */
@@ -216,8 +220,9 @@ struct queue_engine_config {
 };
 
 struct queue_engine_stats {
-    size_t mem_used;  /* bytes charged (jobs and keys) */
-    size_t mem_limit; /* the limit, 0 = none */
+    size_t mem_used;        /* bytes this engine charged (jobs and keys) */
+    size_t mem_limit;       /* the budget's limit, 0 = none */
+    size_t mem_budget_used; /* bytes charged to the budget by every owner (timers too) */
     size_t jobs;      /* jobs in the id index, dead letters and the grave included */
     uint64_t reaping; /* gone jobs the reaper has not freed yet */
     size_t queues;    /* queues */
@@ -240,8 +245,12 @@ void queue_engine_free(struct queue_engine *e);
  */
 size_t queue_engine_reap(struct queue_engine *e, size_t budget);
 
-/* Change the memory limit (config reload); existing jobs are kept. */
+/* Change the memory limit (config reload) of the budget in use, shared or
+ * not; existing jobs are kept. */
 void queue_engine_set_mem_limit(struct queue_engine *e, size_t limit);
+
+/* The budget this engine charges, to share with another engine (timers). */
+struct mem_budget *queue_engine_budget(struct queue_engine *e);
 
 void queue_engine_stats(const struct queue_engine *e, struct queue_engine_stats *st);
 

@@ -7,6 +7,7 @@
 #define AWAITD_QUEUE_INT_H
 
 #include "engine/queue.h"
+#include "core/mem_budget.h"
 #include "core/timer.h"
 
 #include <stddef.h>
@@ -128,7 +129,9 @@ struct queue_engine {
     struct timer_wheel *wheel;      /* the only clock */
     struct queue_engine_config cfg; /* allocator filled in */
     uint64_t next_id;               /* next job id */
-    size_t mem_used;                /* charged bytes */
+    size_t mem_used;                /* bytes this engine charged (its share of *budget) */
+    struct mem_budget own;          /* the budget when the config gives none */
+    struct mem_budget *budget;      /* where the memory limit is kept and checked */
     struct queue_tab jobs;          /* id -> job */
     struct queue **queues;          /* sorted by name */
     size_t nqueues, capqueues;      /* used and allocated entries */
@@ -188,6 +191,17 @@ static inline int queue_job_gone(const struct queue_job *j) {
     case QUEUE_JOB_DEAD: return j->gen != q->gen_dead;
     default: return 0;
     }
+}
+
+/* Charge or release bytes: the engine's share and the (shared) budget. */
+static inline void queue_mem_charge(struct queue_engine *e, size_t n) {
+    e->mem_used += n;
+    mem_budget_charge(e->budget, n);
+}
+
+static inline void queue_mem_release(struct queue_engine *e, size_t n) {
+    e->mem_used -= n;
+    mem_budget_release(e->budget, n);
 }
 
 /* queue_job.c */

@@ -123,7 +123,7 @@ static void place_dead(struct queue *q, struct queue_job *j) {
 static void destroy(struct queue *q, struct queue_job *j) {
     struct queue_engine *e = q->e;
     queue_tab_remove(e, &e->jobs, j);
-    e->mem_used -= queue_job_cost(j->len);
+    queue_mem_release(e, queue_job_cost(j->len));
     queue_dealloc(e, j);
 }
 
@@ -264,7 +264,7 @@ static void keys_expire(struct queue *q) {
         if (!q->key_head)
             q->key_tail = NULL;
         queue_tab_remove(e, &q->keys, k);
-        e->mem_used -= key_cost(k->len);
+        queue_mem_release(e, key_cost(k->len));
         queue_dealloc(e, k);
     }
 }
@@ -275,7 +275,7 @@ void queue_key_free_head(struct queue *q) {
     q->key_head = k->next;
     if (!q->key_head)
         q->key_tail = NULL;
-    e->mem_used -= key_cost(k->len);
+    queue_mem_release(e, key_cost(k->len));
     queue_dealloc(e, k);
 }
 
@@ -286,8 +286,7 @@ int queue_job_put(struct queue *q, const struct queue_put *p, uint64_t id, uint6
     struct queue_engine *e = q->e;
     int keep_key = p->key && key_expires > queue_now(e);
     size_t cost = queue_job_cost(p->len) + (p->key ? key_cost(p->key_len) : 0);
-    if (limits && e->cfg.mem_limit &&
-        (cost > e->cfg.mem_limit || e->mem_used > e->cfg.mem_limit - cost))
+    if (limits && !mem_budget_fits(e->budget, cost))
         return QUEUE_ERR_MEMORY;
     /* Everything that can fail comes before the first change. */
     if (queue_tab_reserve(e, &e->jobs, 1) || (keep_key && queue_tab_reserve(e, &q->keys, 1)))
@@ -318,7 +317,7 @@ int queue_job_put(struct queue *q, const struct queue_put *p, uint64_t id, uint6
     if (p->len)
         memcpy(j->payload, p->payload, p->len);
     queue_tab_insert(e, &e->jobs, j);
-    e->mem_used += queue_job_cost(p->len);
+    queue_mem_charge(e, queue_job_cost(p->len));
     if (k) {
         k->hash = queue_hash_bytes(e->cfg.hash_seed, p->key, p->key_len);
         k->id = id;
@@ -332,7 +331,7 @@ int queue_job_put(struct queue *q, const struct queue_put *p, uint64_t id, uint6
         else
             q->key_head = k;
         q->key_tail = k;
-        e->mem_used += key_cost(p->key_len);
+        queue_mem_charge(e, key_cost(p->key_len));
     }
     q->unfinished++;
     q->total_put++;

@@ -22,6 +22,7 @@
  * half-done change.
  */
 #include "engine/task.h"
+#include "core/mem_budget.h"
 #include "core/timer.h"
 
 #include <stdlib.h>
@@ -81,7 +82,9 @@ struct task_engine {
     struct task_waiter *wake_tail;
     unsigned depth;              /* op nesting */
     int draining;                /* op_end is running wakes */
-    struct task_engine_stats st; /* counters (tasks, by state, totals) */
+    struct task_engine_stats st; /* counters (tasks, by state, totals, mem_used) */
+    struct mem_budget own;       /* the budget when the config gives none */
+    struct mem_budget *budget;   /* what task_cost() is charged to */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -125,6 +128,21 @@ static size_t sched_size(int kind) {
     return kind == TASK_EVERY  ? sizeof(struct sched_every)
            : kind == TASK_CRON ? sizeof(struct sched_cron)
                                : 0;
+}
+
+size_t task_cost(int kind, size_t action_len) {
+    size_t chunk = (sizeof(struct task) + sched_size(kind) + action_len + 8 + 15) & ~(size_t)15;
+    return chunk + TASK_INDEX_COST;
+}
+
+static void mem_charge(struct task_engine *e, size_t n) {
+    e->st.mem_used += n;
+    mem_budget_charge(e->budget, n);
+}
+
+static void mem_release(struct task_engine *e, size_t n) {
+    e->st.mem_used -= n;
+    mem_budget_release(e->budget, n);
 }
 
 static uint32_t jitter_of(const struct task *t) {
@@ -348,6 +366,50 @@ static void arm_removal(struct task_engine *e, struct task *t) {
     timer_add(e->wheel, &t->timer, keep > UINT64_MAX - (uint64_t)at ? UINT64_MAX : at + keep);
 }
 
+static void on_timer(struct timer *tm);
+
+/* Bytes of a finished task's action worth keeping, if fewer than it has. */
+static int trimmable(const struct task_engine *e, const struct task *t, size_t *keep) {
+    if (!e->cfg.action_keep || tstate(t) == TASK_SCHEDULED)
+        return 0;
+    size_t n = t->len;
+    const void *a = (const char *)(t + 1) + sched_size(tkind(t));
+    *keep = e->cfg.action_keep(e->cfg.fire_ctx, a, n);
+    return *keep < n;
+}
+
+/* A finished task: trim its action at the next advance (see on_timer), or
+ * arm its removal. */
+static void arm_finished(struct task_engine *e, struct task *t) {
+    size_t keep;
+    if (trimmable(e, t, &keep))
+        timer_add(e->wheel, &t->timer, e->wheel->now);
+    else
+        arm_removal(e, t);
+}
+
+/*
+ * Move a finished task into a chunk without the action's tail (its
+ * payload), giving the memory back. Called from the task's own timer, so
+ * no caller holds the old pointer: it is not on the wheel, has no
+ * waiters, and the index slot is the only reference. On NOMEM the task
+ * stays whole (and charged). Returns the task, moved or not.
+ */
+static struct task *trim(struct task_engine *e, struct task *t, size_t keep) {
+    size_t ss = sched_size(tkind(t));
+    struct task *n = e_alloc(e, sizeof *t + ss + keep);
+    if (!n)
+        return t;
+    memcpy(n, t, sizeof *t + ss + keep);
+    timer_init(&n->timer, on_timer);
+    n->link = (uintptr_t)e; /* finished: its waiters were woken */
+    n->len = (uint32_t)keep;
+    e->slots[lower_bound(e, tid(t))] = (uintptr_t)n;
+    mem_release(e, task_cost(tkind(t), t->len) - task_cost(tkind(t), keep));
+    e_free(e, t);
+    return n;
+}
+
 /* Scheduled -> final: disarm, report, wake the waiters, arm the removal. */
 static void finish(struct task_engine *e, struct task *t, int state, int evtype) {
     timer_cancel(e->wheel, &t->timer);
@@ -356,7 +418,7 @@ static void finish(struct task_engine *e, struct task *t, int state, int evtype)
     t->tick = now_of(e);
     emit(e, t, evtype, 0, NULL);
     wake_waiters(e, t, state);
-    arm_removal(e, t);
+    arm_finished(e, t);
 }
 
 static void destroy(struct task_engine *e, struct task *t) {
@@ -364,6 +426,7 @@ static void destroy(struct task_engine *e, struct task *t) {
     index_remove(e, t);
     e->st.tasks--;
     e->st.by_state[tstate(t)]--;
+    mem_release(e, task_cost(tkind(t), t->len));
     e_free(e, t);
 }
 
@@ -502,12 +565,23 @@ static void do_tick(struct task_engine *e, struct task *t) {
         advance(e, t);
 }
 
+/* Has a finished task been kept keep_ms? (arm_removal's time has come) */
+static int removal_due(const struct task_engine *e, const struct task *t) {
+    if (e->cfg.keep_ms == TASK_KEEP_FOREVER)
+        return 0;
+    uint64_t at = t->tick < 0 ? 0 : (uint64_t)t->tick, keep = e->cfg.keep_ms;
+    return e->wheel->now >= (keep > UINT64_MAX - at ? UINT64_MAX : at + keep);
+}
+
 static void on_timer(struct timer *tm) {
     struct task *t = (struct task *)(void *)tm; /* the timer is the first member */
     struct task_engine *e = engine_of(t);
     op_begin(e);
+    size_t keep;
     if (tstate(t) == TASK_SCHEDULED) {
         do_tick(e, t);
+    } else if (!removal_due(e, t) && trimmable(e, t, &keep)) {
+        arm_removal(e, trim(e, t, keep)); /* finished moments ago: drop the payload */
     } else { /* finished and kept for keep_ms: now it goes */
         e->st.total_removed++;
         emit(e, t, TASK_EV_REMOVE, 0, NULL);
@@ -519,17 +593,19 @@ static void on_timer(struct timer *tm) {
 /* ---- engine ------------------------------------------------------------- */
 
 const char *task_strerror(int status) {
-    static const char *const text[] = {"timer engine shut down",
-                                       "already exists",
-                                       "not found",
-                                       "too many timers",
-                                       "action too large",
-                                       "invalid argument",
-                                       "out of memory",
-                                       "ok",
-                                       "waiting"};
-    int i = status - TASK_ERR_DELETED; /* the codes run from -7 to 1 */
-    return i >= 0 && i < (int)(sizeof text / sizeof text[0]) ? text[i] : "unknown error";
+    switch (status) {
+    case TASK_OK: return "ok";
+    case TASK_WAIT: return "waiting";
+    case TASK_ERR_NOMEM: return "out of memory";
+    case TASK_ERR_INVALID: return "invalid argument";
+    case TASK_ERR_TOOBIG: return "action too large";
+    case TASK_ERR_LIMIT: return "too many timers";
+    case TASK_ERR_NOTFOUND: return "not found";
+    case TASK_ERR_EXISTS: return "already exists";
+    case TASK_ERR_DELETED: return "timer engine shut down";
+    case TASK_ERR_MEMORY: return "memory limit reached";
+    }
+    return "unknown error";
 }
 
 void task_engine_config_default(struct task_engine_config *cfg) {
@@ -553,6 +629,8 @@ struct task_engine *task_engine_new(struct timer_wheel *wheel,
     memset(e, 0, sizeof *e);
     e->wheel = wheel;
     e->cfg = *cfg;
+    e->own.limit = cfg->mem_limit;
+    e->budget = cfg->budget ? cfg->budget : &e->own;
     if (!e->cfg.retry_min_ms)
         e->cfg.retry_min_ms = 1; /* a zero backoff would spin within one ms */
     if (e->cfg.retry_max_ms < e->cfg.retry_min_ms)
@@ -575,6 +653,7 @@ void task_engine_free(struct task_engine *e) {
         if (!(e->slots[i] & 1)) {
             struct task *t = (struct task *)e->slots[i];
             timer_cancel(e->wheel, &t->timer);
+            mem_release(e, task_cost(tkind(t), t->len));
             e_free(e, t);
         }
     e_free(e, e->slots);
@@ -585,6 +664,12 @@ void task_engine_stats(const struct task_engine *e, struct task_engine_stats *st
     *st = e->st;
     st->next_id = e->next_id;
     st->wall_minus_wheel = e->wall_off;
+}
+
+void task_engine_set_limits(struct task_engine *e, size_t max_tasks, size_t mem_limit) {
+    e->cfg.max_tasks = max_tasks;
+    e->cfg.mem_limit = mem_limit;
+    e->own.limit = mem_limit;
 }
 
 void task_engine_set_wall_offset(struct task_engine *e, int64_t off) {
@@ -687,6 +772,7 @@ static struct task *task_new(struct task_engine *e, const struct task_spec *s, u
     e->st.tasks++;
     e->st.by_state[TASK_SCHEDULED]++;
     e->st.total_created++;
+    mem_charge(e, task_cost(s->kind, s->action_len));
     return t;
 }
 
@@ -695,8 +781,11 @@ int task_create(struct task_engine *e, const struct task_spec *s, struct task **
         return TASK_ERR_TOOBIG;
     if (task_spec_error(e, s))
         return TASK_ERR_INVALID;
-    if ((e->cfg.max_tasks && e->st.tasks >= e->cfg.max_tasks) || e->next_id > TASK_ID_MAX)
+    if ((e->cfg.max_tasks && e->st.by_state[TASK_SCHEDULED] >= e->cfg.max_tasks) ||
+        e->next_id > TASK_ID_MAX)
         return TASK_ERR_LIMIT;
+    if (!mem_budget_fits(e->budget, task_cost(s->kind, s->action_len)))
+        return TASK_ERR_MEMORY;
     int64_t now = now_of(e), tick = s->at;
     if (s->kind == TASK_AT)
         tick = s->at - e->wall_off;
@@ -905,7 +994,7 @@ size_t task_engine_resume(struct task_engine *e) {
         if (timer_pending(&t->timer))
             continue;
         if (tstate(t) != TASK_SCHEDULED) {
-            arm_removal(e, t);
+            arm_finished(e, t);
             continue;
         }
         int64_t tick = t->tick;

@@ -30,8 +30,10 @@
  *    until its wake() runs or task_waiter_cancel() returns.
  *  - A struct task * stays valid until the task is removed: a finished
  *    task is kept for keep_ms after it finishes (so GET and await still
- *    see it), then removed by the wheel (a REMOVE event). Look tasks up by
- *    id with task_find() rather than holding pointers across an advance.
+ *    see it), then removed by the wheel (a REMOVE event). With action_keep
+ *    set, a finished task also moves once, at the next advance, into a
+ *    smaller chunk without its payload. Look tasks up by id with
+ *    task_find() rather than holding pointers across an advance.
  *  - struct task_event data lives only during on_event().
  *
  * Ticks. A tick is a time the schedule says the task should fire (its
@@ -114,6 +116,7 @@
 #include <stdint.h>
 
 struct timer_wheel;
+struct mem_budget;  /* core/mem_budget.h */
 struct task_engine; /* opaque: tasks, the id index, the jitter generator */
 struct task;        /* opaque: one timer task (layout above) */
 
@@ -124,10 +127,11 @@ enum task_status {
     TASK_ERR_NOMEM = -1,    /* an allocation failed */
     TASK_ERR_INVALID = -2,  /* bad spec or argument (task_spec_error says which field) */
     TASK_ERR_TOOBIG = -3,   /* action longer than max_action */
-    TASK_ERR_LIMIT = -4,    /* the engine holds max_tasks tasks */
+    TASK_ERR_LIMIT = -4,    /* the engine holds max_tasks scheduled tasks */
     TASK_ERR_NOTFOUND = -5, /* no task with that id */
     TASK_ERR_EXISTS = -6,   /* replay: the id exists already */
     TASK_ERR_DELETED = -7,  /* wake only: the engine was freed while waiting */
+    TASK_ERR_MEMORY = -8,   /* the memory budget would be exceeded (task_cost) */
 };
 
 /* A short lowercase text for a status, for error bodies. */
@@ -248,7 +252,16 @@ struct task_engine_config {
     task_event_fn on_event;   /* durability hook, or NULL */
     void *event_ctx;          /* first argument of on_event */
     size_t max_action;        /* largest action blob accepted, bytes */
-    size_t max_tasks;         /* most tasks held (finished ones included); 0 = no limit */
+    size_t max_tasks;         /* most scheduled tasks (finished ones are bounded by memory
+                                 only); 0 = no limit */
+    size_t mem_limit;         /* bytes task_cost() may charge in all; 0 = none; ignored
+                                 with a budget */
+    struct mem_budget *budget; /* a budget shared with others (the queues), which rules,
+                                  or NULL for the engine's own; it must outlive the engine */
+    /* Once a task finished, how many leading bytes of its action are worth
+     * keeping (for GET); the rest (a payload) is freed at the next advance.
+     * Called with fire_ctx; NULL keeps the whole action. */
+    size_t (*action_keep)(void *ctx, const void *action, size_t len);
     uint64_t keep_ms;         /* how long a finished task stays visible */
     uint64_t retry_min_ms;    /* RETRY: first and smallest backoff */
     uint64_t retry_max_ms;    /* RETRY: largest backoff */
@@ -267,6 +280,7 @@ void task_engine_config_default(struct task_engine_config *cfg);
 
 struct task_engine_stats {
     size_t tasks;             /* tasks held, finished ones included */
+    size_t mem_used;          /* bytes charged (task_cost of each task) */
     size_t by_state[4];       /* indexed by enum task_state */
     size_t waiters;           /* waiters linked */
     uint64_t total_created;   /* tasks created (replay included) */
@@ -288,6 +302,21 @@ struct task_engine *task_engine_new(struct timer_wheel *wheel,
 void task_engine_free(struct task_engine *e);
 
 void task_engine_stats(const struct task_engine *e, struct task_engine_stats *st);
+
+/* Change max_tasks and the own budget's mem_limit (config reload); tasks
+ * held are kept. */
+void task_engine_set_limits(struct task_engine *e, size_t max_tasks, size_t mem_limit);
+
+/*
+ * What a task is charged against the memory limit: its chunk (72-byte
+ * header, the schedule, the action, malloc's 8 bytes, rounded up to 16)
+ * plus TASK_INDEX_COST for its share of the id index (at most 16 B while
+ * tasks are only added, see "Memory per task"). A finished task's action
+ * is cut to what action_keep() says at the next advance, and the charge
+ * with it: cancelling a timer gives its payload's memory back.
+ */
+#define TASK_INDEX_COST 16
+size_t task_cost(int kind, size_t action_len);
 
 /* Set unix ms - wheel ms. A move beyond wall_slack_ms from the offset in
  * use re-plans every scheduled AT and CRON task (O(tasks)): their pending
@@ -322,7 +351,8 @@ size_t task_engine_resume(struct task_engine *e);
 const char *task_spec_error(const struct task_engine *e, const struct task_spec *spec);
 
 /* Create and arm a task; *out (may be NULL) gets it. Errors: INVALID,
- * TOOBIG, LIMIT, NOMEM. Emits CREATE. */
+ * TOOBIG, LIMIT (max_tasks scheduled), MEMORY (the budget), NOMEM. Emits
+ * CREATE. */
 int task_create(struct task_engine *e, const struct task_spec *spec, struct task **out);
 
 /* The task with this id, or NULL (never created, or removed). */

@@ -35,7 +35,8 @@ struct tsvc;
 struct tsvc_call;
 
 /* Outcomes. The API maps them: INVALID 400, NOTFOUND 404, TOOBIG 413,
- * NOSPACE 507, TIMEOUT 204, the rest 503. */
+ * NOSPACE 507, TIMEOUT 204, the rest 503 (MEMORY and LIMIT with
+ * Retry-After, as a put refused by the memory limit). */
 enum tsvc_status {
     TSVC_OK = 0,           /* done; the result is filled */
     TSVC_PENDING = 1,      /* start only: done() reports the outcome later */
@@ -48,6 +49,7 @@ enum tsvc_status {
     TSVC_UNAVAILABLE = -6, /* the backend cannot take the change (journal failed, unreachable) */
     TSVC_NOSPACE = -7,     /* the backend's disk is full */
     TSVC_DRAINING = -8,    /* the daemon is shutting down */
+    TSVC_MEMORY = -9,      /* the memory limit would be exceeded (as a put's): 503, Retry-After */
 };
 
 /* Same values as the engine's enum task_kind / task_state (checked in tsvc_local.c). */

@@ -253,6 +253,25 @@ static int writable(struct tsvc_local *l, struct tsvc_call *call) {
     return call->status = st == STORE_NOSPACE ? TSVC_NOSPACE : TSVC_UNAVAILABLE;
 }
 
+/* Why task_create() refused: the limits name their setting. */
+static int create_failed(struct tsvc_local *l, struct tsvc_call *call, int st, size_t cost) {
+    const struct config *cfg = l->srv->cfg;
+    if (st == TASK_ERR_LIMIT)
+        return fail(call, TSVC_LIMIT, "too many timers: [timers] max_timers is %" PRIu64
+                    " scheduled timers", cfg->timers_max);
+    if (st == TASK_ERR_MEMORY) {
+        struct task_engine_stats es;
+        task_engine_stats(l->eng, &es);
+        return fail(call, TSVC_MEMORY,
+                    "memory limit reached: this timer takes %zu bytes, [queues] mem_limit is %"
+                    PRIu64 " bytes for queued jobs and timers together (timers hold %zu)",
+                    cost, cfg->queue_mem_limit, es.mem_used);
+    }
+    return fail(call, st == TASK_ERR_NOMEM ? TSVC_NOMEM : st == TASK_ERR_TOOBIG ? TSVC_TOOBIG
+                                                                             : TSVC_INVALID,
+                "%s", task_strerror(st));
+}
+
 static int local_create(struct tsvc *svc, struct tsvc_call *call, const struct tsvc_spec *s) {
     struct tsvc_local *l = local_of(svc);
     call_begin(l, call);
@@ -266,8 +285,8 @@ static int local_create(struct tsvc *svc, struct tsvc_call *call, const struct t
         return fail(call, TSVC_INVALID, "queue: no queue named '%.*s' (create it first)",
                     (int)s->queue_len, s->queue);
     if (s->payload_len > queue_settings_of(q)->max_payload)
-        return fail(call, TSVC_INVALID, "payload: %zu bytes is over the queue's max_payload",
-                    s->payload_len);
+        return fail(call, TSVC_TOOBIG, "payload: %zu bytes is over the queue's max_payload of %u",
+                    s->payload_len, (unsigned)queue_settings_of(q)->max_payload);
     struct task_spec spec = {.kind = s->kind,
                              .every_ms = s->every_ms,
                              .count = s->count,
@@ -291,12 +310,7 @@ static int local_create(struct tsvc *svc, struct tsvc_call *call, const struct t
     if ((why = task_spec_error(l->eng, &spec)))
         st = fail(call, TSVC_INVALID, "%s", why);
     else if ((st = writable(l, call)) == TSVC_OK && (st = task_create(l->eng, &spec, &t)) != TASK_OK)
-        st = fail(call,
-                  st == TASK_ERR_LIMIT   ? TSVC_LIMIT
-                  : st == TASK_ERR_NOMEM ? TSVC_NOMEM
-                  : st == TASK_ERR_TOOBIG ? TSVC_TOOBIG
-                                          : TSVC_INVALID,
-                  "%s", task_strerror(st));
+        st = create_failed(l, call, st, task_cost(spec.kind, spec.action_len));
     buf_free(&blob);
     if (!t)
         return st;
@@ -429,6 +443,14 @@ static int on_fire(void *ctx, struct task *t, int64_t tick) {
     return st; /* shut down, payload too big for the queue now, ...: permanent */
 }
 
+/* A finished timer keeps its queue name and cron text (GET shows them),
+ * not its payload. */
+static size_t action_keep(void *ctx, const void *blob, size_t n) {
+    (void)ctx;
+    struct action a;
+    return action_parse(blob, n, &a) < 0 ? n : n - a.len;
+}
+
 static void on_task_event(void *ctx, const struct task_event *ev) {
     struct tsvc_local *l = ctx;
     if (!l->st)
@@ -544,6 +566,12 @@ struct tsvc *tsvc_new(struct server *s, struct store *store, struct qsvc *queues
     cfg.on_event = on_task_event;
     cfg.event_ctx = l;
     cfg.max_action = ACTION_MAX;
+    cfg.max_tasks = s->cfg->timers_max;
+    cfg.action_keep = action_keep;
+    /* Timers count against the queues' memory limit, in one budget. */
+    struct queue_engine *qe = qsvc_engine(queues);
+    cfg.budget = qe ? queue_engine_budget(qe) : NULL;
+    cfg.mem_limit = s->cfg->queue_mem_limit;
     cfg.wall_minus_wheel = wall_minus_wheel_now(l);
     cfg.seed = clock_wall_ms() ^ (uint64_t)(uintptr_t)l;
     l->eng = task_engine_new(&s->wheel, &cfg);
@@ -569,6 +597,11 @@ static int tsvc_start(void *ctx) {
     task_engine_stats(l->eng, &es);
     log_info("timers: %zu after replay, %zu scheduled", es.tasks, armed);
     return 0;
+}
+
+static void tsvc_reload(void *ctx) {
+    struct tsvc_local *l = local_of(ctx);
+    task_engine_set_limits(l->eng, l->srv->cfg->timers_max, l->srv->cfg->queue_mem_limit);
 }
 
 /* Runs from the signal's event, so the awaits are answered at once, before
@@ -622,12 +655,18 @@ static int tsvc_metrics(void *ctx, struct buf *o) {
                      "\n# TYPE awaitd_timer_skips_total counter\nawaitd_timer_skips_total %" PRIu64
                      "\n",
                      es.total_fires, es.total_skips);
+    r |= buf_appendf(o,
+                     "# HELP awaitd_timer_memory_bytes Bytes timers are charged against "
+                     "[queues] mem_limit.\n# TYPE awaitd_timer_memory_bytes gauge\n"
+                     "awaitd_timer_memory_bytes %zu\n",
+                     es.mem_used);
     return r ? -1 : 0;
 }
 
 const struct service_ops tsvc_service = {
     .name = "timers",
     .start = tsvc_start,
+    .reload = tsvc_reload,
     .drain = tsvc_drain,
     .close = tsvc_close,
     .metrics = tsvc_metrics,

@@ -753,7 +753,6 @@ class TimerApiTest(TimerCase):
             ({"queue": q, "every": 1, "jitter": -0.1}, "jitter"),
             ({"queue": q, "every": 1, "on_full": "block"}, "on_full"),
             ({"queue": q, "every": 1, "on_missed": "all"}, "on_missed"),
-            ({"queue": q, "after": 1, "payload": "x" * 17}, "payload"),
             ({"queue": q, "after": 1, "payload": 5}, "payload"),
             ({"every": 1}, "queue"),
             ({"queue": "no-such-queue", "every": 1}, "queue"),
@@ -834,6 +833,98 @@ class TimerApiTest(TimerCase):
         self.assertEqual(buckets[-1][1], m1["awaitd_timer_lateness_ms_count"])
         self.assertGreaterEqual(m1["awaitd_timer_lateness_ms_count"] -
                                 m0["awaitd_timer_lateness_ms_count"], 3)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+class TimerLimitsTest(TimerCase):
+    """Issue 12, finding 2: timers are charged (payload and bookkeeping)
+    against [queues] mem_limit together with the queued jobs, their number
+    is bounded by [timers] max_timers, and the refusals are answered as a
+    put's: 503 with Retry-After and a JSON body naming the setting; a
+    payload over the queue's max_payload is a 413, as for a put."""
+
+    config = {"queues": {"mem_limit": "8m"}, "timers": {"max_timers": "40"}}
+
+    def test_payload_over_max_payload_413(self):
+        q = self.q({"max_payload": 16})
+        body = self.assertJsonError(self.create(queue=q, after=1, payload="x" * 17, expect=413), 413)
+        self.assertIn("max_payload", body["error"], body)
+        r = self.h("POST", "/queues/%s/jobs" % q, body=b"x" * 17)
+        self.assertJsonError(r, 413)  # the same answer as a put
+        listed = self.h("GET", "/timers?limit=1000").json()["timers"]
+        self.assertEqual([x for x in listed if x["queue"] == q], [])
+
+    def test_big_timers_refused_at_mem_limit(self):
+        """The issue's case: with mem_limit = 8m, 200 timers of 900 KB took
+        RSS from 6.5 to 203 MB. Now about 8 MB of them are accepted, the
+        rest refused, RSS stays bounded, puts see the same budget, and
+        cancelling gives the memory back."""
+        q = self.q()
+        pid = self.d.proc.pid
+        payload = "x" * (900 * 1024)
+        rss0 = rss_kb(pid)
+        ids, refused = [], 0
+        for i in range(200):
+            r = self.h("POST", "/timers", body={"queue": q, "after": 3600, "payload": payload})
+            if r.status == 201:
+                self.assertFalse(refused, "a timer was accepted after one was refused: %r" % r)
+                ids.append(r.json()["id"])
+                continue
+            body = self.assertJsonError(r, 503)
+            self.assertIn("mem_limit", body["error"], body)
+            self.assertRegex(r.header("Retry-After", ""), r"^\d+$", r)
+            refused += 1
+        self.assertGreaterEqual(len(ids), 7, "8 MB should hold 8 timers of 900 KB")
+        self.assertLessEqual(len(ids), 9, "%d timers of 900 KB under an 8 MB limit" % len(ids))
+        grown = (rss_kb(pid) - rss0) / 1024.0
+        self.assertLess(grown, 64, "RSS grew %.1f MB for %d timers" % (grown, len(ids)))
+        m = self.d.metrics()
+        self.assertGreater(m["awaitd_timer_memory_bytes"], len(ids) * 900 * 1024)
+        # the queues see the same budget: a 100 KB put is refused as well
+        r = self.h("POST", "/queues/%s/jobs" % q, body=b"y" * (100 * 1024))
+        body = self.assertJsonError(r, 503)
+        # cancelling frees the budget: puts and timers fit again
+        for tid in ids:
+            self.cancel(tid, True)
+        self.wait_for(lambda: self.d.metrics()["awaitd_timer_memory_bytes"] < 64 * 1024,
+                      "cancelled timers to give their payloads back")
+        self.put(q, b"y" * (100 * 1024))
+        self.assertEqual(self.drain(q), {b"y" * (100 * 1024): 1})
+        t = self.create(queue=q, after=3600, payload=payload)
+        # a cancelled timer still shows what it was (not its payload)
+        done = self.timer(ids[0])
+        self.assertEqual((done["state"], done["queue"]), ("cancelled", q), done)
+        self.cancel(t["id"], True)
+
+    def wait_for(self, pred, what, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                self.fail("timed out waiting for " + what)
+            time.sleep(0.02)
+
+    def test_max_timers(self):
+        q = self.q()
+        ids = []
+        for i in range(40):
+            ids.append(self.create(queue=q, after=3600)["id"])
+        r = self.h("POST", "/timers", body={"queue": q, "every": 1})
+        body = self.assertJsonError(r, 503)
+        self.assertIn("max_timers", body["error"], body)
+        self.assertRegex(r.header("Retry-After", ""), r"^\d+$", r)
+        # a finished timer no longer counts
+        self.cancel(ids.pop(), True)
+        ids.append(self.create(queue=q, after=3600)["id"])
+        self.assertJsonError(self.h("POST", "/timers", body={"queue": q, "after": 1}), 503)
+        for tid in ids:
+            self.cancel(tid, True)
 
 
 class TimerAuthTest(TimerCase):
