@@ -723,6 +723,41 @@ START_TEST(max_uri_follows_header_bytes) {
 }
 END_TEST
 
+/* Issue 12, findings 2 and 5: [timers] max_timers, [metrics] per_queue and public. */
+START_TEST(timers_and_metrics) {
+    struct config *c = ok("");
+    ck_assert_uint_eq(c->timers_max, 1000000);
+    ck_assert_uint_eq(c->metrics_per_queue, 100);
+    ck_assert_int_eq(c->metrics_public, 0);
+    config_free(c);
+    c = ok("[timers]\nmax_timers = 0\n[metrics]\nper_queue = on\npublic = on\n");
+    ck_assert_uint_eq(c->timers_max, 0);
+    ck_assert_uint_eq(c->metrics_per_queue, CONFIG_PER_QUEUE_ALL);
+    ck_assert_int_eq(c->metrics_public, 1);
+    config_free(c);
+    c = ok("[metrics]\nper_queue = off\n");
+    ck_assert_uint_eq(c->metrics_per_queue, 0);
+    config_free(c);
+    c = ok("[metrics]\nper_queue = top  25   # the largest\n");
+    ck_assert_uint_eq(c->metrics_per_queue, 25);
+    config_free(c);
+    c = ok("[metrics]\nper_queue = top 1000000\n");
+    ck_assert_uint_eq(c->metrics_per_queue, 1000000);
+    config_free(c);
+    bad("[timers]\nmax_timers = 2.5\n", "t.conf:2:", "[timers] max_timers", "2.5");
+    bad("[timers]\nmax_timers = -1\n", "[timers] max_timers");
+    bad("[timers]\nmax_timerz = 5\n", "max_timerz", "max_timers");
+    bad("[metrics]\nper_queue = top\n", "t.conf:2:", "[metrics] per_queue", "top N");
+    bad("[metrics]\nper_queue = top 0\n", "[metrics] per_queue", "'top 0'");
+    bad("[metrics]\nper_queue = top 1000001\n", "[metrics] per_queue");
+    bad("[metrics]\nper_queue = top 2.5\n", "[metrics] per_queue");
+    bad("[metrics]\nper_queue = top5\n", "[metrics] per_queue");
+    bad("[metrics]\nper_queue = 10\n", "[metrics] per_queue", "on, off or top N");
+    bad("[metrics]\npublic = yes\n", "[metrics] public", "off, on");
+    bad("[metrics]\npublic = on\n[metrics]\n", "t.conf:3:", "repeated section");
+}
+END_TEST
+
 START_TEST(small_err_buffer) {
     struct config *c;
     char small[12];
@@ -756,6 +791,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, sample_optional_sections);
     tcase_add_test(t, max_uri_follows_header_bytes);
     tcase_add_test(t, small_err_buffer);
+    tcase_add_test(t, timers_and_metrics);
     suite_add_tcase(s, t);
     return s;
 }

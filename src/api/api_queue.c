@@ -29,6 +29,8 @@
 
 #define MAX_COUNT 100 /* reserve count= upper bound */
 #define CT_FRAMES "application/x-awaitd-frames"
+#define LIST_DEFAULT 1000 /* GET /queues page size */
+#define LIST_MAX 10000    /* and its largest limit= */
 
 /* What a request renders once its call finishes. */
 enum areq_kind {
@@ -392,7 +394,14 @@ static void areq_render(const struct areq *r, int st) {
         err |= buf_appends(&b, "{\"queues\": [");
         for (size_t i = 0; i < res->nqueues; i++)
             err |= (i ? buf_appends(&b, ", ") : 0) | stats_json(&b, &res->queues[i]);
-        err |= buf_appends(&b, "]}\n");
+        err |= buf_appends(&b, "], \"next_cursor\": ");
+        if (res->more && res->nqueues) {
+            const struct qsvc_queue *last = &res->queues[res->nqueues - 1];
+            err |= buf_append_json_str(&b, last->name, last->name_len);
+        } else {
+            err |= buf_appends(&b, "null");
+        }
+        err |= buf_appends(&b, "}\n");
         reply_buf(c, 200, err, &b);
     } else if (r->kind == A_STATS || r->kind == A_DECLARE) {
         err |= stats_json(&b, &res->queue) | buf_append(&b, "\n", 1);
@@ -693,6 +702,21 @@ static int parse_path(struct conn *c, const struct http_request *req, struct qpa
     return 0;
 }
 
+/* GET /queues?limit=N&cursor=NAME: a page of queues in name order. */
+static enum handler_result do_list(struct conn *c, struct qsvc *svc,
+                                   const struct http_request *req) {
+    int64_t limit = LIST_DEFAULT;
+    if (param_int(req, "limit", 1, LIST_MAX, &limit) < 0)
+        return reply_fail(c, 400, "limit: a whole number from 1 to %d", LIST_MAX);
+    size_t clen = 0;
+    const char *cursor = http_query_get(req, "cursor", &clen);
+    if (cursor && clen && !queue_name_valid(cursor, clen))
+        return reply_fail(c, 400, "cursor: the next_cursor of the previous page (a queue name)");
+    struct areq r;
+    areq_init(&r, c, A_LIST, NULL, 0);
+    return areq_finish(&r, qsvc_list(svc, &r.call, cursor, cursor ? clen : 0, (size_t)limit));
+}
+
 /* /queues/{q} itself: stats, declare, delete. */
 static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                     const struct http_request *req, const char *body,
@@ -733,9 +757,7 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
     if (!p.name) {
         if (m != HTTP_M_GET && m != HTTP_M_HEAD)
             return reply_fail(c, 405, "GET /queues lists the queues");
-        struct areq r;
-        areq_init(&r, c, A_LIST, NULL, 0);
-        return areq_finish(&r, qsvc_list(svc, &r.call));
+        return do_list(c, svc, req);
     }
     if (!p.op)
         return do_queue(c, svc, &p, req, body, body_len);

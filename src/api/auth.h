@@ -1,6 +1,7 @@
 /*
  * auth: the bearer token ([auth] token / token_file) that the queue and
- * timer endpoints require when one is configured. With mutual TLS, a
+ * timer endpoints, and /metrics unless [metrics] public = on, require when
+ * one is configured. With mutual TLS, a
  * configured client certificate subject stands in for the token.
  */
 #ifndef AWAITD_AUTH_H

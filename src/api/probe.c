@@ -1,4 +1,5 @@
 #include "api/probe.h"
+#include "api/auth.h"
 
 #include "ac_config.h"
 
@@ -610,6 +611,9 @@ PROBE_HANDLER(probe_health) {
 PROBE_HANDLER(probe_metrics) {
     struct probe *p = ctx;
     struct server *s = c->srv;
+    /* It names every queue: behind [auth] unless [metrics] public = on. */
+    if (!s->cfg->metrics_public && !api_authorized(c, req))
+        return HANDLER_DONE;
     struct metrics_gauges g = {
         .timers_pending = s->wheel.count,
         .delays_pending = p->delays_pending,

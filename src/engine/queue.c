@@ -391,6 +391,12 @@ struct queue *queue_find(const struct queue_engine *e, const char *name, size_t 
     return found ? e->queues[i] : NULL;
 }
 
+size_t queue_after(const struct queue_engine *e, const char *name, size_t len) {
+    int found;
+    size_t i = len ? name_pos(e, name, len, &found) : 0;
+    return len && found ? i + 1 : i;
+}
+
 size_t queue_count(const struct queue_engine *e) {
     return e->nqueues;
 }

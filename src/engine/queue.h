@@ -300,6 +300,9 @@ int queue_delete(struct queue *q);
 struct queue *queue_find(const struct queue_engine *e, const char *name, size_t len);
 
 /* Queues in name order: queue_at(e, i) for i < queue_count(e). */
+/* The index of the first queue whose name sorts after name (len 0: 0), for
+ * paging by name: stable while queues come and go. */
+size_t queue_after(const struct queue_engine *e, const char *name, size_t len);
 size_t queue_count(const struct queue_engine *e);
 struct queue *queue_at(const struct queue_engine *e, size_t i);
 

@@ -150,8 +150,9 @@ int qsvc_stats(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t q
     return svc->ops->stats(svc, call_start(svc, call), q, qlen);
 }
 
-int qsvc_list(struct qsvc *svc, struct qsvc_call *call) {
-    return svc->ops->list(svc, call_start(svc, call));
+int qsvc_list(struct qsvc *svc, struct qsvc_call *call, const char *after, size_t alen,
+              size_t max) {
+    return svc->ops->list(svc, call_start(svc, call), after, alen, max);
 }
 
 int qsvc_dead_list(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,

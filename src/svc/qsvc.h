@@ -93,6 +93,7 @@ struct qsvc_result {
     unsigned njobs;
     const struct qsvc_queue *queues; /* list */
     size_t nqueues;
+    int more;                    /* list: queues after this page remain */
     struct qsvc_queue queue;     /* declare, stats; name also for bulk */
     uint64_t limit;              /* FULL: maxsize (batch: room); TOOBIG: max_payload */
     size_t index;                /* put_batch TOOBIG: the job refused */
@@ -176,9 +177,14 @@ struct qsvc_settings {
 int qsvc_declare(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
                  const struct qsvc_settings *set);
 int qsvc_delete(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen);
-/* One queue (res.queue), or every queue in name order (res.queues). */
+/* One queue (res.queue). */
 int qsvc_stats(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen);
-int qsvc_list(struct qsvc *svc, struct qsvc_call *call);
+/* Up to max queues whose names sort after `after` (alen 0: from the first),
+ * in name order (res.queues, res.nqueues; res.more when more follow). A
+ * walk passing the last name back sees every queue that exists throughout
+ * it exactly once, whatever is created or deleted meanwhile. */
+int qsvc_list(struct qsvc *svc, struct qsvc_call *call, const char *after, size_t alen,
+              size_t max);
 
 /* Up to max dead letters after the dead job after (0: from the first), into jobs. */
 int qsvc_dead_list(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
@@ -221,7 +227,7 @@ struct qsvc_ops {
                    const struct qsvc_settings *);
     int (*delete)(struct qsvc *, struct qsvc_call *, const char *, size_t);
     int (*stats)(struct qsvc *, struct qsvc_call *, const char *, size_t);
-    int (*list)(struct qsvc *, struct qsvc_call *);
+    int (*list)(struct qsvc *, struct qsvc_call *, const char *, size_t, size_t);
     int (*dead_list)(struct qsvc *, struct qsvc_call *, const char *, size_t, uint64_t,
                      struct queue_job_info *, size_t);
     int (*bulk)(struct qsvc *, struct qsvc_call *, const char *, size_t, int, uint64_t);

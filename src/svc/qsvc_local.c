@@ -485,10 +485,12 @@ static int local_stats(struct qsvc *base, struct qsvc_call *call, const char *na
     return QSVC_OK;
 }
 
-static int local_list(struct qsvc *base, struct qsvc_call *call) {
+static int local_list(struct qsvc *base, struct qsvc_call *call, const char *after, size_t alen,
+                      size_t max) {
     struct qsvc_local *svc = local_of(base);
     server_wheel_catch_up(svc->srv);
-    size_t n = queue_count(svc->eng);
+    size_t nq = queue_count(svc->eng), first = queue_after(svc->eng, after, alen);
+    size_t n = nq - first < max ? nq - first : max;
     if (n > svc->listed_cap) {
         struct qsvc_queue *a = realloc(svc->listed, n * sizeof *a);
         if (!a)
@@ -497,9 +499,10 @@ static int local_list(struct qsvc *base, struct qsvc_call *call) {
         svc->listed_cap = n;
     }
     for (size_t i = 0; i < n; i++)
-        local_fill_queue(&svc->listed[i], queue_at(svc->eng, i));
+        local_fill_queue(&svc->listed[i], queue_at(svc->eng, first + i));
     call->res.queues = svc->listed;
     call->res.nqueues = n;
+    call->res.more = first + n < nq;
     return QSVC_OK;
 }
 

@@ -215,18 +215,105 @@ static void local_close(void *ctx) {
     free(svc);
 }
 
+/* A queue picked for per-queue series: its ready jobs and its place in name order. */
+struct pick {
+    uint64_t size;
+    size_t idx;
+};
+
+/* Does a rank below b (fewer ready jobs, or as many and later by name)? */
+static int pick_less(const struct pick *a, const struct pick *b) {
+    return a->size < b->size || (a->size == b->size && a->idx > b->idx);
+}
+
+static void pick_sift(struct pick *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && pick_less(&h[l], &h[m]))
+            m = l;
+        if (l + 1 < n && pick_less(&h[l + 1], &h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        struct pick t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static int idx_cmp(const void *a, const void *b) {
+    size_t x = ((const struct pick *)a)->idx, y = ((const struct pick *)b)->idx;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The queues that get series of their own ([metrics] per_queue), in name
+ * order: every queue, none, or the top N by ready jobs (a min-heap of N:
+ * O(queues log N), 1-2 ms for 50,000 queues). *n gets how many; NULL with
+ * *n 0 for none, or (no memory) -1.
+ */
+static struct pick *pick_queues(struct queue_engine *eng, uint64_t per_queue, size_t *n, int *err) {
+    size_t nq = queue_count(eng), want = per_queue < nq ? (size_t)per_queue : nq;
+    *n = 0;
+    if (!want)
+        return NULL;
+    struct pick *h = malloc(want * sizeof *h);
+    if (!h) {
+        *err = 1;
+        return NULL;
+    }
+    struct queue_stats st;
+    for (size_t i = 0; i < nq; i++) {
+        queue_stats(queue_at(eng, i), &st);
+        struct pick p = {st.size, i};
+        if (*n < want) {
+            h[(*n)++] = p;
+            if (*n == want) /* heapify once full */
+                for (size_t k = want / 2 + 1; k-- > 0;)
+                    pick_sift(h, want, k);
+        } else if (pick_less(&h[0], &p)) {
+            h[0] = p;
+            pick_sift(h, want, 0);
+        }
+    }
+    qsort(h, *n, sizeof *h, idx_cmp);
+    return h;
+}
+
 static int local_metrics(void *ctx, struct buf *o) {
     struct qsvc_local *svc = ctx;
     static const char *const names[] = {"size", "reserved", "delayed", "dead", "unfinished",
                                         "getters", "putters", "put_total", "acked_total",
                                         "redelivered_total", "dead_total"};
-    size_t nq = queue_count(svc->eng);
+    size_t nq = queue_count(svc->eng), np = 0;
     int r = 0;
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+    /* Totals over every queue, whatever per_queue says. */
+    uint64_t sum[4] = {0, 0, 0, 0};
+    struct queue_stats st;
+    for (size_t i = 0; i < nq; i++) {
+        queue_stats(queue_at(svc->eng, i), &st);
+        sum[0] += st.size;
+        sum[1] += st.reserved;
+        sum[2] += st.delayed;
+        sum[3] += st.dead;
+    }
+    r |= buf_appendf(o,
+                     "# HELP awaitd_queues Queues.\n# TYPE awaitd_queues gauge\nawaitd_queues %zu\n"
+                     "# HELP awaitd_queue_jobs Jobs in every queue, by state.\n"
+                     "# TYPE awaitd_queue_jobs gauge\n"
+                     "awaitd_queue_jobs{state=\"ready\"} %" PRIu64 "\n"
+                     "awaitd_queue_jobs{state=\"reserved\"} %" PRIu64 "\n"
+                     "awaitd_queue_jobs{state=\"delayed\"} %" PRIu64 "\n"
+                     "awaitd_queue_jobs{state=\"dead\"} %" PRIu64 "\n",
+                     nq, sum[0], sum[1], sum[2], sum[3]);
+    /* Per-queue series for the queues [metrics] per_queue picks, so that
+     * 50,000 queues do not make a 23 MB answer. */
+    struct pick *pk = pick_queues(svc->eng, svc->srv->cfg->metrics_per_queue, &np, &r);
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && np; k++) {
         r |= buf_appendf(o, "# TYPE awaitd_queue_%s %s\n", names[k], k < 7 ? "gauge" : "counter");
-        for (size_t i = 0; i < nq; i++) {
-            struct queue *q = queue_at(svc->eng, i);
-            struct queue_stats st;
+        for (size_t i = 0; i < np; i++) {
+            struct queue *q = queue_at(svc->eng, pk[i].idx);
             size_t nl;
             const char *name = queue_name(q, &nl);
             queue_stats(q, &st);
@@ -237,10 +324,18 @@ static int local_metrics(void *ctx, struct buf *o) {
                              (int)nl, name, v[k]);
         }
     }
+    free(pk);
     struct queue_engine_stats es;
     queue_engine_stats(svc->eng, &es);
     r |= buf_appendf(o, "# TYPE awaitd_queue_reaping gauge\nawaitd_queue_reaping %" PRIu64 "\n",
                      es.reaping);
+    r |= buf_appendf(o,
+                     "# HELP awaitd_queue_memory_bytes Bytes queued jobs are charged against "
+                     "[queues] mem_limit.\n# TYPE awaitd_queue_memory_bytes gauge\n"
+                     "awaitd_queue_memory_bytes %zu\n"
+                     "# HELP awaitd_memory_limit_bytes [queues] mem_limit (jobs and timers); 0 = none.\n"
+                     "# TYPE awaitd_memory_limit_bytes gauge\nawaitd_memory_limit_bytes %zu\n",
+                     es.mem_used, es.mem_limit);
     return r ? -1 : 0;
 }
 

@@ -109,6 +109,15 @@ class CliTest(unittest.TestCase):
          "[server]\nlisten = 127.0.0.1:1234\nbacklog =\n", 3, "backlog"),
         ("unknown section",
          "[server]\nlisten = 127.0.0.1:1234\n[sever]\n", 3, "sever"),
+        # issue 12, findings 2 and 5
+        ("max_timers fractional",
+         "[server]\nlisten = 127.0.0.1:1234\n[timers]\nmax_timers = 2.5\n", 4, "max_timers"),
+        ("per_queue word",
+         "[server]\nlisten = 127.0.0.1:1234\n[metrics]\nper_queue = some\n", 4, "per_queue"),
+        ("per_queue top 0",
+         "[server]\nlisten = 127.0.0.1:1234\n[metrics]\nper_queue = top 0\n", 4, "per_queue"),
+        ("metrics public",
+         "[metrics]\npublic = yes\n", 2, "public"),
     ]
 
     def test_bad_configs(self):

@@ -1396,10 +1396,160 @@ class QueueAuthTest(QueueCase):
         self.assertEqual(p.stdout, b"401")
 
     def test_probes_stay_open(self):
-        for path in ("/get", "/health", "/metrics", "/delay/0", "/status/200"):
+        for path in ("/get", "/health", "/delay/0", "/status/200"):
             with self.subTest(path=path):
                 r = self.h("GET", path, auth=False)
                 self.assertEqual(r.status, 200, r)
+
+
+    def test_metrics_needs_the_token(self):
+        """Issue 12, finding 5: /metrics names every queue, so with [auth] it
+        needs the token (unless [metrics] public = on); /health stays open."""
+        q = self.newq()
+        for hdrs in ({}, {"Authorization": "Bearer wrong-token-0123456789"}):
+            with self.subTest(headers=hdrs):
+                r = self.h("GET", "/metrics", headers=hdrs, auth=False)
+                self.assertErr(r, 401)
+                self.assertIn("bearer", r.header("WWW-Authenticate", "").lower(), r)
+                self.assertNotIn(q.encode(), r.body)
+        r = self.h("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(('awaitd_queue_size{queue="%s"}' % q).encode(), r.body)
+        self.assertEqual(self.h("GET", "/health", auth=False).status, 200)
+
+
+class QueueMetricsPublicTest(QueueCase):
+    """[metrics] public = on serves /metrics without the token [auth] asks of
+    the queue endpoints."""
+
+    config = {"auth": {"token": TOKEN}, "metrics": {"public": "on"}}
+    token = TOKEN
+
+    def test_metrics_public(self):
+        q = self.newq()
+        r = self.h("GET", "/metrics", auth=False)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(('awaitd_queue_size{queue="%s"}' % q).encode(), r.body)
+        self.assertErr(self.h("GET", "/queues", auth=False), 401)
+
+
+# ---- many queues: paging and bounded metrics (issue 12, finding 5) ---------------------------
+
+def series(text, name):
+    """{label value: sample} of metric name's series labelled queue="..."."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + '{queue="'):
+            label, value = line[len(name) + 8:].split('"} ')
+            out[label] = float(value)
+    return out
+
+
+class QueueListPagingTest(QueueCase):
+    """GET /queues?limit=N&cursor=C pages the queues in name order;
+    next_cursor is null on the last page."""
+
+    def page(self, limit, cursor=None):
+        path = "/queues?limit=%d" % limit + ("&cursor=" + cursor if cursor else "")
+        r = self.h("GET", path)
+        self.assertEqual(r.status, 200, r)
+        body = r.json()
+        self.assertIn("next_cursor", body, body)
+        return [s["name"] for s in body["queues"]], body["next_cursor"]
+
+    def walk(self, limit, between=None):
+        seen, cursor, pages = [], None, 0
+        while True:
+            names, cursor = self.page(limit, cursor)
+            pages += 1
+            self.assertLessEqual(len(names), limit)
+            seen += names
+            if cursor is None:
+                return seen, pages
+            self.assertEqual(cursor, names[-1])
+            if between:
+                between(pages)
+
+    def test_walk_sees_every_queue_once_despite_changes(self):
+        base = ["pg-%03d" % i for i in range(40)]
+        for n in base:
+            self.assertIn(self.h("PUT", "/queues/" + n).status, (200, 201))
+        deleted, created = set(), set()
+
+        def between(page):
+            # delete a queue ahead of the cursor and one behind it, create
+            # one ahead and one behind: none of it may repeat or skip others
+            for n in ("pg-%03d" % (39 - page), "pg-%03d" % page):
+                if n not in deleted:
+                    self.assertEqual(self.h("DELETE", "/queues/" + n).status, 200)
+                    deleted.add(n)
+            for n in ("pg-%03da" % (38 - 2 * page), "pg-%03da" % page):
+                if self.h("PUT", "/queues/" + n).status == 201:
+                    created.add(n)
+
+        seen, pages = self.walk(7, between)
+        mine = [n for n in seen if n.startswith("pg-")]
+        self.assertEqual(len(mine), len(set(mine)), "a queue listed twice: %r" % mine)
+        self.assertEqual(mine, sorted(mine), "not in name order")
+        for n in base:
+            if n not in deleted:
+                self.assertIn(n, mine, "queue %s, there all along, was skipped" % n)
+        self.assertGreaterEqual(pages, 6)
+        # a walk with nothing changing: exactly the queues there are
+        seen, _ = self.walk(5)
+        self.assertEqual(sorted(seen), sorted(set(seen)))
+        everything, cursor = self.page(10000)
+        self.assertIsNone(cursor)
+        self.assertEqual(seen, everything)
+        self.assertEqual(set(n for n in seen if n.startswith("pg-")),
+                         (set(base) - deleted) | created)
+
+    def test_default_page_and_bad_parameters(self):
+        names, cursor = self.page(10000)
+        r = self.h("GET", "/queues")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([s["name"] for s in r.json()["queues"]], names[:1000])
+        for bad in ("limit=0", "limit=10001", "limit=x", "limit=-1", "cursor=bad!name",
+                    "cursor=.."):
+            with self.subTest(query=bad):
+                body = self.assertErr(self.h("GET", "/queues?" + bad), 400)
+                self.assertIn(bad.split("=")[0], body["error"], body)
+
+
+class QueueMetricsTopTest(QueueCase):
+    """[metrics] per_queue = top N: series for the N queues with the most
+    ready jobs; totals over every queue."""
+
+    config = {"metrics": {"per_queue": "top 3"}}
+
+    def test_top_n(self):
+        qs = []
+        for i in range(6):
+            q = self.newq()
+            for _ in range(i):
+                self.put(q, b"j")
+            qs.append(q)
+        text = self.h("GET", "/metrics").body.decode()
+        size = series(text, "awaitd_queue_size")
+        self.assertEqual(size, {qs[5]: 5, qs[4]: 4, qs[3]: 3}, text[-3000:])
+        self.assertEqual(set(series(text, "awaitd_queue_put_total")), {qs[5], qs[4], qs[3]})
+        m = self.d.metrics()
+        n = len(self.h("GET", "/queues?limit=10000").json()["queues"])
+        self.assertEqual(m["awaitd_queues"], n)
+        self.assertGreaterEqual(m['awaitd_queue_jobs{state="ready"}'], 15)
+
+
+class QueueMetricsOffTest(QueueCase):
+    config = {"metrics": {"per_queue": "off"}}
+
+    def test_off(self):
+        q = self.newq()
+        self.put(q, b"j")
+        text = self.h("GET", "/metrics").body.decode()
+        self.assertNotIn('queue="', text)
+        m = self.d.metrics()
+        self.assertEqual(m["awaitd_queues"], 1)
+        self.assertEqual(m['awaitd_queue_jobs{state="ready"}'], 1)
 
 
 class QueueAuthTokenFileTest(QueueCase):
