@@ -6,6 +6,7 @@
  *   tests/check_queue.c $(pkg-config --cflags --libs check) -o /tmp/check_queue
  */
 #include "engine/queue.h"
+#include "core/mem_budget.h"
 #include "engine/queue_int.h" /* the id index's arrays, for the resize test */
 #include "core/timer.h"
 #include "check_main.h"
@@ -1004,6 +1005,58 @@ END_TEST
 
 /* ---- memory -------------------------------------------------------------------------- */
 
+/* Issue 12, finding 2: a budget shared with another owner (the timers)
+ * refuses puts while the other holds the memory, and gets back what the
+ * engine frees. */
+START_TEST(test_shared_budget) {
+    struct mem_budget b = {.used = 0, .limit = 2 * QUEUE_JOB_COST(100)};
+    struct queue_engine_config cfg = {.mem_limit = 1, /* ignored: the budget rules */
+                                      .budget = &b,
+                                      .alloc = t_alloc,
+                                      .dealloc = t_free,
+                                      .hash_seed = 1};
+    struct queue_engine *e = queue_engine_new(&W, &cfg);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_eq(queue_engine_budget(e), &b);
+    struct queue *q;
+    ck_assert_int_eq(queue_create(e, "s", 1, NULL, &q), QUEUE_OK);
+    char payload[100];
+    memset(payload, 'p', sizeof payload);
+    struct queue_put p = {payload, sizeof payload, 0, 0, NULL, 0};
+    uint64_t id, id2;
+    ck_assert_int_eq(queue_put(q, &p, &id, NULL), QUEUE_OK);
+    b.used += QUEUE_JOB_COST(100); /* another owner takes the rest */
+    ck_assert_int_eq(queue_put(q, &p, &id2, NULL), QUEUE_ERR_MEMORY);
+    b.used -= QUEUE_JOB_COST(100);
+    ck_assert_int_eq(queue_put(q, &p, &id2, NULL), QUEUE_OK);
+    ck_assert_uint_eq(b.used, 2 * QUEUE_JOB_COST(100));
+    struct queue_engine_stats es;
+    queue_engine_stats(e, &es);
+    ck_assert_uint_eq(es.mem_used, 2 * QUEUE_JOB_COST(100));
+    ck_assert_uint_eq(es.mem_budget_used, 2 * QUEUE_JOB_COST(100));
+    ck_assert_uint_eq(es.mem_limit, 2 * QUEUE_JOB_COST(100));
+    queue_engine_set_mem_limit(e, 0); /* a reload changes the shared limit */
+    ck_assert_uint_eq(b.limit, 0);
+    queue_engine_free(e);
+    ck_assert_uint_eq(b.used, 0);
+}
+END_TEST
+
+/* queue_after: paging GET /queues by name. */
+START_TEST(test_queue_after) {
+    const char *names[] = {"b", "d", "f"};
+    for (int i = 0; i < 3; i++)
+        mkq(names[i], 0, 1000, 0);
+    ck_assert_uint_eq(queue_after(E, NULL, 0), 0);
+    ck_assert_uint_eq(queue_after(E, "a", 1), 0);
+    ck_assert_uint_eq(queue_after(E, "b", 1), 1);
+    ck_assert_uint_eq(queue_after(E, "c", 1), 1); /* deleted since: the next name */
+    ck_assert_uint_eq(queue_after(E, "d", 1), 2);
+    ck_assert_uint_eq(queue_after(E, "f", 1), 3);
+    ck_assert_uint_eq(queue_after(E, "z", 1), 3);
+}
+END_TEST
+
 START_TEST(test_memory_limit) {
     queue_engine_set_mem_limit(E, 3 * QUEUE_JOB_COST(100) + QUEUE_JOB_COST(0));
     struct queue *q = mkq("q", 0, 1000, 0), *q2 = mkq("q2", 0, 1000, 0);
@@ -1877,6 +1930,8 @@ static Suite *queue_suite(void) {
     tcase_add_test(tc, test_purges_while_reaper_sleeps);
     tcase_add_test(tc, test_delete_leaves_a_zombie);
     tcase_add_test(tc, test_index_resizes_in_steps);
+    tcase_add_test(tc, test_shared_budget);
+    tcase_add_test(tc, test_queue_after);
     tcase_add_loop_test(tc, test_random_against_model, 0, 4);
     suite_add_tcase(s, tc);
     return s;
