@@ -16,7 +16,10 @@
 #include "http/http_parse.h"
 #include "http/http_query.h"
 #include "net/http_reply.h"
+#include "net/server.h"
 #include "svc/qsvc.h"
+
+#include <event2/event.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,10 +34,10 @@
 #define CT_FRAMES "application/x-awaitd-frames"
 #define LIST_DEFAULT 1000 /* GET /queues page size */
 #define LIST_MAX 10000    /* and its largest limit= */
+#define LIST_SLICE 1000   /* queues listed per loop turn */
 
 /* What a request renders once its call finishes. */
 enum areq_kind {
-    A_LIST,
     A_STATS,
     A_DECLARE,
     A_DELETE,
@@ -390,19 +393,6 @@ static void areq_render(const struct areq *r, int st) {
         reply(c, 204, NULL, NULL, "", 0);
     } else if (st != QSVC_OK) {
         render_error(r, st);
-    } else if (r->kind == A_LIST) {
-        err |= buf_appends(&b, "{\"queues\": [");
-        for (size_t i = 0; i < res->nqueues; i++)
-            err |= (i ? buf_appends(&b, ", ") : 0) | stats_json(&b, &res->queues[i]);
-        err |= buf_appends(&b, "], \"next_cursor\": ");
-        if (res->more && res->nqueues) {
-            const struct qsvc_queue *last = &res->queues[res->nqueues - 1];
-            err |= buf_append_json_str(&b, last->name, last->name_len);
-        } else {
-            err |= buf_appends(&b, "null");
-        }
-        err |= buf_appends(&b, "}\n");
-        reply_buf(c, 200, err, &b);
     } else if (r->kind == A_STATS || r->kind == A_DECLARE) {
         err |= stats_json(&b, &res->queue) | buf_append(&b, "\n", 1);
         reply_buf(c, r->kind == A_DECLARE && res->created ? 201 : 200, err, &b);
@@ -702,7 +692,95 @@ static int parse_path(struct conn *c, const struct http_request *req, struct qpa
     return 0;
 }
 
-/* GET /queues?limit=N&cursor=NAME: a page of queues in name order. */
+/*
+ * GET /queues?limit=N&cursor=NAME: a page of queues in name order. A page
+ * of more than LIST_SLICE queues is built LIST_SLICE per loop turn (a
+ * zero-timeout event between slices, so other clients are served in
+ * between), each slice listed after the last name of the one before: the
+ * page is the pages of LIST_SLICE it is made of, with the same guarantees.
+ */
+struct lpage {
+    struct conn *c;
+    struct qsvc *svc;
+    struct event *ev;
+    struct buf b;                  /* the answer so far */
+    size_t left;                   /* queues the page may still take */
+    size_t n;                      /* queues in it so far */
+    char last[QUEUE_NAME_MAX + 1]; /* the last of them */
+    size_t last_len;
+};
+
+static void lpage_free(struct lpage *lp) {
+    if (lp->ev)
+        event_free(lp->ev);
+    buf_free(&lp->b);
+    free(lp);
+}
+
+static struct qsvc_call *no_keep(struct qsvc_call *call) {
+    (void)call;
+    return NULL; /* a slice never waits: a backend that would gets NOMEM */
+}
+
+/* List the next slice into lp->b. 1 when the page is complete, 0 when more
+ * slices follow, or a qsvc error (< 0). */
+static int lpage_slice(struct lpage *lp) {
+    struct qsvc_call call;
+    memset(&call, 0, sizeof call);
+    call.keep = no_keep;
+    size_t max = lp->left < LIST_SLICE ? lp->left : LIST_SLICE;
+    int st = qsvc_list(lp->svc, &call, lp->last, lp->last_len, max);
+    if (st != QSVC_OK)
+        return st < 0 ? st : QSVC_ERR_UNAVAILABLE;
+    const struct qsvc_result *res = &call.res;
+    int err = 0;
+    for (size_t i = 0; i < res->nqueues; i++)
+        err |= (lp->n++ ? buf_appends(&lp->b, ", ") : 0) | stats_json(&lp->b, &res->queues[i]);
+    if (err)
+        return QSVC_ERR_NOMEM;
+    if (res->nqueues) {
+        const struct qsvc_queue *q = &res->queues[res->nqueues - 1];
+        memcpy(lp->last, q->name, q->name_len);
+        lp->last_len = q->name_len;
+    }
+    lp->left -= res->nqueues;
+    if (res->more && lp->left)
+        return 0;
+    err |= buf_appends(&lp->b, "], \"next_cursor\": ");
+    err |= res->more && lp->n ? buf_append_json_str(&lp->b, lp->last, lp->last_len)
+                              : buf_appends(&lp->b, "null");
+    err |= buf_appends(&lp->b, "}\n");
+    return err ? QSVC_ERR_NOMEM : 1;
+}
+
+static void lpage_reply(struct lpage *lp, int st) {
+    if (st == 1)
+        reply(lp->c, 200, CT_JSON, NULL, buf_start(&lp->b), lp->b.len);
+    else if (st == QSVC_ERR_NOMEM)
+        reply_error(lp->c, 503, "out of memory");
+    else
+        reply_error(lp->c, 503, "%s", qsvc_strerror(st));
+}
+
+static void lpage_next(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct lpage *lp = arg;
+    static const struct timeval now = {0, 0};
+    int st = lpage_slice(lp);
+    if (st == 0 && evtimer_add(lp->ev, &now) == 0)
+        return;
+    struct conn *c = lp->c;
+    lpage_reply(lp, st == 0 ? QSVC_ERR_NOMEM : st);
+    lpage_free(lp);
+    conn_done(c);
+}
+
+/* The client left while its page was being built. */
+static void lpage_cancel(void *arg) {
+    lpage_free(arg);
+}
+
 static enum handler_result do_list(struct conn *c, struct qsvc *svc,
                                    const struct http_request *req) {
     int64_t limit = LIST_DEFAULT;
@@ -712,9 +790,24 @@ static enum handler_result do_list(struct conn *c, struct qsvc *svc,
     const char *cursor = http_query_get(req, "cursor", &clen);
     if (cursor && clen && !queue_name_valid(cursor, clen))
         return reply_fail(c, 400, "cursor: the next_cursor of the previous page (a queue name)");
-    struct areq r;
-    areq_init(&r, c, A_LIST, NULL, 0);
-    return areq_finish(&r, qsvc_list(svc, &r.call, cursor, cursor ? clen : 0, (size_t)limit));
+    struct lpage *lp = calloc(1, sizeof *lp);
+    if (!lp)
+        return reply_fail(c, 503, "out of memory");
+    *lp = (struct lpage){.c = c, .svc = svc, .b = BUF_INIT, .left = (size_t)limit};
+    if (cursor) {
+        memcpy(lp->last, cursor, clen);
+        lp->last_len = clen;
+    }
+    static const struct timeval now = {0, 0};
+    int st = buf_appends(&lp->b, "{\"queues\": [") ? QSVC_ERR_NOMEM : lpage_slice(lp);
+    if (st == 0 && (lp->ev = evtimer_new(c->srv->base, lpage_next, lp)) != NULL &&
+        evtimer_add(lp->ev, &now) == 0) {
+        conn_pending(c, lpage_cancel, lp);
+        return HANDLER_PENDING;
+    }
+    lpage_reply(lp, st == 0 ? QSVC_ERR_NOMEM : st);
+    lpage_free(lp);
+    return HANDLER_DONE;
 }
 
 /* /queues/{q} itself: stats, declare, delete. */
