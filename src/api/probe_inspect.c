@@ -62,6 +62,12 @@ static int query_headers(const struct http_request *req, struct buf *lines, stru
                   !(buf_start(&k)[j] >= '0' && buf_start(&k)[j] <= '9');
         for (size_t j = 0; !bad && j < v.len; j++)
             bad = (unsigned char)buf_start(&v)[j] < 0x20 && buf_start(&v)[j] != '\t';
+        /* The answer's own framing is not the query's to change. */
+        static const char *const framing[] = {"content-length", "transfer-encoding",
+                                              "connection", "keep-alive", "upgrade", "trailer",
+                                              NULL};
+        for (size_t j = 0; !bad && framing[j]; j++)
+            bad = k.len == strlen(framing[j]) && strncasecmp(buf_start(&k), framing[j], k.len) == 0;
         if (!bad) {
             r |= buf_append(lines, buf_start(&k), k.len);
             r |= buf_append(lines, ": ", 2);
@@ -111,8 +117,9 @@ PROBE_HANDLER(probe_response_headers) {
     if (r == -2) {
         buf_free(&lines);
         buf_free(&json);
-        return reply_fail(c, 400, "response-headers: a header name must be a token and a value "
-                                  "must not hold control characters");
+        return reply_fail(c, 400, "response-headers: a header name must be a token other than "
+                                  "the framing ones (Content-Length, Transfer-Encoding, "
+                                  "Connection, ...) and a value must not hold control characters");
     }
     size_t len = 0, prev;
     do {

@@ -213,6 +213,9 @@ class HttpbinClientsTest(DaemonTestCase):
         self.assertEqual(j["Content-Length"], r.headers["Content-Length"])
         self.assertEqual(int(j["Content-Length"]), len(r.content))
         self.assertJsonError(self.d.get("/response-headers?X-B=a%0d%0aSet-Cookie:%20x"), 400)
+        # A second Content-Length would make the answer's framing ambiguous.
+        self.assertJsonError(self.d.get("/response-headers?content-length=5"), 400)
+        self.assertJsonError(self.d.get("/response-headers?Transfer-Encoding=chunked"), 400)
 
     # ---- redirects ------------------------------------------------------------------------
 
