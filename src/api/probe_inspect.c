@@ -261,3 +261,43 @@ PROBE_HANDLER(probe_cookies_set) {
     }
     return cookie_redirect(p, c, &lines);
 }
+
+/* ---- go-httpbin's /hostname and /dump/request ------------------------------- */
+
+/* go-httpbin answers a fixed name unless told to show the real one; awaitd
+ * never shows the machine's. */
+PROBE_HANDLER(probe_hostname) {
+    struct probe *p = ctx;
+    (void)req, (void)body, (void)body_len;
+    buf_appends(&p->body, "{\"hostname\": \"awaitd\"}\n");
+    return probe_send(p, c, 200, CT_JSON, NULL);
+}
+
+/* The request as it came (head rebuilt from the parsed fields, Host first,
+ * then the body), as text. */
+PROBE_HANDLER(probe_dump_request) {
+    struct probe *p = ctx;
+    struct buf *o = &p->body;
+    int r = buf_append(o, req->method_str, req->method_len);
+    r |= buf_append(o, " ", 1);
+    r |= buf_append(o, req->target, req->target_len);
+    r |= buf_appends(o, req->minor_version ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
+    if (req->host) {
+        r |= buf_appends(o, "Host: ");
+        r |= buf_append(o, req->host, req->host_len);
+        r |= buf_append(o, "\r\n", 2);
+    }
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0)
+            continue;
+        r |= buf_append(o, h->name, h->name_len);
+        r |= buf_append(o, ": ", 2);
+        r |= buf_append(o, h->value, h->value_len);
+        r |= buf_append(o, "\r\n", 2);
+    }
+    r |= buf_append(o, "\r\n", 2);
+    if (body_len)
+        r |= buf_append(o, body, body_len);
+    return r ? probe_oom(p, c) : probe_send(p, c, 200, CT_TEXT, NULL);
+}

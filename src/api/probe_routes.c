@@ -127,6 +127,11 @@ int probe_routes_add(struct router *r, struct probe *p) {
         "{qop}/{user}/{passwd}[/{algorithm}]: HTTP Digest auth (auth, auth-int; MD5, SHA-256, "
         "SHA-512)");
     ADD("/uuid", GET, "GET, HEAD", probe_uuid, "a UUID4");
+    ADD("/unstable", ALL, ALL_ALLOW, probe_unstable,
+        "?failure_rate=&seed=: 200, or 500 with that probability (go-httpbin)");
+    ADD("/hostname", GET, "GET, HEAD", probe_hostname, "a fixed host name (go-httpbin)");
+    ADD("/dump/request", ALL, ALL_ALLOW, probe_dump_request,
+        "the request as received, as text (go-httpbin)");
     ADD("/cache", GET, "GET, HEAD", probe_cache,
         "304 to If-Modified-Since or If-None-Match, else /get with Last-Modified and ETag");
     ADD("/cache/", GET, "GET, HEAD", probe_cache_n, "{n}: /get with Cache-Control: max-age=n");

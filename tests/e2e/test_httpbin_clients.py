@@ -388,6 +388,31 @@ class HttpbinClientsTest(DaemonTestCase):
         self.assertEqual(r.url, self.base + "/links/3/0")
         self.assertEqual(r.text.count("<a href="), 2)
 
+    # ---- go-httpbin's /unstable, /hostname, /dump/request ---------------------------------
+
+    def test_unstable(self):
+        seen = {requests.get(self.base + "/unstable").status_code for _ in range(60)}
+        self.assertEqual(seen, {200, 500})
+        self.assertEqual(requests.get(self.base + "/unstable?failure_rate=0").status_code, 200)
+        self.assertEqual(requests.get(self.base + "/unstable?failure_rate=1").status_code, 500)
+        once = [requests.get(self.base + "/unstable?seed=%d" % s).status_code for s in range(20)]
+        again = [requests.get(self.base + "/unstable?seed=%d" % s).status_code for s in range(20)]
+        self.assertEqual(once, again)
+        self.assertEqual(set(once), {200, 500})
+        for bad in ("failure_rate=2", "failure_rate=x", "seed=-1"):
+            self.assertJsonError(self.d.get("/unstable?" + bad), 400)
+
+    def test_hostname_and_dump_request(self):
+        self.assertEqual(requests.get(self.base + "/hostname").json(), {"hostname": "awaitd"})
+        r = requests.post(self.base + "/dump/request?x=1", data=b"the body",
+                          headers={"X-Dump": "yes", "Content-Type": "text/plain"})
+        head, body = r.content.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        self.assertEqual(lines[0], b"POST /dump/request?x=1 HTTP/1.1")
+        self.assertTrue(lines[1].startswith(b"Host: 127.0.0.1:"), lines[1])
+        self.assertIn(b"X-Dump: yes", lines)
+        self.assertEqual(body, b"the body")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
