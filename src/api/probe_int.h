@@ -101,6 +101,7 @@ PROBE_HANDLER(probe_cookies_set);
 PROBE_HANDLER(probe_hostname);
 PROBE_HANDLER(probe_dump_request);
 PROBE_HANDLER(probe_unstable);         /* probe_dynamic.c */
+PROBE_HANDLER(probe_sse);              /* probe_sse.c */
 PROBE_HANDLER(probe_redirect);         /* probe_redirect.c */
 PROBE_HANDLER(probe_redirect_to);
 PROBE_HANDLER(probe_basic_auth);       /* probe_auth.c */

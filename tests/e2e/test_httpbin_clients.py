@@ -413,6 +413,45 @@ class HttpbinClientsTest(DaemonTestCase):
         self.assertIn(b"X-Dump: yes", lines)
         self.assertEqual(body, b"the body")
 
+    # ---- /sse -----------------------------------------------------------------------------
+
+    def read_sse(self, path):
+        """An SSE reader: (event, data) pairs and when each arrived."""
+        events, times, event = [], [], None
+        start = time.monotonic()
+        with httpx.stream("GET", self.base + path, timeout=10) as r:
+            self.assertEqual(r.status_code, 200)
+            self.assertTrue(r.headers["Content-Type"].startswith("text/event-stream"))
+            for line in r.iter_lines():
+                line = line.rstrip("\r\n")  # httpx 0.23 keeps the line end
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line[6:])))
+                    times.append(time.monotonic() - start)
+        return events, times
+
+    def test_sse(self):
+        events, times = self.read_sse("/sse?count=4&duration=0.8s&delay=100ms")
+        self.assertEqual([e for e, _ in events], ["ping"] * 4)
+        self.assertEqual([d["id"] for _, d in events], [0, 1, 2, 3])
+        now_ms = time.time() * 1000
+        for _, d in events:
+            self.assertLess(abs(d["timestamp"] - now_ms), 60000)
+        self.assertGreaterEqual(times[0], 0.09)
+        self.assertGreaterEqual(times[-1] - times[0], 0.5, times)  # spread over the duration
+        self.assertJsonError(self.d.get("/sse?count=0"), 400)
+        self.assertJsonError(self.d.get("/sse?duration=20s"), 400)
+        self.assertEqual(self.d.http("HEAD", "/sse").status, 200)
+
+    def test_sse_cancelled_on_disconnect(self):
+        self.d.wait_metric("awaitd_delays_pending", lambda v: v == 0, timeout=5)
+        c = self.d.connect()
+        c.send(b"GET /sse?count=5&duration=5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.d.wait_metric("awaitd_delays_pending", lambda v: v == 1, timeout=3)
+        c.close()
+        self.d.wait_metric("awaitd_delays_pending", lambda v: v == 0, timeout=2)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
