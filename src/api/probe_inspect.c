@@ -301,3 +301,80 @@ PROBE_HANDLER(probe_dump_request) {
         r |= buf_append(o, body, body_len);
     return r ? probe_oom(p, c) : probe_send(p, c, 200, CT_TEXT, NULL);
 }
+
+/* ---- go-httpbin's /trailers?name=value ------------------------------------------- */
+
+/* Fields that frame, route, authenticate or describe the body may not be
+ * trailers (RFC 9110 6.5.1). */
+static int forbidden_trailer(const char *k, size_t n) {
+    static const char *const no[] = {
+        "content-length", "transfer-encoding", "trailer", "connection", "keep-alive", "upgrade",
+        "te", "host", "authorization", "proxy-authorization", "www-authenticate",
+        "proxy-authenticate", "set-cookie", "cookie", "content-type", "content-encoding",
+        "content-range", "cache-control", "expect", "max-forwards", "pragma", "range", "age",
+        "expires", "date", "location", "retry-after", "vary", "warning", NULL};
+    for (size_t i = 0; no[i]; i++)
+        if (strlen(no[i]) == n && strncasecmp(no[i], k, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* The /anything echo, chunked, then the query's pairs as trailer fields
+ * (announced in Trailer). */
+PROBE_HANDLER(probe_trailers) {
+    struct probe *p = ctx;
+    struct probe_kv kv[MAX_PAIRS];
+    size_t n = probe_pairs(req->query, req->query_len, kv, MAX_PAIRS);
+    struct buf announce = BUF_INIT, fields = BUF_INIT;
+    int r = buf_appends(&announce, "Trailer: "), bad = 0;
+    for (size_t i = 0; i < n && !r && !bad; i++) {
+        struct buf k = BUF_INIT, v = BUF_INIT;
+        r |= probe_urldecode(&k, kv[i].k, kv[i].klen, 1);
+        r |= probe_urldecode(&v, kv[i].v, kv[i].vlen, 1);
+        const char *ks = buf_start(&k);
+        bad = r || k.len == 0 || forbidden_trailer(ks, k.len);
+        for (size_t j = 0; !bad && j < k.len; j++)
+            bad = !(((ks[j] | 0x20) >= 'a' && (ks[j] | 0x20) <= 'z') ||
+                    (ks[j] >= '0' && ks[j] <= '9') || strchr("!#$%&'*+-.^_`|~", ks[j]));
+        for (size_t j = 0; !bad && j < v.len; j++)
+            bad = (unsigned char)buf_start(&v)[j] < 0x20 && buf_start(&v)[j] != '\t';
+        if (!bad) {
+            r |= buf_appends(&announce, i ? ", " : "");
+            r |= buf_append(&announce, ks, k.len);
+            r |= buf_append(&fields, ks, k.len);
+            r |= buf_append(&fields, ": ", 2);
+            r |= buf_append(&fields, buf_start(&v), v.len);
+            r |= buf_append(&fields, "\r\n", 2);
+        }
+        buf_free(&k);
+        buf_free(&v);
+    }
+    r |= buf_appends(&announce, "\r\n");
+    r |= buf_append(&announce, "", 1);
+    if (!r && !bad)
+        r |= probe_render_echo(c, req, body, body_len, ECHO_BODY | ECHO_JSON | ECHO_METHOD,
+                               &p->body);
+    enum handler_result res = HANDLER_DONE;
+    if (bad && !r) {
+        reply_error(c, 400, "trailers: each name must be a token that may be a trailer (not "
+                            "Content-Length, Authorization, Content-Type, ...), each value free "
+                            "of control characters");
+    } else if (r) {
+        res = probe_oom(p, c);
+    } else {
+        reply_head(c, 200, CT_JSON, -1, n ? buf_start(&announce) : NULL);
+        reply_chunk(c, buf_start(&p->body), p->body.len);
+        if (c->head_only || c->http10) {
+            reply_chunk_end(c); /* no chunked framing, so no trailers */
+        } else if (!c->failed) {
+            struct buf *o = conn_out(c);
+            if (buf_append(o, "0\r\n", 3) < 0 || buf_append(o, buf_start(&fields), fields.len) < 0 ||
+                buf_append(o, "\r\n", 2) < 0)
+                conn_fail(c);
+        }
+    }
+    buf_reset(&p->body);
+    buf_free(&announce);
+    buf_free(&fields);
+    return res;
+}

@@ -100,6 +100,7 @@ PROBE_HANDLER(probe_cookies);
 PROBE_HANDLER(probe_cookies_set);
 PROBE_HANDLER(probe_hostname);
 PROBE_HANDLER(probe_dump_request);
+PROBE_HANDLER(probe_trailers);
 PROBE_HANDLER(probe_unstable);         /* probe_dynamic.c */
 PROBE_HANDLER(probe_sse);              /* probe_sse.c */
 PROBE_HANDLER(probe_redirect);         /* probe_redirect.c */

@@ -132,6 +132,8 @@ int probe_routes_add(struct router *r, struct probe *p) {
     ADD("/hostname", GET, "GET, HEAD", probe_hostname, "a fixed host name (go-httpbin)");
     ADD("/sse", GET, "GET, HEAD", probe_sse,
         "?count=&duration=&delay=: server-sent events over time (go-httpbin)");
+    ADD("/trailers", ALL, ALL_ALLOW, probe_trailers,
+        "?name=value: the /anything echo, chunked, with those trailer fields (go-httpbin)");
     ADD("/dump/request", ALL, ALL_ALLOW, probe_dump_request,
         "the request as received, as text (go-httpbin)");
     ADD("/cache", GET, "GET, HEAD", probe_cache,

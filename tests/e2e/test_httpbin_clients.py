@@ -413,6 +413,25 @@ class HttpbinClientsTest(DaemonTestCase):
         self.assertIn(b"X-Dump: yes", lines)
         self.assertEqual(body, b"the body")
 
+    # ---- /trailers ------------------------------------------------------------------------
+
+    def test_trailers(self):
+        raw = self.d.raw(b"POST /trailers?X-Sum=abc&Server-Timing=total%3B1 HTTP/1.1\r\nHost: t\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 7\r\n"
+                         b"Connection: close\r\n\r\n{\"a\":1}")
+        head, rest = raw.split(b"\r\n\r\n", 1)
+        self.assertIn(b"Transfer-Encoding: chunked", head)
+        self.assertIn(b"Trailer: X-Sum, Server-Timing", head)
+        size, rest = rest.split(b"\r\n", 1)
+        chunk, rest = rest[:int(size, 16)], rest[int(size, 16) + 2:]
+        j = json.loads(chunk)
+        self.assertEqual((j["json"], j["method"]), ({"a": 1}, "POST"))
+        self.assertEqual(rest, b"0\r\nX-Sum: abc\r\nServer-Timing: total;1\r\n\r\n")
+        # A client that ignores trailers reads the echo as usual.
+        self.assertEqual(requests.get(self.base + "/trailers?X-T=1").json()["method"], "GET")
+        for bad in ("Content-Length=1", "authorization=x", "X-A=a%0db", "=v"):
+            self.assertJsonError(self.d.get("/trailers?" + bad), 400)
+
     # ---- /sse -----------------------------------------------------------------------------
 
     def read_sse(self, path):
