@@ -43,11 +43,12 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     e |= router_add(r, "/stream/", get, "GET, HEAD", probe_stream, pr);
     e |= router_add(r, "/drip", get, "GET, HEAD", probe_drip, pr);
     e |= router_add(r, "/health", get, "GET, HEAD", probe_health, pr);
-    e |= router_add(r, "/metrics", get, "GET, HEAD", probe_metrics, pr);
-    e |= router_add(r, "/queues", ROUTE_ANY, NULL, api_queues, queues);
-    e |= router_add(r, "/queues/", ROUTE_ANY, NULL, api_queues, queues);
-    e |= router_add(r, "/timers", ROUTE_ANY, NULL, api_timers, timers);
-    e |= router_add(r, "/timers/", ROUTE_ANY, NULL, api_timers, timers);
+    e |= router_add(r, "/metrics", get | ROUTE_NOCORS, "GET, HEAD", probe_metrics, pr);
+    e |= router_add(r, "/queues", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
+    e |= router_add(r, "/queues/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
+    e |= router_add(r, "/timers", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
+    e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
+    e |= probe_routes_add(r, pr); /* the other httpbin routes, and / listing every route */
     return e;
 }
 
@@ -125,5 +126,6 @@ int main(int argc, char **argv) {
     int rc = server_init(&srv, cfg) == 0 && compose(&srv, repair) == 0 ? server_run(&srv) : 1;
     server_free(&srv);
     probe_free(probes);
+    buf_free(&router.cors);
     return rc;
 }

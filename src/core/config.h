@@ -66,6 +66,10 @@ struct config {
     uint64_t max_delay_ms;       /* max_delay: /delay/{s} and /drip upper bound, default 60s */
     uint64_t max_bytes;          /* max_bytes: /bytes/{n} and /drip upper bound, default 1m */
     uint64_t max_stream;         /* max_stream: /stream/{n} upper bound, default 1000 */
+    int probe_trust_forwarded;   /* trust_forwarded: off|on, default on: X-Forwarded-For/-Proto/-Host
+                                    make origin and url (as httpbin behind its proxy) */
+    int probe_cors;              /* cors: off|on, default on: httpbin's CORS headers on the probes */
+    uint64_t max_form_parts;     /* max_form_parts: parts of a multipart body, default 1000 (413) */
 
     /* [tls] (served by the TLS issue; parsed and checked for presence now) */
     struct config_listen tls_listen[CONFIG_MAX_LISTEN]; /* listen: may repeat */
