@@ -536,6 +536,36 @@ static uint64_t xorshift64(uint64_t *s) {
     return *s = x;
 }
 
+/* Bodies larger than this are streamed (conn_stream) rather than built whole. */
+#define BYTES_STREAM_MIN 65536
+
+/* A /bytes body being streamed: the generator's state and what is left. */
+struct bytes_gen {
+    uint64_t seed;
+    uint64_t left;
+};
+
+/* Whole 8-byte words until the last slice, so the bytes are those that
+ * building the body whole gives (the same seed, the same body). */
+static int bytes_produce(void *arg, struct buf *out, size_t room) {
+    struct bytes_gen *g = arg;
+    size_t n = room & ~(size_t)7;
+    if (n == 0)
+        n = 8;
+    if (n > g->left)
+        n = (size_t)g->left;
+    if (buf_reserve(out, n + 8) < 0)
+        return -1;
+    char *w = buf_start(out) + out->len;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t r = xorshift64(&g->seed);
+        memcpy(w + i, &r, 8);
+    }
+    out->len += n;
+    g->left -= n;
+    return g->left > 0;
+}
+
 PROBE_HANDLER(probe_bytes) {
     struct probe *p = ctx;
     struct server *s = c->srv;
@@ -553,6 +583,20 @@ PROBE_HANDLER(probe_bytes) {
         seed = (uint64_t)v * 0x9E3779B97F4A7C15ull + 1;
     } else if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed || seed == 0) {
         seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + 1;
+    }
+    if (n > BYTES_STREAM_MIN) {
+        /* Large: the head now, the body as the socket takes it. */
+        if (reply_head(c, 200, CT_OCTETS, n, NULL) < 0)
+            return HANDLER_DONE;
+        struct bytes_gen *g = malloc(sizeof *g);
+        if (!g) {
+            conn_fail(c);
+            return HANDLER_DONE;
+        }
+        g->seed = seed;
+        g->left = (uint64_t)n;
+        conn_stream(c, bytes_produce, free, g);
+        return HANDLER_DONE;
     }
     struct buf *b = &p->body;
     if (buf_reserve(b, (size_t)n + 8) < 0)
@@ -615,6 +659,7 @@ PROBE_HANDLER(probe_metrics) {
         .delays_pending = p->delays_pending,
         .start_time = (uint64_t)s->start_time,
         .max_connections = s->cfg->max_connections,
+        .output_budget = s->cfg->output_budget,
     };
     if (metrics_render(&s->metrics, &g, &p->body) < 0 ||
         server_services_metrics(s, &p->body) < 0)
