@@ -144,7 +144,8 @@ class Reader:
 
 
 class OutputBoundTest(DaemonTestCase):
-    config = {"server": {"write_timeout": "60s", "max_connections": "1000"}}
+    config = {"server": {"write_timeout": "60s", "max_connections": "1000"},
+              "probe": {"max_stream": "1000000"}}
 
     @classmethod
     def setUpClass(cls):
@@ -293,6 +294,40 @@ class OutputBoundTest(DaemonTestCase):
               "after %.1f MB; /health median %.1f ms, %.1f ms from the start (max %.1f ms)"
               % (base / MB, max(peak, sampler.rss_peak) / MB, queued / MB, after / MB, med,
                  statistics.median(sampler.health), max(sampler.health)))
+
+    def test_stream_lines_are_produced_as_read(self):
+        # /stream/{n} with max_stream = 1000000: 200,000 lines (about 40 MB)
+        # were rendered whole before the first byte left. Now they are
+        # produced as the socket drains; all come, in order, chunked.
+        n = 200000
+        base = self.base_rss()
+        with self.d.connect(timeout=30) as c:
+            c.send(b"GET /stream/%d HTTP/1.1\r\nHost: t\r\n\r\n"
+                   b"GET /get?after=stream HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+            time.sleep(1.0)
+            held = rss(self.d)
+            r = Reader(c.sock)
+            status, h = r.head()
+            self.assertEqual(h.get("transfer-encoding"), "chunked")
+            lines = 0
+            while True:
+                while True:
+                    eol = r.buf.find(b"\r\n", 0, 32)
+                    if eol >= 0:
+                        break
+                    r._more()
+                size = int(bytes(r.buf[:eol]), 16)
+                del r.buf[:eol + 2]
+                chunk = r.body(size + 2)
+                if size == 0:
+                    self.assertEqual(bytes(chunk), b"\r\n")
+                    break
+                self.assertTrue(chunk.startswith(b'{"id": %d, ' % lines), chunk[:40])
+                lines += 1
+            self.assertEqual(lines, n)
+            status, h = r.head()
+            self.assertIn(b'"after": "stream"', r.body(int(h["content-length"])))
+        self.assertLess(held, base + 16 * MB, "RSS while the client does not read (base %d)" % base)
 
     def test_small_answers_pause_at_max_output(self):
         # Answers built whole (64 KB each) stop being built once 256 KiB of
