@@ -339,11 +339,18 @@ void probe_free(struct probe *p) {
 
 /* Send the body built in p->body. Answers are built and sent within one
  * handler or timer callback, so the buffer is always empty in between. */
+/* The render buffer keeps its memory up to this size; a larger answer
+ * (/metrics with many queues) frees it once sent into conn_out(). */
+#define BODY_KEEP 65536
+
 static enum handler_result reply_body(struct probe *p, struct conn *c, int status,
                                       const char *ctype) {
     struct buf *b = &p->body;
     reply(c, status, ctype, NULL, buf_start(b), b->len);
-    buf_reset(b);
+    if (b->cap > BODY_KEEP)
+        buf_free(b);
+    else
+        buf_reset(b);
     return HANDLER_DONE;
 }
 
@@ -661,6 +668,36 @@ static uint64_t xorshift64(uint64_t *s) {
     return *s = x;
 }
 
+/* Bodies larger than this are streamed (conn_stream) rather than built whole. */
+#define BYTES_STREAM_MIN 65536
+
+/* A /bytes body being streamed: the generator's state and what is left. */
+struct bytes_gen {
+    uint64_t seed;
+    uint64_t left;
+};
+
+/* Whole 8-byte words until the last slice, so the bytes are those that
+ * building the body whole gives (the same seed, the same body). */
+static int bytes_produce(void *arg, struct buf *out, size_t room) {
+    struct bytes_gen *g = arg;
+    size_t n = room & ~(size_t)7;
+    if (n == 0)
+        n = 8;
+    if (n > g->left)
+        n = (size_t)g->left;
+    if (buf_reserve(out, n + 8) < 0)
+        return -1;
+    char *w = buf_start(out) + out->len;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t r = xorshift64(&g->seed);
+        memcpy(w + i, &r, 8);
+    }
+    out->len += n;
+    g->left -= n;
+    return g->left > 0;
+}
+
 PROBE_HANDLER(probe_bytes) {
     struct probe *p = ctx;
     struct server *s = c->srv;
@@ -679,6 +716,20 @@ PROBE_HANDLER(probe_bytes) {
     } else if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed || seed == 0) {
         seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + 1;
     }
+    if (n > BYTES_STREAM_MIN) {
+        /* Large: the head now, the body as the socket takes it. */
+        if (reply_head(c, 200, CT_OCTETS, n, NULL) < 0)
+            return HANDLER_DONE;
+        struct bytes_gen *g = malloc(sizeof *g);
+        if (!g) {
+            conn_fail(c);
+            return HANDLER_DONE;
+        }
+        g->seed = seed;
+        g->left = (uint64_t)n;
+        conn_stream(c, bytes_produce, free, g);
+        return HANDLER_DONE;
+    }
     struct buf *b = &p->body;
     if (buf_reserve(b, (size_t)n + 8) < 0)
         return oom(p, c);
@@ -691,6 +742,40 @@ PROBE_HANDLER(probe_bytes) {
     return reply_body(p, c, 200, CT_OCTETS);
 }
 
+/* A /stream/{n} answer being streamed: httpbin's lines are the /get
+ * answer with an "id" first, each line one chunk (raw for HTTP/1.0, where
+ * the close ends the body). */
+struct stream_gen {
+    int64_t i, n;
+    int http10;
+    size_t len;
+    char rest[]; /* the /get answer after its '{' */
+};
+
+static int stream_produce(void *arg, struct buf *out, size_t room) {
+    struct stream_gen *g = arg;
+    size_t start = out->len;
+    while (g->i < g->n && out->len - start < room) {
+        char id[48];
+        int idl = snprintf(id, sizeof id, "{\"id\": %lld, ", (long long)g->i);
+        int r = 0;
+        if (!g->http10)
+            r |= buf_appendf(out, "%zx\r\n", (size_t)idl + g->len);
+        r |= buf_append(out, id, (size_t)idl);
+        r |= buf_append(out, g->rest, g->len);
+        if (!g->http10)
+            r |= buf_append(out, "\r\n", 2);
+        if (r)
+            return -1;
+        g->i++;
+    }
+    if (g->i < g->n)
+        return 1;
+    if (!g->http10 && buf_append(out, "0\r\n\r\n", 5) < 0)
+        return -1;
+    return 0;
+}
+
 PROBE_HANDLER(probe_stream) {
     struct probe *p = ctx;
     struct server *s = c->srv;
@@ -701,20 +786,22 @@ PROBE_HANDLER(probe_stream) {
     struct buf *b = &p->body;
     if (render_echo(c, req, body, body_len, 0, b) < 0)
         return oom(p, c);
-    /* httpbin's lines are the /get answer with an "id" first. */
-    struct buf line = BUF_INIT;
-    int r = reply_head(c, 200, CT_JSON, -1, NULL);
-    for (int64_t i = 0; i < n && !r; i++) {
-        buf_reset(&line);
-        r |= buf_appendf(&line, "{\"id\": %lld, ", (long long)i);
-        r |= buf_append(&line, buf_start(b) + 1, b->len - 1);
-        r |= reply_chunk(c, buf_start(&line), line.len);
-    }
-    r |= reply_chunk_end(c);
-    buf_free(&line);
+    struct stream_gen *g = malloc(sizeof *g + b->len);
+    if (!g)
+        return oom(p, c);
+    g->i = 0;
+    g->n = n;
+    g->len = b->len - 1;
+    memcpy(g->rest, buf_start(b) + 1, g->len);
     buf_reset(b);
-    if (r)
-        c->keep_alive = 0; /* a broken chunked stream must end with the connection */
+    /* The lines are produced as the socket drains (conn_stream), never
+     * all at once: max_stream may allow a million of them. */
+    if (reply_head(c, 200, CT_JSON, -1, NULL) < 0) {
+        free(g);
+        return HANDLER_DONE;
+    }
+    g->http10 = c->http10;
+    conn_stream(c, stream_produce, free, g);
     return HANDLER_DONE;
 }
 
@@ -743,6 +830,7 @@ PROBE_HANDLER(probe_metrics) {
         .delays_pending = p->delays_pending,
         .start_time = (uint64_t)s->start_time,
         .max_connections = s->cfg->max_connections,
+        .output_budget = s->cfg->output_budget,
     };
     if (metrics_render(&s->metrics, &g, &p->body) < 0 ||
         server_services_metrics(s, &p->body) < 0)

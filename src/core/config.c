@@ -101,6 +101,8 @@ static const struct keydef keys[] = {
     {SEC_SERVER, "max_headers", V_COUNT, C(max_headers), 1, 128, 100, NULL}, /* HTTP_MAX_HEADERS */
     {SEC_SERVER, "max_uri", V_SIZE, C(max_uri), 16, MIB, 4 * KIB, NULL}, /* <= max_header_bytes */
     {SEC_SERVER, "max_body", V_SIZE, C(max_body), 0, GIB, MIB, NULL},
+    {SEC_SERVER, "max_output", V_SIZE, C(max_output), 4 * KIB, GIB, 256 * KIB, NULL},
+    {SEC_SERVER, "output_budget", V_SIZE, C(output_budget), 0, 1024 * GIB, 64 * MIB, NULL},
     {SEC_PROBE, "max_delay", V_DURATION, C(max_delay_ms), 0, YEAR, 60 * SECOND, NULL},
     {SEC_PROBE, "max_bytes", V_SIZE, C(max_bytes), 0, GIB, MIB, NULL},
     {SEC_PROBE, "max_stream", V_COUNT, C(max_stream), 0, 1000000, 1000, NULL},

@@ -61,6 +61,10 @@ struct config {
     uint64_t max_headers;        /* default 100 (431), at most 128 */
     uint64_t max_uri;            /* size, default 4k (414) */
     uint64_t max_body;           /* size, default 1m (413) */
+    uint64_t max_output;         /* size, default 256k: a connection's unsent answers past which
+                                    it parses and reads no more requests */
+    uint64_t output_budget;      /* size, default 64m: all connections' unsent answers past
+                                    which a connection answers only with nothing queued; 0 none */
 
     /* [probe] */
     uint64_t max_delay_ms;       /* max_delay: /delay/{s} and /drip upper bound, default 60s */
