@@ -473,6 +473,13 @@ class QueueScenario(unittest.TestCase):
         self.assertEqual(rc, 2, (out, err))
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertIn("/queues/NAME", err)
+        # --json: the failed PUT as a JSON error object.
+        rc, out, err = run_load("--json", "--scenario", "queue", "-n", 10,
+                                self.d.url("/queues/bad%20name"))
+        self.assertEqual(rc, 1, (out, err))
+        s = json.loads(out)
+        self.assertIn("400", s["error"])
+        self.assertEqual(s["exit_status"], 1)
 
     def test_queue_deleted_mid_run(self):
         def delete():
@@ -559,6 +566,10 @@ class BadInput(unittest.TestCase):
             (["not-a-url"], 2, "URL"),
             (["-c", "0", "http://127.0.0.1/"], 2, "-c"),
             (["http://127.0.0.1/", "--nope"], 2, "--nope"),
+            (["--scenario", "seed", "--delays", "0.1", "http://127.0.0.1:%d/" % free_port()], 1,
+             "cannot connect"),
+            (["--scenario", "queue", "-n", "1", "http://127.0.0.1:%d/queues/q" % free_port()], 1,
+             "cannot connect"),
         ]
         for args, want_rc, word in cases:
             with self.subTest(args):

@@ -19,7 +19,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,18 +38,7 @@
 
 /* A run that fails: one line on stderr and, with --json, a JSON object on
  * stdout naming the error, so a script always gets something to parse. */
-static int __attribute__((format(printf, 3, 4)))
-failure(const struct load_opts *o, int status, const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "awaitload: %s\n", msg);
-    if (o->json)
-        load_report_json_error(stdout, msg, status, o->url);
-    return status;
-}
+#define failure(o, status, ...) load_report_fail((o)->json, (o)->url, status, __VA_ARGS__)
 
 /*
  * Raise the soft file limit to the hard one, then check -c against it.

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 void load_stats_merge(struct load_stats *dst, const struct load_stats *src) {
@@ -292,4 +293,16 @@ void load_report_json_error(FILE *f, const char *msg, int status, const char *ur
         fwrite(buf_start(&b), 1, b.len, f);
     buf_free(&b);
     fflush(f);
+}
+
+int load_report_fail(int json, const char *url, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "awaitload: %s\n", msg);
+    if (json)
+        load_report_json_error(stdout, msg, status, url);
+    return status;
 }

@@ -46,6 +46,11 @@ void load_report_histogram(FILE *f, const char *label, const struct load_hist *h
  * before it has anything to report. */
 void load_report_json_error(FILE *f, const char *msg, int status, const char *url);
 
+/* A run that fails: "awaitload: MSG" on stderr and, when json is set, the
+ * object above on stdout. Returns status. */
+int load_report_fail(int json, const char *url, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* "\r[  3s] 41234 req/s, 123456 requests, 0 errors" (no newline), with
  * rate_unit "req" and unit "requests". */
 void load_report_progress(FILE *f, double elapsed_s, double rate, const char *rate_unit,
