@@ -17,6 +17,7 @@
 #include "svc/tsvc.h"
 #include "net/tls_server.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -74,23 +75,28 @@ static int compose(struct server *s, int repair) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: awaitd [-c FILE] [-t] [-r] [-V] [-h]\n"
+    fprintf(f, "usage: awaitd [-c FILE] [-t | -T] [-r] [-V] [-h]\n"
                "  -c FILE  config file (default %s/awaitd.conf)\n"
                "  -t       check the config and exit (0 ok, 1 error)\n"
+               "  -T       check the config, print the effective configuration (every\n"
+               "           key, defaults included, as a config file) and exit\n"
                "  -r       repair a corrupt journal: cut it at the first bad record\n"
                "           (the cut bytes are saved beside it) instead of refusing to start\n"
-               "  -V       print the version and exit\n"
-               "  -h       this help\n",
+               "  -V, --version  print the version and exit\n"
+               "  -h, --help     this help\n",
             SYSCONFDIR);
 }
 
 int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     const char *path = SYSCONFDIR "/awaitd.conf";
-    int test_only = 0, repair = 0, opt;
-    while ((opt = getopt(argc, argv, "c:trVh")) != -1) {
+    int test_only = 0, dump = 0, repair = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:tTrVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': test_only = 1; break;
+        case 'T': test_only = dump = 1; break;
         case 'r': repair = 1; break;
         case 'V': printf("awaitd %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -118,7 +124,10 @@ int main(int argc, char **argv) {
             }
             tls_ctx_free(t);
         }
-        printf("awaitd: the configuration file %s syntax is ok\n", path);
+        /* -T: the verdict goes to stderr so stdout is a config file (nginx -T). */
+        fprintf(dump ? stderr : stdout, "awaitd: the configuration file %s syntax is ok\n", path);
+        if (dump)
+            config_dump(cfg, stdout);
         config_free(cfg);
         return 0;
     }

@@ -625,10 +625,11 @@ static int open_section(struct parser *p, char *s) {
         snprintf(p->secname, sizeof p->secname, "%s", name);
         return 0;
     }
-    return fail(p, p->line,
-                "[%s]: unknown section; expected [server], [probe], [tls], [journal], [auth], "
-                "[queues], [timers], [metrics] or [queue NAME]",
-                name);
+    char list[256]; /* every section of the table, so a new one is listed by itself */
+    size_t n = 0;
+    for (int i = 0; i < NFIXED && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "[%s], ", section_names[i]);
+    return fail(p, p->line, "[%s]: unknown section; expected %sor [queue NAME]", name, list);
 }
 
 /* Cut the value at a comment and unquote it; NULL with the message set on error. */
@@ -813,4 +814,25 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
         rc = config_parse_text(path, n > 0 ? buf : "", out, err, errlen);
     free(buf);
     return rc;
+}
+
+/* ---- the key table, for printers (config_dump.c) -------------------------- */
+
+_Static_assert((int)V_COUNT == CONFIG_KIND_COUNT && (int)V_ENUM == CONFIG_KIND_ENUM &&
+                   (int)V_PATH == CONFIG_KIND_PATH && (int)V_STRING == CONFIG_KIND_STRING,
+               "enum config_kind mirrors enum vtype");
+
+int config_key_info(size_t i, struct config_key_info *out) {
+    if (i >= NKEYS)
+        return -1;
+    const struct keydef *k = &keys[i];
+    *out = (struct config_key_info){
+        .section = k->sec == SEC_QUEUE ? "queue" : section_names[k->sec],
+        .per_queue = k->sec == SEC_QUEUE,
+        .name = k->name,
+        .kind = (enum config_kind)k->type,
+        .off = k->off,
+        .names = k->names,
+    };
+    return 0;
 }

@@ -15,6 +15,7 @@
 #define AWAITD_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -133,5 +134,29 @@ void config_free(struct config *c);
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
 int config_parse_listen(const char *s, struct config_listen *out);
+
+/*
+ * The key table, read-only, for printers such as config_dump (awaitd -T).
+ * Kinds mirror config.c's value types: numbers are uint64_t (durations in
+ * ms), enums an int indexing names, paths and strings a char * or NULL.
+ */
+enum config_kind {
+    CONFIG_KIND_COUNT, CONFIG_KIND_SIZE, CONFIG_KIND_DURATION, CONFIG_KIND_ENUM,
+    CONFIG_KIND_LISTEN, CONFIG_KIND_PATH, CONFIG_KIND_TOKEN, CONFIG_KIND_TOKEN_FILE,
+    CONFIG_KIND_STRING
+};
+struct config_key_info {
+    const char *section;      /* "server", "tls", ...; "queue" for every [queue NAME] */
+    int per_queue;            /* 1: off is into struct config_queue, else struct config */
+    const char *name;
+    enum config_kind kind;
+    size_t off;               /* of the value (unused for listen) */
+    const char *const *names; /* CONFIG_KIND_ENUM: the words, in value order */
+};
+/* The i-th key, in table order (sections together); 0, or -1 past the last. */
+int config_key_info(size_t i, struct config_key_info *out);
+
+/* awaitd -T: write c as a config file (every key, defaults included) to f. */
+void config_dump(const struct config *c, FILE *f);
 
 #endif
