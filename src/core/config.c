@@ -818,7 +818,8 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 
 /* ---- the key table, for printers (config_dump.c) -------------------------- */
 
-_Static_assert((int)V_COUNT == CONFIG_KIND_COUNT && (int)V_ENUM == CONFIG_KIND_ENUM &&
+_Static_assert((int)V_COUNT == CONFIG_KIND_COUNT && (int)V_TOPN == CONFIG_KIND_TOPN &&
+                   (int)V_ENUM == CONFIG_KIND_ENUM &&
                    (int)V_PATH == CONFIG_KIND_PATH && (int)V_STRING == CONFIG_KIND_STRING,
                "enum config_kind mirrors enum vtype");
 

@@ -141,7 +141,7 @@ int config_parse_listen(const char *s, struct config_listen *out);
  * ms), enums an int indexing names, paths and strings a char * or NULL.
  */
 enum config_kind {
-    CONFIG_KIND_COUNT, CONFIG_KIND_SIZE, CONFIG_KIND_DURATION, CONFIG_KIND_ENUM,
+    CONFIG_KIND_COUNT, CONFIG_KIND_SIZE, CONFIG_KIND_DURATION, CONFIG_KIND_TOPN, CONFIG_KIND_ENUM,
     CONFIG_KIND_LISTEN, CONFIG_KIND_PATH, CONFIG_KIND_TOKEN, CONFIG_KIND_TOKEN_FILE,
     CONFIG_KIND_STRING
 };
@@ -153,6 +153,7 @@ struct config_key_info {
     size_t off;               /* of the value (unused for listen) */
     const char *const *names; /* CONFIG_KIND_ENUM: the words, in value order */
 };
+/* CONFIG_KIND_TOPN: a uint64_t, 0 = off, CONFIG_PER_QUEUE_ALL = on, else top N. */
 /* The i-th key, in table order (sections together); 0, or -1 past the last. */
 int config_key_info(size_t i, struct config_key_info *out);
 

@@ -80,6 +80,14 @@ static void put_key(FILE *f, const struct config *c, const void *base,
                  k->kind == CONFIG_KIND_SIZE ? size_units : duration_units);
         fputc('\n', f);
         return;
+    case CONFIG_KIND_TOPN: {
+        uint64_t n = *(const uint64_t *)slot;
+        if (n == 0 || n == CONFIG_PER_QUEUE_ALL)
+            fprintf(f, "%s = %s\n", k->name, n ? "on" : "off");
+        else
+            fprintf(f, "%s = top %llu\n", k->name, (unsigned long long)n);
+        return;
+    }
     case CONFIG_KIND_ENUM: {
         int v = *(const int *)slot, n = 0;
         while (k->names && k->names[n])
