@@ -348,6 +348,37 @@ class QueueTest(ClientCase, JournalDaemonTestCase):
         self.assertIn("cron", errs[3].message)
 
 
+class MemLimitTest(ClientCase, DaemonTestCase):
+    """A put refused for the memory limit (503 at once, not a wait) is
+    retried by put() after Retry-After until the memory is freed."""
+
+    config = {"queues": {"mem_limit": "3000"}}
+
+    def test_put_retries_after_memory_refusal(self):
+        async def t(client):
+            q = client.queue(self.qname())
+            await q.put(b"a" * 2000)
+            with self.assertRaises(awaitd.QueueFull) as cm:
+                await q.put_nowait(b"b" * 2000)
+            putter = asyncio.create_task(q.put(b"b" * 2000))
+            await asyncio.sleep(2.5)
+            waited = putter.done()
+            await (await q.get()).ack()
+            t0 = time.monotonic()
+            await asyncio.wait_for(putter, 10)
+            took = time.monotonic() - t0
+            job = await q.get()
+            await job.ack()
+            return cm.exception, waited, took, job.payload
+
+        err, waited, took, payload = self.arun(t)
+        self.assertEqual(err.status, 503)
+        self.assertIn("memory", err.message)
+        self.assertFalse(waited, "put returned while the memory was taken")
+        self.assertLess(took, 3.0)
+        self.assertEqual(payload, b"b" * 2000)
+
+
 class TimerTest(ClientCase, JournalDaemonTestCase):
 
     tmp_prefix = "awaitd-pyt-"
