@@ -386,8 +386,7 @@ class TimerTest(ClientCase, JournalDaemonTestCase):
 
     def test_cancel_then_await_raises_cancelled(self):
         async def t(client):
-            q = client.queue(self.qname())
-            await q.declare()
+            q = client.queue(self.qname())  # create_timer declares it
             timer = await client.create_timer(q, b"tick\0", every=0.3)
             waiter = asyncio.ensure_future(timer.wait())
             await asyncio.sleep(1.6)  # across the daemon's 1 s max_wait

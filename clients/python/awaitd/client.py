@@ -163,7 +163,11 @@ class Client:
         one-shot ``after`` seconds or ``at`` an RFC 3339 time, or periodic
         ``every`` seconds or by ``cron`` (UTC); exactly one of them. Other
         fields of docs/TIMERS.md pass through (``count``, ``jitter``,
-        ``on_full``, ``on_missed``). The payload is encoded as for a put."""
+        ``on_full``, ``on_missed``). The payload is encoded as for a put.
+        ``queue`` is a name (the queue must exist) or a Queue handle, which is
+        declared first if it was not yet."""
+        if isinstance(queue, Queue):
+            await queue._ready()  # declared first, as by any of its own operations
         spec: Dict[str, Any] = {"queue": queue.name if isinstance(queue, Queue) else queue}
         raw = encode(payload)
         try:

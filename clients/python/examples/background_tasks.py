@@ -13,7 +13,6 @@ NAME = sys.argv[2] if len(sys.argv) > 2 else "ran"
 async def main():
     async with awaitd.Client(URL) as client:
         ran = client.queue(NAME)
-        await ran.declare()
         task_a = await client.create_timer(ran, "task-a ran", every=1)
         task_b = await client.create_timer(ran, "task-b ran", every=1)
         await asyncio.sleep(5)
