@@ -275,12 +275,19 @@ class QueueTest(ClientCase, JournalDaemonTestCase):
             t0 = time.monotonic()
             job = await q.get()  # released at once, not after the 30 s lease
             took = time.monotonic() - t0
-            await job.ack()
-            return job, took
+            await job.nack()
+            async for job2 in q:
+                break  # left without an ack: released as well
+            await asyncio.sleep(0.2)
+            job3 = await q.get_nowait()
+            await job3.ack()
+            return job, took, job2, job3, await q.stats()
 
-        job, took = self.arun(t)
+        job, took, job2, job3, st = self.arun(t)
         self.assertEqual((job.text(), job.attempt), ("boom", 2))
         self.assertLess(took, 2.0)
+        self.assertEqual((job2.attempt, job3.attempt, job3.id), (3, 4, job.id))
+        self.assertEqual((st["unfinished"], st["total_acked"]), (0, 1), st)
 
     def test_async_for_ends_at_shutdown_and_job_context(self):
         async def t(client):
