@@ -76,8 +76,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: awaitd [-c FILE] [-t] [-r] [-V] [-h]\n"
                "  -c FILE  config file (default %s/awaitd.conf)\n"
                "  -t       check the config and exit (0 ok, 1 error)\n"
-               "  -r       repair a corrupt journal: cut it at the first bad record\n"
-               "           (the cut bytes are saved beside it) instead of refusing to start\n"
+               "  -r       repair a refused journal: cut at the last good batch, or rewrite a damaged\n"
+               "           header, instead of refusing to start (a copy of the original is\n"
+               "           kept as JOURNAL.damaged-OFFSET)\n"
                "  -V       print the version and exit\n"
                "  -h       this help\n",
             SYSCONFDIR);

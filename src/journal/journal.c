@@ -291,6 +291,8 @@ static size_t batch_check(const char *data, size_t from, size_t end, size_t *bad
             *bad_end = *why == JOURNAL_PARSE_BAD_CRC || *why == JOURNAL_PARSE_BAD_TYPE
                            ? p + JOURNAL_RECORD_OVERHEAD + n
                            : end;
+            if (*bad_end > end)
+                *bad_end = end;
             return p;
         }
         p += rec.size;

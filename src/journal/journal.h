@@ -178,7 +178,7 @@ void journal_scan(const char *data, size_t len, journal_record_fn cb, void *arg,
                   struct journal_scan_result *res);
 
 /* journal_open_replay flags */
-#define JOURNAL_REPAIR 1 /* on corruption, cut at the first bad record instead of refusing */
+#define JOURNAL_REPAIR 1 /* cut corruption at the last good batch, rewrite a damaged header */
 
 struct journal_info {
     uint64_t records;         /* records replayed */
