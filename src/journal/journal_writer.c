@@ -652,8 +652,11 @@ static int enqueue(struct jw *jw, const void *rec, size_t len, int type, jw_done
         int e = type < 0 ? buf_append(&jw->qbytes, rec, len)
                          : journal_encode(&jw->qbytes, (uint8_t)type, rec,
                                           len - JOURNAL_RECORD_OVERHEAD);
-        if (e < 0)
+        if (e < 0) {
             rc = type >= 0 && errno == EINVAL ? JW_EINVAL : JW_NOMEM;
+            if (jw->qbytes.len == JOURNAL_BATCH_HEADER)
+                buf_reset(&jw->qbytes); /* no batch of nothing */
+        }
         else
             jw->qreqs[jw->qn++] = (struct jw_req){cb, arg, 0, 1};
     }
