@@ -118,7 +118,7 @@ static void run(const char *dir, int producers, int seconds, enum jw_mode mode) 
     jw_options_init(&o);
     o.mode = mode;
     base = event_base_new();
-    jw = jw_open(base, path, fd, info.end, &o, err, sizeof err);
+    jw = jw_open(base, path, fd, info.end, info.last_seq, &o, err, sizeof err);
     if (!jw) {
         fprintf(stderr, "%s\n", err);
         exit(1);

@@ -80,8 +80,9 @@ static void usage(FILE *f) {
                "  -t       check the config and exit (0 ok, 1 error)\n"
                "  -T       check the config, print the effective configuration (every\n"
                "           key, defaults included, as a config file) and exit\n"
-               "  -r       repair a corrupt journal: cut it at the first bad record\n"
-               "           (the cut bytes are saved beside it) instead of refusing to start\n"
+               "  -r       repair a refused journal instead of refusing to start: cut it at\n"
+               "           the last good batch, or rewrite a damaged header (a copy of the\n"
+               "           original is kept as JOURNAL.damaged-OFFSET)\n"
                "  -V, --version  print the version and exit\n"
                "  -h, --help     this help\n",
             SYSCONFDIR);

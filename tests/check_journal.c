@@ -80,16 +80,36 @@ static void payload_make(char *p, uint64_t seq) {
     memcpy(p, &seq, sizeof seq);
 }
 
-/* An image of header + n records (type 1, payloads of varying length); offs[i] = offset. */
-static void image_make(struct buf *b, int n, size_t *offs) {
+/* Append the records in r as one batch (header, then r), and empty r. */
+static void batch_add(struct buf *b, uint64_t seq, struct buf *r) {
+    unsigned char h[JOURNAL_BATCH_HEADER];
+    journal_batch_header(h, seq, r->len);
+    EXPECT(buf_append(b, h, sizeof h) == 0 && buf_append(b, buf_start(r), r->len) == 0);
+    buf_reset(r);
+}
+
+/* An image of header + n batches of one record each (type 1, payloads of
+ * varying length), seq 1..n; offs[i] = the batch's offset. v1: version 1's
+ * format instead (records without batches; offs[i] = the record's). */
+static void image_make_v(struct buf *b, int n, size_t *offs, int v1) {
+    struct buf r = BUF_INIT;
     EXPECT(journal_header_encode(b, 1700000000) == 0);
+    if (v1)
+        buf_start(b)[4] = 1;
     for (int i = 0; i < n; i++) {
         char p[PAYLOAD + 64] = {0};
         payload_make(p, (uint64_t)i);
         offs[i] = b->len;
-        EXPECT(journal_encode(b, T_PUT, p, PAYLOAD - 40 + (size_t)(i * 7) % 64) == 0);
+        EXPECT(journal_encode(v1 ? b : &r, T_PUT, p, PAYLOAD - 40 + (size_t)(i * 7) % 64) == 0);
+        if (!v1)
+            batch_add(b, (uint64_t)i + 1, &r);
     }
     offs[n] = b->len;
+    buf_free(&r);
+}
+
+static void image_make(struct buf *b, int n, size_t *offs) {
+    image_make_v(b, n, offs, 0);
 }
 
 /* Replay collector: sequence numbers and types in file order. */
@@ -150,25 +170,30 @@ static int rt_cb(void *arg, uint8_t type, const char *p, size_t len, uint64_t of
 
 START_TEST(encode_scan_roundtrip) {
     static const size_t lens[] = {0, 1, 7, 8, 9, 100, 4096, 70000};
-    struct buf b = BUF_INIT;
+    struct buf b = BUF_INIT, rb = BUF_INIT;
     EXPECT(journal_header_encode(&b, 42) == 0);
     char *p = malloc(70000);
     for (size_t i = 0; i < 8; i++) {
         for (size_t k = 0; k < lens[i]; k++)
             p[k] = (char)(k + i);
-        EXPECT(journal_encode(&b, (uint8_t)(i + 1), p, lens[i]) == 0);
+        EXPECT(journal_encode(&rb, (uint8_t)(i + 1), p, lens[i]) == 0);
+        if (i == 2 || i == 7)
+            batch_add(&b, i == 2 ? 7 : 8, &rb);
     }
-    size_t before = b.len;
+    size_t before = rb.len;
     errno = 0;
-    EXPECT(journal_encode(&b, 0, p, 1) < 0 && errno == EINVAL);
-    EXPECT(journal_encode(&b, JOURNAL_TYPE_RESERVED, p, 1) < 0 && errno == EINVAL);
-    EXPECT(journal_encode(&b, 1, p, JOURNAL_RECORD_MAX + 1) < 0 && errno == EINVAL);
-    EXPECT_EQ(b.len, before);
+    EXPECT(journal_encode(&rb, 0, p, 1) < 0 && errno == EINVAL);
+    EXPECT(journal_encode(&rb, JOURNAL_TYPE_RESERVED, p, 1) < 0 && errno == EINVAL);
+    EXPECT(journal_encode(&rb, 1, p, JOURNAL_RECORD_MAX + 1) < 0 && errno == EINVAL);
+    EXPECT_EQ(rb.len, before);
+    buf_free(&rb);
     struct journal_scan_result r;
     size_t i = 0;
     journal_scan(buf_start(&b), b.len, rt_cb, &i, &r);
     EXPECT_EQ(r.status, JOURNAL_SCAN_CLEAN);
     EXPECT_EQ(r.records, 8);
+    EXPECT_EQ(r.batches, 2);
+    EXPECT_EQ(r.last_seq, 8);
     EXPECT_EQ(i, 8);
     EXPECT_EQ(r.end, b.len);
     EXPECT_EQ(r.created, 42);
@@ -178,19 +203,24 @@ START_TEST(encode_scan_roundtrip) {
     EXPECT_EQ(r.status, JOURNAL_SCAN_EMPTY);
     journal_scan(buf_start(&b), 10, NULL, NULL, &r);
     EXPECT_EQ(r.status, JOURNAL_SCAN_BAD_HEADER);
-    buf_start(&b)[4] = 2;
+    buf_start(&b)[4] = 3; /* a damaged version field: the body is a journal's */
     journal_scan(buf_start(&b), b.len, NULL, NULL, &r);
     EXPECT(r.status == JOURNAL_SCAN_BAD_HEADER && strstr(r.reason, "version"));
+    EXPECT_EQ(r.repairable, 2);
     buf_start(&b)[0] = 'X';
     journal_scan(buf_start(&b), b.len, NULL, NULL, &r);
     EXPECT(r.status == JOURNAL_SCAN_BAD_HEADER && strstr(r.reason, "magic"));
+    EXPECT_EQ(r.repairable, 2);
+    journal_scan("not a journal at all, not at all", 33, NULL, NULL, &r);
+    EXPECT(r.status == JOURNAL_SCAN_BAD_HEADER && r.repairable == 0);
     free(p);
     buf_free(&b);
 }
 END_TEST
 
-/* Every single-bit flip in a middle record is corruption at that record;
- * in the last record it is a torn tail. Random garbage never crashes. */
+/* Every single-bit flip in a middle batch is corruption there, and so is
+ * one in the complete last batch (a flip is no torn write). Random garbage
+ * never crashes. */
 START_TEST(flipped_bits) {
     struct buf b = BUF_INIT;
     size_t off[6];
@@ -200,23 +230,25 @@ START_TEST(flipped_bits) {
     for (size_t bit = off[2] * 8; bit < off[3] * 8; bit++) {
         d[bit / 8] ^= (char)(1 << bit % 8);
         journal_scan(d, b.len, NULL, NULL, &r);
-        EXPECT_EQ(r.status, JOURNAL_SCAN_CORRUPT);
-        EXPECT_EQ(r.bad, off[2]);
+        ck_assert_msg(r.status == JOURNAL_SCAN_CORRUPT, "bit %zu: %d", bit, r.status);
+        EXPECT(r.bad == off[2] || r.bad == off[2] + JOURNAL_BATCH_HEADER);
         EXPECT_EQ(r.end, off[2]);
         EXPECT_EQ(r.records, 2);
         EXPECT_EQ(r.next_good, off[3]);
         EXPECT_EQ(r.dropped_records, 2);
+        EXPECT_EQ(r.dropped_batches, 2);
         d[bit / 8] ^= (char)(1 << bit % 8);
     }
     struct journal_record rec;
-    d[off[2] + 20] ^= 4;
-    EXPECT_EQ(journal_record_parse(d + off[2], b.len - off[2], &rec), JOURNAL_PARSE_BAD_CRC);
-    d[off[2] + 20] ^= 4;
+    d[off[2] + 45] ^= 4;
+    EXPECT_EQ(journal_record_parse(d + off[2] + JOURNAL_BATCH_HEADER, b.len - off[2] - 25, &rec),
+              JOURNAL_PARSE_BAD_CRC);
+    d[off[2] + 45] ^= 4;
     for (size_t bit = off[4] * 8; bit < off[5] * 8; bit++) {
         d[bit / 8] ^= (char)(1 << bit % 8);
         journal_scan(d, b.len, NULL, NULL, &r);
-        EXPECT_EQ(r.status, JOURNAL_SCAN_TORN);
-        EXPECT_EQ(r.bad, off[4]);
+        ck_assert_msg(r.status == JOURNAL_SCAN_CORRUPT, "bit %zu: %d", bit, r.status);
+        EXPECT_EQ(r.end, off[4]);
         EXPECT_EQ(r.records, 4);
         d[bit / 8] ^= (char)(1 << bit % 8);
     }
@@ -262,15 +294,15 @@ START_TEST(torn_tail_every_offset) {
         replay_all();
         EXPECT_EQ(C.n, 3);
     }
-    /* Whole length but a bad crc, and a zero-filled tail: torn too. */
+    /* Whole length but a bad crc: a flipped byte, not a torn write. */
     buf_start(&b)[off[4] - 1] ^= 1;
     file_put(jpath, buf_start(&b), off[4]);
     struct journal_info info;
     char err[512];
     int fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
-    EXPECT(fd >= 0 && info.truncated && info.bad_offset == off[3]);
-    close(fd);
+    EXPECT_EQ(fd, -1);
     buf_start(&b)[off[4] - 1] ^= 1;
+    /* A zero-filled tail past the last batch (the file grew, the write was lost): torn. */
     EXPECT(buf_reserve(&b, 4096) == 0);
     memset(buf_start(&b) + b.len, 0, 4096);
     file_put(jpath, buf_start(&b), b.len + 4096);
@@ -292,8 +324,7 @@ START_TEST(torn_random_tail) {
     srand(11);
     for (size_t k = 0; k < n; k++)
         t[k] = (char)rand();
-    memcpy(t, "\0\0\x30\0", 4); /* a 3 MiB record, cut at 2 */
-    t[8] = T_PUT;
+    journal_batch_header((unsigned char *)t, 5, 3u << 20); /* a 3 MiB batch, cut at 2 */
     struct journal_scan_result r;
     uint64_t t0 = clock_now_ms();
     journal_scan(buf_start(&b), b.len + n, NULL, NULL, &r);
@@ -335,14 +366,167 @@ START_TEST(corruption_refused_and_repaired) {
     EXPECT_EQ(info.records, 3);
     EXPECT_EQ(info.dropped_records, 6);
     EXPECT_EQ(info.dropped_bytes, b.len - off[3]);
-    EXPECT_EQ(file_size(info.saved_to), b.len - off[3]);
+    EXPECT_EQ(file_size(info.saved_to), b.len); /* the original, whole */
+    EXPECT(strstr(info.saved_to, ".damaged-") != NULL);
     EXPECT_EQ(file_size(jpath), off[3]);
     close(fd);
     replay_all();
     EXPECT_EQ(C.n, 3);
     file_put(jpath, "not a journal at all", 20);
     EXPECT_EQ(journal_open_replay(jpath, NULL, NULL, JOURNAL_REPAIR, &info, err, sizeof err), -1);
-    EXPECT(strstr(err, "magic") != NULL);
+    EXPECT(strstr(err, "magic") != NULL && strstr(err, "does not touch") != NULL);
+    buf_free(&b);
+}
+END_TEST
+
+
+/* The version 2 tail rules (journal.h): only the last batch may be torn. */
+START_TEST(tail_rules) {
+    struct buf b = BUF_INIT, r = BUF_INIT;
+    size_t off[7];
+    image_make(&b, 6, off);
+    /* A last batch of 40 records of 300 bytes (12 KiB: several pages). */
+    size_t last = b.len, recs[41];
+    char p[300];
+    for (int i = 0; i < 40; i++) {
+        memset(p, 'A' + i % 26, sizeof p);
+        recs[i] = last + JOURNAL_BATCH_HEADER + r.len;
+        EXPECT(journal_encode(&r, T_PUT, p, sizeof p - JOURNAL_RECORD_OVERHEAD) == 0);
+    }
+    recs[40] = last + JOURNAL_BATCH_HEADER + r.len;
+    batch_add(&b, 7, &r);
+    char *d = buf_start(&b);
+    size_t len = b.len;
+    char *save = malloc(len);
+    memcpy(save, d, len);
+    struct journal_scan_result res;
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT(res.status == JOURNAL_SCAN_CLEAN && res.batches == 7 && res.last_seq == 7);
+
+    /* Zeros over the end of batch 3 through the end of the file: several
+     * batches, damage reaching past a batch's end: corruption, at batch 3. */
+    memset(d + off[3] + 30, 0, len - off[3] - 30);
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT_EQ(res.status, JOURNAL_SCAN_CORRUPT);
+    EXPECT_EQ(res.end, off[3]);
+    EXPECT_EQ(res.bad, off[3] + JOURNAL_BATCH_HEADER);
+    memcpy(d, save, len);
+
+    /* The last 4,096 bytes zeroed, from wherever they start: the batch
+     * before the last one is damaged too when they reach it: corruption. */
+    memset(d + off[5] + 20, 0, len - off[5] - 20);
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT(res.status == JOURNAL_SCAN_CORRUPT && res.end == off[5]);
+    memcpy(d, save, len);
+
+    /* Inside the last batch, zeros from a page boundary on: lost pages of the
+     * last write: torn, cut at its start; nothing before it is touched. */
+    size_t page = (recs[10] / JOURNAL_PAGE + 1) * JOURNAL_PAGE;
+    EXPECT(page < len);
+    memset(d + page, 0, len - page);
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT_EQ(res.status, JOURNAL_SCAN_TORN);
+    EXPECT_EQ(res.end, last);
+    EXPECT_EQ(res.records, 6);
+    memcpy(d, save, len);
+
+    /* Zeros inside the last batch from a record boundary that is no page
+     * boundary, so the bad record ends before the next page: corruption. */
+    size_t k = 11;
+    while (recs[k] % JOURNAL_PAGE == 0 || recs[k] / JOURNAL_PAGE != (recs[k + 1] - 1) / JOURNAL_PAGE)
+        k++;
+    memset(d + recs[k], 0, recs[k + 1] - recs[k]);
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT_EQ(res.status, JOURNAL_SCAN_CORRUPT);
+    EXPECT_EQ(res.bad, recs[k]);
+    memcpy(d, save, len);
+
+    /* A batch out of sequence (one lost in the middle of the file). */
+    journal_batch_header((unsigned char *)d + off[4], 9, off[5] - off[4] - JOURNAL_BATCH_HEADER);
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT(res.status == JOURNAL_SCAN_CORRUPT && res.bad == off[4] && strstr(res.reason, "sequence"));
+    memcpy(d, save, len);
+
+    /* A destroyed header with a zero tail after it (the old end of file on):
+     * torn; the same with anything but zeros after it: corruption. */
+    memset(d + last, 0, len - last);
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT(res.status == JOURNAL_SCAN_TORN && res.end == last && res.records == 6);
+    d[len - 1] = 1;
+    journal_scan(d, len, NULL, NULL, &res);
+    EXPECT(res.status == JOURNAL_SCAN_CORRUPT && res.bad == last);
+    memcpy(d, save, len);
+
+    /* Cut at every offset of the last batch: torn, the six before kept. */
+    for (size_t cut = last + 1; cut < len; cut += 37) {
+        journal_scan(d, cut, NULL, NULL, &res);
+        EXPECT(res.status == JOURNAL_SCAN_TORN && res.end == last && res.records == 6);
+    }
+    free(save);
+    buf_free(&r);
+    buf_free(&b);
+}
+END_TEST
+
+/* A version 1 journal replays with its rules and is rewritten as version 2. */
+START_TEST(v1_upgraded) {
+    struct buf b = BUF_INIT;
+    size_t off[6];
+    image_make_v(&b, 5, off, 1);
+    file_put(jpath, buf_start(&b), b.len + 0);
+    struct journal_info info;
+    char err[512];
+    memset(&C, 0, sizeof C);
+    int fd = journal_open_replay(jpath, collect, &C, 0, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    EXPECT(info.upgraded && info.records == 5 && C.n == 5 && info.last_seq == 1);
+    EXPECT_EQ(info.end, b.len + JOURNAL_BATCH_HEADER);
+    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), (off_t)info.end);
+    close(fd);
+    replay_all();
+    EXPECT(C.n == 5 && C.seq[4] == 4);
+    size_t len;
+    char *now = file_get(jpath, &len);
+    EXPECT(now[4] == 2 && len == b.len + JOURNAL_BATCH_HEADER);
+    free(now);
+    /* A torn version 1 tail is cut by version 1's rule, then upgraded. */
+    file_put(jpath, buf_start(&b), off[4] + 20);
+    fd = journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err);
+    EXPECT(fd >= 0 && info.truncated && info.upgraded && info.records == 4);
+    close(fd);
+    replay_all();
+    EXPECT_EQ(C.n, 4);
+    buf_free(&b);
+}
+END_TEST
+
+/* A damaged header: refused with the advice, and -r does what it says. */
+START_TEST(header_repair) {
+    struct buf b = BUF_INIT;
+    size_t off[6];
+    image_make(&b, 5, off);
+    char *d = buf_start(&b);
+    d[1] ^= 0x40;
+    file_put(jpath, d, b.len);
+    struct journal_info info;
+    char err[512];
+    EXPECT_EQ(journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "offset 0") && strstr(err, "-r rewrites the header"), "%s", err);
+    int fd = journal_open_replay(jpath, NULL, NULL, JOURNAL_REPAIR, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    EXPECT(info.header_repaired && info.records == 5 && info.last_seq == 5);
+    EXPECT_EQ(file_size(info.saved_to), b.len);
+    close(fd);
+    replay_all();
+    EXPECT_EQ(C.n, 5);
+    /* A header cut short (nothing after it could exist): -r starts empty. */
+    file_put(jpath, d, 9);
+    EXPECT_EQ(journal_open_replay(jpath, NULL, NULL, 0, &info, err, sizeof err), -1);
+    fd = journal_open_replay(jpath, NULL, NULL, JOURNAL_REPAIR, &info, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    EXPECT(info.header_repaired && info.records == 0);
+    close(fd);
+    replay_all();
     buf_free(&b);
 }
 END_TEST
@@ -381,7 +565,7 @@ static struct {
 } F;
 
 static ssize_t f_pwrite(int fd, const void *p, size_t n, off_t off) {
-    if (off == JOURNAL_HEADER_SIZE && n > 4096) {
+    if (off == JOURNAL_HEADER_SIZE + JOURNAL_BATCH_HEADER && n > 4096) {
         usleep((useconds_t)F.big_delay_ms * 1000);
         if (F.big_fail) {
             errno = EIO;
@@ -503,7 +687,7 @@ static void writer_open(struct jw_options *o) {
     ck_assert_msg(fd >= 0, "%s", err);
     o->pwrite = f_pwrite;
     o->fdatasync = f_fdatasync;
-    W = jw_open(B, jpath, fd, info.end, o, err, sizeof err);
+    W = jw_open(B, jpath, fd, info.end, info.last_seq, o, err, sizeof err);
     ck_assert_msg(W != NULL, "%s", err);
 }
 
@@ -895,6 +1079,9 @@ int main(void) {
     tcase_add_test(tc, torn_random_tail);
     tcase_add_test(tc, corruption_refused_and_repaired);
     tcase_add_test(tc, create_and_stale_tmp);
+    tcase_add_test(tc, tail_rules);
+    tcase_add_test(tc, v1_upgraded);
+    tcase_add_test(tc, header_repair);
     suite_add_tcase(s, tc);
     tc = tcase_create("writer");
     tcase_set_timeout(tc, 60);

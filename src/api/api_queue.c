@@ -233,7 +233,22 @@ static void render_error(const struct areq *r, int st) {
     switch (st) {
     case QSVC_ERR_NOQUEUE: reply_error(c, 404, "no such queue: %.*s", n, r->qname); return;
     case QSVC_ERR_UNAVAILABLE:
-    case QSVC_ERR_NOSPACE: reply_error(c, status_http(st), "%s", res->why); return;
+    case QSVC_ERR_NOSPACE:
+        if (res->unknown) { /* made in memory, not confirmed: name the job, say it (finding 3) */
+            char body[512];
+            json_t *msg = json_string(res->why);
+            char *m = msg ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
+            int len = snprintf(body, sizeof body,
+                               "{\"error\": %s, \"status\": %d, \"outcome\": \"unknown\", "
+                               "\"id\": %" PRIu64 "}\n",
+                               m ? m : "\"journal failure\"", status_http(st), res->id);
+            free(m);
+            json_decref(msg);
+            reply(c, status_http(st), CT_JSON, NULL, body, (size_t)len);
+            return;
+        }
+        reply_error(c, status_http(st), "%s", res->why);
+        return;
     case QSVC_ERR_DRAINING:
     case QSVC_ERR_NOMEM: reply_error(c, 503, "%s", qsvc_strerror(st)); return;
     }
@@ -461,6 +476,7 @@ static void areq_init(struct areq *r, struct conn *c, int kind, const char *qnam
     r->qname = qname;
     r->qlen = qlen;
     r->owned = NULL;
+    r->call.res.unknown = 0;
 }
 
 /* Answer now, or say the answer comes later. */

@@ -28,6 +28,10 @@
 
 static uint32_t crc_table[8][256];
 
+struct journal_scan_result;
+static void scan_v1(const char *data, size_t len, journal_record_fn cb, void *arg,
+                    struct journal_scan_result *res);
+
 static inline uint32_t get_le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -133,6 +137,24 @@ int journal_header_encode(struct buf *b, uint64_t created) {
     return buf_append(b, h, sizeof h);
 }
 
+void journal_batch_header(unsigned char out[JOURNAL_BATCH_HEADER], uint64_t seq, uint64_t len) {
+    put_le32(out, 16);
+    out[8] = JOURNAL_TYPE_BATCH;
+    put_le64(out + 9, seq);
+    put_le64(out + 17, len);
+    put_le32(out + 4, journal_crc32c(0, out + 8, 17));
+}
+
+int journal_batch_parse(const char *data, size_t avail, uint64_t *seq, uint64_t *len) {
+    const unsigned char *p = (const unsigned char *)data;
+    if (avail < JOURNAL_BATCH_HEADER || get_le32(p) != 16 || p[8] != JOURNAL_TYPE_BATCH ||
+        get_le32(p + 4) != journal_crc32c(0, p + 8, 17))
+        return 0;
+    *seq = get_le64(p + 9);
+    *len = get_le64(p + 17);
+    return 1;
+}
+
 int journal_encode(struct buf *b, uint8_t type, const void *payload, size_t len) {
     if (type == 0 || type >= JOURNAL_TYPE_RESERVED || len > JOURNAL_RECORD_MAX) {
         errno = EINVAL;
@@ -218,6 +240,182 @@ static size_t scan_resync(const char *data, size_t len, size_t from, uint64_t *b
     return len;
 }
 
+/* ---- version 2: batches ------------------------------------------------ */
+
+/* The start of the longest all-zero suffix of data[0..len). */
+static size_t zero_suffix(const char *data, size_t len) {
+    size_t z = len;
+    while (z > 0 && data[z - 1] == 0)
+        z--;
+    return z;
+}
+
+/*
+ * Do lost pages explain damage whose first bad byte lies before `upto`, in
+ * the batch starting at `from`? Pages of the last write that never reached
+ * the disk read as zeros from a page boundary on, or from the old end of
+ * file (the batch's start) on, to EOF.
+ */
+static int pages_lost(size_t zs, size_t from, size_t upto, size_t len) {
+    size_t z = zs <= from ? from : (zs + JOURNAL_PAGE - 1) / JOURNAL_PAGE * JOURNAL_PAGE;
+    return z < len && z < upto;
+}
+
+/* A destroyed header's surviving bytes [0, n) say what it had to say. */
+static int header_prefix_ok(const unsigned char *p, size_t n, uint64_t expect) {
+    unsigned char want[JOURNAL_BATCH_HEADER];
+    journal_batch_header(want, expect, 0);
+    for (size_t i = 0; i < n && i < 17; i++) {
+        if (i >= 4 && i < 8)
+            continue; /* the crc covers the length we do not know */
+        if (i >= 9 && !expect)
+            break; /* first batch of the file: any sequence number */
+        if (p[i] != want[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Walk the records of a complete batch [from, end): the first bad one's
+ * offset and the end of its bytes (*bad_end), or end when all are good. */
+static size_t batch_check(const char *data, size_t from, size_t end, size_t *bad_end,
+                          enum journal_parse *why) {
+    size_t p = from;
+    while (p < end) {
+        struct journal_record rec;
+        *why = journal_record_parse(data + p, end - p, &rec);
+        if (*why == JOURNAL_PARSE_OK && rec.type == JOURNAL_TYPE_BATCH)
+            *why = JOURNAL_PARSE_BAD_TYPE; /* a batch header inside a batch */
+        if (*why != JOURNAL_PARSE_OK) {
+            uint32_t n = end - p >= 4 ? get_le32((const unsigned char *)data + p) : 0;
+            *bad_end = *why == JOURNAL_PARSE_BAD_CRC || *why == JOURNAL_PARSE_BAD_TYPE
+                           ? p + JOURNAL_RECORD_OVERHEAD + n
+                           : end;
+            if (*bad_end > end)
+                *bad_end = end;
+            return p;
+        }
+        p += rec.size;
+    }
+    return end;
+}
+
+/* Count the valid batches (and their records) from the first good batch
+ * header after `from`: what a repair would drop. */
+static void count_after(const char *data, size_t len, size_t from,
+                        struct journal_scan_result *res) {
+    for (size_t q = from; q + JOURNAL_BATCH_HEADER <= len; q++) {
+        uint64_t seq, blen;
+        if ((unsigned char)data[q + 8] != JOURNAL_TYPE_BATCH ||
+            !journal_batch_parse(data + q, len - q, &seq, &blen) ||
+            blen > len - q - JOURNAL_BATCH_HEADER)
+            continue;
+        size_t end = q + JOURNAL_BATCH_HEADER + (size_t)blen, bad_end;
+        enum journal_parse why;
+        if (batch_check(data, q + JOURNAL_BATCH_HEADER, end, &bad_end, &why) != end)
+            continue;
+        if (!res->next_good)
+            res->next_good = q;
+        res->dropped_batches++;
+        for (size_t p = q + JOURNAL_BATCH_HEADER; p < end;) {
+            struct journal_record rec;
+            journal_record_parse(data + p, end - p, &rec);
+            res->dropped_records++;
+            p += rec.size;
+        }
+        q = end - 1;
+    }
+}
+
+static void scan_v2(const char *data, size_t len, journal_record_fn cb, void *arg,
+                    struct journal_scan_result *res) {
+    size_t off = JOURNAL_HEADER_SIZE, zs = zero_suffix(data, len);
+    uint64_t expect = 0; /* the next batch's sequence number; 0: any (the first) */
+    for (;;) {
+        res->end = res->bad = off;
+        if (off == len) {
+            res->status = JOURNAL_SCAN_CLEAN;
+            return;
+        }
+        size_t left = len - off;
+        uint64_t seq, blen;
+        if (left < JOURNAL_BATCH_HEADER) {
+            res->status = JOURNAL_SCAN_TORN;
+            res->reason = "incomplete batch header";
+            return;
+        }
+        if (!journal_batch_parse(data + off, left, &seq, &blen)) {
+            size_t z = zs <= off ? off : zs;
+            if (pages_lost(zs, off, off + JOURNAL_BATCH_HEADER, len) && left <= JOURNAL_TORN_MAX &&
+                header_prefix_ok((const unsigned char *)data + off, z - off, expect)) {
+                res->status = JOURNAL_SCAN_TORN;
+                res->reason = "last batch's header never reached the disk (zeros)";
+                return;
+            }
+            res->status = JOURNAL_SCAN_CORRUPT;
+            res->reason = "damaged batch header";
+            count_after(data, len, off + 1, res);
+            return;
+        }
+        if (expect && seq != expect) {
+            res->status = JOURNAL_SCAN_CORRUPT;
+            res->reason = "batch out of sequence";
+            count_after(data, len, off + 1, res);
+            return;
+        }
+        if (blen > left - JOURNAL_BATCH_HEADER) {
+            res->status = JOURNAL_SCAN_TORN;
+            res->reason = "incomplete last batch";
+            return;
+        }
+        size_t from = off + JOURNAL_BATCH_HEADER, end = from + (size_t)blen, bad_end = end;
+        enum journal_parse why = JOURNAL_PARSE_OK;
+        size_t bad = batch_check(data, from, end, &bad_end, &why);
+        if (bad != end) {
+            res->bad = bad;
+            res->reason = journal_parse_str(why);
+            if (end == len && pages_lost(zs, off, bad_end, len)) {
+                res->status = JOURNAL_SCAN_TORN;
+                res->reason = "last batch's pages never reached the disk (zeros)";
+                return;
+            }
+            res->status = JOURNAL_SCAN_CORRUPT;
+            count_after(data, len, bad + 1, res);
+            return;
+        }
+        for (size_t p = from; p < end;) {
+            struct journal_record rec;
+            journal_record_parse(data + p, end - p, &rec);
+            if (cb && cb(arg, rec.type, rec.payload, rec.len, p) != 0) {
+                res->status = JOURNAL_SCAN_STOPPED;
+                res->bad = p;
+                return;
+            }
+            res->records++;
+            p += rec.size;
+        }
+        res->batches++;
+        res->last_seq = seq;
+        expect = seq + 1;
+        off = end;
+    }
+}
+
+/* Does the body after a damaged header read as a journal's? 2, 1 or 0. */
+static int body_version(const char *data, size_t len) {
+    uint64_t seq, blen;
+    struct journal_record rec;
+    if (len == JOURNAL_HEADER_SIZE)
+        return 2; /* nothing to lose */
+    if (journal_batch_parse(data + JOURNAL_HEADER_SIZE, len - JOURNAL_HEADER_SIZE, &seq, &blen))
+        return 2;
+    if (journal_record_parse(data + JOURNAL_HEADER_SIZE, len - JOURNAL_HEADER_SIZE, &rec) ==
+            JOURNAL_PARSE_OK &&
+        rec.type != JOURNAL_TYPE_BATCH)
+        return 1;
+    return 0;
+}
+
 void journal_scan(const char *data, size_t len, journal_record_fn cb, void *arg,
                   struct journal_scan_result *res) {
     memset(res, 0, sizeof *res);
@@ -229,21 +427,33 @@ void journal_scan(const char *data, size_t len, journal_record_fn cb, void *arg,
     if (len < JOURNAL_HEADER_SIZE) {
         res->status = JOURNAL_SCAN_BAD_HEADER;
         res->reason = "truncated file header";
-        return;
-    }
-    if (memcmp(h, JOURNAL_MAGIC, 4) != 0) {
-        res->status = JOURNAL_SCAN_BAD_HEADER;
-        res->reason = "not an awaitd journal (bad magic)";
+        res->repairable = 2; /* a header is written atomically: nothing was ever after it */
         return;
     }
     res->version = get_le32(h + 4);
     res->created = get_le64(h + 8);
-    if (res->version != JOURNAL_VERSION) {
+    if (memcmp(h, JOURNAL_MAGIC, 4) != 0) {
         res->status = JOURNAL_SCAN_BAD_HEADER;
-        res->reason = "unsupported journal version";
+        res->repairable = body_version(data, len);
+        res->reason = res->repairable ? "damaged file header (bad magic)"
+                                      : "not an awaitd journal (bad magic)";
         return;
     }
+    if (res->version == JOURNAL_VERSION)
+        scan_v2(data, len, cb, arg, res);
+    else if (res->version == JOURNAL_VERSION_V1)
+        scan_v1(data, len, cb, arg, res);
+    else {
+        res->status = JOURNAL_SCAN_BAD_HEADER;
+        res->repairable = body_version(data, len);
+        res->reason = res->repairable ? "damaged file header (bad version)"
+                                      : "unsupported journal version (a newer awaitd's?)";
+    }
+}
 
+/* Version 1: records without batches (see journal.h). */
+static void scan_v1(const char *data, size_t len, journal_record_fn cb, void *arg,
+                    struct journal_scan_result *res) {
     size_t off = JOURNAL_HEADER_SIZE;
     enum journal_parse why = JOURNAL_PARSE_OK;
     while (off < len) {
@@ -288,6 +498,7 @@ void journal_scan(const char *data, size_t len, journal_record_fn cb, void *arg,
         }
     }
 }
+
 
 /* ---- files -------------------------------------------------------------- */
 
@@ -443,11 +654,12 @@ static char *read_whole(int fd, size_t *lenp) {
     return data;
 }
 
-/* Copy data[0..n) to a new file beside the journal, so a repair destroys nothing. */
-static int save_dropped(const char *path, uint64_t off, const char *data, size_t n, char *out,
-                        size_t outlen) {
+/* Copy the whole original file beside the journal (path.damaged-OFF), so a
+ * repair destroys nothing. */
+static int save_copy(const char *path, uint64_t off, const char *data, size_t n, char *out,
+                     size_t outlen) {
     char suffix[40];
-    snprintf(suffix, sizeof suffix, ".dropped-%llu", (unsigned long long)off);
+    snprintf(suffix, sizeof suffix, ".damaged-%llu", (unsigned long long)off);
     if (tmp_path(out, outlen, path, suffix) < 0)
         return -1;
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -456,8 +668,38 @@ static int save_dropped(const char *path, uint64_t off, const char *data, size_t
     int rc = write_all(fd, data, n, 0) < 0 || fsync(fd) < 0 ? -1 : 0;
     int saved = errno;
     close(fd);
+    if (rc == 0)
+        rc = journal_fsync_dir(path);
     errno = saved;
     return rc;
+}
+
+/*
+ * Replace the journal with a version 2 file holding the records in
+ * body[0..n) as one batch (seq 1), atomically (temp file, fsync, rename,
+ * directory fsync). Returns the new fd (locked), or -1 with err set.
+ */
+static int upgrade_file(const char *path, const char *body, size_t n, char *err,
+                        size_t errlen) {
+    int fd = journal_rewrite_begin(path, err, errlen), renamed = 0;
+    if (fd < 0)
+        return -1;
+    unsigned char bh[JOURNAL_BATCH_HEADER];
+    journal_batch_header(bh, 1, n);
+    if (n && (write_all(fd, bh, sizeof bh, JOURNAL_HEADER_SIZE) < 0 ||
+              write_all(fd, body, n, JOURNAL_HEADER_SIZE + sizeof bh) < 0)) {
+        set_err(err, errlen, "%s: cannot write the upgraded journal: %s", path, strerror(errno));
+        journal_rewrite_abort(path, fd);
+        return -1;
+    }
+    if (journal_rewrite_commit(path, fd, &renamed, err, errlen) < 0) {
+        if (!renamed)
+            journal_rewrite_abort(path, fd);
+        else
+            close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static int cut_at(int fd, uint64_t off) {
@@ -516,9 +758,42 @@ int journal_open_replay(const char *path, journal_record_fn cb, void *arg, int f
     }
     struct journal_scan_result r;
     journal_scan(data, len, cb, arg, &r);
+    if (r.status == JOURNAL_SCAN_BAD_HEADER && r.repairable && (flags & JOURNAL_REPAIR)) {
+        /* Keep the original, write a good header in place, and read on. */
+        if (save_copy(path, 0, data, len, info->saved_to, sizeof info->saved_to) < 0) {
+            set_err(err, errlen, "%s: cannot keep a copy of the original as %s: %s", path,
+                    info->saved_to, strerror(errno));
+            goto fail;
+        }
+        unsigned char h[JOURNAL_HEADER_SIZE];
+        uint64_t created = len >= JOURNAL_HEADER_SIZE ? r.created : (uint64_t)time(NULL);
+        header_fill(h, created);
+        put_le32(h + 4, (uint32_t)r.repairable);
+        if (len < JOURNAL_HEADER_SIZE) {
+            char *d = realloc(data, JOURNAL_HEADER_SIZE);
+            if (!d) {
+                set_err(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+            data = d;
+            len = JOURNAL_HEADER_SIZE;
+            if (ftruncate(fd, JOURNAL_HEADER_SIZE) < 0) {
+                set_err(err, errlen, "%s: cannot extend: %s", path, strerror(errno));
+                goto fail;
+            }
+        }
+        memcpy(data, h, sizeof h);
+        if (write_all(fd, h, sizeof h, 0) < 0 || fsync(fd) < 0) {
+            set_err(err, errlen, "%s: cannot rewrite the header: %s", path, strerror(errno));
+            goto fail;
+        }
+        info->header_repaired = 1;
+        journal_scan(data, len, cb, arg, &r);
+    }
     info->records = r.records;
     info->created_at = r.created;
     info->end = r.end;
+    info->last_seq = r.last_seq;
 
     switch (r.status) {
     case JOURNAL_SCAN_CLEAN:
@@ -537,61 +812,88 @@ int journal_open_replay(const char *path, journal_record_fn cb, void *arg, int f
         break;
     }
     case JOURNAL_SCAN_BAD_HEADER:
-        set_err(err, errlen, "%s: %s; refusing to replay it (move it aside to start empty)", path,
-                r.reason);
+        if (r.repairable)
+            set_err(err, errlen,
+                    "%s: %s at offset 0; refusing to start. awaitd -r rewrites the header and "
+                    "replays the records after it (a copy of the original is kept as "
+                    "%s.damaged-0)",
+                    path, r.reason, path);
+        else
+            set_err(err, errlen,
+                    "%s: %s, and no journal records follow its header; refusing to replay it "
+                    "(-r does not touch it: check [journal] path, or move the file aside to "
+                    "start empty)",
+                    path, r.reason);
         goto fail;
     case JOURNAL_SCAN_STOPPED:
         set_err(err, errlen, "%s: replay stopped at the record at offset %llu", path,
                 (unsigned long long)r.bad);
         goto fail;
     case JOURNAL_SCAN_TORN:
-        if (cut_at(fd, r.bad) < 0) {
+        if (cut_at(fd, r.end) < 0) {
             set_err(err, errlen, "%s: cannot truncate torn tail at offset %llu: %s", path,
-                    (unsigned long long)r.bad, strerror(errno));
+                    (unsigned long long)r.end, strerror(errno));
             goto fail;
         }
         info->truncated = 1;
-        info->bad_offset = r.bad;
-        info->dropped_bytes = len - r.bad;
+        info->bad_offset = r.end;
+        info->dropped_bytes = len - r.end;
         info->reason = r.reason;
         break;
     case JOURNAL_SCAN_CORRUPT:
-        if (!(flags & JOURNAL_REPAIR) && r.unproven) {
-            set_err(err, errlen,
-                    "%s: bad record at offset %llu (%s), and the %llu bytes after it are too "
-                    "many to prove a torn tail; refusing to start (a repair cuts the journal "
-                    "at offset %llu)",
-                    path, (unsigned long long)r.bad, r.reason, (unsigned long long)(len - r.bad),
-                    (unsigned long long)r.bad);
-            goto fail;
-        }
         if (!(flags & JOURNAL_REPAIR)) {
+            char what[160] = "";
+            if (r.unproven)
+                snprintf(what, sizeof what, "the %llu bytes after it are too many to prove a torn "
+                         "tail", (unsigned long long)(len - r.bad));
+            else if (r.dropped_records || r.dropped_batches)
+                snprintf(what, sizeof what, "%llu good %s (%llu records) follow from offset %llu",
+                         (unsigned long long)(r.version == JOURNAL_VERSION ? r.dropped_batches
+                                                                           : r.dropped_records),
+                         r.version == JOURNAL_VERSION ? "batches" : "records",
+                         (unsigned long long)r.dropped_records, (unsigned long long)r.next_good);
+            else
+                snprintf(what, sizeof what, "it is not the last write of the file");
             set_err(err, errlen,
-                    "%s: corrupt record at offset %llu (%s), and %llu valid records follow "
-                    "from offset %llu, so this is not a torn tail; refusing to start "
-                    "(a repair cuts the journal at offset %llu, dropping %llu bytes)",
-                    path, (unsigned long long)r.bad, r.reason,
-                    (unsigned long long)r.dropped_records, (unsigned long long)r.next_good,
-                    (unsigned long long)r.bad, (unsigned long long)(len - r.bad));
+                    "%s: corrupt journal at offset %llu (%s); %s, so this is not a torn tail; "
+                    "refusing to start. awaitd -r cuts the journal at offset %llu (the end of "
+                    "the last good %s), dropping %llu bytes, and keeps a copy of the original "
+                    "as %s.damaged-%llu",
+                    path, (unsigned long long)r.bad, r.reason, what, (unsigned long long)r.end,
+                    r.version == JOURNAL_VERSION ? "batch" : "record",
+                    (unsigned long long)(len - r.end), path, (unsigned long long)r.end);
             goto fail;
         }
-        if (save_dropped(path, r.bad, data + r.bad, len - r.bad, info->saved_to,
-                         sizeof info->saved_to) < 0) {
-            set_err(err, errlen, "%s: cannot save the bytes a repair drops to %s: %s", path,
+        if (save_copy(path, r.end, data, len, info->saved_to, sizeof info->saved_to) < 0) {
+            set_err(err, errlen, "%s: cannot keep a copy of the original as %s: %s", path,
                     info->saved_to, strerror(errno));
             goto fail;
         }
-        if (cut_at(fd, r.bad) < 0 || journal_fsync_dir(path) < 0) {
+        if (cut_at(fd, r.end) < 0) {
             set_err(err, errlen, "%s: cannot truncate at offset %llu: %s", path,
-                    (unsigned long long)r.bad, strerror(errno));
+                    (unsigned long long)r.end, strerror(errno));
             goto fail;
         }
         info->repaired = 1;
-        info->bad_offset = r.bad;
-        info->dropped_bytes = len - r.bad;
+        info->bad_offset = r.end;
+        info->damaged_at = r.bad;
+        info->dropped_bytes = len - r.end;
         info->dropped_records = r.dropped_records;
         info->reason = r.reason;
         break;
+    }
+    if (r.version == JOURNAL_VERSION_V1 && r.status != JOURNAL_SCAN_EMPTY) {
+        int nfd = upgrade_file(path, data + JOURNAL_HEADER_SIZE, info->end - JOURNAL_HEADER_SIZE,
+                               err, errlen);
+        if (nfd < 0)
+            goto fail;
+        close(fd);
+        fd = nfd;
+        info->upgraded = 1;
+        if (info->end > JOURNAL_HEADER_SIZE) {
+            info->end += JOURNAL_BATCH_HEADER;
+            info->last_seq = 1;
+        }
     }
     free(data);
     if (lseek(fd, (off_t)info->end, SEEK_SET) < 0) {

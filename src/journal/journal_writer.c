@@ -91,6 +91,7 @@ struct jw {
     uint64_t sync_due; /* batch mode: when the next fdatasync is due, 0 = none */
     uint64_t retry_at; /* unhealthy: next recovery attempt */
     int need_dirsync;  /* a compaction's rename is not yet durable */
+    uint64_t seq;      /* the last batch's sequence number in the file */
     struct jw_stats wst;
 
     /* Loop thread only. */
@@ -223,9 +224,14 @@ static int take_locked(struct jw *jw) {
         return -1;
     }
     buf_reset(&jw->qbytes);
+    /* The batch header enqueue reserved: its sequence number and length. */
+    journal_batch_header((unsigned char *)buf_start(&jw->unsynced) + at, ++jw->seq,
+                         jw->unsynced.len - at - JOURNAL_BATCH_HEADER);
     if (jw->cstate == C_RUNNING || jw->cstate == C_READY) {
-        /* Records after the sequence point also go to the new file. */
-        size_t from = at + jw->cpre, to = jw->unsynced.len;
+        /* Records after the sequence point also go to the new file (as
+         * records: the switch frames them as one batch there). */
+        size_t from = at + (jw->cpre > JOURNAL_BATCH_HEADER ? jw->cpre : JOURNAL_BATCH_HEADER),
+               to = jw->unsynced.len;
         if (to > from && buf_append(&jw->tail, buf_start(&jw->unsynced) + from, to - from) < 0)
             jw->tail_failed = 1;
         jw->cpre = 0;
@@ -378,7 +384,7 @@ static int copy_from_child(struct jw *jw, int fd, uint64_t *off) {
 static void *compact_main(void *p) {
     struct jw *jw = p;
     int e = 0;
-    uint64_t end = JOURNAL_HEADER_SIZE;
+    uint64_t end = JOURNAL_HEADER_SIZE + JOURNAL_BATCH_HEADER; /* the writer frames it */
     int fd = journal_rewrite_begin(jw->path, NULL, 0);
     if (fd < 0)
         e = errno;
@@ -423,24 +429,35 @@ static void compact_finish_locked(struct jw *jw) {
 
     int renamed = 0;
     char msg[256] = "";
+    /* The snapshot is the new file's first batch, the tail its second. */
+    uint64_t snap_len = jw->cend - JOURNAL_HEADER_SIZE - JOURNAL_BATCH_HEADER, tail_end = jw->cend;
+    unsigned char sh[JOURNAL_BATCH_HEADER], th[JOURNAL_BATCH_HEADER];
+    journal_batch_header(sh, jw->seq + 1, snap_len);
+    journal_batch_header(th, jw->seq + 2, tail.len);
     if (state == C_READY && !e) {
-        if (write_all(jw, jw->cfd, buf_start(&tail), tail.len, jw->cend) < 0 ||
+        if (write_all(jw, jw->cfd, (const char *)sh, sizeof sh, JOURNAL_HEADER_SIZE) < 0 ||
+            (tail.len && (write_all(jw, jw->cfd, (const char *)th, sizeof th, jw->cend) < 0 ||
+                          write_all(jw, jw->cfd, buf_start(&tail), tail.len,
+                                    jw->cend + sizeof th) < 0)) ||
             jw->opt.fdatasync(jw->cfd) < 0)
             e = errno;
         else if (journal_rewrite_commit(jw->path, jw->cfd, &renamed, msg, sizeof msg) < 0)
             e = errno;
     }
+    if (tail.len)
+        tail_end += sizeof th + tail.len;
     if (renamed) {
         close(jw->fd);
         jw->fd = jw->cfd;
-        jw->base_off = jw->cend + tail.len;
+        jw->seq += tail.len ? 2 : 1;
+        jw->base_off = tail_end;
         buf_reset(&jw->unsynced); /* all in the new file, fsynced */
         jw->written = 0;
         jw->dirty = 0;
         jw->sync_due = 0;
         jw->wst.compactions++;
-        jw->wst.bytes += jw->cend + tail.len;
-        jw->wst.bytes_since_compact = tail.len;
+        jw->wst.bytes += tail_end;
+        jw->wst.bytes_since_compact = tail_end - jw->cend;
         jw->need_dirsync = e != 0;
     } else {
         if (e)
@@ -555,7 +572,7 @@ static void jw_free(struct jw *jw) {
 }
 
 struct jw *jw_open(struct event_base *base, const char *path, int fd, uint64_t end,
-                   const struct jw_options *opt, char *err, size_t errlen) {
+                   uint64_t last_seq, const struct jw_options *opt, char *err, size_t errlen) {
     struct jw_options def;
     jw_options_init(&def);
     struct jw *jw = calloc(1, sizeof *jw);
@@ -595,6 +612,7 @@ struct jw *jw_open(struct event_base *base, const char *path, int fd, uint64_t e
         goto fail;
     }
     jw->base_off = end;
+    jw->seq = last_seq;
     jw->wst.healthy = 1;
     jw->wst.file_bytes = end;
     jw->st = jw->wst;
@@ -626,12 +644,19 @@ static int enqueue(struct jw *jw, const void *rec, size_t len, int type, jw_done
              : jw->outstanding >= jw->opt.max_records || jw->qbytes.len + len > jw->opt.max_bytes
                  ? JW_BUSY
                  : JW_OK;
+    /* A new batch starts with room for its header (filled when the writer takes it). */
+    static const char room[JOURNAL_BATCH_HEADER];
+    if (rc == JW_OK && jw->qbytes.len == 0 && buf_append(&jw->qbytes, room, sizeof room) < 0)
+        rc = JW_NOMEM;
     if (rc == JW_OK) {
         int e = type < 0 ? buf_append(&jw->qbytes, rec, len)
                          : journal_encode(&jw->qbytes, (uint8_t)type, rec,
                                           len - JOURNAL_RECORD_OVERHEAD);
-        if (e < 0)
+        if (e < 0) {
             rc = type >= 0 && errno == EINVAL ? JW_EINVAL : JW_NOMEM;
+            if (jw->qbytes.len == JOURNAL_BATCH_HEADER)
+                buf_reset(&jw->qbytes); /* no batch of nothing */
+        }
         else
             jw->qreqs[jw->qn++] = (struct jw_req){cb, arg, 0, 1};
     }

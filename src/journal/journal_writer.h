@@ -154,14 +154,15 @@ struct jw_stats {
 void jw_options_init(struct jw_options *o);
 
 /*
- * Start the writer on fd (from journal_open_replay, whose info.end is end);
+ * Start the writer on fd (from journal_open_replay, whose info.end is end
+ * and info.last_seq is last_seq: the writer numbers its batches after it);
  * jw owns fd from now on. path is the journal's path, for compaction.
  * Completions are delivered by events on base, which must outlive jw.
  * opt may be NULL; its zero fields take the defaults. NULL with err filled
  * on failure (fd is then closed).
  */
 struct jw *jw_open(struct event_base *base, const char *path, int fd, uint64_t end,
-                   const struct jw_options *opt, char *err, size_t errlen);
+                   uint64_t last_seq, const struct jw_options *opt, char *err, size_t errlen);
 
 /*
  * Queue one encoded record (journal_encode output; possibly several

@@ -98,6 +98,10 @@ struct qsvc_result {
     uint64_t limit;              /* FULL: maxsize (batch: room); TOOBIG: max_payload */
     size_t index;                /* put_batch TOOBIG: the job refused */
     char why[160];               /* UNAVAILABLE, NOSPACE: the reason */
+    int unknown;                 /* UNAVAILABLE, NOSPACE after the change was made in memory:
+                                  * the journal may still write it (id names the job), so
+                                  * its outcome is unknown; a put's Idempotency-Key retry
+                                  * is safe (docs/QUEUES.md, "When the journal fails") */
 };
 
 typedef void (*qsvc_done_fn)(struct qsvc_call *call, int status);

@@ -105,7 +105,12 @@ static void on_durable(void *arg, int status, const char *why) {
         qsvc_deliver(call, call->status);
         return;
     }
-    snprintf(call->res.why, sizeof call->res.why, "the journal could not make this durable: %s",
+    /* The change is in memory and its records stay queued: the journal writes them when
+     * it recovers (journal_writer.h), unless awaitd stops first. Say so. */
+    call->res.unknown = 1;
+    snprintf(call->res.why, sizeof call->res.why,
+             "the journal could not confirm this change (%s); it is kept and written when the "
+             "journal recovers, unless awaitd stops first: outcome unknown",
              why);
     qsvc_deliver(call, status == STORE_NOSPACE ? QSVC_ERR_NOSPACE : QSVC_ERR_UNAVAILABLE);
 }

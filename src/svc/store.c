@@ -237,21 +237,26 @@ static int store_start(void *ctx) {
     int fd = journal_open_replay(cfg->journal_path, replay_record, st, st->repair ? JOURNAL_REPAIR : 0,
                                  &info, err, sizeof err);
     if (fd < 0) {
-        log_error("%s", err);
-        if (!st->repair)
-            log_error("start with -r to cut the journal at the first bad record (the cut bytes "
-                      "are saved beside it)");
+        log_error("%s", err); /* names the offset, and what -r would do if it can help */
         return -1;
     }
+    if (info.header_repaired)
+        log_warnx("journal %s: repaired: damaged file header rewritten; the original is kept "
+                  "as %s", cfg->journal_path, info.saved_to);
     if (info.truncated)
-        log_warnx("journal %s: torn last record at offset %" PRIu64 " (%s): %" PRIu64
-                  " bytes cut, start-up goes on",
+        log_warnx("journal %s: torn last batch at offset %" PRIu64 " (%s): %" PRIu64
+                  " bytes of an unacknowledged write cut, start-up goes on",
                   cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes);
     if (info.repaired)
-        log_warnx("journal %s: repaired: cut at offset %" PRIu64 " (%s), %" PRIu64
-                  " bytes and %" PRIu64 " records dropped, saved to %s",
-                  cfg->journal_path, info.bad_offset, info.reason, info.dropped_bytes,
-                  info.dropped_records, info.saved_to);
+        log_warnx("journal %s: repaired: damage at offset %" PRIu64 ", cut at offset %" PRIu64
+                  " (%s), %" PRIu64
+                  " bytes and %" PRIu64 " good records after the damage dropped; the original "
+                  "is kept as %s",
+                  cfg->journal_path, info.damaged_at, info.bad_offset, info.reason,
+                  info.dropped_bytes, info.dropped_records, info.saved_to);
+    if (info.upgraded)
+        log_info("journal %s: upgraded from format version 1 to %u (batches)", cfg->journal_path,
+                 JOURNAL_VERSION);
     struct jw_options opt;
     jw_options_init(&opt);
     opt.mode = cfg->fsync == FSYNC_ALWAYS  ? JW_FSYNC_ALWAYS
@@ -259,7 +264,7 @@ static int store_start(void *ctx) {
                                            : JW_FSYNC_OFF;
     opt.interval_ms = (unsigned)cfg->fsync_interval_ms;
     st->mode = opt.mode;
-    st->jw = jw_open(s->base, cfg->journal_path, fd, info.end, &opt, err, sizeof err);
+    st->jw = jw_open(s->base, cfg->journal_path, fd, info.end, info.last_seq, &opt, err, sizeof err);
     if (!st->jw) {
         log_error("journal %s: %s", cfg->journal_path, err);
         return -1;
