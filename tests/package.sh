@@ -60,10 +60,11 @@ echo "package: built $(basename "$DEB") in $((built - start)) s"
 
 # ---- 3. contents -------------------------------------------------------------------
 dpkg-deb -c "$DEB" | awk '{print $NF}' | sed 's|^\./|/|' >"$TMP/files"
-for f in /usr/bin/awaitd /usr/bin/awaitload /etc/awaitd/awaitd.conf \
+for f in /usr/bin/awaitd /usr/bin/awaitload /usr/bin/awaitd-journal /etc/awaitd/awaitd.conf \
          /lib/systemd/system/awaitd.service /lib/systemd/system/awaitd.socket \
          /usr/share/man/man8/awaitd.8.gz /usr/share/man/man5/awaitd.conf.5.gz \
-         /usr/share/man/man1/awaitload.1.gz /usr/share/doc/awaitd/copyright \
+         /usr/share/man/man1/awaitload.1.gz /usr/share/man/man1/awaitd-journal.1.gz \
+         /usr/share/doc/awaitd/copyright \
          /usr/share/doc/awaitd/QUEUES.md /usr/share/doc/awaitd/TIMERS.md; do
     # dh_compress gzips docs of 4 KiB or more: either name will do for those.
     grep -Eqx "$f|${f%.md}.md.gz" "$TMP/files" || fail "$f is not in the package (dpkg-deb -c)"
@@ -109,7 +110,8 @@ fi
 if grep -v '^/usr/local/' "$TMP/staged"; then fail "make install put files outside /usr/local (above)"; fi
 for f in /usr/local/lib/systemd/system/awaitd.service /usr/local/etc/awaitd.conf \
          /usr/local/share/doc/awaitd/QUEUES.md /usr/local/share/doc/awaitd/TIMERS.md \
-         /usr/local/share/man/man1/awaitload.1; do
+         /usr/local/share/man/man1/awaitload.1 /usr/local/bin/awaitd-journal \
+         /usr/local/share/man/man1/awaitd-journal.1; do
     grep -qx "$f" "$TMP/staged" || fail "make install did not install $f"
 done
 grep -q '/usr/local/etc/awaitd.conf' "$TMP/stage/usr/local/share/man/man8/awaitd.8" ||
