@@ -117,6 +117,7 @@ static struct rop *rop_new(struct rsvc *svc, int kind, const char *q, size_t qle
 
 /* Send rop's command, then keep the call: PENDING, or the error (rop freed). */
 static int rop_start(struct rop *rop, struct qsvc_call *call) {
+    rop->svc->ops_total[rop->kind]++;
     if (rop_send(rop) < 0) {
         int st = unavailable(rop->svc, call);
         free(rop);
@@ -844,6 +845,7 @@ static int redis_list(struct qsvc *base, struct qsvc_call *call) {
         return unavailable(svc, call);
     }
     rop->inflight++;
+    svc->ops_total[R_LIST]++;
     struct qsvc_call *kept = qsvc_keep(call);
     if (!kept) {
         rop->released = 1;

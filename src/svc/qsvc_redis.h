@@ -24,6 +24,11 @@ struct redisReply;
 
 #define RSVC_SAFETY_MS 1000 /* waiters re-check this often even without a notification */
 
+enum rop_kind {
+    R_PUT, R_BATCH, R_RESERVE, R_JOIN, R_ACK, R_NACK, R_TOUCH, R_PEEK, R_DECLARE, R_DELETE,
+    R_STATS, R_LIST, R_DEAD, R_BULK, R_NKINDS
+};
+
 struct rsvc {
     struct qsvc base;         /* first: a struct qsvc * is a struct rsvc * */
     struct server *srv;
@@ -37,6 +42,7 @@ struct rsvc {
     struct list watches;      /* struct rwatch: queues with waiters here */
     struct timer safety_t;
     int draining;
+    uint64_t ops_total[R_NKINDS]; /* operations started, by kind (metrics) */
 };
 
 /* A queue this node has waiters on. */
@@ -49,10 +55,6 @@ struct rwatch {
     char name[QUEUE_NAME_MAX + 1];
 };
 
-enum rop_kind {
-    R_PUT, R_BATCH, R_RESERVE, R_JOIN, R_ACK, R_NACK, R_TOUCH, R_PEEK, R_DECLARE, R_DELETE,
-    R_STATS, R_LIST, R_DEAD, R_BULK,
-};
 
 /* One call's state while it is kept (call->pend). */
 struct rop {

@@ -263,7 +263,8 @@ local function reserve(keys, a)
     local popped = redis.call('ZPOPMIN', b .. ':r', count)
     local n = #popped / 2
     if n == 0 then
-        if m.shutdown > 0 and unfinished(b) == 0 then return {SHUTDOWN} end
+        -- shut down: immediate refuses at once; otherwise once nothing can come back
+        if m.shutdown == 2 or (m.shutdown > 0 and unfinished(b) == 0) then return {SHUTDOWN} end
         return {EMPTY, next_due(b, now)}
     end
     local out = {OK, n}

@@ -178,10 +178,33 @@ static void redis_close(void *ctx) {
     free(svc);
 }
 
+/* Per-queue figures live in Redis (GET /queues); /metrics, answered without
+ * waiting on the network, has this node's share: operations and waiters. */
 static int redis_metrics(void *ctx, struct buf *o) {
     struct rsvc *svc = ctx;
-    return buf_appendf(o, "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
-                       svc->lib_ok && redis_conn_up(svc->rc)) ? -1 : 0;
+    static const char *const names[R_NKINDS] = {
+        "put", "put_batch", "reserve", "join", "ack", "nack", "touch", "peek", "declare",
+        "delete", "stats", "list", "dead_list", "bulk"};
+    int r = buf_appendf(o, "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
+                        svc->lib_ok && redis_conn_up(svc->rc));
+    r |= buf_appends(o, "# TYPE awaitd_queue_ops_total counter\n");
+    for (int k = 0; k < R_NKINDS; k++)
+        r |= buf_appendf(o, "awaitd_queue_ops_total{backend=\"redis\",op=\"%s\"} %" PRIu64 "\n",
+                         names[k], svc->ops_total[k]);
+    uint64_t waiting[3] = {0, 0, 0};
+    struct list *n, *tmp;
+    list_for_each_safe(n, tmp, &svc->watches) {
+        struct rwatch *w = container_of(n, struct rwatch, node);
+        struct queue_stats st;
+        rwait_counts(svc, w->name, w->len, &st);
+        waiting[0] += st.getters, waiting[1] += st.putters, waiting[2] += st.joiners;
+    }
+    r |= buf_appendf(o, "# TYPE awaitd_queue_waiting gauge\n"
+                     "awaitd_queue_waiting{kind=\"reserve\"} %" PRIu64 "\n"
+                     "awaitd_queue_waiting{kind=\"put\"} %" PRIu64 "\n"
+                     "awaitd_queue_waiting{kind=\"join\"} %" PRIu64 "\n",
+                     waiting[0], waiting[1], waiting[2]);
+    return r ? -1 : 0;
 }
 
 static int redis_health(void *ctx, char *why, size_t len) {
