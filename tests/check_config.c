@@ -710,6 +710,9 @@ START_TEST(sample_optional_sections) {
                           "[queue emails]\nmaxsize = 1000\nlease = 30s\nmax_attempts = 5\n"
                           "max_payload = 1m\n");
     config_free(c);
+    c = ok("[store]\nbackend = local\n[redis]\nnodes = 127.0.0.1:6379\nuser = awaitd\n"
+           "prefix = awaitd:\nconnect_timeout = 2s\ncommand_timeout = 5s\nreplicas_ack = 0\n");
+    config_free(c);
 }
 END_TEST
 
