@@ -33,9 +33,18 @@ end
 
 local function jid(id) return string.format('%016d', id) end
 
+-- The settings an operation needs (the counters are read by stats only).
+local FIELDS = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window', 'shutdown', 'epoch'}
 local function meta(b)
+    local f = redis.call('HMGET', b .. ':m', unpack(FIELDS))
+    if not f[1] then return nil end
+    local m = {}
+    for i, k in ipairs(FIELDS) do m[k] = tonumber(f[i]) or f[i] end
+    return m
+end
+
+local function meta_all(b)
     local f = redis.call('HGETALL', b .. ':m')
-    if #f == 0 then return nil end
     local m = {}
     for i = 1, #f, 2 do m[f[i]] = tonumber(f[i + 1]) or f[i + 1] end
     return m
@@ -129,7 +138,7 @@ local function open(b, a)
 end
 
 local function stats(b, m)
-    local mm = meta(b) or m
+    local mm = meta_all(b)
     local size, delayed = redis.call('ZCARD', b .. ':r'), redis.call('ZCARD', b .. ':d')
     local reserved, dead = redis.call('ZCARD', b .. ':l'), redis.call('ZCARD', b .. ':x')
     local function n(k) return tonumber(mm[k]) or 0 end
