@@ -232,7 +232,10 @@ static void settle(struct rop *rop, int st) {
     }
     char nb[24], tb[24];
     snprintf(nb, sizeof nb, "%" PRIu64, n);
-    snprintf(tb, sizeof tb, "%" PRIu64, cfg->redis_command_timeout_ms);
+    /* Half of command_timeout: WAIT answers (with too few) before the connection's own
+     * deadline would close it. The connection is pipelined: while WAIT blocks, the
+     * commands behind it wait too. */
+    snprintf(tb, sizeof tb, "%" PRIu64, cfg->redis_command_timeout_ms / 2 ? cfg->redis_command_timeout_ms / 2 : 1);
     const char *argv[] = {"WAIT", nb, tb};
     rop->ok_status = st;
     if (redis_conn_command(rop->svc->rc, NULL, 0, on_wait_reply, rop, 3, argv, NULL) < 0) {
@@ -284,8 +287,13 @@ static void on_fcall(void *arg, struct redisReply *r, const char *why) {
     struct qsvc_call *call = rop->call;
     int st = QSVC_OK;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found"))
+        if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found") &&
+            rop->svc->lib_ok) {
+            /* The library went (FUNCTION FLUSH, a Redis restarted empty): reconnecting
+             * loads it again. */
             rop->svc->lib_ok = 0;
+            redis_conn_fail(rop->svc->rc, "the awaitd function library is missing; reloading it");
+        }
         if (call)
             snprintf(call->res.why, sizeof call->res.why,
                      "the queue backend (redis) failed: %.120s",

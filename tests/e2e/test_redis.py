@@ -489,6 +489,18 @@ class RedisTimeoutsTest(RedisCase):
             self.assertLess(time.monotonic(), deadline, "no recovery after the pause: %r" % r)
             time.sleep(0.1)
 
+    def test_function_flush_reloads_the_library(self):
+        d = self.node()
+        self.declare(d, "fl")
+        self.assertEqual(self.redis.cmd("FUNCTION", "FLUSH"), "+OK")
+        r = self.put(d, "fl", b"x")
+        self.assertEqual(r.status, 503, r)  # the call that found the library gone
+        self.assertIn("redis", r.json()["error"])
+        deadline = time.monotonic() + 10
+        while self.put(d, "fl", b"y").status != 201:
+            self.assertLess(time.monotonic(), deadline, "the library was not loaded again")
+            time.sleep(0.05)
+
     def test_replicas_ack(self):
         replica = RedisServer(replica_of=self.redis.port).start()
         try:
