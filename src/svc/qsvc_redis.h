@@ -1,9 +1,9 @@
 /*
  * qsvc_redis: the Redis queue backend's state, shared by its files:
  * qsvc_redis.c (the operations: each one FCALL of the function library
- * qsvc_redis.lua), qsvc_redis_wait.c (blocking waits held in the daemon,
- * woken by the notification channel) and qsvc_redis_svc.c (the library's
- * loading, the service's life). Private to svc/. docs/REDIS.md.
+ * qsvc_redis.lua), qsvc_redis_reply.c (their replies), qsvc_redis_wait.c
+ * (blocking waits held in the daemon, woken by the notification channel)
+ * and qsvc_redis_svc.c (the library's loading, the service's life). Private to svc/. docs/REDIS.md.
  *
  * The daemon holds no per-job state: a call in flight holds its reply's
  * copy until done(); a waiting call holds its arguments (a waiting put,
@@ -105,6 +105,16 @@ void rop_finish(struct rop *rop, int st);
 void rop_maybe_free(struct rop *rop);
 /* Give back jobs a reserve got but could not hand over (FCALL aw_unreserve). */
 void rop_unreserve_jobs(struct rop *rop);
+
+/* The reply of rop's FCALL (qsvc_redis_reply.c). */
+void rop_on_reply(void *arg, struct redisReply *r, const char *why);
+/* Element i of array reply r as a number (0 if absent). */
+long long rsvc_ival(const struct redisReply *r, size_t i);
+/* Stats (aw_stats' 18 figures from element at) into q, with this node's waiters. */
+void rsvc_fill_stats(struct rop *rop, const struct redisReply *r, size_t at, struct qsvc_queue *q,
+                     const char *name, size_t len);
+/* A reply nobody needs. */
+void rsvc_ignore(void *arg, struct redisReply *r, const char *why);
 
 /* Send FCALL fn on queue (name, len) with args; 0 sent, -1 not (down). */
 int rsvc_fcall(struct rsvc *svc, const char *fn, const char *q, size_t qlen, int nargs,
