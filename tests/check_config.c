@@ -710,6 +710,9 @@ START_TEST(sample_optional_sections) {
                           "[queue emails]\nmaxsize = 1000\nlease = 30s\nmax_attempts = 5\n"
                           "max_payload = 1m\n");
     config_free(c);
+    c = ok("[store]\nbackend = local\n[redis]\nnodes = 127.0.0.1:6379\nuser = awaitd\n"
+           "prefix = awaitd:\nconnect_timeout = 2s\ncommand_timeout = 5s\nreplicas_ack = 0\n");
+    config_free(c);
 }
 END_TEST
 
@@ -769,6 +772,67 @@ START_TEST(small_err_buffer) {
 }
 END_TEST
 
+START_TEST(redis_section) {
+    /* local stays the default; [redis] is not checked then. */
+    struct config *c = ok("[redis]\nnodes = nonsense\n");
+    ck_assert_int_eq(c->store_backend, STORE_BACKEND_LOCAL);
+    config_free(c);
+    c = ok("[store]\nbackend = redis\n");
+    ck_assert_int_eq(c->store_backend, STORE_BACKEND_REDIS);
+    ck_assert_uint_eq(c->nredis_nodes, 1);
+    ck_assert_str_eq(c->redis_nodes[0].host, "127.0.0.1");
+    ck_assert_int_eq(c->redis_nodes[0].port, 6379);
+    ck_assert_str_eq(c->redis_prefix, "awaitd:");
+    ck_assert_uint_eq(c->redis_connect_timeout_ms, 2000);
+    ck_assert_uint_eq(c->redis_command_timeout_ms, 5000);
+    ck_assert_uint_eq(c->redis_replicas_ack, 0);
+    ck_assert_ptr_null(c->redis_password);
+    config_free(c);
+    c = ok("[store]\nbackend = redis\n[redis]\n"
+           "nodes = 10.0.0.1:7000, redis.internal:7001,[::1]:7002\n"
+           "user = app\npassword = s3cret\nprefix = prod:\nconnect_timeout = 500ms\n"
+           "command_timeout = 1s\nreplicas_ack = 1\n");
+    ck_assert_uint_eq(c->nredis_nodes, 3);
+    ck_assert_str_eq(c->redis_nodes[1].host, "redis.internal");
+    ck_assert_int_eq(c->redis_nodes[1].port, 7001);
+    ck_assert_str_eq(c->redis_nodes[2].host, "::1");
+    ck_assert_int_eq(c->redis_nodes[2].port, 7002);
+    ck_assert_str_eq(c->redis_user, "app");
+    ck_assert_str_eq(c->redis_password, "s3cret");
+    ck_assert_str_eq(c->redis_prefix, "prod:");
+    ck_assert_uint_eq(c->redis_connect_timeout_ms, 500);
+    ck_assert_uint_eq(c->redis_command_timeout_ms, 1000);
+    ck_assert_uint_eq(c->redis_replicas_ack, 1);
+    config_free(c);
+
+    bad("[store]\nbackend = memcached\n", "t.conf:2:", "[store] backend", "local, redis");
+    bad("[store]\nbackend = redis\n[redis]\nnodes = localhost\n", "t.conf:4:", "[redis] nodes",
+        "HOST:PORT", "'localhost'");
+    bad("[store]\nbackend = redis\n[redis]\nnodes = a:1, b:99999\n", "[redis] nodes", "'b:99999'");
+    bad("[store]\nbackend = redis\n[redis]\nnodes = ,\n", "[redis] nodes", "at least one");
+    bad("[store]\nbackend = redis\n[redis]\nprefix = a{b}\n", "t.conf:4:", "[redis] prefix",
+        "hash tag");
+    bad("[redis]\nreplicas_ack = 17\n", "[redis] replicas_ack", "0 to 16");
+    bad("[redis]\ncommand_timeout = 0\n", "[redis] command_timeout");
+    bad("[store]\nbackend = redis\n[redis]\npassword = x\npassword_file = /nonexistent\n",
+        "t.conf:5:", "password and password_file");
+    bad("[store]\nbackend = redis\n[redis]\npassword_file = /nonexistent/pw\n",
+        "[redis] password_file", "cannot read /nonexistent/pw");
+
+    char path[] = "/tmp/awaitd-redis-pw-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "from-file\n", 10), 10);
+    close(fd);
+    char text[256];
+    snprintf(text, sizeof text, "[store]\nbackend = redis\n[redis]\npassword_file = %s\n", path);
+    c = ok(text);
+    ck_assert_str_eq(c->redis_password, "from-file");
+    config_free(c);
+    unlink(path);
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("config");
     TCase *t = tcase_create("values");
@@ -792,6 +856,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, max_uri_follows_header_bytes);
     tcase_add_test(t, small_err_buffer);
     tcase_add_test(t, timers_and_metrics);
+    tcase_add_test(t, redis_section);
     suite_add_tcase(s, t);
     return s;
 }

@@ -460,7 +460,8 @@ static struct qsvc_call *areq_keep(struct qsvc_call *call) {
     if (!k)
         return NULL;
     *k = *r;
-    memcpy(k->qcopy, r->qname, r->qlen);
+    if (r->qlen) /* GET /queues has no name (NULL): kept by a remote backend */
+        memcpy(k->qcopy, r->qname, r->qlen);
     k->qname = k->qcopy;
     r->kept = k;
     return &k->call;

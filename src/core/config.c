@@ -57,10 +57,12 @@ enum section {
     SEC_QUEUES,
     SEC_TIMERS,
     SEC_METRICS,
+    SEC_STORE,
+    SEC_REDIS,
     SEC_QUEUE
 };
 static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues",
-                                            "timers", "metrics"};
+                                            "timers", "metrics", "store", "redis"};
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
@@ -69,6 +71,7 @@ enum vtype { V_COUNT, V_SIZE, V_DURATION, V_TOPN, V_ENUM, V_LISTEN, V_PATH, V_TO
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL}; /* LOG_LVL_* */
 static const char *const fsync_names[] = {"always", "batch", "off", NULL};         /* FSYNC_* */
 static const char *const onoff_names[] = {"off", "on", NULL};
+static const char *const backend_names[] = {"local", "redis", NULL}; /* STORE_BACKEND_* */
 _Static_assert(sizeof(enum config_fsync) == sizeof(int), "V_ENUM stores through an int");
 
 struct keydef {
@@ -131,6 +134,17 @@ static const struct keydef keys[] = {
     {SEC_TIMERS, "max_timers", V_COUNT, C(timers_max), 0, 1000000000, 1000000, NULL},
     {SEC_METRICS, "per_queue", V_TOPN, C(metrics_per_queue), 0, 1000000, 100, NULL},
     {SEC_METRICS, "public", V_ENUM, C(metrics_public), 0, 0, 0, onoff_names},
+    {SEC_STORE, "backend", V_ENUM, C(store_backend), 0, 0, STORE_BACKEND_LOCAL, backend_names},
+    {SEC_REDIS, "connect_timeout", V_DURATION, C(redis_connect_timeout_ms), 1, HOUR, 2 * SECOND,
+     NULL},
+    {SEC_REDIS, "command_timeout", V_DURATION, C(redis_command_timeout_ms), 1, HOUR, 5 * SECOND,
+     NULL},
+    {SEC_REDIS, "replicas_ack", V_COUNT, C(redis_replicas_ack), 0, 16, 0, NULL},
+    {SEC_REDIS, "nodes", V_STRING, C(redis_nodes_text), 0, 0, 0, NULL},
+    {SEC_REDIS, "user", V_STRING, C(redis_user), 0, 0, 0, NULL},
+    {SEC_REDIS, "password", V_STRING, C(redis_password), 0, 0, 0, NULL},
+    {SEC_REDIS, "password_file", V_PATH, C(redis_password_file), 0, 0, 0, NULL},
+    {SEC_REDIS, "prefix", V_STRING, C(redis_prefix), 0, 0, 0, NULL},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},
@@ -411,6 +425,8 @@ void config_free(struct config *c) {
         return;
     if (c->auth_token) /* a secret: do not leave it in freed memory */
         explicit_bzero(c->auth_token, strlen(c->auth_token));
+    if (c->redis_password)
+        explicit_bzero(c->redis_password, strlen(c->redis_password));
     for (const struct keydef *k = keys; k < keys + NKEYS; k++)
         if (k->type >= V_PATH) /* every string key owns its value */
             free(*(char **)((char *)c + k->off));
@@ -698,9 +714,109 @@ static int parse_line(struct parser *p, char *s) {
     return 0;
 }
 
+/* ---- [redis] ------------------------------------------------------------ */
+
+/* "HOST:PORT" or "[V6]:PORT" -> node. 0 ok, -1 bad. */
+int config_parse_redis_node(const char *s, struct config_redis_node *out) {
+    const char *colon, *host = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        host = s + 1;
+        hl = (size_t)(rb - host);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    uint64_t port;
+    const char *end;
+    if (hl == 0 || hl >= sizeof out->host || parse_digits(colon + 1, &port, &end) < 0 || *end ||
+        port == 0 || port > 65535)
+        return -1;
+    for (size_t i = 0; i < hl; i++)
+        if (host[i] <= ' ' || host[i] > '~' || host[i] == ',')
+            return -1;
+    memcpy(out->host, host, hl);
+    out->host[hl] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+/* [redis] as a whole: nodes parsed, the password read, the prefix checked. */
+static int finish_redis(struct parser *p) {
+    struct config *c = p->c;
+    snprintf(p->secname, sizeof p->secname, "redis");
+    p->line = p->sec_line[SEC_REDIS];
+    int ki = find_key(SEC_REDIS, "nodes");
+    const char *text = c->redis_nodes_text ? c->redis_nodes_text : "127.0.0.1:6379";
+    if (p->key_line[ki])
+        p->line = p->key_line[ki];
+    c->nredis_nodes = 0;
+    for (const char *s = text; *s;) {
+        while (*s == ',' || is_space(*s))
+            s++;
+        if (!*s)
+            break;
+        size_t n = strcspn(s, ", \t");
+        char one[300];
+        if (c->nredis_nodes == CONFIG_MAX_REDIS_NODES)
+            return key_fail(p, &keys[ki], "too many nodes; at most %d", CONFIG_MAX_REDIS_NODES);
+        if (n >= sizeof one || (memcpy(one, s, n), one[n] = '\0',
+                                config_parse_redis_node(one, &c->redis_nodes[c->nredis_nodes]) < 0))
+            return key_fail(p, &keys[ki], "expected HOST:PORT[, HOST:PORT...], got '%.*s'",
+                            (int)(n > 200 ? 200 : n), s);
+        c->nredis_nodes++;
+        s += n;
+    }
+    if (c->nredis_nodes == 0)
+        return key_fail(p, &keys[ki], "expected at least one HOST:PORT");
+    int pi = find_key(SEC_REDIS, "password"), fi = find_key(SEC_REDIS, "password_file");
+    if (c->redis_password && c->redis_password_file) {
+        p->line = p->key_line[fi];
+        return key_fail(p, &keys[fi], "password and password_file cannot both be set "
+                        "(password is on line %d)", p->key_line[pi]);
+    }
+    if (c->redis_password_file) {
+        p->line = p->key_line[fi];
+        char *line = NULL;
+        size_t cap = 0;
+        FILE *f = fopen(c->redis_password_file, "re");
+        if (!f)
+            return key_fail(p, &keys[fi], "cannot read %s: %s", c->redis_password_file,
+                            strerror(errno));
+        ssize_t n = getline(&line, &cap, f);
+        fclose(f);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n <= 0) {
+            free(line);
+            return key_fail(p, &keys[fi], "%s is empty; expected the password on its first line",
+                            c->redis_password_file);
+        }
+        c->redis_password = line;
+    }
+    int xi = find_key(SEC_REDIS, "prefix");
+    if (!c->redis_prefix && !(c->redis_prefix = strdup("awaitd:")))
+        return key_fail(p, &keys[xi], "out of memory");
+    size_t pl = strlen(c->redis_prefix);
+    if (pl > 64 || strpbrk(c->redis_prefix, "{} \t")) {
+        p->line = p->key_line[xi];
+        return key_fail(p, &keys[xi], "expected at most 64 characters without '{', '}' or "
+                        "spaces (it goes inside the keys' hash tag), got '%s'", c->redis_prefix);
+    }
+    return 0;
+}
+
 /* Checks that need the whole file; their messages point at the section or key line. */
 static int finish(struct parser *p) {
     struct config *c = p->c;
+    if (c->store_backend == STORE_BACKEND_REDIS && finish_redis(p) < 0)
+        return -1;
     if (c->ntls_listen > 0 && (!c->tls_cert || !c->tls_key)) {
         p->line = p->sec_line[SEC_TLS];
         snprintf(p->secname, sizeof p->secname, "tls");

@@ -31,6 +31,15 @@ struct config_listen {
 
 enum config_fsync { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_OFF };
 
+/* [store] backend: where queues live. */
+enum config_store_backend { STORE_BACKEND_LOCAL, STORE_BACKEND_REDIS };
+
+#define CONFIG_MAX_REDIS_NODES 16
+struct config_redis_node {
+    char host[256]; /* a name or an address, as written ("::1" without brackets) */
+    int port;
+};
+
 /* Log levels: LOG_ERR .. LOG_DEBUG as in log.h (0 error, 1 warn, 2 info, 3 debug). */
 
 struct config_queue {
@@ -108,6 +117,21 @@ struct config {
                                      default 100); 0 = off; CONFIG_PER_QUEUE_ALL = on (every queue) */
     int metrics_public;           /* public: off|on; off (default) puts /metrics behind [auth] */
 
+    /* [store] */
+    int store_backend;           /* backend: local|redis (enum config_store_backend), default local */
+
+    /* [redis]: checked only with backend = redis (docs/REDIS.md) */
+    char *redis_nodes_text;      /* nodes: "HOST:PORT, ..." as written; default 127.0.0.1:6379 */
+    struct config_redis_node redis_nodes[CONFIG_MAX_REDIS_NODES]; /* parsed from it */
+    size_t nredis_nodes;
+    char *redis_user;            /* user: ACL user for AUTH, or NULL */
+    char *redis_password;        /* password, or the first line of password_file; NULL = none */
+    char *redis_password_file;   /* password_file: absolute path or NULL */
+    char *redis_prefix;          /* prefix: of every key; default "awaitd:" */
+    uint64_t redis_connect_timeout_ms; /* connect_timeout: default 2s */
+    uint64_t redis_command_timeout_ms; /* command_timeout: default 5s */
+    uint64_t redis_replicas_ack;  /* replicas_ack: WAIT for N replicas before a durable answer; 0 */
+
     /* [queue NAME] sections */
     struct config_queue queues[CONFIG_MAX_QUEUES];
     size_t nqueues;
@@ -134,6 +158,7 @@ void config_free(struct config *c);
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
 int config_parse_listen(const char *s, struct config_listen *out);
+int config_parse_redis_node(const char *s, struct config_redis_node *out);
 
 /*
  * The key table, read-only, for printers such as config_dump (awaitd -T).

@@ -581,6 +581,13 @@ int server_services_metrics(struct server *s, struct buf *out) {
     return 0;
 }
 
+int server_services_health(struct server *s, char *why, size_t len) {
+    for (size_t i = 0; i < s->nstarted; i++)
+        if (s->services[i].ops->health && s->services[i].ops->health(s->services[i].ctx, why, len))
+            return 1;
+    return 0;
+}
+
 /* A handler for a server nobody wired: every request is a 500. */
 static enum handler_result no_handler(void *ctx, struct conn *c, const struct http_request *req,
                                       const char *body, size_t body_len) {

@@ -92,6 +92,8 @@ void server_peer_release(struct server *s, struct conn *c);
 
 /* Append every service's figures (Prometheus text). 0 or -1 (no memory). */
 int server_services_metrics(struct server *s, struct buf *out);
+/* 0 when every started service is healthy, else 1 with the first one's why. */
+int server_services_health(struct server *s, char *why, size_t len);
 
 /* Arm the wheel's libevent timer if the wheel's next expiry moved earlier. */
 void server_timers_sync(struct server *s);

@@ -12,10 +12,13 @@
  *           for them; the loop still runs.
  *   close   after the loop and every connection are gone: flush, free.
  *   metrics append Prometheus text for GET /metrics; 0 or -1 (no memory).
+ *   health  0 healthy, or 1 degraded with why filled (GET /health says so).
  * Any member may be NULL.
  */
 #ifndef AWAITD_SERVICE_H
 #define AWAITD_SERVICE_H
+
+#include <stddef.h>
 
 struct buf;
 
@@ -26,6 +29,7 @@ struct service_ops {
     void (*drain)(void *ctx);
     void (*close)(void *ctx);
     int (*metrics)(void *ctx, struct buf *out);
+    int (*health)(void *ctx, char *why, size_t len);
 };
 
 struct service {

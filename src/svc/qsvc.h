@@ -274,4 +274,13 @@ extern const struct service_ops qsvc_service;
  * into a queue in the same process). NULL for another backend. */
 struct queue_engine *qsvc_engine(struct qsvc *svc);
 
+/* ---- the redis backend (qsvc_redis*.c, docs/REDIS.md) ------------------- */
+
+/* The queues in Redis ([store] backend = redis, [redis] settings). NULL (logged). */
+struct qsvc *qsvc_redis_new(struct server *s);
+
+/* As a service: start connects (and keeps reconnecting), drain answers
+ * the waits, health says degraded while Redis is unreachable. */
+extern const struct service_ops qsvc_redis_service;
+
 #endif

@@ -1,0 +1,145 @@
+/*
+ * qsvc_redis: the Redis queue backend's state, shared by its files:
+ * qsvc_redis.c (the operations: each one FCALL of the function library
+ * qsvc_redis.lua), qsvc_redis_reply.c (their replies), qsvc_redis_wait.c
+ * (blocking waits held in the daemon, woken by the notification channel)
+ * and qsvc_redis_svc.c (the library's loading, the service's life). Private to svc/. docs/REDIS.md.
+ *
+ * The daemon holds no per-job state: a call in flight holds its reply's
+ * copy until done(); a waiting call holds its arguments (a waiting put,
+ * its payload) and its place in its queue's watch.
+ */
+#ifndef AWAITD_QSVC_REDIS_H
+#define AWAITD_QSVC_REDIS_H
+
+#include "core/list.h"
+#include "core/timer.h"
+#include "svc/qsvc.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct redis_conn;
+struct redisReply;
+
+#define RSVC_SAFETY_MS 1000 /* waiters re-check this often even without a notification */
+
+enum rop_kind {
+    R_PUT, R_BATCH, R_RESERVE, R_JOIN, R_ACK, R_NACK, R_TOUCH, R_PEEK, R_DECLARE, R_DELETE,
+    R_STATS, R_LIST, R_DEAD, R_BULK, R_NKINDS
+};
+
+struct rsvc {
+    struct qsvc base;         /* first: a struct qsvc * is a struct rsvc * */
+    struct server *srv;
+    struct redis_conn *rc;
+    int lib_ok;               /* the function library in Redis is ours */
+    char *lib;                /* the library's text, version filled in */
+    char version[17];
+    char prefix[72];
+    char channel[96];         /* PREFIX "events" */
+    char registry[96];        /* PREFIX "queues": the set of queue names */
+    struct list watches;      /* struct rwatch: queues with waiters here */
+    struct timer safety_t;
+    int draining;
+    uint64_t ops_total[R_NKINDS]; /* operations started, by kind (metrics) */
+};
+
+/* A queue this node has waiters on. */
+struct rwatch {
+    struct rsvc *svc;
+    struct list node;         /* svc->watches */
+    struct list getters, putters, joiners; /* struct rop by wnode, arrival order */
+    struct timer due_t;       /* the next delayed job or lease end: re-check a getter */
+    size_t len;
+    char name[QUEUE_NAME_MAX + 1];
+};
+
+
+/* One call's state while it is kept (call->pend). */
+struct rop {
+    struct rsvc *svc;
+    struct qsvc_call *call;   /* NULL once completed or given up */
+    int kind;                 /* enum rop_kind */
+    int inflight;             /* commands sent, not yet answered */
+    int released;             /* the caller is done with it (release) */
+    int held;                 /* reserve: jobs handed to done(), not yet delivered */
+    int ok_status;            /* the outcome waiting for WAIT (replicas_ack) */
+    /* a blocking wait */
+    uint64_t wait_ms;
+    struct rwatch *watch;     /* set while waiting */
+    struct list wnode;
+    struct timer wait_t;
+    int recheck;              /* woken while a check was in flight: check again */
+    int rechecked;            /* a later check (NOQUEUE then means DELETED) */
+    /* arguments */
+    size_t qlen;
+    char qname[QUEUE_NAME_MAX + 1];
+    uint64_t id, arg;         /* job id; reserve lease; nack delay; touch lease; bulk arg */
+    uint32_t attempt;
+    int32_t priority;
+    uint64_t delay_ms;
+    unsigned count;           /* reserve */
+    int op;                   /* bulk */
+    struct qsvc_settings set; /* declare */
+    struct qsvc_batch_job *bjobs; /* batch: the caller's (they last until done) */
+    size_t bn;
+    const char *payload, *key; /* put: copies in extra[] */
+    size_t len, key_len;
+    /* results */
+    struct queue_job_info *jobs; /* reserve, peek: ours; dead: the caller's */
+    size_t max;               /* dead: room in jobs */
+    char *copy;               /* payloads of the jobs */
+    struct qsvc_queue *queues; /* list */
+    size_t nqueues, nnames;
+    char extra[];             /* reserve: count jobs; put: payload and key */
+};
+
+extern const struct qsvc_ops qsvc_redis_ops;
+
+/* Send the FCALL of rop's operation (again, for a waiter's re-check). 0 or -1. */
+int rop_send(struct rop *rop);
+/* Finish rop's call with st: done() runs from the loop. */
+void rop_finish(struct rop *rop, int st);
+/* Free rop once neither the caller nor Redis needs it. */
+void rop_maybe_free(struct rop *rop);
+/* Give back jobs a reserve got but could not hand over (FCALL aw_unreserve). */
+void rop_unreserve_jobs(struct rop *rop);
+
+/* The reply of rop's FCALL (qsvc_redis_reply.c). */
+void rop_on_reply(void *arg, struct redisReply *r, const char *why);
+/* Element i of array reply r as a number (0 if absent). */
+long long rsvc_ival(const struct redisReply *r, size_t i);
+/* Stats (aw_stats' 18 figures from element at) into q, with this node's waiters. */
+void rsvc_fill_stats(struct rop *rop, const struct redisReply *r, size_t at, struct qsvc_queue *q,
+                     const char *name, size_t len);
+/* A reply nobody needs. */
+void rsvc_ignore(void *arg, struct redisReply *r, const char *why);
+
+/* Send FCALL fn on queue (name, len) with args; 0 sent, -1 not (down). */
+int rsvc_fcall(struct rsvc *svc, const char *fn, const char *q, size_t qlen, int nargs,
+               const char **args, const size_t *lens, void (*cb)(void *, struct redisReply *,
+                                                                  const char *),
+               void *arg);
+
+/* ---- waits (qsvc_redis_wait.c) ---- */
+
+/* Set up svc's waits (its safety timer). */
+void rwait_init(struct rsvc *svc);
+/* Put rop in its queue's watch, in arrival order (list: getters, putters or joiners), and
+ * arm its wait= deadline. -1: no memory. */
+int rwait_join(struct rop *rop);
+/* Take rop out of its watch (and cancel its deadline). */
+void rwait_leave(struct rop *rop);
+/* A check found nothing: wait for a wake (next_due_ms >= 0: a getter's next due job). */
+void rwait_idle(struct rop *rop, int64_t next_due_ms);
+/* A notification "KIND N QUEUE" from the channel. */
+void rwait_message(struct rsvc *svc, const char *msg, size_t len);
+/* Re-check every waiter (after a reconnect). */
+void rwait_wake_all(struct rsvc *svc);
+/* End every wait with st (drain). */
+void rwait_end_all(struct rsvc *svc, int st);
+/* This node's waiters on a queue, for stats. */
+void rwait_counts(struct rsvc *svc, const char *q, size_t qlen, struct queue_stats *st);
+
+#endif

@@ -1,0 +1,476 @@
+#!lua name=awaitd
+-- awaitd's queue operations as one Redis Functions library (docs/REDIS.md).
+-- Loaded by src/svc/qsvc_redis_svc.c with FUNCTION LOAD REPLACE when the
+-- version below differs from the one in Redis (the daemon puts a hash of
+-- this text in place of @VERSION@).
+--
+-- Every function works on one queue: KEYS[1] is its base key "{PREFIX}QUEUE"
+-- wrapped in a hash tag, so all of a queue's keys live in one cluster slot:
+--   B:m  hash   settings, counters, next_id, epoch, dseq, shutdown
+--   B:r  zset   ready jobs: score priority, member the 16-digit id (FIFO among equals)
+--   B:d  zset   delayed jobs: score visible_at (Redis ms)
+--   B:l  zset   reserved jobs: score lease deadline (Redis ms)
+--   B:x  zset   dead letters: score the order they died in
+--   B:p  hash   id -> payload      B:n  hash  id -> priority
+--   B:t  hash   id -> attempts (deliveries so far)
+--   B:k:EPOCH:KEY  string  an idempotency key -> the first job's id, PX key_window
+-- ARGV[1] is the notification channel, ARGV[2] the queue's name; the rest
+-- belong to the operation. Replies are arrays whose first element is a
+-- status (0, or the negative codes of svc/qsvc.h). Time is Redis's TIME.
+-- Notifications ("KIND N QUEUE"): r N jobs became ready; s N room freed;
+-- j unfinished reached 0; t N a job becomes ready in N ms; z shutdown;
+-- x deleted. Nodes use them to wake their waiters (and re-check).
+
+local VERSION = '@VERSION@'
+local OK, FULL, EMPTY, NOTFOUND, INVALID, TOOBIG, STATE, SHUTDOWN, NOQUEUE =
+    0, -2, -4, -5, -7, -8, -9, -10, -12
+local SLICE = 1000 -- due jobs moved per operation
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function jid(id) return string.format('%016d', id) end
+
+-- The settings an operation needs (the counters are read by stats only).
+local FIELDS = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window', 'shutdown', 'epoch'}
+local function meta(b)
+    local f = redis.call('HMGET', b .. ':m', unpack(FIELDS))
+    if not f[1] then return nil end
+    local m = {}
+    for i, k in ipairs(FIELDS) do m[k] = tonumber(f[i]) or f[i] end
+    return m
+end
+
+local function meta_all(b)
+    local f = redis.call('HGETALL', b .. ':m')
+    local m = {}
+    for i = 1, #f, 2 do m[f[i]] = tonumber(f[i + 1]) or f[i + 1] end
+    return m
+end
+
+local function notify(a, kind, n)
+    redis.call('PUBLISH', a[1], kind .. ' ' .. n .. ' ' .. a[2])
+end
+
+local function unfinished(b)
+    return redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d') + redis.call('ZCARD', b .. ':l')
+end
+
+local function forget(b, j)
+    redis.call('HDEL', b .. ':p', j)
+    redis.call('HDEL', b .. ':n', j)
+    redis.call('HDEL', b .. ':t', j)
+end
+
+local function to_dead(b, j)
+    local seq = redis.call('HINCRBY', b .. ':m', 'dseq', 1)
+    redis.call('ZADD', b .. ':x', seq, j)
+    redis.call('HINCRBY', b .. ':m', 'total_dead', 1)
+end
+
+local function to_ready(b, j)
+    redis.call('ZADD', b .. ':r', tonumber(redis.call('HGET', b .. ':n', j)) or 0, j)
+end
+
+-- A job leaving a lease (expiry or nack): dead after max_attempts, dropped
+-- after an immediate shutdown, else ready (delay 0) or delayed.
+-- Returns 'dead', 'drop', 'ready' or 'delayed'.
+local function release(b, m, j, now, delay)
+    redis.call('ZREM', b .. ':l', j)
+    local att = tonumber(redis.call('HGET', b .. ':t', j)) or 0
+    if m.max_attempts > 0 and att >= m.max_attempts then
+        to_dead(b, j)
+        return 'dead'
+    end
+    if m.shutdown == 2 then
+        forget(b, j)
+        redis.call('HINCRBY', b .. ':m', 'total_dropped', 1)
+        return 'drop'
+    end
+    if delay > 0 then
+        redis.call('ZADD', b .. ':d', now + delay, j)
+        return 'delayed'
+    end
+    to_ready(b, j)
+    return 'ready'
+end
+
+-- Due delayed jobs become ready; expired leases come back (or die).
+local function promote(b, a, m, now)
+    local ready, gone = 0, 0
+    local due = redis.call('ZRANGEBYSCORE', b .. ':d', '-inf', now, 'LIMIT', 0, SLICE)
+    for _, j in ipairs(due) do
+        redis.call('ZREM', b .. ':d', j)
+        to_ready(b, j)
+        ready = ready + 1
+    end
+    local exp = redis.call('ZRANGEBYSCORE', b .. ':l', '-inf', now, 'LIMIT', 0, SLICE)
+    for _, j in ipairs(exp) do
+        local r = release(b, m, j, now, 0)
+        if r == 'ready' then ready = ready + 1 else gone = gone + 1 end
+    end
+    if ready > 0 then notify(a, 'r', ready) end
+    if gone > 0 and unfinished(b) == 0 then notify(a, 'j', 0) end
+end
+
+-- ms until the next delayed job or lease end, or -1.
+local function next_due(b, now)
+    local best = -1
+    for _, k in ipairs({':d', ':l'}) do
+        local f = redis.call('ZRANGE', b .. k, 0, 0, 'WITHSCORES')
+        if #f > 0 then
+            local d = math.max(0, tonumber(f[2]) - now)
+            if best < 0 or d < best then best = d end
+        end
+    end
+    return best
+end
+
+-- The queue, promoted to now; nil when it does not exist.
+local function open(b, a)
+    local m = meta(b)
+    if not m then return nil end
+    local now = now_ms()
+    promote(b, a, m, now)
+    return m, now
+end
+
+local function stats(b, m)
+    local mm = meta_all(b)
+    local size, delayed = redis.call('ZCARD', b .. ':r'), redis.call('ZCARD', b .. ':d')
+    local reserved, dead = redis.call('ZCARD', b .. ':l'), redis.call('ZCARD', b .. ':x')
+    local function n(k) return tonumber(mm[k]) or 0 end
+    return {size, n('maxsize'), reserved, delayed, dead, size + delayed + reserved,
+            n('total_put'), n('total_acked'), n('total_redelivered'), n('total_dead'),
+            n('shutdown'), n('lease'), n('max_attempts'), n('max_payload'), n('key_window'),
+            n('total_requeued'), n('total_dropped'), n('total_dead_purged')}
+end
+
+local function with_status(st, t)
+    local out = {st}
+    for _, v in ipairs(t) do out[#out + 1] = v end
+    return out
+end
+
+-- ---- queues -------------------------------------------------------------------
+
+-- ARGV[3..8]: mask (1 maxsize 2 lease 4 max_attempts 8 max_payload 16 key_window),
+-- then the values (for a new queue, the unmasked ones are the defaults).
+local function declare(keys, a)
+    local b = keys[1]
+    local mask = tonumber(a[3])
+    local names = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window'}
+    local m = meta(b)
+    local created = 0
+    if not m then
+        created = 1
+        local t = redis.call('TIME')
+        redis.call('HSET', b .. ':m', 'next_id', 0, 'epoch', t[1] .. '.' .. t[2], 'dseq', 0,
+            'shutdown', 0, 'total_put', 0, 'total_acked', 0, 'total_redelivered', 0,
+            'total_dead', 0, 'total_requeued', 0, 'total_dropped', 0, 'total_dead_purged', 0)
+    end
+    for i, name in ipairs(names) do
+        if created == 1 or math.floor(mask / 2 ^ (i - 1)) % 2 == 1 then
+            redis.call('HSET', b .. ':m', name, a[3 + i])
+        end
+    end
+    if created == 0 then notify(a, 's', 1) end -- a larger maxsize may make room
+    return with_status(OK, {created, unpack(stats(b, meta(b)))})
+end
+
+local function delete(keys, a)
+    local b = keys[1]
+    local m = meta(b)
+    if not m then return {NOQUEUE} end
+    local st = stats(b, m)
+    redis.call('UNLINK', b .. ':m', b .. ':r', b .. ':d', b .. ':l', b .. ':x', b .. ':p',
+        b .. ':n', b .. ':t')
+    notify(a, 'x', 0)
+    return with_status(OK, st)
+end
+
+local function qstats(keys, a)
+    local b = keys[1]
+    local m = open(b, a)
+    if not m then return {NOQUEUE} end
+    return with_status(OK, stats(b, m))
+end
+
+-- ---- jobs ---------------------------------------------------------------------
+
+local function put_one(b, a, m, now, payload, prio, delay)
+    local id = redis.call('HINCRBY', b .. ':m', 'next_id', 1)
+    local j = jid(id)
+    redis.call('HSET', b .. ':p', j, payload)
+    redis.call('HSET', b .. ':n', j, prio)
+    if delay > 0 then
+        redis.call('ZADD', b .. ':d', now + delay, j)
+    else
+        redis.call('ZADD', b .. ':r', prio, j)
+    end
+    redis.call('HINCRBY', b .. ':m', 'total_put', 1)
+    return id
+end
+
+-- ARGV[3..6]: payload, priority, delay ms, idempotency key ('' = none).
+-- {0, id, duplicate} | {FULL, maxsize} | {TOOBIG, max_payload} | {SHUTDOWN} | {NOQUEUE}
+local function put(keys, a)
+    local b = keys[1]
+    local m, now = open(b, a)
+    if not m then return {NOQUEUE} end
+    if m.shutdown > 0 then return {SHUTDOWN} end
+    local payload, prio, delay, key = a[3], tonumber(a[4]), tonumber(a[5]), a[6]
+    if #payload > m.max_payload then return {TOOBIG, m.max_payload} end
+    local kk
+    if key ~= '' then
+        kk = b .. ':k:' .. m.epoch .. ':' .. key
+        local first = redis.call('GET', kk)
+        if first then return {OK, tonumber(first), 1} end
+    end
+    if m.maxsize > 0 and redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d') >= m.maxsize then
+        return {FULL, m.maxsize}
+    end
+    local id = put_one(b, a, m, now, payload, prio, delay)
+    if kk then redis.call('SET', kk, id, 'PX', m.key_window) end
+    if delay > 0 then notify(a, 't', delay) else notify(a, 'r', 1) end
+    return {OK, id, 0}
+end
+
+-- ARGV[3..5]: priority, delay ms, n; then n payloads. All or nothing.
+-- {0, id...} | {TOOBIG, max_payload, index} | {FULL, room} | ...
+local function put_batch(keys, a)
+    local b = keys[1]
+    local m, now = open(b, a)
+    if not m then return {NOQUEUE} end
+    if m.shutdown > 0 then return {SHUTDOWN} end
+    local prio, delay, n = tonumber(a[3]), tonumber(a[4]), tonumber(a[5])
+    for i = 1, n do
+        if #a[5 + i] > m.max_payload then return {TOOBIG, m.max_payload, i - 1} end
+    end
+    if m.maxsize > 0 then
+        local queued = redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d')
+        if queued + n > m.maxsize then
+            return {FULL, queued >= m.maxsize and 0 or m.maxsize - queued}
+        end
+    end
+    local out = {OK}
+    for i = 1, n do out[#out + 1] = put_one(b, a, m, now, a[5 + i], prio, delay) end
+    if delay > 0 then notify(a, 't', delay) else notify(a, 'r', n) end
+    return out
+end
+
+-- ARGV[3..4]: count, lease ms (0: the queue's).
+-- {0, n, (id, priority, attempt, deadline, payload) * n} | {EMPTY, next_due} | {SHUTDOWN} | ...
+local function reserve(keys, a)
+    local b = keys[1]
+    local m, now = open(b, a)
+    if not m then return {NOQUEUE} end
+    local count, lease = tonumber(a[3]), tonumber(a[4])
+    if lease == 0 then lease = m.lease end
+    local popped = redis.call('ZPOPMIN', b .. ':r', count)
+    local n = #popped / 2
+    if n == 0 then
+        -- shut down: immediate refuses at once; otherwise once nothing can come back
+        if m.shutdown == 2 or (m.shutdown > 0 and unfinished(b) == 0) then return {SHUTDOWN} end
+        return {EMPTY, next_due(b, now)}
+    end
+    local out = {OK, n}
+    local redelivered = 0
+    for i = 1, #popped, 2 do
+        local j = popped[i]
+        local att = redis.call('HINCRBY', b .. ':t', j, 1)
+        if att > 1 then redelivered = redelivered + 1 end
+        redis.call('ZADD', b .. ':l', now + lease, j)
+        out[#out + 1] = tonumber(j)
+        out[#out + 1] = tonumber(popped[i + 1])
+        out[#out + 1] = att
+        out[#out + 1] = now + lease
+        out[#out + 1] = redis.call('HGET', b .. ':p', j)
+    end
+    if redelivered > 0 then redis.call('HINCRBY', b .. ':m', 'total_redelivered', redelivered) end
+    if m.maxsize > 0 and redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d') + n >= m.maxsize then
+        notify(a, 's', n)
+    end
+    return out
+end
+
+-- A reserved job with the given attempt (0: any): its id string, or nil and the status.
+local function leased(b, id, attempt)
+    local j = jid(id)
+    if redis.call('HEXISTS', b .. ':p', j) == 0 then return nil, NOTFOUND end
+    if not redis.call('ZSCORE', b .. ':l', j) then return nil, STATE end
+    if attempt ~= 0 and tonumber(redis.call('HGET', b .. ':t', j)) ~= attempt then return nil, STATE end
+    return j
+end
+
+-- ARGV[3..4]: id, attempt.
+local function ack(keys, a)
+    local b = keys[1]
+    local m = open(b, a)
+    if not m then return {NOQUEUE} end
+    local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
+    if not j then return {st} end
+    redis.call('ZREM', b .. ':l', j)
+    forget(b, j)
+    redis.call('HINCRBY', b .. ':m', 'total_acked', 1)
+    if unfinished(b) == 0 then notify(a, 'j', 0) end
+    return {OK}
+end
+
+-- ARGV[3..5]: id, attempt, delay ms. {0, dead}
+local function nack(keys, a)
+    local b = keys[1]
+    local m, now = open(b, a)
+    if not m then return {NOQUEUE} end
+    local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
+    if not j then return {st} end
+    local delay = tonumber(a[5])
+    local r = release(b, m, j, now, delay)
+    if r == 'ready' then notify(a, 'r', 1)
+    elseif r == 'delayed' then notify(a, 't', delay)
+    elseif unfinished(b) == 0 then notify(a, 'j', 0) end
+    return {OK, r == 'dead' and 1 or 0}
+end
+
+-- ARGV[3..5]: id, attempt, lease ms (0: the queue's). {0, deadline}
+local function touch(keys, a)
+    local b = keys[1]
+    local m, now = open(b, a)
+    if not m then return {NOQUEUE} end
+    local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
+    if not j then return {st} end
+    local lease = tonumber(a[5])
+    if lease == 0 then lease = m.lease end
+    redis.call('ZADD', b .. ':l', now + lease, j)
+    return {OK, now + lease}
+end
+
+-- A delivery the daemon could not hand over (its client left): ready again,
+-- its attempt count as before. ARGV[3..4]: id, attempt.
+local function unreserve(keys, a)
+    local b = keys[1]
+    local m = meta(b)
+    if not m then return {NOQUEUE} end
+    local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
+    if not j then return {st} end
+    redis.call('ZREM', b .. ':l', j)
+    redis.call('HINCRBY', b .. ':t', j, -1)
+    to_ready(b, j)
+    notify(a, 'r', 1)
+    return {OK}
+end
+
+-- ARGV[3]: id. {0, id, priority, attempt, state, deadline, payload}
+local function peek(keys, a)
+    local b = keys[1]
+    local m = open(b, a)
+    if not m then return {NOQUEUE} end
+    local j = jid(tonumber(a[3]))
+    local payload = redis.call('HGET', b .. ':p', j)
+    if not payload then return {NOTFOUND} end
+    local state, deadline = 0, 0
+    local s = redis.call('ZSCORE', b .. ':d', j)
+    if s then state, deadline = 1, tonumber(s)
+    else
+        s = redis.call('ZSCORE', b .. ':l', j)
+        if s then state, deadline = 2, tonumber(s)
+        elseif redis.call('ZSCORE', b .. ':x', j) then state = 3 end
+    end
+    return {OK, tonumber(j), tonumber(redis.call('HGET', b .. ':n', j)) or 0,
+            tonumber(redis.call('HGET', b .. ':t', j)) or 0, state, deadline, payload}
+end
+
+-- ARGV[3..4]: after (0: from the first), max. {0, n, (id, priority, attempt, len) * n}
+local function dead_list(keys, a)
+    local b = keys[1]
+    local m = open(b, a)
+    if not m then return {NOQUEUE} end
+    local after, max = tonumber(a[3]), tonumber(a[4])
+    local from = '-inf'
+    if after > 0 then
+        local s = redis.call('ZSCORE', b .. ':x', jid(after))
+        if not s then return {NOTFOUND} end
+        from = '(' .. s
+    end
+    local ids = redis.call('ZRANGEBYSCORE', b .. ':x', from, '+inf', 'LIMIT', 0, max)
+    local out = {OK, #ids}
+    for _, j in ipairs(ids) do
+        out[#out + 1] = tonumber(j)
+        out[#out + 1] = tonumber(redis.call('HGET', b .. ':n', j)) or 0
+        out[#out + 1] = tonumber(redis.call('HGET', b .. ':t', j)) or 0
+        out[#out + 1] = redis.call('HSTRLEN', b .. ':p', j)
+    end
+    return out
+end
+
+-- Drop every job of zset k; returns how many.
+local function drop_all(b, k)
+    local ids = redis.call('ZRANGE', b .. k, 0, -1)
+    for _, j in ipairs(ids) do forget(b, j) end
+    redis.call('UNLINK', b .. k)
+    return #ids
+end
+
+-- ARGV[3..4]: op (0 purge, 1 shutdown, 2 dead requeue, 3 dead purge), arg. {0, n}
+local function bulk(keys, a)
+    local b = keys[1]
+    local m = open(b, a)
+    if not m then return {NOQUEUE} end
+    local op, arg = tonumber(a[3]), tonumber(a[4])
+    local n = 0
+    if op == 0 or (op == 1 and arg == 1) then
+        if op == 1 then redis.call('HSET', b .. ':m', 'shutdown', 2) end
+        n = drop_all(b, ':r') + drop_all(b, ':d')
+        redis.call('HINCRBY', b .. ':m', 'total_dropped', n)
+        if n > 0 then notify(a, 's', n) end
+    elseif op == 1 then
+        if m.shutdown == 0 then redis.call('HSET', b .. ':m', 'shutdown', 1) end
+    elseif op == 2 or op == 3 then
+        if op == 2 and m.shutdown > 0 then return {SHUTDOWN} end
+        local ids
+        if arg > 0 then
+            if not redis.call('ZSCORE', b .. ':x', jid(arg)) then return {NOTFOUND} end
+            ids = {jid(arg)}
+        else
+            ids = redis.call('ZRANGE', b .. ':x', 0, -1)
+        end
+        for _, j in ipairs(ids) do
+            redis.call('ZREM', b .. ':x', j)
+            if op == 2 then
+                redis.call('HSET', b .. ':t', j, 0)
+                to_ready(b, j)
+            else
+                forget(b, j)
+            end
+        end
+        n = #ids
+        if op == 2 then
+            redis.call('HINCRBY', b .. ':m', 'total_requeued', n)
+            if n > 0 then notify(a, 'r', n) end
+        else
+            redis.call('HINCRBY', b .. ':m', 'total_dead_purged', n)
+        end
+    else
+        return {INVALID}
+    end
+    if op == 1 then notify(a, 'z', 0) end
+    if unfinished(b) == 0 then notify(a, 'j', 0) end
+    return {OK, n}
+end
+
+redis.register_function('awaitd_version', function() return VERSION end)
+redis.register_function('aw_declare', declare)
+redis.register_function('aw_delete', delete)
+redis.register_function('aw_stats', qstats)
+redis.register_function('aw_put', put)
+redis.register_function('aw_put_batch', put_batch)
+redis.register_function('aw_reserve', reserve)
+redis.register_function('aw_ack', ack)
+redis.register_function('aw_nack', nack)
+redis.register_function('aw_touch', touch)
+redis.register_function('aw_unreserve', unreserve)
+redis.register_function('aw_peek', peek)
+redis.register_function('aw_dead_list', dead_list)
+redis.register_function('aw_bulk', bulk)

@@ -1,0 +1,338 @@
+/*
+ * qsvc_redis_reply: the Redis backend's replies. Each FCALL's answer is an
+ * array whose first element is a status (svc/qsvc.h's); the rest is read
+ * into the call's result here (payloads copied into the call's own memory:
+ * the reply is gone once its callback returns). A change's answer waits
+ * for WAIT when [redis] replicas_ack is set; a wait's empty answer goes
+ * back to its watch (qsvc_redis_wait.c). A reply for a call given up
+ * meanwhile gives back the jobs a reserve got.
+ */
+#include "svc/qsvc_redis.h"
+
+#include "core/config.h"
+#include "net/server.h"
+#include "svc/redis_conn.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+long long rsvc_ival(const redisReply *r, size_t i) {
+    if (i >= r->elements)
+        return 0;
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING)
+        return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+void rsvc_fill_stats(struct rop *rop, const redisReply *r, size_t at, struct qsvc_queue *q,
+                       const char *name, size_t len) {
+    char copy[QUEUE_NAME_MAX + 1];
+    memcpy(copy, name, len); /* name may be q->name */
+    memset(q, 0, sizeof *q);
+    memcpy(q->name, copy, len);
+    q->name[len] = '\0';
+    q->name_len = len;
+    struct queue_stats *s = &q->stats;
+    s->size = (uint64_t)rsvc_ival(r, at);
+    s->maxsize = (uint64_t)rsvc_ival(r, at + 1);
+    s->reserved = (uint64_t)rsvc_ival(r, at + 2);
+    s->delayed = (uint64_t)rsvc_ival(r, at + 3);
+    s->dead = (uint64_t)rsvc_ival(r, at + 4);
+    s->unfinished = (uint64_t)rsvc_ival(r, at + 5);
+    s->total_put = (uint64_t)rsvc_ival(r, at + 6);
+    s->total_acked = (uint64_t)rsvc_ival(r, at + 7);
+    s->total_redelivered = (uint64_t)rsvc_ival(r, at + 8);
+    s->total_dead = (uint64_t)rsvc_ival(r, at + 9);
+    s->shutdown = (int)rsvc_ival(r, at + 10);
+    q->settings.maxsize = s->maxsize;
+    q->settings.lease_ms = (uint64_t)rsvc_ival(r, at + 11);
+    q->settings.max_attempts = (uint32_t)rsvc_ival(r, at + 12);
+    q->settings.max_payload = (uint32_t)rsvc_ival(r, at + 13);
+    q->settings.key_window_ms = (uint64_t)rsvc_ival(r, at + 14);
+    s->total_requeued = (uint64_t)rsvc_ival(r, at + 15);
+    s->total_dropped = (uint64_t)rsvc_ival(r, at + 16);
+    s->total_dead_purged = (uint64_t)rsvc_ival(r, at + 17);
+    rwait_counts(rop->svc, q->name, len, s);
+}
+
+/* Jobs (id, priority, attempt, deadline, payload) * n from r at i, into rop->jobs. */
+static int take_jobs(struct rop *rop, const redisReply *r, size_t at, unsigned n, int state) {
+    size_t total = 0;
+    for (unsigned k = 0; k < n; k++) {
+        const redisReply *p = at + k * 5 + 4 < r->elements ? r->element[at + k * 5 + 4] : NULL;
+        if (!p || p->type != REDIS_REPLY_STRING)
+            return -1;
+        total += p->len;
+    }
+    free(rop->copy);
+    rop->copy = malloc(total ? total : 1);
+    if (!rop->copy)
+        return -1;
+    size_t off = 0;
+    for (unsigned k = 0; k < n; k++) {
+        size_t b = at + k * 5;
+        struct queue_job_info *j = &rop->jobs[k];
+        const redisReply *p = r->element[b + 4];
+        j->id = (uint64_t)rsvc_ival(r, b);
+        j->priority = (int32_t)rsvc_ival(r, b + 1);
+        j->attempt = (uint32_t)rsvc_ival(r, b + 2);
+        j->deadline = (uint64_t)rsvc_ival(r, b + 3);
+        j->state = state;
+        memcpy(rop->copy + off, p->str, p->len);
+        j->payload = rop->copy + off;
+        j->len = p->len;
+        off += p->len;
+    }
+    return 0;
+}
+
+/* A change is applied: answer st now, or after WAIT for the replicas. */
+static void on_wait_reply(void *arg, struct redisReply *r, const char *why);
+
+static void settle(struct rop *rop, int st) {
+    const struct config *cfg = rop->svc->srv->cfg;
+    uint64_t n = cfg->redis_replicas_ack;
+    if (st != QSVC_OK || n == 0) {
+        rop_finish(rop, st);
+        return;
+    }
+    char nb[24], tb[24];
+    snprintf(nb, sizeof nb, "%" PRIu64, n);
+    /* Half of command_timeout: WAIT answers (with too few) before the connection's own
+     * deadline would close it. The connection is pipelined: while WAIT blocks, the
+     * commands behind it wait too. */
+    snprintf(tb, sizeof tb, "%" PRIu64, cfg->redis_command_timeout_ms / 2 ? cfg->redis_command_timeout_ms / 2 : 1);
+    const char *argv[] = {"WAIT", nb, tb};
+    rop->ok_status = st;
+    if (redis_conn_command(rop->svc->rc, NULL, 0, on_wait_reply, rop, 3, argv, NULL) < 0) {
+        snprintf(rop->call->res.why, sizeof rop->call->res.why,
+                 "the queue backend (redis) applied the change but cannot confirm its replicas: %s",
+                 redis_conn_why(rop->svc->rc));
+        rop_finish(rop, QSVC_ERR_UNAVAILABLE);
+        return;
+    }
+    rop->inflight++;
+}
+
+static void on_wait_reply(void *arg, struct redisReply *r, const char *why) {
+    struct rop *rop = arg;
+    rop->inflight--;
+    if (rop->call) {
+        uint64_t want = rop->svc->srv->cfg->redis_replicas_ack;
+        if (r && r->type == REDIS_REPLY_INTEGER && (uint64_t)r->integer >= want) {
+            rop_finish(rop, rop->ok_status);
+        } else {
+            snprintf(rop->call->res.why, sizeof rop->call->res.why,
+                     "the queue backend (redis) applied the change but %s (replicas_ack = %" PRIu64
+                     ")", r && r->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged it in time"
+                                                              : why ? why : "WAIT failed", want);
+            rop_finish(rop, QSVC_ERR_UNAVAILABLE);
+        }
+    }
+    rop_maybe_free(rop);
+}
+
+/* A wait's check came back with nothing (or full, or unfinished jobs). */
+static void wait_more(struct rop *rop, int now_st, int64_t next_due) {
+    if (!rop->wait_ms || !rop->watch) {
+        rop_finish(rop, now_st);
+        return;
+    }
+    if (rop->recheck) {
+        rop->recheck = 0;
+        rop->rechecked = 1;
+        if (rop_send(rop) == 0)
+            return;
+    }
+    rwait_idle(rop, next_due);
+}
+
+void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
+    struct rop *rop = arg;
+    rop->inflight--;
+    struct qsvc_call *call = rop->call;
+    int st = QSVC_OK;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found") &&
+            rop->svc->lib_ok) {
+            /* The library went (FUNCTION FLUSH, a Redis restarted empty): reconnecting
+             * loads it again. */
+            rop->svc->lib_ok = 0;
+            redis_conn_fail(rop->svc->rc, "the awaitd function library is missing; reloading it");
+        }
+        if (call)
+            snprintf(call->res.why, sizeof call->res.why,
+                     "the queue backend (redis) failed: %.120s",
+                     !r ? why : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        st = QSVC_ERR_UNAVAILABLE;
+    } else {
+        st = (int)rsvc_ival(r, 0);
+    }
+    if (!call) {
+        /* Given up (client left, timed out, drained): jobs it got go back. */
+        if (rop->kind == R_RESERVE && st == QSVC_OK) {
+            unsigned n = (unsigned)rsvc_ival(r, 1);
+            for (unsigned k = 0; k < n && k < rop->count; k++) {
+                rop->jobs[k].id = (uint64_t)rsvc_ival(r, 2 + k * 5);
+                rop->jobs[k].attempt = (uint32_t)rsvc_ival(r, 2 + k * 5 + 2);
+            }
+            rop_unreserve_jobs(rop);
+        }
+        rop_maybe_free(rop);
+        return;
+    }
+    struct qsvc_result *res = &call->res;
+    if (st == QSVC_ERR_NOQUEUE && rop->rechecked)
+        st = QSVC_ERR_DELETED;
+    if (st == QSVC_ERR_UNAVAILABLE || st == QSVC_ERR_NOQUEUE || st == QSVC_ERR_DELETED) {
+        rop_finish(rop, st);
+        rop_maybe_free(rop);
+        return;
+    }
+    switch (rop->kind) {
+    case R_PUT:
+        if (st == QSVC_OK) {
+            res->id = (uint64_t)rsvc_ival(r, 1);
+            res->duplicate = (int)rsvc_ival(r, 2);
+            settle(rop, QSVC_OK);
+        } else if (st == QSVC_ERR_FULL) {
+            res->limit = (uint64_t)rsvc_ival(r, 1);
+            wait_more(rop, st, -1);
+        } else {
+            res->limit = (uint64_t)rsvc_ival(r, 1);
+            rop_finish(rop, st);
+        }
+        break;
+    case R_BATCH:
+        res->n = 0;
+        if (st == QSVC_OK) {
+            for (size_t i = 0; i < rop->bn && i + 1 < r->elements; i++, res->n++)
+                rop->bjobs[i].id = (uint64_t)rsvc_ival(r, 1 + i);
+            settle(rop, QSVC_OK);
+        } else {
+            res->limit = (uint64_t)rsvc_ival(r, 1);
+            res->index = (size_t)rsvc_ival(r, 2);
+            rop_finish(rop, st);
+        }
+        break;
+    case R_RESERVE:
+        if (st == QSVC_OK) {
+            unsigned n = (unsigned)rsvc_ival(r, 1);
+            if (n > rop->count || take_jobs(rop, r, 2, n, QUEUE_JOB_RESERVED) < 0) {
+                for (unsigned k = 0; k < n && k < rop->count; k++) {
+                    rop->jobs[k].id = (uint64_t)rsvc_ival(r, 2 + k * 5);
+                    rop->jobs[k].attempt = (uint32_t)rsvc_ival(r, 2 + k * 5 + 2);
+                }
+                rop_unreserve_jobs(rop);
+                rop_finish(rop, QSVC_ERR_NOMEM);
+                break;
+            }
+            res->jobs = rop->jobs;
+            res->njobs = n;
+            rop->held = 1;
+            rop_finish(rop, QSVC_OK);
+        } else if (st == QSVC_ERR_EMPTY) {
+            wait_more(rop, st, (int64_t)rsvc_ival(r, 1));
+        } else {
+            rop_finish(rop, st);
+        }
+        break;
+    case R_JOIN:
+        if (st == QSVC_OK && rsvc_ival(r, 6) == 0)
+            rop_finish(rop, QSVC_OK);
+        else if (st == QSVC_OK)
+            wait_more(rop, QSVC_ERR_TIMEOUT, -1);
+        else
+            rop_finish(rop, st);
+        break;
+    case R_ACK:
+        res->id = rop->id;
+        settle(rop, st);
+        break;
+    case R_NACK:
+        res->id = rop->id;
+        res->dead = (int)rsvc_ival(r, 1);
+        settle(rop, st);
+        break;
+    case R_TOUCH:
+        res->id = rop->id;
+        res->deadline_ms = (uint64_t)rsvc_ival(r, 1);
+        rop_finish(rop, st);
+        break;
+    case R_PEEK:
+        if (st == QSVC_OK) {
+            /* {0, id, priority, attempt, state, deadline, payload}: reorder for take_jobs. */
+            const redisReply *p = r->elements > 6 ? r->element[6] : NULL;
+            if (!p || p->type != REDIS_REPLY_STRING || !(rop->copy = malloc(p->len ? p->len : 1))) {
+                rop_finish(rop, QSVC_ERR_NOMEM);
+                break;
+            }
+            struct queue_job_info *j = rop->jobs;
+            j->id = (uint64_t)rsvc_ival(r, 1);
+            j->priority = (int32_t)rsvc_ival(r, 2);
+            j->attempt = (uint32_t)rsvc_ival(r, 3);
+            j->state = (int)rsvc_ival(r, 4);
+            j->deadline = (uint64_t)rsvc_ival(r, 5);
+            memcpy(rop->copy, p->str, p->len);
+            j->payload = rop->copy;
+            j->len = p->len;
+            res->jobs = j;
+            res->njobs = 1;
+        }
+        rop_finish(rop, st);
+        break;
+    case R_DECLARE:
+        if (st == QSVC_OK) {
+            res->created = (int)rsvc_ival(r, 1);
+            rsvc_fill_stats(rop, r, 2, &res->queue, rop->qname, rop->qlen);
+        }
+        settle(rop, st);
+        break;
+    case R_DELETE:
+        if (st == QSVC_OK) {
+            const char *argv[] = {"SREM", rop->svc->registry, rop->qname};
+            size_t lens[] = {4, strlen(rop->svc->registry), rop->qlen};
+            rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
+            redis_conn_command(rop->svc->rc, NULL, 0, rsvc_ignore, NULL, 3, argv, lens);
+        }
+        settle(rop, st);
+        break;
+    case R_STATS:
+        if (st == QSVC_OK)
+            rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
+        rop_finish(rop, st);
+        break;
+    case R_DEAD:
+        if (st == QSVC_OK) {
+            unsigned n = (unsigned)rsvc_ival(r, 1);
+            for (unsigned k = 0; k < n && k < rop->max; k++) {
+                struct queue_job_info *j = &rop->jobs[k];
+                memset(j, 0, sizeof *j);
+                j->id = (uint64_t)rsvc_ival(r, 2 + k * 4);
+                j->priority = (int32_t)rsvc_ival(r, 3 + k * 4);
+                j->attempt = (uint32_t)rsvc_ival(r, 4 + k * 4);
+                j->len = (size_t)rsvc_ival(r, 5 + k * 4);
+                j->state = QUEUE_JOB_DEAD;
+            }
+            res->jobs = rop->jobs;
+            res->njobs = n < rop->max ? n : (unsigned)rop->max;
+        }
+        rop_finish(rop, st);
+        break;
+    case R_BULK:
+        if (st == QSVC_OK)
+            res->n = (uint64_t)rsvc_ival(r, 1);
+        settle(rop, st);
+        break;
+    default:
+        rop_finish(rop, QSVC_ERR_INVALID);
+    }
+    rop_maybe_free(rop);
+}
+
