@@ -13,6 +13,7 @@
 
 #include "api/auth.h"
 #include "core/buf.h"
+#include "core/list.h"
 #include "http/http_parse.h"
 #include "http/http_query.h"
 #include "net/http_reply.h"
@@ -715,11 +716,15 @@ static int parse_path(struct conn *c, const struct http_request *req, struct qpa
  * zero-timeout event between slices, so other clients are served in
  * between), each slice listed after the last name of the one before: the
  * page is the pages of LIST_SLICE it is made of, with the same guarantees.
+ * A backend may answer a slice later (Redis): the slice's call lives in
+ * the page, and the page goes on from its done().
  */
 struct lpage {
     struct conn *c;
     struct qsvc *svc;
     struct event *ev;
+    struct qsvc_call call;         /* the slice being listed */
+    int waiting;                   /* call is kept by the backend */
     struct buf b;                  /* the answer so far */
     size_t left;                   /* queues the page may still take */
     size_t n;                      /* queues in it so far */
@@ -727,29 +732,24 @@ struct lpage {
     size_t last_len;
 };
 
+#define LPAGE_WAIT 2 /* lpage_slice: the backend answers later */
+
 static void lpage_free(struct lpage *lp) {
+    if (lp->waiting)
+        qsvc_cancel(&lp->call);
     if (lp->ev)
         event_free(lp->ev);
     buf_free(&lp->b);
     free(lp);
 }
 
-static struct qsvc_call *no_keep(struct qsvc_call *call) {
-    (void)call;
-    return NULL; /* a slice never waits: a backend that would gets NOMEM */
+static struct qsvc_call *lpage_keep(struct qsvc_call *call) {
+    return call; /* it lives in the page, on the heap, already */
 }
 
-/* List the next slice into lp->b. 1 when the page is complete, 0 when more
+/* Add a listed slice to lp->b. 1 when the page is complete, 0 when more
  * slices follow, or a qsvc error (< 0). */
-static int lpage_slice(struct lpage *lp) {
-    struct qsvc_call call;
-    memset(&call, 0, sizeof call);
-    call.keep = no_keep;
-    size_t max = lp->left < LIST_SLICE ? lp->left : LIST_SLICE;
-    int st = qsvc_list(lp->svc, &call, lp->last, lp->last_len, max);
-    if (st != QSVC_OK)
-        return st < 0 ? st : QSVC_ERR_UNAVAILABLE;
-    const struct qsvc_result *res = &call.res;
+static int lpage_take(struct lpage *lp, const struct qsvc_result *res) {
     int err = 0;
     for (size_t i = 0; i < res->nqueues; i++)
         err |= (lp->n++ ? buf_appends(&lp->b, ", ") : 0) | stats_json(&lp->b, &res->queues[i]);
@@ -770,6 +770,24 @@ static int lpage_slice(struct lpage *lp) {
     return err ? QSVC_ERR_NOMEM : 1;
 }
 
+static void lpage_on_list(struct qsvc_call *call, int status);
+
+/* List the next slice: lpage_take's answer, or LPAGE_WAIT. */
+static int lpage_slice(struct lpage *lp) {
+    memset(&lp->call, 0, sizeof lp->call);
+    lp->call.keep = lpage_keep;
+    lp->call.done = lpage_on_list;
+    size_t max = lp->left < LIST_SLICE ? lp->left : LIST_SLICE;
+    int st = qsvc_list(lp->svc, &lp->call, lp->last, lp->last_len, max);
+    if (st == QSVC_PENDING) {
+        lp->waiting = 1;
+        return LPAGE_WAIT;
+    }
+    if (st != QSVC_OK)
+        return st < 0 ? st : QSVC_ERR_UNAVAILABLE;
+    return lpage_take(lp, &lp->call.res);
+}
+
 static void lpage_reply(struct lpage *lp, int st) {
     if (st == 1)
         reply(lp->c, 200, CT_JSON, NULL, buf_start(&lp->b), lp->b.len);
@@ -779,18 +797,45 @@ static void lpage_reply(struct lpage *lp, int st) {
         reply_error(lp->c, 503, "%s", qsvc_strerror(st));
 }
 
+static void lpage_next(evutil_socket_t fd, short what, void *arg);
+
+/* After a slice: schedule the next (0), wait for the backend, or answer. */
+static int lpage_go_on(struct lpage *lp, int st) {
+    static const struct timeval now = {0, 0};
+    if (st == LPAGE_WAIT)
+        return 0;
+    if (st == 0) {
+        if (!lp->ev)
+            lp->ev = evtimer_new(lp->c->srv->base, lpage_next, lp);
+        if (lp->ev && evtimer_add(lp->ev, &now) == 0)
+            return 0;
+        st = QSVC_ERR_NOMEM;
+    }
+    lpage_reply(lp, st);
+    return 1;
+}
+
+static void lpage_finish(struct lpage *lp, int st) {
+    if (lpage_go_on(lp, st)) {
+        struct conn *c = lp->c;
+        lpage_free(lp);
+        conn_done(c);
+    }
+}
+
 static void lpage_next(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct lpage *lp = arg;
-    static const struct timeval now = {0, 0};
-    int st = lpage_slice(lp);
-    if (st == 0 && evtimer_add(lp->ev, &now) == 0)
-        return;
-    struct conn *c = lp->c;
-    lpage_reply(lp, st == 0 ? QSVC_ERR_NOMEM : st);
-    lpage_free(lp);
-    conn_done(c);
+    lpage_finish(lp, lpage_slice(lp));
+}
+
+static void lpage_on_list(struct qsvc_call *call, int status) {
+    struct lpage *lp = container_of(call, struct lpage, call);
+    lp->waiting = 0;
+    int st = status == QSVC_OK ? lpage_take(lp, &call->res)
+                               : status < 0 ? status : QSVC_ERR_UNAVAILABLE;
+    lpage_finish(lp, st);
 }
 
 /* The client left while its page was being built. */
@@ -815,14 +860,11 @@ static enum handler_result do_list(struct conn *c, struct qsvc *svc,
         memcpy(lp->last, cursor, clen);
         lp->last_len = clen;
     }
-    static const struct timeval now = {0, 0};
     int st = buf_appends(&lp->b, "{\"queues\": [") ? QSVC_ERR_NOMEM : lpage_slice(lp);
-    if (st == 0 && (lp->ev = evtimer_new(c->srv->base, lpage_next, lp)) != NULL &&
-        evtimer_add(lp->ev, &now) == 0) {
+    if (!lpage_go_on(lp, st)) {
         conn_pending(c, lpage_cancel, lp);
         return HANDLER_PENDING;
     }
-    lpage_reply(lp, st == 0 ? QSVC_ERR_NOMEM : st);
     lpage_free(lp);
     return HANDLER_DONE;
 }

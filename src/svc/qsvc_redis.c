@@ -453,9 +453,9 @@ static void list_done(struct rop *rop) {
     for (size_t i = 0; i < rop->nnames; i++)
         if (items[i].ok)
             rop->queues[k++] = rop->queues[i];
-    qsort(rop->queues, k, sizeof *rop->queues, cmp_queue);
     rop->call->res.queues = rop->queues;
     rop->call->res.nqueues = k;
+    rop->call->res.more = (int)rop->arg;
     rop_finish(rop, QSVC_OK);
 }
 
@@ -501,18 +501,31 @@ static void on_list_names(void *arg, struct redisReply *r, const char *why) {
         rop_maybe_free(rop);
         return;
     }
-    struct litem *items = (struct litem *)(void *)rop->copy;
-    rop->nnames = n;
+    /* The page: valid names sorting after the cursor (rop->qname), in name
+     * order, at most rop->max of them (as the local backend's walk). */
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
-        items[i].rop = rop;
-        items[i].i = i;
         if (e->type != REDIS_REPLY_STRING || !queue_name_valid(e->str, e->len))
             continue;
-        memcpy(rop->queues[i].name, e->str, e->len);
-        rop->queues[i].name_len = e->len;
-        if (rsvc_fcall(rop->svc, "aw_stats", e->str, e->len, 0, NULL, NULL, on_list_stats,
-                       &items[i]) == 0)
+        memcpy(rop->queues[k].name, e->str, e->len);
+        rop->queues[k++].name_len = e->len;
+    }
+    qsort(rop->queues, k, sizeof *rop->queues, cmp_queue);
+    size_t first = 0;
+    if (rop->qlen)
+        while (first < k && strcmp(rop->queues[first].name, rop->qname) <= 0)
+            first++;
+    size_t m = k - first < rop->max ? k - first : rop->max;
+    memmove(rop->queues, rop->queues + first, m * sizeof *rop->queues);
+    rop->arg = first + m < k; /* more follow */
+    struct litem *items = (struct litem *)(void *)rop->copy;
+    rop->nnames = m;
+    for (size_t i = 0; i < m; i++) {
+        items[i].rop = rop;
+        items[i].i = i;
+        if (rsvc_fcall(rop->svc, "aw_stats", rop->queues[i].name, rop->queues[i].name_len, 0,
+                       NULL, NULL, on_list_stats, &items[i]) == 0)
             rop->inflight++;
     }
     if (rop->inflight == 0)
@@ -520,14 +533,18 @@ static void on_list_names(void *arg, struct redisReply *r, const char *why) {
     rop_maybe_free(rop);
 }
 
-static int redis_list(struct qsvc *base, struct qsvc_call *call) {
+static int redis_list(struct qsvc *base, struct qsvc_call *call, const char *after, size_t alen,
+                      size_t max) {
     struct rsvc *svc = rsvc_of(base);
     int st = begin(svc, call);
     if (st != QSVC_OK)
         return st;
-    struct rop *rop = rop_new(svc, R_LIST, "", 0, 0);
+    if (alen > QUEUE_NAME_MAX) /* no queue name is longer: the API refuses such a cursor */
+        alen = QUEUE_NAME_MAX;
+    struct rop *rop = rop_new(svc, R_LIST, after, alen, 0);
     if (!rop)
         return QSVC_ERR_NOMEM;
+    rop->max = max;
     const char *argv[] = {"SMEMBERS", svc->registry};
     if (redis_conn_command(svc->rc, NULL, 0, on_list_names, rop, 2, argv, NULL) < 0) {
         free(rop);
