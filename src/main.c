@@ -10,6 +10,7 @@
 #include "net/server.h"
 #include "api/api_queue.h"
 #include "api/api_timer.h"
+#include "api/console.h"
 #include "api/probe.h"
 #include "api/router.h"
 #include "svc/qsvc.h"
@@ -48,6 +49,8 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     e |= router_add(r, "/queues/", ROUTE_ANY, NULL, api_queues, queues);
     e |= router_add(r, "/timers", ROUTE_ANY, NULL, api_timers, timers);
     e |= router_add(r, "/timers/", ROUTE_ANY, NULL, api_timers, timers);
+    e |= router_add(r, "/console", get, "GET, HEAD", console_serve, NULL);
+    e |= router_add(r, "/console/", get, "GET, HEAD", console_serve, NULL);
     return e;
 }
 

@@ -57,10 +57,11 @@ enum section {
     SEC_QUEUES,
     SEC_TIMERS,
     SEC_METRICS,
+    SEC_CONSOLE,
     SEC_QUEUE
 };
 static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues",
-                                            "timers", "metrics"};
+                                            "timers", "metrics", "console"};
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
@@ -126,6 +127,8 @@ static const struct keydef keys[] = {
     {SEC_TIMERS, "max_timers", V_COUNT, C(timers_max), 0, 1000000000, 1000000, NULL},
     {SEC_METRICS, "per_queue", V_TOPN, C(metrics_per_queue), 0, 1000000, 100, NULL},
     {SEC_METRICS, "public", V_ENUM, C(metrics_public), 0, 0, 0, onoff_names},
+    /* [console] (issue 17) */
+    {SEC_CONSOLE, "enabled", V_ENUM, C(console_enabled), 0, 0, 1, onoff_names},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},
@@ -622,7 +625,7 @@ static int open_section(struct parser *p, char *s) {
     }
     return fail(p, p->line,
                 "[%s]: unknown section; expected [server], [probe], [tls], [journal], [auth], "
-                "[queues], [timers], [metrics] or [queue NAME]",
+                "[queues], [timers], [metrics], [console] or [queue NAME]",
                 name);
 }
 

@@ -99,6 +99,9 @@ struct config {
                                      default 100); 0 = off; CONFIG_PER_QUEUE_ALL = on (every queue) */
     int metrics_public;           /* public: off|on; off (default) puts /metrics behind [auth] */
 
+    /* [console] */
+    int console_enabled;          /* enabled: off|on, default on: the web console at /console */
+
     /* [queue NAME] sections */
     struct config_queue queues[CONFIG_MAX_QUEUES];
     size_t nqueues;
