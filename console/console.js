@@ -447,10 +447,10 @@
           el('div', { class: 'card' }, el('div', { class: 'label', text: 'Ack/s' }),
             sparkline(qrates.hist.get(q + '\u0000ack') || [], true)));
         const dead = (await apiJson('GET', qpath(q, '/dead?limit=100'))).data.dead;
-        const rows = [];
-        for (const j of dead) {
-          const p = await peekText(q, j.id).catch(() => null);
-          rows.push(el('tr', { 'data-job': j.id },
+        const peeks = await Promise.all(dead.map((j) => peekText(q, j.id).catch(() => null)));
+        const rows = dead.map((j, i) => {
+          const p = peeks[i];
+          return el('tr', { 'data-job': j.id },
             el('td', { class: 'num', text: j.id }), el('td', { class: 'num', text: j.priority }),
             el('td', { class: 'num', text: j.attempt }), el('td', { class: 'num', text: j.len }),
             el('td', { class: 'payload', text: p ? p.text : '(not readable)' }),
@@ -458,8 +458,8 @@
               el('button', { type: 'button', class: 'requeue', text: 'Requeue',
                 onclick: () => act('requeue ' + j.id, () => apiJson('POST', qpath(q, '/dead/requeue?id=' + j.id))) }), ' ',
               el('button', { type: 'button', class: 'danger delete', text: 'Delete',
-                onclick: () => act('delete ' + j.id, () => apiJson('POST', qpath(q, '/dead/purge?id=' + j.id))) }))));
-        }
+                onclick: () => act('delete ' + j.id, () => apiJson('POST', qpath(q, '/dead/purge?id=' + j.id))) })));
+        });
         deadBody.replaceChildren(...rows);
         if (!rows.length) deadBody.append(el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No dead letters.' })));
       },

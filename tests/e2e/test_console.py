@@ -175,6 +175,7 @@ def start_browser(profile):
               "--disable-sync", "--disable-default-apps", "--disable-domain-reliability",
               "--no-proxy-server", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
         o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
         return webdriver.Chrome(service=Service(driver), options=o)
     except Exception as e:  # noqa: BLE001 - any start failure is a skip with its reason
@@ -214,6 +215,14 @@ class BrowserCase(DaemonTestCase):
             cls.browser.quit()
         shutil.rmtree(cls.profile, ignore_errors=True)
         super().tearDownClass()
+
+    def tearDown(self):
+        # No script error and no Content-Security-Policy violation in any page.
+        bad = [e["message"] for e in self.browser.get_log("browser")
+               if "Uncaught" in e["message"] or "Content Security Policy" in e["message"]
+               or "Refused to" in e["message"]]
+        super().tearDown()
+        self.assertEqual(bad, [], "errors in the browser's console")
 
     # -- helpers --
     headers = {}
