@@ -497,4 +497,7 @@ class ConsoleLoad(DaemonTestCase):
 
 
 if __name__ == "__main__":
+    for old in os.listdir(SHOTS) if os.path.isdir(SHOTS) else ():
+        if old.startswith("FAILED-"):
+            os.unlink(os.path.join(SHOTS, old))  # from an earlier run
     main()
