@@ -522,6 +522,7 @@
   }
 
   const ENDPOINTS = [
+    ['GET', '/', 'the daemon\'s index: every route with a line each (the httpbin probes too)'],
     ['GET', '/health', 'liveness: status, connections, uptime, version (always public)'],
     ['GET', '/metrics', 'Prometheus text (behind [auth] unless [metrics] public = on)'],
     ['GET', '/get', 'httpbin: echo of the request'],

@@ -18,6 +18,7 @@
 #include "svc/tsvc.h"
 #include "net/tls_server.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -44,13 +45,15 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     e |= router_add(r, "/stream/", get, "GET, HEAD", probe_stream, pr);
     e |= router_add(r, "/drip", get, "GET, HEAD", probe_drip, pr);
     e |= router_add(r, "/health", get, "GET, HEAD", probe_health, pr);
-    e |= router_add(r, "/metrics", get, "GET, HEAD", probe_metrics, pr);
-    e |= router_add(r, "/queues", ROUTE_ANY, NULL, api_queues, queues);
-    e |= router_add(r, "/queues/", ROUTE_ANY, NULL, api_queues, queues);
-    e |= router_add(r, "/timers", ROUTE_ANY, NULL, api_timers, timers);
-    e |= router_add(r, "/timers/", ROUTE_ANY, NULL, api_timers, timers);
-    e |= router_add(r, "/console", get, "GET, HEAD", console_serve, NULL);
-    e |= router_add(r, "/console/", get, "GET, HEAD", console_serve, NULL);
+    e |= router_add(r, "/metrics", get | ROUTE_NOCORS, "GET, HEAD", probe_metrics, pr);
+    e |= router_add(r, "/queues", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
+    e |= router_add(r, "/queues/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
+    e |= router_add(r, "/timers", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
+    e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
+    e |= router_add_doc(r, "/console", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL,
+                        "the web console: queues, dead letters, timers (docs/CONSOLE.md)");
+    e |= router_add(r, "/console/", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL);
+    e |= probe_routes_add(r, pr); /* the other httpbin routes, and / listing every route */
     return e;
 }
 
@@ -76,23 +79,28 @@ static int compose(struct server *s, int repair) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: awaitd [-c FILE] [-t] [-r] [-V] [-h]\n"
+    fprintf(f, "usage: awaitd [-c FILE] [-t | -T] [-r] [-V] [-h]\n"
                "  -c FILE  config file (default %s/awaitd.conf)\n"
                "  -t       check the config and exit (0 ok, 1 error)\n"
+               "  -T       check the config, print the effective configuration (every\n"
+               "           key, defaults included, as a config file) and exit\n"
                "  -r       repair a corrupt journal: cut it at the first bad record\n"
                "           (the cut bytes are saved beside it) instead of refusing to start\n"
-               "  -V       print the version and exit\n"
-               "  -h       this help\n",
+               "  -V, --version  print the version and exit\n"
+               "  -h, --help     this help\n",
             SYSCONFDIR);
 }
 
 int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     const char *path = SYSCONFDIR "/awaitd.conf";
-    int test_only = 0, repair = 0, opt;
-    while ((opt = getopt(argc, argv, "c:trVh")) != -1) {
+    int test_only = 0, dump = 0, repair = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:tTrVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': test_only = 1; break;
+        case 'T': test_only = dump = 1; break;
         case 'r': repair = 1; break;
         case 'V': printf("awaitd %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -120,7 +128,10 @@ int main(int argc, char **argv) {
             }
             tls_ctx_free(t);
         }
-        printf("awaitd: the configuration file %s syntax is ok\n", path);
+        /* -T: the verdict goes to stderr so stdout is a config file (nginx -T). */
+        fprintf(dump ? stderr : stdout, "awaitd: the configuration file %s syntax is ok\n", path);
+        if (dump)
+            config_dump(cfg, stdout);
         config_free(cfg);
         return 0;
     }
@@ -128,5 +139,6 @@ int main(int argc, char **argv) {
     int rc = server_init(&srv, cfg) == 0 && compose(&srv, repair) == 0 ? server_run(&srv) : 1;
     server_free(&srv);
     probe_free(probes);
+    buf_free(&router.cors);
     return rc;
 }

@@ -1,8 +1,10 @@
 #include "api/probe.h"
 #include "api/auth.h"
+#include "api/probe_int.h"
 
 #include "ac_config.h"
 
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "http/http_parse.h"
@@ -27,8 +29,6 @@
 #define MAX_ARGS 64
 
 /* ---- request echo (the JSON httpbin answers /get, /post, /anything with) ---- */
-
-enum echo_fields { ECHO_BODY = 1, ECHO_METHOD = 2, ECHO_JSON = 4 };
 
 struct kv {
     const char *k, *v;
@@ -122,12 +122,38 @@ static int append_pairs_json(struct buf *o, const char *s, size_t n) {
     return r;
 }
 
+/* httpbin's ENV_HEADERS: what its hosting proxy added, hidden from the
+ * headers echo unless the query has show_env. */
+static int env_header(const struct http_header *h) {
+    static const char *const env[] = {
+        "x-varnish", "x-request-start", "x-heroku-queue-depth", "x-real-ip", "x-forwarded-proto",
+        "x-forwarded-protocol", "x-forwarded-ssl", "x-heroku-queue-wait-time", "x-forwarded-for",
+        "x-heroku-dynos-in-use", "x-forwarded-port", "x-request-id", "via", "total-route-time",
+        "connect-time", NULL};
+    int c0 = h->name[0] | 0x20;
+    if (c0 != 'x' && c0 != 'v' && c0 != 't' && c0 != 'c')
+        return 0;
+    for (size_t i = 0; env[i]; i++)
+        if (strlen(env[i]) == h->name_len && strncasecmp(env[i], h->name, h->name_len) == 0)
+            return 1;
+    return 0;
+}
+
 /* Header names title-cased as httpbin shows them ("User-Agent"); repeated
  * fields joined with ",". */
 static int append_headers_json(struct buf *o, const struct http_request *req) {
     int r = buf_append(o, "{", 1);
+    int show_env = -1, first = 1;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];
+        if (env_header(h)) {
+            if (show_env < 0) {
+                size_t n;
+                show_env = http_query_get(req, "show_env", &n) != NULL;
+            }
+            if (!show_env)
+                continue;
+        }
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++)
             seen = req->headers[j].name_len == h->name_len &&
@@ -141,7 +167,8 @@ static int append_headers_json(struct buf *o, const struct http_request *req) {
             name[k] = (char)(up ? toupper((unsigned char)h->name[k])
                                 : tolower((unsigned char)h->name[k]));
         }
-        r |= buf_appends(o, i ? ", " : "");
+        r |= buf_appends(o, first ? "" : ", ");
+        first = 0;
         r |= buf_append_json_str(o, name, nl);
         r |= buf_append(o, ": ", 2);
         size_t ndup = 0;
@@ -172,48 +199,20 @@ static const struct http_header *find(const struct http_request *req, const char
     return http_find_header(req->headers, req->nheaders, name);
 }
 
-static int has_prefix_ci(const struct http_header *h, const char *p) {
-    size_t n = strlen(p);
-    return h && h->value_len >= n && strncasecmp(h->value, p, n) == 0;
-}
-
-static int append_body_fields(struct buf *o, const struct http_request *req, const char *body,
-                              size_t len) {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const struct http_header *ct = find(req, "content-type");
+static int append_body_fields(struct buf *o, struct conn *c, const struct http_request *req,
+                              const char *body, size_t len) {
     int r = buf_appends(o, "\"data\": ");
-    if (utf8_valid(body, len)) {
+    if (probe_body_kind(req) != BODY_RAW) {
+        /* werkzeug reads form bodies into form and files: data stays "". */
+        r |= buf_appends(o, "\"\"");
+    } else if (utf8_valid(body, len)) {
         r |= buf_append_json_str(o, body, len);
     } else {
         /* Binary bodies as a data URL, as httpbin does. */
-        r |= buf_appends(o, "\"data:application/octet-stream;base64,");
-        r |= buf_reserve(o, (len + 2) / 3 * 4 + 2);
-        if (r)
-            return -1;
-        char *w = buf_start(o) + o->len;
-        const unsigned char *p = (const unsigned char *)body;
-        size_t i = 0;
-        for (; i + 2 < len; i += 3, w += 4) {
-            w[0] = b64[p[i] >> 2];
-            w[1] = b64[(p[i] & 3) << 4 | p[i + 1] >> 4];
-            w[2] = b64[(p[i + 1] & 15) << 2 | p[i + 2] >> 6];
-            w[3] = b64[p[i + 2] & 63];
-        }
-        if (i < len) {
-            w[0] = b64[p[i] >> 2];
-            w[1] = b64[(p[i] & 3) << 4 | (i + 1 < len ? p[i + 1] >> 4 : 0)];
-            w[2] = i + 1 < len ? b64[(p[i + 1] & 15) << 2] : '=';
-            w[3] = '=';
-            w += 4;
-        }
-        o->len = (size_t)(w - buf_start(o));
-        r |= buf_append(o, "\"", 1);
+        r |= probe_append_json_safe(o, body, len, CT_OCTETS, sizeof CT_OCTETS - 1);
     }
-    r |= buf_appends(o, ", \"files\": {}, \"form\": ");
-    if (has_prefix_ci(ct, "application/x-www-form-urlencoded"))
-        r |= append_pairs_json(o, body, len);
-    else
-        r |= buf_appends(o, "{}");
+    r |= buf_appends(o, ", ");
+    r |= probe_append_form_files(o, c, req, body, len);
     return r;
 }
 
@@ -233,12 +232,11 @@ static int append_json_field(struct buf *o, const char *body, size_t len) {
 
 static int render_echo(struct conn *c, const struct http_request *req, const char *body,
                        size_t len, int fields, struct buf *o) {
-    char origin[64];
     int r = buf_appends(o, "{\"args\": ");
     r |= append_pairs_json(o, req->query, req->query_len);
     if (fields & ECHO_BODY) {
         r |= buf_appends(o, ", ");
-        r |= append_body_fields(o, req, body, len);
+        r |= append_body_fields(o, c, req, body, len);
     }
     r |= buf_appends(o, ", \"headers\": ");
     r |= append_headers_json(o, req);
@@ -249,20 +247,83 @@ static int render_echo(struct conn *c, const struct http_request *req, const cha
         r |= buf_append_json_str(o, req->method_str, req->method_len);
     }
     r |= buf_appends(o, ", \"origin\": ");
-    conn_peer_text(c, origin, sizeof origin);
-    r |= buf_append_json_str(o, origin, strlen(origin));
+    r |= probe_append_origin(o, c, req);
     r |= buf_appends(o, ", \"url\": ");
-    if (req->target_len && req->target[0] == '/') {
-        r |= conn_is_tls(c) ? buf_append(o, "\"https://", 9) : buf_append(o, "\"http://", 8);
-        if (req->host)
-            r |= buf_append_json_chars(o, req->host, req->host_len);
-        r |= buf_append_json_chars(o, req->target, req->target_len);
-        r |= buf_append(o, "\"", 1);
-    } else {
-        r |= buf_append_json_str(o, req->target, req->target_len);
-    }
+    r |= probe_append_url(o, c, req);
     r |= buf_appends(o, "}\n");
     return r ? -1 : 0;
+}
+
+/* ---- the pieces, shared with the other probe files (probe_int.h) ---- */
+
+int probe_render_echo(struct conn *c, const struct http_request *req, const char *body,
+                      size_t len, int fields, struct buf *o) {
+    return render_echo(c, req, body, len, fields, o);
+}
+
+int probe_append_headers(struct buf *o, const struct http_request *req) {
+    return append_headers_json(o, req);
+}
+
+int probe_append_args(struct buf *o, const struct http_request *req) {
+    return append_pairs_json(o, req->query, req->query_len);
+}
+
+int probe_append_pairs(struct buf *o, const char *s, size_t n) {
+    return append_pairs_json(o, s, n);
+}
+
+const struct http_header *probe_header(const struct http_request *req, const char *name) {
+    return find(req, name);
+}
+
+static int trusted(const struct conn *c) {
+    return c->srv->cfg->probe_trust_forwarded;
+}
+
+int probe_append_origin(struct buf *o, struct conn *c, const struct http_request *req) {
+    const struct http_header *xff = trusted(c) ? find(req, "x-forwarded-for") : NULL;
+    if (xff)
+        return buf_append_json_str(o, xff->value, xff->value_len);
+    char origin[64];
+    conn_peer_text(c, origin, sizeof origin);
+    return buf_append_json_str(o, origin, strlen(origin));
+}
+
+int probe_append_base_url(struct buf *o, struct conn *c, const struct http_request *req) {
+    const struct http_header *proto = NULL, *host = NULL;
+    int https = conn_is_tls(c);
+    if (trusted(c)) {
+        const struct http_header *ssl;
+        if (!(proto = find(req, "x-forwarded-proto")))
+            proto = find(req, "x-forwarded-protocol");
+        if (!proto && (ssl = find(req, "x-forwarded-ssl")) && ssl->value_len == 2 &&
+            strncasecmp(ssl->value, "on", 2) == 0)
+            https = 1;
+        host = find(req, "x-forwarded-host");
+    }
+    int r;
+    if (proto) {
+        r = buf_append_json_chars(o, proto->value, proto->value_len);
+        r |= buf_append(o, "://", 3);
+    } else {
+        r = https ? buf_append(o, "https://", 8) : buf_append(o, "http://", 7);
+    }
+    if (host)
+        r |= buf_append_json_chars(o, host->value, host->value_len);
+    else if (req->host)
+        r |= buf_append_json_chars(o, req->host, req->host_len);
+    return r;
+}
+
+int probe_append_url(struct buf *o, struct conn *c, const struct http_request *req) {
+    if (!req->target_len || req->target[0] != '/')
+        return buf_append_json_str(o, req->target, req->target_len);
+    int r = buf_append(o, "\"", 1);
+    r |= probe_append_base_url(o, c, req);
+    r |= buf_append_json_chars(o, req->target, req->target_len);
+    r |= buf_append(o, "\"", 1);
+    return r;
 }
 
 struct probe *probe_new(void) {
@@ -278,11 +339,18 @@ void probe_free(struct probe *p) {
 
 /* Send the body built in p->body. Answers are built and sent within one
  * handler or timer callback, so the buffer is always empty in between. */
+/* The render buffer keeps its memory up to this size; a larger answer
+ * (/metrics with many queues) frees it once sent into conn_out(). */
+#define BODY_KEEP 65536
+
 static enum handler_result reply_body(struct probe *p, struct conn *c, int status,
                                       const char *ctype) {
     struct buf *b = &p->body;
     reply(c, status, ctype, NULL, buf_start(b), b->len);
-    buf_reset(b);
+    if (b->cap > BODY_KEEP)
+        buf_free(b);
+    else
+        buf_reset(b);
     return HANDLER_DONE;
 }
 
@@ -291,6 +359,18 @@ static enum handler_result oom(struct probe *p, struct conn *c) {
     c->keep_alive = 0;
     reply_error(c, 500, "out of memory");
     return HANDLER_DONE;
+}
+
+enum handler_result probe_send(struct probe *p, struct conn *c, int status, const char *ctype,
+                               const char *extra) {
+    struct buf *b = &p->body;
+    reply(c, status, ctype, extra, buf_start(b), b->len);
+    buf_reset(b);
+    return HANDLER_DONE;
+}
+
+enum handler_result probe_oom(struct probe *p, struct conn *c) {
+    return oom(p, c);
 }
 
 PROBE_HANDLER(probe_get) {
@@ -305,6 +385,8 @@ PROBE_HANDLER(probe_anything) {
     int fields = ECHO_BODY | ECHO_JSON;
     if (req->path_len >= 9 && memcmp(req->path, "/anything", 9) == 0)
         fields |= ECHO_METHOD;
+    if (probe_form_refuse(c, req, body, body_len))
+        return HANDLER_DONE;
     if (render_echo(c, req, body, body_len, fields, &p->body) < 0)
         return oom(p, c);
     return reply_body(p, c, 200, CT_JSON);
@@ -319,8 +401,20 @@ struct delay_op {
     struct conn *c;
     struct probe *p;
     size_t len;
-    char body[]; /* the answer, rendered when the request arrived */
+    const char *extra; /* the dispatcher's header lines (CORS), in body[] after the answer */
+    char body[];       /* the answer, rendered when the request arrived */
 };
+
+/* The dispatcher's header lines for this request, copied for a later answer. */
+static char *extra_copy(struct conn *c, char *to) {
+    const char *x = reply_extra_lines(c);
+    return x ? strcpy(to, x) : NULL;
+}
+
+static size_t extra_size(struct conn *c) {
+    const char *x = reply_extra_lines(c);
+    return x ? strlen(x) + 1 : 0;
+}
 
 static void delay_cancel(void *arg) {
     struct delay_op *op = arg;
@@ -333,7 +427,7 @@ static void delay_fire(struct timer *t) {
     struct delay_op *op = container_of(t, struct delay_op, t);
     struct conn *c = op->c;
     op->p->delays_pending--;
-    reply(c, 200, CT_JSON, NULL, op->body, op->len);
+    reply(c, 200, CT_JSON, op->extra, op->body, op->len);
     free(op);
     conn_done(c);
 }
@@ -350,16 +444,19 @@ PROBE_HANDLER(probe_delay) {
     if ((uint64_t)ms > s->cfg->max_delay_ms)
         return reply_fail(c, 400, "delay %.*s s is over the maximum of %.3f s (max_delay)",
                            (int)(arglen > 64 ? 64 : arglen), arg, s->cfg->max_delay_ms / 1000.0);
+    if (probe_form_refuse(c, req, body, body_len))
+        return HANDLER_DONE;
     struct buf *b = &p->body;
     if (render_echo(c, req, body, body_len, ECHO_BODY, b) < 0)
         return oom(p, c);
-    struct delay_op *op = malloc(sizeof *op + b->len);
+    struct delay_op *op = malloc(sizeof *op + b->len + extra_size(c));
     if (!op)
         return oom(p, c);
     op->c = c;
     op->p = p;
     op->len = b->len;
     memcpy(op->body, buf_start(b), b->len);
+    op->extra = extra_copy(c, op->body + b->len);
     buf_reset(b);
     timer_init(&op->t, delay_fire);
     server_timer_in(s, &op->t, (uint64_t)ms);
@@ -379,13 +476,14 @@ struct drip_op {
     uint64_t interval_ms;
     int code;
     int started;
-    int finishing; /* last byte sent; the next tick ends the answer */
+    char *extra; /* the dispatcher's header lines (CORS), or NULL */
 };
 
 static void drip_cancel(void *arg) {
     struct drip_op *op = arg;
     timer_cancel(&op->c->srv->wheel, &op->t);
     op->p->delays_pending--;
+    free(op->extra);
     free(op);
 }
 
@@ -395,13 +493,7 @@ static void drip_fire(struct timer *t) {
     char stars[4096];
     if (!op->started) {
         op->started = 1;
-        reply_head(c, op->code, CT_OCTETS, (int64_t)op->bytes_left, NULL);
-    }
-    if (op->finishing) {
-        op->p->delays_pending--;
-        free(op);
-        conn_done(c);
-        return;
+        reply_head(c, op->code, CT_OCTETS, (int64_t)op->bytes_left, op->extra);
     }
     if (op->ticks_left > 0 && !c->head_only) {
         uint64_t n = op->bytes_left / op->ticks_left;
@@ -417,13 +509,14 @@ static void drip_fire(struct timer *t) {
         op->ticks_left = 0;
     }
     if (op->ticks_left == 0) {
-        /* httpbin pauses after every byte, the last one too: the answer
-         * ends one interval after it, so the whole takes delay + duration. */
-        op->finishing = 1;
-        if (op->interval_ms == 0) {
-            drip_fire(t);
-            return;
-        }
+        /* The answer ends with its last byte: httpbin sleeps one more
+         * interval after it, which only keeps a reused connection waiting
+         * (issue 14); the bytes themselves leave as in httpbin. */
+        op->p->delays_pending--;
+        free(op->extra);
+        free(op);
+        conn_done(c);
+        return;
     }
     /* Schedule the next byte before sending: if sending closes the
      * connection, drip_cancel then finds the timer pending and frees op. */
@@ -456,6 +549,10 @@ PROBE_HANDLER(probe_drip) {
     op->c = c;
     op->p = p;
     op->code = (int)code;
+    if (reply_extra_lines(c) && !(op->extra = strdup(reply_extra_lines(c)))) {
+        free(op);
+        return oom(p, c);
+    }
     op->bytes_left = (uint64_t)numbytes;
     /* One tick per byte, but no faster than one per 10 ms. */
     op->ticks_left = (uint64_t)numbytes;
@@ -522,8 +619,42 @@ PROBE_HANDLER(probe_status) {
                 break;
         }
     }
-    reply(c, code, code >= 200 && code != 204 && code != 304 ? CT_TEXT : NULL,
-          code == 401 ? "WWW-Authenticate: Basic realm=\"Fake Realm\"\r\n" : NULL, "", 0);
+    return probe_status_reply(c, code);
+}
+
+static const char teapot[] = "\n    -=[ teapot ]=-\n\n       _...._\n     .'  _ _ `.\n"
+                             "    | .\"` ^ `\". _,\n    \\_;`\"---\"`|//\n      |       ;/\n"
+                             "      \\_     _/\n        `\"\"\"`\n";
+
+/* httpbin's status_code(): the bodies and headers some codes come with. */
+enum handler_result probe_status_reply(struct conn *c, int code) {
+    const char *extra = NULL, *body = "", *ctype = CT_TEXT;
+    switch (code) {
+    case 301: case 302: case 303: case 305: case 307:
+        extra = "Location: /redirect/1\r\n";
+        break;
+    case 401:
+        extra = "WWW-Authenticate: Basic realm=\"Fake Realm\"\r\n";
+        break;
+    case 402:
+        body = "Fuck you, pay me!";
+        extra = "X-More-Info: http://vimeo.com/22053820\r\n";
+        break;
+    case 406:
+        body = "{\"message\": \"Client did not request a supported media type.\", \"accept\": "
+               "[\"image/webp\", \"image/svg+xml\", \"image/jpeg\", \"image/png\", \"image/*\"]}";
+        ctype = CT_JSON;
+        break;
+    case 407:
+        extra = "Proxy-Authenticate: Basic realm=\"Fake Realm\"\r\n";
+        break;
+    case 418:
+        body = teapot;
+        extra = "X-More-Info: http://tools.ietf.org/html/rfc2324\r\n";
+        break;
+    }
+    reply(c, code, code >= 200 && code != 204 && code != 304 ? ctype : NULL, extra, body,
+          strlen(body));
     return HANDLER_DONE;
 }
 
@@ -535,6 +666,36 @@ static uint64_t xorshift64(uint64_t *s) {
     x ^= x >> 7;
     x ^= x << 17;
     return *s = x;
+}
+
+/* Bodies larger than this are streamed (conn_stream) rather than built whole. */
+#define BYTES_STREAM_MIN 65536
+
+/* A /bytes body being streamed: the generator's state and what is left. */
+struct bytes_gen {
+    uint64_t seed;
+    uint64_t left;
+};
+
+/* Whole 8-byte words until the last slice, so the bytes are those that
+ * building the body whole gives (the same seed, the same body). */
+static int bytes_produce(void *arg, struct buf *out, size_t room) {
+    struct bytes_gen *g = arg;
+    size_t n = room & ~(size_t)7;
+    if (n == 0)
+        n = 8;
+    if (n > g->left)
+        n = (size_t)g->left;
+    if (buf_reserve(out, n + 8) < 0)
+        return -1;
+    char *w = buf_start(out) + out->len;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t r = xorshift64(&g->seed);
+        memcpy(w + i, &r, 8);
+    }
+    out->len += n;
+    g->left -= n;
+    return g->left > 0;
 }
 
 PROBE_HANDLER(probe_bytes) {
@@ -555,6 +716,20 @@ PROBE_HANDLER(probe_bytes) {
     } else if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed || seed == 0) {
         seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + 1;
     }
+    if (n > BYTES_STREAM_MIN) {
+        /* Large: the head now, the body as the socket takes it. */
+        if (reply_head(c, 200, CT_OCTETS, n, NULL) < 0)
+            return HANDLER_DONE;
+        struct bytes_gen *g = malloc(sizeof *g);
+        if (!g) {
+            conn_fail(c);
+            return HANDLER_DONE;
+        }
+        g->seed = seed;
+        g->left = (uint64_t)n;
+        conn_stream(c, bytes_produce, free, g);
+        return HANDLER_DONE;
+    }
     struct buf *b = &p->body;
     if (buf_reserve(b, (size_t)n + 8) < 0)
         return oom(p, c);
@@ -567,6 +742,40 @@ PROBE_HANDLER(probe_bytes) {
     return reply_body(p, c, 200, CT_OCTETS);
 }
 
+/* A /stream/{n} answer being streamed: httpbin's lines are the /get
+ * answer with an "id" first, each line one chunk (raw for HTTP/1.0, where
+ * the close ends the body). */
+struct stream_gen {
+    int64_t i, n;
+    int http10;
+    size_t len;
+    char rest[]; /* the /get answer after its '{' */
+};
+
+static int stream_produce(void *arg, struct buf *out, size_t room) {
+    struct stream_gen *g = arg;
+    size_t start = out->len;
+    while (g->i < g->n && out->len - start < room) {
+        char id[48];
+        int idl = snprintf(id, sizeof id, "{\"id\": %lld, ", (long long)g->i);
+        int r = 0;
+        if (!g->http10)
+            r |= buf_appendf(out, "%zx\r\n", (size_t)idl + g->len);
+        r |= buf_append(out, id, (size_t)idl);
+        r |= buf_append(out, g->rest, g->len);
+        if (!g->http10)
+            r |= buf_append(out, "\r\n", 2);
+        if (r)
+            return -1;
+        g->i++;
+    }
+    if (g->i < g->n)
+        return 1;
+    if (!g->http10 && buf_append(out, "0\r\n\r\n", 5) < 0)
+        return -1;
+    return 0;
+}
+
 PROBE_HANDLER(probe_stream) {
     struct probe *p = ctx;
     struct server *s = c->srv;
@@ -577,20 +786,22 @@ PROBE_HANDLER(probe_stream) {
     struct buf *b = &p->body;
     if (render_echo(c, req, body, body_len, 0, b) < 0)
         return oom(p, c);
-    /* httpbin's lines are the /get answer with an "id" first. */
-    struct buf line = BUF_INIT;
-    int r = reply_head(c, 200, CT_JSON, -1, NULL);
-    for (int64_t i = 0; i < n && !r; i++) {
-        buf_reset(&line);
-        r |= buf_appendf(&line, "{\"id\": %lld, ", (long long)i);
-        r |= buf_append(&line, buf_start(b) + 1, b->len - 1);
-        r |= reply_chunk(c, buf_start(&line), line.len);
-    }
-    r |= reply_chunk_end(c);
-    buf_free(&line);
+    struct stream_gen *g = malloc(sizeof *g + b->len);
+    if (!g)
+        return oom(p, c);
+    g->i = 0;
+    g->n = n;
+    g->len = b->len - 1;
+    memcpy(g->rest, buf_start(b) + 1, g->len);
     buf_reset(b);
-    if (r)
-        c->keep_alive = 0; /* a broken chunked stream must end with the connection */
+    /* The lines are produced as the socket drains (conn_stream), never
+     * all at once: max_stream may allow a million of them. */
+    if (reply_head(c, 200, CT_JSON, -1, NULL) < 0) {
+        free(g);
+        return HANDLER_DONE;
+    }
+    g->http10 = c->http10;
+    conn_stream(c, stream_produce, free, g);
     return HANDLER_DONE;
 }
 
@@ -619,6 +830,7 @@ PROBE_HANDLER(probe_metrics) {
         .delays_pending = p->delays_pending,
         .start_time = (uint64_t)s->start_time,
         .max_connections = s->cfg->max_connections,
+        .output_budget = s->cfg->output_budget,
     };
     if (metrics_render(&s->metrics, &g, &p->body) < 0 ||
         server_services_metrics(s, &p->body) < 0)

@@ -42,4 +42,10 @@ PROBE_HANDLER(probe_drip);
 PROBE_HANDLER(probe_health);
 PROBE_HANDLER(probe_metrics);
 
+struct router;
+/* The httpbin routes beyond the ones main.c lists itself (probe_routes.c),
+ * "/" (the index page, generated from the router's table) last, and the
+ * index lines of main.c's probe routes; -1 when the table is full. */
+int probe_routes_add(struct router *r, struct probe *p);
+
 #endif

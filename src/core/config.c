@@ -102,9 +102,14 @@ static const struct keydef keys[] = {
     {SEC_SERVER, "max_headers", V_COUNT, C(max_headers), 1, 128, 100, NULL}, /* HTTP_MAX_HEADERS */
     {SEC_SERVER, "max_uri", V_SIZE, C(max_uri), 16, MIB, 4 * KIB, NULL}, /* <= max_header_bytes */
     {SEC_SERVER, "max_body", V_SIZE, C(max_body), 0, GIB, MIB, NULL},
+    {SEC_SERVER, "max_output", V_SIZE, C(max_output), 4 * KIB, GIB, 256 * KIB, NULL},
+    {SEC_SERVER, "output_budget", V_SIZE, C(output_budget), 0, 1024 * GIB, 64 * MIB, NULL},
     {SEC_PROBE, "max_delay", V_DURATION, C(max_delay_ms), 0, YEAR, 60 * SECOND, NULL},
     {SEC_PROBE, "max_bytes", V_SIZE, C(max_bytes), 0, GIB, MIB, NULL},
     {SEC_PROBE, "max_stream", V_COUNT, C(max_stream), 0, 1000000, 1000, NULL},
+    {SEC_PROBE, "trust_forwarded", V_ENUM, C(probe_trust_forwarded), 0, 0, 1, onoff_names},
+    {SEC_PROBE, "cors", V_ENUM, C(probe_cors), 0, 0, 1, onoff_names},
+    {SEC_PROBE, "max_form_parts", V_COUNT, C(max_form_parts), 1, 1000000, 1000, NULL},
     {SEC_TLS, "listen", V_LISTEN, 0, 0, 0, 0, NULL},
     {SEC_TLS, "cert", V_PATH, C(tls_cert), 0, 0, 0, NULL},
     {SEC_TLS, "key", V_PATH, C(tls_key), 0, 0, 0, NULL},
@@ -623,10 +628,11 @@ static int open_section(struct parser *p, char *s) {
         snprintf(p->secname, sizeof p->secname, "%s", name);
         return 0;
     }
-    return fail(p, p->line,
-                "[%s]: unknown section; expected [server], [probe], [tls], [journal], [auth], "
-                "[queues], [timers], [metrics], [console] or [queue NAME]",
-                name);
+    char list[256]; /* every section of the table, so a new one is listed by itself */
+    size_t n = 0;
+    for (int i = 0; i < NFIXED && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "[%s], ", section_names[i]);
+    return fail(p, p->line, "[%s]: unknown section; expected %sor [queue NAME]", name, list);
 }
 
 /* Cut the value at a comment and unquote it; NULL with the message set on error. */
@@ -811,4 +817,26 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
         rc = config_parse_text(path, n > 0 ? buf : "", out, err, errlen);
     free(buf);
     return rc;
+}
+
+/* ---- the key table, for printers (config_dump.c) -------------------------- */
+
+_Static_assert((int)V_COUNT == CONFIG_KIND_COUNT && (int)V_TOPN == CONFIG_KIND_TOPN &&
+                   (int)V_ENUM == CONFIG_KIND_ENUM &&
+                   (int)V_PATH == CONFIG_KIND_PATH && (int)V_STRING == CONFIG_KIND_STRING,
+               "enum config_kind mirrors enum vtype");
+
+int config_key_info(size_t i, struct config_key_info *out) {
+    if (i >= NKEYS)
+        return -1;
+    const struct keydef *k = &keys[i];
+    *out = (struct config_key_info){
+        .section = k->sec == SEC_QUEUE ? "queue" : section_names[k->sec],
+        .per_queue = k->sec == SEC_QUEUE,
+        .name = k->name,
+        .kind = (enum config_kind)k->type,
+        .off = k->off,
+        .names = k->names,
+    };
+    return 0;
 }

@@ -15,6 +15,7 @@
 #define AWAITD_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -61,11 +62,19 @@ struct config {
     uint64_t max_headers;        /* default 100 (431), at most 128 */
     uint64_t max_uri;            /* size, default 4k (414) */
     uint64_t max_body;           /* size, default 1m (413) */
+    uint64_t max_output;         /* size, default 256k: a connection's unsent answers past which
+                                    it parses and reads no more requests */
+    uint64_t output_budget;      /* size, default 64m: all connections' unsent answers past
+                                    which a connection answers only with nothing queued; 0 none */
 
     /* [probe] */
     uint64_t max_delay_ms;       /* max_delay: /delay/{s} and /drip upper bound, default 60s */
     uint64_t max_bytes;          /* max_bytes: /bytes/{n} and /drip upper bound, default 1m */
     uint64_t max_stream;         /* max_stream: /stream/{n} upper bound, default 1000 */
+    int probe_trust_forwarded;   /* trust_forwarded: off|on, default on: X-Forwarded-For/-Proto/-Host
+                                    make origin and url (as httpbin behind its proxy) */
+    int probe_cors;              /* cors: off|on, default on: httpbin's CORS headers on the probes */
+    uint64_t max_form_parts;     /* max_form_parts: parts of a multipart body, default 1000 (413) */
 
     /* [tls] (served by the TLS issue; parsed and checked for presence now) */
     struct config_listen tls_listen[CONFIG_MAX_LISTEN]; /* listen: may repeat */
@@ -128,5 +137,30 @@ void config_free(struct config *c);
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
 int config_parse_listen(const char *s, struct config_listen *out);
+
+/*
+ * The key table, read-only, for printers such as config_dump (awaitd -T).
+ * Kinds mirror config.c's value types: numbers are uint64_t (durations in
+ * ms), enums an int indexing names, paths and strings a char * or NULL.
+ */
+enum config_kind {
+    CONFIG_KIND_COUNT, CONFIG_KIND_SIZE, CONFIG_KIND_DURATION, CONFIG_KIND_TOPN, CONFIG_KIND_ENUM,
+    CONFIG_KIND_LISTEN, CONFIG_KIND_PATH, CONFIG_KIND_TOKEN, CONFIG_KIND_TOKEN_FILE,
+    CONFIG_KIND_STRING
+};
+struct config_key_info {
+    const char *section;      /* "server", "tls", ...; "queue" for every [queue NAME] */
+    int per_queue;            /* 1: off is into struct config_queue, else struct config */
+    const char *name;
+    enum config_kind kind;
+    size_t off;               /* of the value (unused for listen) */
+    const char *const *names; /* CONFIG_KIND_ENUM: the words, in value order */
+};
+/* CONFIG_KIND_TOPN: a uint64_t, 0 = off, CONFIG_PER_QUEUE_ALL = on, else top N. */
+/* The i-th key, in table order (sections together); 0, or -1 past the last. */
+int config_key_info(size_t i, struct config_key_info *out);
+
+/* awaitd -T: write c as a config file (every key, defaults included) to f. */
+void config_dump(const struct config *c, FILE *f);
 
 #endif

@@ -23,6 +23,19 @@
 #define LINGER_MS 2000
 /* Pipelined input buffered behind a pending answer before reading pauses. */
 #define BUSY_INPUT_MAX 65536
+/* A body producer is asked for about this much at a time... */
+#define STREAM_CHUNK 65536
+/* ...and for at most this much per loop turn before the others' turn. */
+#define STREAM_TURN (256 * 1024)
+/* The shared write buffer keeps its memory up to this size; past it
+ * (after a burst of large answers) it is freed when released. */
+#define WBUF_KEEP 65536
+
+struct conn_stream {
+    conn_produce_fn produce;
+    void (*release)(void *arg);
+    void *arg;
+};
 
 struct conn_chunked {
     struct http_chunked dec;
@@ -34,6 +47,7 @@ static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_on_deadline(struct timer *t);
 static int conn_process(struct conn *c, const char *data, size_t len);
 static int conn_on_readable(struct conn *c);
+static int conn_pump(struct conn *c);
 
 _Static_assert(TLS_FAIL_KINDS == METRICS_TLS_FAIL_KINDS, "metrics.h and tls_server.h disagree");
 
@@ -125,6 +139,82 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
     return c;
 }
 
+/* The shared write buffer is free again; after a burst it shrinks back. */
+static void conn_wbuf_release(struct server *s) {
+    s->wbuf_owner = NULL;
+    if (s->wbuf.cap > WBUF_KEEP)
+        buf_free(&s->wbuf);
+    else
+        buf_reset(&s->wbuf);
+}
+
+/* The body producer is done (or the connection closes): let it go. */
+static void conn_stream_end(struct conn *c) {
+    struct conn_stream *st = c->stream;
+    c->stream = NULL;
+    st->release(st->arg);
+    free(st);
+}
+
+int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *arg), void *arg) {
+    if (c->failed || c->head_only || c->stream) {
+        /* Failed: nothing more is sent. HEAD: the head was the answer. A
+         * second producer for one answer is a bug: refuse it, close. */
+        release(arg);
+        if (c->failed || c->stream) {
+            conn_fail(c);
+            return -1;
+        }
+        return 0;
+    }
+    struct conn_stream *st = malloc(sizeof *st);
+    if (!st) {
+        release(arg);
+        conn_fail(c);
+        return -1;
+    }
+    st->produce = produce;
+    st->release = release;
+    st->arg = arg;
+    c->stream = st;
+    return 0;
+}
+
+/* Unsent output of c: its own buffer, and the shared one while c holds it. */
+static inline size_t conn_queued(const struct conn *c) {
+    return c->out.len + (c->srv->wbuf_owner == c ? c->srv->wbuf.len : 0);
+}
+
+/* Unsent output past which a connection answers no further request:
+ * max_output, or nothing at all while every connection's together is over
+ * output_budget (so the clients that do not read stop, and a client whose
+ * answers leave at once, such as a health check, goes on). */
+static inline size_t conn_out_high(const struct server *s) {
+    const struct config *cfg = s->cfg;
+    if (cfg->output_budget && s->metrics.output_bytes > cfg->output_budget)
+        return 0;
+    return (size_t)cfg->max_output;
+}
+
+/* Bring metrics.output_bytes up to date with c->out. */
+static inline void conn_out_sync(struct conn *c) {
+    c->srv->metrics.output_bytes += c->out.len - c->out_counted;
+    c->out_counted = c->out.len;
+}
+
+/* Stop parsing: requests wait in c->in until the output drains (conn_pump). */
+static void conn_backlog(struct conn *c) {
+    if (c->backlogged)
+        return;
+    c->backlogged = 1;
+    if (c->stream)
+        return; /* waiting for a streamed body is no backpressure */
+    struct server *s = c->srv;
+    s->metrics.output_paused++;
+    if (s->cfg->output_budget && s->metrics.output_bytes > s->cfg->output_budget)
+        s->metrics.output_over_budget++;
+}
+
 void conn_close(struct conn *c) {
     struct server *s = c->srv;
     if (c->dispatching) {
@@ -142,14 +232,15 @@ void conn_close(struct conn *c) {
     event_del(&c->ev);
     c->io->release(c->io_ctx);
     close(c->fd);
+    if (c->stream)
+        conn_stream_end(c);
+    s->metrics.output_bytes -= c->out_counted;
     buf_free(&c->in);
     buf_free(&c->out);
     free(c->chunked);
     list_unlink(&c->link);
-    if (s->wbuf_owner == c) {
-        buf_reset(&s->wbuf);
-        s->wbuf_owner = NULL;
-    }
+    if (s->wbuf_owner == c)
+        conn_wbuf_release(s);
     s->metrics.conns_open--;
     if (c->peer_counted)
         server_peer_release(s, c);
@@ -233,47 +324,75 @@ static int conn_write_buf(struct conn *c, struct buf *b) {
     return 0;
 }
 
+/* Wait for writability under the write deadline (renewed on progress);
+ * input waits too: backpressure on pipelining clients. */
+static int conn_wait_write(struct conn *c) {
+    conn_out_sync(c);
+    if (c->deadline_kind != DL_WRITE)
+        conn_set_deadline(c, DL_WRITE, c->srv->cfg->write_timeout_ms);
+    if (conn_watch(c, 1) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
 int conn_flush(struct conn *c) {
     struct server *s = c->srv;
     if (s->wbuf_owner == c) {
-        s->wbuf_owner = NULL;
+        int r = 0;
         if (c->out.len == 0) {
-            int r = conn_write_buf(c, &s->wbuf);
+            r = conn_write_buf(c, &s->wbuf);
             if (r == 1 && buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len) < 0)
                 r = -1;
-            buf_reset(&s->wbuf);
-            if (r < 0) {
-                conn_close(c);
-                return -1;
-            }
-        } else {
-            int r = buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len);
-            buf_reset(&s->wbuf);
-            if (r < 0) {
-                conn_close(c);
-                return -1;
-            }
+        } else if (buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len) < 0) {
+            r = -1;
         }
-    }
-    if (c->out.len > 0) {
-        int r = conn_write_buf(c, &c->out);
+        conn_wbuf_release(s);
         if (r < 0) {
             conn_close(c);
             return -1;
         }
-        if (r == 1) {
-            /* Blocked: wait for writability under the write deadline; input
-             * waits too (backpressure on pipelining clients). */
-            if (c->deadline_kind != DL_WRITE)
-                conn_set_deadline(c, DL_WRITE, s->cfg->write_timeout_ms);
-            if (conn_watch(c, 1) < 0) {
+    }
+    /* Write what is queued; then, while a body streams, ask its producer
+     * for the next slice whenever the output is (nearly) gone. */
+    size_t produced = 0;
+    for (;;) {
+        if (c->out.len > 0) {
+            int r = conn_write_buf(c, &c->out);
+            if (r < 0) {
                 conn_close(c);
                 return -1;
             }
-            return 0;
+            if (r == 1)
+                return conn_wait_write(c);
         }
-        buf_free(&c->out);
+        if (!c->stream)
+            break;
+        if (produced >= STREAM_TURN)
+            return conn_wait_write(c); /* writable: back at the next loop turn */
+        /* One slice of exactly STREAM_CHUNK bytes of memory (a buffer
+         * grows by doubling: asking for more would double it). */
+        if (buf_reserve(&c->out, STREAM_CHUNK) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        int r = c->stream->produce(c->stream->arg, &c->out, STREAM_CHUNK - 64);
+        produced += c->out.len;
+        if (r <= 0) {
+            conn_stream_end(c);
+            if (r < 0) {
+                /* A short body: send what there is, then close. */
+                conn_fail(c);
+                if (c->state == CONN_READY)
+                    c->state = CONN_CLOSING;
+            }
+        }
     }
+    if (c->out.data)
+        buf_free(&c->out);
+    if (c->out_counted)
+        conn_out_sync(c);
     if (c->state == CONN_BUSY) {
         /* Output drained behind a pending answer: no deadline (the handler
          * bounds its own wait), and read again to see the client leave. */
@@ -286,6 +405,26 @@ int conn_flush(struct conn *c) {
         return 0;
     }
     return conn_after_write(c);
+}
+
+/*
+ * Send what is queued and, while the output allows, answer the requests
+ * that wait behind it in c->in (conn_backlog), then send again: a loop,
+ * never recursion. Parsing resumes once the unsent output is down to a
+ * quarter of the bound. Returns -1 if c was closed.
+ */
+static int conn_pump(struct conn *c) {
+    for (;;) {
+        if (conn_flush(c) < 0)
+            return -1;
+        if (!c->backlogged || c->state != CONN_READY || c->stream)
+            return 0;
+        if (c->out.len > conn_out_high(c->srv) / 4)
+            return 0;
+        c->backlogged = 0;
+        if (conn_process(c, NULL, 0) < 0)
+            return -1;
+    }
 }
 
 void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg) {
@@ -308,7 +447,7 @@ void conn_done(struct conn *c) {
         if (conn_process(c, NULL, 0) < 0)
             return;
     }
-    if (conn_flush(c) == 0 && c->io->pending)
+    if (conn_pump(c) == 0 && c->io->pending)
         conn_io_rearm(c);
     server_timers_sync(s);
 }
@@ -324,7 +463,8 @@ void conn_fail(struct conn *c) {
 void conn_drain(struct conn *c) {
     if (c->state == CONN_HANDSHAKE)
         conn_close(c); /* nothing asked yet: nothing to finish */
-    else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && c->srv->wbuf_owner != c)
+    else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && !c->stream &&
+             c->srv->wbuf_owner != c)
         conn_close(c);
     else
         c->keep_alive = 0;
@@ -441,6 +581,12 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
                 data = NULL;
                 break;
             }
+        }
+        /* Output first: past the bound (or behind a streaming body) the
+         * requests wait in c->in, and nothing more is read. */
+        if (c->stream || conn_queued(c) > conn_out_high(s)) {
+            conn_backlog(c);
+            break;
         }
         /* Waiting for the rest of a body: only new bytes can change that. */
         if (c->chunked) {
@@ -586,7 +732,7 @@ static int conn_on_readable(struct conn *c) {
     }
     if (n < 0 && c->io->pending)
         c->io_flip = c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
-    return conn_flush(c);
+    return conn_pump(c);
 }
 
 /* A TLS client that spoke plain HTTP gets told so in plain HTTP (as nginx does). */
@@ -648,13 +794,10 @@ static void conn_on_event(evutil_socket_t fd, short what, void *arg) {
     if (c->ev_write) {
         if (c->deadline_kind == DL_WRITE)
             conn_set_deadline(c, DL_WRITE, s->cfg->write_timeout_ms);
-        r = conn_flush(c);
-        if (r == 0 && c->state == CONN_READY && c->out.len == 0 && c->in.len > 0) {
-            /* Output drained: requests that waited behind it go now. */
-            r = conn_process(c, NULL, 0);
-            if (r == 0)
-                r = conn_flush(c);
-        }
+        /* Requests that waited behind the output go once it drains. */
+        if (c->state == CONN_READY && c->in.len > 0)
+            c->backlogged = 1;
+        r = conn_pump(c);
     } else if (c->state == CONN_HANDSHAKE) {
         r = conn_handshake(c);
     } else {
@@ -672,7 +815,7 @@ static void conn_on_deadline(struct timer *t) {
     case DL_HEADER:
     case DL_BODY:
         m->timeouts[c->deadline_kind == DL_HEADER ? 0 : 1]++;
-        if (c->in.len > 0 && c->out.len == 0 && c->state == CONN_READY) {
+        if (c->in.len > 0 && c->out.len == 0 && !c->stream && c->state == CONN_READY) {
             /* A request was started: say why we hang up. */
             c->keep_alive = 0;
             free(c->chunked);

@@ -15,6 +15,14 @@
  * first, the cancel callback runs (exactly once) and the handler must drop
  * every reference to the conn. Pipelined requests behind a pending one wait,
  * so responses leave in order.
+ *
+ * Output is bounded (issue 12): while more than [server] max_output of a
+ * connection's answers is unsent (or, past [server] output_budget for all
+ * connections together, while any of it is), the connection parses no
+ * further pipelined request and reads nothing; it goes on once its output
+ * falls to a quarter of max_output (to nothing, over the budget). A large
+ * body is not built whole: the handler writes the head and hands the body
+ * to conn_stream(), whose producer fills it in slices as the socket drains.
  */
 #ifndef AWAITD_CONN_H
 #define AWAITD_CONN_H
@@ -64,6 +72,16 @@ typedef enum handler_result (*conn_handler_fn)(void *ctx, struct conn *c,
                                                size_t body_len);
 
 struct conn_chunked; /* chunked-body decoding state, allocated while one is read */
+struct conn_stream;  /* a body producer, allocated while a body streams (conn_stream) */
+
+/*
+ * A body producer: append the next part of the current answer's body to
+ * out, framed as its head promised (Content-Length: raw bytes; chunked:
+ * chunks), about room bytes (out has room for that and 64 bytes more). Returns 1 while more is to come, 0 when the
+ * body is complete, -1 if it cannot go on (out of memory): the connection
+ * then closes after what is queued, and the short body tells the client.
+ */
+typedef int (*conn_produce_fn)(void *arg, struct buf *out, size_t room);
 
 union conn_addr {
     struct sockaddr sa;
@@ -89,6 +107,7 @@ struct conn {
     uint8_t peer_counted;       /* counted in the server's per-address table */
     uint8_t failed;             /* an answer could not be built (no memory): close after
                                    the answers before it, send nothing more */
+    uint8_t backlogged;         /* parsing stopped for unsent output (max_output, budget) */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
@@ -97,6 +116,8 @@ struct conn {
     struct buf out;             /* unwritten output; empty (no memory) when idle */
     uint64_t need;              /* bytes of in that complete a Content-Length request; 0 unknown */
     struct conn_chunked *chunked;
+    struct conn_stream *stream; /* the current answer's body producer, or NULL */
+    size_t out_counted;         /* out.len as last added to metrics.output_bytes */
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
     union conn_addr peer;
@@ -119,6 +140,16 @@ void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg);
 
 /* A pending answer is complete (written with http_reply): send it and go on. */
 void conn_done(struct conn *c);
+
+/*
+ * Stream the rest of the current answer (its head already written with
+ * reply_head) from produce(arg), in slices as the socket drains, instead of
+ * building it whole. release(arg) runs exactly once: when the body is
+ * complete, or the connection closes first, or at once for a HEAD request
+ * (no body) or a connection already failed. Requests behind it wait.
+ * Returns 0, or -1 (no memory: the connection is failed, see conn_fail).
+ */
+int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *arg), void *arg);
 
 /* Send what conn_out() holds now, for answers that stream over time (/drip).
  * Returns 0, or -1 if the connection was closed (do not touch c). */

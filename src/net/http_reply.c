@@ -75,6 +75,8 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
         r |= buf_appends(o, "Connection: keep-alive\r\n");
     if (extra)
         r |= buf_appends(o, extra);
+    if (s->reply_extra_conn == c)
+        r |= buf_appends(o, s->reply_extra);
     r |= buf_append(o, "\r\n", 2);
     if (r)
         return reply_failed(c, o, mark);
@@ -183,4 +185,8 @@ enum handler_result reply_fail(struct conn *c, int status, const char *fmt, ...)
     reply_verror(c, status, NULL, fmt, ap);
     va_end(ap);
     return HANDLER_DONE;
+}
+
+const char *reply_extra_lines(const struct conn *c) {
+    return c->srv->reply_extra_conn == c ? c->srv->reply_extra : NULL;
 }

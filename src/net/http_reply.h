@@ -47,6 +47,11 @@ int reply_error_hdr(struct conn *c, int status, const char *extra, const char *f
 int reply_chunk(struct conn *c, const void *data, size_t len);
 int reply_chunk_end(struct conn *c);
 
+/* The header lines the dispatcher set for every answer to the current
+ * request (server.reply_extra: CORS), or NULL. A handler that answers
+ * later, from a timer, copies them and passes them as extra. */
+const char *reply_extra_lines(const struct conn *c);
+
 /* The interim "100 Continue" response. */
 int reply_continue(struct conn *c);
 

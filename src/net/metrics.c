@@ -52,6 +52,18 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                      "awaitd_bytes_in_total %" PRIu64 "\n", m->bytes_in);
     r |= buf_appendf(o, COUNTER("awaitd_bytes_out_total", "Bytes written to clients.")
                      "awaitd_bytes_out_total %" PRIu64 "\n", m->bytes_out);
+    r |= buf_appendf(o, GAUGE("awaitd_output_bytes",
+                              "Bytes of answers queued unsent in connections' buffers.")
+                     "awaitd_output_bytes %" PRIu64 "\n", m->output_bytes);
+    r |= buf_appendf(o, GAUGE("awaitd_output_budget_bytes", "Configured output_budget (0: none).")
+                     "awaitd_output_budget_bytes %" PRIu64 "\n", g->output_budget);
+    r |= buf_appendf(o, COUNTER("awaitd_output_paused_total",
+                                "Times a connection stopped reading and parsing requests because "
+                                "its unsent answers passed max_output (or output_budget).")
+                     "awaitd_output_paused_total %" PRIu64 "\n", m->output_paused);
+    r |= buf_appendf(o, COUNTER("awaitd_output_over_budget_total",
+                                "Of those, the times output_budget (all connections) was the reason.")
+                     "awaitd_output_over_budget_total %" PRIu64 "\n", m->output_over_budget);
     r |= buf_appendf(o, GAUGE("awaitd_timers_pending", "Timers pending in the wheel (all kinds).")
                      "awaitd_timers_pending %" PRIu64 "\n", g->timers_pending);
     r |= buf_appendf(o, GAUGE("awaitd_delays_pending", "Delayed probe answers (/delay, /drip) waiting.")

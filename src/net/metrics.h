@@ -26,6 +26,9 @@ struct metrics {
     uint64_t tls_resumed;       /* of those, sessions resumed (ticket or cache) */
     uint64_t tls_handshake_failures[METRICS_TLS_FAIL_KINDS]; /* by enum tls_fail */
     int64_t tls_cert_not_after; /* the served certificate's expiry, unix s; 0 without TLS */
+    uint64_t output_bytes;      /* gauge: answers queued unsent in connections' own buffers */
+    uint64_t output_paused;     /* times a connection stopped parsing for unsent output */
+    uint64_t output_over_budget; /* times it did so because output_budget was exceeded */
 };
 
 /* Gauges that live elsewhere, sampled when /metrics is rendered. */
@@ -34,6 +37,7 @@ struct metrics_gauges {
     uint64_t delays_pending;  /* /delay and /drip answers not yet sent */
     uint64_t start_time;      /* unix seconds */
     uint64_t max_connections;
+    uint64_t output_budget;   /* [server] output_budget */
 };
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct buf *out);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -35,6 +36,8 @@
 #define TLS_ACCEPT_BATCH 1
 /* Pause before accepting again after running out of file descriptors. */
 #define EMFILE_PAUSE_MS 100
+/* Free heap memory past which the status tick returns it to the system. */
+#define SERVER_TRIM_FREE (4u << 20)
 
 struct listener {
     struct listener *next;
@@ -376,6 +379,11 @@ static uint64_t total_requests(const struct server *s) {
 /* Every few seconds (or half the watchdog interval): tell systemd how we are. */
 static void on_status_tick(struct timer *t) {
     struct server *s = container_of(t, struct server, status_tick);
+    /* Memory freed after a burst (answers streamed to many clients, say)
+     * sits in the heap's free lists; give it back to the system. */
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks > SERVER_TRIM_FREE)
+        malloc_trim(0);
     notify_sendf("STATUS=%llu connections open, %llu requests answered%s",
                  (unsigned long long)s->metrics.conns_open, (unsigned long long)total_requests(s),
                  s->draining ? ", draining" : "");

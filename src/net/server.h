@@ -61,6 +61,8 @@ struct server {
     int exit_code;                /* 1 after a forced exit (second signal) or a failed start */
     int in_advance;               /* inside timer_wheel_advance (not reentrant) */
     conn_handler_fn handler;      /* answers every parsed request (main.c sets the router) */
+    const char *reply_extra;      /* header lines every answer to reply_extra_conn gets */
+    const struct conn *reply_extra_conn; /* set by the handler for one dispatch (CORS), or NULL */
     void *handler_ctx;
     struct service services[SERVER_MAX_SERVICES]; /* registered by main.c, started in order */
     size_t nservices;

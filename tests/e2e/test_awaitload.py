@@ -8,6 +8,7 @@ stall lift the open-loop p99 past half a second.
 
 import json
 import os
+import re
 import selectors
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import threading
 import time
 import unittest
 
-from awaitd_test import AWAITD, HOST, Daemon, free_port, raise_nofile_limit
+from awaitd_test import AWAITD, HOST, SRCDIR, Daemon, free_port, raise_nofile_limit
 
 AWAITLOAD = os.environ.get("AWAITLOAD") or os.path.join(os.path.dirname(AWAITD), "awaitload")
 NOFILE = raise_nofile_limit()  # awaitd and awaitload inherit it
@@ -176,6 +177,51 @@ class AgainstDaemon(unittest.TestCase):
         self.assertEqual(s["mode"], "open")
         self.assertAlmostEqual(s["rps"], 1000, delta=20, msg=s)
         self.assertAlmostEqual(served / s["duration_s"], 1000, delta=20, msg=s)
+
+    def test_histogram_and_timeline(self):
+        # --json carries the histogram rows and a per-second timeline that
+        # account for every response; --histogram prints the same rows.
+        s = run_json(self, "-d", "2s", "-c", 10, self.d.url("/get"))
+        rows = s["histogram_us"]
+        self.assertGreater(len(rows), 0, s)
+        self.assertEqual(sum(r["count"] for r in rows), s["requests"])
+        bounds = [r["le"] for r in rows]
+        self.assertEqual(bounds, sorted(set(bounds)))
+        # The rows bracket the exact extremes (a row is "up to le", 1-2-5 steps).
+        self.assertGreaterEqual(bounds[-1], s["latency_us"]["max"] / 1.004)
+        self.assertLessEqual(bounds[-1], s["latency_us"]["max"] * 2.5 + 1)
+        t = s["timeline"]
+        self.assertEqual(t["interval_s"], 1)
+        self.assertIn(len(t["responses"]), (2, 3), t)
+        self.assertEqual(len(t["errors"]), len(t["responses"]))
+        self.assertEqual(sum(t["responses"]), s["requests"])
+        self.assertEqual(sum(t["errors"]), 0)
+        self.assertGreater(t["responses"][0], 0)
+        self.assertNotIn("error", s)
+
+        rc, out, err = run_load("--histogram", "-n", 2000, "-c", 4, self.d.url("/get"))
+        self.assertEqual(rc, 0, err)
+        lines = [l for l in out.splitlines() if l.strip().startswith("<=")]
+        self.assertGreater(len(lines), 0, out)
+        self.assertEqual(sum(int(l.split()[2]) for l in lines), 2000, out)
+        self.assertEqual(lines[-1].split()[4], "100.00%", out)
+        rc, out, err = run_load("-n", 100, "-c", 2, self.d.url("/get"))
+        self.assertNotIn("histogram", out)
+
+    def test_open_loop_below_target_fails(self):
+        # 10 connections each waiting a second per answer cannot make 100/s:
+        # the run says so on stderr and exits 3, in text and in --json.
+        url = self.d.url("/delay/1")
+        rc, out, err = run_load("-c", 10, "-R", 100, "-d", "2s", url, timeout=30)
+        self.assertEqual(rc, 3, (out, err))
+        self.assertIn("below 90% of the target -R 100", err)
+        self.assertIn("requests", out)  # the report is still printed
+        rc, out, err = run_load("--json", "-c", 10, "-R", 100, "-d", "2s", url, timeout=30)
+        self.assertEqual(rc, 3, (out, err))
+        s = json.loads(out)
+        self.assertIn("below 90%", s["error"])
+        self.assertLess(s["rps"], 90)
+        self.assertEqual(s["mode"], "open")
 
     def test_framing_kinds(self):
         # HEAD (no body despite Content-Length), chunked, and a POST body.
@@ -427,6 +473,13 @@ class QueueScenario(unittest.TestCase):
         self.assertEqual(rc, 2, (out, err))
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertIn("/queues/NAME", err)
+        # --json: the failed PUT as a JSON error object.
+        rc, out, err = run_load("--json", "--scenario", "queue", "-n", 10,
+                                self.d.url("/queues/bad%20name"))
+        self.assertEqual(rc, 1, (out, err))
+        s = json.loads(out)
+        self.assertIn("400", s["error"])
+        self.assertEqual(s["exit_status"], 1)
 
     def test_queue_deleted_mid_run(self):
         def delete():
@@ -505,6 +558,42 @@ class BadInput(unittest.TestCase):
         self.one_line_error(["--scenario", "queue", "--producers", "0", "--consumers", "0",
                              "http://127.0.0.1/queues/q"], 2, "--producers")
 
+    def test_json_errors(self):
+        # --json: a run that fails still prints one JSON object naming the
+        # error (and the same line on stderr), with the exit status.
+        cases = [
+            (["http://127.0.0.1:%d/" % free_port()], 1, "cannot connect"),
+            (["not-a-url"], 2, "URL"),
+            (["-c", "0", "http://127.0.0.1/"], 2, "-c"),
+            (["http://127.0.0.1/", "--nope"], 2, "--nope"),
+            (["--scenario", "seed", "--delays", "0.1", "http://127.0.0.1:%d/" % free_port()], 1,
+             "cannot connect"),
+            (["--scenario", "queue", "-n", "1", "http://127.0.0.1:%d/queues/q" % free_port()], 1,
+             "cannot connect"),
+        ]
+        for args, want_rc, word in cases:
+            with self.subTest(args):
+                rc, out, err = run_load("--json", *args, timeout=30)
+                self.assertEqual(rc, want_rc, (out, err))
+                s = json.loads(out)
+                self.assertIn(word, s["error"])
+                self.assertEqual(s["exit_status"], want_rc)
+                self.assertIn(word, err)
+                rc, out, err = run_load(*args, timeout=30)
+                self.assertEqual(out, "")  # without --json, nothing on stdout
+
+    def test_man_page_lists_every_option(self):
+        man = os.path.join(SRCDIR, "man", "awaitload.1")
+        with open(man) as f:
+            page = f.read().replace("\\-", "-")
+        rc, out, err = run_load("-h")
+        opts = set(re.findall(r"(?m)^\s+(?:-\w, )?(--[a-z-]+)", out))
+        self.assertGreater(len(opts), 15, out)
+        missing = sorted(o for o in opts if o not in page)
+        self.assertEqual(missing, [], "options of awaitload -h not in man/awaitload.1")
+        for words in ("below 90%", "EXIT STATUS"):
+            self.assertIn(words, page)
+
     def test_fd_limit(self):
         if NOFILE >= 999000:
             self.skipTest("RLIMIT_NOFILE %d is above -c's range" % NOFILE)
@@ -516,7 +605,7 @@ class BadInput(unittest.TestCase):
         self.assertEqual(rc, 0)
         for opt in ("-c", "-d", "-n", "-t", "-R", "-m", "-H", "-b", "--body-file", "--timeout",
                     "--connect-rate", "--json", "--scenario", "--fit-fds", "--producers",
-                    "--consumers", "--batch", "--maxsize", "--put-wait"):
+                    "--consumers", "--batch", "--maxsize", "--put-wait", "--histogram"):
             self.assertIn(opt, out)
 
 

@@ -61,6 +61,126 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("usage", p.stderr.decode().lower())
 
+    def test_long_help_and_version(self):
+        # --help and --version as awaitload (and GNU tools) take them: exit 0,
+        # on stdout, the same text as -h and -V.
+        for long, short in (("--help", "-h"), ("--version", "-V")):
+            with self.subTest(long):
+                p, q = run(long), run(short)
+                self.assertEqual(p.returncode, 0, output(p))
+                self.assertEqual(p.stderr, b"")
+                self.assertEqual(p.stdout, q.stdout)
+                self.assertNotEqual(p.stdout, b"")
+        self.assertIn("--help", run("--help").stdout.decode())
+        self.assertIn("-T", run("--help").stdout.decode())
+
+    def test_unknown_long_option(self):
+        p = run("--bogus")
+        self.assertEqual(p.returncode, 2, output(p))
+        self.assertEqual(p.stdout, b"")
+        self.assertIn("usage", p.stderr.decode().lower())
+        p = run("-t", "extra-argument")
+        self.assertEqual(p.returncode, 2, output(p))
+        self.assertIn("usage", p.stderr.decode().lower())
+
+    def dump(self, path):
+        """awaitd -T -c path: (exit code, stdout, stderr)."""
+        p = run("-T", "-c", path)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    @staticmethod
+    def parse_dump(text):
+        """{section: {key: [values]}} of a config text (comments skipped)."""
+        out, sec = {}, None
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("["):
+                sec = line[1:line.index("]")]
+                out.setdefault(sec, {})
+                continue
+            k, v = (x.strip() for x in line.split("=", 1))
+            out[sec].setdefault(k, []).append(v)
+        return out
+
+    def test_dump_round_trips(self):
+        # -T of the sample config, of a config with a queue and a changed
+        # value, and of an empty file: every output is a config -t accepts,
+        # and -T of that output prints the same configuration again.
+        port = free_port()
+        token = os.path.join(self.tmp.name, "token")
+        with open(token, "w") as f:
+            f.write("0123456789abcdef0123\n")
+        configs = {
+            "sample": os.path.join(SRCDIR, "conf", "awaitd.conf"),
+            "empty": self.write("", "empty.conf"),
+            "changed": self.write(
+                "[server]\nlisten = 127.0.0.1:%d\nmax_body = 3m\nkeepalive_timeout = 1.5\n"
+                "log_level = debug\n[journal]\npath = \"j #1/awaitd.journal\"\nfsync = batch\n"
+                "[auth]\ntoken_file = %s\n[queue mail]\nlease = 90s\nmax_attempts = 7\n"
+                "[queue b.2]\n" % (port, token), "changed.conf"),
+        }
+        for name, path in configs.items():
+            with self.subTest(name):
+                rc, out, err = self.dump(path)
+                self.assertEqual(rc, 0, err)
+                self.assertIn("syntax is ok", err)  # the verdict is not in the config text
+                again = self.write(out, name + "-dump.conf")
+                p = run("-t", "-c", again)
+                self.assertEqual(p.returncode, 0, output(p) + "\n" + out)
+                rc2, out2, err2 = self.dump(again)
+                self.assertEqual(rc2, 0, err2)
+                self.assertEqual(self.parse_dump(out2), self.parse_dump(out))
+
+        # Every section and every key is there, defaults included.
+        d = self.parse_dump(self.dump(configs["empty"])[1])
+        for sec in ("server", "probe", "journal", "queues", "tls"):
+            self.assertIn(sec, d)
+        self.assertEqual(d["server"]["listen"], ["127.0.0.1:8080"])
+        self.assertEqual(d["server"]["max_connections"], ["10000"])
+        self.assertEqual(d["server"]["max_body"], ["1m"])
+        self.assertEqual(d["journal"]["fsync"], ["always"])
+        self.assertEqual(d["queues"]["max_wait"], ["20s"])
+
+        # Changed values show, in the file's own units.
+        d = self.parse_dump(self.dump(configs["changed"])[1])
+        self.assertEqual(d["server"]["listen"], ["127.0.0.1:%d" % port])
+        self.assertEqual(d["server"]["max_body"], ["3m"])
+        self.assertEqual(d["server"]["keepalive_timeout"], ["1500ms"])
+        self.assertEqual(d["server"]["log_level"], ["debug"])
+        self.assertEqual(d["journal"]["fsync"], ["batch"])
+        self.assertEqual(d["journal"]["path"],
+                         ['"%s"' % os.path.join(self.tmp.name, "j #1", "awaitd.journal")])
+        self.assertEqual(d["queue mail"]["lease"], ["90s"])
+        self.assertEqual(d["queue mail"]["max_attempts"], ["7"])
+        self.assertEqual(d["queue b.2"]["max_attempts"], ["5"])
+        # A token read from token_file is printed as the file reference only.
+        self.assertEqual(d["auth"]["token_file"], [token])
+        self.assertNotIn("token", d["auth"])
+        self.assertNotIn("0123456789abcdef0123", self.dump(configs["changed"])[1])
+
+    def test_dump_of_a_bad_config_fails(self):
+        path = self.write(self.BAD[0][1])
+        rc, out, err = self.dump(path)
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, "")
+        self.assertIn("max_connectionz", err)
+
+    def test_unknown_section_lists_every_section(self):
+        # The message lists every section awaitd knows: each one it names is
+        # accepted, and each section -T prints (all of them) is named.
+        path = self.write("[sever]\n")
+        msg = output(run("-t", "-c", path))
+        named = re.findall(r"\[([a-z]+)\]", msg.split("expected", 1)[1])
+        self.assertIn("queue NAME", msg)
+        self.assertIn("queues", named)
+        for sec in named:
+            p = run("-t", "-c", self.write("[%s]\n" % sec, "one.conf"))
+            self.assertEqual(p.returncode, 0, "[%s] is listed but refused: %s" % (sec, output(p)))
+        dumped = self.parse_dump(self.dump(self.write("", "empty.conf"))[1])
+        self.assertEqual(sorted(named), sorted(dumped))
+
     def test_check_sample_config(self):
         conf = os.path.join(SRCDIR, "conf", "awaitd.conf")
         p = run("-t", "-c", conf)

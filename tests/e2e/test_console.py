@@ -63,6 +63,11 @@ class ConsoleAssets(DaemonTestCase):
             self.assertEqual(r.body, source("index.html"))
             self.assertTrue(r.header("Content-Type").startswith("text/html"))
 
+    def test_listed_on_the_index_without_cors(self):
+        self.assertIn('href="/console"', self.d.get("/").text())
+        r = self.d.get("/console", headers={"Origin": "http://example.invalid"})
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"), "no CORS on the console")
+
     def test_csp_allows_no_inline_script(self):
         for path in ("/console", "/console/console.js", "/console/console.css"):
             csp = self.d.get(path).header("Content-Security-Policy")

@@ -500,7 +500,9 @@ class HttpTest(DaemonTestCase):
             c.send(GET)
             self.assertEqual(c.read_response().status, 200)
         self.assertJsonError(self.d.http("GET", "/getx"), 404)
-        self.assertJsonError(self.d.http("GET", "/"), 404)
+        self.assertJsonError(self.d.http("GET", "//"), 404)
+        # "/" is the probes' index page (issue 14), not a prefix of every path.
+        self.assertEqual(self.d.http("GET", "/").status, 200)
 
     # ---- limits -----------------------------------------------------------
 

@@ -38,8 +38,8 @@ SYSTEMD_DIR = os.path.join(SRCDIR, "systemd")
 SERVICE_IN = os.path.join(SYSTEMD_DIR, "awaitd.service.in")
 SOCKET = os.path.join(SYSTEMD_DIR, "awaitd.socket")
 SAMPLE_CONF = os.path.join(SRCDIR, "conf", "awaitd.conf")
-MAN_PAGES = {"8": os.path.join(SRCDIR, "man", "awaitd.8"),
-             "5": os.path.join(SRCDIR, "man", "awaitd.conf.5")}
+MAN_PAGES = {"8": os.path.join(SRCDIR, "man", "awaitd.8.in"),
+             "5": os.path.join(SRCDIR, "man", "awaitd.conf.5.in")}
 EXEC_LISTEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exec_listen.py")
 MAX_EXPOSURE = 2.0
 NOTIFY_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
@@ -142,7 +142,8 @@ class UnitFileTest(unittest.TestCase):
             mandir = os.path.join(self.tmp.name, "man")
             for sec, page in MAN_PAGES.items():
                 os.makedirs(os.path.join(mandir, "man" + sec))
-                shutil.copy(page, os.path.join(mandir, "man" + sec))
+                name = os.path.basename(page)[:-len(".in")]  # the @paths@ do not matter here
+                shutil.copy(page, os.path.join(mandir, "man" + sec, name))
             env["MANPATH"] = mandir
         else:
             args.append("--man=no")

@@ -32,13 +32,21 @@
 #define FD_RESERVE_BASE 16
 #define FD_RESERVE_PER_THREAD 4
 
+/* An open loop that reached less than this share of -R says so and exits 3. */
+#define RATE_TOLERANCE 0.90
+#define EXIT_RATE_MISSED 3
+
+/* A run that fails: one line on stderr and, with --json, a JSON object on
+ * stdout naming the error, so a script always gets something to parse. */
+#define failure(o, status, ...) load_report_fail((o)->json, (o)->url, status, __VA_ARGS__)
+
 /*
  * Raise the soft file limit to the hard one, then check -c against it.
  * Without --fit-fds a run that cannot open every connection refuses to
  * start: a load test quietly holding fewer connections than asked for
  * measures something else.
  */
-static int fds_check(struct load_opts *o) {
+static int fds_check(struct load_opts *o, char *err, size_t errlen) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return 0;
@@ -52,9 +60,9 @@ static int fds_check(struct load_opts *o) {
     if (rl.rlim_cur == RLIM_INFINITY || need <= limit)
         return 0;
     if (!o->fit_fds || limit < reserve + o->threads) {
-        fprintf(stderr,
-                "awaitload: -c %llu needs %llu file descriptors (one per connection, plus %llu) "
-                "but the limit is %llu (ulimit -n); lower -c%s\n",
+        snprintf(err, errlen,
+                "-c %llu needs %llu file descriptors (one per connection, plus %llu) "
+                "but the limit is %llu (ulimit -n); lower -c%s",
                 (unsigned long long)o->connections, need, reserve, limit,
                 o->fit_fds ? "" : " or pass --fit-fds to open what fits");
         return -1;
@@ -147,9 +155,7 @@ static int run_load(const struct load_opts *o, const struct load_addr *a, const 
     }
     int rc = 0;
     if (started < threads || setup_error) {
-        if (setup_error)
-            fprintf(stderr, "awaitload: %s\n", setup_error);
-        rc = 1;
+        rc = failure(o, 1, "%s", setup_error ? setup_error : "could not start the worker threads");
         goto out;
     }
     s.url = o->url;
@@ -158,16 +164,31 @@ static int run_load(const struct load_opts *o, const struct load_addr *a, const 
     s.rate = o->rate;
     s.interrupted = interrupted;
     s.duration_s = (double)(s.total.end_ns - plan.t0_ns) / 1e9;
+    s.histogram = o->histogram;
+    char why[256], msg[512];
+    double reached = s.duration_s > 0 ? (double)s.total.requests / s.duration_s : 0;
+    if (s.total.requests == 0) {
+        load_report_failure(&s.total, why, sizeof why);
+        snprintf(msg, sizeof msg, "no responses from %s: %s", o->url, why);
+        rc = 1;
+    } else if (o->rate > 0 && reached < RATE_TOLERANCE * o->rate) {
+        /* The schedule fell behind: the latencies then describe a lighter load
+         * than asked for, which must not pass for the asked one. */
+        snprintf(msg, sizeof msg,
+                 "open loop reached %.1f responses/s, below %.0f%% of the target -R %.1f/s "
+                 "(the server, or %llu connections each waiting for its answer, could not "
+                 "keep up; raise -c or lower -R)",
+                 reached, RATE_TOLERANCE * 100, o->rate, (unsigned long long)o->connections);
+        rc = EXIT_RATE_MISSED;
+    }
+    if (rc)
+        s.error = msg;
     if (o->json)
         load_report_json(stdout, &s);
-    if (s.total.requests == 0) {
-        char why[256];
-        load_report_failure(&s.total, why, sizeof why);
-        fprintf(stderr, "awaitload: no responses from %s: %s\n", o->url, why);
-        rc = 1;
-    } else if (!o->json) {
+    else if (s.total.requests > 0)
         load_report_text(stdout, &s);
-    }
+    if (rc)
+        fprintf(stderr, "awaitload: %s\n", msg);
 out:
     for (unsigned i = 0; i < started; i++)
         load_worker_free(w[i]);
@@ -179,61 +200,47 @@ static int run(struct load_opts *o) {
     struct load_url u;
     struct load_addr addrs[LOAD_URL_MAX_ADDRS];
     char err[256];
-    if (load_url_parse(o->url, &u, err, sizeof err) < 0) {
-        fprintf(stderr, "awaitload: bad URL '%s': %s\n", o->url, err);
-        return 2;
-    }
+    if (load_url_parse(o->url, &u, err, sizeof err) < 0)
+        return failure(o, 2, "bad URL '%s': %s", o->url, err);
     if (o->scenario == LOAD_SCENARIO_QUEUE) {
         char name[LOAD_URL_MAX];
-        if (load_queue_name(u.target, name, sizeof name) < 0) {
-            fprintf(stderr,
-                    "awaitload: --scenario queue: the URL must be "
-                    "http://host:port/queues/NAME (got '%s')\n",
-                    o->url);
-            return 2;
-        }
+        if (load_queue_name(u.target, name, sizeof name) < 0)
+            return failure(o, 2,
+                           "--scenario queue: the URL must be http://host:port/queues/NAME "
+                           "(got '%s')",
+                           o->url);
     }
-    if (u.tls && o->scenario != LOAD_SCENARIO_URL) {
-        fprintf(stderr, "awaitload: https:// is not supported with --scenario %s\n",
-                o->scenario == LOAD_SCENARIO_SEED ? "seed" : "queue");
-        return 2;
-    }
+    if (u.tls && o->scenario != LOAD_SCENARIO_URL)
+        return failure(o, 2, "https:// is not supported with --scenario %s",
+                       o->scenario == LOAD_SCENARIO_SEED ? "seed" : "queue");
     if (u.tls) {
         run_tls = tls_client_ctx_new(o->insecure, err, sizeof err);
-        if (!run_tls) {
-            fprintf(stderr, "awaitload: %s\n", err);
-            return 1;
-        }
+        if (!run_tls)
+            return failure(o, 1, "%s", err);
         run_tls_host = u.host;
     }
     signal(SIGPIPE, SIG_IGN);
     int naddrs = load_url_resolve(&u, addrs, err, sizeof err);
-    if (naddrs < 0) {
-        fprintf(stderr, "awaitload: %s\n", err);
-        return 1;
-    }
-    if (o->scenario != LOAD_SCENARIO_SEED && fds_check(o) < 0)
-        return 2;
+    if (naddrs < 0)
+        return failure(o, 1, "%s", err);
+    if (o->scenario != LOAD_SCENARIO_SEED && fds_check(o, err, sizeof err) < 0)
+        return failure(o, 2, "%s", err);
     /* The first address that accepts a connection is the target: "localhost"
      * may offer ::1 and 127.0.0.1 with the server on only one of them. */
     const struct load_addr *a = NULL;
     for (int i = 0; i < naddrs && !a; i++)
         if (probe_target(&addrs[i], o->timeout_us, err, sizeof err) == 0)
             a = &addrs[i];
-    if (!a) {
-        fprintf(stderr, "awaitload: cannot connect to %s (%s%s): %s\n", u.host_header,
-                addrs[naddrs - 1].text, naddrs > 1 ? " and others" : "", err);
-        return 1;
-    }
+    if (!a)
+        return failure(o, 1, "cannot connect to %s (%s%s): %s", u.host_header,
+                       addrs[naddrs - 1].text, naddrs > 1 ? " and others" : "", err);
     if (o->scenario == LOAD_SCENARIO_QUEUE)
         return load_queue_run(o, &u, a);
     if (o->scenario == LOAD_SCENARIO_SEED)
         return load_seed_run(o, &u, a);
     struct buf req = BUF_INIT;
-    if (load_opts_render_request(o, u.host_header, u.target, &req) < 0) {
-        fprintf(stderr, "awaitload: out of memory\n");
-        return 1;
-    }
+    if (load_opts_render_request(o, u.host_header, u.target, &req) < 0)
+        return failure(o, 1, "out of memory");
     int rc = run_load(o, a, &req);
     buf_free(&req);
     return rc;
@@ -242,10 +249,20 @@ static int run(struct load_opts *o) {
 int main(int argc, char **argv) {
     struct load_opts o;
     int rc = load_opts_parse(&o, argc, argv);
-    if (rc == 0)
+    if (rc == 0) {
         rc = run(&o);
-    else
-        rc = rc > 0 ? 0 : 2;
+    } else if (rc < 0) {
+        /* --json anywhere on the line: the option error as JSON too, even
+         * when parsing stopped before reaching it. */
+        for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+            if (strcmp(argv[i], "--json") == 0) {
+                load_report_json_error(stdout, load_opts_error(), 2, NULL);
+                break;
+            }
+        rc = 2;
+    } else {
+        rc = 0;
+    }
     load_opts_free(&o);
     return rc;
 }

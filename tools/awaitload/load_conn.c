@@ -85,6 +85,7 @@ void load_conn_fail(struct load_conn *c, int kind, const char *why) {
     struct load_worker *w = c->w;
     struct load_stats *s = &w->stats;
     s->errors[kind]++;
+    load_stats_second(s, w->plan->t0_ns, load_now_ns(), 1);
     if (!s->first_error[kind][0])
         snprintf(s->first_error[kind], sizeof s->first_error[kind], "%s", why);
     if (w->plan->driver) {
@@ -291,6 +292,7 @@ static void conn_done(struct load_conn *c, int closed) {
     uint64_t now = load_now_ns();
     load_hist_record(&w->stats.hist, now > c->start_ns ? (now - c->start_ns) / 1000u : 0);
     w->stats.requests++;
+    load_stats_second(&w->stats, w->plan->t0_ns, now, 0);
     int cls = c->resp.status / 100;
     w->stats.status[cls >= 1 && cls <= 5 ? cls : 0]++;
     conn_release(c);
@@ -393,6 +395,7 @@ static int conn_answer(struct load_conn *c, const char *buf, size_t len) {
         blen = (size_t)res->content_length;
     unsigned gen = c->gen;
     w->stats.requests++;
+    load_stats_second(&w->stats, w->plan->t0_ns, load_now_ns(), 0);
     int cls = c->resp.status / 100;
     w->stats.status[cls >= 1 && cls <= 5 ? cls : 0]++;
     c->expect--;

@@ -30,6 +30,7 @@ struct load_opts {
     uint64_t timeout_us; /* --timeout */
     double connect_rate; /* --connect-rate, connections/s */
     int json;            /* --json */
+    int histogram;       /* --histogram */
     int fit_fds;         /* --fit-fds: fewer connections rather than fail */
     int insecure;        /* --insecure: https:// without checking the server's certificate */
     enum load_scenario scenario;
@@ -48,6 +49,8 @@ struct load_opts {
  * or -1 after printing a one-line error (exit 2). */
 int load_opts_parse(struct load_opts *o, int argc, char **argv);
 void load_opts_free(struct load_opts *o);
+/* The message of the last option error ("" if none), without "awaitload: ". */
+const char *load_opts_error(void);
 
 /* Render "METHOD target HTTP/1.1" plus Host (unless -H gives one), the -H fields,
  * Content-Length and the body. Returns 0 or -1 (out of memory). */

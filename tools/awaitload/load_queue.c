@@ -947,19 +947,19 @@ static int create_queue(const struct load_opts *o, const struct load_url *u,
     char json[64], err[256];
     snprintf(json, sizeof json, "{\"maxsize\": %" PRIu64 "}", o->maxsize);
     if (render_control(o, u, "PUT", qpath, json, &req) < 0) {
-        fprintf(stderr, "awaitload: out of memory\n");
+        load_report_fail(o->json, o->url, 1, "out of memory");
         return -1;
     }
     int status = q_http(a, &req, o->timeout_us, &body, err, sizeof err);
     int rc = 0;
     if (status < 0) {
-        fprintf(stderr, "awaitload: PUT %s: %s\n", qpath, err);
+        load_report_fail(o->json, o->url, 1, "PUT %s: %s", qpath, err);
         rc = -1;
     } else if (status != 200 && status != 201) {
         char text[160];
         error_text(buf_start(&body), body.len, text, sizeof text);
-        fprintf(stderr, "awaitload: cannot create the queue: PUT %s answered %d %s: %s\n", qpath,
-                status, http_reason(status), text);
+        load_report_fail(o->json, o->url, 1, "cannot create the queue: PUT %s answered %d %s: %s",
+                         qpath, status, http_reason(status), text);
         rc = -1;
     }
     buf_free(&req);
@@ -980,11 +980,10 @@ static void fetch_stats(const struct load_opts *o, const struct load_url *u,
 int load_queue_run(const struct load_opts *o, const struct load_url *u, const struct load_addr *a) {
     char name[LOAD_URL_MAX], qpath[LOAD_URL_MAX + 16];
     if (load_queue_name(u->target, name, sizeof name) < 0) {
-        fprintf(stderr,
-                "awaitload: --scenario queue: the URL must be http://host:port/queues/NAME "
-                "(got target '%s')\n",
-                u->target);
-        return 2;
+        return load_report_fail(o->json, o->url, 2,
+                                "--scenario queue: the URL must be http://host:port/queues/NAME "
+                                "(got target '%s')",
+                                u->target);
     }
     snprintf(qpath, sizeof qpath, "/queues/%s", name);
     if (create_queue(o, u, a, qpath) < 0)
@@ -994,7 +993,7 @@ int load_queue_run(const struct load_opts *o, const struct load_url *u, const st
     atomic_init(&stop, 0);
     struct qplan *p = calloc(1, sizeof *p);
     if (!p || plan_build(p, o, u, qpath) < 0) {
-        fprintf(stderr, "awaitload: out of memory\n");
+        load_report_fail(o->json, o->url, 1, "out of memory");
         if (p)
             plan_free(p);
         free(p);
@@ -1043,9 +1042,8 @@ int load_queue_run(const struct load_opts *o, const struct load_url *u, const st
     int rc = 0;
     struct buf qstats = BUF_INIT;
     if (started < threads || setup_error) {
-        if (setup_error)
-            fprintf(stderr, "awaitload: %s\n", setup_error);
-        rc = 1;
+        rc = load_report_fail(o->json, o->url, 1, "%s",
+                              setup_error ? setup_error : "could not start the worker threads");
         goto out;
     }
     fetch_stats(o, u, a, qpath, &qstats);

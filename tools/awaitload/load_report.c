@@ -3,6 +3,8 @@
 #include "core/buf.h"
 
 #include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 void load_stats_merge(struct load_stats *dst, const struct load_stats *src) {
@@ -23,6 +25,101 @@ void load_stats_merge(struct load_stats *dst, const struct load_stats *src) {
     load_hist_merge(&dst->hist, &src->hist);
     dst->handshakes += src->handshakes;
     load_hist_merge(&dst->handshake_hist, &src->handshake_hist);
+    for (unsigned i = 0; i < LOAD_TIMELINE_MAX; i++) {
+        dst->second_ok[i] += src->second_ok[i];
+        dst->second_err[i] += src->second_err[i];
+    }
+}
+
+/* ---- the histogram, in rows of a 1-2-5 series ----------------------------------- */
+
+/* Row i covers values up to row_bound(i) us (and above row_bound(i - 1)). */
+#define HIST_ROWS 27 /* 1us .. 200s: past LOAD_HIST_MAX_VALUE (134 s) */
+static uint64_t row_bound(unsigned i) {
+    static const uint64_t steps[3] = {1, 2, 5};
+    uint64_t p = 1;
+    for (unsigned k = 0; k < i / 3; k++)
+        p *= 10;
+    return steps[i % 3] * p;
+}
+
+/* counts[r]: values in row r; *first and *last: the non-empty range. */
+static void hist_rows(const struct load_hist *h, uint64_t counts[HIST_ROWS], unsigned *first,
+                      unsigned *last) {
+    memset(counts, 0, HIST_ROWS * sizeof counts[0]);
+    for (unsigned i = 0; i < LOAD_HIST_BUCKETS; i++) {
+        if (!h->counts[i])
+            continue;
+        uint64_t v = load_hist_bucket_value(i);
+        v = v < h->min ? h->min : v > h->max ? h->max : v; /* the exact extremes */
+        unsigned r = 0;
+        while (r < HIST_ROWS - 1 && v > row_bound(r))
+            r++;
+        counts[r] += h->counts[i];
+    }
+    *first = HIST_ROWS;
+    *last = 0;
+    for (unsigned r = 0; r < HIST_ROWS; r++)
+        if (counts[r]) {
+            if (*first == HIST_ROWS)
+                *first = r;
+            *last = r;
+        }
+}
+
+void load_report_histogram(FILE *f, const char *label, const struct load_hist *h) {
+    uint64_t counts[HIST_ROWS], top = 0, cum = 0;
+    unsigned first, last;
+    char a[32];
+    hist_rows(h, counts, &first, &last);
+    fprintf(f, "  %s histogram (%" PRIu64 " values; row = up to the bound, within 0.39%%)\n",
+            label, h->total);
+    if (first == HIST_ROWS) {
+        fprintf(f, "    (empty)\n");
+        return;
+    }
+    for (unsigned r = first; r <= last; r++)
+        top = counts[r] > top ? counts[r] : top;
+    for (unsigned r = first; r <= last; r++) {
+        cum += counts[r];
+        int bar = (int)((counts[r] * 40 + top - 1) / top);
+        fprintf(f, "    <= %9s %12" PRIu64 " %6.2f%% %7.2f%%  %.*s\n",
+                load_report_fmt_us(a, sizeof a, row_bound(r)), counts[r],
+                100.0 * (double)counts[r] / (double)h->total, 100.0 * (double)cum / (double)h->total,
+                bar, "########################################");
+    }
+}
+
+/* "histogram_us": [{"le": BOUND, "count": N}, ...] over the non-empty range. */
+static int hist_json_rows(struct buf *b, const struct load_hist *h) {
+    uint64_t counts[HIST_ROWS];
+    unsigned first, last;
+    hist_rows(h, counts, &first, &last);
+    int r = buf_appends(b, "\"histogram_us\": [");
+    for (unsigned i = first; i <= last && first < HIST_ROWS; i++)
+        r |= buf_appendf(b, "%s{\"le\": %" PRIu64 ", \"count\": %" PRIu64 "}", i > first ? ", " : "",
+                         row_bound(i), counts[i]);
+    return r | buf_appends(b, "], ");
+}
+
+/* "timeline": {"interval_s": 1, "responses": [...], "errors": [...]}, one entry
+ * per second of the run. */
+static int timeline_json(struct buf *b, const struct load_summary *s) {
+    const struct load_stats *t = &s->total;
+    unsigned n = s->duration_s > 0 ? (unsigned)ceil(s->duration_s - 1e-9) : 0;
+    for (unsigned i = n; i < LOAD_TIMELINE_MAX; i++)
+        if (t->second_ok[i] || t->second_err[i])
+            n = i + 1; /* an answer that landed just past the measured end */
+    if (n > LOAD_TIMELINE_MAX)
+        n = LOAD_TIMELINE_MAX;
+    int r = buf_appends(b, "\"timeline\": {\"interval_s\": 1, \"responses\": [");
+    for (unsigned i = 0; i < n; i++)
+        r |= buf_appendf(b, "%s%u", i ? ", " : "", t->second_ok[i]);
+    r |= buf_appends(b, "], \"errors\": [");
+    for (unsigned i = 0; i < n; i++)
+        r |= buf_appendf(b, "%s%u", i ? ", " : "", t->second_err[i]);
+    return r | buf_appendf(b, "], \"truncated\": %s}, ",
+                           s->duration_s > LOAD_TIMELINE_MAX ? "true" : "false");
 }
 
 /* 780us, 1.40ms, 1.234s: three significant digits are what a reader wants. */
@@ -105,6 +202,8 @@ void load_report_text(FILE *f, const struct load_summary *s) {
             s->duration_s > 0 ? (double)t->bytes_in / s->duration_s / 1e6 : 0.0, t->bytes_out);
     fprintf(f, "  connections %" PRIu64 " established, %" PRIu64 " reconnects\n", t->connects,
             t->reconnects);
+    if (s->histogram)
+        load_report_histogram(f, "latency", h);
 }
 
 void load_report_json(FILE *f, const struct load_summary *s) {
@@ -126,6 +225,13 @@ void load_report_json(FILE *f, const struct load_summary *s) {
         ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 ", \"mean\": %.1f}, ",
         load_hist_percentile(h, 50), load_hist_percentile(h, 90), load_hist_percentile(h, 99),
         load_hist_percentile(h, 99.9), h->max, load_hist_mean(h));
+    r |= hist_json_rows(&b, h);
+    r |= timeline_json(&b, s);
+    if (s->error) {
+        r |= buf_appends(&b, "\"error\": ");
+        r |= buf_append_json_str(&b, s->error, strlen(s->error));
+        r |= buf_appends(&b, ", ");
+    }
     if (t->handshakes) {
         const struct load_hist *hh = &t->handshake_hist;
         r |= buf_appendf(&b,
@@ -171,4 +277,32 @@ void load_report_failure(const struct load_stats *s, char *out, size_t outlen) {
     }
     snprintf(out, outlen, "%" PRIu64 " %s error%s (first: %s)", s->errors[worst],
              load_err_name(worst), s->errors[worst] == 1 ? "" : "s", s->first_error[worst]);
+}
+
+void load_report_json_error(FILE *f, const char *msg, int status, const char *url) {
+    struct buf b = BUF_INIT;
+    int r = buf_appends(&b, "{\"error\": ");
+    r |= buf_append_json_str(&b, msg, strlen(msg));
+    r |= buf_appendf(&b, ", \"exit_status\": %d, \"url\": ", status);
+    if (url)
+        r |= buf_append_json_str(&b, url, strlen(url));
+    else
+        r |= buf_appends(&b, "null");
+    r |= buf_appends(&b, "}\n");
+    if (r == 0)
+        fwrite(buf_start(&b), 1, b.len, f);
+    buf_free(&b);
+    fflush(f);
+}
+
+int load_report_fail(int json, const char *url, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "awaitload: %s\n", msg);
+    if (json)
+        load_report_json_error(stdout, msg, status, url);
+    return status;
 }

@@ -17,6 +17,8 @@ struct load_summary {
     double rate;       /* open loop target; 0 = closed loop */
     double duration_s; /* from the run's start to the last worker's stop */
     int interrupted;   /* stopped early by SIGINT */
+    int histogram;     /* --histogram: the text report prints the latency histogram */
+    const char *error; /* why the run failed (no responses, target rate missed), or NULL */
     struct load_stats total;
 };
 
@@ -31,6 +33,23 @@ void load_report_text(FILE *f, const struct load_summary *s);
  * plus, after https:// runs that opened connections, "tls_handshakes" and
  * "handshake_us":{"p50","p90","p99","max","mean"} before "connections". */
 void load_report_json(FILE *f, const struct load_summary *s);
+/* ... and after "latency_us": "histogram_us": [{"le": BOUND_US, "count": N}, ...]
+ * (rows of a 1-2-5 series from the first to the last non-empty one),
+ * "timeline": {"interval_s": 1, "responses": [...], "errors": [...],
+ * "truncated": false} (one entry per second of the run), and "error": "..."
+ * when s->error is set. */
+
+/* The histogram as text rows: "<= BOUND  count  percent  cumulative  bar". */
+void load_report_histogram(FILE *f, const char *label, const struct load_hist *h);
+
+/* {"error": msg, "exit_status": status, "url": url}: --json when a run fails
+ * before it has anything to report. */
+void load_report_json_error(FILE *f, const char *msg, int status, const char *url);
+
+/* A run that fails: "awaitload: MSG" on stderr and, when json is set, the
+ * object above on stdout. Returns status. */
+int load_report_fail(int json, const char *url, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* "\r[  3s] 41234 req/s, 123456 requests, 0 errors" (no newline), with
  * rate_unit "req" and unit "requests". */

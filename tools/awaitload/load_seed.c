@@ -2,6 +2,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "load_report.h"
 #include "load_resp.h"
 
 #include <errno.h>
@@ -206,7 +207,7 @@ int load_seed_run(const struct load_opts *o, const struct load_url *u, const str
     rc = 0;
 out:
     if (rc)
-        fprintf(stderr, "awaitload: seed: %s\n", err);
+        load_report_fail(o->json, o->url, rc, "seed: %s", err);
     fetch_reset(f, n, head_request);
     for (size_t i = 0; i < n; i++) {
         buf_free(&f[i].req);

@@ -51,6 +51,10 @@ struct load_plan {
     void *driver_plan;                /* the driver's own shared plan */
 };
 
+/* The per-second timeline: responses and errors in each second of the run
+ * (from t0); a run longer than this keeps the totals, not the seconds. */
+#define LOAD_TIMELINE_MAX 3600
+
 struct load_stats {
     uint64_t requests;  /* complete responses */
     uint64_t status[6]; /* [1]..[5]: 1xx..5xx (only final responses, so [1] stays 0) */
@@ -63,7 +67,17 @@ struct load_stats {
     struct load_hist handshake_hist; /* their durations, connect to handshake done */
     char first_error[LOAD_ERR_KINDS][96];
     struct load_hist hist;
+    uint32_t second_ok[LOAD_TIMELINE_MAX];  /* responses completed in second i */
+    uint32_t second_err[LOAD_TIMELINE_MAX]; /* errors in second i */
 };
+
+/* Count one response (err 0) or error (err 1) in the second it happened. */
+static inline void load_stats_second(struct load_stats *s, uint64_t t0_ns, uint64_t now_ns,
+                                     int err) {
+    uint64_t i = now_ns > t0_ns ? (now_ns - t0_ns) / 1000000000u : 0;
+    if (i < LOAD_TIMELINE_MAX)
+        (err ? s->second_err : s->second_ok)[i]++;
+}
 
 struct load_worker;
 struct load_conn;

@@ -1,0 +1,21 @@
+"""awaitd: an asyncio client for the awaitd daemon.
+
+    async with awaitd.Client("http://127.0.0.1:8080") as client:
+        q = client.queue("emails", maxsize=2)
+        await q.put("hello")
+        job = await q.get()
+        await q.task_done(job)
+
+Queues follow asyncio.Queue (every method is a coroutine), timers follow
+asyncio.Task (create_timer, cancel, await, done). Errors are AwaitdError
+with the daemon's status and JSON body.
+"""
+
+from .client import Answer, Client
+from .errors import AwaitdError, QueueEmpty, QueueFull, QueueShutDown, TimerFailed
+from .queue import Job, JobIterator, Queue
+from .timer import Timer
+
+__all__ = ["Answer", "AwaitdError", "Client", "Job", "JobIterator", "Queue", "QueueEmpty",
+           "QueueFull", "QueueShutDown", "Timer", "TimerFailed"]
+__version__ = "0.1.0"

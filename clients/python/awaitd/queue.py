@@ -1,0 +1,338 @@
+"""asyncio.Queue over HTTP: Queue, its jobs, and ``async for job in queue``."""
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from .errors import AwaitdError, QueueEmpty, QueueFull, QueueShutDown
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+class Job:
+    """A reserved job: what ``await queue.get()`` returns.
+
+    ``payload`` (bytes), ``id``, ``attempt`` (1 on the first delivery),
+    ``priority`` and ``lease_deadline`` (unix seconds, updated by touch()).
+    Until ack() the job is leased: a consumer that neither acks nor touches
+    it before the deadline loses it to another consumer. Used as
+    ``async with job:`` the lease is touched while the block runs, and the
+    job is acked when the block ends normally, nacked when it raises.
+    """
+
+    def __init__(self, queue: "Queue", job_id: int, attempt: int, priority: int,
+                 lease_deadline: float, payload: bytes) -> None:
+        self.queue = queue
+        self.id = job_id
+        self.attempt = attempt
+        self.priority = priority
+        self.lease_deadline = lease_deadline
+        self.payload = payload
+        self.finished = False  # acked or nacked by this client
+        self._lease = max(lease_deadline - time.time(), 0.1)
+        self._keeper: Optional["asyncio.Task[None]"] = None
+
+    def __repr__(self) -> str:
+        return "<Job %s/%d attempt %d, %d bytes>" % (self.queue.name, self.id, self.attempt,
+                                                      len(self.payload))
+
+    def text(self) -> str:
+        """The payload as UTF-8 text."""
+        return self.payload.decode("utf-8")
+
+    def json(self) -> Any:
+        """The payload parsed as JSON."""
+        return json.loads(self.payload)
+
+    async def _post(self, op: str, **params: Any) -> Any:
+        params = {k: v for k, v in params.items() if v is not None}
+        params["attempt"] = self.attempt
+        path = "%s/jobs/%d/%s" % (self.queue.path, self.id, op)
+        return (await self.queue.client.request("POST", path, params=params)).json()
+
+    async def ack(self) -> None:
+        """``task_done()``: the job is finished and leaves the queue. A 409
+        (AwaitdError) means the lease had expired and the job went to
+        another consumer."""
+        self._stop_keeping()
+        await self._post("ack")
+        self.finished = True
+
+    async def nack(self, delay: Optional[float] = None) -> bool:
+        """Give the job back: ready again (after ``delay`` seconds), or dead
+        after the queue's ``max_attempts``. Returns True when it went dead."""
+        self._stop_keeping()
+        answer = await self._post("nack", delay=delay)
+        self.finished = True
+        return "dead" in answer
+
+    async def touch(self, lease: Optional[float] = None) -> float:
+        """Extend the lease (by ``lease`` seconds, default the queue's); returns
+        and records the new ``lease_deadline``."""
+        answer = await self._post("touch", lease=lease)
+        self.lease_deadline = float(answer["lease_deadline"])
+        return self.lease_deadline
+
+    def keep_leased(self) -> None:
+        """Touch the lease in the background (every third of it) until ack()
+        or nack()."""
+        if self._keeper is None and not self.finished:
+            self._keeper = asyncio.ensure_future(self._keep())
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(max(self._lease / 3, 0.05))
+            try:
+                await self.touch()
+            except AwaitdError:
+                return  # lost the lease (409) or the queue (404, 410): ack/nack will say
+
+    def _stop_keeping(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
+
+    async def __aenter__(self) -> "Job":
+        self.keep_leased()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._stop_keeping()
+        if self.finished:
+            return
+        if exc_type is None:
+            await self.ack()
+        else:
+            await self.nack()
+
+
+class Queue:
+    """One awaitd queue with asyncio.Queue's names (``client.queue(name)``).
+
+    Unlike asyncio's, every method is a coroutine, because each one is a
+    request: ``put_nowait``, ``get_nowait``, ``task_done``, ``shutdown``,
+    ``qsize``, ``full`` and ``empty`` too. ``put`` and ``get`` wait as long
+    as needed, repeating requests across the daemon's ``max_wait``;
+    cancelling them closes the request, and the daemon drops the waiter.
+    """
+
+    def __init__(self, client: "Client", name: str,
+                 settings: Optional[Dict[str, Any]]) -> None:
+        from .client import qpath
+        self.client = client
+        self.name = name
+        self.path = qpath(name)
+        self._settings = settings
+        self._declared = settings is None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return "<awaitd.Queue %r>" % self.name
+
+    async def declare(self) -> Dict[str, Any]:
+        """``PUT /queues/{name}`` with the settings given to client.queue():
+        creates the queue or changes those settings. Returns its stats."""
+        answer = await self.client.request("PUT", self.path, json_body=self._settings or {})
+        self._declared = True
+        return answer.json()
+
+    async def _ready(self) -> None:
+        if not self._declared:
+            async with self._lock:
+                if not self._declared:
+                    await self.declare()
+
+    # ---- put ------------------------------------------------------------------------------
+
+    async def _put(self, item: Any, wait: float, priority: Optional[int],
+                   delay: Optional[float], key: Optional[str]) -> int:
+        from .client import encode
+        await self._ready()
+        params: Dict[str, Any] = {"wait": wait}
+        if priority is not None:
+            params["priority"] = priority
+        if delay is not None:
+            params["delay"] = delay
+        answer = await self.client.request("POST", self.path + "/jobs", params=params,
+                                           data=encode(item), wait=wait,
+                                           headers={"Idempotency-Key": key} if key else None)
+        return int(answer.json()["id"])
+
+    async def put(self, item: Any, *, priority: Optional[int] = None,
+                  delay: Optional[float] = None, key: Optional[str] = None) -> int:
+        """Put ``item`` (bytes; str as UTF-8; anything else as JSON), waiting
+        while the queue is full, however long: a put the daemon answers with
+        503 when its ``max_wait`` passes is sent again at once, and other 503s
+        (journal busy, memory limit) after their Retry-After. Returns the
+        job's id. ``priority``, ``delay`` (seconds before it is ready) and
+        ``key`` (an Idempotency-Key) are awaitd's extras."""
+        while True:
+            try:
+                return await self._put(item, self.client.wait, priority, delay, key)
+            except AwaitdError as e:
+                if e.status != 503:
+                    raise
+                if "is full" in e.message:
+                    continue  # the daemon waited its max_wait: wait again
+                await asyncio.sleep(min(e.retry_after or 1.0, 10.0))
+
+    async def put_nowait(self, item: Any, *, priority: Optional[int] = None,
+                         delay: Optional[float] = None, key: Optional[str] = None) -> int:
+        """Put without waiting; raises QueueFull when the queue is full
+        (or any other 503: journal busy, memory limit). Returns the id."""
+        try:
+            return await self._put(item, 0, priority, delay, key)
+        except AwaitdError as e:
+            if e.status == 503:
+                raise QueueFull(e.status, e.body, e.retry_after) from None
+            raise
+
+    # ---- get ------------------------------------------------------------------------------
+
+    async def _reserve(self, wait: float, lease: Optional[float]) -> Optional[Job]:
+        await self._ready()
+        params: Dict[str, Any] = {"wait": wait}
+        if lease is not None:
+            params["lease"] = lease
+        answer = await self.client.request("POST", self.path + "/reserve", params=params,
+                                           wait=wait)
+        if answer.status == 204:
+            return None
+        h = answer.headers
+        return Job(self, int(h["Job-Id"]), int(h["Job-Attempt"]), int(h.get("Job-Priority", 0)),
+                   float(h["Lease-Deadline"]), answer.body)
+
+    async def get(self, *, lease: Optional[float] = None) -> Job:
+        """Reserve the next job, waiting while the queue is empty, however
+        long. ``lease`` overrides the queue's lease for this job. Raises
+        QueueShutDown once the queue is shut down and empty (or deleted)."""
+        while True:
+            try:
+                job = await self._reserve(self.client.wait, lease)
+            except AwaitdError as e:
+                if e.status != 503:
+                    raise
+                await asyncio.sleep(min(e.retry_after or 1.0, 10.0))
+                continue
+            if job is not None:
+                return job
+
+    async def get_nowait(self, *, lease: Optional[float] = None) -> Job:
+        """Reserve a job if one is ready, else raise QueueEmpty."""
+        job = await self._reserve(0, lease)
+        if job is None:
+            raise QueueEmpty(204, {"error": "queue %s is empty" % self.name, "status": 204})
+        return job
+
+    async def task_done(self, job: Job) -> None:
+        """asyncio's ``task_done()``, naming the job: acks it."""
+        await job.ack()
+
+    async def join(self) -> None:
+        """Wait until every job put has been acked (or gone dead)."""
+        await self._ready()
+        while True:
+            answer = await self.client.request("GET", self.path + "/join",
+                                               params={"wait": self.client.wait},
+                                               wait=self.client.wait)
+            if answer.status == 200:
+                return
+
+    async def shutdown(self, immediate: bool = False) -> None:
+        """Python 3.13's ``Queue.shutdown``: puts raise QueueShutDown from now
+        on; gets too once the queue is empty (at once with ``immediate``,
+        which also drops the ready jobs)."""
+        await self._ready()
+        await self.client.request("POST", self.path + "/shutdown",
+                                  params={"immediate": 1} if immediate else None)
+
+    # ---- stats ----------------------------------------------------------------------------
+
+    async def stats(self) -> Dict[str, Any]:
+        """``GET /queues/{name}``: size, maxsize, reserved, delayed, dead,
+        unfinished, putters, getters, joiners, totals, settings."""
+        await self._ready()
+        return (await self.client.request("GET", self.path)).json()
+
+    async def qsize(self) -> int:
+        """Jobs waiting in the queue (ready plus delayed: what maxsize bounds),
+        from stats(). A coroutine, unlike asyncio's, and only a snapshot."""
+        st = await self.stats()
+        return int(st["size"]) + int(st["delayed"])
+
+    async def full(self) -> bool:
+        """True when qsize() >= maxsize (never with maxsize 0). A coroutine
+        and a snapshot, from stats()."""
+        st = await self.stats()
+        return bool(st["maxsize"]) and st["size"] + st["delayed"] >= st["maxsize"]
+
+    async def empty(self) -> bool:
+        """True when qsize() is 0. A coroutine and a snapshot, from stats()."""
+        return await self.qsize() == 0
+
+    @property
+    def maxsize(self) -> Optional[int]:
+        """The maxsize given to client.queue(), if any (stats() has the daemon's)."""
+        return (self._settings or {}).get("maxsize")
+
+    async def purge(self) -> int:
+        """Drop every ready and delayed job; returns how many."""
+        await self._ready()
+        return int((await self.client.request("POST", self.path + "/purge")).json()["purged"])
+
+    async def delete(self) -> None:
+        """Delete the queue with its jobs (waiters get QueueShutDown)."""
+        await self.client.request("DELETE", self.path)
+        self._declared = self._settings is None
+
+    # ---- async for ------------------------------------------------------------------------
+
+    def __aiter__(self) -> "JobIterator":
+        return JobIterator(self)
+
+    def jobs(self, *, lease: Optional[float] = None) -> "JobIterator":
+        """``async for job in queue.jobs(lease=...)``: as ``async for job in queue``."""
+        return JobIterator(self, lease)
+
+
+class JobIterator:
+    """``async for job in queue``: get() each job, touch its lease while the
+    loop body runs, and ack it when the body finishes and the loop goes on
+    to the next job. A job the body acks or nacks itself is left alone.
+    Leaving the loop (break, return or an exception) with the job not acked
+    nacks it: it is released for another delivery, so a body that did not
+    run to its end is retried (ack before ``break`` to keep a finished job).
+    The loop ends when the queue is shut down and empty."""
+
+    def __init__(self, queue: Queue, lease: Optional[float] = None) -> None:
+        self.queue = queue
+        self.lease = lease
+        self.job: Optional[Job] = None
+
+    def __aiter__(self) -> "JobIterator":
+        return self
+
+    async def __anext__(self) -> Job:
+        job, self.job = self.job, None
+        if job is not None and not job.finished:
+            await job.ack()
+        try:
+            job = await self.queue.get(lease=self.lease)
+        except QueueShutDown:
+            raise StopAsyncIteration from None
+        job.keep_leased()
+        self.job = job
+        return job
+
+    def __del__(self) -> None:
+        job = self.job
+        if job is None or job.finished:
+            return
+        job._stop_keeping()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the lease runs out and the job comes back by itself
+        self.queue.client._spawn(job.nack())
