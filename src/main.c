@@ -10,6 +10,7 @@
 #include "net/server.h"
 #include "api/api_queue.h"
 #include "api/api_timer.h"
+#include "api/console.h"
 #include "api/probe.h"
 #include "api/router.h"
 #include "svc/qsvc.h"
@@ -60,6 +61,9 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     conn_handler_fn th = timers ? api_timers : timers_refused;
     e |= router_add(r, "/timers", ROUTE_ANY | ROUTE_NOCORS, NULL, th, timers);
     e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, th, timers);
+    e |= router_add_doc(r, "/console", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL,
+                        "the web console: queues, dead letters, timers (docs/CONSOLE.md)");
+    e |= router_add(r, "/console/", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL);
     e |= probe_routes_add(r, pr); /* the other httpbin routes, and / listing every route */
     return e;
 }

@@ -761,6 +761,20 @@ START_TEST(timers_and_metrics) {
 }
 END_TEST
 
+/* Issue 17: [console] enabled, on by default. */
+START_TEST(console_section) {
+    struct config *c = ok("");
+    ck_assert_int_eq(c->console_enabled, 1);
+    config_free(c);
+    c = ok("[console]\nenabled = off\n");
+    ck_assert_int_eq(c->console_enabled, 0);
+    config_free(c);
+    bad("[console]\nenabled = maybe\n", "t.conf:2:", "[console] enabled", "off, on");
+    bad("[console]\nport = 1\n", "t.conf:2:", "port");
+    bad("[consol]\n", "[consol]", "[console]");
+}
+END_TEST
+
 START_TEST(small_err_buffer) {
     struct config *c;
     char small[12];
@@ -857,6 +871,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, small_err_buffer);
     tcase_add_test(t, timers_and_metrics);
     tcase_add_test(t, redis_section);
+    tcase_add_test(t, console_section);
     suite_add_tcase(s, t);
     return s;
 }

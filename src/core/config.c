@@ -59,10 +59,11 @@ enum section {
     SEC_METRICS,
     SEC_STORE,
     SEC_REDIS,
+    SEC_CONSOLE,
     SEC_QUEUE
 };
 static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues",
-                                            "timers", "metrics", "store", "redis"};
+                                            "timers", "metrics", "store", "redis", "console"};
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
@@ -145,6 +146,8 @@ static const struct keydef keys[] = {
     {SEC_REDIS, "password", V_STRING, C(redis_password), 0, 0, 0, NULL},
     {SEC_REDIS, "password_file", V_PATH, C(redis_password_file), 0, 0, 0, NULL},
     {SEC_REDIS, "prefix", V_STRING, C(redis_prefix), 0, 0, 0, NULL},
+    /* [console] (issue 17) */
+    {SEC_CONSOLE, "enabled", V_ENUM, C(console_enabled), 0, 0, 1, onoff_names},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},

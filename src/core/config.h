@@ -131,6 +131,8 @@ struct config {
     uint64_t redis_connect_timeout_ms; /* connect_timeout: default 2s */
     uint64_t redis_command_timeout_ms; /* command_timeout: default 5s */
     uint64_t redis_replicas_ack;  /* replicas_ack: WAIT for N replicas before a durable answer; 0 */
+    /* [console] */
+    int console_enabled;          /* enabled: off|on, default on: the web console at /console */
 
     /* [queue NAME] sections */
     struct config_queue queues[CONFIG_MAX_QUEUES];
