@@ -164,10 +164,10 @@ def loads(seconds):
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     return procs
 
-def finish(procs):
+def finish(procs, seconds):
     out = []
     for p in procs:
-        o, e = p.communicate(timeout=120)
+        o, e = p.communicate(timeout=seconds + 120)
         try:
             out.append(json.loads(o))
         except ValueError:
@@ -187,14 +187,21 @@ def load_errors(res):
     return n
 
 request("PUT", "/queues/timed")
-threads = [threading.Thread(target=timer_client), threading.Thread(target=churn_client)]
+threads = [threading.Thread(target=timer_client, daemon=True),
+           threading.Thread(target=churn_client, daemon=True)]
+def cleanup():
+    stop.set()
+    if d.poll() is None:
+        d.kill()
+import atexit
+atexit.register(cleanup)
 for t in threads:
     t.start()
-finish(loads(WARMUP))
+finish(loads(WARMUP), WARMUP)
 time.sleep(1)
 start = sample()
 t0 = time.monotonic()
-results = finish(loads(SECONDS))
+results = finish(loads(SECONDS), SECONDS)
 stop.set()
 for t in threads:
     t.join(30)
