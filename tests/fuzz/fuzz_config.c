@@ -30,11 +30,23 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+static char tmpdir[] = "/tmp/awaitd-fuzz-config-XXXXXX";
+
+static void remove_tmpdir(void) {
+    static const char *const files[] = {"tok", "short", "empty"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[sizeof tmpdir + 8];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);
+        unlink(path);
+    }
+    rmdir(tmpdir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    char tmpl[] = "/tmp/awaitd-fuzz-config-XXXXXX";
-    char *dir = mkdtemp(tmpl);
+    char *dir = mkdtemp(tmpdir);
     CHECK(dir && chdir(dir) == 0);
+    atexit(remove_tmpdir);
     FILE *f = fopen("tok", "w");
     CHECK(f);
     fputs("0123456789abcdef0123456789abcdef\n", f);
