@@ -252,6 +252,12 @@ START_TEST(test_next_never) {
     EXPECT_EQ(cron_next(&c, CRON_MAX_MS + 1), -1);
     EXPECT_EQ(cron_next(&c, CRON_MIN_MS - 1), -1);
     EXPECT_EQ(cron_next(&c, CRON_MIN_MS), CRON_MIN_MS + 60000);
+    EXPECT_EQ(cron_next(&c, CRON_MAX_MS - 60000), CRON_MAX_MS - 59999);
+    EXPECT_EQ(cron_next(&c, CRON_MAX_MS - 59999), -1); /* 10000-01-01T00:00Z is past the range */
+    /* Found by tests/fuzz/fuzz_cron.c: the next 3 June that is a Wednesday
+     * after September 9999 is in year 10000, past the range: never. */
+    c = parse_ok("59 23 3 6 3");
+    EXPECT_EQ(cron_next(&c, ms("9999-09-14T22:47:57.330Z")), -1);
     struct cron zero = {0};
     EXPECT_EQ(cron_next(&zero, 0), -1);
 }

@@ -11,6 +11,7 @@
  */
 #include "api/api_queue.h"
 
+#include "api/api_queue_parse.h"
 #include "api/auth.h"
 #include "core/buf.h"
 #include "core/list.h"
@@ -25,8 +26,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,75 +101,6 @@ static int param_int(const struct http_request *req, const char *key, int64_t lo
         return -1;
     *out = x;
     return 1;
-}
-
-/* Refuse a request now; the connection stays usable. */
-/* Settings from a PUT /queues/{q} JSON body into set. NULL, or an error
- * text (in err) naming the setting. Counts must be whole numbers: 2.7 is
- * refused, not truncated to 2. */
-static const char *settings_from_json(const char *body, size_t len, struct qsvc_settings *set,
-                                      char *err, size_t errlen) {
-    set->mask = 0;
-    if (len == 0)
-        return NULL;
-    json_error_t jerr;
-    json_t *o = json_loadb(body, len, 0, &jerr);
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        return "the body must be a JSON object of settings";
-    }
-    static const struct {
-        const char *name;
-        unsigned bit;
-        int whole;        /* a count, not seconds */
-        double lo, hi;    /* inclusive; lo > 0 excludes 0 where lo_open */
-        int lo_open;
-    } keys[] = {
-        {"maxsize", QSVC_SET_MAXSIZE, 1, 0, 1e12, 0},
-        {"lease", QSVC_SET_LEASE, 0, 0, 1e9, 1},
-        {"max_attempts", QSVC_SET_MAX_ATTEMPTS, 1, 0, QUEUE_MAX_ATTEMPTS_MAX, 0},
-        {"max_payload", QSVC_SET_MAX_PAYLOAD, 1, 1, 64.0 * 1024 * 1024, 0},
-        {"key_window", QSVC_SET_KEY_WINDOW, 0, 0, 1e9, 1},
-    };
-    struct queue_settings *s = &set->s;
-    const char *key;
-    json_t *v;
-    const char *bad = NULL;
-    json_object_foreach(o, key, v) {
-        size_t k = 0;
-        while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].name) != 0)
-            k++;
-        if (k == sizeof keys / sizeof keys[0]) {
-            snprintf(err, errlen, "unknown setting '%.64s' (maxsize, lease, max_attempts, "
-                     "max_payload, key_window)", key);
-            bad = err;
-            break;
-        }
-        double d = json_is_number(v) ? json_number_value(v) : -1;
-        if (!json_is_number(v) || d < keys[k].lo || d > keys[k].hi ||
-            (keys[k].lo_open && d <= keys[k].lo)) {
-            snprintf(err, errlen, "%s: must be a number from %s%g to %g%s", key,
-                     keys[k].lo_open ? "over " : "", keys[k].lo, keys[k].hi,
-                     keys[k].whole ? "" : " (seconds)");
-            bad = err;
-            break;
-        }
-        if (keys[k].whole && d != floor(d)) {
-            snprintf(err, errlen, "%s: must be a whole number, got %g", key, d);
-            bad = err;
-            break;
-        }
-        set->mask |= keys[k].bit;
-        switch (keys[k].bit) {
-        case QSVC_SET_MAXSIZE: s->maxsize = (uint64_t)d; break;
-        case QSVC_SET_LEASE: s->lease_ms = (uint64_t)ceil(d * 1000); break;
-        case QSVC_SET_MAX_ATTEMPTS: s->max_attempts = (uint32_t)d; break;
-        case QSVC_SET_MAX_PAYLOAD: s->max_payload = (uint32_t)d; break;
-        default: s->key_window_ms = (uint64_t)ceil(d * 1000); break;
-        }
-    }
-    json_decref(o);
-    return bad;
 }
 
 /* ---- rendering --------------------------------------------------------------------- */
@@ -513,27 +443,13 @@ static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, const 
                                         int32_t prio, uint64_t delay_ms, const char *body,
                                         size_t len) {
     size_t count = 0;
-    for (size_t off = 0; off < len; count++) {
-        const char *nl = memchr(body + off, '\n', len - off);
-        char *end;
-        if (!nl || nl == body + off || !isdigit((unsigned char)body[off]))
-            return reply_fail(c, 400, "batch frame %zu: expected \"<length>\\n<payload>\\n\"", count);
-        unsigned long long n = strtoull(body + off, &end, 10);
-        if (end != nl || n > len || (size_t)(nl + 1 - body) + n + 1 > len || nl[1 + n] != '\n')
-            return reply_fail(c, 400, "batch frame %zu: bad length or missing newline after it", count);
-        off = (size_t)(nl + 1 - body) + (size_t)n + 1;
-    }
-    if (count == 0)
-        return reply_fail(c, 400, "empty batch");
+    char err[96];
+    if (queue_batch_parse(body, len, NULL, &count, err, sizeof err) < 0)
+        return reply_fail(c, 400, "%s", err);
     struct qsvc_batch_job *jobs = malloc(count * sizeof *jobs);
     if (!jobs)
         return reply_fail(c, 503, "out of memory");
-    for (size_t off = 0, i = 0; i < count; i++) {
-        const char *nl = memchr(body + off, '\n', len - off);
-        jobs[i].payload = nl + 1;
-        jobs[i].len = (size_t)strtoull(body + off, NULL, 10);
-        off = (size_t)(nl + 1 - body) + jobs[i].len + 1;
-    }
+    queue_batch_parse(body, len, jobs, &count, err, sizeof err);
     struct areq r;
     areq_init(&r, c, A_BATCH, p->name, p->name_len);
     r.owned = jobs;
@@ -878,7 +794,7 @@ static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const stru
     if (m == HTTP_M_PUT) {
         struct qsvc_settings set;
         char ebuf[200];
-        const char *err = settings_from_json(body, len, &set, ebuf, sizeof ebuf);
+        const char *err = queue_settings_parse(body, len, &set, ebuf, sizeof ebuf);
         if (err)
             return reply_fail(c, 400, "%s", err);
         areq_init(&r, c, A_DECLARE, p->name, p->name_len);

@@ -369,7 +369,10 @@ int64_t cron_next(const struct cron *c, int64_t after_ms) {
             min = 0;
             continue;
         }
-        return ((cron_days_from_civil(y, m, d) * 24 + hour) * 60 + nmin) * 60000;
+        int64_t t = ((cron_days_from_civil(y, m, d) * 24 + hour) * 60 + nmin) * 60000;
+        /* Past year 9999 is outside the range promised (and RFC 3339 cannot
+         * write it): never (found by tests/fuzz/fuzz_cron.c). */
+        return t <= CRON_MAX_MS ? t : -1;
     }
 }
 

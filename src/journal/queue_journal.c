@@ -12,10 +12,14 @@ static uint64_t to_wall(uint64_t t, const struct qj_clock *clk) {
     return t ? (uint64_t)((int64_t)t + clk->wall_minus_wheel) : 0;
 }
 
+/* A time read from a record may be anything: the subtraction saturates
+ * (found by tests/fuzz/fuzz_journal.c: signed overflow on a huge time). */
 static uint64_t to_wheel(uint64_t t, const struct qj_clock *clk) {
     if (t == 0)
         return 0;
-    int64_t w = (int64_t)t - clk->wall_minus_wheel;
+    int64_t w;
+    if (__builtin_sub_overflow((int64_t)t, clk->wall_minus_wheel, &w))
+        w = clk->wall_minus_wheel > 0 ? 1 : INT64_MAX;
     return w > 1 ? (uint64_t)w : 1;
 }
 

@@ -47,6 +47,15 @@ int tj_encode(struct buf *out, const struct task_event *ev, int64_t off) {
     return r;
 }
 
+/* A time read from a record may be anything: the subtraction saturates
+ * (found by tests/fuzz/fuzz_journal.c: signed overflow on a huge time). */
+static int64_t wall_to_wheel(uint64_t t, int64_t off) {
+    int64_t w;
+    if (__builtin_sub_overflow((int64_t)t, off, &w))
+        w = off > 0 ? INT64_MIN : INT64_MAX;
+    return w;
+}
+
 int tj_decode(uint8_t type, const char *payload, size_t len, int64_t off, struct task_event *ev,
               struct task_spec *spec) {
     if (type < TJ_TYPE_BASE || type > TJ_TYPE_LAST)
@@ -55,8 +64,8 @@ int tj_decode(uint8_t type, const char *payload, size_t len, int64_t off, struct
     memset(ev, 0, sizeof *ev);
     ev->type = type - TJ_TYPE_BASE;
     ev->id = le_get(&r, 8);
-    ev->now = (int64_t)le_get(&r, 8) - off;
-    ev->tick = (int64_t)le_get(&r, 8) - off;
+    ev->now = wall_to_wheel(le_get(&r, 8), off);
+    ev->tick = wall_to_wheel(le_get(&r, 8), off);
     ev->fires = (uint32_t)le_get(&r, 4);
     ev->skips = (uint32_t)le_get(&r, 4);
     ev->last_error = (int32_t)(uint32_t)le_get(&r, 4);

@@ -14,6 +14,7 @@ restart on the same journal:
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -283,6 +284,127 @@ class QueueCrashTest(unittest.TestCase):
 
     def test_sigkill_fsync_batch(self):
         self.crash_run("batch")
+
+    # ---- the SIGKILL loop (issue 12) ---------------------------------------------------
+
+    def test_sigkill_loop(self):
+        """Kill the daemon again and again under a steady load of puts and
+        acks; after every restart, every job that got a 201 and was not acked
+        is there, and no acked job is. make check kills 3 times; AWAITD_LONG=1
+        (or AWAITD_SIGKILLS=N) runs the 20 kills of issue 12."""
+        kills = int(os.environ.get("AWAITD_SIGKILLS")
+                    or (20 if os.environ.get("AWAITD_LONG") == "1" else 3))
+        n = self.node("always")
+        self.assertEqual(n.http("PUT", "/queues/loop").status, 201)
+        lock = threading.Lock()
+        attempted, put201, ack_sent, acked200 = set(), set(), set(), set()
+        gone = set()  # acks sent but unanswered, found to have taken effect: never back
+        errors = []
+
+        def producer(tid, stop):
+            i = 0
+            conn = http.client.HTTPConnection(HOST, n.d.port, timeout=5)
+            try:
+                while not stop.is_set():
+                    payload = b"loop-%d-%d-%s" % (tid, i, os.urandom(6).hex().encode())
+                    i += 1
+                    with lock:
+                        attempted.add(payload)
+                    try:
+                        conn.request("POST", "/queues/loop/jobs?wait=1", body=payload)
+                        resp = conn.getresponse()
+                        body = resp.read()
+                    except (OSError, http.client.HTTPException):
+                        return  # the daemon is gone
+                    if resp.status == 201:
+                        with lock:
+                            put201.add(payload)
+                    elif resp.status != 503:
+                        errors.append(("put", resp.status, body))
+                        return
+            finally:
+                conn.close()
+
+        def consumer(cid, stop):
+            conn = http.client.HTTPConnection(HOST, n.d.port, timeout=5)
+            try:
+                while not stop.is_set():
+                    try:
+                        conn.request("POST", "/queues/loop/reserve?wait=0.2&lease=600")
+                        resp = conn.getresponse()
+                        payload = resp.read()
+                        if resp.status == 204:
+                            continue
+                        if resp.status != 200:
+                            errors.append(("reserve", resp.status, payload))
+                            return
+                        jid = int(resp.getheader("Job-Id"))
+                        attempt = resp.getheader("Job-Attempt")
+                        with lock:
+                            ack_sent.add(payload)
+                        conn.request("POST", "/queues/loop/jobs/%d/ack?attempt=%s" % (jid, attempt))
+                        resp = conn.getresponse()
+                        body = resp.read()
+                    except (OSError, http.client.HTTPException):
+                        return
+                    if resp.status == 200:
+                        with lock:
+                            acked200.add(payload)
+                    else:
+                        errors.append(("ack", resp.status, body))
+                        return
+            finally:
+                conn.close()
+
+        total_puts = total_acks = 0
+        for k in range(kills):
+            stop = threading.Event()
+            threads = ([threading.Thread(target=producer, args=(i, stop)) for i in range(3)] +
+                       [threading.Thread(target=consumer, args=(i, stop)) for i in range(2)])
+            puts_before, acks_before = len(put201), len(acked200)
+            for t in threads:
+                t.start()
+            try:
+                deadline = time.monotonic() + 10
+                # At least a little of both before the kill, whatever the machine's load.
+                while time.monotonic() < deadline and (len(put201) - puts_before < 20 or
+                                                       len(acked200) - acks_before < 5):
+                    time.sleep(0.05)
+                time.sleep(random.uniform(0.2, 1.0))  # the kill lands anywhere
+                self.assertTrue(n.d.alive(), n.d.stderr()[-3000:])
+                n.kill()  # mid-flight
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(15)
+            self.assertFalse(any(t.is_alive() for t in threads), "a client thread hung")
+            self.assertEqual(errors, [])
+            self.assertGreater(len(put201) - puts_before, 0, "kill %d: no put succeeded" % k)
+
+            n.start()  # same journal
+            # Every job in the queue: reserve them all (leases are not durable, so
+            # the next kill puts them back; the load after this never sees them).
+            jobs = self.drain(n, "loop")
+            present = [p for _, p in jobs]
+            self.assertEqual(len(present), len(set(present)), "kill %d: a job came back twice" % k)
+            present = set(present)
+            with lock:
+                missing = (put201 - ack_sent) - present
+                back = present & (acked200 | gone)
+                unanswered = ack_sent - acked200
+                # An ack without an answer either took effect (the job must never
+                # come back) or did not (the job is pending again, and must stay).
+                gone |= unanswered - present
+                ack_sent -= unanswered & present
+            self.assertEqual(missing, set(), "kill %d: %d jobs that got a 201 and were never "
+                             "acked are lost, e.g. %r" % (k, len(missing), sorted(missing)[:5]))
+            self.assertEqual(back, set(), "kill %d: %d acked jobs came back, e.g. %r"
+                             % (k, len(back), sorted(back)[:5]))
+            self.assertEqual(present - attempted, set(), "jobs that were never put appeared")
+            total_puts, total_acks = len(put201), len(acked200)
+        sys.stderr.write("[%d kills: %d puts got 201, %d acks got 200, %d jobs pending] "
+                         % (kills, total_puts, total_acks, len(present)))
+        n.term()
 
     # ---- clean restart -----------------------------------------------------------
 

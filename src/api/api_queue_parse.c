@@ -1,0 +1,103 @@
+#include "api/api_queue_parse.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *queue_settings_parse(const char *body, size_t len, struct qsvc_settings *set,
+                                 char *err, size_t errlen) {
+    set->mask = 0;
+    if (len == 0)
+        return NULL;
+    json_error_t jerr;
+    json_t *o = json_loadb(body, len, 0, &jerr);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return "the body must be a JSON object of settings";
+    }
+    static const struct {
+        const char *name;
+        unsigned bit;
+        int whole;        /* a count, not seconds */
+        double lo, hi;    /* inclusive; lo > 0 excludes 0 where lo_open */
+        int lo_open;
+    } keys[] = {
+        {"maxsize", QSVC_SET_MAXSIZE, 1, 0, 1e12, 0},
+        {"lease", QSVC_SET_LEASE, 0, 0, 1e9, 1},
+        {"max_attempts", QSVC_SET_MAX_ATTEMPTS, 1, 0, QUEUE_MAX_ATTEMPTS_MAX, 0},
+        {"max_payload", QSVC_SET_MAX_PAYLOAD, 1, 1, 64.0 * 1024 * 1024, 0},
+        {"key_window", QSVC_SET_KEY_WINDOW, 0, 0, 1e9, 1},
+    };
+    struct queue_settings *s = &set->s;
+    const char *key;
+    json_t *v;
+    const char *bad = NULL;
+    json_object_foreach(o, key, v) {
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].name) != 0)
+            k++;
+        if (k == sizeof keys / sizeof keys[0]) {
+            snprintf(err, errlen, "unknown setting '%.64s' (maxsize, lease, max_attempts, "
+                     "max_payload, key_window)", key);
+            bad = err;
+            break;
+        }
+        double d = json_is_number(v) ? json_number_value(v) : -1;
+        if (!json_is_number(v) || d < keys[k].lo || d > keys[k].hi ||
+            (keys[k].lo_open && d <= keys[k].lo)) {
+            snprintf(err, errlen, "%s: must be a number from %s%g to %g%s", key,
+                     keys[k].lo_open ? "over " : "", keys[k].lo, keys[k].hi,
+                     keys[k].whole ? "" : " (seconds)");
+            bad = err;
+            break;
+        }
+        if (keys[k].whole && d != floor(d)) {
+            snprintf(err, errlen, "%s: must be a whole number, got %g", key, d);
+            bad = err;
+            break;
+        }
+        set->mask |= keys[k].bit;
+        switch (keys[k].bit) {
+        case QSVC_SET_MAXSIZE: s->maxsize = (uint64_t)d; break;
+        case QSVC_SET_LEASE: s->lease_ms = (uint64_t)ceil(d * 1000); break;
+        case QSVC_SET_MAX_ATTEMPTS: s->max_attempts = (uint32_t)d; break;
+        case QSVC_SET_MAX_PAYLOAD: s->max_payload = (uint32_t)d; break;
+        default: s->key_window_ms = (uint64_t)ceil(d * 1000); break;
+        }
+    }
+    json_decref(o);
+    return bad;
+}
+
+int queue_batch_parse(const char *body, size_t len, struct qsvc_batch_job *jobs, size_t *count,
+                      char *err, size_t errlen) {
+    size_t n = 0;
+    for (size_t off = 0; off < len; n++) {
+        const char *nl = memchr(body + off, '\n', len - off);
+        char *end;
+        if (!nl || nl == body + off || !isdigit((unsigned char)body[off])) {
+            snprintf(err, errlen, "batch frame %zu: expected \"<length>\\n<payload>\\n\"", n);
+            return -1;
+        }
+        unsigned long long plen = strtoull(body + off, &end, 10);
+        if (end != nl || plen > len || (size_t)(nl + 1 - body) + plen + 1 > len ||
+            nl[1 + plen] != '\n') {
+            snprintf(err, errlen, "batch frame %zu: bad length or missing newline after it", n);
+            return -1;
+        }
+        if (jobs && n < *count) {
+            jobs[n].payload = nl + 1;
+            jobs[n].len = (size_t)plen;
+        }
+        off = (size_t)(nl + 1 - body) + (size_t)plen + 1;
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "empty batch");
+        return -1;
+    }
+    *count = n;
+    return 0;
+}
