@@ -6,14 +6,17 @@
  *  - no record with a bad checksum is ever accepted: the harness reads the
  *    stored crc at the record's offset and recomputes CRC-32C with its own
  *    bitwise code (not the journal's);
- *  - accepted records are contiguous from the header to .end, and lie
- *    inside the input;
- *  - CLEAN covers every byte; TORN and CORRUPT point at a record that is
- *    bad by the harness's own reading; TORN means no valid record starts
- *    anywhere after it, CORRUPT names one that does.
+ *  - accepted records are contiguous from the header to .end (batch
+ *    headers between them, version 2), and lie inside [header, .end);
+ *  - CLEAN covers every byte; version 1: TORN and CORRUPT point at a
+ *    record that is bad by the harness's own reading, TORN means no valid
+ *    record starts anywhere after it, CORRUPT names one that does;
+ *    version 2: TORN means no complete, valid batch (a good batch header
+ *    whose records are all valid and fill its length) starts after the
+ *    cut, so a cut never drops an acknowledged batch.
  * The first byte steers: even = the rest is a journal file as is; odd = the
  * rest is a list of (u8 type, u8 length, bytes) that the harness frames
- * with good crcs behind a header, so that mutations reach the codecs and
+ * with good crcs into batches of up to four records behind a header, so that mutations reach the codecs and
  * the engines, then cuts the image or flips a byte in it (the second
  * byte says which, where), as a crash or a bad disk would.
  */
@@ -68,6 +71,32 @@ static int valid_at(const uint8_t *img, size_t len, size_t off) {
     return crc32c_ref(0, img + off + 8, 1 + (size_t)n) == le32(img + off + 4);
 }
 
+/* Is there a complete, valid batch at img[off..len), by the format alone? */
+static int valid_batch_at(const uint8_t *img, size_t len, size_t off) {
+    uint64_t seq, blen;
+    if (off > len || !journal_batch_parse((const char *)img + off, len - off, &seq, &blen))
+        return 0;
+    size_t p = off + JOURNAL_BATCH_HEADER;
+    if (blen > len - p)
+        return 0;
+    size_t end = p + (size_t)blen;
+    while (p < end) {
+        if (!valid_at(img, end, p))
+            return 0;
+        p += JOURNAL_RECORD_OVERHEAD + le32(img + p);
+    }
+    return 1;
+}
+
+/* Skip batch headers at next_off (version 2) up to the record at off. */
+static uint64_t skip_batch_headers(const uint8_t *img, size_t len, uint64_t next_off, uint64_t off) {
+    uint64_t seq, blen;
+    while (next_off < off && next_off < len &&
+           journal_batch_parse((const char *)img + next_off, len - next_off, &seq, &blen))
+        next_off += JOURNAL_BATCH_HEADER;
+    return next_off;
+}
+
 struct replay {
     const uint8_t *img;
     size_t len;
@@ -98,7 +127,7 @@ static int decode_u64(const char *p, size_t len, uint64_t *v) {
 static int on_record(void *arg, uint8_t type, const char *payload, size_t len, uint64_t off) {
     struct replay *r = arg;
     /* The record the scan accepted, checked against the bytes themselves. */
-    CHECK(off == r->next_off);
+    CHECK(skip_batch_headers(r->img, r->len, r->next_off, off) == off);
     CHECK(off + JOURNAL_RECORD_OVERHEAD + len <= r->len);
     const uint8_t *rec = r->img + off;
     CHECK(le32(rec) == len && rec[8] == type);
@@ -156,6 +185,7 @@ static void replay_image(const uint8_t *img, size_t len) {
 
     /* The record the callback stopped at is not counted as replayed. */
     CHECK(res.records == r.records - (res.status == JOURNAL_SCAN_STOPPED));
+    int v1 = res.version == 1;
     switch (res.status) {
     case JOURNAL_SCAN_EMPTY:
         CHECK(len == 0 && r.records == 0);
@@ -164,19 +194,24 @@ static void replay_image(const uint8_t *img, size_t len) {
         CHECK(r.records == 0 && res.reason);
         break;
     case JOURNAL_SCAN_CLEAN:
-        CHECK(res.end == len && r.next_off == len);
+        CHECK(res.end == len && r.next_off <= len);
         break;
     case JOURNAL_SCAN_STOPPED:
-        CHECK(r.records > 0 && res.bad == r.last_off && res.end == res.bad);
+        CHECK(r.records > 0 && res.bad == r.last_off);
         break;
     case JOURNAL_SCAN_TORN:
     case JOURNAL_SCAN_CORRUPT:
-        CHECK(res.reason && res.end == res.bad && res.bad == r.next_off && res.bad < len);
-        CHECK(!valid_at(img, len, (size_t)res.bad));
+        CHECK(res.reason && res.bad < len && res.end <= res.bad && r.next_off <= res.end);
+        if (v1) {
+            CHECK(res.end == res.bad && res.bad == r.next_off);
+            CHECK(!valid_at(img, len, (size_t)res.bad));
+        }
         if (res.status == JOURNAL_SCAN_TORN) {
+            CHECK(res.end == res.bad);
             for (size_t off = (size_t)res.bad + 1; off < len; off++)
-                CHECK(!valid_at(img, len, off)); /* else a cut would drop a good record */
-        } else if (!res.unproven) {
+                CHECK(v1 ? !valid_at(img, len, off) /* else a cut would drop a good record */
+                         : !valid_batch_at(img, len, off)); /* ... or an acknowledged batch */
+        } else if (v1 && !res.unproven) {
             CHECK(res.next_good > res.bad && valid_at(img, len, (size_t)res.next_good));
         }
         break;
@@ -207,18 +242,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     uint8_t damage = data[1];
-    struct buf b = BUF_INIT;
+    struct buf b = BUF_INIT, recs = BUF_INIT;
     CHECK(journal_header_encode(&b, 1700000000) == 0);
+    uint64_t seq = 1;
+    int nrec = 0;
     for (size_t i = 2; i + 2 <= size;) {
         uint8_t type = data[i];
         size_t n = data[i + 1];
         i += 2;
         if (n > size - i)
             n = size - i;
-        if (type && type < JOURNAL_TYPE_RESERVED)
-            CHECK(journal_encode(&b, type, data + i, n) == 0);
+        if (type && type < JOURNAL_TYPE_RESERVED) {
+            CHECK(journal_encode(&recs, type, data + i, n) == 0);
+            nrec++;
+        }
         i += n;
+        if (nrec == 4 || (i + 2 > size && nrec)) { /* a batch, as the writer frames one */
+            unsigned char h[JOURNAL_BATCH_HEADER];
+            journal_batch_header(h, seq++, recs.len);
+            CHECK(buf_append(&b, h, sizeof h) == 0 && buf_append(&b, buf_start(&recs), recs.len) == 0);
+            buf_reset(&recs);
+            nrec = 0;
+        }
     }
+    buf_free(&recs);
     size_t len = b.len;
     uint8_t *img = malloc(len);
     CHECK(img);
