@@ -108,6 +108,11 @@ struct config {
                                      default 100); 0 = off; CONFIG_PER_QUEUE_ALL = on (every queue) */
     int metrics_public;           /* public: off|on; off (default) puts /metrics behind [auth] */
 
+    /* [log] */
+    char *log_access;             /* access: NULL or "off" (default: no access log), "stderr", or
+                                     an absolute path (relative ones resolved beside the config) */
+    char *log_error;              /* error: absolute path the log lines also go to; NULL = stderr only */
+
     /* [queue NAME] sections */
     struct config_queue queues[CONFIG_MAX_QUEUES];
     size_t nqueues;

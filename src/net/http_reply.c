@@ -82,6 +82,8 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
         return reply_failed(c, o, mark);
     if (status >= 100 && status < 600)
         s->metrics.requests[status / 100]++;
+    c->alog.status = (uint16_t)status; /* for the access log: cheaper than a test */
+    c->alog.bytes = 0;
     return 0;
 }
 
@@ -104,6 +106,7 @@ int reply(struct conn *c, int status, const char *ctype, const char *extra, cons
         return 0;
     if (buf_append(o, body, len) < 0)
         return reply_failed(c, o, mark);
+    c->alog.bytes = len;
     return 0;
 }
 
@@ -160,7 +163,10 @@ int reply_chunk(struct conn *c, const void *data, size_t len) {
         r |= buf_append(o, data, len);
         r |= buf_append(o, "\r\n", 2);
     }
-    return r ? reply_failed(c, o, mark) : 0;
+    if (r)
+        return reply_failed(c, o, mark);
+    c->alog.bytes += len;
+    return 0;
 }
 
 int reply_chunk_end(struct conn *c) {
