@@ -165,4 +165,7 @@ int config_key_info(size_t i, struct config_key_info *out);
 /* awaitd -T: write c as a config file (every key, defaults included) to f. */
 void config_dump(const struct config *c, FILE *f);
 
+/* After a reload: log one line per setting that differs from old to nc. */
+void config_log_changes(const struct config *old, const struct config *nc);
+
 #endif

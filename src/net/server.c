@@ -531,6 +531,7 @@ int server_reload(struct server *s) {
         if (!config_same_str(nc->log_access, old->log_access) ||
             !config_same_str(nc->log_error, old->log_error))
             log_warnx("reload: [log] access and error changes need a restart");
+        config_log_changes(old, nc);
         s->cfg = nc;
         s->limits.max_header_bytes = nc->max_header_bytes;
         s->limits.max_headers = nc->max_headers;

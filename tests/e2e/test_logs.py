@@ -154,6 +154,60 @@ class AccessLogTest(DaemonTestCase):
         self.assertEqual(self.d.metric("awaitd_access_log_dropped_total"), 0)
 
 
+class OperatorLinesTest(DaemonTestCase):
+    """Log lines an operator needs: 5xx answers (rate-limited), timers that
+    fail, jobs moved to the dead letters, reloads and what they changed."""
+
+    def wait_stderr(self, pred, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.d.stderr()
+            if pred(text) or time.monotonic() >= deadline:
+                return text
+            time.sleep(0.05)
+
+    def test_5xx_rate_limited(self):
+        n = 50
+        with self.d.connect(timeout=30) as c:
+            c.send(b"".join(b"GET /status/503 HTTP/1.1\r\nHost: x\r\n\r\n" for _ in range(n)))
+            for _ in range(n):
+                self.assertEqual(c.read_response(timeout=30).status, 503)
+        # The next second's first 5xx says how many were left out.
+        time.sleep(1.1)
+        self.assertEqual(self.d.get("/status/504").status, 504)
+        text = self.wait_stderr(lambda t: "answered 504" in t)
+        logged = re.findall(r"answered 50[34] to 127\.0\.0\.1", text)
+        suppressed = [int(k) for k in re.findall(r"suppressed (\d+) earlier 5xx lines", text)]
+        self.assertTrue(suppressed, text[-3000:])
+        self.assertEqual(len(logged) + sum(suppressed), n + 1)
+        self.assertLessEqual(len(logged), 31)  # 10 a second over at most 3 seconds
+
+    def test_timer_failure_dead_letter_and_reload_are_logged(self):
+        self.assertIn(self.d.http("PUT", "/queues/gone").status, (200, 201))
+        r = self.d.http("POST", "/timers", body=json.dumps({"queue": "gone", "after": 0.3}),
+                        headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 201, r.body)
+        timer = r.json()["id"]
+        self.assertEqual(self.d.http("DELETE", "/queues/gone").status, 200)
+        text = self.wait_stderr(lambda t: "timer %d failed" % timer in t)
+        self.assertRegex(text, r"timer %d failed after 0 fires: queue not found" % timer)
+
+        self.assertIn(self.d.http("PUT", "/queues/poison", body='{"max_attempts": 1}').status,
+                      (200, 201))
+        job = self.d.http("POST", "/queues/poison/jobs", body="x").json()["id"]
+        self.assertEqual(self.d.http("POST", "/queues/poison/reserve").status, 200)
+        r = self.d.http("POST", "/queues/poison/jobs/%d/nack" % job)
+        self.assertEqual(r.json(), {"dead": job})
+        text = self.wait_stderr(lambda t: "moved to the dead letters" in t)
+        self.assertIn("queue poison: job %d moved to the dead letters" % job, text)
+
+        with open(self.d.conf_path, "a") as f:
+            f.write("\n[probe]\nmax_stream = 77\n")
+        self.d.signal(signal.SIGHUP)
+        text = self.wait_stderr(lambda t: "configuration reloaded" in t)
+        self.assertIn("reload: [probe] max_stream: 1000 -> 77", text)
+
+
 class FullDiskTest(DaemonTestCase):
     """/dev/full takes no line: at most a bounded backlog waits, the rest is
     dropped and counted, and the daemon answers as before."""
