@@ -271,9 +271,9 @@ static const char *stamp(struct access_log *al) {
     return al->tstr;
 }
 
-void access_log_write(struct access_log *al, const struct conn *c,
+void access_log_write(struct access_log *al, struct conn *c,
                       const struct http_request *req) {
-    struct access_req *r = (struct access_req *)&c->alog;
+    struct access_req *r = &c->alog;
     struct buf *b = &al->buf;
     size_t mark = b->len;
     char peer[INET6_ADDRSTRLEN + 1];

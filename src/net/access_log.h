@@ -74,7 +74,7 @@ void access_req_drop(struct access_req *r);
 
 /* Append the line for c's current answer: from req if given, else from what
  * access_req_save kept. status 0 (no head written: the client went) is 499. */
-void access_log_write(struct access_log *al, const struct conn *c,
+void access_log_write(struct access_log *al, struct conn *c,
                       const struct http_request *req);
 
 #endif

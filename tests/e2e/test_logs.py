@@ -110,6 +110,14 @@ class AccessLogTest(DaemonTestCase):
         self.assertGreaterEqual(float(m["rt"]), 0.3)
         self.assertLess(float(m["rt"]), 5.0)
 
+    def test_streamed_answers_count_their_body(self):
+        # /drip writes its body over time, /bytes/N past 64 KiB streams it.
+        for path in ("/drip?duration=0.2&numbytes=10&t=d", "/bytes/200000?t=b"):
+            r = self.d.get(path)
+            self.assertEqual(r.status, 200)
+            m = self.parsed(path)[0]
+            self.assertEqual((m["status"], int(m["bytes"])), ("200", len(r.body)), path)
+
     def test_sigusr1_reopens_and_loses_nothing(self):
         for i in range(50):
             self.assertEqual(self.d.get("/get?rot=%d" % i).status, 200)
