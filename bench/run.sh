@@ -80,6 +80,10 @@ max_delay = 5s
 path = $WORK/awaitd/journal
 fsync = off
 EOF
+    # BENCH_ACCESS_LOG=1: both servers write an access log (issue 16).
+    if [ -n "${BENCH_ACCESS_LOG:-}" ]; then
+        printf '\n[log]\naccess = %s\n' "$WORK/awaitd/access.log" >>"$WORK/awaitd/awaitd.conf"
+    fi
     start_awaitd_conf "$WORK/awaitd/awaitd.conf" "$RAW/awaitd.log"
 }
 
@@ -88,8 +92,13 @@ start_servers() {
     start_awaitd
     # Debian's nginx-light has the echo module as a dynamic module.
     [ -f "$ECHO_MODULE" ] && load="load_module $ECHO_MODULE;"
+    # With BENCH_ACCESS_LOG, nginx's combined log buffered as awaitd's is (64 KiB).
+    local alog=""
+    [ -n "${BENCH_ACCESS_LOG:-}" ] &&
+        alog="        access_log $WORK/nginx/access.log combined buffer=64k flush=1s;"
     start_nginx "$load" "" "backlog=4096" \
-        "        location = /get { return 200 '{\"ok\":true}\n'; }
+        "$alog
+        location = /get { return 200 '{\"ok\":true}\n'; }
         location = /delay/1 { echo_sleep 1; echo '{\"ok\":true}'; }"
 }
 

@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "net/server.h"
+#include "net/access_log.h"
 #include "api/api_queue.h"
 #include "api/api_timer.h"
 #include "api/console.h"
@@ -143,7 +144,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (test_only) {
-        /* -t also loads the TLS certificate and key, as a start would. */
+        /* -t also opens the log files and loads the TLS certificate and key, as a start would. */
+        if (log_files_check(cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "awaitd: %s\n", err);
+            config_free(cfg);
+            return 1;
+        }
         if (cfg->ntls_listen) {
             struct ssl_ctx_st *t = tls_ctx_new(cfg, NULL, err, sizeof err);
             if (!t) {

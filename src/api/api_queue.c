@@ -12,6 +12,7 @@
 #include "api/api_queue.h"
 
 #include "api/api_queue_parse.h"
+#include "core/log.h"
 #include "api/auth.h"
 #include "core/buf.h"
 #include "core/list.h"
@@ -203,6 +204,7 @@ static void render_jobs(const struct areq *r, const struct queue_job_info *jobs,
     char extra[256];
     if (!r->framed) {
         const struct queue_job_info *j = &jobs[0];
+        conn_log_id(c, j->id);
         snprintf(extra, sizeof extra,
                  "Job-Id: %" PRIu64 "\r\nJob-Attempt: %u\r\nJob-Priority: %d\r\n"
                  "Lease-Deadline: %.3f\r\n",
@@ -242,6 +244,7 @@ static void render_put(const struct areq *r, int st) {
         render_error(r, st);
     } else {
         char body[96], extra[192];
+        conn_log_id(c, res->id);
         int len = snprintf(body, sizeof body, "{\"id\": %" PRIu64 "%s}\n", res->id,
                            res->duplicate ? ", \"duplicate\": true" : "");
         snprintf(extra, sizeof extra,
@@ -301,6 +304,8 @@ static const char *state_name(int state) {
 /* Small fixed answers. */
 static void render_small(const struct areq *r) {
     const struct qsvc_result *res = &r->call.res;
+    if (r->kind == A_TOUCH || r->kind == A_ACK || r->kind == A_NACK)
+        conn_log_id(r->c, r->arg);
     char body[160];
     int len = 0;
     switch (r->kind) {
@@ -312,6 +317,9 @@ static void render_small(const struct areq *r) {
     case A_NACK:
         len = snprintf(body, sizeof body, "{\"%s\": %" PRIu64 "}\n", res->dead ? "dead" : "released",
                        r->arg);
+        if (res->dead) /* issue 16: an operator hears of dead letters */
+            log_info("queue %.*s: job %" PRIu64 " moved to the dead letters (nacked on its last "
+                     "attempt)", (int)r->qlen, r->qname, r->arg);
         break;
     case A_BULK:
         if (r->arg == QSVC_SHUTDOWN)
@@ -354,6 +362,7 @@ static void areq_render(const struct areq *r, int st) {
     } else if (r->kind == A_PEEK) {
         const struct queue_job_info *j = res->jobs;
         char extra[200];
+        conn_log_id(c, j->id);
         snprintf(extra, sizeof extra,
                  "Job-Id: %" PRIu64 "\r\nJob-State: %s\r\nJob-Attempt: %u\r\nJob-Priority: %d\r\n",
                  j->id, state_name(j->state), j->attempt, j->priority);

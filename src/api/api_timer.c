@@ -120,6 +120,8 @@ static void answer(struct treq *r) {
     struct buf b = BUF_INIT;
     char extra[80] = "";
     int status = 200, e = 0;
+    if (r->op != OP_LIST)
+        conn_log_id(c, call->timer.id);
     if (r->op == OP_LIST) {
         e = list_json(&b, r);
     } else {

@@ -60,10 +60,11 @@ enum section {
     SEC_STORE,
     SEC_REDIS,
     SEC_CONSOLE,
+    SEC_LOG,
     SEC_QUEUE
 };
 static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues",
-                                            "timers", "metrics", "store", "redis", "console"};
+                                            "timers", "metrics", "store", "redis", "console", "log"};
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
@@ -148,6 +149,9 @@ static const struct keydef keys[] = {
     {SEC_REDIS, "prefix", V_STRING, C(redis_prefix), 0, 0, 0, NULL},
     /* [console] (issue 17) */
     {SEC_CONSOLE, "enabled", V_ENUM, C(console_enabled), 0, 0, 1, onoff_names},
+    /* [log] (issue 16): access = off | stderr | PATH; error = PATH (besides stderr) */
+    {SEC_LOG, "access", V_PATH, C(log_access), 0, 0, 0, NULL},
+    {SEC_LOG, "error", V_PATH, C(log_error), 0, 0, 0, NULL},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},
@@ -577,7 +581,12 @@ static int set_value(struct parser *p, const struct keydef *k, const char *v) {
         return 0;
     case V_PATH:
     case V_TOKEN_FILE:
-        if (!(s = resolve_path(p->c->dir, v)))
+        /* [log] access: "off" and "stderr" are words, not file names. */
+        if (k->off == C(log_access) && (strcmp(v, "off") == 0 || strcmp(v, "stderr") == 0))
+            s = strdup(v);
+        else
+            s = resolve_path(p->c->dir, v);
+        if (!s)
             return key_fail(p, k, "out of memory");
         free(*(char **)slot);
         *(char **)slot = s;

@@ -133,6 +133,10 @@ struct config {
     uint64_t redis_replicas_ack;  /* replicas_ack: WAIT for N replicas before a durable answer; 0 */
     /* [console] */
     int console_enabled;          /* enabled: off|on, default on: the web console at /console */
+    /* [log] */
+    char *log_access;             /* access: NULL or "off" (default: no access log), "stderr", or
+                                     an absolute path (relative ones resolved beside the config) */
+    char *log_error;              /* error: absolute path the log lines also go to; NULL = stderr only */
 
     /* [queue NAME] sections */
     struct config_queue queues[CONFIG_MAX_QUEUES];
@@ -186,5 +190,8 @@ int config_key_info(size_t i, struct config_key_info *out);
 
 /* awaitd -T: write c as a config file (every key, defaults included) to f. */
 void config_dump(const struct config *c, FILE *f);
+
+/* After a reload: log one line per setting that differs from old to nc. */
+void config_log_changes(const struct config *old, const struct config *nc);
 
 #endif

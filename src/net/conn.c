@@ -152,6 +152,8 @@ static void conn_wbuf_release(struct server *s) {
 static void conn_stream_end(struct conn *c) {
     struct conn_stream *st = c->stream;
     c->stream = NULL;
+    if (c->srv->alog && c->state != CONN_BUSY)
+        access_log_write(c->srv->alog, c, NULL); /* the streamed answer is complete */
     st->release(st->arg);
     free(st);
 }
@@ -227,6 +229,8 @@ void conn_close(struct conn *c) {
         conn_cancel_fn fn = c->cancel;
         c->cancel = NULL;
         fn(c->cancel_arg);
+        if (s->alog) /* the client went before the answer: 499, as nginx says */
+            access_log_write(s->alog, c, NULL);
     }
     timer_cancel(&s->wheel, &c->deadline);
     event_del(&c->ev);
@@ -238,6 +242,7 @@ void conn_close(struct conn *c) {
     buf_free(&c->in);
     buf_free(&c->out);
     free(c->chunked);
+    access_req_drop(&c->alog);
     list_unlink(&c->link);
     if (s->wbuf_owner == c)
         conn_wbuf_release(s);
@@ -379,6 +384,7 @@ int conn_flush(struct conn *c) {
         }
         int r = c->stream->produce(c->stream->arg, &c->out, STREAM_CHUNK - 64);
         produced += c->out.len;
+        c->alog.bytes += c->out.len; /* out was empty: all of it is this slice */
         if (r <= 0) {
             conn_stream_end(c);
             if (r < 0) {
@@ -436,6 +442,8 @@ void conn_done(struct conn *c) {
     c->cancel = NULL;
     c->cancel_arg = NULL;
     c->state = CONN_READY;
+    if (c->srv->alog && !c->stream)
+        access_log_write(c->srv->alog, c, NULL);
     conn_request_finished(c);
     if (c->reading_paused && conn_watch(c, 0) < 0) {
         conn_close(c);
@@ -498,7 +506,11 @@ const char *conn_peer_text(const struct conn *c, char *out, size_t len) {
 static void conn_reject(struct conn *c, int status, const char *why) {
     c->keep_alive = 0;
     c->srv->metrics.parse_errors++;
+    if (c->srv->alog)
+        access_req_start(&c->alog);
     reply_error(c, status, "%s", why);
+    if (c->srv->alog)
+        access_log_write(c->srv->alog, c, NULL);
     c->state = CONN_CLOSING;
 }
 
@@ -506,9 +518,19 @@ static void conn_reject(struct conn *c, int status, const char *why) {
 static int conn_dispatch(struct conn *c, const struct http_request *req, const char *body,
                          size_t body_len) {
     struct server *s = c->srv;
+    if (s->alog)
+        access_req_start(&c->alog);
     c->dispatching = 1;
     enum handler_result r = s->handler(s->handler_ctx, c, req, body, body_len);
     c->dispatching = 0;
+    if (s->alog) {
+        /* The line now, while req is there; an answer that ends later
+         * (pending, streamed) keeps what its line needs. */
+        if (r == HANDLER_DONE && !c->stream)
+            access_log_write(s->alog, c, req);
+        else
+            access_req_save(&c->alog, req);
+    }
     if (c->close_pending) {
         conn_close(c);
         return -1;

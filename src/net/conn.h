@@ -30,6 +30,7 @@
 #include "core/buf.h"
 #include "core/list.h"
 #include "core/timer.h"
+#include "net/access_log.h"
 
 #include <event2/event_struct.h>
 #include <netinet/in.h>
@@ -121,7 +122,14 @@ struct conn {
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
     union conn_addr peer;
+    struct access_req alog;     /* the current request, for its access log line (if on) */
 };
+
+/* The answer is about this queue job or timer: the access log line names it. */
+static inline void conn_log_id(struct conn *c, uint64_t id) {
+    c->alog.id = id;
+    c->alog.has_id = 1;
+}
 
 /* Take over an accepted, non-blocking socket; with tls (an SSL_CTX), a TLS
  * handshake comes first, under the handshake deadline. NULL on allocation

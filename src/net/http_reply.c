@@ -5,9 +5,13 @@
 #include "http/http_parse.h"
 #include "net/server.h"
 
+#include "core/log.h"
+
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * Out of memory with part of an answer written: drop the part, so the
@@ -19,6 +23,39 @@ static int reply_failed(struct conn *c, struct buf *o, size_t mark) {
         o->len = mark;
     conn_fail(c);
     return -1;
+}
+
+/*
+ * A 5xx answer is worth a log line (issue 16), but a failing backend answers
+ * thousands a second: at most LOG_5XX_PER_SEC a second are logged, and the
+ * first one logged in a later second says how many were left out before it.
+ */
+#define LOG_5XX_PER_SEC 10
+static const char *log_5xx_msg; /* reply_error's message while it answers, else NULL */
+static void log_5xx(struct conn *c, int status, const char *msg) {
+    static time_t sec;
+    static unsigned logged;
+    static uint64_t suppressed;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    if (ts.tv_sec != sec) {
+        sec = ts.tv_sec;
+        logged = 0;
+    }
+    if (logged >= LOG_5XX_PER_SEC) {
+        suppressed++;
+        return;
+    }
+    logged++;
+    char peer[64];
+    if (suppressed)
+        log_warnx("answered %d to %s%s%s (suppressed %" PRIu64 " earlier 5xx lines: at most %d "
+                  "a second)", status, conn_peer_text(c, peer, sizeof peer), msg ? ": " : "",
+                  msg ? msg : "", suppressed, LOG_5XX_PER_SEC);
+    else
+        log_warnx("answered %d to %s%s%s", status, conn_peer_text(c, peer, sizeof peer),
+                  msg ? ": " : "", msg ? msg : "");
+    suppressed = 0;
 }
 
 /* The head into o (conn_out(c)); on failure the part written is dropped. */
@@ -82,6 +119,10 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
         return reply_failed(c, o, mark);
     if (status >= 100 && status < 600)
         s->metrics.requests[status / 100]++;
+    if (status >= 500 && log_level_current >= LOG_LVL_WARN)
+        log_5xx(c, status, log_5xx_msg);
+    c->alog.status = (uint16_t)status; /* for the access log: cheaper than a test */
+    c->alog.bytes = 0;
     return 0;
 }
 
@@ -104,6 +145,7 @@ int reply(struct conn *c, int status, const char *ctype, const char *extra, cons
         return 0;
     if (buf_append(o, body, len) < 0)
         return reply_failed(c, o, mark);
+    c->alog.bytes = len;
     return 0;
 }
 
@@ -122,7 +164,9 @@ static int reply_verror(struct conn *c, int status, const char *extra, const cha
     }
     if (!extra && status == 503)
         extra = "Retry-After: 1\r\n";
+    log_5xx_msg = msg; /* head_into logs a 5xx with it */
     r = reply(c, status, CT_JSON, extra, buf_start(b), b->len);
+    log_5xx_msg = NULL;
     buf_reset(b);
     return r;
 }
@@ -160,7 +204,10 @@ int reply_chunk(struct conn *c, const void *data, size_t len) {
         r |= buf_append(o, data, len);
         r |= buf_append(o, "\r\n", 2);
     }
-    return r ? reply_failed(c, o, mark) : 0;
+    if (r)
+        return reply_failed(c, o, mark);
+    c->alog.bytes += len;
+    return 0;
 }
 
 int reply_chunk_end(struct conn *c) {

@@ -33,6 +33,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
     r |= buf_appendf(o, COUNTER("awaitd_reply_failures_total",
                                 "Answers that could not be built (out of memory); each closed its connection.")
                      "awaitd_reply_failures_total %" PRIu64 "\n", m->reply_failures);
+    r |= buf_appendf(o, COUNTER("awaitd_access_log_dropped_total",
+                                "Access log lines dropped because the log file or pipe did not take them.")
+                     "awaitd_access_log_dropped_total %" PRIu64 "\n", m->access_log_dropped);
     r |= buf_appendf(o, COUNTER("awaitd_tls_handshakes_total", "TLS handshakes completed.")
                      "awaitd_tls_handshakes_total %" PRIu64 "\n", m->tls_handshakes);
     r |= buf_appendf(o, COUNTER("awaitd_tls_sessions_resumed_total",

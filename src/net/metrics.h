@@ -29,6 +29,7 @@ struct metrics {
     uint64_t output_bytes;      /* gauge: answers queued unsent in connections' own buffers */
     uint64_t output_paused;     /* times a connection stopped parsing for unsent output */
     uint64_t output_over_budget; /* times it did so because output_budget was exceeded */
+    uint64_t access_log_dropped; /* access log lines dropped: the file took none, 1 MiB waited */
 };
 
 /* Gauges that live elsewhere, sampled when /metrics is rendered. */

@@ -1,5 +1,7 @@
 #include "net/server.h"
 
+#include "net/access_log.h"
+
 #include "core/clock.h"
 #include "core/config.h"
 #include "net/conn.h"
@@ -498,6 +500,10 @@ static void tls_swap(struct server *s, struct ssl_ctx_st *ctx, int64_t not_after
     }
 }
 
+static int config_same_str(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 int server_reload(struct server *s) {
     notify_send("RELOADING=1");
     struct config *nc;
@@ -522,6 +528,10 @@ int server_reload(struct server *s) {
             log_warnx("reload: backlog applies to newly bound addresses only");
         if (nc->journal_path && old->journal_path && strcmp(nc->journal_path, old->journal_path))
             log_warnx("reload: [journal] path changes need a restart");
+        if (!config_same_str(nc->log_access, old->log_access) ||
+            !config_same_str(nc->log_error, old->log_error))
+            log_warnx("reload: [log] access and error changes need a restart");
+        config_log_changes(old, nc);
         s->cfg = nc;
         s->limits.max_header_bytes = nc->max_header_bytes;
         s->limits.max_headers = nc->max_headers;
@@ -548,8 +558,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         return;
     }
     if (sig == SIGUSR1) {
-        /* Logs go to stderr (systemd's journal): there is no file to reopen. */
-        log_info("SIGUSR1: logging to stderr, nothing to reopen");
+        /* logrotate renamed the files: open them again by name. */
+        log_reopen();
+        if (s->alog)
+            access_log_reopen(s->alog);
+        log_info("SIGUSR1: log files reopened");
         return;
     }
     if (s->draining) {
@@ -609,6 +622,10 @@ int server_init(struct server *s, struct config *cfg) {
     s->limits.max_uri = cfg->max_uri;
     s->limits.max_body = cfg->max_body;
     log_set_level(cfg->log_level);
+    if (cfg->log_error && log_open_file(cfg->log_error) < 0) {
+        log_warn("[log] error: cannot open %s", cfg->log_error);
+        return -1;
+    }
 
     struct event_config *ec = event_config_new();
     if (!ec)
@@ -626,6 +643,12 @@ int server_init(struct server *s, struct config *cfg) {
     s->rbuf = malloc(SERVER_RBUF_SIZE);
     if (!s->rbuf)
         return -1;
+    char aerr[1024];
+    s->alog = access_log_new(s->base, cfg, &s->metrics.access_log_dropped, aerr, sizeof aerr);
+    if (!s->alog && aerr[0]) {
+        log_error("%s", aerr);
+        return -1;
+    }
     timer_wheel_init(&s->wheel, clock_now_ms());
     timer_init(&s->grace, on_grace);
     timer_init(&s->accept_resume, on_accept_resume);
@@ -714,6 +737,8 @@ void server_free(struct server *s) {
             sv->ops->close(sv->ctx);
     }
     s->nstarted = 0;
+    access_log_free(s->alog); /* after the connections: their last lines go too */
+    s->alog = NULL;
     if (s->base) {
         event_del(&s->wheel_ev);
         struct event *sigs[] = {s->sig_term, s->sig_int, s->sig_hup, s->sig_usr1};

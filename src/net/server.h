@@ -41,6 +41,7 @@ struct server {
     struct list conns;            /* every open connection (struct conn, link) */
     struct peer_table peers;      /* open connections per client address (per-IP limit) */
     struct metrics metrics;
+    struct access_log *alog;      /* [log] access, or NULL when off */
     /* Scratch shared by all connections: empty whenever control returns to the loop. */
     char *rbuf;                   /* SERVER_RBUF_SIZE bytes */
     struct buf wbuf;              /* responses built in a callback, before they are written */

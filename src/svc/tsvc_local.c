@@ -453,6 +453,9 @@ static size_t action_keep(void *ctx, const void *blob, size_t n) {
 
 static void on_task_event(void *ctx, const struct task_event *ev) {
     struct tsvc_local *l = ctx;
+    if (ev->type == TASK_EV_FAIL) /* an operator wants to hear of it (issue 16) */
+        log_warnx("timer %" PRIu64 " failed after %u fires: %s", ev->id, ev->fires,
+                  ev->last_error ? error_text(ev->last_error) : "no reason recorded");
     if (!l->st)
         return;
     if (tj_encode(store_batch(l->st), ev, wall_minus_wheel(l)) < 0) {
