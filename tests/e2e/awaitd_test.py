@@ -68,6 +68,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def request_from(source, port, path="/get", host=HOST):
+    """GET path on a new connection bound to the address source, with
+    Connection: close; every byte until the close (or a reset)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.bind((source, 0))
+        s.connect((host, port))
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+        data = b""
+        while True:
+            try:
+                got = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not got:
+                break
+            data += got
+        return data
+    finally:
+        s.close()
+
+
 def sanitizer_errors(text):
     """The lines of text that report a sanitizer error, joined; '' if none."""
     return "\n".join(line for line in text.splitlines()

@@ -5,7 +5,7 @@ import socket
 import time
 import unittest
 
-from awaitd_test import Daemon, DaemonTestCase, HOST, RawConn, parse_responses
+from awaitd_test import Daemon, DaemonTestCase, HOST, RawConn, parse_responses, request_from
 
 MAX_CONN = 20
 
@@ -250,24 +250,7 @@ class PerIpLimitTest(DaemonTestCase):
 
     def request_from(self, source, path="/get"):
         """GET path on a new connection from source; every byte until close or answer."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.bind((source, 0))
-            s.connect((HOST, self.d.port))
-            s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
-            data = b""
-            while True:
-                try:
-                    got = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not got:
-                    break
-                data += got
-            return data
-        finally:
-            s.close()
+        return request_from(source, self.d.port, path)
 
     def metric_from(self, source, name):
         """A metric's value read over a connection from source (127.0.0.1 may be full)."""

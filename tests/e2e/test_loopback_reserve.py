@@ -28,7 +28,8 @@ if os.environ.get("AWAITD_NETNS") != "1":
 
 import tempfile  # noqa: E402
 
-from awaitd_test import AWAITD, HOST, Daemon, DaemonTestCase, parse_metrics, parse_responses  # noqa: E402
+from awaitd_test import (AWAITD, HOST, Daemon, DaemonTestCase, parse_metrics,  # noqa: E402
+                         parse_responses, request_from)
 
 
 class LoopbackReserveTest(DaemonTestCase):
@@ -45,25 +46,8 @@ class LoopbackReserveTest(DaemonTestCase):
         return s
 
     def request_from(self, source, path="/health"):
-        """GET path on a new connection from source; every byte until close."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.bind((source, 0))
-            s.connect((HOST, self.d.port))
-            s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
-            data = b""
-            while True:
-                try:
-                    got = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not got:
-                    break
-                data += got
-            return parse_responses(data)
-        finally:
-            s.close()
+        """The answers to GET path on a new connection from source."""
+        return parse_responses(request_from(source, self.d.port, path))
 
     def open_conns(self):
         """awaitd_connections_open, asked over loopback (not counting that request)."""

@@ -11,6 +11,8 @@
  * holding a good, a short and an empty token file, and skips inputs that
  * could name any other file (a '/' or ".." after token_file).
  */
+#include "fuzz.h"
+
 #include "core/config.h"
 
 #include <stdint.h>
@@ -19,15 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char tmpdir[] = "/tmp/awaitd-fuzz-config-XXXXXX";

@@ -8,22 +8,14 @@
  *  - a refusal names the problem;
  *  - an RFC 3339 time that parses formats and parses back to itself.
  */
+#include "fuzz.h"
+
 #include "engine/cron.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int matches(const struct cron *c, int64_t t) {
     struct cron_tm tm;

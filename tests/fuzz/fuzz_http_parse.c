@@ -16,22 +16,14 @@
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *            tests/fuzz/fuzz_http_parse.c src/http_parse.c
  */
+#include "fuzz.h"
+
 #include "http/http_parse.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Generous limits, and tight ones so that every limit path is reachable. */
 static const struct http_limits limits[] = {

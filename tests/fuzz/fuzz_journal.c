@@ -20,6 +20,8 @@
  * the engines, then cuts the image or flips a byte in it (the second
  * byte says which, where), as a crash or a bad disk would.
  */
+#include "fuzz.h"
+
 #include "core/buf.h"
 #include "core/timer.h"
 #include "engine/queue.h"
@@ -33,16 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* CRC-32C, bit by bit: slow and obviously right. */
 static uint32_t crc32c_ref(uint32_t crc, const uint8_t *p, size_t n) {

@@ -7,22 +7,14 @@
  * and a call never consumes more than it was given. The first byte steers:
  * bit 0 = the first request was HEAD, the rest seeds the split sizes.
  */
+#include "fuzz.h"
+
 #include "load_resp.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_RESP 64
 

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for multipart. Input: a Content-Type line, '\n', then
- * the body (the seeds in tests/fuzz/corpus_multipart are written so).
+ * the body (the seeds in tests/fuzz/corpus/multipart are written so).
  * Beyond "no crash, no UB", it checks:
  *  - every pointer lies inside the body, and no part's data holds the
  *    delimiter (CRLF "--" boundary);
@@ -15,22 +15,14 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "fuzz.h"
+
 #include "http/multipart.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAXP 32
 static struct multipart_part parts[MAXP], again[MAXP];

@@ -10,6 +10,8 @@
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *            tests/fuzz/fuzz_params.c src/http/cookie.c src/http/auth_param.c
  */
+#include "fuzz.h"
+
 #include "http/auth_param.h"
 #include "http/cookie.h"
 
@@ -17,16 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int inside(const char *p, size_t n, const char *buf, size_t len) {
     return p >= buf && n <= len && (size_t)(p - buf) <= len - n;

@@ -9,6 +9,8 @@
  *    promise: digits only (and one kind of '.'), results in range, and a
  *    whole number of seconds gives 1000 times its value in ms.
  */
+#include "fuzz.h"
+
 #include "http/http_parse.h"
 #include "http/http_query.h"
 
@@ -16,16 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const keys[] = {"wait", "delay", "lease", "count", "priority", "batch",
                                    "attempt", "after", "limit", "id", "immediate", "", "a"};

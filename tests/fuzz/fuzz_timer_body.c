@@ -7,6 +7,8 @@
  * base64 payload decodes to at most 3/4 of its text; a refusal names the
  * field.
  */
+#include "fuzz.h"
+
 #include "api/api_timer_spec.h"
 
 #include <jansson.h>
@@ -14,16 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_error_t jerr;

@@ -19,7 +19,7 @@ CLANG=${CLANG:-clang}
 seconds=${FUZZ_SECONDS:-5}
 
 # target: max_len and sources (beside tests/fuzz/fuzz_<target>.c), then libraries.
-targets="http_parse query config cron queue_body timer_body journal load_resp"
+targets="http_parse query config cron queue_body timer_body journal load_resp multipart params"
 max_len() {
     case $1 in
     journal) echo 8192 ;;
@@ -39,6 +39,8 @@ sources() {
         src/engine/queue.c src/engine/queue_heap.c src/engine/queue_job.c src/engine/queue_reap.c \
         src/engine/queue_tab.c src/engine/task.c src/engine/cron.c src/core/timer.c src/core/buf.c ;;
     load_resp) echo tools/awaitload/load_resp.c src/http/http_parse.c ;;
+    multipart) echo src/http/multipart.c ;;
+    params) echo src/http/cookie.c src/http/auth_param.c ;;
     esac
 }
 libs() {
