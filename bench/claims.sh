@@ -41,7 +41,7 @@ PY=/usr/bin/python3 # Debian's: aiohttp, uvloop and matplotlib are its packages
 
 # ---- what is measured, and how long --------------------------------------
 if ((QUICK)); then
-    SIZES="100 1000" SETTLE=2 WINDOW=3
+    SIZES="100 1000" SETTLE=1 WINDOW=3
 else
     SIZES="100 1000 5000 10000 19000" SETTLE=2 WINDOW=6
 fi
@@ -126,14 +126,57 @@ EOF
     uvloop) start_bg "$log" "$PY" "$BENCH/peers/aio_server.py" --port "$SRV_PORT" --loop uvloop ;;
     go) start_bg "$log" env GOGC=100 "$WORK/go_server" -port "$SRV_PORT" ;;
     nginx)
-        start_nginx "load_module $ECHO_MODULE;" "" "backlog=4096" \
-            "        location = /get { return 200 '{\"ok\":true}\n'; }
-        location ~ ^/delay/1\$ { echo_sleep 1; echo '{\"ok\":true}'; }"
-        SRV_PORT=$NG_PORT SRV_PID=$NG_PID
+        start_nginx_claims
         return 0 ;;
     *) die "unknown server $1" ;;
     esac
     wait_port "$SRV_PORT" "$SRV_PID" || die "$1 did not start (see $log)"
+}
+# nginx as lib.sh's start_nginx starts it, with room for 19,000 clients plus
+# the listener (worker_connections counts both).
+start_nginx_claims() {
+    local dir=$WORK/nginx i
+    NG_PORT=$SRV_PORT
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+load_module $ECHO_MODULE;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 19900; }
+http {
+    access_log off;
+    default_type application/json;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$NG_PORT backlog=4096;
+        location = /get { return 200 '{"ok":true}\n'; }
+        location = /delay/1 { echo_sleep 1; echo '{"ok":true}'; }
+    }
+}
+EOF
+    nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" || die "bad nginx config: $dir/nginx.conf"
+    taskset -c "$CPU_PIN" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+    NG_MASTER=$!
+    PIDS+=("$NG_MASTER")
+    wait_port "$NG_PORT" "$NG_MASTER" || die "nginx did not start (see $dir/error.log)"
+    NG_PID=""
+    for ((i = 0; i < 50; i++)); do
+        read -r NG_PID _ <"/proc/$NG_MASTER/task/$NG_MASTER/children" || true
+        [ -z "$NG_PID" ] || break
+        sleep 0.1
+    done
+    [ -n "$NG_PID" ] || die "no nginx worker process"
+    PIDS+=("$NG_PID")
+    SRV_PID=$NG_PID
 }
 stop_server() {
     if [ "$SRV_NAME" = nginx ]; then
@@ -147,9 +190,18 @@ stop_server() {
 # ---- readings, taken from CPU 1 --------------------------------------------
 # Context switches, voluntary plus involuntary, summed over every thread.
 ctxsw() { # pid
-    taskset -c "$CLIENT_PIN" find "/proc/$1/task" -mindepth 2 -maxdepth 2 -name status -print0 2>/dev/null |
-        taskset -c "$CLIENT_PIN" xargs -0 awk '/^(non)?voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }' 2>/dev/null |
-        awk '{ s += $1 } END { print s + 0 }'
+    taskset -c "$CLIENT_PIN" "$PY" - "$1" <<'EOF' 2>/dev/null || echo 0
+import glob, sys
+n = 0
+for f in glob.glob(f"/proc/{sys.argv[1]}/task/*/status"):
+    try:
+        for line in open(f):
+            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                n += int(line.split()[1])
+    except OSError:
+        pass  # the thread ended
+print(n)
+EOF
 }
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 rss_now() { rss_kb "$1" 2>/dev/null || echo 0; } # 0 once the server is gone
@@ -182,33 +234,53 @@ idle_cell() { # n
     stop_server
 }
 
-# ---- a load run: awaitload -c N for ramp + SETTLE + WINDOW seconds ----------
-# CPU and context switches are read at the start and the end of the window
-# (after every connection is open and the load is steady); the responses in
-# it come from awaitload's per-second timeline.
+# ---- a load run: awaitload -c N, stopped once the window has been read -------
+# The window opens SETTLE seconds after the server holds all N connections
+# (ss counts them; at most 60 s of waiting) and lasts WINDOW seconds; CPU and
+# context switches are read at both ends, and the responses inside it come
+# from awaitload's per-second timeline (claims_report.py interpolates the
+# window's fractional seconds). awaitload is then stopped with SIGTERM, which
+# makes it print its JSON summary. p50 and p99 cover the whole run, the
+# connect ramp included.
+established() { # port: the server's established TCP connections
+    taskset -c "$CLIENT_PIN" ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l
+}
 load_run() { # kind path n: sets the L_* values
-    local kind=$1 path=$2 n=$3 ramp secs out sampler t0 c0 x0 t1 c1 x1 thr
-    ramp=$(((n + CONNECT_RATE - 1) / CONNECT_RATE))
-    L_W0=$((ramp + SETTLE)) L_W1=$((ramp + SETTLE + WINDOW))
-    secs=$((L_W1 + 1))
+    local kind=$1 path=$2 n=$3 out samples sampler lp i est=0 tl w0 w1 t0 c0 t1 c1 thr
     out=$RAW/$SRV_NAME-$kind-$n.json
     L_OUT=$out
     samples=$RAW/$SRV_NAME-$kind-$n-rss.txt
     (while kill -0 "$SRV_PID" 2>/dev/null; do rss_now "$SRV_PID"; sleep 0.25; done) >"$samples" 2>/dev/null &
     sampler=$!
     PIDS+=("$sampler")
-    taskset -c "$CLIENT_PIN" timeout -k 5 $((secs + 60)) "$LOAD" -c "$n" -d "${secs}s" --timeout "$TIMEOUT" \
+    tl=$(now_us)
+    # -d 240s bounds it; taskset execs awaitload, so lp is awaitload itself
+    taskset -c "$CLIENT_PIN" "$LOAD" -c "$n" -d 240s --timeout "$TIMEOUT" \
         --connect-rate "$CONNECT_RATE" --json "http://127.0.0.1:$SRV_PORT$path" >"$out" 2>"$out.err" &
-    local lp=$!
+    lp=$!
     PIDS+=("$lp")
-    sleep "$L_W0"
-    t0=$(cpu_ticks "$SRV_PID" 2>/dev/null || echo 0) c0=$(ctxsw "$SRV_PID")
+    for ((i = 0; i < 120; i++)); do
+        sleep 0.5
+        est=$(established "$SRV_PORT")
+        ((est >= n)) && break
+        kill -0 "$lp" 2>/dev/null || break
+    done
+    sleep "$SETTLE"
+    w0=$(now_us) t0=$(cpu_ticks "$SRV_PID" 2>/dev/null || echo 0) c0=$(ctxsw "$SRV_PID")
     sleep "$WINDOW"
-    t1=$(cpu_ticks "$SRV_PID" 2>/dev/null || echo "$t0") c1=$(ctxsw "$SRV_PID") thr=$(threads_of "$SRV_PID")
-    wait "$lp" || true
-    forget_pid "$lp"
+    w1=$(now_us) t1=$(cpu_ticks "$SRV_PID" 2>/dev/null || echo "$t0") c1=$(ctxsw "$SRV_PID") thr=$(threads_of "$SRV_PID")
+    # SIGTERM, not SIGINT: a background job of a script starts with SIGINT
+    # ignored, and an ignored signal is discarded even where it is awaited.
+    kill -TERM "$lp" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$lp" 2>/dev/null || break
+        sleep 0.1
+    done
+    stop_pid "$lp"
     stop_pid "$sampler"
-    L_TICKS=$((t1 - t0)) L_CTX=$((c1 - c0)) L_THREADS=$thr
+    L_W0=$(awk -v a="$w0" -v b="$tl" 'BEGIN { printf "%.3f", (a - b) / 1e6 }')
+    L_W1=$(awk -v a="$w1" -v b="$tl" 'BEGIN { printf "%.3f", (a - b) / 1e6 }')
+    L_TICKS=$((t1 - t0)) L_CTX=$((c1 - c0)) L_THREADS=$thr L_EST=$est
     L_PEAK=$(sort -n "$samples" | tail -n 1)
     [ -n "$L_PEAK" ] || L_PEAK=0
 }
@@ -219,12 +291,12 @@ active_and_get_cell() { # n
     warm_up "active-$n"
     base=$(rss_kb "$SRV_PID")
     load_run active /delay/1 "$n"
-    record active "$SRV_NAME" "$n" "$L_OUT" "$L_W0" "$L_W1" "$L_TICKS" "$L_CTX" "$base" "$L_PEAK" "$L_THREADS"
+    record active "$SRV_NAME" "$n" "$L_OUT" "$L_W0" "$L_W1" "$L_TICKS" "$L_CTX" "$base" "$L_PEAK" "$L_THREADS" "$L_EST"
     summary active "$n" "$base"
     if kill -0 "$SRV_PID" 2>/dev/null; then
         sleep 1
         load_run get /get "$n"
-        record get "$SRV_NAME" "$n" "$L_OUT" "$L_W0" "$L_W1" "$L_TICKS" "$L_CTX" "$base" "$L_PEAK" "$L_THREADS"
+        record get "$SRV_NAME" "$n" "$L_OUT" "$L_W0" "$L_W1" "$L_TICKS" "$L_CTX" "$base" "$L_PEAK" "$L_THREADS" "$L_EST"
         summary get "$n" "$base"
     else
         say "  $SRV_NAME died under $n connections looping /delay/1"
@@ -236,7 +308,8 @@ summary() { # kind n base: one line from awaitload's JSON
     "$PY" - "$L_OUT" "$SRV_NAME" "$1" "$2" "$L_W0" "$L_W1" "$L_TICKS" "$L_CTX" "$3" "$L_PEAK" "$CLK_TCK" <<'EOF'
 import json, sys
 f, name, kind, n, w0, w1, ticks, ctx, base, peak, hz = sys.argv[1:]
-n, w0, w1, ticks, ctx, base, peak, hz = int(n), int(w0), int(w1), int(ticks), int(ctx), int(base), int(peak), int(hz)
+n, ticks, ctx, base, peak, hz = int(n), int(ticks), int(ctx), int(base), int(peak), int(hz)
+w0, w1 = float(w0), float(w1)
 try:
     d = json.load(open(f))
 except Exception:
@@ -245,7 +318,8 @@ except Exception:
 if "error" in d:
     print(f"  {kind:8} {name:8} {n:6d} conns  awaitload: {d['error']}")
     sys.exit(0)
-r = sum(d["timeline"]["responses"][w0:w1])
+tl = d["timeline"]["responses"]
+r = sum(v * max(0.0, min(i + 1, w1) - max(i, w0)) for i, v in enumerate(tl))
 errs = sum(d["errors"].values()) + d["status"]["4xx"] + d["status"]["5xx"]
 lat = d["latency_us"]
 us = ticks / hz * 1e6 / r if r else float("nan")

@@ -86,10 +86,12 @@ def load(raw):
 def load_run(raw, v, hz):
     n = int(v[2])
     path = os.path.join(raw, os.path.basename(v[3]))
-    w0, w1, ticks, ctx = int(v[4]), int(v[5]), int(v[6]), int(v[7])
+    w0, w1, ticks, ctx = float(v[4]), float(v[5]), int(v[6]), int(v[7])
     base, peak, threads = int(v[8]), int(v[9]), int(v[10] or 0)
     c = {"connections": n, "window_s": [w0, w1], "cpu_ticks": ticks, "ctxsw": ctx,
-         "rss_base_kb": base, "rss_peak_kb": peak, "threads": threads}
+         "rss_base_kb": base, "rss_peak_kb": peak, "threads": threads,
+         # the server's established connections when the window was due
+         "established": int(v[11]) if len(v) > 11 and v[11] else None}
     try:
         d = json.load(open(path))
     except (OSError, ValueError):
@@ -97,7 +99,8 @@ def load_run(raw, v, hz):
     if "error" in d:
         c.update(error=d["error"], responses_per_s=0, errors=n, p50_s=None, p99_s=None)
         return c
-    resp = sum(d["timeline"]["responses"][w0:w1])
+    # bucket i of the timeline covers [i, i + 1) s from awaitload's start
+    resp = sum(r * max(0.0, min(i + 1, w1) - max(i, w0)) for i, r in enumerate(d["timeline"]["responses"]))
     secs = w1 - w0
     cpu_s = ticks / hz
     c.update(
