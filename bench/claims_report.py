@@ -189,12 +189,16 @@ def derive(cells, died, machine):
         b_cpu, _ = slope([(n, c["cpu_percent"] / 100) for n, c in act.items()
                           if c.get("cpu_percent") is not None and not c.get("errors")])
         kern = [c["slab_delta_kb"] * 1024 / (2 * n) for n, c in idle.items() if n >= 5000 and c["held"] == n]
+        ks = [c["kstack_pt_delta_kb"] * 1024 / n for n, c in idle.items()
+              if n >= 1000 and c.get("kstack_pt_delta_kb") is not None and c["held"] == n]
         gets = [c["us_per_response"] for c in get.values() if c.get("us_per_response")]
         d = {
             "marginal_bytes_idle": b_idle,
             "marginal_bytes_active": b_act,
             "marginal_cpu_us_per_conn_s": b_cpu * 1e6 if b_cpu is not None else None,
             "kernel_slab_bytes_per_socket": sum(kern) / len(kern) if kern else None,
+            # kernel stacks and page tables grown per connection: threads' cost outside RSS
+            "kernel_stack_pt_bytes_per_conn": max(ks) if ks else None,
             "get_us_per_request_median": sorted(gets)[len(gets) // 2] if gets else None,
             "breaks": breaks(s, cells, died),
         }
@@ -337,6 +341,10 @@ def verdict_idle(cells, der):
     if "threaded" in r and "nginx" in r:
         txt += ("A thread per connection pays for the stack pages it touches and the kernel's thread; the "
                 "event loops pay for a connection object and its buffers. ")
+    t = der.get("threaded", {}).get("kernel_stack_pt_bytes_per_conn")
+    if t:
+        txt += (f"The thread per connection also costs the kernel {fmt_b(t)} per connection in kernel stacks and "
+                "page tables (/proc/meminfo KernelStack + PageTables growth), which VmRSS does not show. ")
     k = [d["kernel_slab_bytes_per_socket"] for d in der.values() if d.get("kernel_slab_bytes_per_socket")]
     if k:
         txt += (f"Not in these figures: the kernel's own memory per socket, measured here as the growth of the "
@@ -489,13 +497,15 @@ def table_md(cells, kind, cols):
 
 def marginal_md(der):
     out = io.StringIO()
-    out.write("| server | bytes per idle connection | bytes per active connection | CPU per connection-second "
-              "(/delay/1) | 1M idle (own RSS) | 1M active (own RSS) | cores for 1M looping /delay/1 | breaks at |\n")
-    out.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+    out.write("| server | bytes per idle connection | bytes per active connection | kernel stacks + page tables "
+              "per connection | CPU per connection-second (/delay/1) | 1M idle (own RSS) | 1M active (own RSS) | "
+              "cores for 1M looping /delay/1 | breaks at |\n")
+    out.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
     for s, d in der.items():
         b = d.get("breaks")
         out.write(
             f"| {s} | {fmt_b(d.get('marginal_bytes_idle'))} | {fmt_b(d.get('marginal_bytes_active'))} | "
+            f"{fmt_b(d.get('kernel_stack_pt_bytes_per_conn'))} | "
             f"{fmt(d.get('marginal_cpu_us_per_conn_s'), '.1f')} us | {fmt(d.get('paper_1m_idle_gib'), '.2f')} GiB | "
             f"{fmt(d.get('paper_1m_active_gib'), '.2f')} GiB | {fmt(d.get('paper_1m_delay_cores'), '.1f')} | "
             + (f"{b['connections']:,}: {'; '.join(b['why'])}" if b else "not within the sizes run") + " |\n")
