@@ -360,6 +360,8 @@ fi
     echo "load	$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "clk_tck	$CLK_TCK"
     echo "nofile	$(ulimit -n)"
+    echo "pid_max	$(cat /proc/sys/kernel/pid_max)"
+    echo "threads_max	$(cat /proc/sys/kernel/threads-max)"
     echo "awaitd	$("$AWAITD" -V 2>&1 | head -n 1)"
     echo "threaded	bench/peers/threaded.c, gcc $(gcc -dumpfullversion), ${STACK_KB} KiB stacks"
     echo "aiohttp	aiohttp $("$PY" -c 'import aiohttp; print(aiohttp.__version__)'), Python $("$PY" -c 'import platform; print(platform.python_version())')"

@@ -26,6 +26,8 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller files
+matplotlib.rcParams["svg.hashsalt"] = "awaitd"  # stable ids from run to run
 import matplotlib.pyplot as plt  # noqa: E402
 
 ORDER = ("awaitd", "threaded", "aiohttp", "uvloop", "nginx", "go")
@@ -434,7 +436,7 @@ def paper(der, cells, machine):
     return rows
 
 
-def verdict_paper(der):
+def verdict_paper(der, machine):
     k = [d["kernel_slab_bytes_per_socket"] for d in der.values() if d.get("kernel_slab_bytes_per_socket")]
     kern = sorted(k)[len(k) // 2] if k else None
     a = der.get("awaitd", {})
@@ -461,8 +463,9 @@ def verdict_paper(der):
     t = der.get("threaded", {})
     if t.get("marginal_bytes_idle") is not None:
         txt += (f"A thread per connection would need {t['paper_1m_idle_gib']:.1f} GiB of RSS for 1,000,000 idle "
-                "connections and a million threads (Linux's default pid_max is 4,194,304 on 64-bit, threads-max "
-                "depends on RAM), each scheduled by the kernel. ")
+                f"connections, plus {fmt_b(t.get('kernel_stack_pt_bytes_per_conn'))} each of kernel stacks and "
+                f"page tables, and a million threads for the kernel to schedule (kernel.pid_max is "
+                f"{machine.get('pid_max', '?')} and kernel.threads-max {machine.get('threads_max', '?')} here). ")
     txt += ("Past 28,000 or so connections from one client address to one server port the client runs out of "
             "ports; a million needs many client addresses (127.0.0.0/8 has them) and fs.nr_open raised.")
     return txt
@@ -556,7 +559,7 @@ def main():
         "active": verdict_active(cells, der),
         "get": verdict_get(cells, der),
         "ctxsw": verdict_ctxsw(cells),
-        "paper": verdict_paper(der),
+        "paper": verdict_paper(der, machine),
     }
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"machine": machine, "cpu_pressure_percent": pressure, "cells": cells,
