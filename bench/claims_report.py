@@ -190,7 +190,10 @@ def derive(cells, died, machine):
         # the slope is the CPU of one more connection, i.e. of one response a second.
         b_cpu, _ = slope([(n, c["cpu_percent"] / 100) for n, c in act.items()
                           if c.get("cpu_percent") is not None and not c.get("errors")])
-        kern = [c["slab_delta_kb"] * 1024 / (2 * n) for n, c in idle.items() if n >= 5000 and c["held"] == n]
+        # both ends of every connection are on this machine: slab growth / 2N;
+        # from 5,000 connections up where there are (the machine is shared)
+        kern = [c["slab_delta_kb"] * 1024 / (2 * n) for n, c in idle.items() if n >= 5000 and c["held"] == n] or \
+            [c["slab_delta_kb"] * 1024 / (2 * n) for n, c in idle.items() if n >= 1000 and c["held"] == n]
         ks = [c["kstack_pt_delta_kb"] * 1024 / n for n, c in idle.items()
               if n >= 1000 and c.get("kstack_pt_delta_kb") is not None and c["held"] == n]
         gets = [c["us_per_response"] for c in get.values() if c.get("us_per_response")]
@@ -351,8 +354,8 @@ def verdict_idle(cells, der):
     if k:
         txt += (f"Not in these figures: the kernel's own memory per socket, measured here as the growth of the "
                 f"kernel slab over both ends of the connections, about {fmt_b(sorted(k)[len(k) // 2])} per socket "
-                "(median over servers and sizes >= 5,000; the machine is shared, so this is rough), the same for "
-                "every server.")
+                "(median over servers, from the largest sizes; the machine is shared, so this is rough), the same "
+                "for every server.")
     return txt
 
 
@@ -450,7 +453,7 @@ def verdict_paper(der, machine):
         if kern:
             txt += (f"The kernel's memory per socket ({fmt_b(kern)}, slab, measured) puts another "
                     f"{kern * ONE_MILLION / 2**30:.1f} GiB under them, before any socket buffer holds data, so "
-                    f"at a million connections the kernel's socket memory, not awaitd's own, is the larger share "
+                    f"at a million connections the kernel's socket memory, not awaitd's own, is the larger share"
                     if kern > a["marginal_bytes_idle"] else
                     f"The kernel adds about {kern * ONE_MILLION / 2**30:.1f} GiB of slab for the sockets")
             txt += ". "
@@ -502,8 +505,8 @@ def marginal_md(der):
     out = io.StringIO()
     out.write("| server | bytes per idle connection | bytes per active connection | kernel stacks + page tables "
               "per connection | CPU per connection-second (/delay/1) | 1M idle (own RSS) | 1M active (own RSS) | "
-              "cores for 1M looping /delay/1 | breaks at |\n")
-    out.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+              "cores for 1M looping /delay/1 | active connections to fill this machine's RAM | breaks at |\n")
+    out.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
     for s, d in der.items():
         b = d.get("breaks")
         out.write(
@@ -511,6 +514,7 @@ def marginal_md(der):
             f"{fmt_b(d.get('kernel_stack_pt_bytes_per_conn'))} | "
             f"{fmt(d.get('marginal_cpu_us_per_conn_s'), '.1f')} us | {fmt(d.get('paper_1m_idle_gib'), '.2f')} GiB | "
             f"{fmt(d.get('paper_1m_active_gib'), '.2f')} GiB | {fmt(d.get('paper_1m_delay_cores'), '.1f')} | "
+            f"{fmt(d.get('paper_conns_to_fill_ram_active'), ',.0f')} | "
             + (f"{b['connections']:,}: {'; '.join(b['why'])}" if b else "not within the sizes run") + " |\n")
     return out.getvalue()
 
