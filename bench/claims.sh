@@ -97,9 +97,25 @@ start_bg() { # log argv...
     SRV_PID=$!
     PIDS+=("$SRV_PID")
 }
+# A free port below the ephemeral range (32768-60999): after 19,000 client
+# connections close, their TIME_WAIT entries can fill that range and bind(0)
+# fails with EADDRINUSE.
+server_port() {
+    "$PY" -c 'import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(p)
+    break'
+}
 start_server() { # name
     SRV_NAME=$1
-    SRV_PORT=$(free_port)
+    SRV_PORT=$(server_port)
+    [ -n "$SRV_PORT" ] || die "no free port for $1"
     local log=$RAW/$1.log
     case $1 in
     awaitd)
