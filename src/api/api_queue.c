@@ -12,7 +12,6 @@
 #include "api/api_queue.h"
 
 #include "api/api_queue_parse.h"
-#include "core/log.h"
 #include "api/auth.h"
 #include "core/buf.h"
 #include "core/list.h"
@@ -317,9 +316,6 @@ static void render_small(const struct areq *r) {
     case A_NACK:
         len = snprintf(body, sizeof body, "{\"%s\": %" PRIu64 "}\n", res->dead ? "dead" : "released",
                        r->arg);
-        if (res->dead) /* issue 16: an operator hears of dead letters */
-            log_info("queue %.*s: job %" PRIu64 " moved to the dead letters (nacked on its last "
-                     "attempt)", (int)r->qlen, r->qname, r->arg);
         break;
     case A_BULK:
         if (r->arg == QSVC_SHUTDOWN)

@@ -390,8 +390,11 @@ static int local_nack(struct qsvc *base, struct qsvc_call *call, const char *nam
     struct qsvc_local *svc = local_of(base);
     struct queue *q;
     int st = local_open(svc, call, name, len, 1, &q);
-    if (st == QSVC_OK)
+    if (st == QSVC_OK) {
+        svc->nacking = 1;
         st = queue_nack(q, id, attempt, delay_ms);
+        svc->nacking = 0;
+    }
     if (st != QSVC_OK)
         return st;
     struct queue_job_info j;

@@ -29,6 +29,7 @@ struct qsvc_local {
     uint64_t replayed;         /* records replayed at start */
     struct qsvc_queue *listed; /* qsvc_list's answer, kept until the next one */
     size_t listed_cap;
+    int nacking;               /* inside queue_nack: a DEAD event's reason is the nack */
 };
 
 extern const struct qsvc_ops qsvc_local_ops;

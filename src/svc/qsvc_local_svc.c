@@ -33,6 +33,11 @@ static void on_engine_event(void *ctx, const struct queue_event *ev) {
     struct qsvc_local *svc = ctx;
     if (!svc->st)
         return; /* replaying */
+    if (ev->type == QUEUE_EV_DEAD) /* an operator hears of every dead letter, and why */
+        log_info("queue %.*s: job %" PRIu64 " moved to the dead letters (%s)", (int)ev->queue_len,
+                 ev->queue, ev->id,
+                 svc->nacking ? "nacked on its last attempt"
+                              : "its last lease ran out: max_attempts deliveries, no ack");
     if (qj_encode(store_batch(svc->st), ev, &svc->clk) < 0) {
         log_error("journal: out of memory encoding a record; it is lost");
         return;

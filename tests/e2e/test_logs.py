@@ -207,7 +207,16 @@ class OperatorLinesTest(DaemonTestCase):
         r = self.d.http("POST", "/queues/poison/jobs/%d/nack" % job)
         self.assertEqual(r.json(), {"dead": job})
         text = self.wait_stderr(lambda t: "moved to the dead letters" in t)
-        self.assertIn("queue poison: job %d moved to the dead letters" % job, text)
+        self.assertIn("queue poison: job %d moved to the dead letters (nacked on its last attempt)"
+                      % job, text)
+        self.assertEqual(text.count("job %d moved to the dead letters" % job), 1, text)
+
+        # A lease that runs out on the last attempt is a dead letter too.
+        job = self.d.http("POST", "/queues/poison/jobs", body="y").json()["id"]
+        self.assertEqual(self.d.http("POST", "/queues/poison/reserve?lease=0.2").status, 200)
+        text = self.wait_stderr(lambda t: "job %d moved to the dead letters" % job in t)
+        self.assertIn("queue poison: job %d moved to the dead letters (its last lease ran out" % job,
+                      text)
 
         with open(self.d.conf_path, "a") as f:
             f.write("\n[probe]\nmax_stream = 77\n")
