@@ -30,11 +30,6 @@
 
 /* ---- request echo (the JSON httpbin answers /get, /post, /anything with) ---- */
 
-struct kv {
-    const char *k, *v;
-    size_t klen, vlen;
-};
-
 static int hexval(int ch) {
     if (ch >= '0' && ch <= '9')
         return ch - '0';
@@ -67,29 +62,10 @@ static int append_urldecoded_json(struct buf *o, const char *s, size_t n) {
     return r;
 }
 
-static size_t split_pairs(const char *s, size_t n, struct kv *out, size_t max) {
-    size_t count = 0;
-    const char *end = s + n;
-    while (s < end && count < max) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *stop = amp ? amp : end;
-        if (stop > s) {
-            const char *eq = memchr(s, '=', (size_t)(stop - s));
-            out[count].k = s;
-            out[count].klen = (size_t)((eq ? eq : stop) - s);
-            out[count].v = eq ? eq + 1 : stop;
-            out[count].vlen = eq ? (size_t)(stop - eq - 1) : 0;
-            count++;
-        }
-        s = stop + 1;
-    }
-    return count;
-}
-
 /* {"k": "v", "k2": ["a", "b"]}: repeated keys become lists, as in httpbin. */
 static int append_pairs_json(struct buf *o, const char *s, size_t n) {
-    struct kv kv[MAX_ARGS];
-    size_t count = s ? split_pairs(s, n, kv, MAX_ARGS) : 0;
+    struct probe_kv kv[MAX_ARGS];
+    size_t count = probe_pairs(s, n, kv, MAX_ARGS);
     int r = buf_append(o, "{", 1);
     int first = 1;
     for (size_t i = 0; i < count; i++) {
