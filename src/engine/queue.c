@@ -76,11 +76,13 @@ void queue_settings_default(struct queue_settings *s) {
     s->max_attempts = 0;
     s->max_payload = 1u << 20;
     s->key_window_ms = 300000;
+    s->result_ttl_ms = 300000;
 }
 
 static int settings_valid(const struct queue_settings *s) {
     return s->lease_ms && s->lease_ms <= QUEUE_DURATION_MAX_MS && s->key_window_ms &&
-           s->key_window_ms <= QUEUE_DURATION_MAX_MS && s->max_attempts <= QUEUE_MAX_ATTEMPTS_MAX;
+           s->key_window_ms <= QUEUE_DURATION_MAX_MS && s->max_attempts <= QUEUE_MAX_ATTEMPTS_MAX &&
+           s->result_ttl_ms <= QUEUE_DURATION_MAX_MS;
 }
 
 void queue_emit(struct queue *q, struct queue_event *ev) {
@@ -306,6 +308,7 @@ struct queue_engine *queue_engine_new(struct timer_wheel *wheel,
     e->cfg = c;
     e->own.limit = c.mem_limit;
     e->budget = c.budget ? c.budget : &e->own;
+    queue_tab_init(&e->results, offsetof(struct queue_result, id));
     e->next_id = 1;
     queue_tab_init(&e->jobs, offsetof(struct queue_job, id));
     queue_wlist_init(&e->wakeq);
@@ -319,6 +322,7 @@ void queue_engine_free(struct queue_engine *e) {
         queue_delete(e->queues[e->nqueues - 1]);
     queue_engine_reap(e, SIZE_MAX);
     queue_tab_free(e, &e->jobs);
+    queue_tab_free(e, &e->results);
     queue_dealloc(e, e->queues);
     e->cfg.dealloc(e->cfg.alloc_ctx, e);
 }
@@ -566,6 +570,9 @@ int queue_engine_replay(struct queue_engine *e, const struct queue_event *ev) {
             q->shutdown = ev->immediate ? 2 : 1;
         rc = QUEUE_OK;
         break;
+    case QUEUE_EV_RESULT:
+        rc = queue_result_replay(q, ev);
+        break;
     case QUEUE_EV_PUT:
     case QUEUE_EV_ACK:
     case QUEUE_EV_RELEASE:
@@ -620,12 +627,14 @@ void queue_engine_snapshot(const struct queue_engine *e, queue_event_fn fn, void
         /* Dead letters oldest death first, so the dead list keeps its order. */
         for (struct queue_job *j = q->dead_head; j; j = j->u.dead.next) {
             snap_job(j, fn, ctx);
-            struct queue_event ev = {.type = QUEUE_EV_DEAD, .id = j->id};
+            struct queue_event ev = {.type = QUEUE_EV_DEAD, .id = j->id,
+                                     .reason = (int)j->u.dead.reason};
             snap_emit(q, &ev, fn, ctx);
         }
         if (q->shutdown) {
             struct queue_event ev = {.type = QUEUE_EV_SHUTDOWN, .immediate = q->shutdown == 2};
             snap_emit(q, &ev, fn, ctx);
         }
+        queue_results_snapshot(q, fn, ctx);
     }
 }

@@ -157,10 +157,11 @@ struct queue_settings {
     uint32_t max_attempts;  /* deliveries before dead letters; 0 = unlimited; <= 65535 */
     uint32_t max_payload;   /* largest payload accepted, bytes */
     uint64_t key_window_ms; /* how long an idempotency key is remembered; > 0 */
+    uint64_t result_ttl_ms; /* how long a job's result is kept (queue_result.c); 0 = none */
 };
 
 /* Defaults: maxsize 0, lease 30 s, max_attempts 0, max_payload 1 MiB, key
- * window 5 min. */
+ * window 5 min, result ttl 5 min. */
 void queue_settings_default(struct queue_settings *s);
 
 /* ---- events (durability) ------------------------------------------------ */
@@ -176,6 +177,8 @@ enum queue_event_type {
     QUEUE_EV_REQUEUE,  /* dead letter back to READY, attempts reset: id */
     QUEUE_EV_DROP,     /* job discarded by purge, shutdown or dead-letter purge: id */
     QUEUE_EV_SHUTDOWN, /* queue shut down: immediate (drops follow as DROP events) */
+    QUEUE_EV_RESULT,   /* a job's result kept: id, immediate = outcome, reason, priority =
+                        * attempt, visible_at = expiry, payload = body, key = content type */
 };
 
 enum queue_drop_reason {
@@ -199,7 +202,8 @@ struct queue_event {
     size_t key_len;                 /* PUT: its length */
     struct queue_settings settings; /* CREATE, UPDATE */
     int immediate;                  /* SHUTDOWN: 1 for shutdown(immediate=True) */
-    int reason;                     /* DROP: enum queue_drop_reason (informational) */
+    int reason;                     /* DROP: enum queue_drop_reason (informational);
+                                       DEAD, RESULT: enum queue_dead_reason */
 };
 
 typedef void (*queue_event_fn)(void *ctx, const struct queue_event *ev);
@@ -380,6 +384,9 @@ struct queue_job_info {
     uint64_t deadline;   /* RESERVED: lease end; DELAYED: visible_at; else 0 (wheel ms) */
     const void *payload; /* the engine's copy (see "Who owns what") */
     size_t len;          /* payload length */
+    int reason;          /* DEAD: enum queue_dead_reason, else 0 */
+    const char *error;   /* DEAD: the text of the nack that killed it (a kept result), or NULL */
+    size_t error_len;    /* its length */
 };
 
 /*
@@ -517,5 +524,97 @@ int queue_dead_requeue(struct queue *q, uint64_t id, uint64_t *n);
 /* Drop dead letter id (0 = all). Errors: NOTFOUND. Emits DROP (for all:
  * the reaper emits DROP per job later). */
 int queue_dead_purge(struct queue *q, uint64_t id, uint64_t *n);
+
+/* ---- results (queue_result.c) ------------------------------------------- */
+
+/*
+ * A job's outcome, kept for its queue's result_ttl so that a producer can
+ * await it (GET .../jobs/{id}/result). An ack may carry a result (bytes and
+ * a content type), and a nack on a job's last attempt an error text: each
+ * is kept as one entry per job id, charged to the memory limit
+ * (QUEUE_RESULT_COST), expired by a wheel timer, reported as a RESULT
+ * event before the ACK or DEAD it belongs to, replayed and snapshotted
+ * (an entry whose expiry passed is not brought back). Requeueing a dead
+ * letter forgets its entry; deleting a queue forgets its entries. An ack
+ * without a result keeps nothing (no memory, no record: the ack's fast
+ * path is unchanged).
+ *
+ * Why a job died stays on the dead letter itself (queue_job_info.reason),
+ * journaled in the DEAD event.
+ */
+enum queue_outcome {
+    QUEUE_OUTCOME_ACKED = 1, /* acked with a result */
+    QUEUE_OUTCOME_DEAD = 2,  /* moved to the dead letters (nacked with an error text) */
+};
+
+enum queue_dead_reason {
+    QUEUE_DEAD_UNKNOWN = 0, /* journaled before reasons were kept */
+    QUEUE_DEAD_NACKED = 1,  /* nacked on its last attempt */
+    QUEUE_DEAD_LEASE = 2,   /* its last lease ran out */
+};
+
+/* "nacked", "lease_expired", "unknown". */
+const char *queue_dead_reason_name(int reason);
+
+#define QUEUE_CTYPE_MAX 127 /* content type of a result, bytes */
+#define QUEUE_RESULT_OVERHEAD 112 /* header 75 (80) + malloc 16 + index share 16 */
+#define QUEUE_RESULT_COST(len, ctlen) ((size_t)(len) + (size_t)(ctlen) + QUEUE_RESULT_OVERHEAD)
+
+struct queue_result_info {
+    uint64_t id;
+    int outcome;       /* enum queue_outcome */
+    int reason;        /* DEAD: enum queue_dead_reason */
+    uint32_t attempt;  /* the delivery that finished it */
+    uint64_t expires;  /* wheel ms */
+    const char *ctype; /* content type (ACKED; may be empty), engine memory */
+    size_t ctype_len;
+    const void *body;  /* ACKED: the result; DEAD: the error text; engine memory */
+    size_t len;
+};
+
+/*
+ * queue_ack with a result: the job is acked and {ctype, body} kept for the
+ * queue's result_ttl (nothing kept when it is 0). Errors as queue_ack, and
+ * TOOBIG (len > max_payload), INVALID (ctype_len > QUEUE_CTYPE_MAX),
+ * MEMORY (the result would pass the memory limit: the job stays
+ * reserved), NOMEM. Emits RESULT, then ACK.
+ */
+int queue_ack_result(struct queue *q, uint64_t id, uint32_t attempt, const char *ctype,
+                     size_t ctype_len, const void *body, size_t len);
+
+/*
+ * queue_nack with an error text: when this nack sends the job to the dead
+ * letters, the text is kept as its DEAD result (if the memory limit
+ * allows: a nack is never refused for it; len is cut to max_payload).
+ * *dead (may be NULL) says whether it died. Emits RESULT, then DEAD.
+ */
+int queue_nack_error(struct queue *q, uint64_t id, uint32_t attempt, uint64_t delay_ms,
+                     const void *err, size_t len, int *dead);
+
+/* The kept result of job id of q. Errors: NOTFOUND (none, or expired). */
+int queue_result_get(const struct queue *q, uint64_t id, struct queue_result_info *out);
+
+/* Results q keeps now. */
+uint64_t queue_results_count(const struct queue *q);
+
+/* ---- listing jobs (queue_result.c) ---------------------------------------- */
+
+/* Where a page of a job listing ends: pass it back for the next page. */
+struct queue_cursor {
+    int64_t k;   /* READY: priority; DELAYED: visible_at (wheel ms); RESERVED: 0 */
+    uint64_t id;
+};
+
+/*
+ * Up to max jobs of q in state (READY in delivery order, DELAYED by due
+ * time, RESERVED by id, DEAD oldest death first) after *after (NULL: from
+ * the first), into out[0..*n); *more says whether any follow, *next is
+ * the cursor of the last one. Reads every job of the engine for READY,
+ * DELAYED and RESERVED (O(jobs)): for operators and consoles, not for the
+ * hot path. Errors: INVALID (state).
+ */
+int queue_jobs_list(const struct queue *q, int state, const struct queue_cursor *after,
+                    struct queue_job_info *out, size_t max, size_t *n, int *more,
+                    struct queue_cursor *next);
 
 #endif

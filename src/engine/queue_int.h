@@ -52,6 +52,7 @@ struct queue_job {
         } heap;                      /* READY: pairing-heap node */
         struct {
             struct queue_job *next, *prev;
+            uint32_t reason; /* enum queue_dead_reason (in the timer's expire word) */
         } dead; /* DEAD: the queue's dead-letter list */
     } u;
     uint64_t id;             /* key of the id index */
@@ -73,6 +74,18 @@ struct queue_key {
     struct queue_key *next; /* FIFO by creation */
     uint16_t len;           /* key bytes */
     char key[];             /* the bytes */
+};
+
+/* A kept result (queue_result.c): header, then content type, then body. */
+struct queue_result {
+    struct timer timer;               /* expiry */
+    struct queue_result *next, *prev; /* the queue's results */
+    uint64_t id;                      /* key of the engine's result index */
+    struct queue *q;                  /* owner */
+    uint32_t len;                     /* body bytes */
+    uint32_t attempt;
+    uint8_t outcome, reason, ctype_len;
+    char data[]; /* ctype_len bytes of content type, then len bytes of body */
 };
 
 struct queue_wlist {
@@ -119,6 +132,8 @@ struct queue {
     uint64_t grave_timed;          /* gone jobs still on the wheel, found by the scan */
     uint64_t grave_n;              /* gone jobs not yet freed */
     size_t scan_pos, scan_span;    /* the scan's place in the id index, and its span then */
+    struct queue_result *results;  /* kept results (queue_result.c) */
+    uint64_t nresults;
     struct queue *reap_next;       /* the engine's reap list */
     int reap_listed;               /* on it */
     size_t namelen;                /* name length */
@@ -142,6 +157,7 @@ struct queue_engine {
     struct queue *reap_head;        /* queues with a grave (or deleted ones), oldest first */
     struct queue *reap_tail;
     uint64_t reaping;               /* gone jobs not yet freed, all queues */
+    struct queue_tab results;       /* id -> struct queue_result */
 };
 
 enum { QUEUE_WAITER_IDLE, QUEUE_WAITER_WAITING, QUEUE_WAITER_WAKING };
@@ -236,6 +252,14 @@ uint64_t queue_retire_live(struct queue *q, int reason); /* READY + DELAYED; ret
 uint64_t queue_retire_dead(struct queue *q);             /* every dead letter; returns how many */
 void queue_retire_all(struct queue *q);                  /* delete: q becomes a zombie */
 void queue_reap_timed(struct queue *q, struct queue_job *j); /* a gone job's timer fired */
+
+/* queue_result.c */
+void queue_results_forget(struct queue *q);              /* every result of q (delete) */
+void queue_result_forget_id(struct queue *q, uint64_t id); /* one (requeue) */
+int queue_result_replay(struct queue *q, const struct queue_event *ev);
+void queue_results_snapshot(struct queue *q, queue_event_fn fn, void *ctx);
+/* A dead job's error text (its DEAD result), or NULL. */
+const char *queue_result_error(const struct queue_engine *e, uint64_t id, size_t *len);
 
 /* queue_heap.c: an intrusive pairing heap of READY jobs by (priority, id) */
 struct queue_job *queue_heap_insert(struct queue_job *root, struct queue_job *j);

@@ -41,6 +41,13 @@ static void job_info(const struct queue_job *j, struct queue_job_info *out) {
         j->state == QUEUE_JOB_DELAYED || j->state == QUEUE_JOB_RESERVED ? j->u.timer.expire : 0;
     out->payload = j->payload;
     out->len = j->len;
+    out->reason = 0;
+    out->error = NULL;
+    out->error_len = 0;
+    if (j->state == QUEUE_JOB_DEAD) {
+        out->reason = (int)j->u.dead.reason;
+        out->error = queue_result_error(j->q->e, j->id, &out->error_len);
+    }
 }
 
 static void emit_job(struct queue *q, int type, const struct queue_job *j) {
@@ -137,10 +144,12 @@ static void job_ack(struct queue *q, struct queue_job *j) {
     destroy(q, j);
 }
 
-static void job_kill(struct queue *q, struct queue_job *j) {
+static void job_kill(struct queue *q, struct queue_job *j, int reason) {
     detach(q, j);
-    emit_job(q, QUEUE_EV_DEAD, j);
+    struct queue_event ev = {.type = QUEUE_EV_DEAD, .id = j->id, .reason = reason};
+    queue_emit(q, &ev);
     place_dead(q, j);
+    j->u.dead.reason = (uint32_t)reason;
     q->unfinished--;
     q->total_dead++;
 }
@@ -167,6 +176,7 @@ static void job_drop(struct queue *q, struct queue_job *j, int reason) {
 static void job_requeue(struct queue *q, struct queue_job *j) {
     detach(q, j);
     j->attempts = 0;
+    queue_result_forget_id(q, j->id); /* its DEAD result, if it had one */
     emit_job(q, QUEUE_EV_REQUEUE, j);
     place_ready(q, j);
     q->unfinished++;
@@ -182,7 +192,7 @@ static void job_return(struct queue *q, struct queue_job *j, uint64_t visible_at
     if (q->shutdown == 2) {
         job_drop(q, j, QUEUE_DROP_SHUTDOWN);
     } else if (q->set.max_attempts && j->attempts >= q->set.max_attempts) {
-        job_kill(q, j);
+        job_kill(q, j, release ? QUEUE_DEAD_NACKED : QUEUE_DEAD_LEASE);
     } else {
         detach(q, j);
         if (release) {
@@ -610,7 +620,7 @@ int queue_job_replay(struct queue *q, const struct queue_event *ev) {
     case QUEUE_EV_DEAD:
         if (dead)
             return QUEUE_ERR_STATE;
-        job_kill(q, j);
+        job_kill(q, j, ev->reason);
         return QUEUE_OK;
     case QUEUE_EV_REQUEUE:
         if (!dead)

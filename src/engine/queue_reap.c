@@ -215,6 +215,7 @@ uint64_t queue_retire_dead(struct queue *q) {
 }
 
 void queue_retire_all(struct queue *q) {
+    queue_results_forget(q);
     queue_retire_live(q, QUEUE_DROP_PURGE);
     queue_retire_dead(q);
     q->grave_timed += q->nreserved;

@@ -28,8 +28,9 @@ static uint64_t to_wheel(uint64_t t, const struct qj_clock *clk) {
 int qj_encode(struct buf *out, const struct queue_event *ev, const struct qj_clock *clk) {
     size_t qlen = ev->queue_len > 255 ? 255 : ev->queue_len;
     size_t klen = ev->key ? (ev->key_len > 255 ? 255 : ev->key_len) : 0;
-    size_t plen = ev->type == QUEUE_EV_PUT ? ev->len : 0;
-    size_t n = 1 + qlen + FIXED_SIZE + 1 + klen + 4 + plen;
+    size_t plen = ev->type == QUEUE_EV_PUT || ev->type == QUEUE_EV_RESULT ? ev->len : 0;
+    int ttl = ev->type == QUEUE_EV_CREATE || ev->type == QUEUE_EV_UPDATE;
+    size_t n = 1 + qlen + FIXED_SIZE + 1 + klen + 4 + plen + (ttl ? 8 : 0);
     char small[512];
     char *rec = n <= sizeof small ? small : NULL;
     struct buf tmp = BUF_INIT;
@@ -56,6 +57,8 @@ int qj_encode(struct buf *out, const struct queue_event *ev, const struct qj_clo
     le_put_bytes(&p, ev->key, klen);
     le_put(&p, (uint32_t)plen, 4);
     le_put_bytes(&p, ev->payload, plen);
+    if (ttl)
+        le_put(&p, ev->settings.result_ttl_ms, 8);
     int r = journal_encode(out, (uint8_t)(ev->type + REC_QUEUE_FIRST), rec, n);
     buf_free(&tmp);
     return r;
@@ -85,6 +88,10 @@ int qj_decode(uint8_t type, const char *payload, size_t len, const struct qj_clo
     ev->key = ev->key_len ? le_get_bytes(&r, ev->key_len) : NULL;
     ev->len = (size_t)le_get(&r, 4);
     ev->payload = le_get_bytes(&r, ev->len);
+    /* CREATE and UPDATE end with the result ttl since results came; before, the default. */
+    ev->settings.result_ttl_ms = 300000;
+    if ((ev->type == QUEUE_EV_CREATE || ev->type == QUEUE_EV_UPDATE) && !r.bad && r.p != r.end)
+        ev->settings.result_ttl_ms = le_get(&r, 8);
     if (r.bad || r.p != r.end)
         return -1;
     return 0;

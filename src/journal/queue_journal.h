@@ -11,7 +11,11 @@
  * little-endian: u8 queue name length, name, u64 now, u64 id, i32 priority,
  * u64 visible_at, u8 immediate, u8 reason, settings (u64 maxsize, u64 lease,
  * u32 max_attempts, u32 max_payload, u64 key window), u8 key length, key,
- * u32 payload length, payload.
+ * u32 payload length, payload; CREATE and UPDATE then u64 result ttl (ms;
+ * absent in journals written before results, read as the default 300000).
+ * RESULT (type 0x0B) uses the same layout: immediate = outcome, reason,
+ * priority = attempt, visible_at = expiry, key = content type, payload =
+ * body. An awaitd older than results refuses a journal holding either.
  */
 #ifndef AWAITD_QUEUE_JOURNAL_H
 #define AWAITD_QUEUE_JOURNAL_H

@@ -4,7 +4,8 @@
  * would hand one service's record to another. The asserts below keep
  * that true at compile time.
  *
- *   0x01..0x0A  queue engine events (QUEUE_EV_* + 1)        queue_journal.c
+ *   0x01..0x0B  queue engine events (QUEUE_EV_* + 1)        queue_journal.c
+ *               (0x0B, RESULT: a kept job result, issue 17)
  *   0x20..0x25  timer task events (TASK_EV_* + 0x20)         task_journal.c
  *   0x40        the queue engine's next job id (snapshot)    svc (queues)
  *   0x41        the task engine's next task id (snapshot)    svc (timers)
@@ -18,7 +19,7 @@
 #include "journal/journal.h"
 
 #define REC_QUEUE_FIRST 0x01
-#define REC_QUEUE_LAST (REC_QUEUE_FIRST + QUEUE_EV_SHUTDOWN)
+#define REC_QUEUE_LAST (REC_QUEUE_FIRST + QUEUE_EV_RESULT)
 #define REC_TASK_FIRST 0x20
 #define REC_TASK_LAST (REC_TASK_FIRST + TASK_EV_REMOVE)
 #define REC_QUEUE_NEXT_ID 0x40

@@ -35,7 +35,7 @@
 static const char *const queue_ev[] = {"queue.create", "queue.update", "queue.delete",
                                        "job.put",      "job.ack",      "job.release",
                                        "job.dead",     "job.requeue",  "job.drop",
-                                       "queue.shutdown"};
+                                       "queue.shutdown", "job.result"};
 static const char *const task_ev[] = {"timer.create",   "timer.fire", "timer.cancel",
                                       "timer.complete", "timer.fail", "timer.remove"};
 
@@ -61,6 +61,18 @@ static void print_record(uint8_t type, const char *p, size_t len, uint64_t off) 
             if (qe.key)
                 printf(" key=%.*s", (int)qe.key_len, qe.key);
         }
+        if (qe.type == QUEUE_EV_DEAD)
+            printf(" reason=%s", queue_dead_reason_name(qe.reason));
+        if (qe.type == QUEUE_EV_RESULT) {
+            printf(" outcome=%s result=%zu attempt=%" PRId32,
+                   qe.immediate == QUEUE_OUTCOME_ACKED ? "acked" : "dead", qe.len, qe.priority);
+            if (qe.immediate == QUEUE_OUTCOME_DEAD)
+                printf(" reason=%s", queue_dead_reason_name(qe.reason));
+            if (qe.key)
+                printf(" type=%.*s", (int)qe.key_len, qe.key);
+        }
+        if (qe.type == QUEUE_EV_CREATE || qe.type == QUEUE_EV_UPDATE)
+            printf(" result_ttl=%" PRIu64 "ms", qe.settings.result_ttl_ms);
         printf(" (%zu bytes)\n", len);
     } else if (type >= REC_TASK_FIRST && type <= REC_TASK_LAST) {
         if (tj_decode(type, p, len, 0, &te, &spec) < 0)
