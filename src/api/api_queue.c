@@ -12,6 +12,7 @@
 #include "api/api_queue.h"
 
 #include "api/api_queue_parse.h"
+#include "api/api_result.h"
 #include "api/auth.h"
 #include "core/buf.h"
 #include "core/list.h"
@@ -118,13 +119,14 @@ static int stats_json(struct buf *b, const struct qsvc_queue *q) {
                      ", \"total_put\": %" PRIu64 ", \"total_acked\": %" PRIu64
                      ", \"total_redelivered\": %" PRIu64 ", \"total_dead\": %" PRIu64
                      ", \"shutdown\": %s, \"lease\": %.3f, \"max_attempts\": %u"
-                     ", \"max_payload\": %u, \"key_window\": %.3f}",
+                     ", \"max_payload\": %u, \"key_window\": %.3f",
                      st->size, st->maxsize, st->reserved, st->delayed, st->dead, st->unfinished,
                      st->putters, st->getters, st->joiners, st->total_put, st->total_acked,
                      st->total_redelivered, st->total_dead,
                      st->shutdown == 2 ? "\"immediate\"" : st->shutdown ? "true" : "false",
                      set->lease_ms / 1000.0, set->max_attempts, set->max_payload,
                      set->key_window_ms / 1000.0);
+    r |= buf_appendf(b, ", \"result_ttl\": %.3f}", set->result_ttl_ms / 1000.0);
     return r;
 }
 
@@ -289,7 +291,10 @@ static void render_dead(const struct areq *r) {
     for (unsigned i = 0; i < res->njobs; i++) {
         const struct queue_job_info *j = &res->jobs[i];
         err |= buf_appendf(&b, "%s{\"id\": %" PRIu64 ", \"priority\": %d, \"attempt\": %u, "
-                           "\"len\": %zu}", i ? ", " : "", j->id, j->priority, j->attempt, j->len);
+                           "\"len\": %zu", i ? ", " : "", j->id, j->priority, j->attempt, j->len);
+        err |= buf_appendf(&b, ", \"reason\": \"%s\", \"error\": ", queue_dead_reason_name(j->reason));
+        err |= j->error ? buf_append_json_str(&b, j->error, j->error_len) : buf_appends(&b, "null");
+        err |= buf_appends(&b, "}");
     }
     err |= buf_appends(&b, "]}\n");
     reply_buf(r->c, 200, err, &b);
@@ -835,6 +840,11 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
     }
     if (!p.op)
         return do_queue(c, svc, &p, req, body, body_len);
+    struct api_jobpath jp = {p.name, p.name_len, p.id, p.verb, p.verb_len,
+                             p.op + 4 == req->path + req->path_len};
+    enum handler_result hr; /* results and job listing (issue 17): api_result.c */
+    if (seg_is(p.op, p.op_len, "jobs") && api_result_take(c, svc, &jp, req, body, body_len, &hr))
+        return hr;
     if (seg_is(p.op, p.op_len, "jobs") && p.id == 0 && p.op + 4 == req->path + req->path_len) {
         if (m != HTTP_M_POST)
             return reply_fail(c, 405, "POST a job to put it");

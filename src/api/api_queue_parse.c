@@ -30,6 +30,7 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
         {"max_attempts", QSVC_SET_MAX_ATTEMPTS, 1, 0, QUEUE_MAX_ATTEMPTS_MAX, 0},
         {"max_payload", QSVC_SET_MAX_PAYLOAD, 1, 1, 64.0 * 1024 * 1024, 0},
         {"key_window", QSVC_SET_KEY_WINDOW, 0, 0, 1e9, 1},
+        {"result_ttl", QSVC_SET_RESULT_TTL, 0, 0, 1e9, 0},
     };
     struct queue_settings *s = &set->s;
     const char *key;
@@ -41,7 +42,7 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
             k++;
         if (k == sizeof keys / sizeof keys[0]) {
             snprintf(err, errlen, "unknown setting '%.64s' (maxsize, lease, max_attempts, "
-                     "max_payload, key_window)", key);
+                     "max_payload, key_window, result_ttl)", key);
             bad = err;
             break;
         }
@@ -65,6 +66,7 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
         case QSVC_SET_LEASE: s->lease_ms = (uint64_t)ceil(d * 1000); break;
         case QSVC_SET_MAX_ATTEMPTS: s->max_attempts = (uint32_t)d; break;
         case QSVC_SET_MAX_PAYLOAD: s->max_payload = (uint32_t)d; break;
+        case QSVC_SET_RESULT_TTL: s->result_ttl_ms = (uint64_t)ceil(d * 1000); break;
         default: s->key_window_ms = (uint64_t)ceil(d * 1000); break;
         }
     }

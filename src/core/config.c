@@ -156,6 +156,7 @@ static const struct keydef keys[] = {
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},
     {SEC_QUEUE, "max_payload", V_SIZE, Q(max_payload), 1, 64 * MIB, MIB, NULL},
+    {SEC_QUEUE, "result_ttl", V_DURATION, Q(result_ttl_ms), 0, YEAR, 5 * MINUTE, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

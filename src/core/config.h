@@ -48,6 +48,7 @@ struct config_queue {
     uint64_t lease_ms;     /* lease: default 30s */
     uint64_t max_attempts; /* max_attempts: default 5; then dead letters */
     uint64_t max_payload;  /* max_payload: size, default 1m */
+    uint64_t result_ttl_ms; /* result_ttl: how long job results are kept, default 5m, 0 none */
 };
 
 struct config {

@@ -16,6 +16,7 @@ const char *qsvc_strerror(int status) {
     case QSVC_ERR_UNAVAILABLE: return "the queue store is unavailable";
     case QSVC_ERR_NOSPACE: return "the queue store's disk is full";
     case QSVC_ERR_DRAINING: return "the server is shutting down";
+    case QSVC_ERR_UNSUPPORTED: return "not supported by this queue backend";
     default: return queue_strerror(status);
     }
 }
@@ -163,4 +164,32 @@ int qsvc_dead_list(struct qsvc *svc, struct qsvc_call *call, const char *q, size
 int qsvc_bulk(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, int op,
               uint64_t arg) {
     return svc->ops->bulk(svc, call_start(svc, call), q, qlen, op, arg);
+}
+
+int qsvc_ack_result(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
+                    uint64_t id, uint32_t attempt, const struct qsvc_outcome *o) {
+    if (!svc->ops->ack_result)
+        return QSVC_ERR_UNSUPPORTED;
+    return svc->ops->ack_result(svc, call_start(svc, call), q, qlen, id, attempt, o);
+}
+
+int qsvc_nack_error(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
+                    uint64_t id, uint32_t attempt, uint64_t delay_ms, const struct qsvc_outcome *o) {
+    if (!svc->ops->nack_error)
+        return QSVC_ERR_UNSUPPORTED;
+    return svc->ops->nack_error(svc, call_start(svc, call), q, qlen, id, attempt, delay_ms, o);
+}
+
+int qsvc_result(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, uint64_t id,
+                uint64_t wait_ms) {
+    if (!svc->ops->result)
+        return QSVC_ERR_UNSUPPORTED;
+    return svc->ops->result(svc, call_start(svc, call), q, qlen, id, wait_ms);
+}
+
+int qsvc_jobs(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, int state,
+              const struct queue_cursor *after, struct queue_job_info *jobs, size_t max) {
+    if (!svc->ops->jobs)
+        return QSVC_ERR_UNSUPPORTED;
+    return svc->ops->jobs(svc, call_start(svc, call), q, qlen, state, after, jobs, max);
 }

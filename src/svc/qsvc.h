@@ -68,6 +68,7 @@ enum qsvc_status {
     QSVC_ERR_UNAVAILABLE = -14,  /* the backend cannot take changes now (res.why) */
     QSVC_ERR_NOSPACE = -15,      /* the backend's disk is full (res.why) */
     QSVC_ERR_DRAINING = -16,     /* the daemon is shutting down */
+    QSVC_ERR_UNSUPPORTED = -17,  /* the backend does not have this operation (yet) */
 };
 
 /* A short lowercase text for a status, for error bodies. */
@@ -98,6 +99,10 @@ struct qsvc_result {
     uint64_t limit;              /* FULL: maxsize (batch: room); TOOBIG: max_payload */
     size_t index;                /* put_batch TOOBIG: the job refused */
     char why[160];               /* UNAVAILABLE, NOSPACE: the reason */
+    struct queue_result_info result; /* result: the outcome (outcome 0: see gone);
+                                      * expires in unix ms */
+    int gone;                    /* result: QSVC_GONE_* when the job left without an outcome */
+    struct queue_cursor next;    /* jobs: where the page ended (with more) */
     int unknown;                 /* UNAVAILABLE, NOSPACE after the change was made in memory:
                                   * the journal may still write it (id names the job), so
                                   * its outcome is unknown; a put's Idempotency-Key retry
@@ -171,6 +176,7 @@ enum {
     QSVC_SET_MAX_ATTEMPTS = 4,
     QSVC_SET_MAX_PAYLOAD = 8,
     QSVC_SET_KEY_WINDOW = 16,
+    QSVC_SET_RESULT_TTL = 32,
 };
 struct qsvc_settings {
     struct queue_settings s;
@@ -203,6 +209,41 @@ enum qsvc_bulk {
 };
 int qsvc_bulk(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, int op,
               uint64_t arg);
+
+/* ---- results and job listing (issue 17; docs/QUEUES.md "Results") -------- */
+
+/* What an ack carries (a result) or a nack (an error text, ctype unused). */
+struct qsvc_outcome {
+    const char *ctype; /* content type, may be empty */
+    size_t ctype_len;
+    const void *body;
+    size_t len;
+};
+
+/* Why a waited-for job left without an outcome (res.gone). */
+enum qsvc_gone {
+    QSVC_GONE_PURGED = 1,   /* purged while ready or delayed */
+    QSVC_GONE_SHUTDOWN = 2, /* dropped by an immediate shutdown */
+    QSVC_GONE_DEAD_PURGED = 3,
+    QSVC_GONE_DELETED = 4,  /* its queue was deleted */
+};
+
+/* Ack keeping a result; nack keeping an error text should the job die (res.dead). */
+int qsvc_ack_result(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
+                    uint64_t id, uint32_t attempt, const struct qsvc_outcome *o);
+int qsvc_nack_error(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
+                    uint64_t id, uint32_t attempt, uint64_t delay_ms, const struct qsvc_outcome *o);
+
+/* A job's outcome: OK with res.result (acked, or dead with its reason) or
+ * res.gone; a live job waits up to wait_ms (then TIMEOUT); NOTFOUND when
+ * neither the job nor a kept result exists. The client leaving cancels it. */
+int qsvc_result(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, uint64_t id,
+                uint64_t wait_ms);
+
+/* A page of q's jobs in state (enum queue_job_state) after *after (NULL:
+ * from the first): res.jobs, res.njobs, res.more, res.next. jobs has max entries. */
+int qsvc_jobs(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, int state,
+              const struct queue_cursor *after, struct queue_job_info *jobs, size_t max);
 
 /* The caller gives up a pending call (its client left): done() will not
  * run, and whatever the call held (reserved jobs, a wait) is let go. */
@@ -239,6 +280,14 @@ struct qsvc_ops {
     void (*cancel)(struct qsvc *, struct qsvc_call *);
     /* Free call->pend once done() has run. */
     void (*release)(struct qsvc *, void *pend);
+    /* Results and job listing; NULL: QSVC_ERR_UNSUPPORTED. */
+    int (*ack_result)(struct qsvc *, struct qsvc_call *, const char *, size_t, uint64_t, uint32_t,
+                      const struct qsvc_outcome *);
+    int (*nack_error)(struct qsvc *, struct qsvc_call *, const char *, size_t, uint64_t, uint32_t,
+                      uint64_t, const struct qsvc_outcome *);
+    int (*result)(struct qsvc *, struct qsvc_call *, const char *, size_t, uint64_t, uint64_t);
+    int (*jobs)(struct qsvc *, struct qsvc_call *, const char *, size_t, int,
+                const struct queue_cursor *, struct queue_job_info *, size_t);
 };
 
 /* The handle every backend's state begins with. */

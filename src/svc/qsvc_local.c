@@ -37,20 +37,6 @@ _Static_assert((int)QSVC_ERR_NOMEM == (int)QUEUE_ERR_NOMEM &&
                    (int)QSVC_ERR_DELETED == (int)QUEUE_ERR_DELETED,
                "qsvc statuses mirror the engine's");
 
-/* A call in a blocking wait (reserve, put or join with wait=). */
-struct qwait {
-    struct qsvc_local *svc;
-    struct qsvc_call *call;       /* kept */
-    struct list node;             /* svc->waiting while the engine holds w */
-    struct queue_waiter w;
-    struct timer t;               /* the wait= deadline */
-    char *copy;                   /* a woken getter's payloads */
-    int held;                     /* a woken getter's jobs are leased to it, not yet delivered */
-    size_t qlen;
-    char qname[QUEUE_NAME_MAX + 1];
-    struct queue_job_info jobs[]; /* GET: count entries; PUT: the payload and key copies */
-};
-
 static struct qsvc_local *local_of(struct qsvc *base) {
     return (struct qsvc_local *)base;
 }
@@ -460,6 +446,8 @@ static int local_declare(struct qsvc *base, struct qsvc_call *call, const char *
         s.max_payload = set->s.max_payload;
     if (set->mask & QSVC_SET_KEY_WINDOW)
         s.key_window_ms = set->s.key_window_ms;
+    if (set->mask & QSVC_SET_RESULT_TTL)
+        s.result_ttl_ms = set->s.result_ttl_ms;
     st = local_writable(svc, call);
     if (st != QSVC_OK)
         return st;
@@ -591,4 +579,35 @@ const struct qsvc_ops qsvc_local_ops = {
     .bulk = local_bulk,
     .cancel = local_cancel,
     .release = local_release,
+    .ack_result = qsvc_local_ack_result,
+    .nack_error = qsvc_local_nack_error,
+    .result = qsvc_local_result,
+    .jobs = qsvc_local_jobs,
 };
+
+/* ---- for qsvc_local_result.c --------------------------------------------------------- */
+
+int qsvc_local_open(struct qsvc_local *svc, struct qsvc_call *call, const char *name, size_t len,
+                    int change, struct queue **q) {
+    return local_open(svc, call, name, len, change, q);
+}
+
+int qsvc_local_settle(struct qsvc_local *svc, struct qsvc_call *call, int outcome) {
+    return local_settle(svc, call, outcome);
+}
+
+void qsvc_local_settle_kept(struct qsvc_local *svc, struct qsvc_call *kept, int outcome) {
+    local_settle_kept(svc, kept, outcome);
+}
+
+uint64_t qsvc_local_clamp_wait(struct qsvc_local *svc, uint64_t ms) {
+    return local_clamp_wait(svc, ms);
+}
+
+void qsvc_local_jobs_to_wall(struct qsvc_local *svc, struct queue_job_info *jobs, unsigned n) {
+    jobs_to_wall(svc, jobs, n);
+}
+
+void qsvc_local_wait_timeout(struct timer *t) {
+    on_wait_timeout(t);
+}

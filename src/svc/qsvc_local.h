@@ -8,6 +8,7 @@
 #define AWAITD_QSVC_LOCAL_H
 
 #include "core/list.h"
+#include "core/timer.h"
 #include "journal/queue_journal.h"
 #include "svc/qsvc.h"
 
@@ -30,9 +31,51 @@ struct qsvc_local {
     struct qsvc_queue *listed; /* qsvc_list's answer, kept until the next one */
     size_t listed_cap;
     int nacking;               /* inside queue_nack: a DEAD event's reason is the nack */
+    struct list *rbuckets;     /* result waits by job id (struct qwait by node), or NULL */
 };
 
 extern const struct qsvc_ops qsvc_local_ops;
+
+/* A call in a blocking wait (reserve, put or join with wait=), or waiting
+ * for a job's result (qsvc_local_result.c: w idle, node in a result bucket). */
+struct qwait {
+    struct qsvc_local *svc;
+    struct qsvc_call *call;       /* kept */
+    struct list node;             /* svc->waiting while the engine holds w */
+    struct queue_waiter w;
+    struct timer t;               /* the wait= deadline */
+    char *copy;                   /* a woken getter's payloads; a result's bytes */
+    int held;                     /* a woken getter's jobs are leased to it, not yet delivered */
+    uint64_t rid;                 /* result waits: the job */
+    size_t qlen;
+    char qname[QUEUE_NAME_MAX + 1];
+    struct queue_job_info jobs[]; /* GET: count entries; PUT: the payload and key copies */
+};
+
+/* qsvc_local.c, shared with qsvc_local_result.c */
+int qsvc_local_open(struct qsvc_local *svc, struct qsvc_call *call, const char *name, size_t len,
+                    int change, struct queue **q);
+int qsvc_local_settle(struct qsvc_local *svc, struct qsvc_call *call, int outcome);
+void qsvc_local_settle_kept(struct qsvc_local *svc, struct qsvc_call *kept, int outcome);
+uint64_t qsvc_local_clamp_wait(struct qsvc_local *svc, uint64_t ms);
+void qsvc_local_jobs_to_wall(struct qsvc_local *svc, struct queue_job_info *jobs, unsigned n);
+void qsvc_local_wait_timeout(struct timer *t);
+
+/* qsvc_local_result.c: results, their waits, job listing */
+int qsvc_local_ack_result(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                          uint64_t id, uint32_t attempt, const struct qsvc_outcome *o);
+int qsvc_local_nack_error(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                          uint64_t id, uint32_t attempt, uint64_t delay_ms,
+                          const struct qsvc_outcome *o);
+int qsvc_local_result(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                      uint64_t id, uint64_t wait_ms);
+int qsvc_local_jobs(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                    int state, const struct queue_cursor *after, struct queue_job_info *jobs,
+                    size_t max);
+/* An engine event that may answer result waits (ACK, DEAD, DROP, DELETE). */
+void qsvc_local_result_event(struct qsvc_local *svc, const struct queue_event *ev);
+/* Answer every result wait with status (drain); free the buckets (close: status 0). */
+void qsvc_local_results_end(struct qsvc_local *svc, int status);
 
 /* Wheel time (ms) <-> unix ms, refreshed once per operation. */
 void qsvc_local_clock(struct qsvc_local *svc);

@@ -36,13 +36,15 @@ static void on_engine_event(void *ctx, const struct queue_event *ev) {
     if (ev->type == QUEUE_EV_DEAD) /* an operator hears of every dead letter, and why */
         log_info("queue %.*s: job %" PRIu64 " moved to the dead letters (%s)", (int)ev->queue_len,
                  ev->queue, ev->id,
-                 svc->nacking ? "nacked on its last attempt"
-                              : "its last lease ran out: max_attempts deliveries, no ack");
+                 ev->reason == QUEUE_DEAD_NACKED
+                     ? "nacked on its last attempt"
+                     : "its last lease ran out: max_attempts deliveries, no ack");
     if (qj_encode(store_batch(svc->st), ev, &svc->clk) < 0) {
         log_error("journal: out of memory encoding a record; it is lost");
         return;
     }
     store_added(svc->st);
+    qsvc_local_result_event(svc, ev); /* answers result waits once this record is durable */
 }
 
 struct snap_ctx {
@@ -138,6 +140,7 @@ static void declare_queues(struct qsvc_local *svc, const struct config *cfg) {
         s.max_attempts = (uint32_t)cq->max_attempts;
         s.max_payload = (uint32_t)cq->max_payload;
         s.key_window_ms = cfg->queue_key_window_ms;
+        s.result_ttl_ms = cq->result_ttl_ms;
         struct queue *q = queue_find(svc->eng, cq->name, strlen(cq->name));
         int st = q ? queue_update(q, &s) : queue_create(svc->eng, cq->name, strlen(cq->name), &s, NULL);
         if (st != QUEUE_OK)
@@ -194,6 +197,7 @@ static int local_start(void *ctx) {
 static void local_drain(void *ctx) {
     struct qsvc_local *svc = ctx;
     qsvc_local_waits_end(svc, QSVC_ERR_DRAINING);
+    qsvc_local_results_end(svc, QSVC_ERR_DRAINING);
     /* Finish the reaper's work now, so its records reach the journal
      * before it closes and pending purges get their answer. */
     queue_engine_reap(svc->eng, SIZE_MAX);
@@ -215,6 +219,7 @@ static void local_close(void *ctx) {
     if (svc->reap_ev)
         event_free(svc->reap_ev);
     queue_engine_free(svc->eng);
+    qsvc_local_results_end(svc, 0);
     qsvc_fini(&svc->base);
     free(svc->listed);
     free(svc);

@@ -762,7 +762,8 @@ class QueueApiTest(QueueCase):
                          (1, 1, 0, 0), st)
         r = self.h("GET", "/queues/%s/dead" % q)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json()["dead"], [{"id": jid, "priority": 3, "attempt": 2, "len": 6}])
+        self.assertEqual(r.json()["dead"], [{"id": jid, "priority": 3, "attempt": 2, "len": 6,
+                                             "reason": "nacked", "error": None}])
         g = self.h("GET", "/queues/%s/jobs/%d" % (q, jid))
         self.assertEqual(g.status, 200, g)
         self.assertEqual(g.body, b"poison")

@@ -1,0 +1,269 @@
+/*
+ * qsvc_local_result: the local backend's job results (issue 17): ack with
+ * a result, nack with an error text, GET .../result with its long poll,
+ * and the listing of a queue's jobs by state.
+ *
+ * A result wait is a struct qwait whose engine waiter stays idle: it is
+ * linked by node in a bucket of svc->rbuckets (by job id), and answered
+ * from the engine's events as they are journaled (on_engine_event calls
+ * qsvc_local_result_event): ACK (the kept result, or an empty one), DEAD
+ * (the reason, and the nack's text if kept), DROP and DELETE (gone). The
+ * answer is copied into the wait (the engine moves on) and delivered once
+ * the event's record is as durable as [journal] fsync promises, from the
+ * loop, like every kept call. Its wait= deadline and a client leaving
+ * use the same paths as the other waits (qsvc_local.c).
+ */
+#include "svc/qsvc_local.h"
+
+#include "net/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RBUCKETS 1024 /* result waits are few (one per awaiting client): a fixed table */
+
+static struct qsvc_local *local_of(struct qsvc *base) {
+    return (struct qsvc_local *)base;
+}
+
+static struct list *bucket(struct qsvc_local *svc, uint64_t id) {
+    return &svc->rbuckets[(id * UINT64_C(0x9E3779B97F4A7C15)) >> 54];
+}
+
+_Static_assert(RBUCKETS == 1 << 10, "bucket() takes the top 10 bits");
+
+/* ---- ack and nack -------------------------------------------------------------------- */
+
+int qsvc_local_ack_result(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                          uint64_t id, uint32_t attempt, const struct qsvc_outcome *o) {
+    struct qsvc_local *svc = local_of(base);
+    struct queue *q;
+    int st = qsvc_local_open(svc, call, name, len, 1, &q);
+    call->res.id = id;
+    if (st != QSVC_OK)
+        return st;
+    st = queue_ack_result(q, id, attempt, o->ctype, o->ctype_len, o->body, o->len);
+    if (st == QUEUE_ERR_TOOBIG)
+        call->res.limit = queue_settings_of(q)->max_payload;
+    return st == QUEUE_OK ? qsvc_local_settle(svc, call, QSVC_OK) : st;
+}
+
+int qsvc_local_nack_error(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                          uint64_t id, uint32_t attempt, uint64_t delay_ms,
+                          const struct qsvc_outcome *o) {
+    struct qsvc_local *svc = local_of(base);
+    struct queue *q;
+    int st = qsvc_local_open(svc, call, name, len, 1, &q);
+    call->res.id = id;
+    if (st != QSVC_OK)
+        return st;
+    svc->nacking = 1;
+    st = queue_nack_error(q, id, attempt, delay_ms, o->body, o->len, &call->res.dead);
+    svc->nacking = 0;
+    return st == QUEUE_OK ? qsvc_local_settle(svc, call, QSVC_OK) : st;
+}
+
+/* ---- the outcome ---------------------------------------------------------------------- */
+
+/* A dead job's outcome from its dead letter (reason, and the nack's text if kept). */
+static void dead_outcome(const struct queue_job_info *j, struct queue_result_info *out) {
+    memset(out, 0, sizeof *out);
+    out->id = j->id;
+    out->outcome = QUEUE_OUTCOME_DEAD;
+    out->reason = j->reason;
+    out->attempt = j->attempt;
+    out->body = j->error;
+    out->len = j->error ? j->error_len : 0;
+}
+
+/* Copy an outcome into the wait and deliver it once durable. */
+static void wait_answer(struct qwait *qw, const struct queue_result_info *ri, int gone) {
+    struct qsvc_local *svc = qw->svc;
+    struct qsvc_call *call = qw->call;
+    list_unlink(&qw->node);
+    timer_cancel(&svc->srv->wheel, &qw->t);
+    memset(&call->res.result, 0, sizeof call->res.result);
+    call->res.gone = gone;
+    if (ri) {
+        call->res.result = *ri;
+        if (ri->expires)
+            call->res.result.expires = qsvc_local_wall(svc, ri->expires);
+        qw->copy = malloc(ri->ctype_len + ri->len + 1);
+        if (!qw->copy) {
+            qsvc_complete(call, QSVC_ERR_NOMEM);
+            return;
+        }
+        if (ri->ctype_len)
+            memcpy(qw->copy, ri->ctype, ri->ctype_len);
+        if (ri->len)
+            memcpy(qw->copy + ri->ctype_len, ri->body, ri->len);
+        call->res.result.ctype = qw->copy;
+        call->res.result.body = qw->copy + ri->ctype_len;
+    }
+    qsvc_local_settle_kept(svc, call, QSVC_OK);
+}
+
+/* ev answers qw (same queue, and the job or the whole queue). */
+static void wait_event(struct qsvc_local *svc, struct qwait *qw, const struct queue_event *ev) {
+    struct queue *q = queue_find(svc->eng, ev->queue, ev->queue_len);
+    struct queue_result_info ri;
+    struct queue_job_info j;
+    switch (ev->type) {
+    case QUEUE_EV_ACK:
+        /* A result is emitted before its ACK: it is in the engine now, or there is none. */
+        if (!q || queue_result_get(q, qw->rid, &ri) != QUEUE_OK ||
+            ri.outcome != QUEUE_OUTCOME_ACKED) {
+            memset(&ri, 0, sizeof ri);
+            ri.id = qw->rid;
+            ri.outcome = QUEUE_OUTCOME_ACKED;
+        }
+        wait_answer(qw, &ri, 0);
+        return;
+    case QUEUE_EV_DEAD:
+        if (q && queue_result_get(q, qw->rid, &ri) == QUEUE_OK &&
+            ri.outcome == QUEUE_OUTCOME_DEAD) {
+            wait_answer(qw, &ri, 0);
+            return;
+        }
+        memset(&j, 0, sizeof j);
+        j.id = qw->rid;
+        if (q)
+            queue_peek(q, qw->rid, &j); /* still in place: its attempt count */
+        j.reason = ev->reason;
+        j.error = NULL;
+        dead_outcome(&j, &ri);
+        wait_answer(qw, &ri, 0);
+        return;
+    case QUEUE_EV_DROP:
+        wait_answer(qw, NULL,
+                    ev->reason == QUEUE_DROP_SHUTDOWN    ? QSVC_GONE_SHUTDOWN
+                    : ev->reason == QUEUE_DROP_DEADPURGE ? QSVC_GONE_DEAD_PURGED
+                                                         : QSVC_GONE_PURGED);
+        return;
+    case QUEUE_EV_DELETE: wait_answer(qw, NULL, QSVC_GONE_DELETED); return;
+    }
+}
+
+static int same_queue(const struct qwait *qw, const struct queue_event *ev) {
+    return qw->qlen == ev->queue_len && memcmp(qw->qname, ev->queue, qw->qlen) == 0;
+}
+
+void qsvc_local_result_event(struct qsvc_local *svc, const struct queue_event *ev) {
+    if (!svc->rbuckets)
+        return;
+    struct list *n, *tmp;
+    switch (ev->type) {
+    case QUEUE_EV_ACK:
+    case QUEUE_EV_DEAD:
+    case QUEUE_EV_DROP: {
+        struct list *b = bucket(svc, ev->id);
+        list_for_each_safe(n, tmp, b) {
+            struct qwait *qw = container_of(n, struct qwait, node);
+            if (qw->rid == ev->id && same_queue(qw, ev))
+                wait_event(svc, qw, ev);
+        }
+        return;
+    }
+    case QUEUE_EV_DELETE:
+        for (size_t i = 0; i < RBUCKETS; i++)
+            list_for_each_safe(n, tmp, &svc->rbuckets[i]) {
+                struct qwait *qw = container_of(n, struct qwait, node);
+                if (same_queue(qw, ev))
+                    wait_event(svc, qw, ev);
+            }
+        return;
+    }
+}
+
+void qsvc_local_results_end(struct qsvc_local *svc, int status) {
+    if (!svc->rbuckets)
+        return;
+    for (size_t i = 0; status && i < RBUCKETS; i++) {
+        struct list *n;
+        while ((n = list_first(&svc->rbuckets[i]))) {
+            struct qwait *qw = container_of(n, struct qwait, node);
+            list_unlink(n);
+            timer_cancel(&svc->srv->wheel, &qw->t);
+            qsvc_complete(qw->call, status);
+        }
+    }
+    if (!status) {
+        free(svc->rbuckets);
+        svc->rbuckets = NULL;
+    }
+}
+
+/* Wait for job id of q: the call is kept and answered from the events. */
+static int result_wait(struct qsvc_local *svc, struct qsvc_call *call, struct queue *q,
+                       uint64_t id, uint64_t wait_ms) {
+    if (!svc->rbuckets) {
+        svc->rbuckets = malloc(RBUCKETS * sizeof *svc->rbuckets);
+        if (!svc->rbuckets)
+            return QSVC_ERR_NOMEM;
+        for (size_t i = 0; i < RBUCKETS; i++)
+            list_init(&svc->rbuckets[i]);
+    }
+    struct qwait *qw = calloc(1, sizeof *qw);
+    if (!qw)
+        return QSVC_ERR_NOMEM;
+    struct qsvc_call *kept = qsvc_keep(call);
+    if (!kept) {
+        free(qw);
+        return QSVC_ERR_NOMEM;
+    }
+    qw->svc = svc;
+    qw->call = kept;
+    qw->rid = id;
+    kept->pend = qw;
+    const char *name = queue_name(q, &qw->qlen);
+    memcpy(qw->qname, name, qw->qlen);
+    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
+    timer_init(&qw->t, qsvc_local_wait_timeout);
+    list_push(bucket(svc, id), &qw->node);
+    server_timer_in(svc->srv, &qw->t, wait_ms);
+    return QSVC_PENDING;
+}
+
+int qsvc_local_result(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                      uint64_t id, uint64_t wait_ms) {
+    struct qsvc_local *svc = local_of(base);
+    struct queue *q;
+    int st = qsvc_local_open(svc, call, name, len, 0, &q);
+    call->res.id = id;
+    call->res.gone = 0;
+    memset(&call->res.result, 0, sizeof call->res.result);
+    if (st != QSVC_OK)
+        return st;
+    struct queue_job_info j;
+    if (queue_peek(q, id, &j) == QUEUE_OK) {
+        if (j.state == QUEUE_JOB_DEAD) {
+            dead_outcome(&j, &call->res.result);
+            return QSVC_OK;
+        }
+        if ((wait_ms = qsvc_local_clamp_wait(svc, wait_ms)) == 0)
+            return QSVC_ERR_TIMEOUT;
+        return result_wait(svc, call, q, id, wait_ms);
+    }
+    if (queue_result_get(q, id, &call->res.result) != QUEUE_OK)
+        return QSVC_ERR_NOTFOUND;
+    call->res.result.expires = qsvc_local_wall(svc, call->res.result.expires);
+    return QSVC_OK;
+}
+
+/* ---- listing -------------------------------------------------------------------------- */
+
+int qsvc_local_jobs(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
+                    int state, const struct queue_cursor *after, struct queue_job_info *jobs,
+                    size_t max) {
+    struct qsvc_local *svc = local_of(base);
+    struct queue *q;
+    int st = qsvc_local_open(svc, call, name, len, 0, &q);
+    if (st != QSVC_OK)
+        return st;
+    size_t n = 0;
+    st = queue_jobs_list(q, state, after, jobs, max, &n, &call->res.more, &call->res.next);
+    qsvc_local_jobs_to_wall(svc, jobs, (unsigned)n);
+    call->res.jobs = jobs;
+    call->res.njobs = (unsigned)n;
+    return st;
+}
