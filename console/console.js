@@ -325,24 +325,16 @@
     };
   }
 
-  const payloadCache = new Map(); /* "q\0id" -> {text} of jobs already peeked */
-  async function peekText(q, id) {
-    const key = q + '\u0000' + id;
-    if (payloadCache.has(key)) return payloadCache.get(key);
-    const r = await api('GET', qpath(q, '/jobs/' + id));
-    const buf = new Uint8Array(await r.arrayBuffer());
-    const v = r.ok ? { text: new TextDecoder('utf-8', { fatal: false }).decode(buf.slice(0, 2000)) +
-      (buf.length > 2000 ? ' …' : ''), state: r.headers.get('Job-State'),
-      attempt: r.headers.get('Job-Attempt'), priority: r.headers.get('Job-Priority') } : null;
-    if (v) payloadCache.set(key, v);
-    if (payloadCache.size > 2000) payloadCache.delete(payloadCache.keys().next().value);
-    return v;
-  }
+  const JOBS_SHOWN = 50; /* jobs listed per state on a queue's page */
+  const REASONS = { nacked: 'nacked on its last attempt', lease_expired: 'last lease ran out',
+    unknown: 'not recorded' };
 
   function queuePage(q) {
     const stats = el('div', { class: 'cards' });
     const charts = el('div', { class: 'cards' });
     const deadBody = el('tbody');
+    const jobBodies = { ready: el('tbody'), reserved: el('tbody'), delayed: el('tbody') };
+    const jobsNote = el('p', { class: 'note' });
     const peekOut = el('div', {});
     const title = el('h1', {}, 'Queue ', el('code', { id: 'qname', text: q }));
     const confirmAct = (what, msg, fn) => () => { if (window.confirm(msg)) act(what, fn); };
@@ -401,13 +393,19 @@
     });
     const th = (t, num) => el('th', { class: num ? 'num' : null, text: t });
     main.replaceChildren(title, stats, charts, actions,
+      el('h2', { text: 'Ready (next to be delivered first)' }),
+      el('table', { id: 'ready' }, el('thead', {}, el('tr', {}, th('Id', 1), th('Priority', 1),
+        th('Attempts', 1), th('Bytes', 1), th('Payload'))), jobBodies.ready),
+      el('h2', { text: 'Reserved' }),
+      el('table', { id: 'reserved' }, el('thead', {}, el('tr', {}, th('Id', 1), th('Attempt', 1),
+        th('Lease deadline'), th('Bytes', 1), th('Payload'))), jobBodies.reserved),
+      el('h2', { text: 'Delayed' }),
+      el('table', { id: 'delayed' }, el('thead', {}, el('tr', {}, th('Id', 1), th('Priority', 1),
+        th('Due'), th('Bytes', 1), th('Payload'))), jobBodies.delayed),
       el('h2', { text: 'Dead letters' }),
       el('table', { id: 'dead' }, el('thead', {}, el('tr', {}, th('Id', 1), th('Priority', 1),
-        th('Attempts', 1), th('Bytes', 1), th('Payload'), th(''))), deadBody),
-      el('p', { class: 'note', text: 'The API lists dead letters by id with priority, attempts and ' +
-        'size; it keeps no reason or time of death. Ready, reserved and delayed jobs cannot be ' +
-        'listed (no endpoint): peek one by id below; a reserved job\'s lease deadline is only in ' +
-        'its reserve answer, a delayed job\'s due time nowhere.' }),
+        th('Attempts', 1), th('Reason'), th('Error'), th('Bytes', 1), th('Payload'), th(''))), deadBody),
+      jobsNote,
       el('h2', { text: 'Peek a job' }), peekForm, peekOut,
       el('h2', { text: 'Put a job' }), putForm);
     const K = [['size', 'Ready'], ['reserved', 'Reserved'], ['delayed', 'Delayed'], ['dead', 'Dead'],
@@ -415,7 +413,7 @@
       ['joiners', 'Joiners'], ['maxsize', 'maxsize'], ['lease', 'Lease (s)'],
       ['max_attempts', 'max_attempts'], ['max_payload', 'max_payload'], ['total_put', 'Put (total)'],
       ['total_acked', 'Acked (total)'], ['total_redelivered', 'Redelivered (total)'],
-      ['total_dead', 'Dead (total)'], ['shutdown', 'Shut down']];
+      ['total_dead', 'Dead (total)'], ['shutdown', 'Shut down'], ['result_ttl', 'Result ttl (s)']];
     stats.append(...K.map(([k, label]) => card(label, k)));
     return {
       async refresh() {
@@ -446,14 +444,56 @@
             sparkline(qrates.hist.get(q + '\u0000put') || [], true)),
           el('div', { class: 'card' }, el('div', { class: 'label', text: 'Ack/s' }),
             sparkline(qrates.hist.get(q + '\u0000ack') || [], true)));
-        const dead = (await apiJson('GET', qpath(q, '/dead?limit=100'))).data.dead;
-        const peeks = await Promise.all(dead.map((j) => peekText(q, j.id).catch(() => null)));
-        const rows = dead.map((j, i) => {
-          const p = peeks[i];
+        /* Every job list from GET /queues/{q}/jobs?state=... (docs/QUEUES.md "Seeing jobs"). */
+        const page = async (state) => {
+          try {
+            return (await apiJson('GET', qpath(q, '/jobs?state=' + state + '&limit=' + JOBS_SHOWN +
+              '&preview=200'))).data;
+          } catch (e) {
+            if (e.status === 501) return null; /* a backend without job listing (Redis) */
+            throw e;
+          }
+        };
+        const pages = await Promise.all(['ready', 'reserved', 'delayed', 'dead'].map(page));
+        if (pages.some((pg) => pg === null)) {
+          jobsNote.textContent = 'This queue backend does not list jobs (501): dead letters come ' +
+            'from GET /queues/{q}/dead, without payloads.';
+          const d = (await apiJson('GET', qpath(q, '/dead?limit=' + JOBS_SHOWN))).data.dead;
+          pages[3] = { jobs: d.map((j) => Object.assign({ payload: '', truncated: true }, j)), more: false };
+          for (const k of [0, 1, 2]) pages[k] = pages[k] || { jobs: [], more: false };
+        } else {
+          jobsNote.textContent = 'Up to ' + JOBS_SHOWN + ' jobs of each state, payloads cut at 200 ' +
+            'bytes (peek a job by id for all of it).';
+        }
+        const payloadCell = (j) => el('td', { class: 'payload', text: j.payload + (j.truncated ? ' …' : '') });
+        const when = (t) => relTime(new Date(t * 1000).toISOString());
+        const fill = (body, pg, row, cols, empty) => {
+          const rows = pg.jobs.map(row);
+          if (pg.more) rows.push(el('tr', {}, el('td', { colspan: cols, class: 'muted', text: 'and more…' })));
+          if (!pg.jobs.length) rows.push(el('tr', {}, el('td', { colspan: cols, class: 'muted', text: empty })));
+          body.replaceChildren(...rows);
+        };
+        fill(jobBodies.ready, pages[0], (j) => el('tr', { 'data-job': j.id },
+          el('td', { class: 'num', text: j.id }), el('td', { class: 'num', text: j.priority }),
+          el('td', { class: 'num', text: j.attempt }), el('td', { class: 'num', text: j.len }),
+          payloadCell(j)), 5, 'No ready jobs.');
+        fill(jobBodies.reserved, pages[1], (j) => el('tr', { 'data-job': j.id },
+          el('td', { class: 'num', text: j.id }), el('td', { class: 'num', text: j.attempt }),
+          el('td', { class: 'deadline', text: when(j.lease_deadline) }),
+          el('td', { class: 'num', text: j.len }), payloadCell(j)), 5, 'No reserved jobs.');
+        fill(jobBodies.delayed, pages[2], (j) => el('tr', { 'data-job': j.id },
+          el('td', { class: 'num', text: j.id }), el('td', { class: 'num', text: j.priority }),
+          el('td', { class: 'due', text: when(j.due) }),
+          el('td', { class: 'num', text: j.len }), payloadCell(j)), 5, 'No delayed jobs.');
+        const dead = pages[3].jobs;
+        const rows = dead.map((j) => {
           return el('tr', { 'data-job': j.id },
             el('td', { class: 'num', text: j.id }), el('td', { class: 'num', text: j.priority }),
-            el('td', { class: 'num', text: j.attempt }), el('td', { class: 'num', text: j.len }),
-            el('td', { class: 'payload', text: p ? p.text : '(not readable)' }),
+            el('td', { class: 'num', text: j.attempt }),
+            el('td', { class: 'reason', text: REASONS[j.reason] || j.reason || '–' }),
+            el('td', { class: 'dead-error', text: j.error === null || j.error === undefined ? '–' : j.error }),
+            el('td', { class: 'num', text: j.len }),
+            payloadCell(j),
             el('td', {},
               el('button', { type: 'button', class: 'requeue', text: 'Requeue',
                 onclick: () => act('requeue ' + j.id, () => apiJson('POST', qpath(q, '/dead/requeue?id=' + j.id))) }), ' ',
@@ -461,7 +501,8 @@
                 onclick: () => act('delete ' + j.id, () => apiJson('POST', qpath(q, '/dead/purge?id=' + j.id))) })));
         });
         deadBody.replaceChildren(...rows);
-        if (!rows.length) deadBody.append(el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No dead letters.' })));
+        if (pages[3].more) deadBody.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'and more…' })));
+        if (!rows.length) deadBody.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No dead letters.' })));
       },
     };
   }

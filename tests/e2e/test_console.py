@@ -426,6 +426,37 @@ class ConsoleBrowser(BrowserCase):
         self.no_script_ran()
         self.shot("hostile-name")
 
+    def test_queue_page_lists_jobs_by_state_with_reasons(self):
+        # Ready, reserved (lease deadline, attempt), delayed (due) and dead (reason, the
+        # nack's text), all from GET /queues/{q}/jobs; payloads and errors as text.
+        self.api("PUT", "/queues/jobs", {"max_attempts": 1})
+        dead = self.api("POST", "/queues/jobs/jobs", "doomed").json()["id"]
+        r = self.api("POST", "/queues/jobs/reserve")
+        self.assertEqual(int(r.header("Job-Id")), dead)
+        self.assertEqual(self.api("POST", "/queues/jobs/jobs/%d/nack" % dead, HOSTILE).json(),
+                         {"dead": dead})
+        held = self.api("POST", "/queues/jobs/jobs", "in progress").json()["id"]
+        self.assertEqual(int(self.api("POST", "/queues/jobs/reserve?lease=600").header("Job-Id")),
+                         held)
+        later = self.api("POST", "/queues/jobs/jobs?delay=3600", "tomorrow-ish").json()["id"]
+        first = self.api("POST", "/queues/jobs/jobs?priority=-1", HOSTILE).json()["id"]
+        second = self.api("POST", "/queues/jobs/jobs", "plain").json()["id"]
+        self.open("/queue/jobs")
+        self.wait(lambda: len(self.css("#ready tr[data-job]")) == 2, "two ready jobs")
+        self.assertEqual([int(e.get_attribute("data-job")) for e in self.css("#ready tr[data-job]")],
+                         [first, second])  # delivery order: priority first
+        self.assertEqual(self.text('#ready tr[data-job="%d"] td.payload' % first), HOSTILE)
+        self.wait(lambda: self.css('#reserved tr[data-job="%d"]' % held), "the reserved job")
+        self.assertRegex(self.text('#reserved tr[data-job="%d"] td.deadline' % held), r"in (9|10)m")
+        self.assertRegex(self.text('#delayed tr[data-job="%d"] td.due' % later), r"in (59m|1h)")
+        row = '#dead tr[data-job="%d"]' % dead
+        self.wait(lambda: self.css(row), "the dead letter")
+        self.assertEqual(self.text(row + " td.reason"), "nacked on its last attempt")
+        self.assertEqual(self.text(row + " td.dead-error"), HOSTILE)
+        self.assertEqual(self.text(row + " td.payload"), "doomed")
+        self.no_script_ran()
+        self.shot("queue-jobs")
+
     def test_endpoints_page(self):
         self.open("/endpoints")
         self.wait(lambda: len(self.css("#endpoints tbody tr")) >= 10, "the endpoint list")
