@@ -461,8 +461,8 @@ int api_result_take(struct conn *c, struct qsvc *svc, const struct api_jobpath *
     }
     if (m != HTTP_M_POST)
         return 0;
-    if (verb_is(p, "ack") &&
-        (body_len || http_find_header(req->headers, req->nheaders, "content-type"))) {
+    /* Only a body makes a result: HTTP clients add a Content-Type to empty POSTs (aiohttp). */
+    if (verb_is(p, "ack") && body_len) {
         *hr = do_finish(c, svc, p, req, body, body_len, 1);
         return 1;
     }

@@ -1,7 +1,7 @@
 /*
  * api_result: the /queues routes of job results and job listing (issue 17,
  * docs/QUEUES.md "Results" and "Seeing jobs"):
- *   POST /queues/{q}/jobs/{id}/ack    with a body (or a Content-Type): ack keeping a result
+ *   POST /queues/{q}/jobs/{id}/ack    with a body: ack keeping a result
  *   POST /queues/{q}/jobs/{id}/nack   with a body or Job-Error: nack with an error text
  *   GET  /queues/{q}/jobs/{id}/result?wait=S   the job's outcome, long-polled
  *   GET  /queues/{q}/jobs?state=ready|reserved|delayed|dead&limit=N&after=C
