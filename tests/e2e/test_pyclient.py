@@ -71,6 +71,87 @@ class QueueTest(ClientCase, JournalDaemonTestCase):
         self.assertEqual((mid["reserved"], mid["maxsize"]), (3, 10), mid)
         self.assertEqual((st["reserved"], st["unfinished"], st["total_acked"]), (0, 0, 3), st)
 
+    def test_put_handle_awaits_the_result(self):
+        async def t(client):
+            q = client.queue(self.qname(), max_attempts=1)
+            h_json, h_text, h_bytes, h_none = [await q.put(i) for i in (1, 2, 3, 4)]
+            self.assertIsInstance(h_json, awaitd.JobHandle)
+            self.assertIsInstance(h_json, int)  # still the id
+            self.assertEqual(h_json.id, int(h_json))
+            # The producer waits first (across the daemon's 1 s max_wait), the worker acks later.
+            waiter = asyncio.ensure_future(h_json.result(timeout=20))
+            await asyncio.sleep(1.5)
+            self.assertFalse(waiter.done())
+            jobs = [await q.get() for _ in range(4)]
+            await jobs[0].ack(result={"sum": 3, "items": ["é"]})
+            t0 = time.monotonic()
+            got_json = await waiter
+            woke = time.monotonic() - t0
+            await q.task_done(jobs[1], result="plain text é")
+            await jobs[2].ack(result=b"\x00\xffraw")
+            await jobs[3].ack()
+            return (got_json, woke, await h_text.result(), await h_bytes.result(timeout=5),
+                    await h_bytes.result(decode=False), h_none)
+
+        got_json, woke, text, raw, raw2, h_none = self.arun(t)
+        self.assertEqual(got_json, {"sum": 3, "items": ["é"]})
+        self.assertLess(woke, 5)
+        self.assertEqual(text, "plain text é")
+        self.assertEqual((raw, raw2), (b"\x00\xffraw", b"\x00\xffraw"))
+
+        async def none_kept(client):  # acked without a result and nobody waiting: 404
+            return await client.queue(self.qname()).result(int(h_none), timeout=1)
+        with self.assertRaises(awaitd.AwaitdError) as cm:
+            self.arun(none_kept)
+        self.assertEqual(cm.exception.status, 404)
+
+    def test_result_timeout_failure_and_none(self):
+        # The job context nacks with the exception's text when its block raises.
+        async def body(client):
+            q = client.queue(self.qname(), max_attempts=1)
+            h = await q.put("slow")
+            t0 = time.monotonic()
+            try:
+                await h.result(timeout=1.5)
+                timed_out = False
+            except asyncio.TimeoutError:
+                timed_out = True
+            waited = time.monotonic() - t0
+            waiter = asyncio.ensure_future(h.result(timeout=20))
+            await asyncio.sleep(0.2)
+            job = await q.get()
+            await job.ack()  # no result: the waiting producer gets None
+            none = await waiter
+            h2 = await q.put("doomed")
+            try:
+                async with await q.get():
+                    raise ValueError("bad input <x>")
+            except ValueError:
+                pass
+            try:
+                await h2.result(timeout=5)
+                failed = None
+            except awaitd.JobFailed as e:
+                failed = e
+            h3 = await q.put("lost")
+            job = await q.get()
+            await job.nack(error="gave up")
+            try:
+                await q.handle(int(h3)).result()
+            except awaitd.JobFailed as e:
+                failed3 = e
+            return timed_out, waited, none, failed, failed3, await q.list_jobs("dead")
+
+        timed_out, waited, none, failed, failed3, dead = self.arun(body)
+        self.assertTrue(timed_out)
+        self.assertGreaterEqual(waited, 1.4)
+        self.assertIsNone(none)
+        self.assertEqual((failed.status, failed.reason, failed.detail, failed.attempt),
+                         (409, "nacked", "ValueError: bad input <x>", 1))
+        self.assertEqual((failed3.reason, failed3.detail), ("nacked", "gave up"))
+        self.assertEqual([(j["reason"], j["error"]) for j in dead["jobs"]],
+                         [("nacked", "ValueError: bad input <x>"), ("nacked", "gave up")])
+
     def test_declare_keeps_other_settings(self):
         async def t(client):
             first = await client.queue(self.qname(), maxsize=3, lease=7).declare()

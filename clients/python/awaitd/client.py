@@ -137,7 +137,7 @@ class Client:
         """The queue ``name`` (no request yet). With ``create`` (the default) the
         first operation declares it: ``PUT /queues/{name}`` with ``maxsize`` and
         any other settings given (``lease``, ``max_attempts``, ``max_payload``,
-        ``key_window``), creating it or changing those settings only. With
+        ``key_window``, ``result_ttl``), creating it or changing those settings only. With
         ``create=False`` it must exist (404 otherwise)."""
         if maxsize is not None:
             settings["maxsize"] = maxsize
@@ -205,3 +205,27 @@ def qpath(name: str) -> str:
 
 from .queue import Queue  # noqa: E402  (they import encode and qpath from here)
 from .timer import Timer  # noqa: E402
+
+
+def encode_result(result: Any) -> "tuple[bytes, str]":
+    """A job result as (bytes, Content-Type): bytes as they are, str as UTF-8
+    text, anything else as JSON; decode_result() turns it back."""
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return bytes(result), "application/octet-stream"
+    if isinstance(result, str):
+        return result.encode("utf-8"), "text/plain; charset=utf-8"
+    return json.dumps(result).encode("utf-8"), "application/json"
+
+
+def decode_result(answer: Answer) -> Any:
+    """A 200 result answer back into what encode_result() was given; an ack
+    without a result (empty body, no type) gives None."""
+    ctype = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        return json.loads(answer.body)
+    if ctype.startswith("text/"):
+        return answer.body.decode("utf-8", "replace")
+    if not answer.body and ctype == "application/octet-stream" and \
+            "Result-Expires" not in answer.headers:
+        return None
+    return answer.body

@@ -51,3 +51,18 @@ class TimerFailed(AwaitdError):
         self.timer = timer
         super().__init__(200, {"error": timer.get("last_error") or "timer failed",
                                "status": 200})
+
+
+class JobFailed(AwaitdError):
+    """``await handle.result()`` of a job that will not finish: dead (409;
+    ``reason`` ``nacked``, with the nack's text as ``detail``, or
+    ``lease_expired``) or dropped (410; ``reason`` ``purged``, ``shutdown``,
+    ``dead_purged`` or ``queue_deleted``). ``attempt`` is the deliveries."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status, body)
+        info = body if isinstance(body, dict) else {}
+        self.state: Optional[str] = info.get("state")
+        self.reason: Optional[str] = info.get("reason")
+        self.detail: Optional[str] = info.get("detail")
+        self.attempt: Optional[int] = info.get("attempt")

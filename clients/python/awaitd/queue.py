@@ -5,7 +5,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from .errors import AwaitdError, QueueEmpty, QueueFull, QueueShutDown
+from .errors import AwaitdError, JobFailed, QueueEmpty, QueueFull, QueueShutDown
 
 if TYPE_CHECKING:
     from .client import Client
@@ -46,25 +46,39 @@ class Job:
         """The payload parsed as JSON."""
         return json.loads(self.payload)
 
-    async def _post(self, op: str, **params: Any) -> Any:
+    async def _post(self, op: str, data: Optional[bytes] = None,
+                    headers: Optional[Dict[str, str]] = None, **params: Any) -> Any:
         params = {k: v for k, v in params.items() if v is not None}
         params["attempt"] = self.attempt
         path = "%s/jobs/%d/%s" % (self.queue.path, self.id, op)
-        return (await self.queue.client.request("POST", path, params=params)).json()
+        return (await self.queue.client.request("POST", path, params=params, data=data,
+                                                headers=headers)).json()
 
-    async def ack(self) -> None:
+    async def ack(self, result: Any = None) -> None:
         """``task_done()``: the job is finished and leaves the queue. A 409
         (AwaitdError) means the lease had expired and the job went to
-        another consumer."""
+        another consumer. With ``result`` (bytes; str as UTF-8 text;
+        anything else as JSON) the daemon keeps it for the queue's
+        ``result_ttl``, for the producer's ``await handle.result()``; a
+        result past the memory limit is refused (503) and the job stays
+        reserved."""
+        from .client import encode_result
         self._stop_keeping()
-        await self._post("ack")
+        if result is None:
+            await self._post("ack")
+        else:
+            data, ctype = encode_result(result)
+            await self._post("ack", data=data, headers={"Content-Type": ctype})
         self.finished = True
 
-    async def nack(self, delay: Optional[float] = None) -> bool:
+    async def nack(self, delay: Optional[float] = None, error: Optional[str] = None) -> bool:
         """Give the job back: ready again (after ``delay`` seconds), or dead
-        after the queue's ``max_attempts``. Returns True when it went dead."""
+        after the queue's ``max_attempts``. Returns True when it went dead.
+        ``error`` (text) is kept as the reason a producer's
+        ``handle.result()`` raises with, should this nack kill the job."""
         self._stop_keeping()
-        answer = await self._post("nack", delay=delay)
+        data = error.encode("utf-8") if error else None
+        answer = await self._post("nack", data=data, delay=delay)
         self.finished = True
         return "dead" in answer
 
@@ -105,7 +119,45 @@ class Job:
         if exc_type is None:
             await self.ack()
         else:
-            await self.nack()
+            await self.nack(error="%s: %s" % (exc_type.__name__, exc))
+
+
+class JobHandle(int):
+    """What ``await queue.put(...)`` returns: the job's id (an int, so code
+    that used the id keeps working) that can also await the job's outcome,
+    asyncio's ``await task`` for queued work::
+
+        handle = await q.put({"to": "a@example.com"})
+        receipt = await handle.result(timeout=30)
+
+    ``queue`` is the Queue it was put into, ``id`` the id as a plain int.
+    """
+
+    queue: "Queue"
+
+    def __new__(cls, job_id: int, queue: "Queue") -> "JobHandle":
+        obj = super().__new__(cls, job_id)
+        obj.queue = queue
+        return obj
+
+    @property
+    def id(self) -> int:
+        return int(self)
+
+    def __repr__(self) -> str:
+        return "<JobHandle %s/%d>" % (self.queue.name, int(self))
+
+    async def result(self, timeout: Optional[float] = None, *, decode: bool = True) -> Any:
+        """Wait until a consumer acks the job, then return its result: the
+        bytes given to ``job.ack(result=...)``, decoded back by their type
+        (JSON, UTF-8 text, else bytes; ``decode=False``: always bytes).
+        An ack without a result gives None. Raises JobFailed when the job is
+        dead (``reason``: ``nacked`` with the nack's ``detail``, or
+        ``lease_expired``) or was dropped (purged, its queue deleted),
+        asyncio.TimeoutError when ``timeout`` seconds pass first (None:
+        wait however long), AwaitdError 404 when the daemon has no result:
+        acked without one and nobody was waiting, or past ``result_ttl``."""
+        return await self.queue.result(int(self), timeout, decode=decode)
 
 
 class Queue:
@@ -147,7 +199,7 @@ class Queue:
     # ---- put ------------------------------------------------------------------------------
 
     async def _put(self, item: Any, wait: float, priority: Optional[int],
-                   delay: Optional[float], key: Optional[str]) -> int:
+                   delay: Optional[float], key: Optional[str]) -> JobHandle:
         from .client import encode
         await self._ready()
         params: Dict[str, Any] = {"wait": wait}
@@ -158,16 +210,18 @@ class Queue:
         answer = await self.client.request("POST", self.path + "/jobs", params=params,
                                            data=encode(item), wait=wait,
                                            headers={"Idempotency-Key": key} if key else None)
-        return int(answer.json()["id"])
+        return JobHandle(int(answer.json()["id"]), self)
 
     async def put(self, item: Any, *, priority: Optional[int] = None,
-                  delay: Optional[float] = None, key: Optional[str] = None) -> int:
+                  delay: Optional[float] = None, key: Optional[str] = None) -> JobHandle:
         """Put ``item`` (bytes; str as UTF-8; anything else as JSON), waiting
         while the queue is full, however long: a put the daemon answers with
         503 when its ``max_wait`` passes is sent again at once, and other 503s
         (journal busy, memory limit) after their Retry-After. Returns the
         job's id. ``priority``, ``delay`` (seconds before it is ready) and
-        ``key`` (an Idempotency-Key) are awaitd's extras."""
+        ``key`` (an Idempotency-Key) are awaitd's extras. The id comes as a
+        JobHandle (an int) whose ``await handle.result()`` is the job's
+        outcome."""
         while True:
             try:
                 return await self._put(item, self.client.wait, priority, delay, key)
@@ -179,15 +233,53 @@ class Queue:
                 await asyncio.sleep(min(e.retry_after or 1.0, 10.0))
 
     async def put_nowait(self, item: Any, *, priority: Optional[int] = None,
-                         delay: Optional[float] = None, key: Optional[str] = None) -> int:
+                         delay: Optional[float] = None, key: Optional[str] = None) -> JobHandle:
         """Put without waiting; raises QueueFull when the queue is full
-        (or any other 503: journal busy, memory limit). Returns the id."""
+        (or any other 503: journal busy, memory limit). Returns the id (a
+        JobHandle)."""
         try:
             return await self._put(item, 0, priority, delay, key)
         except AwaitdError as e:
             if e.status == 503:
                 raise QueueFull(e.status, e.body, e.retry_after) from None
             raise
+
+    # ---- results --------------------------------------------------------------------------
+
+    def handle(self, job_id: int) -> JobHandle:
+        """A JobHandle for a job id learnt elsewhere (another process's put)."""
+        return JobHandle(job_id, self)
+
+    async def result(self, job_id: int, timeout: Optional[float] = None, *,
+                     decode: bool = True) -> Any:
+        """The outcome of job ``job_id``: see JobHandle.result()."""
+        from .client import decode_result
+        await self._ready()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        path = "%s/jobs/%d/result" % (self.path, job_id)
+        while True:
+            wait = self.client.wait
+            if deadline is not None:
+                wait = min(wait, max(deadline - time.monotonic(), 0.0))
+            answer = await self.client.request("GET", path, params={"wait": round(wait, 3)},
+                                               wait=wait, ok=(409, 410))
+            if answer.status == 200:
+                return decode_result(answer) if decode else answer.body
+            if answer.status in (409, 410):
+                raise JobFailed(answer.status, answer.json())
+            if deadline is not None and time.monotonic() >= deadline:
+                raise asyncio.TimeoutError("job %d of %s: no outcome within %s s"
+                                           % (job_id, self.name, timeout))
+            # 204: the daemon's max_wait passed with the job still live: ask again
+
+    async def list_jobs(self, state: str = "ready", limit: int = 100,
+                        after: Optional[str] = None) -> Dict[str, Any]:
+        """One page of ``GET /queues/{q}/jobs?state=...`` (ready, reserved,
+        delayed or dead): ``{"jobs": [...], "more": bool, "next": cursor}``."""
+        params: Dict[str, Any] = {"state": state, "limit": limit}
+        if after is not None:
+            params["after"] = after
+        return (await self.client.request("GET", self.path + "/jobs", params=params)).json()
 
     # ---- get ------------------------------------------------------------------------------
 
@@ -226,9 +318,10 @@ class Queue:
             raise QueueEmpty(204, {"error": "queue %s is empty" % self.name, "status": 204})
         return job
 
-    async def task_done(self, job: Job) -> None:
-        """asyncio's ``task_done()``, naming the job: acks it."""
-        await job.ack()
+    async def task_done(self, job: Job, result: Any = None) -> None:
+        """asyncio's ``task_done()``, naming the job: acks it (keeping
+        ``result`` for the producer, see Job.ack)."""
+        await job.ack(result)
 
     async def join(self) -> None:
         """Wait until every job put has been acked (or gone dead)."""
