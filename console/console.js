@@ -445,7 +445,10 @@
           el('div', { class: 'card' }, el('div', { class: 'label', text: 'Ack/s' }),
             sparkline(qrates.hist.get(q + '\u0000ack') || [], true)));
         /* Every job list from GET /queues/{q}/jobs?state=... (docs/QUEUES.md "Seeing jobs"). */
+        const counts = { ready: s.size, reserved: s.reserved, delayed: s.delayed, dead: s.dead };
         const page = async (state) => {
+          /* A listing reads every job the daemon holds: skip the states with none. */
+          if (counts[state] === 0) return { jobs: [], more: false };
           try {
             return (await apiJson('GET', qpath(q, '/jobs?state=' + state + '&limit=' + JOBS_SHOWN +
               '&preview=200'))).data;

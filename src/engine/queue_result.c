@@ -270,45 +270,44 @@ static int64_t job_k(const struct queue_job *j) {
     }
 }
 
-static int64_t info_k(const struct queue_job_info *ji) {
-    switch (ji->state) {
-    case QUEUE_JOB_READY: return ji->priority;
-    case QUEUE_JOB_DELAYED: return (int64_t)ji->deadline;
-    default: return 0;
-    }
-}
+/* A candidate of a page: its key and job; out[] is filled from these at the end. */
+struct cand {
+    int64_t k;
+    uint64_t id;
+    const struct queue_job *j;
+};
 
 static int key_less(int64_t ak, uint64_t aid, int64_t bk, uint64_t bid) {
     return ak < bk || (ak == bk && aid < bid);
 }
 
-static int info_less(const struct queue_job_info *a, const struct queue_job_info *b) {
-    return key_less(info_k(a), a->id, info_k(b), b->id);
+static int cand_less(const struct cand *a, const struct cand *b) {
+    return key_less(a->k, a->id, b->k, b->id);
 }
 
-/* out[0..n) is a max-heap by key: restore it below i. */
-static void sift_down(struct queue_job_info *h, size_t n, size_t i) {
+/* h[0..n) is a max-heap by key: restore it below i. */
+static void sift_down(struct cand *h, size_t n, size_t i) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && info_less(&h[m], &h[l]))
+        if (l < n && cand_less(&h[m], &h[l]))
             m = l;
-        if (r < n && info_less(&h[m], &h[r]))
+        if (r < n && cand_less(&h[m], &h[r]))
             m = r;
         if (m == i)
             return;
-        struct queue_job_info t = h[i];
+        struct cand t = h[i];
         h[i] = h[m];
         h[m] = t;
         i = m;
     }
 }
 
-static void sift_up(struct queue_job_info *h, size_t i) {
+static void sift_up(struct cand *h, size_t i) {
     while (i) {
         size_t p = (i - 1) / 2;
-        if (!info_less(&h[p], &h[i]))
+        if (!cand_less(&h[p], &h[i]))
             return;
-        struct queue_job_info t = h[i];
+        struct cand t = h[i];
         h[i] = h[p];
         h[p] = t;
         i = p;
@@ -341,34 +340,49 @@ int queue_jobs_list(const struct queue *q, int state, const struct queue_cursor 
     if (state == QUEUE_JOB_DEAD) {
         rc = list_dead(q, after, out, max, n, more);
     } else {
+        /* The smallest max keys after *after: a max-heap of candidates over one pass of the
+         * id index, reading only the job headers (no lookups); out[] from them at the end. */
+        struct cand *h = queue_alloc(q->e, max * sizeof *h);
+        if (!h)
+            return QUEUE_ERR_NOMEM;
+        size_t nh = 0;
         const struct queue_tab *t = &q->e->jobs;
         for (size_t i = 0, span = queue_tab_span(t); i < span; i++) {
             const struct queue_job *j = queue_tab_at(t, i);
             if (!j || j->q != q || j->state != state || queue_job_gone(j))
                 continue;
-            int64_t k = job_k(j);
-            if (after && !key_less(after->k, after->id, k, j->id))
+            struct cand c = {job_k(j), j->id, j};
+            if (after && !key_less(after->k, after->id, c.k, c.id))
                 continue;
-            if (*n < max) {
-                queue_peek(q, j->id, &out[*n]);
-                sift_up(out, (*n)++);
+            if (nh < max) {
+                h[nh] = c;
+                sift_up(h, nh++);
             } else {
                 *more = 1;
-                if (key_less(k, j->id, info_k(&out[0]), out[0].id)) {
-                    queue_peek(q, j->id, &out[0]);
-                    sift_down(out, max, 0);
+                if (cand_less(&c, &h[0])) {
+                    h[0] = c;
+                    sift_down(h, max, 0);
                 }
             }
         }
-        for (size_t m = *n; m > 1; m--) { /* heap sort: ascending */
-            struct queue_job_info tmp = out[0];
-            out[0] = out[m - 1];
-            out[m - 1] = tmp;
-            sift_down(out, m - 1, 0);
+        for (size_t m = nh; m > 1; m--) { /* heap sort: ascending */
+            struct cand tmp = h[0];
+            h[0] = h[m - 1];
+            h[m - 1] = tmp;
+            sift_down(h, m - 1, 0);
         }
+        for (size_t m = 0; m < nh; m++)
+            queue_peek(q, h[m].id, &out[m]);
+        *n = nh;
+        if (nh && next) {
+            next->k = h[nh - 1].k;
+            next->id = h[nh - 1].id;
+        }
+        queue_dealloc(q->e, h);
+        return QUEUE_OK;
     }
     if (rc == QUEUE_OK && *n && next) {
-        next->k = info_k(&out[*n - 1]);
+        next->k = 0;
         next->id = out[*n - 1].id;
     }
     return rc;
