@@ -156,7 +156,8 @@ static void render_error(const struct rreq *r, int st) {
     case QSVC_ERR_NOSPACE: reply_error(c, status_http(st), "%s", res->why); return;
     case QSVC_ERR_UNSUPPORTED:
         reply_error(c, 501, "job results and job listing are not supported by this queue "
-                            "backend (the local backend has them; docs/QUEUES.md)");
+                            "backend ([store] backend = redis has none yet; backend = local "
+                            "has them: docs/QUEUES.md)");
         return;
     case QSVC_ERR_MEMORY:
         reply_error(c, 503, "job %" PRIu64 ": keeping this result would pass the memory limit "

@@ -229,6 +229,8 @@ class ResultTest(ResultsCase):
         self.assertErr(self.get_result(q, jid, wait="soon"), 400)
         self.assertErr(self.get_result(q, 999999), 404)
         self.assertErr(self.h("GET", "/queues/no-such-q/jobs/1/result"), 404)
+        self.assertErr(self.h("POST", "/queues/no-such-q/jobs/1/ack", body=b"r"), 404)
+        self.assertErr(self.h("POST", "/queues/no-such-q/jobs/1/nack", body=b"e"), 404)
         r = self.h("POST", "/queues/%s/jobs/%d/result" % (q, jid))
         self.assertErr(r, 405)
         self.assertEqual(r.header("Allow"), "GET")
