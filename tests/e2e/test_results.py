@@ -392,6 +392,52 @@ class ResultRestartTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_results_survive_journal_compaction(self):
+        tmp = tempfile.mkdtemp(prefix="awaitd-results-c-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "journal")
+        cfg = {"journal": {"path": path, "fsync": "always", "compact_min": "8k"}}
+        d = Daemon(cfg)
+        d.start()
+        kept, dead = {}, {}
+        try:
+            self.assertEqual(d.http("PUT", "/queues/c", '{"max_attempts": 1, "result_ttl": 3600}')
+                             .status, 201)
+            for _ in range(300):
+                self.assertEqual(d.http("POST", "/queues/c/jobs", body=b"x" * 200).status, 201)
+            for i in range(300):
+                jid = int(d.http("POST", "/queues/c/reserve").header("Job-Id"))
+                if i % 60 == 0:
+                    kept[jid] = b"result %d" % jid
+                    r = d.http("POST", "/queues/c/jobs/%d/ack" % jid, body=kept[jid])
+                elif i % 60 == 1:
+                    dead[jid] = "error %d" % jid
+                    r = d.http("POST", "/queues/c/jobs/%d/nack" % jid, body=dead[jid].encode())
+                else:
+                    r = d.http("POST", "/queues/c/jobs/%d/ack" % jid)
+                self.assertEqual(r.status, 200, r)
+            deadline = time.time() + 10
+            while time.time() < deadline and (os.path.getsize(path) > 20000 or
+                                              "journal compacted" not in d.stderr()):
+                time.sleep(0.2)
+            self.assertIn("journal compacted", d.stderr())
+            self.assertLess(os.path.getsize(path), 20000, "the journal was not compacted")
+        finally:
+            d.stop()
+        d = Daemon(cfg)
+        d.start()
+        try:
+            for jid, body in kept.items():
+                r = d.http("GET", "/queues/c/jobs/%d/result" % jid)
+                self.assertEqual((r.status, r.body), (200, body), jid)
+            for jid, text in dead.items():
+                r = d.http("GET", "/queues/c/jobs/%d/result" % jid)
+                self.assertEqual(r.status, 409, r)
+                self.assertEqual((r.json()["reason"], r.json()["detail"]), ("nacked", text))
+            self.assertEqual(len(kept), 5)
+        finally:
+            d.stop()
+
 
 if __name__ == "__main__":
     main()
