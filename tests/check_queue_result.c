@@ -319,6 +319,26 @@ START_TEST(test_listing_pages) {
     ck_assert_uint_eq(out[0].id, ids[7]);
     ck_assert_uint_eq(out[0].attempt, 1);
     ck_assert_int_eq(queue_jobs_list(q, 9, NULL, out, 3, &n, &more, &cur), QUEUE_ERR_INVALID);
+    /* In slices of 2 positions, with the engine changing in between: a job reserved
+     * meanwhile is left out of the ready page, the rest as a one-piece pass. */
+    struct queue_cursor cand[4];
+    struct queue_jobs_scan sc;
+    queue_jobs_scan_init(&sc, QUEUE_JOB_READY, NULL, cand, 4);
+    int steps = 0;
+    while (!queue_jobs_scan_step(q, &sc, 2)) {
+        if (++steps == 2)
+            take(q, NULL); /* ids[4] (0) leaves READY */
+    }
+    struct queue_job_info four[4];
+    queue_jobs_scan_finish(q, &sc, four, &n, &more, &cur);
+    ck_assert_int_ge(steps, 3);
+    ck_assert_int_eq(more, 1);
+    /* ids[4], the first ready, left READY during the pass: if the pass had seen it, the
+     * finish drops it (3 jobs), else the four smallest left are listed. */
+    static const int want[] = {1, 3, 2, 6};
+    ck_assert_uint_ge(n, 3);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(four[i].id, ids[want[i]]);
     cur.id = 12345;
     ck_assert_int_eq(queue_jobs_list(q, QUEUE_JOB_DEAD, &cur, out, 3, &n, &more, NULL),
                      QUEUE_ERR_NOTFOUND);

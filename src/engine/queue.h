@@ -617,4 +617,31 @@ int queue_jobs_list(const struct queue *q, int state, const struct queue_cursor 
                     struct queue_job_info *out, size_t max, size_t *n, int *more,
                     struct queue_cursor *next);
 
+/*
+ * The same in slices, so a listing over a million jobs never holds the
+ * loop: queue_jobs_scan_init, then queue_jobs_scan_step (up to budget
+ * positions of the id index per call, one call per loop turn; 1 when the
+ * pass is over) and queue_jobs_scan_finish (out[] from the candidates
+ * still in state). The scan keeps (key, id) pairs, never job pointers, so
+ * the engine may change between steps (a job that moved is left out; a
+ * resize of the index restarts the pass); q must still exist at each call
+ * (look it up again by name). READY, DELAYED, RESERVED only; cand has max
+ * entries, owned by the caller.
+ */
+struct queue_jobs_scan {
+    int state;
+    int has_after;
+    struct queue_cursor after;
+    struct queue_cursor *cand; /* a max-heap of the smallest keys seen */
+    size_t max, ncand;
+    size_t pos, span;          /* the pass's place in the id index */
+    int more;                  /* more than max matched */
+};
+void queue_jobs_scan_init(struct queue_jobs_scan *s, int state, const struct queue_cursor *after,
+                          struct queue_cursor *cand, size_t max);
+int queue_jobs_scan_step(const struct queue *q, struct queue_jobs_scan *s, size_t budget);
+void queue_jobs_scan_finish(const struct queue *q, struct queue_jobs_scan *s,
+                            struct queue_job_info *out, size_t *n, int *more,
+                            struct queue_cursor *next);
+
 #endif

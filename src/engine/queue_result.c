@@ -270,23 +270,16 @@ static int64_t job_k(const struct queue_job *j) {
     }
 }
 
-/* A candidate of a page: its key and job; out[] is filled from these at the end. */
-struct cand {
-    int64_t k;
-    uint64_t id;
-    const struct queue_job *j;
-};
-
 static int key_less(int64_t ak, uint64_t aid, int64_t bk, uint64_t bid) {
     return ak < bk || (ak == bk && aid < bid);
 }
 
-static int cand_less(const struct cand *a, const struct cand *b) {
+static int cand_less(const struct queue_cursor *a, const struct queue_cursor *b) {
     return key_less(a->k, a->id, b->k, b->id);
 }
 
 /* h[0..n) is a max-heap by key: restore it below i. */
-static void sift_down(struct cand *h, size_t n, size_t i) {
+static void sift_down(struct queue_cursor *h, size_t n, size_t i) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < n && cand_less(&h[m], &h[l]))
@@ -295,23 +288,89 @@ static void sift_down(struct cand *h, size_t n, size_t i) {
             m = r;
         if (m == i)
             return;
-        struct cand t = h[i];
+        struct queue_cursor t = h[i];
         h[i] = h[m];
         h[m] = t;
         i = m;
     }
 }
 
-static void sift_up(struct cand *h, size_t i) {
+static void sift_up(struct queue_cursor *h, size_t i) {
     while (i) {
         size_t p = (i - 1) / 2;
         if (!cand_less(&h[p], &h[i]))
             return;
-        struct cand t = h[i];
+        struct queue_cursor t = h[i];
         h[i] = h[p];
         h[p] = t;
         i = p;
     }
+}
+
+void queue_jobs_scan_init(struct queue_jobs_scan *s, int state, const struct queue_cursor *after,
+                          struct queue_cursor *cand, size_t max) {
+    memset(s, 0, sizeof *s);
+    s->state = state;
+    s->has_after = after != NULL;
+    if (after)
+        s->after = *after;
+    s->cand = cand;
+    s->max = max;
+}
+
+int queue_jobs_scan_step(const struct queue *q, struct queue_jobs_scan *s, size_t budget) {
+    const struct queue_tab *t = &q->e->jobs;
+    size_t span = queue_tab_span(t);
+    if (span != s->span) { /* first step, or the index resized: (re)start the pass */
+        s->span = span;
+        s->pos = 0;
+        s->ncand = 0;
+        s->more = 0;
+    }
+    for (; s->pos < span && budget; s->pos++, budget--) {
+        const struct queue_job *j = queue_tab_at(t, s->pos);
+        if (!j || j->q != q || j->state != s->state || queue_job_gone(j))
+            continue;
+        struct queue_cursor c = {job_k(j), j->id};
+        if (s->has_after && !cand_less(&s->after, &c))
+            continue;
+        if (s->ncand < s->max) {
+            s->cand[s->ncand] = c;
+            sift_up(s->cand, s->ncand++);
+        } else {
+            s->more = 1;
+            if (cand_less(&c, &s->cand[0])) {
+                s->cand[0] = c;
+                sift_down(s->cand, s->max, 0);
+            }
+        }
+    }
+    return s->pos >= span;
+}
+
+void queue_jobs_scan_finish(const struct queue *q, struct queue_jobs_scan *s,
+                            struct queue_job_info *out, size_t *n, int *more,
+                            struct queue_cursor *next) {
+    struct queue_cursor *h = s->cand;
+    for (size_t m = s->ncand; m > 1; m--) { /* heap sort: ascending */
+        struct queue_cursor tmp = h[0];
+        h[0] = h[m - 1];
+        h[m - 1] = tmp;
+        sift_down(h, m - 1, 0);
+    }
+    *n = 0;
+    for (size_t m = 0; m < s->ncand; m++) {
+        const struct queue_job *j = queue_job_find(q, h[m].id);
+        if (!j || j->state != s->state) /* moved on since it was seen */
+            continue;
+        queue_peek(q, h[m].id, &out[*n]);
+        if (next) {
+            next->k = h[m].k;
+            next->id = h[m].id;
+        }
+        (*n)++;
+    }
+    *more = s->more;
 }
 
 static int list_dead(const struct queue *q, const struct queue_cursor *after,
@@ -340,44 +399,13 @@ int queue_jobs_list(const struct queue *q, int state, const struct queue_cursor 
     if (state == QUEUE_JOB_DEAD) {
         rc = list_dead(q, after, out, max, n, more);
     } else {
-        /* The smallest max keys after *after: a max-heap of candidates over one pass of the
-         * id index, reading only the job headers (no lookups); out[] from them at the end. */
-        struct cand *h = queue_alloc(q->e, max * sizeof *h);
+        struct queue_cursor *h = queue_alloc(q->e, max * sizeof *h);
         if (!h)
             return QUEUE_ERR_NOMEM;
-        size_t nh = 0;
-        const struct queue_tab *t = &q->e->jobs;
-        for (size_t i = 0, span = queue_tab_span(t); i < span; i++) {
-            const struct queue_job *j = queue_tab_at(t, i);
-            if (!j || j->q != q || j->state != state || queue_job_gone(j))
-                continue;
-            struct cand c = {job_k(j), j->id, j};
-            if (after && !key_less(after->k, after->id, c.k, c.id))
-                continue;
-            if (nh < max) {
-                h[nh] = c;
-                sift_up(h, nh++);
-            } else {
-                *more = 1;
-                if (cand_less(&c, &h[0])) {
-                    h[0] = c;
-                    sift_down(h, max, 0);
-                }
-            }
-        }
-        for (size_t m = nh; m > 1; m--) { /* heap sort: ascending */
-            struct cand tmp = h[0];
-            h[0] = h[m - 1];
-            h[m - 1] = tmp;
-            sift_down(h, m - 1, 0);
-        }
-        for (size_t m = 0; m < nh; m++)
-            queue_peek(q, h[m].id, &out[m]);
-        *n = nh;
-        if (nh && next) {
-            next->k = h[nh - 1].k;
-            next->id = h[nh - 1].id;
-        }
+        struct queue_jobs_scan sc;
+        queue_jobs_scan_init(&sc, state, after, h, max);
+        queue_jobs_scan_step(q, &sc, SIZE_MAX);
+        queue_jobs_scan_finish(q, &sc, out, n, more, next);
         queue_dealloc(q->e, h);
         return QUEUE_OK;
     }

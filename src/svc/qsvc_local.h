@@ -32,6 +32,8 @@ struct qsvc_local {
     size_t listed_cap;
     int nacking;               /* inside queue_nack: a DEAD event's reason is the nack */
     struct list *rbuckets;     /* result waits by job id (struct qwait by node), or NULL */
+    struct list listing;       /* job listings done in slices (struct qwait by node) */
+    struct event *list_ev;     /* a slice per loop turn while there are listings */
 };
 
 extern const struct qsvc_ops qsvc_local_ops;

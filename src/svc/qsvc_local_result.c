@@ -17,8 +17,13 @@
 
 #include "net/server.h"
 
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Id index positions a job listing reads per loop turn (about 1 ms; see
+ * docs/QUEUES.md "Seeing jobs"); an engine holding fewer jobs is listed at once. */
+#define LIST_SLICE 16384
 
 #define RBUCKETS 1024 /* result waits are few (one per awaiting client): a fixed table */
 
@@ -175,7 +180,10 @@ void qsvc_local_result_event(struct qsvc_local *svc, const struct queue_event *e
     }
 }
 
+static void listings_end(struct qsvc_local *svc, int status);
+
 void qsvc_local_results_end(struct qsvc_local *svc, int status) {
+    listings_end(svc, status);
     if (!svc->rbuckets)
         return;
     for (size_t i = 0; status && i < RBUCKETS; i++) {
@@ -190,6 +198,18 @@ void qsvc_local_results_end(struct qsvc_local *svc, int status) {
     if (!status) {
         free(svc->rbuckets);
         svc->rbuckets = NULL;
+    }
+}
+
+static void listings_end(struct qsvc_local *svc, int status) {
+    struct list *n;
+    while (status && (n = list_first(&svc->listing))) {
+        list_unlink(n);
+        qsvc_complete(container_of(n, struct qwait, node)->call, status);
+    }
+    if (!status && svc->list_ev) {
+        event_free(svc->list_ev);
+        svc->list_ev = NULL;
     }
 }
 
@@ -252,6 +272,81 @@ int qsvc_local_result(struct qsvc *base, struct qsvc_call *call, const char *nam
 
 /* ---- listing -------------------------------------------------------------------------- */
 
+/*
+ * A listing of ready, delayed or reserved jobs reads the whole id index
+ * (queue_jobs_scan_*). Past LIST_SLICE jobs it is done a slice per loop
+ * turn: the call is kept as an idle qwait on svc->listing (so cancel and
+ * release are the other waits'), one listing steps per turn in turn, and
+ * the last step fills the caller's jobs[] and delivers at once, from the
+ * loop, while the payloads it points at are the engine's current ones.
+ */
+static void list_kick(struct qsvc_local *svc) {
+    static const struct timeval now = {0, 0};
+    if (!evtimer_pending(svc->list_ev, NULL))
+        evtimer_add(svc->list_ev, &now);
+}
+
+static void on_list(evutil_socket_t fd, short what, void *arg) {
+    struct qsvc_local *svc = arg;
+    (void)fd;
+    (void)what;
+    struct list *n = list_first(&svc->listing);
+    if (!n)
+        return;
+    list_unlink(n);
+    struct qwait *qw = container_of(n, struct qwait, node);
+    struct queue_jobs_scan *sc = (struct queue_jobs_scan *)(void *)qw->jobs;
+    struct qsvc_call *call = qw->call;
+    struct queue *q = queue_find(svc->eng, qw->qname, qw->qlen);
+    if (!q) {
+        qsvc_deliver(call, QSVC_ERR_NOQUEUE);
+    } else if (!queue_jobs_scan_step(q, sc, LIST_SLICE)) {
+        list_push(&svc->listing, n); /* the next turn steps the next listing */
+    } else {
+        size_t got = 0;
+        qsvc_local_clock(svc);
+        queue_jobs_scan_finish(q, sc, call->res.jobs, &got, &call->res.more, &call->res.next);
+        qsvc_local_jobs_to_wall(svc, call->res.jobs, (unsigned)got);
+        call->res.njobs = (unsigned)got;
+        qsvc_deliver(call, QSVC_OK); /* the loop's own stack: done() renders now */
+    }
+    if (!list_empty(&svc->listing))
+        list_kick(svc);
+}
+
+static int list_in_slices(struct qsvc_local *svc, struct qsvc_call *call, struct queue *q,
+                          int state, const struct queue_cursor *after,
+                          struct queue_job_info *jobs, size_t max) {
+    if (!svc->list_ev && !(svc->list_ev = evtimer_new(svc->srv->base, on_list, svc)))
+        return QSVC_ERR_NOMEM;
+    struct qwait *qw = calloc(1, sizeof *qw + sizeof(struct queue_jobs_scan));
+    struct queue_cursor *cand = malloc(max * sizeof *cand);
+    if (!qw || !cand) {
+        free(qw);
+        free(cand);
+        return QSVC_ERR_NOMEM;
+    }
+    call->res.jobs = jobs; /* the caller's: it lasts until done() */
+    struct qsvc_call *kept = qsvc_keep(call);
+    if (!kept) {
+        free(qw);
+        free(cand);
+        return QSVC_ERR_NOMEM;
+    }
+    qw->svc = svc;
+    qw->call = kept;
+    qw->copy = (char *)cand; /* freed with the wait (local_release) */
+    kept->pend = qw;
+    const char *name = queue_name(q, &qw->qlen);
+    memcpy(qw->qname, name, qw->qlen);
+    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
+    timer_init(&qw->t, qsvc_local_wait_timeout);       /* never armed */
+    queue_jobs_scan_init((struct queue_jobs_scan *)(void *)qw->jobs, state, after, cand, max);
+    list_push(&svc->listing, &qw->node);
+    list_kick(svc);
+    return QSVC_PENDING;
+}
+
 int qsvc_local_jobs(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                     int state, const struct queue_cursor *after, struct queue_job_info *jobs,
                     size_t max) {
@@ -260,6 +355,11 @@ int qsvc_local_jobs(struct qsvc *base, struct qsvc_call *call, const char *name,
     int st = qsvc_local_open(svc, call, name, len, 0, &q);
     if (st != QSVC_OK)
         return st;
+    struct queue_engine_stats es;
+    queue_engine_stats(svc->eng, &es);
+    if (state != QUEUE_JOB_DEAD && state >= 0 && state < QUEUE_JOB_DEAD && max &&
+        es.jobs > LIST_SLICE / 2)
+        return list_in_slices(svc, call, q, state, after, jobs, max);
     size_t n = 0;
     st = queue_jobs_list(q, state, after, jobs, max, &n, &call->res.more, &call->res.next);
     qsvc_local_jobs_to_wall(svc, jobs, (unsigned)n);

@@ -156,6 +156,7 @@ struct qsvc *qsvc_new(struct server *s, struct store *store) {
     svc->store = store;
     list_init(&svc->waiting);
     list_init(&svc->purging);
+    list_init(&svc->listing);
     qsvc_local_clock(svc);
     struct queue_engine_config ec = {0};
     ec.mem_limit = s->cfg->queue_mem_limit;

@@ -301,6 +301,38 @@ class ListingTest(ResultsCase):
         self.assertEqual((dead["id"], dead["reason"], dead["error"]), (x1, "nacked", "it broke"))
         self.assertEqual(self.jobs(q, state="ready")["jobs"], [])
 
+    def test_large_listing_in_slices(self):
+        # 40,000 jobs held: a listing reads the id index a slice per loop turn (16,384
+        # positions), and the page is the same as one read at once would be.
+        q = self.newq()
+        body = b"".join(b"%d\n%s\n" % (len(p), p) for p in
+                        (b"job-%05d" % i for i in range(40000)))
+        r = self.h("POST", qs("/queues/%s/jobs" % q, batch=1), body=body, timeout=60)
+        self.assertEqual(r.status, 201, r)
+        ids = r.json()["ids"]
+        self.put(q, b"urgent", priority=-5)
+        urgent = self.put(q, b"urgent too", priority=-5)
+        page = self.jobs(q, limit=4)
+        self.assertEqual([j["payload"] for j in page["jobs"]],
+                         ["urgent", "urgent too", "job-00000", "job-00001"])
+        self.assertTrue(page["more"])
+        page2 = self.jobs(q, limit=3, after=page["next"])
+        self.assertEqual([j["id"] for j in page2["jobs"]], ids[2:5])
+        for _ in range(3):
+            self.reserve_ok(q)
+        res = self.jobs(q, state="reserved", limit=3)["jobs"]
+        self.assertEqual([j["id"] for j in res], [ids[0], urgent - 1, urgent])  # by id
+        self.assertEqual([j["id"] for j in self.jobs(q, state="reserved",
+                                                     after="0:%d" % ids[0])["jobs"]],
+                         [urgent - 1, urgent])
+        # Listings whose clients leave mid-way are dropped; the daemon goes on.
+        for _ in range(10):
+            c = RawConn(self.d.port)
+            c.send(b"GET /queues/%s/jobs?limit=1000 HTTP/1.1\r\nHost: t\r\n\r\n" % q.encode())
+            c.close()
+        self.assertEqual(len(self.jobs(q, limit=1000)["jobs"]), 1000)
+        self.assertTrue(self.d.alive())
+
     def test_payloads_are_json_text_and_previewed(self):
         q = self.newq()
         evil = b'<script>alert(1)</script>"\\\x00\xff'
