@@ -413,7 +413,8 @@
       ['joiners', 'Joiners'], ['maxsize', 'maxsize'], ['lease', 'Lease (s)'],
       ['max_attempts', 'max_attempts'], ['max_payload', 'max_payload'], ['total_put', 'Put (total)'],
       ['total_acked', 'Acked (total)'], ['total_redelivered', 'Redelivered (total)'],
-      ['total_dead', 'Dead (total)'], ['shutdown', 'Shut down'], ['result_ttl', 'Result ttl (s)']];
+      ['total_dead', 'Dead (total)'], ['shutdown', 'Shut down'], ['result_ttl', 'Result ttl (s)'],
+      ['results', 'Results kept']];
     stats.append(...K.map(([k, label]) => card(label, k)));
     return {
       async refresh() {

@@ -126,7 +126,8 @@ static int stats_json(struct buf *b, const struct qsvc_queue *q) {
                      st->shutdown == 2 ? "\"immediate\"" : st->shutdown ? "true" : "false",
                      set->lease_ms / 1000.0, set->max_attempts, set->max_payload,
                      set->key_window_ms / 1000.0);
-    r |= buf_appendf(b, ", \"result_ttl\": %.3f}", set->result_ttl_ms / 1000.0);
+    r |= buf_appendf(b, ", \"result_ttl\": %.3f, \"results\": %" PRIu64 "}",
+                     set->result_ttl_ms / 1000.0, st->results);
     return r;
 }
 

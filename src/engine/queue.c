@@ -528,6 +528,7 @@ void queue_stats(const struct queue *q, struct queue_stats *st) {
     st->total_dead_purged = q->total_dead_purged;
     st->shutdown = q->shutdown;
     st->reaping = q->grave_n;
+    st->results = q->nresults;
 }
 
 int queue_shutdown(struct queue *q, int immediate) {

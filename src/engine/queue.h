@@ -333,6 +333,7 @@ struct queue_stats {
     uint64_t total_dead_purged; /* dead letters purged */
     int shutdown;               /* 0, 1 shut down, 2 shut down immediately */
     uint64_t reaping;           /* purged jobs whose DROP event is still to come */
+    uint64_t results;           /* job results kept (queue_result.c) */
 };
 
 void queue_stats(const struct queue *q, struct queue_stats *st);

@@ -196,11 +196,13 @@ class ResultTest(ResultsCase):
         self.take(q)
         self.ack(q, jid, b"short-lived")
         self.assertEqual(self.get_result(q, jid).status, 200)
+        self.assertEqual(self.stats(q)["results"], 1)
         deadline = time.monotonic() + 10
         while self.get_result(q, jid).status == 200:
             self.assertLess(time.monotonic(), deadline, "the result outlived its ttl by 10 s")
             time.sleep(0.05)
         self.assertErr(self.get_result(q, jid), 404)
+        self.assertEqual(self.stats(q)["results"], 0)
         # result_ttl 0 keeps nothing: the ack still works.
         q0 = self.newq({"result_ttl": 0})
         jid = self.put(q0)
