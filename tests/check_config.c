@@ -473,8 +473,8 @@ START_TEST(queues) {
     bad("[queue "
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
         "t.conf:1:", "bad queue name");
-    bad("[queue q]\nmax_attempts = 0\n", "t.conf:2: [queue q] max_attempts:", "1 to 1000");
-    bad("[queue q]\nmax_attempts = 1001\n", "[queue q] max_attempts:");
+    bad("[queue q]\nmax_attempts = 0\n", "t.conf:2: [queue q] max_attempts:", "1 to 65535");
+    bad("[queue q]\nmax_attempts = 65536\n", "[queue q] max_attempts:");
     bad("[queue q]\nmax_payload = 0\n", "[queue q] max_payload:", "1 to 64m");
     bad("[queue q]\nmax_payload = 65m\n", "[queue q] max_payload:");
     bad("[queue q]\nlease = 0\n", "[queue q] lease:");

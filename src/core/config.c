@@ -154,7 +154,7 @@ static const struct keydef keys[] = {
     {SEC_LOG, "error", V_PATH, C(log_error), 0, 0, 0, NULL},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
-    {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},
+    {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 65535, 5, NULL},
     {SEC_QUEUE, "max_payload", V_SIZE, Q(max_payload), 1, 64 * MIB, MIB, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
