@@ -590,6 +590,9 @@ static int set_value(struct parser *p, const struct keydef *k, const char *v) {
             return key_fail(p, k, "out of memory");
         free(*(char **)slot);
         *(char **)slot = s;
+        if (k->sec == SEC_TLS) /* a TLS file that cannot be read names this line */
+            p->c->tls_lines[k->off == C(tls_cert) ? 0 : k->off == C(tls_key) ? 1
+                             : k->off == C(tls_chain) ? 2 : 3] = p->line;
         return k->type == V_TOKEN_FILE ? read_token_file(p, k, s) : 0;
     }
     return key_fail(p, k, "internal error: unhandled type");

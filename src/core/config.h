@@ -89,6 +89,7 @@ struct config {
     struct config_listen tls_listen[CONFIG_MAX_LISTEN]; /* listen: may repeat */
     size_t ntls_listen;
     char *tls_cert, *tls_key, *tls_chain, *tls_client_ca; /* absolute paths or NULL */
+    int tls_lines[4]; /* the config lines of cert, key, chain, client_ca (0: unset), for errors */
     int tls_session_tickets;          /* session_tickets: off|on, default on */
     uint64_t tls_handshake_timeout_ms; /* handshake_timeout: default 10s */
 

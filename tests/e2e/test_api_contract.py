@@ -8,6 +8,9 @@
  3. queue totals count since start, all of them, after a restart too;
  4. unknown query parameters are refused naming them, on /queues and /timers;
  5. a 503 says why: "queue full" (with Retry-After) or "storage" (without);
+ 6. `-t` and a start name a journal path that cannot be the journal (a
+    directory, a place no file can be created), never advising -r, and a
+    missing TLS file names the config file and line;
  8. every 405 of /queues and /timers has Allow.
 """
 
@@ -21,7 +24,7 @@ import time
 import unittest
 
 import test_queue
-from awaitd_test import SRCDIR
+from awaitd_test import AWAITD, SRCDIR, free_port
 from test_queue_crash import Node
 
 
@@ -245,6 +248,65 @@ class StorageReasonTest(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, "the journal did not recover")
             time.sleep(0.2)
         n.term()
+
+
+class JournalPathTest(unittest.TestCase):
+    """6: `path = /tmp` (a directory) used to pass -t and fail at start with
+    "/tmp.compact.tmp: rename to /tmp: Is a directory"; a place where no file
+    can be created passed -t too."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="awaitd-jpath-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def conf(self, text):
+        path = os.path.join(self.tmp, "a.conf")
+        with open(path, "w") as f:
+            f.write("[server]\nlisten = 127.0.0.1:%d\n" % free_port() + text)
+        return path
+
+    def run_awaitd(self, *args):
+        p = subprocess.run([AWAITD] + list(args), capture_output=True, text=True, timeout=20)
+        return p.returncode, p.stdout + p.stderr
+
+    def test_directory_and_unwritable_paths(self):
+        cases = [
+            (self.tmp, "is a directory"),
+            (self.tmp + "/", "is a directory"),
+            ("/proc/awaitd-no-such/j", "cannot create files in /proc"),
+        ]
+        if os.geteuid() != 0:  # root writes anywhere a mount allows
+            ro = os.path.join(self.tmp, "ro")
+            os.mkdir(ro, 0o555)
+            cases.append((os.path.join(ro, "sub", "j"), "cannot create files in " + ro))
+        for jpath, why in cases:
+            with self.subTest(path=jpath):
+                conf = self.conf("[journal]\npath = %s\n" % jpath)
+                rc, out = self.run_awaitd("-t", "-c", conf)
+                self.assertEqual(rc, 1, out)
+                self.assertIn(why, out)
+                self.assertIn("[journal] path", out)
+                rc, out = self.run_awaitd("-c", conf)
+                self.assertNotEqual(rc, 0, out)
+                self.assertIn(why, out)
+                for advice in ("awaitd -r", "with -r", "-r cuts", "-r rewrites"):
+                    self.assertNotIn(advice, out)
+        self.assertFalse(os.path.exists(self.tmp.rstrip("/") + ".compact.tmp"))
+        # A path that can be the journal passes, and -t leaves nothing behind.
+        conf = self.conf("[journal]\npath = %s\n" % os.path.join(self.tmp, "new", "j"))
+        rc, out = self.run_awaitd("-t", "-c", conf)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual([f for f in os.listdir(self.tmp) if f not in ("a.conf", "ro")], [])
+
+    def test_missing_tls_file_names_config_line(self):
+        cert = os.path.join(self.tmp, "cert.pem")
+        conf = self.conf("[tls]\nlisten = 127.0.0.1:%d\ncert = %s\nkey = %s\n"
+                         % (free_port(), cert, os.path.join(self.tmp, "key.pem")))
+        rc, out = self.run_awaitd("-t", "-c", conf)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("%s:5: " % conf, out)  # cert is on line 5
+        self.assertIn(cert, out)
+        self.assertIn("[tls] cert", out)
 
 
 if __name__ == "__main__":
