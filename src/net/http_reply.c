@@ -63,7 +63,7 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
                      int64_t content_length, const char *extra) {
     size_t mark = o->len;
     struct server *s = c->srv;
-    if (s->draining)
+    if (s->draining && c->in.len == 0) /* else a pipelined request is answered too (conn_drain) */
         c->keep_alive = 0;
     /* Status line and fixed headers without printf: this is the hot path. */
     if (status < 100 || status > 999)

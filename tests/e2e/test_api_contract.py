@@ -11,6 +11,8 @@
  6. `-t` and a start name a journal path that cannot be the journal (a
     directory, a place no file can be created), never advising -r, and a
     missing TLS file names the config file and line;
+ 7. during a SIGTERM drain, a request pipelined behind one in flight is
+    answered, so /health's 503 "draining" can be seen;
  8. every 405 of /queues and /timers has Allow.
 """
 
@@ -18,13 +20,14 @@ import datetime
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 import unittest
 
 import test_queue
-from awaitd_test import AWAITD, SRCDIR, free_port
+from awaitd_test import AWAITD, SRCDIR, Daemon, free_port
 from test_queue_crash import Node
 
 
@@ -307,6 +310,32 @@ class JournalPathTest(unittest.TestCase):
         self.assertIn("%s:5: " % conf, out)  # cert is on line 5
         self.assertIn(cert, out)
         self.assertIn("[tls] cert", out)
+
+
+class DrainHealthTest(unittest.TestCase):
+    """7: a /health pipelined behind a pending /delay when SIGTERM came was
+    never answered (the connection closed after the /delay), so the
+    documented 503 "draining" could not be seen."""
+
+    def test_pipelined_health_sees_draining(self):
+        d = Daemon({"server": {"shutdown_grace": "10s"}})
+        d.start()
+        self.addCleanup(d._kill)
+        self.addCleanup(d.cleanup)
+        c = d.connect(timeout=10)
+        c.send(b"GET /delay/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+               b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        d.wait_metric("awaitd_delays_pending", lambda v: v == 1, timeout=3)
+        d.signal(signal.SIGTERM)
+        first = c.read_response(timeout=5)
+        self.assertEqual(first.status, 200, first)
+        health = c.read_response(timeout=5)
+        self.assertEqual((health.status, health.json()["status"]), (503, "draining"), health)
+        self.assertEqual(health.header("Connection", "").lower(), "close")
+        self.assertIsNotNone(c.closed_within(3))
+        c.close()
+        self.assertEqual(d.wait(5), 0, d.stderr())
+        d.check_stderr()
 
 
 if __name__ == "__main__":
