@@ -208,6 +208,7 @@ START_TEST(defaults) {
         ck_assert_uint_eq(x->keepalive_timeout_ms, 75000);
         ck_assert_uint_eq(x->write_timeout_ms, 30000);
         ck_assert_uint_eq(x->shutdown_grace_ms, 10000);
+        ck_assert_uint_eq(x->drain_delay_ms, 0);
         ck_assert_uint_eq(x->max_header_bytes, 8192);
         ck_assert_uint_eq(x->max_headers, 100);
         ck_assert_uint_eq(x->max_uri, 4096);

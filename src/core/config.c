@@ -102,6 +102,8 @@ static const struct keydef keys[] = {
      NULL},
     {SEC_SERVER, "write_timeout", V_DURATION, C(write_timeout_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_SERVER, "shutdown_grace", V_DURATION, C(shutdown_grace_ms), 0, YEAR, 10 * SECOND, NULL},
+    /* issue 16: /health answers 503 draining this long before the listeners close */
+    {SEC_SERVER, "drain_delay", V_DURATION, C(drain_delay_ms), 0, HOUR, 0, NULL},
     {SEC_SERVER, "max_header_bytes", V_SIZE, C(max_header_bytes), 256, MIB, 8 * KIB, NULL},
     {SEC_SERVER, "max_headers", V_COUNT, C(max_headers), 1, 128, 100, NULL}, /* HTTP_MAX_HEADERS */
     {SEC_SERVER, "max_uri", V_SIZE, C(max_uri), 16, MIB, 4 * KIB, NULL}, /* <= max_header_bytes */

@@ -550,7 +550,7 @@ static int conn_dispatch(struct conn *c, const struct http_request *req, const c
 }
 
 static void conn_take_request_flags(struct conn *c, const struct http_request *req) {
-    c->keep_alive = (uint8_t)(req->keep_alive && !c->srv->draining);
+    c->keep_alive = (uint8_t)(req->keep_alive && !c->srv->draining && !c->srv->announcing);
     c->head_only = req->method == HTTP_M_HEAD;
     c->http10 = req->minor_version == 0;
 }

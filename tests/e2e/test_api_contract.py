@@ -314,8 +314,10 @@ class JournalPathTest(unittest.TestCase):
 
 class DrainHealthTest(unittest.TestCase):
     """7: a /health pipelined behind a pending /delay when SIGTERM came was
-    never answered (the connection closed after the /delay), so the
-    documented 503 "draining" could not be seen."""
+    never answered (the connection closed after the /delay), and the
+    listeners close at once, so the documented 503 "draining" could not be
+    seen. Now the pipelined request is answered, and [server] drain_delay
+    keeps the listeners open (health 503) for load balancers."""
 
     def test_pipelined_health_sees_draining(self):
         d = Daemon({"server": {"shutdown_grace": "10s"}})
@@ -335,6 +337,43 @@ class DrainHealthTest(unittest.TestCase):
         self.assertIsNotNone(c.closed_within(3))
         c.close()
         self.assertEqual(d.wait(5), 0, d.stderr())
+        d.check_stderr()
+
+    def test_drain_delay_shows_draining_on_new_connections(self):
+        """[server] drain_delay: listeners stay open, /health 503 draining
+        for new connections, other requests served (Connection: close)."""
+        d = Daemon({"server": {"shutdown_grace": "10s", "drain_delay": "1500ms"}})
+        d.start()
+        self.addCleanup(d._kill)
+        self.addCleanup(d.cleanup)
+        self.assertEqual(d.get("/health").status, 200)
+        start = time.monotonic()
+        d.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        r = d.get("/health")
+        self.assertEqual((r.status, r.json()["status"]), (503, "draining"), r)
+        self.assertEqual(r.header("Connection", "").lower(), "close")
+        r = d.get("/get")
+        self.assertEqual((r.status, r.header("Connection", "").lower()), (200, "close"), r)
+        self.assertEqual(d.http("PUT", "/queues/during-delay").status, 201)
+        rc = d.wait(8)
+        took = time.monotonic() - start
+        self.assertEqual(rc, 0, d.stderr())
+        self.assertGreaterEqual(took, 1.4)
+        d.check_stderr()
+
+    def test_second_sigterm_cuts_drain_delay_short(self):
+        d = Daemon({"server": {"drain_delay": "30s"}})
+        d.start()
+        self.addCleanup(d._kill)
+        self.addCleanup(d.cleanup)
+        d.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        self.assertEqual(d.get("/health").status, 503)
+        start = time.monotonic()
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait(5), 0, d.stderr())  # a drain, not a forced exit
+        self.assertLess(time.monotonic() - start, 4)
         d.check_stderr()
 
 
