@@ -49,10 +49,12 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
         double d = json_is_number(v) ? json_number_value(v) : -1;
         if (!json_is_number(v) || d < keys[k].lo || d > keys[k].hi ||
             (keys[k].lo_open && d <= keys[k].lo)) {
-            snprintf(err, errlen, "%s: must be a %s from %s%g to %g%s", key,
-                     keys[k].whole ? "whole number" : "number", keys[k].lo_open ? "over " : "",
-                     keys[k].lo, keys[k].hi,
-                     keys[k].whole ? "" : " (seconds)");
+            if (keys[k].whole)
+                snprintf(err, errlen, "%s: must be a whole number from %.0f to %.0f", key,
+                         keys[k].lo, keys[k].hi);
+            else
+                snprintf(err, errlen, "%s: must be a number of seconds over 0, at most %.0f", key,
+                         keys[k].hi);
             bad = err;
             break;
         }
