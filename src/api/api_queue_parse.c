@@ -15,8 +15,13 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
     json_error_t jerr;
     json_t *o = json_loadb(body, len, 0, &jerr);
     if (!o || !json_is_object(o)) {
+        if (o)
+            snprintf(err, errlen, "the body must be a JSON object of settings, not another value");
+        else /* say where the JSON broke (issue 16: name the problem) */
+            snprintf(err, errlen, "the body must be a JSON object of settings: %s (line %d, "
+                     "column %d)", jerr.text, jerr.line, jerr.column);
         json_decref(o);
-        return "the body must be a JSON object of settings";
+        return err;
     }
     static const struct {
         const char *name;
