@@ -148,52 +148,14 @@ EOF
     esac
     wait_port "$SRV_PORT" "$SRV_PID" || die "$1 did not start (see $log)"
 }
-# nginx as lib.sh's start_nginx starts it, with room for 19,000 clients:
 # nginx closes idle keep-alive connections once fewer than 1/16 of
-# worker_connections are free, so 19,000 need more than 20,267 (it warns
-# that this exceeds the 20,000 descriptors, which is true and harmless).
+# worker_connections are free, so 19,000 clients need more than 20,267 (it
+# warns that this exceeds the 20,000 descriptors, which is true and harmless).
 start_nginx_claims() {
-    local dir=$WORK/nginx i
-    NG_PORT=$SRV_PORT
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-load_module $ECHO_MODULE;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 21000; }
-http {
-    access_log off;
-    default_type application/json;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    server {
-        listen 127.0.0.1:$NG_PORT backlog=4096;
-        location = /get { return 200 '{"ok":true}\n'; }
-        location = /delay/1 { echo_sleep 1; echo '{"ok":true}'; }
-    }
-}
-EOF
-    nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" || die "bad nginx config: $dir/nginx.conf"
-    taskset -c "$CPU_PIN" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
-    NG_MASTER=$!
-    PIDS+=("$NG_MASTER")
-    wait_port "$NG_PORT" "$NG_MASTER" || die "nginx did not start (see $dir/error.log)"
-    NG_PID=""
-    for ((i = 0; i < 50; i++)); do
-        read -r NG_PID _ <"/proc/$NG_MASTER/task/$NG_MASTER/children" || true
-        [ -z "$NG_PID" ] || break
-        sleep 0.1
-    done
-    [ -n "$NG_PID" ] || die "no nginx worker process"
-    PIDS+=("$NG_PID")
+    NG_PORT=$SRV_PORT NG_CONNS=21000
+    start_nginx "load_module $ECHO_MODULE;" "" "backlog=4096" \
+"        location = /get { return 200 '{\"ok\":true}\\n'; }
+        location = /delay/1 { echo_sleep 1; echo '{\"ok\":true}'; }"
     SRV_PID=$NG_PID
 }
 stop_server() {

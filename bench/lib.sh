@@ -135,9 +135,12 @@ start_awaitd_conf() { # config log: AW_PID, once it accepts on AW_PORT
 
 # nginx from a generated config in $WORK/nginx: one worker, no daemon, no
 # access log, pure keep-alive; NG_PID is the worker, the process measured.
-start_nginx() { # top-level lines, http lines, listen options, server lines
+# start_nginx TOP HTTP LISTEN-OPTIONS SERVER: one pinned worker. NG_PORT and
+# NG_CONNS (worker_connections, default 19000), when set, choose the port
+# and the room for clients.
+start_nginx() {
     local dir=$WORK/nginx i
-    NG_PORT=$(free_port)
+    NG_PORT=${NG_PORT:-$(free_port)}
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<EOF
 $1
@@ -146,7 +149,7 @@ worker_rlimit_nofile 20000;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 19000; }
+events { worker_connections ${NG_CONNS:-19000}; }
 http {
     access_log off;
     default_type application/json;
@@ -188,7 +191,7 @@ stop_servers() { # whichever of awaitd, nginx and beanstalkd runs
         stop_pid "$NG_PID"
         cat "$WORK/nginx/error.log" >>"$RAW/nginx-error.log" 2>/dev/null || true
     fi
-    AW_PID="" BS_PID="" NG_MASTER="" NG_PID=""
+    AW_PID="" BS_PID="" NG_MASTER="" NG_PID="" NG_PORT=""
 }
 
 server_pid() { if [ "$1" = awaitd ]; then echo "$AW_PID"; else echo "$NG_PID"; fi; }

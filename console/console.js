@@ -271,7 +271,7 @@
     const name = el('input', { name: 'name', placeholder: 'name', required: true, pattern: '[A-Za-z0-9_.\\-]{1,64}' });
     const maxsize = el('input', { name: 'maxsize', type: 'number', min: 0, placeholder: '0 = unbounded' });
     const lease = el('input', { name: 'lease', type: 'number', min: 0, step: 'any', placeholder: '30' });
-    const attempts = el('input', { name: 'max_attempts', type: 'number', min: 0, placeholder: '5' });
+    const attempts = el('input', { name: 'max_attempts', type: 'number', min: 1, max: 65535, placeholder: '5' });
     const form = el('form', { class: 'inline', id: 'create-queue' },
       el('label', {}, 'Name', name), el('label', {}, 'maxsize', maxsize),
       el('label', {}, 'lease (s)', lease), el('label', {}, 'max_attempts', attempts),

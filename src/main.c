@@ -14,6 +14,7 @@
 #include "api/console.h"
 #include "api/probe.h"
 #include "api/router.h"
+#include "journal/journal.h"
 #include "svc/qsvc.h"
 #include "svc/store.h"
 #include "svc/tsvc.h"
@@ -146,6 +147,13 @@ int main(int argc, char **argv) {
     if (test_only) {
         /* -t also opens the log files and loads the TLS certificate and key, as a start would. */
         if (log_files_check(cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "awaitd: %s\n", err);
+            config_free(cfg);
+            return 1;
+        }
+        /* And that the journal can be created or written where it says (issue 16). */
+        if (cfg->store_backend == STORE_BACKEND_LOCAL &&
+            journal_path_check(cfg->journal_path, err, sizeof err) < 0) {
             fprintf(stderr, "awaitd: %s\n", err);
             config_free(cfg);
             return 1;

@@ -208,6 +208,7 @@ START_TEST(defaults) {
         ck_assert_uint_eq(x->keepalive_timeout_ms, 75000);
         ck_assert_uint_eq(x->write_timeout_ms, 30000);
         ck_assert_uint_eq(x->shutdown_grace_ms, 10000);
+        ck_assert_uint_eq(x->drain_delay_ms, 0);
         ck_assert_uint_eq(x->max_header_bytes, 8192);
         ck_assert_uint_eq(x->max_headers, 100);
         ck_assert_uint_eq(x->max_uri, 4096);
@@ -473,8 +474,8 @@ START_TEST(queues) {
     bad("[queue "
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
         "t.conf:1:", "bad queue name");
-    bad("[queue q]\nmax_attempts = 0\n", "t.conf:2: [queue q] max_attempts:", "1 to 1000");
-    bad("[queue q]\nmax_attempts = 1001\n", "[queue q] max_attempts:");
+    bad("[queue q]\nmax_attempts = 0\n", "t.conf:2: [queue q] max_attempts:", "1 to 65535");
+    bad("[queue q]\nmax_attempts = 65536\n", "[queue q] max_attempts:");
     bad("[queue q]\nmax_payload = 0\n", "[queue q] max_payload:", "1 to 64m");
     bad("[queue q]\nmax_payload = 65m\n", "[queue q] max_payload:");
     bad("[queue q]\nlease = 0\n", "[queue q] lease:");

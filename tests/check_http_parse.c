@@ -5,6 +5,7 @@
  * might frame differently, and the status it must get here.
  */
 #include "http/http_parse.h"
+#include "http/http_query.h"
 #include "check_main.h"
 
 #include <check.h>
@@ -199,6 +200,34 @@ START_TEST(test_query_split) {
     ck_assert_ptr_nonnull(req.query);
     ck_assert_uint_eq(req.query_len, 0);
     ck_assert_span(req.target, req.target_len, "/s?");
+}
+END_TEST
+
+/* Unknown query parameters are named (issue 16: "?dealy=5" was ignored). */
+START_TEST(test_query_unknown) {
+    static const char *const names[] = {"wait", "delay", NULL};
+    static const char *const none[] = {NULL};
+    size_t n = 99;
+    ck_assert_int_gt(parse("GET /q?wait=1&delay=2&wait HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_ptr_null(http_query_unknown(&req, names, &n));
+    ck_assert_int_gt(parse("GET /q?wait=1&dealy=5 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    const char *u = http_query_unknown(&req, names, &n);
+    ck_assert_ptr_nonnull(u);
+    ck_assert_span(u, n, "dealy");
+    ck_assert_int_gt(parse("GET /q?waitx HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    u = http_query_unknown(&req, names, &n);
+    ck_assert_ptr_nonnull(u);
+    ck_assert_span(u, n, "waitx");
+    ck_assert_int_gt(parse("GET /q?&wait=1& HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_ptr_null(http_query_unknown(&req, names, &n)); /* empty pairs */
+    ck_assert_int_gt(parse("GET /q?=3 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    u = http_query_unknown(&req, names, &n);
+    ck_assert_ptr_nonnull(u); /* a value without a name is not known */
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_gt(parse("GET /q HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_ptr_null(http_query_unknown(&req, none, &n));
+    ck_assert_int_gt(parse("GET /q?a=1 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    ck_assert_ptr_nonnull(http_query_unknown(&req, none, &n));
 }
 END_TEST
 
@@ -837,6 +866,7 @@ static Suite *http_parse_suite(void) {
 
     tc = tcase_create("lookup");
     tcase_add_test(tc, test_find_header);
+    tcase_add_test(tc, test_query_unknown);
     tcase_add_test(tc, test_reason_and_status);
     suite_add_tcase(s, tc);
     return s;

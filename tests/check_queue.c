@@ -263,6 +263,7 @@ START_TEST(test_queue_names_and_settings) {
     queue_settings_default(&s);
     ck_assert_uint_eq(s.lease_ms, 30000);
     ck_assert_uint_eq(s.max_payload, 1u << 20);
+    ck_assert_uint_eq(s.max_attempts, 5); /* as the config's (issue 16) */
     s.lease_ms = 0;
     ck_assert_int_eq(queue_create(E, "bad", 3, &s, NULL), QUEUE_ERR_INVALID);
     queue_settings_default(&s);
@@ -316,6 +317,28 @@ START_TEST(test_put_nowait_full) {
     p.delay_ms = QUEUE_DURATION_MAX_MS + 1;
     ck_assert_int_eq(queue_put(q, &p, &id, NULL), QUEUE_ERR_INVALID);
     check_invariants(q);
+}
+END_TEST
+
+/* Totals count since start: zeroed after the replay, the jobs kept (issue 16). */
+START_TEST(test_totals_reset) {
+    struct queue *q = mkq("q", 0, 1000, 0);
+    put(q, "a", 0, 0);
+    put(q, "b", 0, 0);
+    uint64_t id = get1(q, NULL);
+    ck_assert_int_eq(queue_ack(q, id, 0), QUEUE_OK);
+    ck_assert_uint_eq(stats(q).total_put, 2);
+    ck_assert_uint_eq(stats(q).total_acked, 1);
+    queue_engine_totals_reset(E);
+    struct queue_stats st = stats(q);
+    ck_assert_uint_eq(st.total_put + st.total_acked + st.total_redelivered + st.total_dead, 0);
+    ck_assert_uint_eq(st.total_requeued + st.total_dropped + st.total_dead_purged, 0);
+    ck_assert_uint_eq(st.size, 1);
+    ck_assert_uint_eq(st.unfinished, 1);
+    put(q, "c", 0, 0);
+    ck_assert_uint_eq(stats(q).total_put, 1);
+    /* (not check_invariants: its unfinished = put - acked - ... holds for
+     * totals since the queue's creation, which these no longer are) */
 }
 END_TEST
 
@@ -1904,6 +1927,7 @@ static Suite *queue_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_queue_names_and_settings);
     tcase_add_test(tc, test_put_nowait_full);
+    tcase_add_test(tc, test_totals_reset);
     tcase_add_test(tc, test_putters_served_in_order);
     tcase_add_test(tc, test_getters_served_in_order);
     tcase_add_test(tc, test_getters_and_putters_chain);

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,38 @@ static int param_int(const struct http_request *req, const char *key, int64_t lo
     return 1;
 }
 
+/* 400 naming the first query parameter not in names (NULL-terminated), so
+ * a typo ("?dealy=5") is not a silently different request (issue 16).
+ * 0 when all are known, -1 answered. */
+static int params_known(struct conn *c, const struct http_request *req,
+                        const char *const *names) {
+    size_t n;
+    const char *u = http_query_unknown(req, names, &n);
+    if (!u)
+        return 0;
+    char list[128] = "";
+    size_t at = 0;
+    for (const char *const *k = names; *k && at < sizeof list; k++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", k == names ? "" : ", ", *k);
+    reply_error(c, 400, "unknown parameter '%.*s' (%s%s)", n > 64 ? 64 : (int)n, u,
+                names[0] ? "known here: " : "this request takes none", list);
+    return -1;
+}
+
+/* A 405 with the Allow header a client needs to correct itself (issue 16). */
+static enum handler_result fail_method(struct conn *c, const char *allow, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum handler_result fail_method(struct conn *c, const char *allow, const char *fmt, ...) {
+    char msg[200], hdr[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+    reply_error_hdr(c, 405, hdr, "%s", msg);
+    return HANDLER_DONE;
+}
+
 /* ---- rendering --------------------------------------------------------------------- */
 
 static int stats_json(struct buf *b, const struct qsvc_queue *q) {
@@ -160,6 +193,30 @@ static int status_http(int st) {
     }
 }
 
+/*
+ * Why a 503 (or 507) was answered, as the JSON error's "reason" (issue 16):
+ * "queue full" and "memory limit" pass as jobs are taken (Retry-After: 1),
+ * "storage" is the journal or Redis failing (no Retry-After: it needs the
+ * operator, not a client retrying every second), "draining" the daemon
+ * stopping (retry elsewhere), "out of memory" malloc failing.
+ */
+#define REASON_FULL ", \"reason\": \"queue full\""
+#define REASON_STORAGE ", \"reason\": \"storage\""
+#define RETRY_1 "Retry-After: 1\r\n"
+
+static const char *reason_of(int st) {
+    switch (st) {
+    case QSVC_ERR_TIMEOUT:
+    case QSVC_ERR_FULL: return REASON_FULL;
+    case QSVC_ERR_MEMORY: return ", \"reason\": \"memory limit\"";
+    case QSVC_ERR_UNAVAILABLE:
+    case QSVC_ERR_NOSPACE: return REASON_STORAGE;
+    case QSVC_ERR_DRAINING: return ", \"reason\": \"draining\"";
+    case QSVC_ERR_NOMEM: return ", \"reason\": \"out of memory\"";
+    }
+    return NULL;
+}
+
 /* The errors every operation can end with. */
 static void render_error(const struct areq *r, int st) {
     struct conn *c = r->c;
@@ -170,22 +227,24 @@ static void render_error(const struct areq *r, int st) {
     case QSVC_ERR_UNAVAILABLE:
     case QSVC_ERR_NOSPACE:
         if (res->unknown) { /* made in memory, not confirmed: name the job, say it (finding 3) */
-            char body[512];
-            json_t *msg = json_string(res->why);
-            char *m = msg ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
-            int len = snprintf(body, sizeof body,
-                               "{\"error\": %s, \"status\": %d, \"outcome\": \"unknown\", "
-                               "\"id\": %" PRIu64 "}\n",
-                               m ? m : "\"journal failure\"", status_http(st), res->id);
-            free(m);
-            json_decref(msg);
-            reply(c, status_http(st), CT_JSON, NULL, body, (size_t)len);
+            char fields[96];
+            snprintf(fields, sizeof fields,
+                     REASON_STORAGE ", \"outcome\": \"unknown\", \"id\": %" PRIu64, res->id);
+            reply_error_fields(c, status_http(st), NULL, fields, "%s",
+                               res->why[0] ? res->why : "journal failure");
             return;
         }
-        reply_error(c, status_http(st), "%s", res->why);
+        reply_error_fields(c, status_http(st), NULL, REASON_STORAGE, "%s", res->why);
         return;
     case QSVC_ERR_DRAINING:
-    case QSVC_ERR_NOMEM: reply_error(c, 503, "%s", qsvc_strerror(st)); return;
+    case QSVC_ERR_NOMEM:
+        reply_error_fields(c, 503, st == QSVC_ERR_NOMEM ? RETRY_1 : NULL, reason_of(st), "%s",
+                           qsvc_strerror(st));
+        return;
+    case QSVC_ERR_MEMORY:
+        reply_error_fields(c, 503, RETRY_1, reason_of(st), "queue %.*s: %s", n, r->qname,
+                           qsvc_strerror(st));
+        return;
     }
     switch (r->kind) {
     case A_PEEK:
@@ -236,9 +295,10 @@ static void render_put(const struct areq *r, int st) {
     const struct qsvc_result *res = &r->call.res;
     int n = (int)r->qlen;
     if (st == QSVC_ERR_TIMEOUT) {
-        reply_error_hdr(c, 503, "Retry-After: 1\r\n", "queue %.*s is full", n, r->qname);
+        reply_error_fields(c, 503, RETRY_1, REASON_FULL, "queue %.*s is full", n, r->qname);
     } else if (st == QSVC_ERR_FULL) {
-        reply_error(c, 503, "queue %.*s is full (maxsize %" PRIu64 ")", n, r->qname, res->limit);
+        reply_error_fields(c, 503, RETRY_1, REASON_FULL, "queue %.*s is full (maxsize %" PRIu64 ")",
+                           n, r->qname, res->limit);
     } else if (st == QSVC_ERR_TOOBIG) {
         reply_error(c, 413, "payload of %" PRIu64 " bytes is over the queue's max_payload of %" PRIu64,
                     r->arg, res->limit);
@@ -265,8 +325,9 @@ static void render_batch(const struct areq *r, int st) {
         return;
     }
     if (st == QSVC_ERR_FULL) {
-        reply_error(r->c, 503, "queue %.*s has room for %" PRIu64 " jobs, the batch has %" PRIu64,
-                    (int)r->qlen, r->qname, res->limit, r->arg);
+        reply_error_fields(r->c, 503, RETRY_1, REASON_FULL,
+                           "queue %.*s is full: room for %" PRIu64 " jobs, the batch has %" PRIu64,
+                           (int)r->qlen, r->qname, res->limit, r->arg);
         return;
     }
     if (st < QSVC_ERR_DELETED) {
@@ -278,8 +339,8 @@ static void render_batch(const struct areq *r, int st) {
     for (uint64_t i = 0; i < res->n; i++)
         err |= buf_appendf(&b, "%s%" PRIu64, i ? ", " : "", jobs[i].id);
     if (st != QSVC_OK) /* jobs before the failure are in the queue: say which */
-        err |= buf_appendf(&b, "], \"error\": \"%s\", \"status\": %d}\n", qsvc_strerror(st),
-                           status_http(st));
+        err |= buf_appendf(&b, "], \"error\": \"%s\", \"status\": %d%s}\n", qsvc_strerror(st),
+                           status_http(st), reason_of(st) ? reason_of(st) : "");
     else
         err |= buf_appends(&b, "]}\n");
     reply_buf(r->c, st == QSVC_OK ? 201 : status_http(st), err, &b);
@@ -472,6 +533,9 @@ static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, const 
 
 static enum handler_result do_put(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                   const struct http_request *req, const char *body, size_t len) {
+    static const char *const known[] = {"wait", "delay", "priority", "batch", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     uint64_t wait_ms = 0, delay_ms = 0;
     int64_t prio = 0, batch = 0;
     if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "delay", &delay_ms) < 0)
@@ -495,6 +559,9 @@ static enum handler_result do_put(struct conn *c, struct qsvc *svc, const struct
 
 static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                       const struct http_request *req) {
+    static const char *const known[] = {"wait", "lease", "count", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     uint64_t wait_ms = 0, lease_ms = 0;
     int64_t count = 1;
     if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "lease", &lease_ms) < 0)
@@ -512,6 +579,9 @@ static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, const st
 
 static enum handler_result do_join(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                    const struct http_request *req) {
+    static const char *const known[] = {"wait", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     uint64_t wait_ms = 0;
     if (param_seconds(req, "wait", &wait_ms) < 0)
         return reply_fail(c, 400, "wait is a non-negative number of seconds");
@@ -531,12 +601,23 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
     r.arg = p->id;
     if (!p->verb) {
         if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD)
-            return reply_fail(c, 405, "GET a job to peek at it");
+            return fail_method(c, "GET, HEAD", "GET a job to peek at it");
+        static const char *const none[] = {NULL};
+        if (params_known(c, req, none) < 0)
+            return HANDLER_DONE;
         struct queue_job_info j;
         return areq_finish(&r, qsvc_peek(svc, &r.call, p->name, p->name_len, p->id, &j));
     }
     if (req->method != HTTP_M_POST)
-        return reply_fail(c, 405, "POST to %.*s a job", (int)p->verb_len, p->verb);
+        return fail_method(c, "POST", "POST to %.*s a job", (int)p->verb_len, p->verb);
+    static const char *const touch_known[] = {"lease", "attempt", NULL};
+    static const char *const ack_known[] = {"attempt", NULL};
+    static const char *const nack_known[] = {"delay", "attempt", NULL};
+    const char *const *known = seg_is(p->verb, p->verb_len, "touch") ? touch_known
+                               : seg_is(p->verb, p->verb_len, "nack") ? nack_known
+                                                                      : ack_known;
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     if (seg_is(p->verb, p->verb_len, "touch")) {
         if (param_seconds(req, "lease", &ms) < 0)
             return reply_fail(c, 400, "lease is a non-negative number of seconds");
@@ -562,7 +643,10 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
 static enum handler_result do_dead(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                    const struct http_request *req) {
     if (req->method != HTTP_M_GET)
-        return reply_fail(c, 405, "GET the dead letters");
+        return fail_method(c, "GET", "GET the dead letters");
+    static const char *const known[] = {"after", "limit", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     int64_t after = 0, limit = 100;
     if (param_int(req, "after", 0, INT64_MAX, &after) < 0 ||
         param_int(req, "limit", 1, 1000, &limit) < 0)
@@ -582,7 +666,14 @@ static enum handler_result do_admin(struct conn *c, struct qsvc *svc, const stru
     if (seg_is(p->op, p->op_len, "dead"))
         return do_dead(c, svc, p, req);
     if (req->method != HTTP_M_POST)
-        return reply_fail(c, 405, "POST to %.*s", (int)p->op_len, p->op);
+        return fail_method(c, "POST", "POST to %.*s", (int)p->op_len, p->op);
+    static const char *const purge_known[] = {NULL};
+    static const char *const shutdown_known[] = {"immediate", NULL};
+    static const char *const dead_known[] = {"id", NULL};
+    if (params_known(c, req, seg_is(p->op, p->op_len, "purge")      ? purge_known
+                             : seg_is(p->op, p->op_len, "shutdown") ? shutdown_known
+                                                                    : dead_known) < 0)
+        return HANDLER_DONE;
     int64_t id = 0, flag = 0;
     if (param_int(req, "id", 0, INT64_MAX, &id) < 0 || param_int(req, "immediate", 0, 1, &flag) < 0)
         return reply_fail(c, 400, "id is a job id, immediate 0 or 1");
@@ -720,9 +811,10 @@ static void lpage_reply(struct lpage *lp, int st) {
     if (st == 1)
         reply(lp->c, 200, CT_JSON, NULL, buf_start(&lp->b), lp->b.len);
     else if (st == QSVC_ERR_NOMEM)
-        reply_error(lp->c, 503, "out of memory");
+        reply_error_fields(lp->c, 503, RETRY_1, reason_of(st), "out of memory");
     else
-        reply_error(lp->c, 503, "%s", qsvc_strerror(st));
+        reply_error_fields(lp->c, 503, NULL, reason_of(st) ? reason_of(st) : REASON_STORAGE, "%s",
+                           qsvc_strerror(st));
 }
 
 static void lpage_next(evutil_socket_t fd, short what, void *arg);
@@ -773,6 +865,9 @@ static void lpage_cancel(void *arg) {
 
 static enum handler_result do_list(struct conn *c, struct qsvc *svc,
                                    const struct http_request *req) {
+    static const char *const known[] = {"limit", "cursor", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     int64_t limit = LIST_DEFAULT;
     if (param_int(req, "limit", 1, LIST_MAX, &limit) < 0)
         return reply_fail(c, 400, "limit: a whole number from 1 to %d", LIST_MAX);
@@ -803,6 +898,9 @@ static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const stru
                                     size_t len) {
     int m = req->method;
     struct areq r;
+    static const char *const none[] = {NULL};
+    if (params_known(c, req, none) < 0)
+        return HANDLER_DONE;
     if (m == HTTP_M_PUT) {
         struct qsvc_settings set;
         char ebuf[200];
@@ -820,7 +918,9 @@ static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const stru
     if (m != HTTP_M_GET && m != HTTP_M_HEAD) {
         /* 404 before 405 for a queue that does not exist, as for every other path. */
         int st = qsvc_stats(svc, &r.call, p->name, p->name_len);
-        return st != QSVC_OK ? areq_finish(&r, st) : reply_fail(c, 405, "GET, PUT or DELETE a queue");
+        if (st != QSVC_OK)
+            return areq_finish(&r, st);
+        return fail_method(c, "GET, HEAD, PUT, DELETE", "GET, PUT or DELETE a queue");
     }
     return areq_finish(&r, qsvc_stats(svc, &r.call, p->name, p->name_len));
 }
@@ -836,7 +936,7 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
     int m = req->method;
     if (!p.name) {
         if (m != HTTP_M_GET && m != HTTP_M_HEAD)
-            return reply_fail(c, 405, "GET /queues lists the queues");
+            return fail_method(c, "GET, HEAD", "GET /queues lists the queues");
         return do_list(c, svc, req);
     }
     if (!p.op)
@@ -848,19 +948,19 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
         return hr;
     if (seg_is(p.op, p.op_len, "jobs") && p.id == 0 && p.op + 4 == req->path + req->path_len) {
         if (m != HTTP_M_POST)
-            return reply_fail(c, 405, "POST a job to put it");
+            return fail_method(c, "POST", "POST a job to put it");
         return do_put(c, svc, &p, req, body, body_len);
     }
     if (seg_is(p.op, p.op_len, "jobs"))
         return do_job(c, svc, &p, req);
     if (seg_is(p.op, p.op_len, "reserve")) {
         if (m != HTTP_M_POST)
-            return reply_fail(c, 405, "POST to reserve");
+            return fail_method(c, "POST", "POST to reserve");
         return do_reserve(c, svc, &p, req);
     }
     if (seg_is(p.op, p.op_len, "join")) {
         if (m != HTTP_M_GET)
-            return reply_fail(c, 405, "GET join");
+            return fail_method(c, "GET", "GET join");
         return do_join(c, svc, &p, req);
     }
     return do_admin(c, svc, &p, req);

@@ -15,8 +15,13 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
     json_error_t jerr;
     json_t *o = json_loadb(body, len, 0, &jerr);
     if (!o || !json_is_object(o)) {
+        if (o)
+            snprintf(err, errlen, "the body must be a JSON object of settings, not another value");
+        else /* say where the JSON broke (issue 16: name the problem) */
+            snprintf(err, errlen, "the body must be a JSON object of settings: %s (line %d, "
+                     "column %d)", jerr.text, jerr.line, jerr.column);
         json_decref(o);
-        return "the body must be a JSON object of settings";
+        return err;
     }
     static const struct {
         const char *name;
@@ -27,7 +32,8 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
     } keys[] = {
         {"maxsize", QSVC_SET_MAXSIZE, 1, 0, 1e12, 0},
         {"lease", QSVC_SET_LEASE, 0, 0, 1e9, 1},
-        {"max_attempts", QSVC_SET_MAX_ATTEMPTS, 1, 0, QUEUE_MAX_ATTEMPTS_MAX, 0},
+        /* 0 (never dead) is refused, as by the config (issue 16) */
+        {"max_attempts", QSVC_SET_MAX_ATTEMPTS, 1, 1, QUEUE_MAX_ATTEMPTS_MAX, 0},
         {"max_payload", QSVC_SET_MAX_PAYLOAD, 1, 1, 64.0 * 1024 * 1024, 0},
         {"key_window", QSVC_SET_KEY_WINDOW, 0, 0, 1e9, 1},
         {"result_ttl", QSVC_SET_RESULT_TTL, 0, 0, 1e9, 0},
@@ -49,9 +55,12 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
         double d = json_is_number(v) ? json_number_value(v) : -1;
         if (!json_is_number(v) || d < keys[k].lo || d > keys[k].hi ||
             (keys[k].lo_open && d <= keys[k].lo)) {
-            snprintf(err, errlen, "%s: must be a number from %s%g to %g%s", key,
-                     keys[k].lo_open ? "over " : "", keys[k].lo, keys[k].hi,
-                     keys[k].whole ? "" : " (seconds)");
+            if (keys[k].whole)
+                snprintf(err, errlen, "%s: must be a whole number from %.0f to %.0f", key,
+                         keys[k].lo, keys[k].hi);
+            else
+                snprintf(err, errlen, "%s: must be a number of seconds over 0, at most %.0f", key,
+                         keys[k].hi);
             bad = err;
             break;
         }

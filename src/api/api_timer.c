@@ -3,6 +3,7 @@
 #include "api/api_timer_spec.h"
 #include "api/auth.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "engine/cron.h"
 #include "http/http_parse.h"
 #include "http/http_query.h"
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #define LIST_MAX 1000 /* GET /timers limit= upper bound */
+#define AT_GRACE_MS 1000 /* an at this close to now (clock skew) fires now */
 
 /* OP_METHOD: a method /timers/{id} does not take; 405 once the timer is
  * known to exist (404 first, as a lookup answers). */
@@ -106,7 +108,19 @@ static void answer(struct treq *r) {
     if (call->status == TSVC_MEMORY || call->status == TSVC_LIMIT) {
         /* As a put refused by the memory limit: room comes back as jobs
          * are acked and timers finish. */
-        reply_error_hdr(c, 503, "Retry-After: 1\r\n", "%s", call->why);
+        reply_error_fields(c, 503, "Retry-After: 1\r\n",
+                           call->status == TSVC_MEMORY ? ", \"reason\": \"memory limit\""
+                                                       : ", \"reason\": \"max_timers\"",
+                           "%s", call->why);
+        return;
+    }
+    if (call->status == TSVC_UNAVAILABLE || call->status == TSVC_NOSPACE ||
+        call->status == TSVC_DRAINING) {
+        /* As the queues' (issue 16): no Retry-After, waiting does not help. */
+        reply_error_fields(c, http_status(call->status), NULL,
+                           call->status == TSVC_DRAINING ? ", \"reason\": \"draining\""
+                                                         : ", \"reason\": \"storage\"",
+                           "%s", call->why);
         return;
     }
     if (call->status != TSVC_OK) {
@@ -114,7 +128,7 @@ static void answer(struct treq *r) {
         return;
     }
     if (r->op == OP_METHOD) {
-        reply_error(c, 405, "GET or DELETE a timer");
+        reply_error_hdr(c, 405, "Allow: GET, HEAD, DELETE\r\n", "GET or DELETE a timer");
         return;
     }
     struct buf b = BUF_INIT;
@@ -186,6 +200,23 @@ static enum handler_result started(struct treq *r, int rc) {
     return HANDLER_DONE;
 }
 
+/* 400 naming the first query parameter not in names, as the queues do and
+ * as unknown body fields are (issue 16). 0 when all are known, -1 answered. */
+static int params_known(struct conn *c, const struct http_request *req,
+                        const char *const *names) {
+    size_t n;
+    const char *u = http_query_unknown(req, names, &n);
+    if (!u)
+        return 0;
+    char list[64] = "";
+    for (const char *const *k = names; *k; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k == names ? "" : ", ",
+                 *k);
+    reply_error(c, 400, "unknown parameter '%.*s' (%s%s)", n > 64 ? 64 : (int)n, u,
+                names[0] ? "known here: " : "this request takes none", list);
+    return -1;
+}
+
 /* ---- POST /timers ------------------------------------------------------------------- */
 
 static enum handler_result do_create(struct conn *c, struct tsvc *svc, const char *body,
@@ -202,12 +233,22 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
     struct treq *r = NULL;
     enum handler_result hr;
     char *decoded = NULL; /* payload_base64's bytes */
-    if (timer_spec_parse(o, &spec, err, sizeof err, &st, &decoded) < 0)
+    int64_t now_ms = (int64_t)clock_wall_ms();
+    char past[CRON_RFC3339_LEN + 1], now_text[CRON_RFC3339_LEN + 1];
+    if (timer_spec_parse(o, &spec, err, sizeof err, &st, &decoded) < 0) {
         hr = reply_fail(c, http_status(st), "%s", err);
-    else if (!(r = treq_new(c, OP_CREATE)))
+    } else if (spec.kind == TSVC_AT && spec.at_ms < now_ms - AT_GRACE_MS) {
+        /* A past at is a mistake (a stale example, a wrong zone), as at(1)
+         * refuses it; every backend answers the same (issue 16). */
+        cron_format_rfc3339(spec.at_ms, past);
+        cron_format_rfc3339(now_ms, now_text);
+        hr = reply_fail(c, 400, "at: %s is in the past (now %s); use after for a delay", past,
+                        now_text);
+    } else if (!(r = treq_new(c, OP_CREATE))) {
         hr = reply_fail(c, 503, "out of memory");
-    else
+    } else {
         hr = started(r, tsvc_create(svc, &r->call, &spec));
+    }
     json_decref(o);
     free(decoded); /* the create copied the payload into the timer */
     return hr;
@@ -217,6 +258,9 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
 
 static enum handler_result do_get(struct conn *c, struct tsvc *svc, uint64_t id,
                                   const struct http_request *req) {
+    static const char *const known[] = {"wait", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     size_t n;
     const char *v = http_query_get(req, "wait", &n);
     int64_t wait_ms = 0;
@@ -244,6 +288,9 @@ static enum handler_result do_other(struct conn *c, struct tsvc *svc, uint64_t i
 
 static enum handler_result do_list(struct conn *c, struct tsvc *svc,
                                    const struct http_request *req) {
+    static const char *const known[] = {"after", "limit", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     size_t n;
     const char *v;
     int64_t after = 0, limit = 100;
@@ -265,16 +312,20 @@ static enum handler_result do_list(struct conn *c, struct tsvc *svc,
 enum handler_result api_timers(void *ctx, struct conn *c, const struct http_request *req,
                                const char *body, size_t body_len) {
     struct tsvc *svc = ctx;
+    static const char *const none[] = {NULL};
     if (!api_authorized(c, req))
         return HANDLER_DONE;
     const char *p = req->path + 7, *end = req->path + req->path_len; /* after "/timers" */
     int m = req->method;
     if (p >= end || (p + 1 == end && *p == '/')) {
         if (m == HTTP_M_POST)
-            return do_create(c, svc, body, body_len);
+            return params_known(c, req, none) < 0 ? HANDLER_DONE
+                                                  : do_create(c, svc, body, body_len);
         if (m == HTTP_M_GET || m == HTTP_M_HEAD)
             return do_list(c, svc, req);
-        return reply_fail(c, 405, "POST /timers creates a timer, GET lists them");
+        reply_error_hdr(c, 405, "Allow: GET, HEAD, POST\r\n",
+                        "POST /timers creates a timer, GET lists them");
+        return HANDLER_DONE;
     }
     if (*p != '/')
         return reply_fail(c, 404, "no such endpoint: %.*s", (int)req->path_len, req->path);
@@ -284,6 +335,6 @@ enum handler_result api_timers(void *ctx, struct conn *c, const struct http_requ
     if (m == HTTP_M_GET || m == HTTP_M_HEAD)
         return do_get(c, svc, (uint64_t)id, req);
     if (m == HTTP_M_DELETE)
-        return do_delete(c, svc, (uint64_t)id);
+        return params_known(c, req, none) < 0 ? HANDLER_DONE : do_delete(c, svc, (uint64_t)id);
     return do_other(c, svc, (uint64_t)id);
 }

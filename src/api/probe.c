@@ -789,17 +789,18 @@ PROBE_HANDLER(probe_health) {
     struct server *s = c->srv;
     struct buf *b = &p->body;
     char why[256];
-    int degraded = !s->draining && server_services_health(s, why, sizeof why);
+    int draining = s->draining || s->announcing; /* announcing: [server] drain_delay */
+    int degraded = !draining && server_services_health(s, why, sizeof why);
     buf_appendf(b,
                 "{\"status\": \"%s\", \"connections\": %llu, \"uptime_seconds\": %lld, "
                 "\"version\": \"%s\"",
-                s->draining ? "draining" : degraded ? "degraded" : "ok",
+                draining ? "draining" : degraded ? "degraded" : "ok",
                 (unsigned long long)s->metrics.conns_open,
                 (long long)(time(NULL) - s->start_time), PACKAGE_VERSION);
     if (degraded) /* a service cannot serve (its backend is unreachable): say which and why */
         buf_appends(b, ", \"why\": "), buf_append_json_str(b, why, strlen(why));
     buf_appends(b, "}\n");
-    return reply_body(p, c, s->draining || degraded ? 503 : 200, CT_JSON);
+    return reply_body(p, c, draining || degraded ? 503 : 200, CT_JSON);
 }
 
 PROBE_HANDLER(probe_metrics) {

@@ -102,6 +102,8 @@ static const struct keydef keys[] = {
      NULL},
     {SEC_SERVER, "write_timeout", V_DURATION, C(write_timeout_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_SERVER, "shutdown_grace", V_DURATION, C(shutdown_grace_ms), 0, YEAR, 10 * SECOND, NULL},
+    /* issue 16: /health answers 503 draining this long before the listeners close */
+    {SEC_SERVER, "drain_delay", V_DURATION, C(drain_delay_ms), 0, HOUR, 0, NULL},
     {SEC_SERVER, "max_header_bytes", V_SIZE, C(max_header_bytes), 256, MIB, 8 * KIB, NULL},
     {SEC_SERVER, "max_headers", V_COUNT, C(max_headers), 1, 128, 100, NULL}, /* HTTP_MAX_HEADERS */
     {SEC_SERVER, "max_uri", V_SIZE, C(max_uri), 16, MIB, 4 * KIB, NULL}, /* <= max_header_bytes */
@@ -154,7 +156,7 @@ static const struct keydef keys[] = {
     {SEC_LOG, "error", V_PATH, C(log_error), 0, 0, 0, NULL},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
-    {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},
+    {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 65535, 5, NULL},
     {SEC_QUEUE, "max_payload", V_SIZE, Q(max_payload), 1, 64 * MIB, MIB, NULL},
     {SEC_QUEUE, "result_ttl", V_DURATION, Q(result_ttl_ms), 0, YEAR, 5 * MINUTE, NULL},
 };
@@ -591,6 +593,9 @@ static int set_value(struct parser *p, const struct keydef *k, const char *v) {
             return key_fail(p, k, "out of memory");
         free(*(char **)slot);
         *(char **)slot = s;
+        if (k->sec == SEC_TLS) /* a TLS file that cannot be read names this line */
+            p->c->tls_lines[k->off == C(tls_cert) ? 0 : k->off == C(tls_key) ? 1
+                             : k->off == C(tls_chain) ? 2 : 3] = p->line;
         return k->type == V_TOKEN_FILE ? read_token_file(p, k, s) : 0;
     }
     return key_fail(p, k, "internal error: unhandled type");

@@ -68,6 +68,7 @@ struct config {
     uint64_t keepalive_timeout_ms; /* idle keep-alive connection; default 75s */
     uint64_t write_timeout_ms;   /* a blocked response write; default 30s */
     uint64_t shutdown_grace_ms;  /* SIGTERM drain limit; default 10s */
+    uint64_t drain_delay_ms;     /* after SIGTERM, serve on (health 503) this long first; default 0 */
     uint64_t max_header_bytes;   /* size, default 8k (431 past it) */
     uint64_t max_headers;        /* default 100 (431), at most 128 */
     uint64_t max_uri;            /* size, default 4k (414) */
@@ -90,6 +91,7 @@ struct config {
     struct config_listen tls_listen[CONFIG_MAX_LISTEN]; /* listen: may repeat */
     size_t ntls_listen;
     char *tls_cert, *tls_key, *tls_chain, *tls_client_ca; /* absolute paths or NULL */
+    int tls_lines[4]; /* the config lines of cert, key, chain, client_ca (0: unset), for errors */
     int tls_session_tickets;          /* session_tickets: off|on, default on */
     uint64_t tls_handshake_timeout_ms; /* handshake_timeout: default 10s */
 

@@ -73,7 +73,7 @@ const char *queue_strerror(int status) {
 void queue_settings_default(struct queue_settings *s) {
     s->maxsize = 0;
     s->lease_ms = 30000;
-    s->max_attempts = 0;
+    s->max_attempts = 5; /* as [queue NAME] max_attempts (issue 16) */
     s->max_payload = 1u << 20;
     s->key_window_ms = 300000;
     s->result_ttl_ms = 300000;
@@ -590,6 +590,14 @@ int queue_engine_replay(struct queue_engine *e, const struct queue_event *ev) {
     }
     e->replaying--;
     return rc;
+}
+
+void queue_engine_totals_reset(struct queue_engine *e) {
+    for (size_t i = 0; i < e->nqueues; i++) {
+        struct queue *q = e->queues[i];
+        q->total_put = q->total_acked = q->total_redelivered = q->total_dead = 0;
+        q->total_requeued = q->total_dropped = q->total_dead_purged = 0;
+    }
 }
 
 /* ---- snapshot (journal compaction) ---------------------------------------- */

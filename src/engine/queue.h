@@ -54,8 +54,8 @@
  * priorities, payloads, visibility times, order), dead letters,
  * idempotency keys and shutdown state. Some things are not durable, by
  * design. Leases: a reserved job is ready again after a restart
- * (at-least-once). Attempt counts restart at 0. The redelivered total and
- * the waiters are lost too. Times in events are in the wheel's clock,
+ * (at-least-once). Attempt counts restart at 0. The waiters are lost too,
+ * and the totals count since start (queue_engine_totals_reset). Times in events are in the wheel's clock,
  * which restarts at boot, so the journal must convert visible_at and now
  * to wall-clock time and back. Ready order depends only on (priority, id),
  * not on history, so a replay reproduces it exactly.
@@ -154,14 +154,15 @@ int queue_name_valid(const char *name, size_t len);
 struct queue_settings {
     uint64_t maxsize;       /* puts wait at READY+DELAYED >= maxsize; 0 = memory limit only */
     uint64_t lease_ms;      /* default lease (visibility timeout) of a reserve; > 0 */
-    uint32_t max_attempts;  /* deliveries before dead letters; 0 = unlimited; <= 65535 */
+    uint32_t max_attempts;  /* deliveries before dead letters; <= 65535; 0 = unlimited
+                             * (old journals only: the API and config refuse 0) */
     uint32_t max_payload;   /* largest payload accepted, bytes */
     uint64_t key_window_ms; /* how long an idempotency key is remembered; > 0 */
     uint64_t result_ttl_ms; /* how long a job's result is kept (queue_result.c); 0 = none */
 };
 
-/* Defaults: maxsize 0, lease 30 s, max_attempts 0, max_payload 1 MiB, key
- * window 5 min, result ttl 5 min. */
+/* Defaults: maxsize 0, lease 30 s, max_attempts 5 (the config's default too),
+ * max_payload 1 MiB, key window 5 min, result ttl 5 min. */
 void queue_settings_default(struct queue_settings *s);
 
 /* ---- events (durability) ------------------------------------------------ */
@@ -283,6 +284,13 @@ int queue_engine_set_next_id(struct queue_engine *e, uint64_t id);
  */
 int queue_engine_replay(struct queue_engine *e, const struct queue_event *ev);
 
+/* Zero every queue's totals (total_put ... total_dead_purged): called after
+ * the replay, so that they all count since this start (issue 16). A replay
+ * counts the puts and acks still in the journal but no redelivery (leases
+ * are not journaled) and nothing a compaction dropped, which mixed
+ * "since the journal began" with "since start". */
+void queue_engine_totals_reset(struct queue_engine *e);
+
 /* ---- queues ------------------------------------------------------------- */
 
 /* Create a queue (s NULL = defaults); *out (may be NULL) gets it, or the
@@ -326,7 +334,7 @@ struct queue_stats {
     uint64_t joiners;           /* waiting joiners */
     uint64_t total_put;         /* jobs created (key repeats not counted) */
     uint64_t total_acked;       /* acks */
-    uint64_t total_redelivered; /* deliveries with attempt > 1 (not durable) */
+    uint64_t total_redelivered; /* deliveries with attempt > 1 (totals: since start) */
     uint64_t total_dead;        /* moves to the dead letters */
     uint64_t total_requeued;    /* dead letters requeued */
     uint64_t total_dropped;     /* jobs dropped by purge and shutdown */

@@ -788,7 +788,7 @@ int task_create(struct task_engine *e, const struct task_spec *s, struct task **
         return TASK_ERR_MEMORY;
     int64_t now = now_of(e), tick = s->at;
     if (s->kind == TASK_AT)
-        tick = s->at - e->wall_off;
+        tick = s->at - e->wall_off < now ? now : s->at - e->wall_off; /* past: now, said so */
     else if (s->kind == TASK_EVERY && !s->at)
         tick = now + (int64_t)s->every_ms;
     else if (s->kind == TASK_CRON)

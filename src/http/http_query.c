@@ -23,6 +23,26 @@ const char *http_query_get(const struct http_request *req, const char *key, size
     return NULL;
 }
 
+const char *http_query_unknown(const struct http_request *req, const char *const *names,
+                               size_t *len) {
+    const char *s = req->query, *end = s ? s + req->query_len : NULL;
+    while (s && s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(s, '=', (size_t)(stop - s));
+        size_t kl = (size_t)((eq ? eq : stop) - s);
+        int known = stop == s; /* an empty pair */
+        for (const char *const *n = names; !known && *n; n++)
+            known = strlen(*n) == kl && memcmp(s, *n, kl) == 0;
+        if (!known) {
+            *len = kl;
+            return s;
+        }
+        s = stop + 1;
+    }
+    return NULL;
+}
+
 int64_t http_parse_seconds_ms(const char *s, size_t n) {
     char tmp[32];
     if (n == 0 || n >= sizeof tmp)

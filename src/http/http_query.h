@@ -14,6 +14,13 @@ struct http_request;
  * length; "" for a bare "key"; NULL when absent. */
 const char *http_query_get(const struct http_request *req, const char *key, size_t *len);
 
+/* The first parameter of the query whose name is none of names (a
+ * NULL-terminated list), *len its name's length; NULL when all are known.
+ * A handler refuses it (issue 16: "?dealy=5" must not queue an undelayed
+ * job). Empty pairs ("a=1&&b=2", a trailing "&") are not parameters. */
+const char *http_query_unknown(const struct http_request *req, const char *const *names,
+                               size_t *len);
+
 /* A non-negative decimal number of seconds ("1", "0.25") -> milliseconds,
  * rounded up; -1 when it is not one (or over 10^9 s). */
 int64_t http_parse_seconds_ms(const char *s, size_t n);

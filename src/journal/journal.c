@@ -706,6 +706,75 @@ static int cut_at(int fd, uint64_t off) {
     return ftruncate(fd, (off_t)off) < 0 || fsync(fd) < 0 ? -1 : 0;
 }
 
+int journal_path_check(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    char dir[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof dir) {
+        set_err(err, errlen, "%s: [journal] path: empty or too long", path);
+        return -1;
+    }
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            set_err(err, errlen, "%s: [journal] path is a directory; it names the journal file "
+                    "(e.g. %s%sawaitd.journal)", path, path, path[n - 1] == '/' ? "" : "/");
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            set_err(err, errlen, "%s: [journal] path is not a regular file", path);
+            return -1;
+        }
+        int fd = open(path, O_RDWR | O_CLOEXEC); /* opened, not changed */
+        if (fd < 0) {
+            set_err(err, errlen, "%s: [journal] path: the journal cannot be written: %s", path,
+                    strerror(errno));
+            return -1;
+        }
+        close(fd);
+    } else if (errno != ENOENT) {
+        set_err(err, errlen, "%s: [journal] path: %s", path, strerror(errno));
+        return -1;
+    }
+    /* The journal is (re)created and compacted through PATH.compact.tmp in
+     * its directory: the nearest directory that exists must be writable
+     * (the ones missing below it are created at start). */
+    memcpy(dir, path, n + 1);
+    if (n > 1 && dir[n - 1] == '/')
+        dir[n - 1] = '\0';
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash) {
+            strcpy(dir, ".");
+        } else if (slash == dir) {
+            dir[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+        if (stat(dir, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                set_err(err, errlen, "%s: [journal] path: %s is not a directory", path, dir);
+                return -1;
+            }
+            /* Try it: permissions say nothing of root, a read-only mount, /proc. */
+            char probe[PATH_MAX + 40];
+            snprintf(probe, sizeof probe, "%s/.awaitd-check-%ld", dir, (long)getpid());
+            int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                set_err(err, errlen, "%s: [journal] path: cannot create files in %s: %s", path, dir,
+                        strerror(errno));
+                return -1;
+            }
+            close(fd);
+            unlink(probe);
+            return 0;
+        }
+        if (errno != ENOENT || strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0) {
+            set_err(err, errlen, "%s: [journal] path: %s: %s", path, dir, strerror(errno));
+            return -1;
+        }
+    }
+}
+
 int journal_open_replay(const char *path, journal_record_fn cb, void *arg, int flags,
                         struct journal_info *info, char *err, size_t errlen) {
     memset(info, 0, sizeof *info);
@@ -714,7 +783,7 @@ int journal_open_replay(const char *path, journal_record_fn cb, void *arg, int f
         set_err(err, errlen, "%s: path too long", path);
         return -1;
     }
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open(path, O_RDWR | O_CLOEXEC), open_errno = errno;
     /* Two daemons appending to one journal would interleave records. */
     if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK)
@@ -727,6 +796,7 @@ int journal_open_replay(const char *path, journal_record_fn cb, void *arg, int f
     /* A crash between begin and the rename: the old journal is the whole truth. */
     if (unlink(tmp) == 0)
         info->stale_tmp_removed = 1;
+    errno = open_errno; /* not unlink's: a directory (EISDIR) was taken for a missing file */
     if (fd < 0 && errno == ENOENT) {
         int renamed;
         fd = journal_rewrite_begin(path, err, errlen);

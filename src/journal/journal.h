@@ -199,6 +199,14 @@ struct journal_info {
     char saved_to[PATH_MAX];  /* repaired: the original file was copied here first ("" if not) */
 };
 
+/* Whether path can be the journal (issue 16; awaitd -t and start call it
+ * first): not a directory, a regular file that can be read and written if
+ * it exists (opened, not changed), and a file can be created in the
+ * nearest existing directory above it (tried: a probe file created and
+ * removed; the journal and its compaction's temp file are created there).
+ * 0, or -1 with err naming the cause. */
+int journal_path_check(const char *path, char *err, size_t errlen);
+
 /*
  * Open the journal at path for appending, creating it if missing (the
  * header is written to a temporary file that is fsynced and renamed into

@@ -474,8 +474,13 @@ void conn_drain(struct conn *c) {
     else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && !c->stream &&
              c->srv->wbuf_owner != c)
         conn_close(c);
-    else
+    else if (c->state != CONN_BUSY || c->in.len == 0)
         c->keep_alive = 0;
+    /* else a request is in flight with the next one already read behind it
+     * (pipelined): the answer in flight keeps the connection, so that the
+     * next request is answered too, with Connection: close (the flags of a
+     * request read while draining), and /health's 503 "draining" can be
+     * seen (issue 16). Whatever follows it is not read. */
 }
 
 int conn_is_tls(const struct conn *c) {
@@ -545,7 +550,7 @@ static int conn_dispatch(struct conn *c, const struct http_request *req, const c
 }
 
 static void conn_take_request_flags(struct conn *c, const struct http_request *req) {
-    c->keep_alive = (uint8_t)(req->keep_alive && !c->srv->draining);
+    c->keep_alive = (uint8_t)(req->keep_alive && !c->srv->draining && !c->srv->announcing);
     c->head_only = req->method == HTTP_M_HEAD;
     c->http10 = req->minor_version == 0;
 }

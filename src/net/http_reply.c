@@ -63,7 +63,7 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
                      int64_t content_length, const char *extra) {
     size_t mark = o->len;
     struct server *s = c->srv;
-    if (s->draining)
+    if (s->draining && c->in.len == 0) /* else a pipelined request is answered too (conn_drain) */
         c->keep_alive = 0;
     /* Status line and fixed headers without printf: this is the hot path. */
     if (status < 100 || status > 999)
@@ -149,15 +149,15 @@ int reply(struct conn *c, int status, const char *ctype, const char *extra, cons
     return 0;
 }
 
-static int reply_verror(struct conn *c, int status, const char *extra, const char *fmt,
-                        va_list ap) {
+static int reply_verror_fields(struct conn *c, int status, const char *extra,
+                               const char *fields, const char *fmt, va_list ap) {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     struct buf *b = &c->srv->errbuf;
     buf_reset(b);
     int r = buf_appends(b, "{\"error\": ");
     r |= buf_append_json_str(b, msg, strlen(msg));
-    r |= buf_appendf(b, ", \"status\": %d}\n", status);
+    r |= buf_appendf(b, ", \"status\": %d%s}\n", status, fields ? fields : "");
     if (r) {
         buf_reset(b);
         return reply_failed(c, NULL, 0);
@@ -168,6 +168,20 @@ static int reply_verror(struct conn *c, int status, const char *extra, const cha
     r = reply(c, status, CT_JSON, extra, buf_start(b), b->len);
     log_5xx_msg = NULL;
     buf_reset(b);
+    return r;
+}
+
+static int reply_verror(struct conn *c, int status, const char *extra, const char *fmt,
+                        va_list ap) {
+    return reply_verror_fields(c, status, extra, NULL, fmt, ap);
+}
+
+int reply_error_fields(struct conn *c, int status, const char *extra, const char *fields,
+                       const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = reply_verror_fields(c, status, extra ? extra : "", fields, fmt, ap);
+    va_end(ap);
     return r;
 }
 

@@ -43,6 +43,12 @@ int reply_error(struct conn *c, int status, const char *fmt, ...)
 int reply_error_hdr(struct conn *c, int status, const char *extra, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The same with more JSON members after "status" (fields: raw JSON text
+ * starting with ", ", e.g. ", \"reason\": \"storage\""), and exactly the
+ * header lines in extra (NULL: none; no Retry-After is added to a 503). */
+int reply_error_fields(struct conn *c, int status, const char *extra, const char *fields,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* One chunk of a chunked body, and the terminating chunk. */
 int reply_chunk(struct conn *c, const void *data, size_t len);
 int reply_chunk_end(struct conn *c);

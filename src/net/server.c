@@ -349,8 +349,24 @@ static void on_grace(struct timer *t) {
     event_base_loopexit(s->base, NULL);
 }
 
+static void on_announced(struct timer *t) {
+    server_shutdown(container_of(t, struct server, announce));
+}
+
 void server_shutdown(struct server *s) {
+    if (!s->draining && !s->announcing && s->cfg->drain_delay_ms) {
+        /* [server] drain_delay: first tell load balancers (/health 503
+         * "draining" on new connections too), still serving; then drain. */
+        s->announcing = 1;
+        notify_send("STOPPING=1");
+        log_info("shutting down: /health answers 503 draining for %llu ms, then the drain",
+                 (unsigned long long)s->cfg->drain_delay_ms);
+        server_timer_in(s, &s->announce, s->cfg->drain_delay_ms);
+        server_timers_sync(s);
+        return;
+    }
     if (!s->draining) {
+        timer_cancel(&s->wheel, &s->announce); /* a second signal cuts drain_delay short */
         s->draining = 1;
         notify_send("STOPPING=1");
         log_info("shutting down: draining %d connections (grace %llu ms)",
@@ -553,7 +569,7 @@ int server_reload(struct server *s) {
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     struct server *s = arg;
     if (sig == SIGHUP) {
-        if (!s->draining)
+        if (!s->draining && !s->announcing)
             server_reload(s);
         return;
     }
@@ -563,6 +579,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         if (s->alog)
             access_log_reopen(s->alog);
         log_info("SIGUSR1: log files reopened");
+        return;
+    }
+    if (s->announcing && !s->draining) {
+        log_info("second %s: drain_delay cut short", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        server_shutdown(s);
         return;
     }
     if (s->draining) {
@@ -651,6 +672,7 @@ int server_init(struct server *s, struct config *cfg) {
     }
     timer_wheel_init(&s->wheel, clock_now_ms());
     timer_init(&s->grace, on_grace);
+    timer_init(&s->announce, on_announced);
     timer_init(&s->accept_resume, on_accept_resume);
     timer_init(&s->status_tick, on_status_tick);
     s->wheel_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -52,6 +52,9 @@ struct server {
     char date[40];
     int spare_fd;                 /* kept open to be closed when accept hits EMFILE */
     int draining;                 /* SIGTERM seen: no accepts, close when idle */
+    int announcing;               /* SIGTERM seen, [server] drain_delay running: serving on,
+                                     /health 503 draining, every answer Connection: close */
+    struct timer announce;        /* the end of drain_delay: the drain proper */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct timer grace;           /* shutdown grace deadline */
     struct timer accept_resume;   /* re-enables listeners after EMFILE */

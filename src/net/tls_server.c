@@ -335,6 +335,16 @@ fail:
     return -1;
 }
 
+/* Prefix err with the config file and the line of [tls] key i (issue 16:
+ * every config error names them; the file's own name is in err already). */
+static void at_line(const struct config *cfg, int i, char *err, size_t errlen) {
+    if (!cfg->path || !cfg->tls_lines[i])
+        return;
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s:%d: %s", cfg->path, cfg->tls_lines[i], err);
+    snprintf(err, errlen, "%s", tmp);
+}
+
 struct ssl_ctx_st *tls_ctx_new(const struct config *cfg, int64_t *not_after, char *err,
                                size_t errlen) {
     struct tls_settings set;
@@ -371,17 +381,19 @@ struct ssl_ctx_st *tls_ctx_new(const struct config *cfg, int64_t *not_after, cha
         FAIL("cannot set the TLS cipher policy: %s", ossl_reason());
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 
-    if (load_cert(ctx, cfg->tls_cert, not_after, err, errlen) < 0)
-        goto fail;
-    if (cfg->tls_chain && load_chain(ctx, cfg->tls_chain, err, errlen) < 0)
-        goto fail;
-    if (load_key(ctx, cfg->tls_key, cfg->tls_cert, err, errlen) < 0)
-        goto fail;
     unsigned char sid[EVP_MAX_MD_SIZE];
     unsigned sid_len = 0;
-    if (cfg->tls_client_ca &&
-        load_client_ca(ctx, cfg->tls_client_ca, sid, &sid_len, err, errlen) < 0)
+    int failed = load_cert(ctx, cfg->tls_cert, not_after, err, errlen) < 0 ? 0
+                 : cfg->tls_chain && load_chain(ctx, cfg->tls_chain, err, errlen) < 0 ? 2
+                 : load_key(ctx, cfg->tls_key, cfg->tls_cert, err, errlen) < 0 ? 1
+                 : cfg->tls_client_ca &&
+                         load_client_ca(ctx, cfg->tls_client_ca, sid, &sid_len, err, errlen) < 0
+                     ? 3
+                     : -1;
+    if (failed >= 0) {
+        at_line(cfg, failed, err, errlen);
         goto fail;
+    }
     if (sid_len == 0) {
         memcpy(sid, "awaitd", 6);
         sid_len = 6;

@@ -188,6 +188,7 @@ static int local_start(void *ctx) {
     struct queue_engine_stats es;
     queue_engine_stats(svc->eng, &es);
     log_info("queues: %zu queues, %zu jobs after replay", es.queues, es.jobs);
+    queue_engine_totals_reset(svc->eng); /* totals count since start (docs/QUEUES.md) */
     declare_queues(svc, s->cfg);
     svc->reap_ev = evtimer_new(s->base, on_reap, svc);
     if (!svc->reap_ev)

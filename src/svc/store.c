@@ -228,12 +228,16 @@ static int store_start(void *ctx) {
     struct store *st = ctx;
     struct server *s = st->srv;
     struct config *cfg = s->cfg;
+    char err[512];
+    if (journal_path_check(cfg->journal_path, err, sizeof err) < 0) {
+        log_error("%s", err); /* a directory, no permission, a read-only file system */
+        return -1;
+    }
     if (mkdir_parent(cfg->journal_path) < 0) {
         log_error("journal %s: cannot create its directory: %s", cfg->journal_path, strerror(errno));
         return -1;
     }
     struct journal_info info;
-    char err[512];
     int fd = journal_open_replay(cfg->journal_path, replay_record, st, st->repair ? JOURNAL_REPAIR : 0,
                                  &info, err, sizeof err);
     if (fd < 0) {

@@ -230,6 +230,7 @@ class RedisTwoNodesTest(RedisCase):
         r = self.put(a, "shared", b"3")
         self.assertEqual(r.status, 503, r)
         self.assertIn("full", r.json()["error"])
+        self.assertEqual((r.json()["reason"], r.header("Retry-After")), ("queue full", "1"), r)
         # A put waiting on A is woken by a reserve on B (room freed across nodes).
         waiting_put = self.bg(self.put, a, "shared", b"3", wait=10)
         time.sleep(0.3)
@@ -325,6 +326,8 @@ class RedisFaultTest(RedisCase):
                   self.req(d, "GET", "/queues/f")):
             self.assertEqual(r.status, 503, r)
             self.assertIn("redis", r.json()["error"])
+            # issue 16: a storage failure, not a full queue; no Retry-After
+            self.assertEqual((r.json()["reason"], r.header("Retry-After")), ("storage", None), r)
         # Same port, same data directory: awaitd reconnects by itself.
         self.redis.start()
         deadline = time.monotonic() + 10
