@@ -637,7 +637,7 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
         return areq_finish(&r, qsvc_nack(svc, &r.call, p->name, p->name_len, p->id,
                                          (uint32_t)attempt, ms));
     }
-    return reply_fail(c, 404, "no such job action: %.*s (ack, nack, touch)", (int)p->verb_len, p->verb);
+    return reply_fail(c, 404, "no such job action: %.*s (ack, nack, touch, result)", (int)p->verb_len, p->verb);
 }
 
 static enum handler_result do_dead(struct conn *c, struct qsvc *svc, const struct qpath *p,
@@ -948,7 +948,7 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
         return hr;
     if (seg_is(p.op, p.op_len, "jobs") && p.id == 0 && p.op + 4 == req->path + req->path_len) {
         if (m != HTTP_M_POST)
-            return fail_method(c, "POST", "POST a job to put it");
+            return fail_method(c, "GET, HEAD, POST", "POST a job to put it, GET to list jobs");
         return do_put(c, svc, &p, req, body, body_len);
     }
     if (seg_is(p.op, p.op_len, "jobs"))

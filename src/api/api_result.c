@@ -50,6 +50,22 @@ static const char *const state_names[] = {"ready", "delayed", "reserved", "dead"
 
 /* ---- parameters ---------------------------------------------------------------------- */
 
+/* 400 naming the first query parameter not in names, as api_queue.c does (issue 16). */
+static int params_known(struct conn *c, const struct http_request *req,
+                        const char *const *names) {
+    size_t n;
+    const char *u = http_query_unknown(req, names, &n);
+    if (!u)
+        return 0;
+    char list[128] = "";
+    size_t at = 0;
+    for (const char *const *k = names; *k && at < sizeof list; k++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", k == names ? "" : ", ", *k);
+    reply_error(c, 400, "unknown parameter '%.*s' (known here: %s)", n > 64 ? 64 : (int)n, u,
+                list);
+    return -1;
+}
+
 static int param_seconds(const struct http_request *req, const char *key, uint64_t *ms) {
     size_t n;
     const char *v = http_query_get(req, key, &n);
@@ -153,15 +169,33 @@ static void render_error(const struct rreq *r, int st) {
     switch (st) {
     case QSVC_ERR_NOQUEUE: reply_error(c, 404, "no such queue: %.*s", n, r->qname); return;
     case QSVC_ERR_UNAVAILABLE:
-    case QSVC_ERR_NOSPACE: reply_error(c, status_http(st), "%s", res->why); return;
+    case QSVC_ERR_NOSPACE: { /* as api_queue.c: the 503 reasons of issue 16 */
+        char fields[96];
+        snprintf(fields, sizeof fields, ", \"reason\": \"storage\"");
+        if (res->unknown) /* made in memory, not confirmed: name the job */
+            snprintf(fields, sizeof fields,
+                     ", \"reason\": \"storage\", \"outcome\": \"unknown\", \"id\": %" PRIu64,
+                     res->id);
+        reply_error_fields(c, status_http(st), NULL, fields, "%s",
+                           res->why[0] ? res->why : "journal failure");
+        return;
+    }
+    case QSVC_ERR_DRAINING:
+        reply_error_fields(c, 503, NULL, ", \"reason\": \"draining\"", "%s", qsvc_strerror(st));
+        return;
+    case QSVC_ERR_NOMEM:
+        reply_error_fields(c, 503, "Retry-After: 1\r\n", ", \"reason\": \"out of memory\"", "%s",
+                           qsvc_strerror(st));
+        return;
     case QSVC_ERR_UNSUPPORTED:
         reply_error(c, 501, "job results and job listing are not supported by this queue "
                             "backend ([store] backend = redis has none yet; backend = local "
                             "has them: docs/QUEUES.md)");
         return;
     case QSVC_ERR_MEMORY:
-        reply_error(c, 503, "job %" PRIu64 ": keeping this result would pass the memory limit "
-                            "([queues] mem_limit); the job stays reserved", r->id);
+        reply_error_fields(c, 503, "Retry-After: 1\r\n", ", \"reason\": \"memory limit\"",
+                           "job %" PRIu64 ": keeping this result would pass the memory limit "
+                           "([queues] mem_limit); the job stays reserved", r->id);
         return;
     case QSVC_ERR_TOOBIG:
         reply_error(c, 413, "job %" PRIu64 ": the result is larger than the queue's max_payload (%"
@@ -370,6 +404,10 @@ static enum handler_result do_finish(struct conn *c, struct qsvc *svc, const str
                                      const struct http_request *req, const char *body,
                                      size_t len, int ack) {
     uint64_t attempt = 0, delay = 0;
+    static const char *const ack_known[] = {"attempt", NULL};
+    static const char *const nack_known[] = {"delay", "attempt", NULL};
+    if (params_known(c, req, ack ? ack_known : nack_known) < 0)
+        return HANDLER_DONE;
     if (param_uint(req, "attempt", UINT32_MAX, &attempt) < 0)
         return reply_fail(c, 400, "attempt is a whole number (the Job-Attempt of the reserve)");
     struct qsvc_outcome o = {"", 0, body, len};
@@ -407,6 +445,9 @@ static enum handler_result do_result(struct conn *c, struct qsvc *svc, const str
     if (req->method != HTTP_M_GET)
         return reply_error_hdr(c, 405, "Allow: GET\r\n", "GET a job's result"), HANDLER_DONE;
     uint64_t wait = 0;
+    static const char *const known[] = {"wait", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     if (param_seconds(req, "wait", &wait) < 0)
         return reply_fail(c, 400, "wait is a non-negative number of seconds");
     struct rreq r;
@@ -417,6 +458,9 @@ static enum handler_result do_result(struct conn *c, struct qsvc *svc, const str
 static enum handler_result do_jobs(struct conn *c, struct qsvc *svc, const struct api_jobpath *p,
                                    const struct http_request *req) {
     size_t n;
+    static const char *const known[] = {"state", "limit", "after", "preview", NULL};
+    if (params_known(c, req, known) < 0)
+        return HANDLER_DONE;
     const char *sv = http_query_get(req, "state", &n);
     int state = QUEUE_JOB_READY;
     if (sv) {

@@ -157,7 +157,8 @@ class ApiContractTest(test_queue.QueueCase):
         cases = [
             ("POST", "/queues", "GET, HEAD"),
             ("POST", "/queues/%s" % q, "GET, HEAD, PUT, DELETE"),
-            ("GET", "/queues/%s/jobs" % q, "POST"),
+            ("DELETE", "/queues/%s/jobs" % q, "GET, HEAD, POST"),  # GET lists (issue 17)
+            ("POST", "/queues/%s/jobs/%d/result" % (q, jid), "GET"),
             ("POST", "/queues/%s/jobs/%d" % (q, jid), "GET, HEAD"),
             ("GET", "/queues/%s/jobs/%d/ack" % (q, jid), "POST"),
             ("GET", "/queues/%s/reserve" % q, "POST"),

@@ -229,6 +229,10 @@ class ResultTest(ResultsCase):
         q = self.newq({"max_payload": 100})
         jid = self.put(q)
         self.assertErr(self.get_result(q, jid, wait="soon"), 400)
+        e = self.assertErr(self.get_result(q, jid, wiat=1), 400)  # unknown parameters (issue 16)
+        self.assertIn("'wiat'", e["error"])
+        self.assertIn("'sate'", self.assertErr(self.h("GET", qs("/queues/%s/jobs" % q, sate="dead")),
+                                               400)["error"])
         self.assertErr(self.get_result(q, 999999), 404)
         self.assertErr(self.h("GET", "/queues/no-such-q/jobs/1/result"), 404)
         self.assertErr(self.h("POST", "/queues/no-such-q/jobs/1/ack", body=b"r"), 404)
@@ -242,6 +246,8 @@ class ResultTest(ResultsCase):
         self.assertIn("max_payload", e["error"])
         self.assertErr(self.ack(q, j, b"x", attempt=a + 1, expect=None), 409)
         self.assertErr(self.ack(q, j, b"x", attempt="one", expect=None), 400)
+        self.assertErr(self.ack(q, j, b"x", expect=None, atempt=a), 400)
+        self.assertErr(self.nack(q, j, b"x", expect=None, dealy=1), 400)
         self.assertErr(self.ack(q, 424242, b"x", expect=None), 404)
         self.ack(q, j, b"ok", attempt=a)
         self.assertErr(self.ack(q, j, b"again", expect=None), 404)  # acked: gone
@@ -355,8 +361,10 @@ class ResultMemoryTest(ResultsCase):
         q = self.newq()
         jid = self.put(q, b"small")
         j, a = self.take(q)
-        e = self.assertErr(self.ack(q, j, b"r" * 20000, expect=None), 503)
+        r = self.ack(q, j, b"r" * 20000, expect=None)
+        e = self.assertErr(r, 503)
         self.assertIn("memory limit", e["error"])
+        self.assertEqual((e["reason"], r.header("Retry-After")), ("memory limit", "1"))
         st = self.stats(q)
         self.assertEqual((st["reserved"], st["total_acked"]), (1, 0))
         self.ack(q, j, b"r" * 1000, attempt=a)  # a smaller one fits

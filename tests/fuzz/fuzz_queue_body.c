@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (bad) {
         CHECK(bad[0] != '\0');
     } else {
-        CHECK((set.mask & ~31u) == 0);
+        CHECK((set.mask & ~63u) == 0); /* 32: result_ttl (issue 17) */
         CHECK(size > 0 || set.mask == 0);
         if (set.mask & QSVC_SET_MAXSIZE)
             CHECK(set.s.maxsize <= 1000000000000ull);
@@ -42,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             CHECK(set.s.max_payload >= 1 && set.s.max_payload <= 64u * 1024 * 1024);
         if (set.mask & QSVC_SET_KEY_WINDOW)
             CHECK(set.s.key_window_ms >= 1 && set.s.key_window_ms <= 1000000000000ull);
+        if (set.mask & QSVC_SET_RESULT_TTL)
+            CHECK(set.s.result_ttl_ms <= 1000000000000ull); /* 0 allowed: keep none */
     }
 
     size_t count = 0;
