@@ -1,0 +1,201 @@
+"""Timers with [store] backend = redis (docs/REDIS.md "Timers"): the timer
+API against a real redis-server (Debian's, started here on a free loopback
+port, stopped at the end).
+
+- Redis*Test: the timer suites of test_timers.py (TimerScheduleTest,
+  TimerQueueTest, TimerCancelAwaitTest, TimerApiTest, TimerAuthTest) run
+  unchanged against the Redis backend, minus the cases in their NOT_YET
+  lists (each with the reason).
+- RedisTimerNodesTest: two awaitd nodes on one Redis: a timer created on
+  A, awaited on A, cancelled on B (the await returns at once); an `every`
+  timer fires once per tick with two nodes (its fires equal the jobs in
+  the queue, count respected); on_missed fire_once vs skip while no node
+  runs; a node that died between its claim (and put) and its settle
+  does not lose or double the tick.
+- RedisTimerFaultTest: Redis stopped -> 503 naming the backend and
+  /health degraded; recovery without restarting awaitd, and a timer
+  created before the outage fires after it.
+"""
+
+import time
+import unittest
+
+import awaitd_test
+import test_timers as tt
+from test_redis import RedisCase, redis_variant
+
+METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
+           "reading every shard); this node's fires, skips, claims and lateness are there")
+LIMITS = ("[queues] mem_limit and [timers] max_timers are the local engine's; with Redis the "
+          "limit is Redis's maxmemory (docs/REDIS.md)")
+
+RedisTimerScheduleTest = redis_variant(tt.TimerScheduleTest, {})
+RedisTimerQueueTest = redis_variant(tt.TimerQueueTest, {})
+RedisTimerCancelAwaitTest = redis_variant(tt.TimerCancelAwaitTest, {})
+RedisTimerApiTest = redis_variant(tt.TimerApiTest, {"test_metrics": METRICS})
+RedisTimerLimitsTest = redis_variant(tt.TimerLimitsTest, {
+    "test_big_timers_refused_at_mem_limit": LIMITS,
+    "test_max_timers": LIMITS,
+})
+RedisTimerAuthTest = redis_variant(tt.TimerAuthTest, {})
+
+
+class NodeClient(tt.TimerClient):
+    """TimerClient's requests against one node of a RedisCase."""
+
+    def __init__(self, case, d):
+        self.case, self.d = case, d
+
+    def __getattr__(self, name):  # assert* from the test case
+        return getattr(self.case, name)
+
+    def http(self, method, path, body=None, headers=None, timeout=10.0):
+        return self.d.http(method, path, body=body, headers=headers, timeout=timeout)
+
+
+class RedisTimerNodesTest(RedisCase):
+
+    def test_created_on_a_cancelled_on_b_awaited_on_a(self):
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("x")
+        t = a.create(queue="x", payload="never", after=60)
+        self.assertEqual(b.timer(t["id"])["state"], "scheduled")
+        fut = self.bg(a.await_timer, t["id"], 30)
+        time.sleep(0.3)  # the await is waiting on A
+        self.assertFalse(fut.done())
+        t0 = time.monotonic()
+        body = b.cancel(t["id"], expect_cancelled=True)
+        self.assertEqual(body["timer"]["state"], "cancelled")
+        (r, took), done_at = fut.result(20)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["state"], "cancelled", r.json())
+        self.assertLess(done_at - t0, 2.0, "the await on A heard of B's cancel late")
+        self.assertEqual(a.cancel(t["id"], expect_cancelled=False)["timer"]["state"], "cancelled")
+        self.assertEqual(b.reserve("x").status, 204)  # it never fired
+
+    def test_every_fires_once_per_tick_across_two_nodes(self):
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("e")
+        t = a.create(queue="e", payload="tick", every=0.2, count=10)
+        fut = self.bg(b.await_timer, t["id"], 20)
+        (r, _), _ = fut.result(30)
+        self.assertEqual(r.status, 200, r)
+        done = r.json()
+        self.assertEqual((done["state"], done["fires"] + done["skips"]), ("completed", 10), done)
+        counts = a.drain("e")
+        self.assertEqual(counts.get(b"tick", 0), done["fires"], (counts, done))
+        self.assertGreaterEqual(done["fires"], 8, done)  # skips only for ticks missed under load
+        # both nodes took part in claiming (each wakes at the shard's head)
+        ma, mb = a.d.metrics(), b.d.metrics()
+        self.assertGreaterEqual(ma["awaitd_timer_claims_total"], 1, ma)
+        self.assertGreaterEqual(mb["awaitd_timer_claims_total"], 1, mb)
+        self.assertEqual(ma["awaitd_timer_fires_total"] + mb["awaitd_timer_fires_total"],
+                         done["fires"], (ma, mb))
+
+    def test_many_timers_two_nodes_exactly_once(self):
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("m")
+        ids = []
+        for i in range(40):
+            c = a if i % 2 else b
+            ids.append(c.create(queue="m", payload="t%d" % i, after=0.3 + (i % 5) * 0.05)["id"])
+        for tid in ids:
+            (a if tid % 2 else b).wait_timer(tid, lambda t: t["state"] != "scheduled", timeout=15)
+        counts = a.drain("m")
+        self.assertEqual(counts, {("t%d" % i).encode(): 1 for i in range(40)})
+
+    def test_on_missed_fire_once_vs_skip_while_no_node_runs(self):
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("m")
+        c0 = time.time()
+        once = c.create(queue="m", payload="once", every=1, on_missed="fire_once")
+        skip = c.create(queue="m", payload="skip", every=1, on_missed="skip")
+        time.sleep(max(0.0, c0 + 1.5 - time.time()))
+        d.stop()
+        time.sleep(max(0.0, c0 + 5.3 - time.time()))
+        d2 = self.node()
+        c2 = NodeClient(self, d2)
+        o = c2.wait_timer(once["id"], lambda t: t["fires"] >= 2, timeout=5)
+        s = c2.timer(skip["id"])
+        seen = time.time()
+        self.assertLessEqual(o["fires"], 3, o)
+        self.assertGreaterEqual(o["skips"], 2, o)
+        if seen < c0 + 5.9:
+            s = c2.wait_timer(skip["id"], lambda t: t["skips"] >= 3, timeout=2)
+            self.assertEqual(s["fires"], 1, s)
+        for t in (once, skip):
+            c2.cancel(t["id"])
+        counts = c2.drain("m")
+        final = {t["id"]: c2.timer(t["id"]) for t in (once, skip)}
+        self.assertEqual(counts.get(b"once", 0), final[once["id"]]["fires"], (counts, final))
+        self.assertEqual(counts.get(b"skip", 0), final[skip["id"]]["fires"], (counts, final))
+
+    def test_dead_claimer_tick_taken_over_not_lost_not_doubled(self):
+        """A node that claimed a tick and put its job, then died before settling: another
+        node takes the tick over once the claim runs out and does not put it twice."""
+        a = self.node()
+        ca = NodeClient(self, a)
+        ca.newq("k")
+        t = ca.create(queue="k", payload="once", after=0.5)
+        self.daemons.remove(a)
+        a._kill()
+        a.cleanup()
+        tid, shard = t["id"], t["id"] % 16
+        base = "{awaitd:timers:%d}" % shard
+        time.sleep(0.7)
+        # the "dead node": claims the due tick for 2 s, puts the job, never settles
+        self.assertEqual(self.redis.cmd("FCALL", "aw_timer_claim", 1, base, "awaitd:timers",
+                                        shard, "dead-node", 2000, 64), "*19")
+        tick = self.redis.cmd("HGET", base + ":h:%d" % tid, "tick")
+        self.assertTrue(self.redis.cmd("FCALL", "aw_put", 1, "{awaitd:k}", "awaitd:events", "k",
+                                       "once", 0, 0, "awaitd-timer:%d:%s" % (tid, tick))
+                        .startswith("*"))
+        t0 = time.monotonic()
+        b = self.node()
+        cb = NodeClient(self, b)
+        self.assertEqual(cb.timer(tid)["state"], "scheduled")
+        done = cb.wait_timer(tid, lambda x: x["state"] != "scheduled", timeout=10)
+        self.assertGreater(time.monotonic() - t0, 1.0, "the claim was not respected")
+        self.assertEqual((done["state"], done["fires"], done["skips"]), ("completed", 1, 0), done)
+        self.assertEqual(cb.drain("k"), {b"once": 1})
+
+
+class RedisTimerFaultTest(RedisCase):
+
+    def test_redis_down_503_degraded_then_recovery(self):
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("f")
+        t = c.create(queue="f", payload="later", after=2.5)
+        self.redis.stop()
+        deadline = time.monotonic() + 10
+        while True:
+            h = self.req(d, "GET", "/health")
+            if h.status == 503:
+                break
+            self.assertLess(time.monotonic(), deadline, "/health never said degraded: %r" % h)
+            time.sleep(0.05)
+        self.assertEqual(h.json()["status"], "degraded")
+        self.assertIn("redis", h.json()["why"])
+        for r in (c.h("POST", "/timers", body={"queue": "f", "after": 1}),
+                  c.h("GET", "/timers/%d" % t["id"]), c.h("GET", "/timers"),
+                  c.h("DELETE", "/timers/%d" % t["id"])):
+            self.assertEqual(r.status, 503, r)
+            self.assertIn("timer backend (redis)", r.json()["error"], r.json())
+        time.sleep(2.5)  # the timer falls due while Redis is away
+        self.redis.start()
+        deadline = time.monotonic() + 10
+        while self.req(d, "GET", "/health").status != 200:
+            self.assertLess(time.monotonic(), deadline, "awaitd did not recover")
+            time.sleep(0.05)
+        done = c.wait_timer(t["id"], lambda x: x["state"] != "scheduled", timeout=10)
+        self.assertEqual((done["state"], done["fires"]), ("completed", 1), done)
+        self.assertEqual(c.drain("f"), {b"later": 1})
+        t2 = c.create(queue="f", payload="after", after=0.1)
+        r, _ = c.await_timer(t2["id"], 5)
+        self.assertEqual(r.json()["state"], "completed", r.json())
+
+
+if __name__ == "__main__":
+    awaitd_test.main()
