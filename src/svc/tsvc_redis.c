@@ -285,6 +285,45 @@ static int started(struct trop *op, int sent) {
     return TSVC_PENDING;
 }
 
+/* ---- durability: WAIT for [redis] replicas_ack ---------------------------------------- */
+
+static void on_replicas(void *arg, redisReply *r, const char *why) {
+    struct trop *op = arg;
+    op->inflight--;
+    uint64_t want = op->svc->srv->cfg->redis_replicas_ack;
+    if (r && r->type == REDIS_REPLY_INTEGER && (uint64_t)r->integer >= want)
+        complete(op, TSVC_OK);
+    else
+        fail_op(op, TSVC_UNAVAILABLE,
+                "the timer backend (redis) applied the change but %s (replicas_ack = %" PRIu64 ")",
+                r && r->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged it in time"
+                                                    : why ? why : "WAIT failed",
+                want);
+    op_maybe_free(op);
+}
+
+/* A change (create, cancel) is applied: answer now, or once WAIT says replicas_ack
+ * replicas have it (as the queues' changes). */
+static void applied(struct trop *op) {
+    const struct config *cfg = op->svc->srv->cfg;
+    uint64_t n = cfg->redis_replicas_ack;
+    if (n == 0) {
+        complete(op, TSVC_OK);
+        return;
+    }
+    char nb[24], tb[24];
+    snprintf(nb, sizeof nb, "%" PRIu64, n);
+    snprintf(tb, sizeof tb, "%" PRIu64,
+             cfg->redis_command_timeout_ms / 2 ? cfg->redis_command_timeout_ms / 2 : 1);
+    const char *argv[] = {"WAIT", nb, tb};
+    if (redis_conn_command(op->svc->rc, NULL, 0, on_replicas, op, 3, argv, NULL) < 0) {
+        fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis) applied the change but cannot "
+                "confirm its replicas: %s", redis_conn_why(op->svc->rc));
+        return;
+    }
+    op->inflight++;
+}
+
 /* ---- create ---------------------------------------------------------------------- */
 
 static const char *spec_error(const struct tsvc_spec *s) {
@@ -326,7 +365,7 @@ static void on_created(void *arg, redisReply *r, const char *why) {
                     "Redis's differ by more than a minute");
         else {
             timer_of(r, 2, &op->call->timer, op->call->text);
-            complete(op, TSVC_OK);
+            applied(op);
         }
     }
     op_maybe_free(op);
@@ -556,7 +595,7 @@ static void on_cancelled(void *arg, redisReply *r, const char *why) {
         } else {
             op->call->cancelled = (int)ival(r, 1);
             timer_of(r, 2, &op->call->timer, op->call->text);
-            complete(op, TSVC_OK);
+            applied(op);
         }
     }
     op_maybe_free(op);

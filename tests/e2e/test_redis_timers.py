@@ -14,7 +14,8 @@ port, stopped at the end).
   does not lose or double the tick.
 - RedisTimerFaultTest: Redis stopped -> 503 naming the backend and
   /health degraded; recovery without restarting awaitd, and a timer
-  created before the outage fires after it.
+  created before the outage fires after it; with replicas_ack = 1 a
+  create or cancel is answered once a replica has it, 503 otherwise.
 """
 
 import time
@@ -22,7 +23,7 @@ import unittest
 
 import awaitd_test
 import test_timers as tt
-from test_redis import RedisCase, redis_variant
+from test_redis import RedisCase, RedisServer, RedisTimeoutsTest, redis_variant
 
 METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
            "reading every shard); this node's fires, skips, claims and lateness are there")
@@ -86,7 +87,8 @@ class RedisTimerNodesTest(RedisCase):
         self.assertEqual(counts.get(b"tick", 0), done["fires"], (counts, done))
         self.assertGreaterEqual(done["fires"], 8, done)  # skips only for ticks missed under load
         # both nodes took part in claiming (each wakes at the shard's head)
-        ma, mb = a.d.metrics(), b.d.metrics()
+        keys = ("awaitd_timer_claims_total", "awaitd_timer_fires_total")
+        ma, mb = ({k: m[k] for k in keys} for m in (a.d.metrics(), b.d.metrics()))
         self.assertGreaterEqual(ma["awaitd_timer_claims_total"], 1, ma)
         self.assertGreaterEqual(mb["awaitd_timer_claims_total"], 1, mb)
         self.assertEqual(ma["awaitd_timer_fires_total"] + mb["awaitd_timer_fires_total"],
@@ -195,6 +197,29 @@ class RedisTimerFaultTest(RedisCase):
         t2 = c.create(queue="f", payload="after", after=0.1)
         r, _ = c.await_timer(t2["id"], 5)
         self.assertEqual(r.json()["state"], "completed", r.json())
+
+    def test_replicas_ack(self):
+        replica = RedisServer(replica_of=self.redis.port).start()
+        try:
+            deadline = time.monotonic() + 10
+            while "master_link_status:up" not in RedisTimeoutsTest.redis_info(replica):
+                self.assertLess(time.monotonic(), deadline, "the replica did not sync")
+                time.sleep(0.1)
+            d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "500ms"}})
+            c = NodeClient(self, d)
+            c.newq("rep")
+            t = c.create(queue="rep", payload="safe", after=600)
+            base = "{awaitd:timers:%d}" % (t["id"] % 16)
+            self.assertEqual(replica.cmd("HGET", base + ":h:%d" % t["id"], "payload"), "safe")
+            replica.stop()
+            r = c.h("POST", "/timers", body={"queue": "rep", "after": 600})
+            self.assertEqual(r.status, 503, r)
+            self.assertIn("replicas_ack", r.json()["error"])
+            r = c.h("DELETE", "/timers/%d" % t["id"])
+            self.assertEqual(r.status, 503, r)
+            self.assertIn("replicas_ack", r.json()["error"])
+        finally:
+            replica.cleanup()
 
 
 if __name__ == "__main__":
