@@ -98,6 +98,17 @@ int trsvc_fcall(struct trsvc *svc, const char *fn, unsigned shard, int nargs, co
 
 /* ---- replies ----------------------------------------------------------------------- */
 
+int trsvc_lib_gone(struct trsvc *svc, const redisReply *r) {
+    if (!r || r->type != REDIS_REPLY_ERROR || !strstr(r->str, "Function not found"))
+        return 0;
+    if (svc->lib_ok) {
+        /* FUNCTION FLUSH, or a Redis restarted empty: reconnecting loads it again. */
+        svc->lib_ok = 0;
+        redis_conn_fail(svc->rc, "the awaitd function library is missing; reloading it");
+    }
+    return 1;
+}
+
 static long long ival(const redisReply *r, size_t i) {
     if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
         return 0;
@@ -212,6 +223,7 @@ static int bad_reply(struct trop *op, const redisReply *r, const char *why) {
         return 1;
     }
     if (r->type == REDIS_REPLY_ERROR) {
+        trsvc_lib_gone(op->svc, r);
         fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis) refused: %.180s", r->str);
         return 1;
     }
@@ -862,6 +874,7 @@ static void trsvc_drain(void *ctx) {
 static void trsvc_close(void *ctx) {
     struct trsvc *svc = ctx;
     svc->draining = 1;
+    svc->lib_ok = 0; /* the answers redis_conn_free() runs arm nothing */
     end_awaits(svc);
     run_ready(svc);
     tfire_stop(svc);

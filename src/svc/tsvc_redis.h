@@ -75,6 +75,8 @@ struct trsvc {
 int trsvc_fcall(struct trsvc *svc, const char *fn, unsigned shard, int nargs, const char **args,
                 const size_t *lens, void (*cb)(void *, struct redisReply *, const char *),
                 void *arg);
+/* r is Redis's "Function not found": the library went; reconnect (and reload). 1 if so. */
+int trsvc_lib_gone(struct trsvc *svc, const struct redisReply *r);
 /* Count a firing's lateness (Redis ms) in the metrics' histogram. */
 void trsvc_late(struct trsvc *svc, int64_t late_ms);
 /* A random number (jitter draws). */

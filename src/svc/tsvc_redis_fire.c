@@ -169,7 +169,7 @@ static void on_settled(void *arg, redisReply *r, const char *why) {
         f->svc->lost++; /* the claim ran out and another node took the tick over */
         log_warnx("timer %" PRIu64 ": its claim expired before the tick was settled; another "
                   "node settles it", f->id);
-    } else if (r && r->type == REDIS_REPLY_ERROR) {
+    } else if (r && r->type == REDIS_REPLY_ERROR && !trsvc_lib_gone(f->svc, r)) {
         log_warnx("timer %" PRIu64 ": settle refused by redis: %s", f->id, r->str);
     }
     free(f);
@@ -219,6 +219,7 @@ static void on_put(void *arg, redisReply *r, const char *why) {
     struct trsvc *svc = f->svc;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER) {
+        trsvc_lib_gone(svc, r);
         /* Redis went away or refused: the claim runs out, the tick is tried again (the
          * idempotency key keeps a put that did land from landing twice). */
         log_debug("timer %" PRIu64 ": put not confirmed (%s); its claim will run out", f->id,
@@ -401,7 +402,7 @@ static void on_claimed(void *arg, redisReply *r, const char *why) {
     struct trsvc *svc = sh->svc;
     sh->claiming = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
-        if (r && r->type == REDIS_REPLY_ERROR) {
+        if (r && r->type == REDIS_REPLY_ERROR && !trsvc_lib_gone(svc, r)) {
             log_warnx("timers: claim on shard %u refused by redis: %s", sh->idx, r->str);
             shard_arm(sh, 1000, 0); /* try again in a second */
         } else {

@@ -198,6 +198,23 @@ class RedisTimerFaultTest(RedisCase):
         r, _ = c.await_timer(t2["id"], 5)
         self.assertEqual(r.json()["state"], "completed", r.json())
 
+    def test_function_flush_reloads_the_library(self):
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("fl")
+        t = c.create(queue="fl", payload="kept", after=1.5)
+        self.assertEqual(self.redis.cmd("FUNCTION", "FLUSH"), "+OK")
+        r = c.h("GET", "/timers/%d" % t["id"])
+        self.assertEqual(r.status, 503, r)  # the call that found the library gone
+        self.assertIn("redis", r.json()["error"])
+        deadline = time.monotonic() + 10
+        while c.h("GET", "/timers/%d" % t["id"]).status != 200:
+            self.assertLess(time.monotonic(), deadline, "the library was not loaded again")
+            time.sleep(0.05)
+        done = c.wait_timer(t["id"], lambda x: x["state"] != "scheduled", timeout=10)
+        self.assertEqual((done["state"], done["fires"]), ("completed", 1), done)
+        self.assertEqual(c.drain("fl"), {b"kept": 1})
+
     def test_replicas_ack(self):
         replica = RedisServer(replica_of=self.redis.port).start()
         try:
