@@ -484,6 +484,7 @@ redis.register_function('aw_bulk', bulk)
 --   B:due  zset  scheduled timers: score the Redis ms they fire (or a claim ends)
 --   B:ids  zset  every timer kept, by id (listing)
 --   B:fin  zset  finished timers: score when they finished (removed after KEEP)
+--   B:cl   hash  claimed timers: id -> the claiming node's token
 -- ARGV[1] is the timer channel, ARGV[2] the shard number. Notifications:
 -- "d SHARD HEAD NOW" the shard's earliest due time changed (HEAD -1: none;
 -- NOW: Redis ms, so a node arms HEAD-NOW ms from now), "f ID" a timer
@@ -543,6 +544,7 @@ local function tfinish(b, a, id, state, now)
     local h = b .. ':h:' .. id
     redis.call('HSET', h, 'state', state, 'finished', now, 'retrying', 0)
     redis.call('HDEL', h, 'payload', 'claim')
+    redis.call('HDEL', b .. ':cl', id)
     redis.call('ZREM', b .. ':due', id)
     redis.call('ZADD', b .. ':fin', now, id)
     redis.call('PUBLISH', a[1], 'f ' .. id)
@@ -623,18 +625,26 @@ local function tcancel(keys, a)
 end
 
 -- Claim the due timers (up to max) for lease ms: nobody else fires them meanwhile.
--- ARGV[3..5]: token, lease ms, max.
+-- ARGV[3..6]: token, lease ms, max, reclaim (1: the node lost its connection, so its
+-- earlier claims are void: they are due again at once instead of when their lease ends).
 -- {0, now, head, n, (id, kind, tick, every, cron, count, jitter, full, missed, fires, skips,
 --  due, retrying, queue, payload) * n}
 local function tclaim(keys, a)
     local b = keys[1]
     local now = now_ms()
     tprune(b, now)
+    if a[6] == '1' then
+        local cl = redis.call('HGETALL', b .. ':cl')
+        for i = 1, #cl, 2 do
+            if cl[i + 1] == a[3] then redis.call('ZADD', b .. ':due', now, cl[i]) end
+        end
+    end
     local ids = redis.call('ZRANGEBYSCORE', b .. ':due', '-inf', now, 'LIMIT', 0, tonumber(a[5]))
     local out = {OK, now, 0, #ids}
     for _, id in ipairs(ids) do
         local h = b .. ':h:' .. id
         redis.call('HSET', h, 'claim', a[3])
+        redis.call('HSET', b .. ':cl', id, a[3])
         redis.call('ZADD', b .. ':due', now + tonumber(a[4]), id)
         local f = redis.call('HMGET', h, 'kind', 'tick', 'every', 'cron', 'count', 'jitter', 'full',
             'missed', 'fires', 'skips', 'due', 'retrying', 'queue', 'payload')
@@ -663,6 +673,7 @@ local function tsettle(keys, a)
     local now = now_ms()
     local before = thead(b)
     redis.call('HDEL', h, 'claim')
+    redis.call('HDEL', b .. ':cl', id)
     if tonumber(a[5]) == 1 then redis.call('HINCRBY', h, 'fires', 1) end
     if tonumber(a[6]) > 0 then redis.call('HINCRBY', h, 'skips', tonumber(a[6])) end
     if a[7] ~= '' then redis.call('HSET', h, 'err', a[7]) end

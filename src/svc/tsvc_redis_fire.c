@@ -13,8 +13,10 @@
  *   - settles the tick (aw_timer_settle: fires or skips, last_error, the
  *     next tick and its jitter, retry, completion), accepted only while the
  *     claim is still this node's.
- * A node that dies between claim and settle leaves the claim to expire;
- * another node claims the same tick and puts it again, which the
+ * A node that loses its connection between claim and settle takes its
+ * claims back at once when it reconnects (they are listed by token in
+ * B:cl); a node that dies leaves them to expire, and another node claims
+ * the same tick and puts it again, which the
  * idempotency key turns into a no-op while the queue's key_window lasts,
  * then settles it. The claim and the put are two calls because a queue and
  * a timer shard are in different hash tags (cluster slots).
@@ -104,16 +106,16 @@ static void shard_arm(struct trshard *sh, int64_t head, int64_t now) {
 
 static void on_claimed(void *arg, redisReply *r, const char *why);
 
-static void claim(struct trsvc *svc, unsigned k) {
+static void claim(struct trsvc *svc, unsigned k, int reclaim) {
     struct trshard *sh = &svc->shards[k];
     if (sh->claiming || svc->draining)
         return;
     char lease[24], max[12];
     snprintf(lease, sizeof lease, "%" PRIu64, lease_ms(svc));
     snprintf(max, sizeof max, "%d", TRSVC_CLAIM_MAX);
-    const char *args[] = {svc->token, lease, max};
+    const char *args[] = {svc->token, lease, max, reclaim ? "1" : "0"};
     sh->at_ms = UINT64_MAX;
-    if (trsvc_fcall(svc, "aw_timer_claim", k, 3, args, NULL, on_claimed, sh) < 0)
+    if (trsvc_fcall(svc, "aw_timer_claim", k, 4, args, NULL, on_claimed, sh) < 0)
         return; /* down: every shard is claimed again once it is back */
     sh->claiming = 1;
     sh->msg_head = -2;
@@ -125,7 +127,7 @@ static void on_wake(struct timer *t) {
     uint64_t now = clock_now_ms();
     for (unsigned k = 0; k < TRSVC_SHARDS; k++)
         if (svc->shards[k].at_ms <= now)
-            claim(svc, k);
+            claim(svc, k, 0);
     rearm(svc);
 }
 
@@ -140,7 +142,7 @@ void tfire_init(struct trsvc *svc) {
 void tfire_claim_all(struct trsvc *svc) {
     for (unsigned k = 0; k < TRSVC_SHARDS; k++) {
         svc->shards[k].claiming = 0; /* a claim of the lost connection got its NULL answer */
-        claim(svc, k);
+        claim(svc, k, 1);            /* and its ticks in progress were dropped: take them again */
     }
     rearm(svc);
 }

@@ -148,7 +148,7 @@ class RedisTimerNodesTest(RedisCase):
         time.sleep(0.7)
         # the "dead node": claims the due tick for 2 s, puts the job, never settles
         self.assertEqual(self.redis.cmd("FCALL", "aw_timer_claim", 1, base, "awaitd:timers",
-                                        shard, "dead-node", 2000, 64), "*19")
+                                        shard, "dead-node", 2000, 64, 0), "*19")
         tick = self.redis.cmd("HGET", base + ":h:%d" % tid, "tick")
         self.assertTrue(self.redis.cmd("FCALL", "aw_put", 1, "{awaitd:k}", "awaitd:events", "k",
                                        "once", 0, 0, "awaitd-timer:%d:%s" % (tid, tick))
@@ -197,6 +197,26 @@ class RedisTimerFaultTest(RedisCase):
         t2 = c.create(queue="f", payload="after", after=0.1)
         r, _ = c.await_timer(t2["id"], 5)
         self.assertEqual(r.json()["state"], "completed", r.json())
+
+    def test_redis_sigkill_during_every_no_tick_lost_or_doubled(self):
+        d = self.node({"redis": {"command_timeout": "1s", "connect_timeout": "500ms"}})
+        c = NodeClient(self, d)
+        c.newq("s")
+        t = c.create(queue="s", payload="tick", every=0.05, count=60)
+        time.sleep(0.8)
+        self.redis.kill()  # SIGKILL, appendfsync always: what Redis answered is on disk
+        time.sleep(0.5)
+        self.redis.start()
+        deadline = time.monotonic() + 10
+        while self.req(d, "GET", "/health").status != 200:
+            self.assertLess(time.monotonic(), deadline, "awaitd did not recover")
+            time.sleep(0.05)
+        r, _ = c.await_timer(t["id"], 20)
+        self.assertEqual(r.status, 200, r)
+        done = r.json()
+        self.assertEqual((done["state"], done["fires"] + done["skips"]), ("completed", 60), done)
+        self.assertGreaterEqual(done["skips"], 1, done)  # the ticks due while Redis was away
+        self.assertEqual(c.drain("s").get(b"tick", 0), done["fires"], done)
 
     def test_function_flush_reloads_the_library(self):
         d = self.node()
