@@ -119,13 +119,11 @@ class RedisTimerNodesTest(RedisCase):
         d2 = self.node()
         c2 = NodeClient(self, d2)
         o = c2.wait_timer(once["id"], lambda t: t["fires"] >= 2, timeout=5)
-        s = c2.timer(skip["id"])
-        seen = time.time()
-        self.assertLessEqual(o["fires"], 3, o)
+        self.assertLessEqual(o["fires"], 3, "a burst after the restart: %r" % o)
         self.assertGreaterEqual(o["skips"], 2, o)
-        if seen < c0 + 5.9:
-            s = c2.wait_timer(skip["id"], lambda t: t["skips"] >= 3, timeout=2)
-            self.assertEqual(s["fires"], 1, s)
+        # skip: the missed ticks (2..5 s) skipped, nothing fired before the tick at 6 s
+        s = c2.wait_timer(skip["id"], lambda t: t["skips"] >= 3, timeout=5)
+        self.assertLessEqual(s["fires"], 1 if time.time() < c0 + 5.95 else 2, s)
         for t in (once, skip):
             c2.cancel(t["id"])
         counts = c2.drain("m")
