@@ -638,10 +638,33 @@ static int by_id(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void list_finish(struct trop *op) {
+/* Keep the first max items by id, their strings only: a list holds at most 2 x max
+ * timers whatever the number of shards. 0, or -1 out of memory. */
+static int list_trim(struct trop *op) {
     if (op->n > 1)
         qsort(op->items, op->n, sizeof *op->items, by_id);
-    size_t k = op->n < op->max ? op->n : op->max;
+    if (op->n > op->max)
+        op->n = op->max;
+    struct buf kept = BUF_INIT;
+    const char *base = buf_start(&op->strs);
+    for (size_t i = 0; i < op->n; i++) {
+        struct tlisted *it = &op->items[i];
+        size_t q = kept.len;
+        if (buf_append(&kept, base + it->qoff, it->t.queue_len) ||
+            buf_append(&kept, base + it->coff, it->t.cron_len)) {
+            buf_free(&kept);
+            return -1;
+        }
+        it->qoff = q;
+        it->coff = q + it->t.queue_len;
+    }
+    buf_free(&op->strs);
+    op->strs = kept;
+    return 0;
+}
+
+static void list_finish(struct trop *op) {
+    size_t k = op->n;
     const char *base = buf_start(&op->strs);
     for (size_t i = 0; i < k; i++) {
         op->out[i] = op->items[i].t;
@@ -662,7 +685,7 @@ static void on_listed(void *arg, redisReply *r, const char *why) {
             op->failed = 1;
         } else {
             size_t n = (size_t)ival(r, 1);
-            for (size_t i = 0; i < n && 2 + (i + 1) * TVIEW <= r->elements; i++) {
+            for (size_t i = 0; i < n && i < op->max && 2 + (i + 1) * TVIEW <= r->elements; i++) {
                 struct tlisted *it = &op->items[op->n];
                 timer_of(r, 2 + i * TVIEW, &it->t, NULL);
                 it->qoff = op->strs.len;
@@ -670,13 +693,16 @@ static void on_listed(void *arg, redisReply *r, const char *why) {
                 if (buf_append(&op->strs, it->t.queue, it->t.queue_len) ||
                     buf_append(&op->strs, it->t.cron ? it->t.cron : "", it->t.cron_len)) {
                     op->failed = 1;
-                    fail_op(op, TSVC_NOMEM, "out of memory");
                     break;
                 }
                 op->n++;
             }
-            if (!op->failed && op->inflight == 0)
+            if (op->failed || list_trim(op) < 0) {
+                op->failed = 1;
+                fail_op(op, TSVC_NOMEM, "out of memory");
+            } else if (op->inflight == 0) {
                 list_finish(op);
+            }
         }
     }
     op_maybe_free(op);
@@ -689,7 +715,7 @@ static int redis_list(struct tsvc *base, struct tsvc_call *call, uint64_t after,
     if (refuse(svc, call) != TSVC_OK)
         return call->status;
     struct trop *op = op_new(svc, call, OP_LIST, 0);
-    if (op && max && !(op->items = calloc(max * TRSVC_SHARDS, sizeof *op->items))) {
+    if (op && max && !(op->items = calloc(2 * max, sizeof *op->items))) {
         call->pend = NULL;
         free(op);
         op = NULL;
