@@ -6,7 +6,8 @@ port, stopped at the end).
   TimerQueueTest, TimerCancelAwaitTest, TimerApiTest, TimerAuthTest) run
   unchanged against the Redis backend, minus the cases in their NOT_YET
   lists (each with the reason).
-- RedisTimerNodesTest: two awaitd nodes on one Redis: a timer created on
+- RedisTimerNodesTest: two awaitd nodes on one Redis: idle nodes send
+  Redis nothing while 200 timers wait (no polling); a timer created on
   A, awaited on A, cancelled on B (the await returns at once); an `every`
   timer fires once per tick with two nodes (its fires equal the jobs in
   the queue, count respected); on_missed fire_once vs skip while no node
@@ -130,6 +131,23 @@ class RedisTimerNodesTest(RedisCase):
         final = {t["id"]: c2.timer(t["id"]) for t in (once, skip)}
         self.assertEqual(counts.get(b"once", 0), final[once["id"]]["fires"], (counts, final))
         self.assertEqual(counts.get(b"skip", 0), final[skip["id"]]["fires"], (counts, final))
+
+    def test_idle_nodes_send_nothing_per_timer(self):
+        """200 timers due in 10 minutes, two nodes: while nothing is due, neither node sends
+        Redis a command (one wake-up per node at the earliest due time, no polling)."""
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("idle")
+        for i in range(200):
+            (a if i % 2 else b).create(queue="idle", payload="later", after=600)
+
+        def processed():
+            info = self.redis.cmd("INFO", "stats")
+            return int(info.split("total_commands_processed:")[1].split()[0])
+        time.sleep(0.3)
+        n0 = processed()
+        time.sleep(3)
+        n1 = processed()
+        self.assertLessEqual(n1 - n0, 2, "Redis got %d commands in 3 idle seconds" % (n1 - n0 - 1))
 
     def test_dead_claimer_tick_taken_over_not_lost_not_doubled(self):
         """A node that claimed a tick and put its job, then died before settling: another
