@@ -31,7 +31,6 @@ struct event;
 #define TRSVC_RETRY_MIN_MS 10       /* on_full = retry: backoff bounds, as the local engine's */
 #define TRSVC_RETRY_MAX_MS 1000
 #define TRSVC_ONCE_RETRY_MS 60000   /* a one-shot retries its tick this long */
-#define TRSVC_MISSED_SCAN 100000    /* cron ticks counted as missed at most */
 #define TRSVC_FIN_RING 256          /* recent "f ID" notifications kept (await races) */
 #define TRSVC_NLATE 11
 

@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "engine/cron.h"
 #include "engine/task.h"
+#include "engine/tick_plan.h"
 #include "net/server.h"
 #include "svc/redis_conn.h"
 
@@ -46,7 +47,7 @@
 #define R_NOQUEUE (-12)
 
 #define CLAIMED 15 /* elements per claimed timer */
-#define TICK_NONE INT64_MIN
+#define TICK_NONE TICK_PLAN_NONE
 
 /* One claimed tick on its way. */
 struct tfire {
@@ -58,6 +59,7 @@ struct tfire {
     uint64_t local_at;      /* clock_now_ms() at the claim's answer */
     uint64_t every;
     struct cron cron;
+    struct tick_sched sched; /* every, cron, count: engine/tick_plan.h */
     uint32_t count, jitter, fires, skips, skips_add;
     size_t qlen, plen;
     char *queue, *payload; /* in extra[] */
@@ -66,16 +68,6 @@ struct tfire {
 
 static int one_shot(int kind) {
     return kind == TSVC_AFTER || kind == TSVC_AT;
-}
-
-static int64_t next_tick(const struct tfire *f, int64_t tick) {
-    if (f->kind == TSVC_EVERY)
-        return tick + (int64_t)f->every;
-    if (f->kind == TSVC_CRON && f->has_cron) {
-        int64_t n = cron_next(&f->cron, tick);
-        return n < 0 ? TICK_NONE : n;
-    }
-    return TICK_NONE;
 }
 
 static uint64_t lease_ms(const struct trsvc *svc) {
@@ -208,8 +200,7 @@ static int64_t jittered(struct tfire *f, int64_t tick) {
 /* The tick is handled (fired, or skipped for its queue): on to the next one. */
 static void handled(struct tfire *f, int fired, uint32_t skips, const char *err) {
     uint64_t done = (uint64_t)f->fires + f->skips + f->skips_add + 1;
-    int64_t next = one_shot(f->kind) || (f->count && done >= f->count) ? TICK_NONE
-                                                                       : next_tick(f, f->tick);
+    int64_t next = tick_plan_after(&f->sched, f->tick, done);
     if (next == TICK_NONE)
         settle(f, fired, skips, err, TSVC_COMPLETED, 0, 0, 0);
     else
@@ -238,18 +229,13 @@ static void on_put(void *arg, redisReply *r, const char *why) {
     }
     if (st == R_FULL) {
         int64_t now = f->now + (int64_t)(clock_now_ms() - f->local_at);
-        if (f->full == TASK_FULL_RETRY) {
-            int64_t limit = one_shot(f->kind) ? TICK_NONE : next_tick(f, f->tick);
-            if (limit == TICK_NONE)
-                limit = f->tick + TRSVC_ONCE_RETRY_MS;
-            int64_t gap = now - f->tick;
-            gap = gap < TRSVC_RETRY_MIN_MS ? TRSVC_RETRY_MIN_MS : gap;
-            gap = gap > TRSVC_RETRY_MAX_MS ? TRSVC_RETRY_MAX_MS : gap;
-            if (now + gap < limit) {
-                svc->retries++;
-                settle(f, 0, skips, "queue full", TSVC_SCHEDULED, f->tick, -1, (uint64_t)gap);
-                return;
-            }
+        uint64_t gap = f->full != TASK_FULL_RETRY ? 0
+                       : tick_plan_retry(&f->sched, f->tick, now, TRSVC_RETRY_MIN_MS,
+                                         TRSVC_RETRY_MAX_MS, TRSVC_ONCE_RETRY_MS);
+        if (gap) {
+            svc->retries++;
+            settle(f, 0, skips, "queue full", TSVC_SCHEDULED, f->tick, -1, gap);
+            return;
         }
         svc->skips++;
         if (one_shot(f->kind))
@@ -283,57 +269,24 @@ static void put(struct tfire *f) {
         free(f); /* down: the claim runs out */
 }
 
-/* Ticks from f->tick to now (k >= 1, within count); *last gets the latest. */
-static uint64_t count_missed(const struct tfire *f, int64_t *last) {
-    uint64_t done = (uint64_t)f->fires + f->skips;
-    uint64_t room = f->count ? (f->count > done ? f->count - done : 1) : UINT64_MAX;
-    uint64_t k = 1;
-    *last = f->tick;
-    if (f->kind == TSVC_EVERY && f->now > f->tick) {
-        k = (uint64_t)(f->now - f->tick) / f->every + 1;
-        k = k < room ? k : room;
-        *last = f->tick + (int64_t)((k - 1) * f->every);
-    } else if (f->kind == TSVC_CRON) {
-        for (int64_t n; k < room && k < TRSVC_MISSED_SCAN; k++) {
-            if ((n = next_tick(f, *last)) == TICK_NONE || n > f->now)
-                break;
-            *last = n;
-        }
-    }
-    return k;
-}
-
-/* A claimed tick: the missed policy, then the put. */
+/* A claimed tick: the missed policy (engine/tick_plan.h), then the put. */
 static void fire(struct tfire *f, int retrying) {
     struct trsvc *svc = f->svc;
     trsvc_late(svc, f->now - f->due);
-    int64_t last;
-    uint64_t k = count_missed(f, &last);
-    int missed = !retrying && (one_shot(f->kind) ? f->now - f->tick > TRSVC_ONESHOT_GRACE_MS
-                                                  : k > 1);
-    if (!missed) {
+    struct tick_claim c = {.tick = f->tick, .now = f->now, .fires = f->fires, .skips = f->skips,
+                           .missed_policy = f->missed, .retrying = retrying};
+    struct tick_plan p;
+    tick_plan_claim(&f->sched, &c, TRSVC_ONESHOT_GRACE_MS, &p);
+    svc->skips += p.skips;
+    if (p.put) {
+        f->skips_add = p.skips; /* fire_once: the missed ticks before p.tick */
+        f->tick = p.tick;
         put(f);
-        return;
+    } else if (p.next == TICK_NONE) {
+        settle(f, 0, p.skips, "", TSVC_COMPLETED, 0, 0, 0);
+    } else {
+        settle(f, 0, p.skips, "", TSVC_SCHEDULED, p.next, jittered(f, p.next), 0);
     }
-    uint32_t ks = k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
-    if (f->missed == TASK_MISSED_FIRE_ONCE) {
-        /* the latest missed tick fires now; the ones before it count as skipped */
-        f->skips_add = ks - 1;
-        svc->skips += ks - 1;
-        f->tick = last;
-        put(f);
-        return;
-    }
-    svc->skips += ks;
-    uint64_t done = (uint64_t)f->fires + f->skips + k;
-    int64_t next = one_shot(f->kind) || (f->count && done >= f->count) ? TICK_NONE
-                                                                       : next_tick(f, last);
-    if (next != TICK_NONE && next <= f->now) /* the cron scan stopped short */
-        next = next_tick(f, f->now);
-    if (next == TICK_NONE)
-        settle(f, 0, ks, "", TSVC_COMPLETED, 0, 0, 0);
-    else
-        settle(f, 0, ks, "", TSVC_SCHEDULED, next, jittered(f, next), 0);
 }
 
 static long long ival(const redisReply *r, size_t i) {
@@ -395,6 +348,8 @@ static void start_fire(struct trsvc *svc, unsigned shard, const redisReply *r, s
         settle(f, 0, 1, "error", TSVC_FAILED, 0, 0, 0);
         return;
     }
+    f->sched = (struct tick_sched){.kind = f->kind, .every_ms = f->every,
+                                   .cron = f->has_cron ? &f->cron : NULL, .count = f->count};
     svc->claimed++;
     fire(f, retrying);
 }
