@@ -1,7 +1,7 @@
 /*
  * tsvc_redis: the Redis timer backend's state, shared by its files:
- * tsvc_redis.c (the operations: create, get and await, list, cancel; the
- * service's life) and tsvc_redis_fire.c (firing: one wake-up per node at
+ * tsvc_redis.c (the operations: create, get and await, list, cancel),
+ * tsvc_redis_svc.c (the service's life, metrics) and tsvc_redis_fire.c (firing: one wake-up per node at
  * the earliest due time of any shard, the atomic claim of due ticks, the
  * put into the queue, the settle). Private to svc/. docs/REDIS.md.
  *
@@ -80,6 +80,17 @@ int trsvc_lib_gone(struct trsvc *svc, const struct redisReply *r);
 void trsvc_late(struct trsvc *svc, int64_t late_ms);
 /* A random number (jitter draws). */
 uint64_t trsvc_rand(struct trsvc *svc);
+
+/* ---- the operations (tsvc_redis.c) ---- */
+
+extern const struct tsvc_ops trsvc_ops;
+/* Complete the calls on svc->ready (the ready event's work). */
+void trsvc_run_ready(struct trsvc *svc);
+void trsvc_on_ready(int fd, short what, void *arg);
+/* A timer finished ("f ID"; all: every await, after a reconnect): its awaits re-read it. */
+void trsvc_awaits_finished(struct trsvc *svc, uint64_t id, int all);
+/* Answer every await TSVC_DRAINING. */
+void trsvc_end_awaits(struct trsvc *svc);
 
 /* ---- firing (tsvc_redis_fire.c) ---- */
 
