@@ -15,15 +15,20 @@ port, stopped at the end).
   does not lose or double the tick.
 - RedisTimerFaultTest: Redis stopped -> 503 naming the backend and
   /health degraded; recovery without restarting awaitd, and a timer
-  created before the outage fires after it; with replicas_ack = 1 a
+  created before the outage fires after it; an await survives a Redis
+  restart and a lost notification (connections killed in the cancel's
+  transaction); FUNCTION FLUSH reloads the library; SIGKILL of
+  redis-server under an every timer loses and doubles no tick; with replicas_ack = 1 a
   create or cancel is answered once a replica has it, 503 otherwise.
 """
 
+import socket
 import time
 import unittest
 
 import awaitd_test
 import test_timers as tt
+from awaitd_test import HOST
 from test_redis import RedisCase, RedisServer, RedisTimeoutsTest, redis_variant
 
 METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
@@ -213,6 +218,51 @@ class RedisTimerFaultTest(RedisCase):
         t2 = c.create(queue="f", payload="after", after=0.1)
         r, _ = c.await_timer(t2["id"], 5)
         self.assertEqual(r.json()["state"], "completed", r.json())
+
+    def test_await_survives_lost_notification(self):
+        """The node's connections are killed in the same transaction that cancels the
+        timer, so its 'f' notification is lost: the node re-reads its awaits when it
+        reconnects and answers the await at once, not at its wait= deadline."""
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("lost")
+        t = c.create(queue="lost", payload="x", after=600)
+        fut = self.bg(c.await_timer, t["id"], 30)
+        time.sleep(0.3)
+        shard = t["id"] % 16
+
+        def bulk(*args):
+            return b"*%d\r\n" % len(args) + b"".join(
+                b"$%d\r\n%s\r\n" % (len(str(a).encode()), str(a).encode()) for a in args)
+        with socket.create_connection((HOST, self.redis.port), timeout=5) as sk:
+            sk.sendall(bulk("MULTI") + bulk("CLIENT", "KILL", "TYPE", "pubsub") +
+                       bulk("FCALL", "aw_timer_cancel", 1, "{awaitd:timers:%d}" % shard,
+                            "awaitd:timers", shard, t["id"]) + bulk("EXEC"))
+            time.sleep(0.3)
+            answer = sk.recv(65536)
+        self.assertIn(b"*2", answer)  # EXEC ran both
+        t0 = time.monotonic()
+        (r, took), _ = fut.result(40)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["state"], "cancelled", r.json())
+        self.assertLess(took, 10, "answered by its wait= deadline, not on reconnecting")
+
+    def test_await_across_a_redis_restart(self):
+        """An await held while Redis restarts is answered when the timer fires after it."""
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("aw")
+        t = c.create(queue="aw", payload="x", after=1.5)
+        fut = self.bg(c.await_timer, t["id"], 20)
+        time.sleep(0.3)
+        self.redis.stop()
+        time.sleep(2.0)  # the timer falls due while Redis is away
+        self.redis.start()
+        (r, took), _ = fut.result(30)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json()["state"], r.json()["fires"]), ("completed", 1), r.json())
+        self.assertLess(took, 15, "answered by its wait= deadline, not by the fire")
+        self.assertEqual(c.drain("aw"), {b"x": 1})
 
     def test_redis_sigkill_during_every_no_tick_lost_or_doubled(self):
         d = self.node({"redis": {"command_timeout": "1s", "connect_timeout": "500ms"}})
