@@ -19,7 +19,6 @@
 #include "svc/store.h"
 #include "svc/tsvc.h"
 #include "net/tls_server.h"
-#include "net/http_reply.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -28,15 +27,6 @@
 
 static struct router router;
 static struct probe *probes;
-
-/* [store] backend = redis serves /queues only for now (issue 13): /timers says so. */
-static enum handler_result timers_refused(void *ctx, struct conn *c, const struct http_request *req,
-                                          const char *body, size_t body_len) {
-    (void)ctx, (void)req, (void)body, (void)body_len;
-    reply_error(c, 501, "timers are not available with [store] backend = redis yet; "
-                "use backend = local for /timers (docs/REDIS.md)");
-    return HANDLER_DONE;
-}
 
 /* The endpoints, searched in order (the first path match decides). */
 static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers) {
@@ -60,9 +50,8 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     e |= router_add(r, "/metrics", get | ROUTE_NOCORS, "GET, HEAD", probe_metrics, pr);
     e |= router_add(r, "/queues", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
     e |= router_add(r, "/queues/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
-    conn_handler_fn th = timers ? api_timers : timers_refused;
-    e |= router_add(r, "/timers", ROUTE_ANY | ROUTE_NOCORS, NULL, th, timers);
-    e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, th, timers);
+    e |= router_add(r, "/timers", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
+    e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
     e |= router_add_doc(r, "/console", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL,
                         "the web console: queues, dead letters, timers (docs/CONSOLE.md)");
     e |= router_add(r, "/console/", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL);
@@ -70,12 +59,15 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     return e;
 }
 
-/* backend = redis: the queues live in Redis; no journal, no local timers. */
+/* backend = redis: the queues and timers live in Redis; no journal. */
 static int compose_redis(struct server *s) {
     struct qsvc *queues = qsvc_redis_new(s);
     if (!queues || server_add_service(s, &qsvc_redis_service, queues) < 0)
         return -1;
-    if (!(probes = probe_new()) || routes_add(probes, queues, NULL) < 0)
+    struct tsvc *timers = tsvc_redis_new(s);
+    if (!timers || server_add_service(s, &tsvc_redis_service, timers) < 0)
+        return -1;
+    if (!(probes = probe_new()) || routes_add(probes, queues, timers) < 0)
         return -1;
     server_set_handler(s, router_dispatch, &router);
     return 0;
@@ -167,9 +159,6 @@ int main(int argc, char **argv) {
             }
             tls_ctx_free(t);
         }
-        if (cfg->store_backend == STORE_BACKEND_REDIS)
-            fprintf(stderr, "awaitd: note: [store] backend = redis serves /queues; timers are not "
-                    "available with it yet (/timers answers 501; docs/REDIS.md)\n");
         /* -T: the verdict goes to stderr so stdout is a config file (nginx -T). */
         fprintf(dump ? stderr : stdout, "awaitd: the configuration file %s syntax is ok\n", path);
         if (dump)

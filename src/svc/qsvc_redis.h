@@ -97,6 +97,10 @@ struct rop {
 
 extern const struct qsvc_ops qsvc_redis_ops;
 
+/* The function library's text (malloc'd) with its version, a hash of the
+ * text, filled in; NULL when out of memory. The timers load it too. */
+char *rsvc_library_text(char version[17]);
+
 /* Send the FCALL of rop's operation (again, for a waiter's re-check). 0 or -1. */
 int rop_send(struct rop *rop);
 /* Finish rop's call with st: done() runs from the loop. */

@@ -474,3 +474,228 @@ redis.register_function('aw_unreserve', unreserve)
 redis.register_function('aw_peek', peek)
 redis.register_function('aw_dead_list', dead_list)
 redis.register_function('aw_bulk', bulk)
+
+-- ---- timers (src/svc/tsvc_redis*.c, docs/REDIS.md "Timers") -------------------
+-- Timers are spread over shards, each its own hash tag: KEYS[1] is the
+-- shard's base key "{PREFIXtimers:N}" (':' never occurs in a queue name, so
+-- no queue shares it):
+--   B:m    hash  seq (the shard's id counter)
+--   B:h:ID hash  one timer (fields below)
+--   B:due  zset  scheduled timers: score the Redis ms they fire (or a claim ends)
+--   B:ids  zset  every timer kept, by id (listing)
+--   B:fin  zset  finished timers: score when they finished (removed after KEEP)
+--   B:cl   hash  claimed timers: id -> the claiming node's token
+-- ARGV[1] is the timer channel, ARGV[2] the shard number. Notifications:
+-- "d SHARD HEAD NOW" the shard's earliest due time changed (HEAD -1: none;
+-- NOW: Redis ms, so a node arms HEAD-NOW ms from now), "f ID" a timer
+-- finished (completed, failed, cancelled). A timer's tick is fired by the
+-- node that claims it (aw_timer_claim: atomic, so exactly one node does),
+-- which puts the payload with aw_put (idempotency key "awaitd-timer:ID:TICK":
+-- a node that takes over an expired claim cannot put the tick twice) and
+-- reports with aw_timer_settle.
+local TKEEP = 3600000 -- finished timers stay visible this long (ms)
+local TFIELDS = {'kind', 'state', 'queue', 'cron', 'fires', 'skips', 'count', 'every', 'jitter',
+                 'due', 'finished', 'full', 'missed', 'retrying', 'err'}
+local SCHEDULED, COMPLETED, CANCELLED, FAILED = 0, 1, 2, 3
+
+local function thead(b)
+    local f = redis.call('ZRANGE', b .. ':due', 0, 0, 'WITHSCORES')
+    if #f == 0 then return -1 end
+    return tonumber(f[2])
+end
+
+local function tnotify_head(b, a, before, now)
+    local h = thead(b)
+    if h ~= before then redis.call('PUBLISH', a[1], 'd ' .. a[2] .. ' ' .. h .. ' ' .. now) end
+    return h
+end
+
+-- The timer as a reply: id then TFIELDS in order (numbers as numbers).
+local function tview(b, id)
+    local f = redis.call('HMGET', b .. ':h:' .. id, unpack(TFIELDS))
+    if not f[1] then return nil end
+    local out = {tonumber(id)}
+    for i, v in ipairs(f) do
+        if TFIELDS[i] == 'queue' or TFIELDS[i] == 'cron' or TFIELDS[i] == 'err' then
+            out[#out + 1] = v or ''
+        else
+            out[#out + 1] = tonumber(v) or 0
+        end
+    end
+    return out
+end
+
+local function tappend(out, t)
+    for _, v in ipairs(t) do out[#out + 1] = v end
+    return out
+end
+
+-- Finished timers older than TKEEP go.
+local function tprune(b, now)
+    local old = redis.call('ZRANGEBYSCORE', b .. ':fin', '-inf', now - TKEEP, 'LIMIT', 0, 100)
+    for _, id in ipairs(old) do
+        redis.call('UNLINK', b .. ':h:' .. id)
+        redis.call('ZREM', b .. ':ids', id)
+        redis.call('ZREM', b .. ':fin', id)
+    end
+end
+
+local function tfinish(b, a, id, state, now)
+    local h = b .. ':h:' .. id
+    redis.call('HSET', h, 'state', state, 'finished', now, 'retrying', 0)
+    redis.call('HDEL', h, 'payload', 'claim')
+    redis.call('HDEL', b .. ':cl', id)
+    redis.call('ZREM', b .. ':due', id)
+    redis.call('ZADD', b .. ':fin', now, id)
+    redis.call('PUBLISH', a[1], 'f ' .. id)
+end
+
+-- ARGV[3..]: nshards, kind (0 after 1 at 2 every 3 cron), after ms, at ms, every ms,
+-- cron text, cron candidates ("t1,t2,..": the node's next ticks around now; the
+-- first after Redis's now is taken), count, jitter, jitter drawn, on_full, on_missed,
+-- queue, payload. {0, now, timer...} | {INVALID} (no cron candidate after now)
+local function tcreate(keys, a)
+    local b = keys[1]
+    local now = now_ms()
+    local kind = tonumber(a[4])
+    local tick
+    if kind == 0 then tick = now + tonumber(a[5])
+    elseif kind == 1 then tick = tonumber(a[6])
+    elseif kind == 2 then tick = now + tonumber(a[7])
+    else
+        for c in string.gmatch(a[9], '[^,]+') do
+            if tonumber(c) > now then tick = tonumber(c) break end
+        end
+        if not tick then return {INVALID} end
+    end
+    tprune(b, now)
+    local before = thead(b)
+    local seq = redis.call('HINCRBY', b .. ':m', 'seq', 1)
+    local id = seq * tonumber(a[3]) + tonumber(a[2])
+    local due = tick + tonumber(a[12])
+    redis.call('HSET', b .. ':h:' .. id, 'kind', kind, 'state', SCHEDULED, 'queue', a[15],
+        'cron', a[8], 'payload', a[16], 'every', a[7], 'count', a[10], 'jitter', a[11],
+        'full', a[13], 'missed', a[14], 'fires', 0, 'skips', 0, 'tick', tick, 'due', due,
+        'finished', 0, 'retrying', 0, 'err', '')
+    redis.call('ZADD', b .. ':ids', id, id)
+    redis.call('ZADD', b .. ':due', due, id)
+    tnotify_head(b, a, before, now)
+    return tappend({OK, now}, tview(b, id))
+end
+
+-- ARGV[3]: id. {0, now, timer...} | {NOTFOUND}
+local function tget(keys, a)
+    local b = keys[1]
+    local t = tview(b, a[3])
+    if not t then return {NOTFOUND} end
+    return tappend({OK, now_ms()}, t)
+end
+
+-- ARGV[3..4]: after, max. {0, n, timer... * n} (by id)
+local function tlist(keys, a)
+    local b = keys[1]
+    tprune(b, now_ms())
+    local ids = redis.call('ZRANGEBYSCORE', b .. ':ids', '(' .. a[3], '+inf', 'LIMIT', 0, tonumber(a[4]))
+    local out = {OK, 0}
+    for _, id in ipairs(ids) do
+        local t = tview(b, id)
+        if t then
+            tappend(out, t)
+            out[2] = out[2] + 1
+        end
+    end
+    return out
+end
+
+-- ARGV[3]: id. {0, cancelled, timer...} | {NOTFOUND}
+local function tcancel(keys, a)
+    local b = keys[1]
+    local id = a[3]
+    local state = redis.call('HGET', b .. ':h:' .. id, 'state')
+    if not state then return {NOTFOUND} end
+    local cancelled = 0
+    if tonumber(state) == SCHEDULED then
+        local now = now_ms()
+        local before = thead(b)
+        tfinish(b, a, id, CANCELLED, now)
+        tnotify_head(b, a, before, now)
+        cancelled = 1
+    end
+    return tappend({OK, cancelled}, tview(b, id))
+end
+
+-- Claim the due timers (up to max) for lease ms: nobody else fires them meanwhile.
+-- ARGV[3..6]: token, lease ms, max, reclaim (1: the node lost its connection, so its
+-- earlier claims are void: they are due again at once instead of when their lease ends).
+-- {0, now, head, n, (id, kind, tick, every, cron, count, jitter, full, missed, fires, skips,
+--  due, retrying, queue, payload) * n}
+local function tclaim(keys, a)
+    local b = keys[1]
+    local now = now_ms()
+    tprune(b, now)
+    if a[6] == '1' then
+        local cl = redis.call('HGETALL', b .. ':cl')
+        for i = 1, #cl, 2 do
+            if cl[i + 1] == a[3] then redis.call('ZADD', b .. ':due', now, cl[i]) end
+        end
+    end
+    local ids = redis.call('ZRANGEBYSCORE', b .. ':due', '-inf', now, 'LIMIT', 0, tonumber(a[5]))
+    local out = {OK, now, 0, #ids}
+    for _, id in ipairs(ids) do
+        local h = b .. ':h:' .. id
+        redis.call('HSET', h, 'claim', a[3])
+        redis.call('HSET', b .. ':cl', id, a[3])
+        redis.call('ZADD', b .. ':due', now + tonumber(a[4]), id)
+        local f = redis.call('HMGET', h, 'kind', 'tick', 'every', 'cron', 'count', 'jitter', 'full',
+            'missed', 'fires', 'skips', 'due', 'retrying', 'queue', 'payload')
+        out[#out + 1] = tonumber(id)
+        for i = 1, 12 do
+            if i == 4 then out[#out + 1] = f[i] or '' else out[#out + 1] = tonumber(f[i]) or 0 end
+        end
+        out[#out + 1] = f[13] or ''
+        out[#out + 1] = f[14] or ''
+    end
+    out[3] = thead(b)
+    return out
+end
+
+-- The claimer's outcome for a tick. ARGV[3..11]: id, token, fired (0/1), skips to add,
+-- last error ('' keeps it), state (0 stays scheduled, 1 completed, 3 failed), next tick,
+-- next fire (Redis ms; -1: now + retry ms), retry ms (> 0: a retry of the same tick).
+-- {0, state} | {NOTFOUND} | {STATE} (the claim is not ours any more)
+local function tsettle(keys, a)
+    local b = keys[1]
+    local id = a[3]
+    local h = b .. ':h:' .. id
+    local f = redis.call('HMGET', h, 'state', 'claim')
+    if not f[1] then return {NOTFOUND} end
+    if f[2] ~= a[4] then return {STATE} end
+    local now = now_ms()
+    local before = thead(b)
+    redis.call('HDEL', h, 'claim')
+    redis.call('HDEL', b .. ':cl', id)
+    if tonumber(a[5]) == 1 then redis.call('HINCRBY', h, 'fires', 1) end
+    if tonumber(a[6]) > 0 then redis.call('HINCRBY', h, 'skips', tonumber(a[6])) end
+    if a[7] ~= '' then redis.call('HSET', h, 'err', a[7]) end
+    local state = tonumber(f[1])
+    if state ~= SCHEDULED then return {OK, state} end -- cancelled while firing: counted, no more
+    local ns = tonumber(a[8])
+    if ns ~= SCHEDULED then
+        tfinish(b, a, id, ns, now)
+    else
+        local retry = tonumber(a[11])
+        local due = tonumber(a[10])
+        if due < 0 then due = now + retry end
+        redis.call('HSET', h, 'tick', a[9], 'due', due, 'retrying', retry > 0 and 1 or 0)
+        redis.call('ZADD', b .. ':due', due, id)
+    end
+    tnotify_head(b, a, before, now)
+    return {OK, ns}
+end
+
+redis.register_function('aw_timer_create', tcreate)
+redis.register_function('aw_timer_get', tget)
+redis.register_function('aw_timer_list', tlist)
+redis.register_function('aw_timer_cancel', tcancel)
+redis.register_function('aw_timer_claim', tclaim)
+redis.register_function('aw_timer_settle', tsettle)

@@ -26,7 +26,7 @@
 extern const char qsvc_redis_lua[]; /* qsvc_redis_lua.c, generated from qsvc_redis.lua */
 
 /* The library text with its version (a hash of the text) in place of @VERSION@. */
-static char *library_text(char version[17]) {
+char *rsvc_library_text(char version[17]) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (const char *p = qsvc_redis_lua; *p; p++)
         h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
@@ -136,7 +136,7 @@ struct qsvc *qsvc_redis_new(struct server *s) {
     snprintf(svc->channel, sizeof svc->channel, "%sevents", prefix);
     snprintf(svc->registry, sizeof svc->registry, "%squeues", prefix);
     struct redis_conn_hooks hooks = {on_up, on_message, on_down, svc};
-    svc->lib = library_text(svc->version);
+    svc->lib = rsvc_library_text(svc->version);
     if (!svc->lib || qsvc_init(&svc->base, &qsvc_redis_ops, s->base) < 0 ||
         !(svc->rc = redis_conn_new(s, svc->channel, &hooks))) {
         log_error("out of memory creating the redis queue backend");

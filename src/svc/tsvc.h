@@ -125,6 +125,7 @@ struct tsvc_call {
     struct store_wait durable;  /* create, cancel: the journal's batch */
     struct task_waiter waiter;  /* await */
     struct timer deadline;      /* await: ?wait= */
+    void *pend;                 /* the redis backend's state of the call */
     char text[TSVC_QUEUE_MAX + TSVC_CRON_MAX]; /* the timer's strings, kept until done() */
 };
 
@@ -185,5 +186,14 @@ struct tsvc *tsvc_new(struct server *s, struct store *store, struct qsvc *queues
  * policy); drain completes every await (TSVC_DRAINING); close frees the
  * engine. Register after the queues. */
 extern const struct service_ops tsvc_service;
+
+/* ---- the redis backend (tsvc_redis*.c, docs/REDIS.md) ---- */
+
+/* Timers in Redis ([store] backend = redis); its own connection. NULL (logged). */
+struct tsvc *tsvc_redis_new(struct server *s);
+
+/* The redis timers as a service: start connects, drain ends the awaits,
+ * health says degraded while Redis is away. Register after the queues. */
+extern const struct service_ops tsvc_redis_service;
 
 #endif

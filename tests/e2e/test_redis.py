@@ -535,7 +535,7 @@ class RedisTimeoutsTest(RedisCase):
 
 class RedisConfigTest(unittest.TestCase):
 
-    def test_check_names_the_timer_refusal(self):
+    def test_check_accepts_redis_with_timers(self):
         tmp = tempfile.mkdtemp(prefix="awaitd-redis-t-")
         try:
             path = os.path.join(tmp, "a.conf")
@@ -544,7 +544,7 @@ class RedisConfigTest(unittest.TestCase):
             p = subprocess.run([awaitd_test.AWAITD, "-t", "-c", path], capture_output=True,
                                text=True, timeout=10)
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertIn("timers are not available", p.stderr)
+            self.assertNotIn("timers are not available", p.stderr)  # served since issue 13's timers
             with open(path, "w") as f:
                 f.write("[store]\nbackend = redis\n[redis]\nnodes = nohost\n")
             p = subprocess.run([awaitd_test.AWAITD, "-t", "-c", path], capture_output=True,
@@ -579,14 +579,14 @@ class RedisConfigTest(unittest.TestCase):
                 d.stop()
             redis.cleanup()
 
-    def test_timers_answer_501_naming_the_backend(self):
+    def test_timers_are_served(self):
         redis = RedisServer().start()
         d = None
         try:
             d = Daemon(redis_config(redis.port)).start()
             r = d.http("POST", "/timers", body=b'{"after": 1}')
-            self.assertEqual(r.status, 501, r)
-            self.assertIn("backend = redis", r.json()["error"])
+            self.assertEqual(r.status, 400, r)  # no longer 501: the timer suite is test_redis_timers.py
+            self.assertIn("queue", r.json()["error"])
         finally:
             if d:
                 d.stop()

@@ -1,0 +1,329 @@
+"""Timers with [store] backend = redis (docs/REDIS.md "Timers"): the timer
+API against a real redis-server (Debian's, started here on a free loopback
+port, stopped at the end).
+
+- Redis*Test: the timer suites of test_timers.py (TimerScheduleTest,
+  TimerQueueTest, TimerCancelAwaitTest, TimerApiTest, TimerAuthTest) run
+  unchanged against the Redis backend, minus the cases in their NOT_YET
+  lists (each with the reason).
+- RedisTimerNodesTest: two awaitd nodes on one Redis: idle nodes send
+  Redis nothing while 200 timers wait (no polling); a timer created on
+  A, awaited on A, cancelled on B (the await returns at once); an `every`
+  timer fires once per tick with two nodes (its fires equal the jobs in
+  the queue, count respected); on_missed fire_once vs skip while no node
+  runs; a node that died between its claim (and put) and its settle
+  does not lose or double the tick.
+- RedisTimerFaultTest: Redis stopped -> 503 naming the backend and
+  /health degraded; recovery without restarting awaitd, and a timer
+  created before the outage fires after it; an await survives a Redis
+  restart and a lost notification (connections killed in the cancel's
+  transaction); FUNCTION FLUSH reloads the library; SIGKILL of
+  redis-server under an every timer loses and doubles no tick; with replicas_ack = 1 a
+  create or cancel is answered once a replica has it, 503 otherwise.
+"""
+
+import socket
+import time
+import unittest
+
+import awaitd_test
+import test_timers as tt
+from awaitd_test import HOST
+from test_redis import RedisCase, RedisServer, RedisTimeoutsTest, redis_variant
+
+METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
+           "reading every shard); this node's fires, skips, claims and lateness are there")
+LIMITS = ("[queues] mem_limit and [timers] max_timers are the local engine's; with Redis the "
+          "limit is Redis's maxmemory (docs/REDIS.md)")
+
+RedisTimerScheduleTest = redis_variant(tt.TimerScheduleTest, {})
+RedisTimerQueueTest = redis_variant(tt.TimerQueueTest, {})
+RedisTimerCancelAwaitTest = redis_variant(tt.TimerCancelAwaitTest, {})
+RedisTimerApiTest = redis_variant(tt.TimerApiTest, {"test_metrics": METRICS})
+RedisTimerLimitsTest = redis_variant(tt.TimerLimitsTest, {
+    "test_big_timers_refused_at_mem_limit": LIMITS,
+    "test_max_timers": LIMITS,
+})
+RedisTimerAuthTest = redis_variant(tt.TimerAuthTest, {})
+
+
+class NodeClient(tt.TimerClient):
+    """TimerClient's requests against one node of a RedisCase."""
+
+    def __init__(self, case, d):
+        self.case, self.d = case, d
+
+    def __getattr__(self, name):  # assert* from the test case
+        return getattr(self.case, name)
+
+    def http(self, method, path, body=None, headers=None, timeout=10.0):
+        return self.d.http(method, path, body=body, headers=headers, timeout=timeout)
+
+
+class RedisTimerNodesTest(RedisCase):
+
+    def test_created_on_a_cancelled_on_b_awaited_on_a(self):
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("x")
+        t = a.create(queue="x", payload="never", after=60)
+        self.assertEqual(b.timer(t["id"])["state"], "scheduled")
+        fut = self.bg(a.await_timer, t["id"], 30)
+        time.sleep(0.3)  # the await is waiting on A
+        self.assertFalse(fut.done())
+        t0 = time.monotonic()
+        body = b.cancel(t["id"], expect_cancelled=True)
+        self.assertEqual(body["timer"]["state"], "cancelled")
+        (r, took), done_at = fut.result(20)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["state"], "cancelled", r.json())
+        self.assertLess(done_at - t0, 2.0, "the await on A heard of B's cancel late")
+        self.assertEqual(a.cancel(t["id"], expect_cancelled=False)["timer"]["state"], "cancelled")
+        self.assertEqual(b.reserve("x").status, 204)  # it never fired
+
+    def test_every_fires_once_per_tick_across_two_nodes(self):
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("e")
+        t = a.create(queue="e", payload="tick", every=0.2, count=10)
+        fut = self.bg(b.await_timer, t["id"], 20)
+        (r, _), _ = fut.result(30)
+        self.assertEqual(r.status, 200, r)
+        done = r.json()
+        self.assertEqual((done["state"], done["fires"] + done["skips"]), ("completed", 10), done)
+        counts = a.drain("e")
+        self.assertEqual(counts.get(b"tick", 0), done["fires"], (counts, done))
+        self.assertGreaterEqual(done["fires"], 8, done)  # skips only for ticks missed under load
+        # both nodes took part in claiming (each wakes at the shard's head)
+        keys = ("awaitd_timer_claims_total", "awaitd_timer_fires_total")
+        ma, mb = ({k: m[k] for k in keys} for m in (a.d.metrics(), b.d.metrics()))
+        self.assertGreaterEqual(ma["awaitd_timer_claims_total"], 1, ma)
+        self.assertGreaterEqual(mb["awaitd_timer_claims_total"], 1, mb)
+        self.assertEqual(ma["awaitd_timer_fires_total"] + mb["awaitd_timer_fires_total"],
+                         done["fires"], (ma, mb))
+
+    def test_many_timers_two_nodes_exactly_once(self):
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("m")
+        ids = []
+        for i in range(40):
+            c = a if i % 2 else b
+            ids.append(c.create(queue="m", payload="t%d" % i, after=0.3 + (i % 5) * 0.05)["id"])
+        for tid in ids:
+            (a if tid % 2 else b).wait_timer(tid, lambda t: t["state"] != "scheduled", timeout=15)
+        counts = a.drain("m")
+        self.assertEqual(counts, {("t%d" % i).encode(): 1 for i in range(40)})
+
+    def test_on_missed_fire_once_vs_skip_while_no_node_runs(self):
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("m")
+        c0 = time.time()
+        once = c.create(queue="m", payload="once", every=1, on_missed="fire_once")
+        skip = c.create(queue="m", payload="skip", every=1, on_missed="skip")
+        time.sleep(max(0.0, c0 + 1.5 - time.time()))
+        d.stop()
+        time.sleep(max(0.0, c0 + 5.3 - time.time()))
+        d2 = self.node()
+        c2 = NodeClient(self, d2)
+        o = c2.wait_timer(once["id"], lambda t: t["fires"] >= 2, timeout=5)
+        self.assertLessEqual(o["fires"], 3, "a burst after the restart: %r" % o)
+        self.assertGreaterEqual(o["skips"], 2, o)
+        # skip: the missed ticks (2..5 s) skipped, nothing fired before the tick at 6 s
+        s = c2.wait_timer(skip["id"], lambda t: t["skips"] >= 3, timeout=5)
+        self.assertLessEqual(s["fires"], 1 if time.time() < c0 + 5.95 else 2, s)
+        for t in (once, skip):
+            c2.cancel(t["id"])
+        counts = c2.drain("m")
+        final = {t["id"]: c2.timer(t["id"]) for t in (once, skip)}
+        self.assertEqual(counts.get(b"once", 0), final[once["id"]]["fires"], (counts, final))
+        self.assertEqual(counts.get(b"skip", 0), final[skip["id"]]["fires"], (counts, final))
+
+    def test_idle_nodes_send_nothing_per_timer(self):
+        """200 timers due in 10 minutes, two nodes: while nothing is due, neither node sends
+        Redis a command (one wake-up per node at the earliest due time, no polling)."""
+        a, b = NodeClient(self, self.node()), NodeClient(self, self.node())
+        a.newq("idle")
+        for i in range(200):
+            (a if i % 2 else b).create(queue="idle", payload="later", after=600)
+
+        def processed():
+            info = self.redis.cmd("INFO", "stats")
+            return int(info.split("total_commands_processed:")[1].split()[0])
+        time.sleep(0.3)
+        n0 = processed()
+        time.sleep(3)
+        n1 = processed()
+        self.assertLessEqual(n1 - n0, 2, "Redis got %d commands in 3 idle seconds" % (n1 - n0 - 1))
+
+    def test_dead_claimer_tick_taken_over_not_lost_not_doubled(self):
+        """A node that claimed a tick and put its job, then died before settling: another
+        node takes the tick over once the claim runs out and does not put it twice."""
+        a = self.node()
+        ca = NodeClient(self, a)
+        ca.newq("k")
+        t = ca.create(queue="k", payload="once", after=0.5)
+        self.daemons.remove(a)
+        a._kill()
+        a.cleanup()
+        tid, shard = t["id"], t["id"] % 16
+        base = "{awaitd:timers:%d}" % shard
+        time.sleep(0.7)
+        # the "dead node": claims the due tick for 2 s, puts the job, never settles
+        self.assertEqual(self.redis.cmd("FCALL", "aw_timer_claim", 1, base, "awaitd:timers",
+                                        shard, "dead-node", 2000, 64, 0), "*19")
+        tick = self.redis.cmd("HGET", base + ":h:%d" % tid, "tick")
+        self.assertTrue(self.redis.cmd("FCALL", "aw_put", 1, "{awaitd:k}", "awaitd:events", "k",
+                                       "once", 0, 0, "awaitd-timer:%d:%s" % (tid, tick))
+                        .startswith("*"))
+        t0 = time.monotonic()
+        b = self.node()
+        cb = NodeClient(self, b)
+        self.assertEqual(cb.timer(tid)["state"], "scheduled")
+        done = cb.wait_timer(tid, lambda x: x["state"] != "scheduled", timeout=10)
+        self.assertGreater(time.monotonic() - t0, 1.0, "the claim was not respected")
+        self.assertEqual((done["state"], done["fires"], done["skips"]), ("completed", 1, 0), done)
+        self.assertEqual(cb.drain("k"), {b"once": 1})
+
+
+class RedisTimerFaultTest(RedisCase):
+
+    def test_redis_down_503_degraded_then_recovery(self):
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("f")
+        t = c.create(queue="f", payload="later", after=2.5)
+        self.redis.stop()
+        deadline = time.monotonic() + 10
+        while True:
+            h = self.req(d, "GET", "/health")
+            if h.status == 503:
+                break
+            self.assertLess(time.monotonic(), deadline, "/health never said degraded: %r" % h)
+            time.sleep(0.05)
+        self.assertEqual(h.json()["status"], "degraded")
+        self.assertIn("redis", h.json()["why"])
+        for r in (c.h("POST", "/timers", body={"queue": "f", "after": 1}),
+                  c.h("GET", "/timers/%d" % t["id"]), c.h("GET", "/timers"),
+                  c.h("DELETE", "/timers/%d" % t["id"])):
+            self.assertEqual(r.status, 503, r)
+            self.assertIn("timer backend (redis)", r.json()["error"], r.json())
+        time.sleep(2.5)  # the timer falls due while Redis is away
+        self.redis.start()
+        deadline = time.monotonic() + 10
+        while self.req(d, "GET", "/health").status != 200:
+            self.assertLess(time.monotonic(), deadline, "awaitd did not recover")
+            time.sleep(0.05)
+        done = c.wait_timer(t["id"], lambda x: x["state"] != "scheduled", timeout=10)
+        self.assertEqual((done["state"], done["fires"]), ("completed", 1), done)
+        self.assertEqual(c.drain("f"), {b"later": 1})
+        t2 = c.create(queue="f", payload="after", after=0.1)
+        r, _ = c.await_timer(t2["id"], 5)
+        self.assertEqual(r.json()["state"], "completed", r.json())
+
+    def test_await_survives_lost_notification(self):
+        """The node's connections are killed in the same transaction that cancels the
+        timer, so its 'f' notification is lost: the node re-reads its awaits when it
+        reconnects and answers the await at once, not at its wait= deadline."""
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("lost")
+        t = c.create(queue="lost", payload="x", after=600)
+        fut = self.bg(c.await_timer, t["id"], 30)
+        time.sleep(0.3)
+        shard = t["id"] % 16
+
+        def bulk(*args):
+            return b"*%d\r\n" % len(args) + b"".join(
+                b"$%d\r\n%s\r\n" % (len(str(a).encode()), str(a).encode()) for a in args)
+        with socket.create_connection((HOST, self.redis.port), timeout=5) as sk:
+            sk.sendall(bulk("MULTI") + bulk("CLIENT", "KILL", "TYPE", "pubsub") +
+                       bulk("FCALL", "aw_timer_cancel", 1, "{awaitd:timers:%d}" % shard,
+                            "awaitd:timers", shard, t["id"]) + bulk("EXEC"))
+            time.sleep(0.3)
+            answer = sk.recv(65536)
+        self.assertIn(b"*2", answer)  # EXEC ran both
+        t0 = time.monotonic()
+        (r, took), _ = fut.result(40)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["state"], "cancelled", r.json())
+        self.assertLess(took, 10, "answered by its wait= deadline, not on reconnecting")
+
+    def test_await_across_a_redis_restart(self):
+        """An await held while Redis restarts is answered when the timer fires after it."""
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("aw")
+        t = c.create(queue="aw", payload="x", after=1.5)
+        fut = self.bg(c.await_timer, t["id"], 20)
+        time.sleep(0.3)
+        self.redis.stop()
+        time.sleep(2.0)  # the timer falls due while Redis is away
+        self.redis.start()
+        (r, took), _ = fut.result(30)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json()["state"], r.json()["fires"]), ("completed", 1), r.json())
+        self.assertLess(took, 15, "answered by its wait= deadline, not by the fire")
+        self.assertEqual(c.drain("aw"), {b"x": 1})
+
+    def test_redis_sigkill_during_every_no_tick_lost_or_doubled(self):
+        d = self.node({"redis": {"command_timeout": "1s", "connect_timeout": "500ms"}})
+        c = NodeClient(self, d)
+        c.newq("s")
+        t = c.create(queue="s", payload="tick", every=0.05, count=60)
+        time.sleep(0.8)
+        self.redis.kill()  # SIGKILL, appendfsync always: what Redis answered is on disk
+        time.sleep(0.5)
+        self.redis.start()
+        deadline = time.monotonic() + 10
+        while self.req(d, "GET", "/health").status != 200:
+            self.assertLess(time.monotonic(), deadline, "awaitd did not recover")
+            time.sleep(0.05)
+        r, _ = c.await_timer(t["id"], 20)
+        self.assertEqual(r.status, 200, r)
+        done = r.json()
+        self.assertEqual((done["state"], done["fires"] + done["skips"]), ("completed", 60), done)
+        self.assertGreaterEqual(done["skips"], 1, done)  # the ticks due while Redis was away
+        self.assertEqual(c.drain("s").get(b"tick", 0), done["fires"], done)
+
+    def test_function_flush_reloads_the_library(self):
+        d = self.node()
+        c = NodeClient(self, d)
+        c.newq("fl")
+        t = c.create(queue="fl", payload="kept", after=1.5)
+        self.assertEqual(self.redis.cmd("FUNCTION", "FLUSH"), "+OK")
+        r = c.h("GET", "/timers/%d" % t["id"])
+        self.assertEqual(r.status, 503, r)  # the call that found the library gone
+        self.assertIn("redis", r.json()["error"])
+        deadline = time.monotonic() + 10
+        while c.h("GET", "/timers/%d" % t["id"]).status != 200:
+            self.assertLess(time.monotonic(), deadline, "the library was not loaded again")
+            time.sleep(0.05)
+        done = c.wait_timer(t["id"], lambda x: x["state"] != "scheduled", timeout=10)
+        self.assertEqual((done["state"], done["fires"]), ("completed", 1), done)
+        self.assertEqual(c.drain("fl"), {b"kept": 1})
+
+    def test_replicas_ack(self):
+        replica = RedisServer(replica_of=self.redis.port).start()
+        try:
+            deadline = time.monotonic() + 10
+            while "master_link_status:up" not in RedisTimeoutsTest.redis_info(replica):
+                self.assertLess(time.monotonic(), deadline, "the replica did not sync")
+                time.sleep(0.1)
+            d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "500ms"}})
+            c = NodeClient(self, d)
+            c.newq("rep")
+            t = c.create(queue="rep", payload="safe", after=600)
+            base = "{awaitd:timers:%d}" % (t["id"] % 16)
+            self.assertEqual(replica.cmd("HGET", base + ":h:%d" % t["id"], "payload"), "safe")
+            replica.stop()
+            r = c.h("POST", "/timers", body={"queue": "rep", "after": 600})
+            self.assertEqual(r.status, 503, r)
+            self.assertIn("replicas_ack", r.json()["error"])
+            r = c.h("DELETE", "/timers/%d" % t["id"])
+            self.assertEqual(r.status, 503, r)
+            self.assertIn("replicas_ack", r.json()["error"])
+        finally:
+            replica.cleanup()
+
+
+if __name__ == "__main__":
+    awaitd_test.main()
