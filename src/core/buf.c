@@ -7,9 +7,7 @@
 
 void *(*buf_realloc)(void *p, size_t n) = realloc;
 
-int buf_reserve(struct buf *b, size_t extra) {
-    if (b->cap - b->off - b->len >= extra)
-        return 0;
+int buf_grow(struct buf *b, size_t extra) {
     /* Compact first: consumed bytes at the front are free space. */
     if (b->off > 0) {
         memmove(b->data, b->data + b->off, b->len);
@@ -28,15 +26,6 @@ int buf_reserve(struct buf *b, size_t extra) {
         return -1;
     b->data = p;
     b->cap = cap;
-    return 0;
-}
-
-int buf_append(struct buf *b, const void *p, size_t n) {
-    if (buf_reserve(b, n) < 0)
-        return -1;
-    if (n)
-        memcpy(b->data + b->off + b->len, p, n);
-    b->len += n;
     return 0;
 }
 

@@ -22,13 +22,28 @@ static inline char *buf_start(const struct buf *b) {
     return b->data + b->off;
 }
 
-/* Make room for at least extra more bytes after the data. */
-int buf_reserve(struct buf *b, size_t extra);
+/* The slow path of buf_reserve: compact, then grow. */
+int buf_grow(struct buf *b, size_t extra);
+
+/* Make room for at least extra more bytes after the data. Inline: the
+ * room is almost always there, and every append of a reply asks. */
+static inline int buf_reserve(struct buf *b, size_t extra) {
+    if (b->cap - b->off - b->len >= extra)
+        return 0;
+    return buf_grow(b, extra);
+}
 
 /* How buffers grow: realloc, swapped by tests to make growth fail
  * (beanstalkd's falloc seam). */
 extern void *(*buf_realloc)(void *p, size_t n);
-int buf_append(struct buf *b, const void *p, size_t n);
+static inline int buf_append(struct buf *b, const void *p, size_t n) {
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    if (n)
+        __builtin_memcpy(b->data + b->off + b->len, p, n);
+    b->len += n;
+    return 0;
+}
 int buf_appends(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_append_u64(struct buf *b, unsigned long long v);

@@ -493,15 +493,31 @@ int conn_tls_subject(const struct conn *c, char *out, size_t len) {
     return tls_conn_subject(c->io_ctx, out, len);
 }
 
+/* a.b.c.d without inet_ntop's sprintf: /get's origin asks on every
+ * request (perf: inet_ntop was 2% of the server's CPU per /get). */
+static void ipv4_text(const unsigned char *a, char *out) {
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : '\0';
+    }
+}
+
 const char *conn_peer_text(const struct conn *c, char *out, size_t len) {
     out[0] = '\0';
-    if (c->peer.sa.sa_family == AF_INET)
-        inet_ntop(AF_INET, &c->peer.sin.sin_addr, out, (socklen_t)len);
-    else if (c->peer.sa.sa_family == AF_INET6) {
+    if (c->peer.sa.sa_family == AF_INET) {
+        if (len >= INET_ADDRSTRLEN)
+            ipv4_text((const unsigned char *)&c->peer.sin.sin_addr, out);
+    } else if (c->peer.sa.sa_family == AF_INET6) {
         /* An IPv4-mapped peer on a dual-stack socket reads best as IPv4. */
-        if (IN6_IS_ADDR_V4MAPPED(&c->peer.sin6.sin6_addr))
-            inet_ntop(AF_INET, &c->peer.sin6.sin6_addr.s6_addr[12], out, (socklen_t)len);
-        else
+        if (IN6_IS_ADDR_V4MAPPED(&c->peer.sin6.sin6_addr)) {
+            if (len >= INET_ADDRSTRLEN)
+                ipv4_text(&c->peer.sin6.sin6_addr.s6_addr[12], out);
+        } else
             inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, out, (socklen_t)len);
     }
     return out;
