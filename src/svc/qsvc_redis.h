@@ -34,6 +34,7 @@ struct rsvc {
     struct server *srv;
     struct redis_conn *rc;
     int lib_ok;               /* the function library in Redis is ours */
+    unsigned lib_gen;         /* on_up's round: a reply of an older round is moot */
     char *lib;                /* the library's text, version filled in */
     char version[17];
     char prefix[72];
@@ -115,6 +116,9 @@ void rsvc_fill_stats(struct rop *rop, const struct redisReply *r, size_t at, str
                      const char *name, size_t len);
 /* A reply nobody needs. */
 void rsvc_ignore(void *arg, struct redisReply *r, const char *why);
+
+/* The base key of queue (name, len): "{PREFIX}NAME" in its hash tag; its length. */
+int rsvc_key(const struct rsvc *svc, const char *q, size_t qlen, char *key, size_t size);
 
 /* Send FCALL fn on queue (name, len) with args; 0 sent, -1 not (down). */
 int rsvc_fcall(struct rsvc *svc, const char *fn, const char *q, size_t qlen, int nargs,

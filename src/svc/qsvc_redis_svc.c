@@ -2,8 +2,9 @@
  * qsvc_redis_svc: the Redis queue backend's life as a service. At start
  * it connects (redis_conn.c; a Redis that is not there yet is retried with
  * backoff and /health says degraded meanwhile). On every connection it
- * asks Redis for the function library's version and loads it (FUNCTION
- * LOAD REPLACE) when it differs from this build's, declares the config's
+ * asks every master for the function library's version and loads it
+ * (FUNCTION LOAD REPLACE, on every master) when one differs from this
+ * build's, declares the config's
  * [queue NAME] sections, and re-checks every waiter (a notification may
  * have been missed while it was away). Drain answers the waits; close
  * frees everything.
@@ -65,7 +66,8 @@ static void declare_config_queues(struct rsvc *svc) {
         snprintf(v[5], sizeof v[5], "%" PRIu64, cfg->queue_key_window_ms);
         const char *args[] = {v[0], v[1], v[2], v[3], v[4], v[5]};
         const char *argv[] = {"SADD", svc->registry, cq->name};
-        redis_conn_command(svc->rc, NULL, 0, on_ignore, NULL, 3, argv, NULL);
+        redis_conn_command(svc->rc, svc->registry, strlen(svc->registry), on_ignore, NULL, 3, argv,
+                           NULL);
         rsvc_fcall(svc, "aw_declare", cq->name, strlen(cq->name), 6, args, NULL, on_ignore, NULL);
     }
 }
@@ -77,42 +79,80 @@ static void library_ready(struct rsvc *svc) {
     rwait_wake_all(svc);
 }
 
-static void on_load(void *arg, struct redisReply *r, const char *why) {
-    struct rsvc *svc = arg;
-    if (!r)
-        return; /* the connection went; the next one tries again */
-    if (r->type == REDIS_REPLY_ERROR) {
-        char what[200];
-        snprintf(what, sizeof what, "FUNCTION LOAD of the awaitd library failed: %.150s", r->str);
-        log_error("%s (Redis 7 or later is needed)", what);
-        redis_conn_fail(svc->rc, what);
-        return;
-    }
+/* One round of commands to every master (the version check, then FUNCTION LOAD where the
+ * version differs): its replies count down; a newer round (on_up again) makes it moot. */
+struct libround {
+    struct rsvc *svc;
+    unsigned gen;
+    int refs, load, stale, failed;
+    char what[200];
+};
+
+static void round_start(struct rsvc *svc, int load);
+
+static void on_round(void *arg, struct redisReply *r, const char *why) {
+    struct libround *lr = arg;
+    struct rsvc *svc = lr->svc;
     (void)why;
-    log_info("redis: loaded the awaitd function library, version %s", svc->version);
-    library_ready(svc);
+    if (!r) {
+        lr->failed = 1; /* the connection went; its return runs on_up again */
+    } else if (lr->load && r->type == REDIS_REPLY_ERROR) {
+        snprintf(lr->what, sizeof lr->what, "FUNCTION LOAD of the awaitd library failed: %.150s",
+                 r->str);
+        lr->failed = 1;
+    } else if (!lr->load && !(r->type == REDIS_REPLY_STRING && strcmp(r->str, svc->version) == 0)) {
+        lr->stale = 1; /* absent ("Function not found") or another version */
+    }
+    if (--lr->refs > 0)
+        return;
+    if (lr->gen == svc->lib_gen) {
+        if (lr->what[0]) {
+            log_error("%s (Redis 7 or later is needed)", lr->what);
+            redis_conn_fail(svc->rc, lr->what);
+        } else if (!lr->failed && lr->stale) {
+            round_start(svc, 1);
+        } else if (!lr->failed) {
+            if (lr->load)
+                log_info("redis: loaded the awaitd function library, version %s", svc->version);
+            library_ready(svc);
+        }
+    }
+    free(lr);
 }
 
-static void on_version(void *arg, struct redisReply *r, const char *why) {
-    struct rsvc *svc = arg;
-    (void)why;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, svc->version) == 0) {
-        library_ready(svc);
+/* Ask every master for the library's version (load 0), or load it on every master (load 1). */
+static void round_start(struct rsvc *svc, int load) {
+    struct libround *lr = calloc(1, sizeof *lr);
+    const char *check[] = {"FCALL", "awaitd_version", "0"};
+    const char *loadv[] = {"FUNCTION", "LOAD", "REPLACE", svc->lib};
+    if (!lr) {
+        redis_conn_fail(svc->rc, "out of memory loading the function library");
         return;
     }
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", svc->lib};
-    if (redis_conn_command(svc->rc, NULL, 0, on_load, svc, 4, argv, NULL) < 0)
-        redis_conn_fail(svc->rc, "cannot send FUNCTION LOAD");
+    lr->svc = svc;
+    lr->gen = svc->lib_gen;
+    lr->load = load;
+    lr->refs = 1000000; /* no answer counts down to 0 before every command is sent */
+    int n = load ? redis_conn_command_all(svc->rc, on_round, lr, 4, loadv, NULL)
+                 : redis_conn_command_all(svc->rc, on_round, lr, 3, check, NULL);
+    if (n < 0) {
+        free(lr);
+        redis_conn_fail(svc->rc, load ? "cannot send FUNCTION LOAD" : "cannot send FCALL");
+        return;
+    }
+    lr->refs -= 1000000 - n; /* the answers still to come */
+    if (lr->refs == 0) {
+        lr->refs = 1; /* all answered already (cannot happen: answers come from the loop) */
+        on_round(lr, NULL, NULL);
+    }
 }
 
+/* Connected (again, or a new master, or the subscriber back elsewhere): check the library on
+ * every master, then re-check every waiter. Ready calls keep going meanwhile. */
 static void on_up(void *ctx) {
     struct rsvc *svc = ctx;
-    const char *argv[] = {"FCALL", "awaitd_version", "0"};
-    svc->lib_ok = 0;
-    if (redis_conn_command(svc->rc, NULL, 0, on_version, svc, 3, argv, NULL) < 0)
-        redis_conn_fail(svc->rc, "cannot send FCALL");
+    svc->lib_gen++;
+    round_start(svc, 0);
 }
 
 static void on_down(void *ctx) {
@@ -209,10 +249,11 @@ static int redis_metrics(void *ctx, struct buf *o) {
 
 static int redis_health(void *ctx, char *why, size_t len) {
     struct rsvc *svc = ctx;
-    if (svc->lib_ok && redis_conn_up(svc->rc))
+    if (svc->lib_ok && !redis_conn_degraded(svc->rc))
         return 0;
     snprintf(why, len, "queue backend redis: %s",
-             redis_conn_up(svc->rc) ? "loading the function library" : redis_conn_why(svc->rc));
+             redis_conn_up(svc->rc) && !svc->lib_ok ? "loading the function library"
+                                                     : redis_conn_why(svc->rc));
     return 1;
 }
 

@@ -1,0 +1,382 @@
+"""[store] backend = redis on a Redis Cluster (docs/REDIS.md, issue 13): six
+redis-server processes of our own on loopback ports (3 masters, 3 replicas,
+made a cluster by `redis-cli --cluster create --cluster-replicas 1`, with a
+short cluster-node-timeout), every one of them killed at the end.
+
+- ClusterQueueApiTest: the queue suite of test_queue.py (QueueApiTest)
+  run unchanged against the cluster (put, reserve, ack, nack, delay,
+  priority, batch, dead letters, join, stats, list, ...).
+- RedisClusterTest: queues land on different masters and each works; a
+  reserve waiting on node B is woken by a put on node A whatever master
+  the queue lives on (one SUBSCRIBE hears the whole cluster); SIGKILL of
+  a master -> its replica is promoted, awaitd follows (connection loss,
+  slot map asked again, MOVED), /health says degraded meanwhile, the
+  operations pass again, and with replicas_ack = 1 no job that got a 201
+  is lost across the failover.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import awaitd_test
+from awaitd_test import Daemon, free_port, HOST
+import test_queue as tq
+from test_redis import RedisServer, RedisCase, REDIS_SERVER
+
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+NODE_TIMEOUT_MS = 1000
+
+
+def resp(port, *args, timeout=5.0):
+    """One command; the whole decoded answer (nested lists for arrays)."""
+    req = b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a), a) for a in
+        (x if isinstance(x, bytes) else str(x).encode() for x in args))
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(req)
+        with s.makefile("rb") as f:
+            return read_resp(f)
+
+
+def read_resp(f):
+    """One RESP value from f (a binary file)."""
+    line = f.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind in (b"+", b"-"):
+        return (kind + rest).decode()
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:n].decode(errors="replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [read_resp(f) for _ in range(n)]
+    raise AssertionError("bad answer %r" % line)
+
+
+class ClusterNode(RedisServer):
+    """One cluster-enabled redis-server: AOF always, a short node timeout."""
+
+    def start(self, timeout=10.0):
+        if not getattr(self, "bus_port", None):  # kept across a restart (nodes.conf has it)
+            self.bus_port = free_port()  # not port + 10000, which may be taken or out of range
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--dir", self.dir,
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--daemonize", "no", "--cluster-enabled", "yes",
+             "--cluster-port", str(self.bus_port),
+             "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
+             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+             "--cluster-replica-validity-factor", "0",
+             "--cluster-require-full-coverage", "no"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.cmd("PING") == "+PONG":
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.log.flush()
+        raise AssertionError("redis-server did not start: %s"
+                             % open(os.path.join(self.dir, "redis.log")).read()[-2000:])
+
+
+class RedisCluster:
+    """3 masters, 3 replicas; stop() kills every process whatever happened."""
+
+    def __init__(self):
+        self.nodes = []
+
+    def start(self, timeout=60.0):
+        try:
+            for _ in range(6):
+                self.nodes.append(ClusterNode().start())
+            addrs = ["%s:%d" % (HOST, n.port) for n in self.nodes]
+            p = subprocess.run([REDIS_CLI, "--cluster", "create"] + addrs +
+                               ["--cluster-replicas", "1", "--cluster-yes"],
+                               capture_output=True, text=True, timeout=60)
+            if p.returncode != 0:
+                raise AssertionError("redis-cli --cluster create failed: %s%s"
+                                     % (p.stdout[-2000:], p.stderr[-2000:]))
+            self.wait_healthy(timeout)
+            return self
+        except BaseException:
+            self.stop()
+            raise
+
+    def alive(self):
+        return [n for n in self.nodes if n.proc and n.proc.poll() is None]
+
+    def wait_healthy(self, timeout):
+        """Every live node says cluster_state:ok, 3 masters each with a synced replica."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ok = all("cluster_state:ok" in resp(n.port, "CLUSTER", "INFO")
+                         for n in self.alive())
+                masters = self.masters()
+                synced = ok and len(masters) == 3 and all(
+                    "master_link_status:up" in resp(n.port, "INFO", "replication")
+                    for n in self.alive() if n not in masters)
+                if synced and len(self.alive()) - len(masters) == 3:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the cluster did not become healthy")
+            time.sleep(0.2)
+
+    def masters(self):
+        """The live nodes that hold slots as masters (per the first live node's view)."""
+        view = resp(self.alive()[0].port, "CLUSTER", "SLOTS")
+        ports = {entry[2][1] for entry in view}
+        return [n for n in self.alive() if n.port in ports]
+
+    def owner(self, key):
+        """The live master that holds key's slot (the one that does not answer MOVED)."""
+        for n in self.masters():
+            r = resp(n.port, "EXISTS", key)
+            if isinstance(r, int):
+                return n
+        return None
+
+    def seeds(self):
+        return ", ".join("%s:%d" % (HOST, n.port) for n in self.nodes)
+
+    def stop(self):
+        for n in self.nodes:
+            try:
+                n.cleanup()
+            except Exception:  # noqa: BLE001 - kill the others whatever happens
+                if n.proc and n.proc.poll() is None:
+                    n.proc.kill()
+
+
+def cluster_config(cluster, extra=None):
+    cfg = {"store": {"backend": "redis"},
+           "redis": {"nodes": cluster.seeds(), "command_timeout": "2s",
+                     "connect_timeout": "1s"}}
+    for sec, keys in (extra or {}).items():
+        cfg.setdefault(sec, {}).update(keys)
+    return cfg
+
+
+# ---- the queue suite against the cluster --------------------------------------------------
+
+class ClusterQueueApiTest(tq.QueueApiTest):
+    cluster = None
+    per_queue_metrics = False  # as test_redis.py: no per-queue series on /metrics with redis
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = RedisCluster().start()
+        cls.config = {k: dict(v) for k, v in tq.QueueApiTest.config.items()}
+        cls.config.update(cluster_config(cls.cluster))
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.cluster.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.cluster.stop()
+
+
+# ---- spread, wake-ups across nodes, failover ----------------------------------------------
+
+class RedisClusterTest(RedisCase):
+
+    def setUp(self):
+        self.cluster = RedisCluster()
+        self.daemons = []
+        import concurrent.futures
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        self.addCleanup(self.cluster.stop)  # runs even when start() or a test fails
+        self.cluster.start()
+
+    def tearDown(self):
+        self.pool.shutdown(wait=True)
+        for d in self.daemons:
+            if d.alive():
+                d.stop()
+            else:
+                d._kill()
+                d.cleanup()
+
+    def node(self, extra=None, extra_config=""):
+        d = Daemon(cluster_config(self.cluster, extra), extra_config).start()
+        self.daemons.append(d)
+        return d
+
+    def spread_queues(self, per_master=2):
+        """Queue names whose slots cover every master, per_master of each."""
+        by_master = {}
+        for i in range(200):
+            name = "spread%d" % i
+            slot = resp(self.cluster.nodes[0].port, "CLUSTER", "KEYSLOT", "{awaitd:%s}" % name)
+            owner = [e for e in resp(self.cluster.nodes[0].port, "CLUSTER", "SLOTS")
+                     if e[0] <= slot <= e[1]][0][2][1]
+            lst = by_master.setdefault(owner, [])
+            if len(lst) < per_master:
+                lst.append(name)
+            if len(by_master) == 3 and all(len(v) == per_master for v in by_master.values()):
+                break
+        self.assertEqual(len(by_master), 3)
+        return by_master
+
+    def wait_health(self, d, status, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            r = d.http("GET", "/health", timeout=5)
+            body = r.json()
+            if body.get("status") == status:
+                return body
+            self.assertLess(time.monotonic(), deadline, "health stayed %r" % body)
+            time.sleep(0.05)
+
+    def test_queues_land_on_every_master_and_work(self):
+        d = self.node()
+        self.wait_health(d, "ok")
+        by_master = self.spread_queues()
+        names = [q for qs in by_master.values() for q in qs]
+        for q in names:
+            self.declare(d, q, maxsize=5)
+        # Each queue's keys are on the master its hash tag names (the one not answering MOVED).
+        owners = {q: self.cluster.owner("{awaitd:%s}:m" % q).port for q in names}
+        self.assertEqual(len(set(owners.values())), 3, owners)
+        for port, qs in by_master.items():
+            for q in qs:
+                self.assertEqual(owners[q], port, q)
+        for q in names:
+            r = self.put(d, q, b"p-" + q.encode(), priority=1)
+            self.assertEqual(r.status, 201, r)
+            r = self.req(d, "POST", tq.qs("/queues/%s/jobs" % q, delay=0.2), body=b"later")
+            self.assertEqual(r.status, 201, r)
+            got = self.reserve(d, q)
+            self.assertEqual(got.status, 200, got)
+            self.assertEqual(got.body, b"p-" + q.encode())
+            self.assertEqual(self.ack(d, q, int(got.header("Job-Id"))).status, 200)
+            got = self.reserve(d, q, wait=5)  # the delayed one, woken by its due time
+            self.assertEqual(got.body, b"later")
+            self.assertEqual(self.ack(d, q, int(got.header("Job-Id"))).status, 200)
+            st = self.stats(d, q)
+            self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (2, 2, 0))
+        # The directory (one key, its own slot) lists queues of every master.
+        r = self.req(d, "GET", "/queues?limit=1000")
+        self.assertEqual(r.status, 200, r)
+        listed = {q["name"] for q in r.json()["queues"]}
+        self.assertTrue(set(names) <= listed, (names, listed))
+        # One SUBSCRIBE (on one node) hears the PUBLISHes of every master: a reserve waiting on
+        # B is woken by a put on A for a queue of each master.
+        b = self.node()
+        self.wait_health(b, "ok")
+        for q in [qs[0] for qs in by_master.values()]:
+            fut = self.bg(self.reserve, b, q, wait=10, timeout=15)
+            time.sleep(0.3)
+            self.assertFalse(fut.done(), "the reserve did not wait")
+            t0 = time.monotonic()
+            self.assertEqual(self.put(d, q, b"wake").status, 201)
+            r, t1 = fut.result(15)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body, b"wake")
+            # The safety re-check runs once a second: well under that, the notification woke it.
+            self.assertLess(t1 - t0, 0.5, "woken only after %.3f s (%s)" % (t1 - t0, q))
+
+    def test_master_killed_replica_promoted_no_201_lost(self):
+        d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "1s"}})
+        self.wait_health(d, "ok")
+        by_master = self.spread_queues(per_master=1)
+        names = [qs[0] for qs in by_master.values()]
+        for q in names:
+            self.declare(d, q)
+        put_ok = {q: set() for q in names}
+        for q in names:
+            for i in range(20):
+                r = self.put(d, q, ("%s-%d" % (q, i)).encode())
+                self.assertEqual(r.status, 201, r)
+                put_ok[q].add("%s-%d" % (q, i))
+        # Kill the master of the first queue while puts keep going to every queue.
+        victim_port = self.cluster.owner("{awaitd:%s}:m" % names[0]).port
+        victim = [n for n in self.cluster.nodes if n.port == victim_port][0]
+        victim.kill()
+        saw_degraded = None
+        deadline = time.monotonic() + 60
+        i = 20
+        ok_after = {q: 0 for q in names}
+        restarted = False
+        while any(v < 3 for v in ok_after.values()):
+            self.assertLess(time.monotonic(), deadline,
+                            "operations did not pass again after the failover: %r" % ok_after)
+            for q in names:
+                payload = "%s-%d" % (q, i)
+                r = self.put(d, q, payload.encode())
+                if r.status == 201:
+                    put_ok[q].add(payload)
+                    if restarted or q != names[0]:
+                        ok_after[q] += 1
+                    continue
+                # Not a 201: unknown (maybe applied), never counted as kept.
+                self.assertEqual(r.status, 503, r)
+                err = r.json()["error"]
+                self.assertIn("redis", err)
+                if q == names[0] and "replicas_ack" in err and not restarted:
+                    # The promoted replica took the put but has no replica of its own yet:
+                    # bring the killed node back (it rejoins as the new master's replica).
+                    victim.start()
+                    restarted = True
+            i += 1
+            if saw_degraded is None:
+                h = d.http("GET", "/health", timeout=5).json()
+                if h.get("status") == "degraded":
+                    saw_degraded = h
+            time.sleep(0.05)
+        self.assertTrue(restarted, "the new master confirmed replicas it could not have")
+        self.assertIsNotNone(saw_degraded, "/health never said degraded during the failover")
+        self.assertIn("redis", saw_degraded.get("why", json.dumps(saw_degraded)))
+        # The replica took over the victim's slots.
+        new_owner = self.cluster.owner("{awaitd:%s}:m" % names[0])
+        self.assertIsNotNone(new_owner)
+        self.assertNotEqual(new_owner.port, victim_port)
+        self.wait_health(d, "ok")
+        # Every job that got a 201 is there (replicas_ack = 1: it was on the replica before the
+        # answer), and the queue works end to end: reserve all, ack all.
+        for q in names:
+            got = set()
+            while True:
+                r = self.reserve(d, q, count=50)
+                if r.status == 204:
+                    break
+                self.assertEqual(r.status, 200, r)
+                for jid, _, _, _, payload in tq.parse_frames(r.body):
+                    got.add(payload.decode())
+                    self.assertEqual(self.ack(d, q, jid).status, 200)
+            self.assertEqual(put_ok[q] - got, set(), "jobs lost on %s" % q)
+            self.assertEqual(self.stats(d, q)["unfinished"], 0)
+        # A second node started now (seed list includes the dead node) works too.
+        b = self.node()
+        self.wait_health(b, "ok")
+        self.assertEqual(self.put(b, names[0], b"after").status, 201)
+        r = self.reserve(d, names[0])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"after")
+
+
+if __name__ == "__main__":
+    awaitd_test.main()
