@@ -39,8 +39,10 @@ int rsvc_key(const struct rsvc *svc, const char *q, size_t qlen, char *key, size
 
 int rsvc_fcall(struct rsvc *svc, const char *fn, const char *q, size_t qlen, int nargs,
                const char **args, const size_t *lens, redis_reply_fn cb, void *arg) {
-    char key[sizeof svc->prefix + QUEUE_NAME_MAX + 4];
+    char key[sizeof svc->prefix + QUEUE_NAME_MAX + 6];
     int klen = rsvc_key(svc, q, qlen, key, sizeof key);
+    memcpy(key + klen, ":m", 3); /* KEYS[1]: the settings hash, a real key (qsvc_redis.lua) */
+    klen += 2;
     const char *small_argv[16];
     size_t small_lens[16];
     int argc = 6 + nargs;

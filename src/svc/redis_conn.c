@@ -158,8 +158,10 @@ static void down_all(struct redis_conn *rc) {
         log_debug("%s; retrying in %llu ms", rc->why, (unsigned long long)rc->backoff_ms);
     timer_cancel(&rc->srv->wheel, &rc->retry_t);
     server_timer_in(rc->srv, &rc->retry_t, was_up ? 0 : rc->backoff_ms);
-    if (!was_up)
+    if (!was_up) {
+        rc->boot_next++; /* a candidate that did not come up: try the next one */
         backoff_grow(rc);
+    }
     if (was_up && rc->hooks.on_down)
         rc->hooks.on_down(rc->hooks.ctx);
 }
@@ -206,7 +208,7 @@ static void on_retry(struct timer *t) {
         return;
     }
     const struct config *cfg = rc->srv->cfg;
-    size_t cand = rc->boot_next++ % (cfg->nredis_nodes + rc->nnodes);
+    size_t cand = rc->boot_next % (cfg->nredis_nodes + rc->nnodes);
     struct rnode *n = cand < cfg->nredis_nodes
                           ? node_get(rc, cfg->redis_nodes[cand].host, cfg->redis_nodes[cand].port)
                           : rc->nodes[cand - cfg->nredis_nodes];
@@ -295,13 +297,17 @@ static int send_argv(struct link *l, redis_reply_fn fn, void *arg, int argc, con
         pending_free(p);
         return -1;
     }
+    if (l->rc->mode != M_CLUSTER) { /* no redirection to come: do not hold a copy */
+        free(p->cmd);
+        p->cmd = NULL;
+    }
     return 0;
 }
 
 /* A MOVED or ASK answer: resend p where it says (0), or -1 (answer the error). */
 static int redirect(struct redis_conn *rc, struct pending *p, const redisReply *r) {
     struct redis_redirect to;
-    if (rc->mode != M_CLUSTER || p->redirects >= MAX_REDIRECTS ||
+    if (rc->mode != M_CLUSTER || !p->cmd || p->redirects >= MAX_REDIRECTS ||
         redis_parse_redirect(r->str, r->len, &to) < 0)
         return -1;
     struct rnode *n = node_get(rc, to.host, to.port);
@@ -430,7 +436,13 @@ static void on_slots(void *arg, struct redisReply *r, const char *why) {
     rc->asking = 0;
     if (!r)
         return; /* the link failed: that failure decides what comes next */
-    if (r->type == REDIS_REPLY_ERROR && rc->mode == M_UNKNOWN && strstr(r->str, "cluster support disabled")) {
+    if (r->type == REDIS_REPLY_ERROR && rc->mode == M_UNKNOWN && !strstr(r->str, "LOADING") &&
+        !strstr(r->str, "NOAUTH") && !strstr(r->str, "MASTERDOWN")) {
+        /* "ERR This instance has cluster support disabled" (or CLUSTER refused by a proxy
+         * or an ACL): one standalone server. */
+        if (!strstr(r->str, "cluster support disabled"))
+            log_info("redis %s:%d: CLUSTER SLOTS answered \"%.100s\": a standalone server",
+                     asked->host, asked->port, r->str);
         rc->mode = M_STANDALONE;
         memset(rc->slots, (int)node_index(rc, asked), sizeof rc->slots);
         asked->master = 1;

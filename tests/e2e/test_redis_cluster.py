@@ -45,6 +45,18 @@ def resp(port, *args, timeout=5.0):
             return read_resp(f)
 
 
+def resp_asking(port, *args, timeout=5.0):
+    """ASKING, then one command, on one connection: the command's answer."""
+    enc = [x if isinstance(x, bytes) else str(x).encode() for x in args]
+    req = b"*1\r\n$6\r\nASKING\r\n" + b"*%d\r\n" % len(enc) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a), a) for a in enc)
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(req)
+        with s.makefile("rb") as f:
+            read_resp(f)
+            return read_resp(f)
+
+
 def read_resp(f):
     """One RESP value from f (a binary file)."""
     line = f.readline().rstrip(b"\r\n")
@@ -298,6 +310,60 @@ class RedisClusterTest(RedisCase):
             self.assertEqual(r.body, b"wake")
             # The safety re-check runs once a second: well under that, the notification woke it.
             self.assertLess(t1 - t0, 0.5, "woken only after %.3f s (%s)" % (t1 - t0, q))
+
+    def node_id(self, n):
+        return resp(n.port, "CLUSTER", "MYID")
+
+    def move_slot(self, slot, src, dst, midway=None):
+        """Move slot (and its keys) from master src to master dst, as redis-cli --cluster
+        reshard does: IMPORTING/MIGRATING, MIGRATE of every key, then SETSLOT NODE everywhere.
+        midway() runs when the keys are on dst but the slot is still src's (ASK time)."""
+        sid, did = self.node_id(src), self.node_id(dst)
+        self.assertEqual(resp(dst.port, "CLUSTER", "SETSLOT", slot, "IMPORTING", sid), "+OK")
+        self.assertEqual(resp(src.port, "CLUSTER", "SETSLOT", slot, "MIGRATING", did), "+OK")
+        while True:
+            keys = resp(src.port, "CLUSTER", "GETKEYSINSLOT", slot, 100)
+            if not keys:
+                break
+            r = resp(src.port, "MIGRATE", HOST, dst.port, "", 0, 5000, "KEYS", *keys)
+            self.assertEqual(r, "+OK", r)
+        if midway:
+            midway()
+        for n in self.cluster.masters():
+            self.assertEqual(resp(n.port, "CLUSTER", "SETSLOT", slot, "NODE", did), "+OK")
+
+    def test_slot_moved_while_running_ask_then_moved_followed(self):
+        d = self.node()
+        self.wait_health(d, "ok")
+        q = "moving"
+        self.declare(d, q)
+        self.assertEqual(self.put(d, q, b"before").status, 201)
+        key = "{awaitd:%s}:m" % q
+        src = self.cluster.owner(key)
+        dst = [n for n in self.cluster.masters() if n.port != src.port][0]
+        slot = resp(src.port, "CLUSTER", "KEYSLOT", key)
+
+        def midway():
+            # The keys are on dst, the slot still src's: src answers ASK, the call is sent to
+            # dst after ASKING (the map does not change).
+            r = self.put(d, q, b"midway")
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(resp_asking(dst.port, "HLEN", "{awaitd:%s}:p" % q), 2)
+        self.move_slot(slot, src, dst, midway)
+        self.assertEqual(self.cluster.owner(key).port, dst.port)
+        # awaitd still routes the slot to src, which answers MOVED: the command is resent to
+        # dst at once, so the very first calls succeed.
+        r = self.put(d, q, b"after")
+        self.assertEqual(r.status, 201, r)
+        got = self.reserve(d, q)
+        self.assertEqual((got.status, got.body), (200, b"before"), got)
+        self.assertEqual(self.ack(d, q, int(got.header("Job-Id"))).status, 200)
+        for want in (b"midway", b"after"):
+            got = self.reserve(d, q)
+            self.assertEqual((got.status, got.body), (200, want), got)
+            self.assertEqual(self.ack(d, q, int(got.header("Job-Id"))).status, 200)
+        st = self.stats(d, q)
+        self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (3, 3, 0))
 
     def test_master_killed_replica_promoted_no_201_lost(self):
         d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "1s"}})
