@@ -434,8 +434,11 @@ static void on_slots(void *arg, struct redisReply *r, const char *why) {
     struct redis_conn *rc = asked->cmd.rc;
     (void)why;
     rc->asking = 0;
-    if (!r)
-        return; /* the link failed: that failure decides what comes next */
+    if (!r) { /* the link failed: a standalone server or a boot node takes everything down */
+        if (rc->mode == M_CLUSTER)
+            schedule_retry(rc, rc->backoff_ms); /* ask another node */
+        return;
+    }
     if (r->type == REDIS_REPLY_ERROR && rc->mode == M_UNKNOWN && !strstr(r->str, "LOADING") &&
         !strstr(r->str, "NOAUTH") && !strstr(r->str, "MASTERDOWN")) {
         /* "ERR This instance has cluster support disabled" (or CLUSTER refused by a proxy
@@ -455,6 +458,8 @@ static void on_slots(void *arg, struct redisReply *r, const char *why) {
         snprintf(what, sizeof what, "CLUSTER SLOTS: %.150s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "no usable slot map");
         link_failed(&asked->cmd, what);
+        if (rc->mode == M_CLUSTER)
+            schedule_retry(rc, rc->backoff_ms); /* ask another node */
         return;
     }
     if (rc->mode != M_CLUSTER)

@@ -74,6 +74,13 @@ def read_resp(f):
     raise AssertionError("bad answer %r" % line)
 
 
+def die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the test process dies (a killed test run
+    leaves no redis-server behind)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class ClusterNode(RedisServer):
     """One cluster-enabled redis-server: AOF always, a short node timeout."""
 
@@ -90,7 +97,8 @@ class ClusterNode(RedisServer):
              "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
              "--cluster-replica-validity-factor", "0",
              "--cluster-require-full-coverage", "no"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -166,7 +174,10 @@ class RedisCluster:
         return None
 
     def seeds(self):
-        return ", ".join("%s:%d" % (HOST, n.port) for n in self.nodes)
+        """Every node, masters first (awaitd subscribes on the first seed that answers)."""
+        masters = self.masters()
+        return ", ".join("%s:%d" % (HOST, n.port) for n in
+                         masters + [n for n in self.nodes if n not in masters])
 
     def stop(self):
         for n in self.nodes:
@@ -369,7 +380,15 @@ class RedisClusterTest(RedisCase):
         d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "1s"}})
         self.wait_health(d, "ok")
         by_master = self.spread_queues(per_master=1)
-        names = [qs[0] for qs in by_master.values()]
+        # The victim: the master d's subscriber connection is on, so both the queue on it and
+        # the wake-ups have to move.
+        subs = [n for n in self.cluster.masters()
+                if resp(n.port, "PUBSUB", "NUMSUB", "awaitd:events")[1] > 0]
+        self.assertEqual(len(subs), 1, "the subscriber is not on one master")
+        victim = subs[0]
+        victim_port = victim.port
+        names = by_master[victim_port] + [qs[0] for p, qs in by_master.items()
+                                          if p != victim_port]
         for q in names:
             self.declare(d, q)
         put_ok = {q: set() for q in names}
@@ -379,8 +398,7 @@ class RedisClusterTest(RedisCase):
                 self.assertEqual(r.status, 201, r)
                 put_ok[q].add("%s-%d" % (q, i))
         # Kill the master of the first queue while puts keep going to every queue.
-        victim_port = self.cluster.owner("{awaitd:%s}:m" % names[0]).port
-        victim = [n for n in self.cluster.nodes if n.port == victim_port][0]
+        self.assertEqual(self.cluster.owner("{awaitd:%s}:m" % names[0]).port, victim_port)
         victim.kill()
         saw_degraded = None
         deadline = time.monotonic() + 60
@@ -435,13 +453,18 @@ class RedisClusterTest(RedisCase):
                     self.assertEqual(self.ack(d, q, jid).status, 200)
             self.assertEqual(put_ok[q] - got, set(), "jobs lost on %s" % q)
             self.assertEqual(self.stats(d, q)["unfinished"], 0)
-        # A second node started now (seed list includes the dead node) works too.
+        # A second node started now works too, and d's subscription moved off the dead node:
+        # a reserve waiting on d is woken by a put on b.
         b = self.node()
         self.wait_health(b, "ok")
+        fut = self.bg(self.reserve, d, names[0], wait=10, timeout=15)
+        time.sleep(0.3)
+        self.assertFalse(fut.done(), "the reserve did not wait")
+        t0 = time.monotonic()
         self.assertEqual(self.put(b, names[0], b"after").status, 201)
-        r = self.reserve(d, names[0])
-        self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.body, b"after")
+        r, t1 = fut.result(15)
+        self.assertEqual((r.status, r.body), (200, b"after"), r)
+        self.assertLess(t1 - t0, 0.5, "woken only after %.3f s" % (t1 - t0))
 
 
 if __name__ == "__main__":
