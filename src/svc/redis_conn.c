@@ -46,8 +46,8 @@ struct rnode {
     char host[256];
     int port;
     struct link cmd;
-    int master;            /* a master in the current map */
-    int fresh;             /* connected since the owner's last on_up */
+    int master; /* a master in the current map */
+    int fresh;  /* connected since the owner's last on_up */
 };
 
 /* A command in flight. The formatted command is kept for a redirection. */
@@ -72,11 +72,11 @@ struct redis_conn {
     int mode;
     struct link sub;
     int sub_fresh;
-    size_t boot_next;      /* the next candidate to boot from: seeds, then known nodes */
-    struct rnode *boot;    /* asked for the map now */
-    int up_called;         /* on_up ran since the last full down */
-    int ready;             /* the owner said redis_conn_ready() */
-    int asking;            /* a CLUSTER SLOTS in flight */
+    size_t boot_next;   /* the next candidate to boot from: seeds, then known nodes */
+    struct rnode *boot; /* asked for the map now */
+    int up_called;      /* on_up ran since the last full down */
+    int ready;          /* the owner said redis_conn_ready() */
+    int asking;         /* a CLUSTER SLOTS in flight */
     uint64_t backoff_ms;
     struct timer retry_t;
     char why[256];
@@ -84,8 +84,8 @@ struct redis_conn {
 
 static void set_why(struct redis_conn *rc, const char *host, int port, const char *what) {
     int v6 = strchr(host, ':') != NULL;
-    snprintf(rc->why, sizeof rc->why, "redis %s%.100s%s:%d: %.140s", v6 ? "[" : "", host, v6 ? "]" : "",
-             port, what);
+    snprintf(rc->why, sizeof rc->why, "redis %s%.100s%s:%d: %.140s", v6 ? "[" : "", host,
+             v6 ? "]" : "", port, what);
 }
 
 static void link_init(struct link *l, struct redis_conn *rc, struct rnode *n, int sub);
@@ -343,7 +343,10 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
     if (reply && reply->type == REDIS_REPLY_ERROR && redirect(rc, p, reply) == 0)
         return;
     p->fn(p->arg, reply,
-          reply ? NULL : ac->errstr[0] ? ac->errstr : rc->why[0] ? rc->why : "connection closed");
+          reply           ? NULL
+          : ac->errstr[0] ? ac->errstr
+          : rc->why[0]    ? rc->why
+                          : "connection closed");
     pending_free(p);
 }
 
@@ -386,9 +389,10 @@ int redis_conn_command_all(struct redis_conn *rc, redis_reply_fn fn, void *arg, 
 
 /* One node entry of CLUSTER SLOTS ([host, port, id, ...]); host "" or "?" means the node
  * that answered. */
-static struct rnode *slot_node(struct redis_conn *rc, const redisReply *e, const struct rnode *asked) {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[1]->type != REDIS_REPLY_INTEGER)
+static struct rnode *slot_node(struct redis_conn *rc, const redisReply *e,
+                               const struct rnode *asked) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_INTEGER)
         return NULL;
     const char *host = e->element[0]->str;
     if (!host[0] || strcmp(host, "?") == 0)
@@ -403,7 +407,8 @@ static int apply_slots(struct redis_conn *rc, const redisReply *r, struct rnode 
     memset(slots, NO_NODE, sizeof slots);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[0]->type != REDIS_REPLY_INTEGER ||
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
             e->element[1]->type != REDIS_REPLY_INTEGER)
             return -1;
         long long a = e->element[0]->integer, b = e->element[1]->integer;

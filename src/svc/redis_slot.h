@@ -16,7 +16,7 @@ unsigned redis_key_slot(const char *key, size_t len);
 
 /* A redirection parsed from an error reply. */
 struct redis_redirect {
-    int ask;        /* 1: ASK (this command only), 0: MOVED (the slot moved) */
+    int ask; /* 1: ASK (this command only), 0: MOVED (the slot moved) */
     unsigned slot;
     char host[256]; /* without brackets for IPv6 */
     int port;

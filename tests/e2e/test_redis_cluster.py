@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -397,8 +398,25 @@ class RedisClusterTest(RedisCase):
                 r = self.put(d, q, ("%s-%d" % (q, i)).encode())
                 self.assertEqual(r.status, 201, r)
                 put_ok[q].add("%s-%d" % (q, i))
-        # Kill the master of the first queue while puts keep going to every queue.
+        # Kill the master of the first queue while producers keep putting to it (and the loop
+        # below to every queue).
         self.assertEqual(self.cluster.owner("{awaitd:%s}:m" % names[0]).port, victim_port)
+        stop = threading.Event()
+
+        def producer(k):
+            kept, n = set(), 0
+            while not stop.is_set():
+                payload = "%s-p%d-%d" % (names[0], k, n)
+                n += 1
+                try:
+                    r = self.req(d, "POST", "/queues/%s/jobs" % names[0], body=payload.encode())
+                except OSError:
+                    continue
+                if r.status == 201:
+                    kept.add(payload)
+            return kept
+        producers = [self.pool.submit(producer, k) for k in range(4)]
+        time.sleep(0.3)
         victim.kill()
         saw_degraded = None
         deadline = time.monotonic() + 60
@@ -431,6 +449,9 @@ class RedisClusterTest(RedisCase):
                 if h.get("status") == "degraded":
                     saw_degraded = h
             time.sleep(0.05)
+        stop.set()
+        for f in producers:
+            put_ok[names[0]] |= f.result(30)
         self.assertTrue(restarted, "the new master confirmed replicas it could not have")
         self.assertIsNotNone(saw_degraded, "/health never said degraded during the failover")
         self.assertIn("redis", saw_degraded.get("why", json.dumps(saw_degraded)))
