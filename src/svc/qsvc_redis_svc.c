@@ -227,6 +227,10 @@ static int redis_metrics(void *ctx, struct buf *o) {
         "delete", "stats", "list", "dead_list", "bulk"};
     int r = buf_appendf(o, "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
                         svc->lib_ok && redis_conn_up(svc->rc));
+    r |= buf_appendf(o, "# TYPE awaitd_redis_masters gauge\nawaitd_redis_masters %zu\n",
+                     redis_conn_masters(svc->rc));
+    r |= buf_appendf(o, "# TYPE awaitd_redis_degraded gauge\nawaitd_redis_degraded %d\n",
+                     redis_conn_degraded(svc->rc));
     r |= buf_appends(o, "# TYPE awaitd_queue_ops_total counter\n");
     for (int k = 0; k < R_NKINDS; k++)
         r |= buf_appendf(o, "awaitd_queue_ops_total{backend=\"redis\",op=\"%s\"} %" PRIu64 "\n",

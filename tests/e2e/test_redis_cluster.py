@@ -302,6 +302,9 @@ class RedisClusterTest(RedisCase):
             self.assertEqual(self.ack(d, q, int(got.header("Job-Id"))).status, 200)
             st = self.stats(d, q)
             self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (2, 2, 0))
+        metrics = d.http("GET", "/metrics").body.decode()
+        self.assertIn("awaitd_redis_masters 3\n", metrics)
+        self.assertIn("awaitd_redis_degraded 0\n", metrics)
         # The directory (one key, its own slot) lists queues of every master.
         r = self.req(d, "GET", "/queues?limit=1000")
         self.assertEqual(r.status, 200, r)
