@@ -34,7 +34,13 @@ local function now_ms()
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function base(keys) return string.sub(keys[1], 1, -3) end -- "B:m" -> "B"
+-- The base key from KEYS[1]: "B:m" -> "B" (a caller that passes the base
+-- key itself, "{PREFIXq}" ending in '}', is served the same).
+local function base(keys)
+    local k = keys[1]
+    if string.sub(k, -2) == ':m' then return string.sub(k, 1, -3) end
+    return k
+end
 
 local function jid(id) return string.format('%016d', id) end
 
