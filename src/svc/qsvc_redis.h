@@ -34,7 +34,6 @@ struct rsvc {
     struct server *srv;
     struct redis_conn *rc;
     int lib_ok;               /* the function library in Redis is ours */
-    unsigned lib_gen;         /* on_up's round: a reply of an older round is moot */
     char *lib;                /* the library's text, version filled in */
     char version[17];
     char prefix[72];

@@ -17,6 +17,7 @@
 #include "net/server.h"
 #include "net/service.h"
 #include "svc/redis_conn.h"
+#include "svc/redis_lib.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -79,80 +80,24 @@ static void library_ready(struct rsvc *svc) {
     rwait_wake_all(svc);
 }
 
-/* One round of commands to every master (the version check, then FUNCTION LOAD where the
- * version differs): its replies count down; a newer round (on_up again) makes it moot. */
-struct libround {
-    struct rsvc *svc;
-    unsigned gen;
-    int refs, load, stale, failed;
-    char what[200];
-};
-
-static void round_start(struct rsvc *svc, int load);
-
-static void on_round(void *arg, struct redisReply *r, const char *why) {
-    struct libround *lr = arg;
-    struct rsvc *svc = lr->svc;
-    (void)why;
-    if (!r) {
-        lr->failed = 1; /* the connection went; its return runs on_up again */
-    } else if (lr->load && r->type == REDIS_REPLY_ERROR) {
-        snprintf(lr->what, sizeof lr->what, "FUNCTION LOAD of the awaitd library failed: %.150s",
-                 r->str);
-        lr->failed = 1;
-    } else if (!lr->load && !(r->type == REDIS_REPLY_STRING && strcmp(r->str, svc->version) == 0)) {
-        lr->stale = 1; /* absent ("Function not found") or another version */
-    }
-    if (--lr->refs > 0)
-        return;
-    if (lr->gen == svc->lib_gen) {
-        if (lr->what[0]) {
-            log_error("%s (Redis 7 or later is needed)", lr->what);
-            redis_conn_fail(svc->rc, lr->what);
-        } else if (!lr->failed && lr->stale) {
-            round_start(svc, 1);
-        } else if (!lr->failed) {
-            if (lr->load)
-                log_info("redis: loaded the awaitd function library, version %s", svc->version);
-            library_ready(svc);
-        }
-    }
-    free(lr);
-}
-
-/* Ask every master for the library's version (load 0), or load it on every master (load 1). */
-static void round_start(struct rsvc *svc, int load) {
-    struct libround *lr = calloc(1, sizeof *lr);
-    const char *check[] = {"FCALL", "awaitd_version", "0"};
-    const char *loadv[] = {"FUNCTION", "LOAD", "REPLACE", svc->lib};
-    if (!lr) {
-        redis_conn_fail(svc->rc, "out of memory loading the function library");
+static void on_library(void *arg, int loaded, const char *err) {
+    struct rsvc *svc = arg;
+    if (err) {
+        log_error("%s (Redis 7 or later is needed)", err);
+        redis_conn_fail(svc->rc, err);
         return;
     }
-    lr->svc = svc;
-    lr->gen = svc->lib_gen;
-    lr->load = load;
-    lr->refs = 1000000; /* no answer counts down to 0 before every command is sent */
-    int n = load ? redis_conn_command_all(svc->rc, on_round, lr, 4, loadv, NULL)
-                 : redis_conn_command_all(svc->rc, on_round, lr, 3, check, NULL);
-    if (n < 0) {
-        free(lr);
-        redis_conn_fail(svc->rc, load ? "cannot send FUNCTION LOAD" : "cannot send FCALL");
-        return;
-    }
-    lr->refs -= 1000000 - n; /* the answers still to come */
-    if (lr->refs == 0) {
-        lr->refs = 1; /* all answered already (cannot happen: answers come from the loop) */
-        on_round(lr, NULL, NULL);
-    }
+    if (loaded)
+        log_info("redis: loaded the awaitd function library, version %s", svc->version);
+    library_ready(svc);
 }
 
 /* Connected (again, or a new master, or the subscriber back elsewhere): check the library on
  * every master, then re-check every waiter. Ready calls keep going meanwhile. */
 static void on_up(void *ctx) {
     struct rsvc *svc = ctx;
-    svc->lib_gen++;
-    round_start(svc, 0);
+    if (redis_lib_ensure(svc->rc, svc->version, svc->lib, on_library, svc) < 0)
+        redis_conn_fail(svc->rc, "cannot send FCALL awaitd_version");
 }
 
 static void on_down(void *ctx) {

@@ -76,6 +76,7 @@ struct redis_conn {
     struct rnode *boot; /* asked for the map now */
     int up_called;      /* on_up ran since the last full down */
     int ready;          /* the owner said redis_conn_ready() */
+    unsigned epoch;     /* on_up calls and full downs so far (redis_conn_epoch) */
     int asking;         /* a CLUSTER SLOTS in flight */
     uint64_t backoff_ms;
     struct timer retry_t;
@@ -143,6 +144,7 @@ static void down_all(struct redis_conn *rc) {
     int was_up = rc->ready;
     rc->ready = 0;
     rc->up_called = 0;
+    rc->epoch++;
     rc->asking = 0;
     rc->boot = NULL;
     rc->mode = M_UNKNOWN;
@@ -518,6 +520,7 @@ static void check_up(struct redis_conn *rc) {
         rc->nodes[i]->fresh = 0;
     rc->sub_fresh = 0;
     rc->up_called = 1;
+    rc->epoch++;
     if (rc->hooks.on_up)
         rc->hooks.on_up(rc->hooks.ctx);
 }
@@ -716,6 +719,10 @@ int redis_conn_degraded(const struct redis_conn *rc) {
         if (rc->slots[s] == NO_NODE)
             return 1;
     return 0;
+}
+
+unsigned redis_conn_epoch(const struct redis_conn *rc) {
+    return rc->epoch;
 }
 
 size_t redis_conn_masters(const struct redis_conn *rc) {

@@ -24,7 +24,7 @@
  *
  * Life: connect with [redis] connect_timeout, AUTH (user and password if
  * set), then the owner's on_up() runs (it loads the function library on
- * every master, redis_conn_command_all) and the owner says
+ * every master, redis_lib.h) and the owner says
  * redis_conn_ready(). A lost connection (standalone), no node left to ask
  * (cluster), a failed AUTH or redis_conn_fail() closes everything: every
  * command in flight gets its callback with NULL (the caller answers 503),
@@ -71,6 +71,9 @@ int redis_conn_up(const struct redis_conn *rc);
 int redis_conn_degraded(const struct redis_conn *rc);
 /* Masters in the slot map (1 for a standalone server, 0 before the first connection). */
 size_t redis_conn_masters(const struct redis_conn *rc);
+/* Changes with every on_up call and every full down: work started under an older epoch is
+ * moot (redis_lib.c's rounds). */
+unsigned redis_conn_epoch(const struct redis_conn *rc);
 /* Why it is not up ("redis 127.0.0.1:6379: Connection refused"). */
 const char *redis_conn_why(const struct redis_conn *rc);
 /* Close both connections now (as on a failure) with this reason; they come back by themselves. */

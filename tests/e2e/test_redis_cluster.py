@@ -310,6 +310,10 @@ class RedisClusterTest(RedisCase):
         self.assertEqual(r.status, 200, r)
         listed = {q["name"] for q in r.json()["queues"]}
         self.assertTrue(set(names) <= listed, (names, listed))
+        # The function library is on every master, one version.
+        versions = {resp(n.port, "FCALL", "awaitd_version", "0") for n in self.cluster.masters()}
+        self.assertEqual(len(versions), 1, versions)
+        self.assertFalse(next(iter(versions)).startswith("-"), versions)
         # One SUBSCRIBE (on one node) hears the PUBLISHes of every master: a reserve waiting on
         # B is woken by a put on A for a queue of each master.
         b = self.node()
@@ -325,6 +329,17 @@ class RedisClusterTest(RedisCase):
             self.assertEqual(r.body, b"wake")
             # The safety re-check runs once a second: well under that, the notification woke it.
             self.assertLess(t1 - t0, 0.5, "woken only after %.3f s (%s)" % (t1 - t0, q))
+        # A master that lost the library (FUNCTION FLUSH) gets it back: each master is checked
+        # and loaded, not only the first.
+        for qs in by_master.values():
+            q = qs[0]
+            owner = self.cluster.owner("{awaitd:%s}:m" % q)
+            self.assertEqual(resp(owner.port, "FUNCTION", "FLUSH"), "+OK")
+            deadline = time.monotonic() + 15
+            while self.put(d, q, b"again").status != 201:
+                self.assertLess(time.monotonic(), deadline, "the library was not loaded on %d"
+                                % owner.port)
+                time.sleep(0.05)
 
     def node_id(self, n):
         return resp(n.port, "CLUSTER", "MYID")
