@@ -471,7 +471,10 @@ local function bulk(keys, a)
     return {OK, n}
 end
 
-redis.register_function('awaitd_version', function() return VERSION end)
+-- no-writes: a node that just became a replica answers it too (a cluster's
+-- map changing under a version check).
+redis.register_function{function_name = 'awaitd_version', callback = function() return VERSION end,
+                        flags = {'no-writes'}}
 redis.register_function('aw_declare', declare)
 redis.register_function('aw_delete', delete)
 redis.register_function('aw_stats', qstats)

@@ -39,6 +39,7 @@ struct link {
     int authed;            /* connected and authenticated (and subscribed, for sub) */
     uint64_t started_ms;   /* when it began connecting */
     struct list inflight;  /* struct pending, oldest first (answers come in order) */
+    struct list parked;    /* struct pending redirected here while it connects */
     struct timer tick_t;
 };
 
@@ -58,6 +59,7 @@ struct pending {
     uint64_t sent_ms;
     struct list node;
     int redirects;
+    int asking; /* parked after an ASK: send ASKING first */
     size_t len;
     char *cmd;
 };
@@ -117,15 +119,20 @@ static size_t node_index(const struct redis_conn *rc, const struct rnode *n) {
     return NO_NODE;
 }
 
+static void flush_parked(struct link *l, const char *why);
+
 static void link_close(struct link *l) {
     redisAsyncContext *ac = l->ac;
+    struct redis_conn *rc = l->rc;
     l->authed = 0;
-    timer_cancel(&l->rc->srv->wheel, &l->tick_t);
-    if (!ac)
-        return;
-    l->ac = NULL;
-    ac->data = NULL;    /* its callbacks (disconnect) now ignore it */
-    redisAsyncFree(ac); /* runs the callbacks in flight with NULL; deferred inside one of its own */
+    timer_cancel(&rc->srv->wheel, &l->tick_t);
+    if (ac) {
+        l->ac = NULL;
+        ac->data = NULL;    /* its callbacks (disconnect) now ignore it */
+        redisAsyncFree(ac); /* runs the callbacks in flight with NULL; deferred inside its own */
+    }
+    if (!list_empty(&l->parked))
+        flush_parked(l, rc->why[0] ? rc->why : "connection closed");
 }
 
 static void schedule_retry(struct redis_conn *rc, uint64_t ms) {
@@ -273,6 +280,24 @@ static void pending_free(struct pending *p) {
     free(p);
 }
 
+/* The parked commands of l: sent (l authed), or answered NULL with why. */
+static void flush_parked(struct link *l, const char *why) {
+    struct list *it;
+    while ((it = list_first(&l->parked))) {
+        struct pending *p = container_of(it, struct pending, node);
+        list_unlink(&p->node);
+        if (!why && l->ac && l->authed) {
+            const char *argv[] = {"ASKING"};
+            if ((!p->asking ||
+                 redisAsyncCommandArgv(l->ac, NULL, NULL, 1, argv, NULL) == REDIS_OK) &&
+                pending_send(l, p) == 0)
+                continue;
+        }
+        p->fn(p->arg, NULL, why ? why : "cannot send the redirected command");
+        pending_free(p);
+    }
+}
+
 static void ignore_reply(void *arg, struct redisReply *r, const char *why) {
     (void)arg;
     (void)r;
@@ -316,19 +341,22 @@ static int redirect(struct redis_conn *rc, struct pending *p, const redisReply *
     if (!n)
         return -1;
     if (!to.ask) {
-        /* The slot moved (resharding, failover): route it there now, learn the rest. */
+        /* The slot moved (resharding, failover): route it there now, and learn the rest
+         * (which nodes are masters now: the map's answer, not this one, runs on_up). */
         rc->slots[to.slot] = (unsigned char)node_index(rc, n);
-        if (!n->master) {
-            n->master = 1;
-            n->fresh = 1;
-        }
         schedule_retry(rc, 0);
     }
-    if (!n->cmd.authed) {
-        link_connect(&n->cmd, n);
-        return -1;
-    }
     p->redirects++;
+    if (!n->cmd.authed) {
+        /* A master not met yet (a promoted replica, a new node): the command waits for the
+         * connection (connect_timeout bounds it), then goes. */
+        link_connect(&n->cmd, n);
+        if (!n->cmd.ac)
+            return -1;
+        p->asking = to.ask;
+        list_push(&n->cmd.parked, &p->node);
+        return 0;
+    }
     if (to.ask) {
         const char *argv[] = {"ASKING"};
         if (send_argv(&n->cmd, ignore_reply, NULL, 1, argv, NULL) < 0)
@@ -534,6 +562,7 @@ static void link_authed(struct link *l) {
         rc->sub_fresh = 1;
     } else {
         l->node->fresh = 1;
+        flush_parked(l, NULL); /* commands redirected here while it connected */
         if (rc->mode == M_UNKNOWN && l->node == rc->boot) {
             send_slots(l->node); /* standalone or cluster? */
             return;
@@ -619,6 +648,7 @@ static void link_init(struct link *l, struct redis_conn *rc, struct rnode *n, in
     l->node = n;
     l->sub = sub;
     list_init(&l->inflight);
+    list_init(&l->parked);
     timer_init(&l->tick_t, on_tick);
 }
 

@@ -29,6 +29,9 @@ static void on_answer(void *arg, struct redisReply *reply, const char *why) {
     (void)why;
     if (!reply) {
         r->lost = 1; /* the connection went; its return runs on_up again */
+    } else if (reply->type == REDIS_REPLY_ERROR &&
+               (!strncmp(reply->str, "READONLY", 8) || !strncmp(reply->str, "MOVED", 5))) {
+        r->lost = 1; /* a master became a replica meanwhile: the new map runs on_up again */
     } else if (r->load && reply->type == REDIS_REPLY_ERROR) {
         snprintf(r->err, sizeof r->err, "FUNCTION LOAD of the awaitd library failed: %.150s",
                  reply->str);

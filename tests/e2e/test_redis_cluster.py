@@ -232,10 +232,12 @@ class RedisClusterTest(RedisCase):
         self.daemons = []
         import concurrent.futures
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        self.stop = threading.Event()  # background loops end when it is set
         self.addCleanup(self.cluster.stop)  # runs even when start() or a test fails
         self.cluster.start()
 
     def tearDown(self):
+        self.stop.set()
         self.pool.shutdown(wait=True)
         for d in self.daemons:
             if d.alive():
@@ -395,6 +397,42 @@ class RedisClusterTest(RedisCase):
         st = self.stats(d, q)
         self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (3, 3, 0))
 
+    def test_manual_failover_followed(self):
+        # CLUSTER FAILOVER on a replica: the old master stays up (now a replica) and answers
+        # MOVED to a master awaitd never connected to; awaitd connects, sends the call there,
+        # checks the library there, and the queue goes on with its jobs.
+        d = self.node()
+        self.wait_health(d, "ok")
+        q = "handover"
+        self.declare(d, q)
+        for i in range(5):
+            self.assertEqual(self.put(d, q, b"j%d" % i).status, 201)
+        old = self.cluster.owner("{awaitd:%s}:m" % q)
+        replica = [n for n in self.cluster.alive() if n not in self.cluster.masters() and
+                   "master_port:%d\r" % old.port in resp(n.port, "INFO", "replication")][0]
+        self.assertEqual(resp(replica.port, "CLUSTER", "FAILOVER"), "+OK")
+        deadline = time.monotonic() + 30
+        while "role:master" not in resp(replica.port, "INFO", "replication"):
+            self.assertLess(time.monotonic(), deadline, "the replica was not promoted")
+            time.sleep(0.05)
+        # The old master answers MOVED to the new one, which awaitd has not connected to: the
+        # call waits for that connection and goes there. No call fails.
+        r = self.put(d, q, b"after")
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(self.cluster.owner("{awaitd:%s}:m" % q).port, replica.port)
+        got = []
+        while True:
+            r = self.reserve(d, q)
+            if r.status == 204:
+                break
+            self.assertEqual(r.status, 200, r)
+            got.append(r.body)
+            self.assertEqual(self.ack(d, q, int(r.header("Job-Id"))).status, 200)
+        self.assertEqual(got[:5], [b"j%d" % i for i in range(5)])
+        self.assertIn(b"after", got[5:])
+        self.wait_health(d, "ok")
+        self.assertIn("awaitd_redis_masters 3\n", d.http("GET", "/metrics").body.decode())
+
     def test_master_killed_replica_promoted_no_201_lost(self):
         d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "1s"}})
         self.wait_health(d, "ok")
@@ -419,7 +457,7 @@ class RedisClusterTest(RedisCase):
         # Kill the master of the first queue while producers keep putting to it (and the loop
         # below to every queue).
         self.assertEqual(self.cluster.owner("{awaitd:%s}:m" % names[0]).port, victim_port)
-        stop = threading.Event()
+        stop = self.stop  # set by tearDown too, before it waits for the producers
 
         def producer(k):
             kept, n = set(), 0
