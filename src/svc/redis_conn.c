@@ -38,6 +38,7 @@ struct link {
     int sub;               /* the subscriber connection */
     int authed;            /* connected and authenticated (and subscribed, for sub) */
     uint64_t started_ms;   /* when it began connecting */
+    uint64_t answered_ms;  /* when the last answer came */
     struct list inflight;  /* struct pending, oldest first (answers come in order) */
     struct list parked;    /* struct pending redirected here while it connects */
     struct timer tick_t;
@@ -244,8 +245,12 @@ static void on_tick(struct timer *t) {
     }
     struct list *first = list_first(&l->inflight);
     if (first) {
+        /* The oldest command has waited command_timeout since it was sent and since the last
+         * answer: a pipelined connection whose answers keep coming (behind a WAIT, which
+         * answers within command_timeout / 2) is alive, one that answers nothing is not. */
         struct pending *p = container_of(first, struct pending, node);
-        if (now - p->sent_ms >= cfg->redis_command_timeout_ms) {
+        uint64_t since = p->sent_ms > l->answered_ms ? p->sent_ms : l->answered_ms;
+        if (now - since >= cfg->redis_command_timeout_ms) {
             snprintf(what, sizeof what, "no answer within command_timeout (%llu ms)",
                      (unsigned long long)cfg->redis_command_timeout_ms);
             link_failed(l, what);
@@ -370,6 +375,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct redis_conn *rc = p->rc;
     redisReply *reply = r;
     list_unlink(&p->node);
+    struct link *l = ac->data;
+    if (reply && l)
+        l->answered_ms = clock_now_ms();
     if (reply && reply->type == REDIS_REPLY_ERROR && redirect(rc, p, reply) == 0)
         return;
     p->fn(p->arg, reply,
@@ -417,44 +425,40 @@ int redis_conn_command_all(struct redis_conn *rc, redis_reply_fn fn, void *arg, 
 
 /* ---- the slot map ------------------------------------------------------------------- */
 
-/* One node entry of CLUSTER SLOTS ([host, port, id, ...]); host "" or "?" means the node
- * that answered. */
-static struct rnode *slot_node(struct redis_conn *rc, const redisReply *e,
-                               const struct rnode *asked) {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_INTEGER)
-        return NULL;
-    const char *host = e->element[0]->str;
-    if (!host[0] || strcmp(host, "?") == 0)
-        host = asked->host;
-    return node_get(rc, host, (int)e->element[1]->integer);
+/* Applying a CLUSTER SLOTS answer: the new map, built aside. */
+struct map_build {
+    struct redis_conn *rc;
+    const struct rnode *asked;
+    unsigned char slots[REDIS_SLOTS];
+    int master[MAX_NODES];
+};
+
+static int map_range(void *arg, const struct redis_slot_range *range) {
+    struct map_build *mb = arg;
+    struct rnode *n = node_get(mb->rc, range->host ? range->host : mb->asked->host, range->port);
+    if (!n)
+        return -1;
+    size_t idx = node_index(mb->rc, n);
+    mb->master[idx] = 1;
+    memset(mb->slots + range->first, (int)idx, range->last - range->first + 1);
+    return 0;
 }
 
 /* Apply a CLUSTER SLOTS answer; -1 when it makes no sense. */
 static int apply_slots(struct redis_conn *rc, const redisReply *r, struct rnode *asked) {
-    static unsigned char slots[REDIS_SLOTS];
-    int master[MAX_NODES] = {0};
-    memset(slots, NO_NODE, sizeof slots);
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-            e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER)
-            return -1;
-        long long a = e->element[0]->integer, b = e->element[1]->integer;
-        struct rnode *n = slot_node(rc, e->element[2], asked);
-        if (!n || a < 0 || b >= REDIS_SLOTS || a > b)
-            return -1;
-        size_t idx = node_index(rc, n);
-        master[idx] = 1;
-        memset(slots + a, (int)idx, (size_t)(b - a + 1));
-    }
-    memcpy(rc->slots, slots, sizeof slots);
+    static struct map_build mb;
+    memset(&mb, 0, sizeof mb);
+    mb.rc = rc;
+    mb.asked = asked;
+    memset(mb.slots, NO_NODE, sizeof mb.slots);
+    if (redis_parse_slots(r, map_range, &mb) < 0)
+        return -1;
+    memcpy(rc->slots, mb.slots, sizeof mb.slots);
     for (size_t i = 0; i < rc->nnodes; i++) {
         struct rnode *n = rc->nodes[i];
-        if (master[i] && !n->master)
+        if (mb.master[i] && !n->master)
             n->fresh = 1; /* a new master: the owner checks the library there */
-        n->master = master[i];
+        n->master = mb.master[i];
     }
     return 0;
 }
@@ -488,7 +492,7 @@ static void on_slots(void *arg, struct redisReply *r, const char *why) {
         check_up(rc);
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || apply_slots(rc, r, asked) < 0) {
+    if (apply_slots(rc, r, asked) < 0) {
         char what[200];
         snprintf(what, sizeof what, "CLUSTER SLOTS: %.150s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "no usable slot map");

@@ -30,7 +30,8 @@
  * command in flight gets its callback with NULL (the caller answers 503),
  * on_down() runs, and the link reconnects by itself with backoff (100 ms
  * doubling to 2 s), trying the seed nodes (then the nodes it learnt) in
- * turn. A command older than command_timeout closes its connection. While
+ * turn. A connection that answers nothing for command_timeout while a
+ * command waits (since it was sent and since the last answer) closes. While
  * anything is down, redis_conn_why() says why, for /health and 503 bodies.
  */
 #ifndef AWAITD_REDIS_CONN_H

@@ -3,6 +3,7 @@
  */
 #include "svc/redis_slot.h"
 
+#include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -66,5 +67,33 @@ int redis_parse_redirect(const char *err, size_t len, struct redis_redirect *out
     out->host[he - h] = '\0';
     out->port = (int)port;
     out->slot = slot;
+    return 0;
+}
+
+/* [first, last, [host, port, id, ...], replicas...] for each range. */
+int redis_parse_slots(const struct redisReply *r,
+                      int (*fn)(void *arg, const struct redis_slot_range *range), void *arg) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return -1;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER)
+            return -1;
+        long long a = e->element[0]->integer, b = e->element[1]->integer;
+        const redisReply *m = e->element[2];
+        if (a < 0 || b >= REDIS_SLOTS || a > b || m->type != REDIS_REPLY_ARRAY ||
+            m->elements < 2 || m->element[0]->type != REDIS_REPLY_STRING ||
+            m->element[1]->type != REDIS_REPLY_INTEGER || m->element[1]->integer < 1 ||
+            m->element[1]->integer > 65535)
+            return -1;
+        const char *host = m->element[0]->str;
+        struct redis_slot_range range = {(unsigned)a, (unsigned)b,
+                                         !host[0] || strcmp(host, "?") == 0 ? NULL : host,
+                                         (int)m->element[1]->integer};
+        if (fn(arg, &range) < 0)
+            return -1;
+    }
     return 0;
 }
