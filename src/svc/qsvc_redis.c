@@ -33,10 +33,16 @@ static int unavailable(struct rsvc *svc, struct qsvc_call *call) {
     return QSVC_ERR_UNAVAILABLE;
 }
 
+int rsvc_key(const struct rsvc *svc, const char *q, size_t qlen, char *key, size_t size) {
+    return snprintf(key, size, "{%s%.*s}", svc->prefix, (int)qlen, q);
+}
+
 int rsvc_fcall(struct rsvc *svc, const char *fn, const char *q, size_t qlen, int nargs,
                const char **args, const size_t *lens, redis_reply_fn cb, void *arg) {
-    char key[sizeof svc->prefix + QUEUE_NAME_MAX + 4];
-    int klen = snprintf(key, sizeof key, "{%s%.*s}", svc->prefix, (int)qlen, q);
+    char key[sizeof svc->prefix + QUEUE_NAME_MAX + 6];
+    int klen = rsvc_key(svc, q, qlen, key, sizeof key);
+    memcpy(key + klen, ":m", 3); /* KEYS[1]: the settings hash, a real key (qsvc_redis.lua) */
+    klen += 2;
     const char *small_argv[16];
     size_t small_lens[16];
     int argc = 6 + nargs;
@@ -216,7 +222,7 @@ int rop_send(struct rop *rop) {
         NUM(s->key_window_ms);
         const char *argv[] = {"SADD", svc->registry, rop->qname};
         size_t alen[] = {4, strlen(svc->registry), rop->qlen};
-        redis_conn_command(svc->rc, NULL, 0, rsvc_ignore, NULL, 3, argv, alen);
+        redis_conn_command(svc->rc, svc->registry, alen[1], rsvc_ignore, NULL, 3, argv, alen);
         rc = rsvc_fcall(svc, "aw_declare", rop->qname, rop->qlen, n, args, lens, rop_on_reply, rop);
         break;
     }
@@ -546,7 +552,8 @@ static int redis_list(struct qsvc *base, struct qsvc_call *call, const char *aft
         return QSVC_ERR_NOMEM;
     rop->max = max;
     const char *argv[] = {"SMEMBERS", svc->registry};
-    if (redis_conn_command(svc->rc, NULL, 0, on_list_names, rop, 2, argv, NULL) < 0) {
+    if (redis_conn_command(svc->rc, svc->registry, strlen(svc->registry), on_list_names, rop, 2,
+                           argv, NULL) < 0) {
         free(rop);
         return unavailable(svc, call);
     }

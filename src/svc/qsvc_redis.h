@@ -120,6 +120,9 @@ void rsvc_fill_stats(struct rop *rop, const struct redisReply *r, size_t at, str
 /* A reply nobody needs. */
 void rsvc_ignore(void *arg, struct redisReply *r, const char *why);
 
+/* The base key of queue (name, len): "{PREFIX}NAME" in its hash tag; its length. */
+int rsvc_key(const struct rsvc *svc, const char *q, size_t qlen, char *key, size_t size);
+
 /* Send FCALL fn on queue (name, len) with args; 0 sent, -1 not (down). */
 int rsvc_fcall(struct rsvc *svc, const char *fn, const char *q, size_t qlen, int nargs,
                const char **args, const size_t *lens, void (*cb)(void *, struct redisReply *,

@@ -4,8 +4,11 @@
 -- version below differs from the one in Redis (the daemon puts a hash of
 -- this text in place of @VERSION@).
 --
--- Every function works on one queue: KEYS[1] is its base key "{PREFIX}QUEUE"
--- wrapped in a hash tag, so all of a queue's keys live in one cluster slot:
+-- Every function works on one queue: KEYS[1] is its settings hash B:m, where
+-- B, the base key, is "{PREFIX}QUEUE" wrapped in a hash tag, so all of a
+-- queue's keys live in one cluster slot. (KEYS[1] is a key that exists while
+-- the queue does, so a cluster moving the queue's slot sends the call, ASK,
+-- to the new master once the keys are there.) The keys:
 --   B:m  hash   settings, counters, next_id, epoch, dseq, shutdown
 --   B:r  zset   ready jobs: score priority, member the 16-digit id (FIFO among equals)
 --   B:d  zset   delayed jobs: score visible_at (Redis ms)
@@ -29,6 +32,14 @@ local SLICE = 1000 -- due jobs moved per operation
 local function now_ms()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The base key from KEYS[1]: "B:m" -> "B" (a caller that passes the base
+-- key itself, "{PREFIXq}" ending in '}', is served the same).
+local function base(keys)
+    local k = keys[1]
+    if string.sub(k, -2) == ':m' then return string.sub(k, 1, -3) end
+    return k
 end
 
 local function jid(id) return string.format('%016d', id) end
@@ -159,7 +170,7 @@ end
 -- ARGV[3..8]: mask (1 maxsize 2 lease 4 max_attempts 8 max_payload 16 key_window),
 -- then the values (for a new queue, the unmasked ones are the defaults).
 local function declare(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local mask = tonumber(a[3])
     local names = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window'}
     local m = meta(b)
@@ -181,7 +192,7 @@ local function declare(keys, a)
 end
 
 local function delete(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m = meta(b)
     if not m then return {NOQUEUE} end
     local st = stats(b, m)
@@ -192,7 +203,7 @@ local function delete(keys, a)
 end
 
 local function qstats(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m = open(b, a)
     if not m then return {NOQUEUE} end
     return with_status(OK, stats(b, m))
@@ -217,7 +228,7 @@ end
 -- ARGV[3..6]: payload, priority, delay ms, idempotency key ('' = none).
 -- {0, id, duplicate} | {FULL, maxsize} | {TOOBIG, max_payload} | {SHUTDOWN} | {NOQUEUE}
 local function put(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     if m.shutdown > 0 then return {SHUTDOWN} end
@@ -241,7 +252,7 @@ end
 -- ARGV[3..5]: priority, delay ms, n; then n payloads. All or nothing.
 -- {0, id...} | {TOOBIG, max_payload, index} | {FULL, room} | ...
 local function put_batch(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     if m.shutdown > 0 then return {SHUTDOWN} end
@@ -264,7 +275,7 @@ end
 -- ARGV[3..4]: count, lease ms (0: the queue's).
 -- {0, n, (id, priority, attempt, deadline, payload) * n} | {EMPTY, next_due} | {SHUTDOWN} | ...
 local function reserve(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     local count, lease = tonumber(a[3]), tonumber(a[4])
@@ -307,7 +318,7 @@ end
 
 -- ARGV[3..4]: id, attempt.
 local function ack(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m = open(b, a)
     if not m then return {NOQUEUE} end
     local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
@@ -321,7 +332,7 @@ end
 
 -- ARGV[3..5]: id, attempt, delay ms. {0, dead}
 local function nack(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
@@ -336,7 +347,7 @@ end
 
 -- ARGV[3..5]: id, attempt, lease ms (0: the queue's). {0, deadline}
 local function touch(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
@@ -350,7 +361,7 @@ end
 -- A delivery the daemon could not hand over (its client left): ready again,
 -- its attempt count as before. ARGV[3..4]: id, attempt.
 local function unreserve(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m = meta(b)
     if not m then return {NOQUEUE} end
     local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
@@ -364,7 +375,7 @@ end
 
 -- ARGV[3]: id. {0, id, priority, attempt, state, deadline, payload}
 local function peek(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m = open(b, a)
     if not m then return {NOQUEUE} end
     local j = jid(tonumber(a[3]))
@@ -384,7 +395,7 @@ end
 
 -- ARGV[3..4]: after (0: from the first), max. {0, n, (id, priority, attempt, len) * n}
 local function dead_list(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m = open(b, a)
     if not m then return {NOQUEUE} end
     local after, max = tonumber(a[3]), tonumber(a[4])
@@ -415,7 +426,7 @@ end
 
 -- ARGV[3..4]: op (0 purge, 1 shutdown, 2 dead requeue, 3 dead purge), arg. {0, n}
 local function bulk(keys, a)
-    local b = keys[1]
+    local b = base(keys)
     local m = open(b, a)
     if not m then return {NOQUEUE} end
     local op, arg = tonumber(a[3]), tonumber(a[4])
@@ -460,7 +471,10 @@ local function bulk(keys, a)
     return {OK, n}
 end
 
-redis.register_function('awaitd_version', function() return VERSION end)
+-- no-writes: a node that just became a replica answers it too (a cluster's
+-- map changing under a version check).
+redis.register_function{function_name = 'awaitd_version', callback = function() return VERSION end,
+                        flags = {'no-writes'}}
 redis.register_function('aw_declare', declare)
 redis.register_function('aw_delete', delete)
 redis.register_function('aw_stats', qstats)

@@ -109,8 +109,11 @@ static void settle(struct rop *rop, int st) {
      * commands behind it wait too. */
     snprintf(tb, sizeof tb, "%" PRIu64, cfg->redis_command_timeout_ms / 2 ? cfg->redis_command_timeout_ms / 2 : 1);
     const char *argv[] = {"WAIT", nb, tb};
+    char key[sizeof rop->svc->prefix + QUEUE_NAME_MAX + 4];
+    int klen = rsvc_key(rop->svc, rop->qname, rop->qlen, key, sizeof key);
     rop->ok_status = st;
-    if (redis_conn_command(rop->svc->rc, NULL, 0, on_wait_reply, rop, 3, argv, NULL) < 0) {
+    /* Routed by the queue's key: WAIT counts the replicas of the master that took the change. */
+    if (redis_conn_command(rop->svc->rc, key, (size_t)klen, on_wait_reply, rop, 3, argv, NULL) < 0) {
         snprintf(rop->call->res.why, sizeof rop->call->res.why,
                  "the queue backend (redis) applied the change but cannot confirm its replicas: %s",
                  redis_conn_why(rop->svc->rc));
@@ -299,7 +302,8 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
             const char *argv[] = {"SREM", rop->svc->registry, rop->qname};
             size_t lens[] = {4, strlen(rop->svc->registry), rop->qlen};
             rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
-            redis_conn_command(rop->svc->rc, NULL, 0, rsvc_ignore, NULL, 3, argv, lens);
+            redis_conn_command(rop->svc->rc, rop->svc->registry, lens[1], rsvc_ignore, NULL, 3,
+                               argv, lens);
         }
         settle(rop, st);
         break;

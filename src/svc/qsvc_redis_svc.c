@@ -2,8 +2,9 @@
  * qsvc_redis_svc: the Redis queue backend's life as a service. At start
  * it connects (redis_conn.c; a Redis that is not there yet is retried with
  * backoff and /health says degraded meanwhile). On every connection it
- * asks Redis for the function library's version and loads it (FUNCTION
- * LOAD REPLACE) when it differs from this build's, declares the config's
+ * asks every master for the function library's version and loads it
+ * (FUNCTION LOAD REPLACE, on every master) when one differs from this
+ * build's, declares the config's
  * [queue NAME] sections, and re-checks every waiter (a notification may
  * have been missed while it was away). Drain answers the waits; close
  * frees everything.
@@ -16,6 +17,7 @@
 #include "net/server.h"
 #include "net/service.h"
 #include "svc/redis_conn.h"
+#include "svc/redis_lib.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -65,7 +67,8 @@ static void declare_config_queues(struct rsvc *svc) {
         snprintf(v[5], sizeof v[5], "%" PRIu64, cfg->queue_key_window_ms);
         const char *args[] = {v[0], v[1], v[2], v[3], v[4], v[5]};
         const char *argv[] = {"SADD", svc->registry, cq->name};
-        redis_conn_command(svc->rc, NULL, 0, on_ignore, NULL, 3, argv, NULL);
+        redis_conn_command(svc->rc, svc->registry, strlen(svc->registry), on_ignore, NULL, 3, argv,
+                           NULL);
         rsvc_fcall(svc, "aw_declare", cq->name, strlen(cq->name), 6, args, NULL, on_ignore, NULL);
     }
 }
@@ -77,42 +80,24 @@ static void library_ready(struct rsvc *svc) {
     rwait_wake_all(svc);
 }
 
-static void on_load(void *arg, struct redisReply *r, const char *why) {
+static void on_library(void *arg, int loaded, const char *err) {
     struct rsvc *svc = arg;
-    if (!r)
-        return; /* the connection went; the next one tries again */
-    if (r->type == REDIS_REPLY_ERROR) {
-        char what[200];
-        snprintf(what, sizeof what, "FUNCTION LOAD of the awaitd library failed: %.150s", r->str);
-        log_error("%s (Redis 7 or later is needed)", what);
-        redis_conn_fail(svc->rc, what);
+    if (err) {
+        log_error("%s (Redis 7 or later is needed)", err);
+        redis_conn_fail(svc->rc, err);
         return;
     }
-    (void)why;
-    log_info("redis: loaded the awaitd function library, version %s", svc->version);
+    if (loaded)
+        log_info("redis: loaded the awaitd function library, version %s", svc->version);
     library_ready(svc);
 }
 
-static void on_version(void *arg, struct redisReply *r, const char *why) {
-    struct rsvc *svc = arg;
-    (void)why;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, svc->version) == 0) {
-        library_ready(svc);
-        return;
-    }
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", svc->lib};
-    if (redis_conn_command(svc->rc, NULL, 0, on_load, svc, 4, argv, NULL) < 0)
-        redis_conn_fail(svc->rc, "cannot send FUNCTION LOAD");
-}
-
+/* Connected (again, or a new master, or the subscriber back elsewhere): check the library on
+ * every master, then re-check every waiter. Ready calls keep going meanwhile. */
 static void on_up(void *ctx) {
     struct rsvc *svc = ctx;
-    const char *argv[] = {"FCALL", "awaitd_version", "0"};
-    svc->lib_ok = 0;
-    if (redis_conn_command(svc->rc, NULL, 0, on_version, svc, 3, argv, NULL) < 0)
-        redis_conn_fail(svc->rc, "cannot send FCALL");
+    if (redis_lib_ensure(svc->rc, svc->version, svc->lib, on_library, svc) < 0)
+        redis_conn_fail(svc->rc, "cannot send FCALL awaitd_version");
 }
 
 static void on_down(void *ctx) {
@@ -187,6 +172,10 @@ static int redis_metrics(void *ctx, struct buf *o) {
         "delete", "stats", "list", "dead_list", "bulk"};
     int r = buf_appendf(o, "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
                         svc->lib_ok && redis_conn_up(svc->rc));
+    r |= buf_appendf(o, "# TYPE awaitd_redis_masters gauge\nawaitd_redis_masters %zu\n",
+                     redis_conn_masters(svc->rc));
+    r |= buf_appendf(o, "# TYPE awaitd_redis_degraded gauge\nawaitd_redis_degraded %d\n",
+                     redis_conn_degraded(svc->rc));
     r |= buf_appends(o, "# TYPE awaitd_queue_ops_total counter\n");
     for (int k = 0; k < R_NKINDS; k++)
         r |= buf_appendf(o, "awaitd_queue_ops_total{backend=\"redis\",op=\"%s\"} %" PRIu64 "\n",
@@ -209,10 +198,11 @@ static int redis_metrics(void *ctx, struct buf *o) {
 
 static int redis_health(void *ctx, char *why, size_t len) {
     struct rsvc *svc = ctx;
-    if (svc->lib_ok && redis_conn_up(svc->rc))
+    if (svc->lib_ok && !redis_conn_degraded(svc->rc))
         return 0;
     snprintf(why, len, "queue backend redis: %s",
-             redis_conn_up(svc->rc) ? "loading the function library" : redis_conn_why(svc->rc));
+             redis_conn_up(svc->rc) && !svc->lib_ok ? "loading the function library"
+                                                     : redis_conn_why(svc->rc));
     return 1;
 }
 

@@ -1,6 +1,8 @@
 /*
  * redis_conn: see redis_conn.h. Deadlines (connect, command, backoff) are
- * wheel timers, like every other deadline of the daemon.
+ * wheel timers, like every other deadline of the daemon. Nodes are kept
+ * for the connection's life (a few per cluster, at most MAX_NODES), so a
+ * command's callback never outlives the node it was sent to.
  */
 #include "svc/redis_conn.h"
 
@@ -20,136 +22,559 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-#define TICK_MS 100 /* how often command ages are checked while commands are in flight */
+#define TICK_MS 100 /* how often deadlines are checked while a link connects or has commands */
+#define MAX_NODES 64
+#define MAX_REDIRECTS 5
+#define NO_NODE 0xff
+
+enum mode { M_UNKNOWN, M_STANDALONE, M_CLUSTER };
+
+struct rnode;
 
 struct link {
     struct redis_conn *rc;
+    struct rnode *node;    /* where it goes (the subscriber: the node it went to) */
     redisAsyncContext *ac; /* NULL when closed */
     int sub;               /* the subscriber connection */
     int authed;            /* connected and authenticated (and subscribed, for sub) */
+    uint64_t started_ms;   /* when it began connecting */
+    uint64_t answered_ms;  /* when the last answer came */
+    struct list inflight;  /* struct pending, oldest first (answers come in order) */
+    struct list parked;    /* struct pending redirected here while it connects */
+    struct timer tick_t;
 };
 
-/* A command in flight, oldest first (the command connection answers in order). */
+struct rnode {
+    char host[256];
+    int port;
+    struct link cmd;
+    int master; /* a master in the current map */
+    int fresh;  /* connected since the owner's last on_up */
+};
+
+/* A command in flight. The formatted command is kept for a redirection. */
 struct pending {
     struct redis_conn *rc;
     redis_reply_fn fn;
     void *arg;
     uint64_t sent_ms;
     struct list node;
+    int redirects;
+    int asking; /* parked after an ASK: send ASKING first */
+    size_t len;
+    char *cmd;
 };
 
 struct redis_conn {
     struct server *srv;
     struct redis_conn_hooks hooks;
     char *channel;
-    struct link cmd, sub;
-    size_t node;         /* the seed node tried now */
-    int up_called;       /* on_up ran for this connection */
-    int ready;           /* the owner said redis_conn_ready() */
-    int retry_scheduled;
+    struct rnode *nodes[MAX_NODES];
+    size_t nnodes;
+    unsigned char slots[REDIS_SLOTS]; /* index in nodes, or NO_NODE */
+    int mode;
+    struct link sub;
+    int sub_fresh;
+    size_t boot_next;   /* the next candidate to boot from: seeds, then known nodes */
+    struct rnode *boot; /* asked for the map now */
+    int up_called;      /* on_up ran since the last full down */
+    int ready;          /* the owner said redis_conn_ready() */
+    unsigned epoch;     /* on_up calls and full downs so far (redis_conn_epoch) */
+    int asking;         /* a CLUSTER SLOTS in flight */
     uint64_t backoff_ms;
-    struct timer connect_t, retry_t, tick_t;
-    struct list inflight;
+    struct timer retry_t;
     char why[256];
 };
 
-static const struct config_redis_node *node_of(const struct redis_conn *rc) {
-    return &rc->srv->cfg->redis_nodes[rc->node % rc->srv->cfg->nredis_nodes];
+static void set_why(struct redis_conn *rc, const char *host, int port, const char *what) {
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(rc->why, sizeof rc->why, "redis %s%.100s%s:%d: %.140s", v6 ? "[" : "", host,
+             v6 ? "]" : "", port, what);
 }
 
-static void set_why(struct redis_conn *rc, const char *what) {
-    const struct config_redis_node *n = node_of(rc);
-    snprintf(rc->why, sizeof rc->why, "redis %s%s%s:%d: %s", strchr(n->host, ':') ? "[" : "",
-             n->host, strchr(n->host, ':') ? "]" : "", n->port, what);
+static void link_init(struct link *l, struct redis_conn *rc, struct rnode *n, int sub);
+static void link_connect(struct link *l, struct rnode *n);
+static void send_slots(struct rnode *n);
+static void check_up(struct redis_conn *rc);
+
+static struct rnode *node_get(struct redis_conn *rc, const char *host, int port) {
+    for (size_t i = 0; i < rc->nnodes; i++)
+        if (rc->nodes[i]->port == port && strcmp(rc->nodes[i]->host, host) == 0)
+            return rc->nodes[i];
+    if (rc->nnodes == MAX_NODES || strlen(host) >= sizeof rc->nodes[0]->host)
+        return NULL;
+    struct rnode *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    strcpy(n->host, host);
+    n->port = port;
+    link_init(&n->cmd, rc, n, 0);
+    rc->nodes[rc->nnodes++] = n;
+    return n;
 }
 
-static void link_connect(struct link *l);
+static size_t node_index(const struct redis_conn *rc, const struct rnode *n) {
+    for (size_t i = 0; i < rc->nnodes; i++)
+        if (rc->nodes[i] == n)
+            return i;
+    return NO_NODE;
+}
+
+static void flush_parked(struct link *l, const char *why);
 
 static void link_close(struct link *l) {
     redisAsyncContext *ac = l->ac;
+    struct redis_conn *rc = l->rc;
     l->authed = 0;
-    if (!ac)
-        return;
-    l->ac = NULL;
-    ac->data = NULL; /* its callbacks (disconnect) now ignore it */
-    redisAsyncFree(ac); /* deferred by hiredis when inside one of its callbacks */
+    timer_cancel(&rc->srv->wheel, &l->tick_t);
+    if (ac) {
+        l->ac = NULL;
+        ac->data = NULL;    /* its callbacks (disconnect) now ignore it */
+        redisAsyncFree(ac); /* runs the callbacks in flight with NULL; deferred inside its own */
+    }
+    if (!list_empty(&l->parked))
+        flush_parked(l, rc->why[0] ? rc->why : "connection closed");
 }
 
-/* Both connections go; they come back after the backoff. */
-static void conn_down(struct redis_conn *rc, const char *what) {
+static void schedule_retry(struct redis_conn *rc, uint64_t ms) {
+    if (!timer_pending(&rc->retry_t))
+        server_timer_in(rc->srv, &rc->retry_t, ms);
+}
+
+static void backoff_grow(struct redis_conn *rc) {
+    rc->backoff_ms *= 2;
+    if (rc->backoff_ms > BACKOFF_MAX_MS)
+        rc->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* Everything goes; it comes back after the backoff (the map is asked again). */
+static void down_all(struct redis_conn *rc) {
     int was_up = rc->ready;
-    if (what)
-        set_why(rc, what);
     rc->ready = 0;
     rc->up_called = 0;
-    timer_cancel(&rc->srv->wheel, &rc->connect_t);
-    timer_cancel(&rc->srv->wheel, &rc->tick_t);
-    link_close(&rc->cmd);
+    rc->epoch++;
+    rc->asking = 0;
+    rc->boot = NULL;
+    rc->mode = M_UNKNOWN;
+    for (size_t i = 0; i < rc->nnodes; i++) {
+        rc->nodes[i]->master = 0;
+        link_close(&rc->nodes[i]->cmd);
+    }
     link_close(&rc->sub);
+    memset(rc->slots, NO_NODE, sizeof rc->slots);
     if (was_up)
         log_warnx("%s; reconnecting", rc->why);
     else
         log_debug("%s; retrying in %llu ms", rc->why, (unsigned long long)rc->backoff_ms);
-    if (!was_up)
-        rc->node++; /* a seed that did not come up: try the next one */
-    if (!rc->retry_scheduled) {
-        rc->retry_scheduled = 1;
-        server_timer_in(rc->srv, &rc->retry_t, was_up ? 0 : rc->backoff_ms);
-        if (!was_up) {
-            rc->backoff_ms *= 2;
-            if (rc->backoff_ms > BACKOFF_MAX_MS)
-                rc->backoff_ms = BACKOFF_MAX_MS;
-        }
+    timer_cancel(&rc->srv->wheel, &rc->retry_t);
+    server_timer_in(rc->srv, &rc->retry_t, was_up ? 0 : rc->backoff_ms);
+    if (!was_up) {
+        rc->boot_next++; /* a candidate that did not come up: try the next one */
+        backoff_grow(rc);
     }
     if (was_up && rc->hooks.on_down)
         rc->hooks.on_down(rc->hooks.ctx);
 }
 
-void redis_conn_fail(struct redis_conn *rc, const char *why) {
-    conn_down(rc, why);
+/* Link l failed (what: why). Standalone, or while finding the map: everything goes. In a
+ * cluster: that link goes and the map is asked again (after the backoff). */
+static void link_failed(struct link *l, const char *what) {
+    struct redis_conn *rc = l->rc;
+    struct rnode *n = l->node;
+    set_why(rc, n ? n->host : "?", n ? n->port : 0, what);
+    if (rc->mode != M_CLUSTER || (!l->sub && n == rc->boot)) {
+        down_all(rc);
+        return;
+    }
+    int mattered = l->sub || (n && n->master);
+    link_close(l);
+    if (!mattered)
+        return;
+    log_warnx("%s; asking the cluster for its map again", rc->why);
+    schedule_retry(rc, rc->backoff_ms);
+    backoff_grow(rc);
 }
 
+void redis_conn_fail(struct redis_conn *rc, const char *why) {
+    snprintf(rc->why, sizeof rc->why, "%s", why);
+    down_all(rc);
+}
+
+/* The retry timer: boot from a seed (or a known node) after a full down, or ask a
+ * connected node of the cluster for the map. */
 static void on_retry(struct timer *t) {
     struct redis_conn *rc = container_of(t, struct redis_conn, retry_t);
-    rc->retry_scheduled = 0;
-    link_connect(&rc->cmd);
-    link_connect(&rc->sub);
-}
-
-static void on_connect_timeout(struct timer *t) {
-    struct redis_conn *rc = container_of(t, struct redis_conn, connect_t);
-    char what[96];
-    snprintf(what, sizeof what, "no answer within connect_timeout (%llu ms)",
-             (unsigned long long)rc->srv->cfg->redis_connect_timeout_ms);
-    conn_down(rc, what);
+    if (rc->mode == M_CLUSTER) {
+        if (rc->asking)
+            return;
+        for (size_t i = 0; i < rc->nnodes; i++) {
+            if (rc->nodes[i]->cmd.authed) {
+                send_slots(rc->nodes[i]);
+                return;
+            }
+        }
+        set_why(rc, "cluster", 0, "no node of the cluster answers");
+        down_all(rc);
+        return;
+    }
+    const struct config *cfg = rc->srv->cfg;
+    size_t cand = rc->boot_next % (cfg->nredis_nodes + rc->nnodes);
+    struct rnode *n = cand < cfg->nredis_nodes
+                          ? node_get(rc, cfg->redis_nodes[cand].host, cfg->redis_nodes[cand].port)
+                          : rc->nodes[cand - cfg->nredis_nodes];
+    if (!n) {
+        set_why(rc, cfg->redis_nodes[0].host, cfg->redis_nodes[0].port, "out of memory");
+        down_all(rc);
+        return;
+    }
+    rc->boot = n;
+    link_connect(&n->cmd, n);
 }
 
 static void on_tick(struct timer *t) {
-    struct redis_conn *rc = container_of(t, struct redis_conn, tick_t);
-    struct list *n = list_first(&rc->inflight);
-    if (!n)
-        return;
-    struct pending *p = container_of(n, struct pending, node);
-    uint64_t limit = rc->srv->cfg->redis_command_timeout_ms;
-    if (clock_now_ms() - p->sent_ms >= limit) {
-        char what[96];
-        snprintf(what, sizeof what, "no answer within command_timeout (%llu ms)",
-                 (unsigned long long)limit);
-        conn_down(rc, what);
+    struct link *l = container_of(t, struct link, tick_t);
+    struct redis_conn *rc = l->rc;
+    const struct config *cfg = rc->srv->cfg;
+    uint64_t now = clock_now_ms();
+    char what[96];
+    if (l->ac && !l->authed && now - l->started_ms >= cfg->redis_connect_timeout_ms) {
+        snprintf(what, sizeof what, "no answer within connect_timeout (%llu ms)",
+                 (unsigned long long)cfg->redis_connect_timeout_ms);
+        link_failed(l, what);
         return;
     }
-    server_timer_in(rc->srv, &rc->tick_t, TICK_MS);
+    struct list *first = list_first(&l->inflight);
+    if (first) {
+        /* The oldest command has waited command_timeout since it was sent and since the last
+         * answer: a pipelined connection whose answers keep coming (behind a WAIT, which
+         * answers within command_timeout / 2) is alive, one that answers nothing is not. */
+        struct pending *p = container_of(first, struct pending, node);
+        uint64_t since = p->sent_ms > l->answered_ms ? p->sent_ms : l->answered_ms;
+        if (now - since >= cfg->redis_command_timeout_ms) {
+            snprintf(what, sizeof what, "no answer within command_timeout (%llu ms)",
+                     (unsigned long long)cfg->redis_command_timeout_ms);
+            link_failed(l, what);
+            return;
+        }
+    }
+    if (l->ac && (!l->authed || first))
+        server_timer_in(rc->srv, &l->tick_t, TICK_MS);
 }
+
+static void arm_tick(struct link *l) {
+    if (!timer_pending(&l->tick_t))
+        server_timer_in(l->rc->srv, &l->tick_t, TICK_MS);
+}
+
+/* ---- commands ------------------------------------------------------------------------- */
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv);
+
+/* Send p on l (authed). 0 or -1 (p untouched). */
+static int pending_send(struct link *l, struct pending *p) {
+    if (redisAsyncFormattedCommand(l->ac, on_reply, p, p->cmd, p->len) != REDIS_OK)
+        return -1;
+    p->sent_ms = clock_now_ms();
+    list_push(&l->inflight, &p->node);
+    arm_tick(l);
+    return 0;
+}
+
+static void pending_free(struct pending *p) {
+    free(p->cmd);
+    free(p);
+}
+
+/* The parked commands of l: sent (l authed), or answered NULL with why. */
+static void flush_parked(struct link *l, const char *why) {
+    struct list *it;
+    while ((it = list_first(&l->parked))) {
+        struct pending *p = container_of(it, struct pending, node);
+        list_unlink(&p->node);
+        if (!why && l->ac && l->authed) {
+            const char *argv[] = {"ASKING"};
+            if ((!p->asking ||
+                 redisAsyncCommandArgv(l->ac, NULL, NULL, 1, argv, NULL) == REDIS_OK) &&
+                pending_send(l, p) == 0)
+                continue;
+        }
+        p->fn(p->arg, NULL, why ? why : "cannot send the redirected command");
+        pending_free(p);
+    }
+}
+
+static void ignore_reply(void *arg, struct redisReply *r, const char *why) {
+    (void)arg;
+    (void)r;
+    (void)why;
+}
+
+static int send_argv(struct link *l, redis_reply_fn fn, void *arg, int argc, const char **argv,
+                     const size_t *lens) {
+    struct pending *p = calloc(1, sizeof *p);
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (!p || len < 0) {
+        free(p);
+        free(cmd);
+        return -1;
+    }
+    p->rc = l->rc;
+    p->fn = fn;
+    p->arg = arg;
+    p->cmd = cmd;
+    p->len = (size_t)len;
+    list_init(&p->node);
+    if (pending_send(l, p) < 0) {
+        pending_free(p);
+        return -1;
+    }
+    if (l->rc->mode != M_CLUSTER) { /* no redirection to come: do not hold a copy */
+        free(p->cmd);
+        p->cmd = NULL;
+    }
+    return 0;
+}
+
+/* A MOVED or ASK answer: resend p where it says (0), or -1 (answer the error). */
+static int redirect(struct redis_conn *rc, struct pending *p, const redisReply *r) {
+    struct redis_redirect to;
+    if (rc->mode != M_CLUSTER || !p->cmd || p->redirects >= MAX_REDIRECTS ||
+        redis_parse_redirect(r->str, r->len, &to) < 0)
+        return -1;
+    struct rnode *n = node_get(rc, to.host, to.port);
+    if (!n)
+        return -1;
+    if (!to.ask) {
+        /* The slot moved (resharding, failover): route it there now, and learn the rest
+         * (which nodes are masters now: the map's answer, not this one, runs on_up). */
+        rc->slots[to.slot] = (unsigned char)node_index(rc, n);
+        schedule_retry(rc, 0);
+    }
+    p->redirects++;
+    if (!n->cmd.authed) {
+        /* A master not met yet (a promoted replica, a new node): the command waits for the
+         * connection (connect_timeout bounds it), then goes. */
+        link_connect(&n->cmd, n);
+        if (!n->cmd.ac)
+            return -1;
+        p->asking = to.ask;
+        list_push(&n->cmd.parked, &p->node);
+        return 0;
+    }
+    if (to.ask) {
+        const char *argv[] = {"ASKING"};
+        if (send_argv(&n->cmd, ignore_reply, NULL, 1, argv, NULL) < 0)
+            return -1;
+    }
+    return pending_send(&n->cmd, p);
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct pending *p = priv;
+    struct redis_conn *rc = p->rc;
+    redisReply *reply = r;
+    list_unlink(&p->node);
+    struct link *l = ac->data;
+    if (reply && l)
+        l->answered_ms = clock_now_ms();
+    if (reply && reply->type == REDIS_REPLY_ERROR && redirect(rc, p, reply) == 0)
+        return;
+    p->fn(p->arg, reply,
+          reply           ? NULL
+          : ac->errstr[0] ? ac->errstr
+          : rc->why[0]    ? rc->why
+                          : "connection closed");
+    pending_free(p);
+}
+
+static struct link *route(struct redis_conn *rc, const char *key, size_t keylen) {
+    if (key) {
+        unsigned i = rc->slots[redis_key_slot(key, keylen)];
+        return i == NO_NODE ? NULL : &rc->nodes[i]->cmd;
+    }
+    for (size_t i = 0; i < rc->nnodes; i++)
+        if (rc->nodes[i]->master && rc->nodes[i]->cmd.authed)
+            return &rc->nodes[i]->cmd;
+    return NULL;
+}
+
+int redis_conn_command(struct redis_conn *rc, const char *key, size_t keylen, redis_reply_fn fn,
+                       void *arg, int argc, const char **argv, const size_t *lens) {
+    if (!rc->up_called)
+        return -1;
+    struct link *l = route(rc, key, keylen);
+    if (!l || !l->ac || !l->authed)
+        return -1;
+    return send_argv(l, fn, arg, argc, argv, lens);
+}
+
+int redis_conn_command_all(struct redis_conn *rc, redis_reply_fn fn, void *arg, int argc,
+                           const char **argv, const size_t *lens) {
+    if (!rc->up_called)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < rc->nnodes; i++)
+        if (rc->nodes[i]->master && !rc->nodes[i]->cmd.authed)
+            return -1;
+    for (size_t i = 0; i < rc->nnodes; i++)
+        if (rc->nodes[i]->master && send_argv(&rc->nodes[i]->cmd, fn, arg, argc, argv, lens) == 0)
+            n++;
+    return n > 0 ? n : -1;
+}
+
+/* ---- the slot map ------------------------------------------------------------------- */
+
+/* Applying a CLUSTER SLOTS answer: the new map, built aside. */
+struct map_build {
+    struct redis_conn *rc;
+    const struct rnode *asked;
+    unsigned char slots[REDIS_SLOTS];
+    int master[MAX_NODES];
+};
+
+static int map_range(void *arg, const struct redis_slot_range *range) {
+    struct map_build *mb = arg;
+    struct rnode *n = node_get(mb->rc, range->host ? range->host : mb->asked->host, range->port);
+    if (!n)
+        return -1;
+    size_t idx = node_index(mb->rc, n);
+    mb->master[idx] = 1;
+    memset(mb->slots + range->first, (int)idx, range->last - range->first + 1);
+    return 0;
+}
+
+/* Apply a CLUSTER SLOTS answer; -1 when it makes no sense. */
+static int apply_slots(struct redis_conn *rc, const redisReply *r, struct rnode *asked) {
+    static struct map_build mb;
+    memset(&mb, 0, sizeof mb);
+    mb.rc = rc;
+    mb.asked = asked;
+    memset(mb.slots, NO_NODE, sizeof mb.slots);
+    if (redis_parse_slots(r, map_range, &mb) < 0)
+        return -1;
+    memcpy(rc->slots, mb.slots, sizeof mb.slots);
+    for (size_t i = 0; i < rc->nnodes; i++) {
+        struct rnode *n = rc->nodes[i];
+        if (mb.master[i] && !n->master)
+            n->fresh = 1; /* a new master: the owner checks the library there */
+        n->master = mb.master[i];
+    }
+    return 0;
+}
+
+static void sub_connect(struct redis_conn *rc, struct rnode *n) {
+    if (!rc->sub.ac)
+        link_connect(&rc->sub, n);
+}
+
+static void on_slots(void *arg, struct redisReply *r, const char *why) {
+    struct rnode *asked = arg;
+    struct redis_conn *rc = asked->cmd.rc;
+    (void)why;
+    rc->asking = 0;
+    if (!r) { /* the link failed: a standalone server or a boot node takes everything down */
+        if (rc->mode == M_CLUSTER)
+            schedule_retry(rc, rc->backoff_ms); /* ask another node */
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR && rc->mode == M_UNKNOWN && !strstr(r->str, "LOADING") &&
+        !strstr(r->str, "NOAUTH") && !strstr(r->str, "MASTERDOWN")) {
+        /* "ERR This instance has cluster support disabled" (or CLUSTER refused by a proxy
+         * or an ACL): one standalone server. */
+        if (!strstr(r->str, "cluster support disabled"))
+            log_info("redis %s:%d: CLUSTER SLOTS answered \"%.100s\": a standalone server",
+                     asked->host, asked->port, r->str);
+        rc->mode = M_STANDALONE;
+        memset(rc->slots, (int)node_index(rc, asked), sizeof rc->slots);
+        asked->master = 1;
+        sub_connect(rc, asked);
+        check_up(rc);
+        return;
+    }
+    if (apply_slots(rc, r, asked) < 0) {
+        char what[200];
+        snprintf(what, sizeof what, "CLUSTER SLOTS: %.150s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "no usable slot map");
+        link_failed(&asked->cmd, what);
+        if (rc->mode == M_CLUSTER)
+            schedule_retry(rc, rc->backoff_ms); /* ask another node */
+        return;
+    }
+    if (rc->mode != M_CLUSTER)
+        log_info("redis %s:%d: a cluster", asked->host, asked->port);
+    rc->mode = M_CLUSTER;
+    rc->boot = NULL;
+    size_t missing = 0;
+    for (size_t i = 0; i < rc->nnodes; i++) {
+        struct rnode *n = rc->nodes[i];
+        if (n->master && !n->cmd.authed) {
+            link_connect(&n->cmd, n);
+            missing++;
+        }
+    }
+    sub_connect(rc, asked);
+    for (size_t s = 0; s < REDIS_SLOTS; s++)
+        if (rc->slots[s] == NO_NODE)
+            missing++;
+    if (missing) /* a master not connected yet, or slots without one (a failover going on) */
+        schedule_retry(rc, rc->backoff_ms), backoff_grow(rc);
+    check_up(rc);
+}
+
+static void send_slots(struct rnode *n) {
+    const char *argv[] = {"CLUSTER", "SLOTS"};
+    if (send_argv(&n->cmd, on_slots, n, 2, argv, NULL) == 0)
+        n->cmd.rc->asking = 1;
+    else
+        link_failed(&n->cmd, "cannot send CLUSTER SLOTS");
+}
+
+/* All masters and the subscriber connected: the owner's on_up, the first time and whenever a
+ * master is new or the subscriber came back (a notification may have been missed). */
+static void check_up(struct redis_conn *rc) {
+    if (rc->mode == M_UNKNOWN || !rc->sub.authed)
+        return;
+    int fresh = rc->sub_fresh || !rc->up_called;
+    size_t masters = 0;
+    for (size_t i = 0; i < rc->nnodes; i++) {
+        struct rnode *n = rc->nodes[i];
+        if (!n->master)
+            continue;
+        if (!n->cmd.authed)
+            return;
+        masters++;
+        fresh |= n->fresh;
+    }
+    if (!fresh || !masters)
+        return;
+    for (size_t i = 0; i < rc->nnodes; i++)
+        rc->nodes[i]->fresh = 0;
+    rc->sub_fresh = 0;
+    rc->up_called = 1;
+    rc->epoch++;
+    if (rc->hooks.on_up)
+        rc->hooks.on_up(rc->hooks.ctx);
+}
+
+/* ---- connections -------------------------------------------------------------------- */
 
 static void link_authed(struct link *l) {
     struct redis_conn *rc = l->rc;
     l->authed = 1;
-    if (rc->cmd.authed && rc->sub.authed && !rc->up_called) {
-        timer_cancel(&rc->srv->wheel, &rc->connect_t);
-        rc->up_called = 1;
-        if (rc->hooks.on_up)
-            rc->hooks.on_up(rc->hooks.ctx);
+    if (l->sub) {
+        rc->sub_fresh = 1;
+    } else {
+        l->node->fresh = 1;
+        flush_parked(l, NULL); /* commands redirected here while it connected */
+        if (rc->mode == M_UNKNOWN && l->node == rc->boot) {
+            send_slots(l->node); /* standalone or cluster? */
+            return;
+        }
     }
+    if (!list_first(&l->inflight))
+        timer_cancel(&rc->srv->wheel, &l->tick_t);
+    check_up(rc);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
@@ -169,6 +594,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
     }
 }
 
+static void subscribe(struct link *l) {
+    const char *argv[] = {"SUBSCRIBE", l->rc->channel};
+    redisAsyncCommandArgv(l->ac, on_sub_reply, l, 2, argv, NULL);
+}
+
 static void on_auth(redisAsyncContext *ac, void *r, void *priv) {
     struct link *l = priv;
     redisReply *reply = r;
@@ -177,15 +607,14 @@ static void on_auth(redisAsyncContext *ac, void *r, void *priv) {
     if (reply->type == REDIS_REPLY_ERROR) {
         char what[200];
         snprintf(what, sizeof what, "AUTH refused: %.150s", reply->str);
-        conn_down(l->rc, what);
+        set_why(l->rc, l->node->host, l->node->port, what);
+        down_all(l->rc);
         return;
     }
-    if (l->sub) {
-        const char *argv[] = {"SUBSCRIBE", l->rc->channel};
-        redisAsyncCommandArgv(ac, on_sub_reply, l, 2, argv, NULL);
-    } else {
+    if (l->sub)
+        subscribe(l);
+    else
         link_authed(l);
-    }
 }
 
 static void on_connected(const redisAsyncContext *ac, int status) {
@@ -194,7 +623,7 @@ static void on_connected(const redisAsyncContext *ac, int status) {
         return;
     if (status != REDIS_OK) {
         l->ac = NULL; /* hiredis frees it after this callback */
-        conn_down(l->rc, ac->errstr[0] ? ac->errstr : "cannot connect");
+        link_failed(l, ac->errstr[0] ? ac->errstr : "cannot connect");
         return;
     }
     const struct config *cfg = l->rc->srv->cfg;
@@ -203,8 +632,7 @@ static void on_connected(const redisAsyncContext *ac, int status) {
                               cfg->redis_password};
         redisAsyncCommandArgv(l->ac, on_auth, l, cfg->redis_user ? 3 : 2, argv, NULL);
     } else if (l->sub) {
-        const char *argv[] = {"SUBSCRIBE", l->rc->channel};
-        redisAsyncCommandArgv(l->ac, on_sub_reply, l, 2, argv, NULL);
+        subscribe(l);
     } else {
         link_authed(l);
     }
@@ -216,35 +644,46 @@ static void on_disconnected(const redisAsyncContext *ac, int status) {
     if (!l)
         return;
     l->ac = NULL; /* hiredis frees it after this callback */
-    conn_down(l->rc, ac->errstr[0] ? ac->errstr : "connection closed by the server");
+    link_failed(l, ac->errstr[0] ? ac->errstr : "connection closed by the server");
 }
 
-static void link_connect(struct link *l) {
+static void link_init(struct link *l, struct redis_conn *rc, struct rnode *n, int sub) {
+    l->rc = rc;
+    l->node = n;
+    l->sub = sub;
+    list_init(&l->inflight);
+    list_init(&l->parked);
+    timer_init(&l->tick_t, on_tick);
+}
+
+static void link_connect(struct link *l, struct rnode *n) {
     struct redis_conn *rc = l->rc;
     if (l->ac)
         return;
-    const struct config_redis_node *n = node_of(rc);
+    l->node = n;
     redisAsyncContext *ac = redisAsyncConnect(n->host, n->port);
     if (!ac || ac->err) {
         char what[160];
         snprintf(what, sizeof what, "%s", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        conn_down(rc, what);
+        link_failed(l, what);
         return;
     }
     if (redisLibeventAttach(ac, rc->srv->base) != REDIS_OK) {
         redisAsyncFree(ac);
-        conn_down(rc, "cannot attach to the event loop");
+        link_failed(l, "cannot attach to the event loop");
         return;
     }
     ac->data = l;
     l->ac = ac;
+    l->started_ms = clock_now_ms();
     redisAsyncSetConnectCallback(ac, on_connected);
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
-    if (!timer_pending(&rc->connect_t))
-        server_timer_in(rc->srv, &rc->connect_t, rc->srv->cfg->redis_connect_timeout_ms);
+    arm_tick(l);
 }
+
+/* ---- life ------------------------------------------------------------------------------ */
 
 struct redis_conn *redis_conn_new(struct server *s, const char *channel,
                                   const struct redis_conn_hooks *hooks) {
@@ -256,32 +695,30 @@ struct redis_conn *redis_conn_new(struct server *s, const char *channel,
     }
     rc->srv = s;
     rc->hooks = *hooks;
-    rc->cmd.rc = rc->sub.rc = rc;
-    rc->sub.sub = 1;
+    link_init(&rc->sub, rc, NULL, 1);
     rc->backoff_ms = BACKOFF_MIN_MS;
-    list_init(&rc->inflight);
-    timer_init(&rc->connect_t, on_connect_timeout);
+    memset(rc->slots, NO_NODE, sizeof rc->slots);
     timer_init(&rc->retry_t, on_retry);
-    timer_init(&rc->tick_t, on_tick);
-    set_why(rc, "connecting");
+    const struct config_redis_node *n = &s->cfg->redis_nodes[0];
+    set_why(rc, n->host, n->port, "connecting");
     return rc;
 }
 
 void redis_conn_start(struct redis_conn *rc) {
-    link_connect(&rc->cmd);
-    link_connect(&rc->sub);
+    on_retry(&rc->retry_t);
 }
 
 void redis_conn_free(struct redis_conn *rc) {
     if (!rc)
         return;
-    struct timer_wheel *w = &rc->srv->wheel;
-    timer_cancel(w, &rc->connect_t);
-    timer_cancel(w, &rc->retry_t);
-    timer_cancel(w, &rc->tick_t);
+    timer_cancel(&rc->srv->wheel, &rc->retry_t);
     rc->hooks.on_down = NULL;
-    link_close(&rc->cmd); /* runs the callbacks in flight with NULL */
+    rc->mode = M_UNKNOWN;
+    for (size_t i = 0; i < rc->nnodes; i++)
+        link_close(&rc->nodes[i]->cmd); /* runs the callbacks in flight with NULL */
     link_close(&rc->sub);
+    for (size_t i = 0; i < rc->nnodes; i++)
+        free(rc->nodes[i]);
     free(rc->channel);
     free(rc);
 }
@@ -289,72 +726,46 @@ void redis_conn_free(struct redis_conn *rc) {
 void redis_conn_ready(struct redis_conn *rc) {
     if (!rc->up_called)
         return; /* it went down again meanwhile */
+    int was = rc->ready;
     rc->ready = 1;
-    rc->backoff_ms = BACKOFF_MIN_MS;
-    rc->why[0] = '\0';
-    const struct config_redis_node *n = node_of(rc);
-    log_info("redis %s:%d: connected", n->host, n->port);
+    if (!redis_conn_degraded(rc)) {
+        rc->backoff_ms = BACKOFF_MIN_MS;
+        rc->why[0] = '\0';
+    }
+    if (rc->mode == M_CLUSTER)
+        log_info("redis cluster: %zu masters connected%s", redis_conn_masters(rc),
+                 was ? " (map changed)" : "");
+    else if (!was)
+        log_info("redis %s:%d: connected", rc->sub.node->host, rc->sub.node->port);
 }
 
 int redis_conn_up(const struct redis_conn *rc) {
     return rc->ready;
 }
 
-const char *redis_conn_why(const struct redis_conn *rc) {
-    return rc->why[0] ? rc->why : "redis: not ready";
-}
-
-static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct pending *p = priv;
-    struct redis_conn *rc = p->rc;
-    (void)ac;
-    list_unlink(&p->node);
-    p->fn(p->arg, r, r ? NULL : redis_conn_why(rc));
-    free(p);
-}
-
-int redis_conn_command(struct redis_conn *rc, const char *key, size_t keylen, redis_reply_fn fn,
-                       void *arg, int argc, const char **argv, const size_t *lens) {
-    (void)key; /* standalone: one node; a cluster map would route by redis_key_slot(key) */
-    (void)keylen;
-    if (!rc->cmd.ac || !rc->up_called)
-        return -1;
-    struct pending *p = malloc(sizeof *p);
-    if (!p)
-        return -1;
-    p->rc = rc;
-    p->fn = fn;
-    p->arg = arg;
-    p->sent_ms = clock_now_ms();
-    if (redisAsyncCommandArgv(rc->cmd.ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
-        free(p);
-        return -1;
-    }
-    list_push(&rc->inflight, &p->node);
-    if (!timer_pending(&rc->tick_t))
-        server_timer_in(rc->srv, &rc->tick_t, TICK_MS);
+int redis_conn_degraded(const struct redis_conn *rc) {
+    if (!rc->ready || !rc->sub.authed)
+        return 1;
+    for (size_t i = 0; i < rc->nnodes; i++)
+        if (rc->nodes[i]->master && !rc->nodes[i]->cmd.authed)
+            return 1;
+    for (size_t s = 0; s < REDIS_SLOTS; s++)
+        if (rc->slots[s] == NO_NODE)
+            return 1;
     return 0;
 }
 
-/* ---- key slots ------------------------------------------------------------------------ */
-
-static uint16_t crc16(const char *buf, size_t len) {
-    uint16_t crc = 0;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (uint16_t)((unsigned char)buf[i] << 8);
-        for (int k = 0; k < 8; k++)
-            crc = crc & 0x8000 ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
-    }
-    return crc;
+unsigned redis_conn_epoch(const struct redis_conn *rc) {
+    return rc->epoch;
 }
 
-unsigned redis_key_slot(const char *key, size_t len) {
-    const char *open = memchr(key, '{', len);
-    if (open) {
-        size_t rest = len - (size_t)(open + 1 - key);
-        const char *close = memchr(open + 1, '}', rest);
-        if (close && close > open + 1)
-            return crc16(open + 1, (size_t)(close - open - 1)) & 16383;
-    }
-    return crc16(key, len) & 16383;
+size_t redis_conn_masters(const struct redis_conn *rc) {
+    size_t n = 0;
+    for (size_t i = 0; i < rc->nnodes; i++)
+        n += rc->nodes[i]->master != 0;
+    return n;
+}
+
+const char *redis_conn_why(const struct redis_conn *rc) {
+    return rc->why[0] ? rc->why : "redis: not ready";
 }

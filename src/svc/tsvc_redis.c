@@ -280,8 +280,12 @@ static void applied(struct trop *op) {
     snprintf(nb, sizeof nb, "%" PRIu64, n);
     snprintf(tb, sizeof tb, "%" PRIu64,
              cfg->redis_command_timeout_ms / 2 ? cfg->redis_command_timeout_ms / 2 : 1);
+    /* WAIT goes to the master that took the change: the timer's shard's (a cluster). */
+    char key[160];
+    int klen = snprintf(key, sizeof key, "{%stimers:%u}", op->svc->prefix,
+                        (unsigned)(op->call->timer.id % TRSVC_SHARDS));
     const char *argv[] = {"WAIT", nb, tb};
-    if (redis_conn_command(op->svc->rc, NULL, 0, on_replicas, op, 3, argv, NULL) < 0) {
+    if (redis_conn_command(op->svc->rc, key, (size_t)klen, on_replicas, op, 3, argv, NULL) < 0) {
         fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis) applied the change but cannot "
                 "confirm its replicas: %s", redis_conn_why(op->svc->rc));
         return;

@@ -20,6 +20,7 @@
 #include "net/service.h"
 #include "svc/qsvc_redis.h"
 #include "svc/redis_conn.h"
+#include "svc/redis_lib.h"
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -79,42 +80,24 @@ static void library_ready(struct trsvc *svc) {
     trsvc_awaits_finished(svc, 0, 1); /* a notification may have been missed while away */
 }
 
-static void on_load(void *arg, redisReply *r, const char *why) {
+/* Every master has the library (a cluster's each; loaded there if missing or older). */
+static void on_library(void *arg, int loaded, const char *err) {
     struct trsvc *svc = arg;
-    (void)why;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        char what[200];
-        snprintf(what, sizeof what, "FUNCTION LOAD of the awaitd library failed: %.150s", r->str);
-        log_error("%s (Redis 7 or later is needed)", what);
-        redis_conn_fail(svc->rc, what);
+    if (err) {
+        log_error("%s (Redis 7 or later is needed)", err);
+        redis_conn_fail(svc->rc, err);
         return;
     }
-    log_info("redis: loaded the awaitd function library, version %s (timers)", svc->version);
+    if (loaded)
+        log_info("redis: loaded the awaitd function library, version %s (timers)", svc->version);
     library_ready(svc);
-}
-
-static void on_version(void *arg, redisReply *r, const char *why) {
-    struct trsvc *svc = arg;
-    (void)why;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, svc->version) == 0) {
-        library_ready(svc);
-        return;
-    }
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", svc->lib};
-    if (redis_conn_command(svc->rc, NULL, 0, on_load, svc, 4, argv, NULL) < 0)
-        redis_conn_fail(svc->rc, "cannot send FUNCTION LOAD");
 }
 
 static void on_up(void *ctx) {
     struct trsvc *svc = ctx;
-    const char *argv[] = {"FCALL", "awaitd_version", "0"};
     svc->lib_ok = 0;
-    if (redis_conn_command(svc->rc, NULL, 0, on_version, svc, 3, argv, NULL) < 0)
-        redis_conn_fail(svc->rc, "cannot send FCALL");
+    if (redis_lib_ensure(svc->rc, svc->version, svc->lib, on_library, svc) < 0)
+        redis_conn_fail(svc->rc, "cannot send FCALL awaitd_version");
 }
 
 static void on_down(void *ctx) {

@@ -525,6 +525,29 @@ class RedisTimeoutsTest(RedisCase):
         finally:
             replica.cleanup()
 
+    def test_replicas_ack_lagging_waits_do_not_close_the_connection(self):
+        # Each change is followed by WAIT (command_timeout / 2) on the pipelined connection;
+        # with the replica gone, concurrent changes queue their WAITs behind each other. The
+        # connection answers all along, so it stays open: every put answers 503 naming
+        # replicas_ack, none "command_timeout" (they did when the age of a queued command
+        # alone closed the connection).
+        replica = RedisServer(replica_of=self.redis.port).start()
+        try:
+            deadline = time.monotonic() + 10
+            while "master_link_status:up" not in self.redis_info(replica):
+                self.assertLess(time.monotonic(), deadline, "the replica did not sync")
+                time.sleep(0.1)
+            d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "400ms"}})
+            self.declare(d, "lag")
+            replica.stop()
+            futs = [self.bg(self.put, d, "lag", b"x%d" % i) for i in range(12)]
+            for f in futs:
+                r, _ = f.result(30)
+                self.assertEqual(r.status, 503, r)
+                self.assertIn("replicas_ack", r.json()["error"])
+        finally:
+            replica.cleanup()
+
     @staticmethod
     def redis_info(server):
         with socket.create_connection((HOST, server.port), timeout=5) as s:
