@@ -253,12 +253,13 @@
         for (const s of ['ready', 'reserved', 'delayed', 'dead'])
           setField(cards, s, fmt(m.get('awaitd_queue_jobs', { state: s })));
         setField(cards, 'timers', fmt(m.get('awaitd_timers', { state: 'scheduled' })));
-        const lat = m.series('awaitd_timer_lateness_ms_bucket');
-        const p50 = histQuantile(lat, 0.5), p99 = histQuantile(lat, 0.99);
+        const lat = m.series('awaitd_timer_lateness_seconds_bucket');
+        const ms = (s) => (s === undefined || s === Infinity ? s : +(s * 1000).toPrecision(3));
+        const p50 = ms(histQuantile(lat, 0.5)), p99 = ms(histQuantile(lat, 0.99));
         setField(cards, 'lateness', p50 === undefined ? 'no fires yet' : '≤' + p50 + ' / ≤' + p99 + ' ms');
         setField(cards, 'qmem', bytes(m.get('awaitd_queue_memory_bytes')));
         note.textContent = 'Request latency percentiles are not in /metrics; timer lateness is the ' +
-          'histogram awaitd_timer_lateness_ms (bucket bounds shown).';
+          'histogram awaitd_timer_lateness_seconds (bucket bounds shown, in ms).';
       },
     };
   }

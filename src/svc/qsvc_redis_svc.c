@@ -185,9 +185,11 @@ static int redis_metrics(void *ctx, struct buf *o) {
     static const char *const names[R_NKINDS] = {
         "put", "put_batch", "reserve", "join", "ack", "nack", "touch", "peek", "declare",
         "delete", "stats", "list", "dead_list", "bulk"};
-    int r = buf_appendf(o, "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
+    int r = buf_appendf(o, "# HELP awaitd_redis_up 1 if the Redis backend is connected with its function library loaded.\n"
+                        "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
                         svc->lib_ok && redis_conn_up(svc->rc));
-    r |= buf_appends(o, "# TYPE awaitd_queue_ops_total counter\n");
+    r |= buf_appends(o, "# HELP awaitd_queue_ops_total Queue operations this node sent to the backend, by kind.\n"
+                        "# TYPE awaitd_queue_ops_total counter\n");
     for (int k = 0; k < R_NKINDS; k++)
         r |= buf_appendf(o, "awaitd_queue_ops_total{backend=\"redis\",op=\"%s\"} %" PRIu64 "\n",
                          names[k], svc->ops_total[k]);
@@ -199,7 +201,8 @@ static int redis_metrics(void *ctx, struct buf *o) {
         rwait_counts(svc, w->name, w->len, &st);
         waiting[0] += st.getters, waiting[1] += st.putters, waiting[2] += st.joiners;
     }
-    r |= buf_appendf(o, "# TYPE awaitd_queue_waiting gauge\n"
+    r |= buf_appendf(o, "# HELP awaitd_queue_waiting Requests on this node waiting on a queue, by kind.\n"
+                     "# TYPE awaitd_queue_waiting gauge\n"
                      "awaitd_queue_waiting{kind=\"reserve\"} %" PRIu64 "\n"
                      "awaitd_queue_waiting{kind=\"put\"} %" PRIu64 "\n"
                      "awaitd_queue_waiting{kind=\"join\"} %" PRIu64 "\n",
