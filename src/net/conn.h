@@ -123,6 +123,8 @@ struct conn {
     void *cancel_arg;
     union conn_addr peer;
     struct access_req alog;     /* the current request, for its access log line (if on) */
+    uint64_t req_start_us;      /* the current request's dispatch, for the latency histogram */
+    uint8_t route_class;        /* its enum metrics_route (the router sets it) */
 };
 
 /* The answer is about this queue job or timer: the access log line names it. */
