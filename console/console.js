@@ -258,8 +258,8 @@
         const p50 = ms(histQuantile(lat, 0.5)), p99 = ms(histQuantile(lat, 0.99));
         setField(cards, 'lateness', p50 === undefined ? 'no fires yet' : '≤' + p50 + ' / ≤' + p99 + ' ms');
         setField(cards, 'qmem', bytes(m.get('awaitd_queue_memory_bytes')));
-        note.textContent = 'Request latency percentiles are not in /metrics; timer lateness is the ' +
-          'histogram awaitd_timer_lateness_seconds (bucket bounds shown, in ms).';
+        note.textContent = 'Timer lateness is the histogram awaitd_timer_lateness_seconds (bucket ' +
+          'bounds shown, in ms); request latency is in awaitd_http_request_duration_seconds.';
       },
     };
   }
