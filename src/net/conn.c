@@ -141,7 +141,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
 
 /* The current request's answer is complete: into the latency histogram. */
 static void conn_observe(struct conn *c) {
-    metrics_request_observe(&c->srv->metrics, c->route_class, clock_now_us() - c->req_start_us);
+    metrics_request_observe(&c->srv->metrics, c->route_class, clock_now_us() - c->alog.start_us);
 }
 
 /* The shared write buffer is free again; after a burst it shrinks back. */
@@ -528,8 +528,9 @@ static int conn_dispatch(struct conn *c, const struct http_request *req, const c
                          size_t body_len) {
     struct server *s = c->srv;
     if (s->alog)
-        access_req_start(&c->alog);
-    c->req_start_us = clock_now_us();
+        access_req_start(&c->alog); /* reads the clock into alog.start_us */
+    else
+        c->alog.start_us = clock_now_us(); /* the latency histogram's start */
     c->route_class = METRICS_ROUTE_OTHER;
     c->dispatching = 1;
     enum handler_result r = s->handler(s->handler_ctx, c, req, body, body_len);
