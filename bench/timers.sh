@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # awaitd's timer benchmark: 100,000 periodic 1-second timers created over
 # HTTP, firing into a queue for 15 s while awaitload loads GET /get. Figures:
-# firing lateness (p99, from awaitd_timer_lateness_ms), /get latency (p99)
+# firing lateness (p99, from awaitd_timer_lateness_seconds), /get latency (p99)
 # meanwhile, the server's CPU and memory per timer; then 1,000,000 timers
 # created and cancelled over HTTP, and the engine-level bench/task_bench.
 # See "Timer benchmark" in bench/README.md for what each figure means.
@@ -337,16 +337,16 @@ def late_hist(a, b):
     """[(le_ms, count)] of the firings between two scrapes (le = inf for +Inf)."""
     out = []
     for k, v in b.items():
-        m = re.match(r'awaitd_timer_lateness_ms_bucket\{le="([^"]+)"\}', k)
+        m = re.match(r'awaitd_timer_lateness_seconds_bucket\{le="([^"]+)"\}', k)
         if m:
-            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1)) * 1000.0
             out.append((le, v - a.get(k, 0)))
     return sorted(out)
 
 def quantile(hist, q):
     """Linear interpolation within the bucket, as Prometheus' histogram_quantile:
     bucket le=L holds lateness in (previous le, L] (awaitd measures it in
-    microseconds and prints the bounds in ms)."""
+    microseconds and prints the bounds in seconds; late_hist gives ms)."""
     total = hist[-1][1] if hist else 0
     if total <= 0:
         return None, None

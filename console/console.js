@@ -214,7 +214,8 @@
       card('Journal', 'journal'), card('Journal file', 'jfile'), card('Queues', 'queues'),
       card('Jobs ready', 'ready'), card('Jobs reserved', 'reserved'), card('Jobs delayed', 'delayed'),
       card('Dead letters', 'dead'), card('Timers scheduled', 'timers'),
-      card('Timer lateness p50 / p99', 'lateness'), card('Queue memory', 'qmem'));
+      card('Timer lateness p50 / p99', 'lateness'), card('Queue memory', 'qmem'),
+      card('Request latency p50 / p99', 'reqlat'));
     const chart = el('div', {});
     const note = el('p', { class: 'note' });
     main.replaceChildren(el('h1', { text: 'Overview' }), cards,
@@ -253,12 +254,22 @@
         for (const s of ['ready', 'reserved', 'delayed', 'dead'])
           setField(cards, s, fmt(m.get('awaitd_queue_jobs', { state: s })));
         setField(cards, 'timers', fmt(m.get('awaitd_timers', { state: 'scheduled' })));
-        const lat = m.series('awaitd_timer_lateness_ms_bucket');
-        const p50 = histQuantile(lat, 0.5), p99 = histQuantile(lat, 0.99);
+        const lat = m.series('awaitd_timer_lateness_seconds_bucket');
+        const ms = (s) => (s === undefined || s === Infinity ? s : +(s * 1000).toPrecision(3));
+        const p50 = ms(histQuantile(lat, 0.5)), p99 = ms(histQuantile(lat, 0.99));
         setField(cards, 'lateness', p50 === undefined ? 'no fires yet' : '≤' + p50 + ' / ≤' + p99 + ' ms');
         setField(cards, 'qmem', bytes(m.get('awaitd_queue_memory_bytes')));
-        note.textContent = 'Request latency percentiles are not in /metrics; timer lateness is the ' +
-          'histogram awaitd_timer_lateness_ms (bucket bounds shown).';
+        /* Every route class but the console's and /metrics' own reads, summed by le. */
+        const byLe = new Map();
+        for (const s of m.series('awaitd_http_request_duration_seconds_bucket'))
+          if (s.labels.route !== 'console' && s.labels.route !== 'metrics')
+            byLe.set(s.labels.le, (byLe.get(s.labels.le) || 0) + s.value);
+        const req = [...byLe].map(([le, value]) => ({ labels: { le }, value }));
+        const r50 = ms(histQuantile(req, 0.5)), r99 = ms(histQuantile(req, 0.99));
+        setField(cards, 'reqlat', r50 === undefined ? 'no requests yet' : '≤' + r50 + ' / ≤' + r99 + ' ms');
+        note.textContent = 'Timer lateness is the histogram awaitd_timer_lateness_seconds (bucket ' +
+          'bounds shown, in ms); request latency, since start, from awaitd_http_request_duration_seconds ' +
+          '(all routes but /console and /metrics).';
       },
     };
   }

@@ -11,6 +11,7 @@
 #include "http/http_query.h"
 #include "net/http_reply.h"
 #include "net/metrics.h"
+#include "net/metrics_process.h"
 #include "net/server.h"
 #include "core/list.h"
 
@@ -817,7 +818,7 @@ PROBE_HANDLER(probe_metrics) {
         .output_budget = s->cfg->output_budget,
     };
     if (metrics_render(&s->metrics, &g, &p->body) < 0 ||
-        server_services_metrics(s, &p->body) < 0)
+        server_services_metrics(s, &p->body) < 0 || process_metrics_render(&p->body) < 0)
         return oom(p, c);
     return reply_body(p, c, 200, "text/plain; version=0.0.4; charset=utf-8");
 }

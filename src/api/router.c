@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "http/http_parse.h"
 #include "net/http_reply.h"
+#include "net/metrics.h"
 #include "net/server.h"
 
 #include <stdio.h>
@@ -12,7 +13,8 @@ int router_add_doc(struct router *r, const char *path, unsigned methods, const c
                    conn_handler_fn handler, void *ctx, const char *doc) {
     if (r->n == ROUTER_MAX_ROUTES)
         return -1;
-    r->routes[r->n++] = (struct route){path, methods, allow, handler, ctx, doc};
+    r->routes[r->n++] = (struct route){path, methods, allow, handler, ctx, doc,
+                                      (uint8_t)metrics_route_of_path(path)};
     return 0;
 }
 
@@ -113,6 +115,7 @@ enum handler_result router_dispatch(void *ctx, struct conn *c, const struct http
     for (size_t i = 0; i < rt->n && !r; i++)
         if (route_matches(&rt->routes[i], req->path, req->path_len))
             r = &rt->routes[i];
+    c->route_class = r ? r->route_class : METRICS_ROUTE_OTHER;
     struct server *s = c->srv;
     int cors = s->cfg->probe_cors && !(r && (r->methods & ROUTE_NOCORS));
     if (!cors)

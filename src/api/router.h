@@ -40,6 +40,7 @@ struct route {
     conn_handler_fn handler;
     void *ctx;
     const char *doc;   /* one line for the index page, or NULL (not listed) */
+    uint8_t route_class; /* enum metrics_route, from path: the latency histogram's label */
 };
 
 struct router {

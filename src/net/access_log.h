@@ -32,7 +32,8 @@ struct http_request;
 /* What a connection keeps of its current request for its access log line;
  * filled only while the access log is on. */
 struct access_req {
-    uint64_t start_us;   /* monotonic, at dispatch */
+    uint64_t start_us;   /* monotonic, at dispatch (set with the log off too: the
+                            latency histogram, conn.c) */
     uint64_t bytes;      /* body bytes of the answer (http_reply counts them) */
     uint64_t id;         /* the job or timer id, when has_id */
     char *saved;         /* the request's quoted fields, copied when it is answered after

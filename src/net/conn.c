@@ -139,6 +139,11 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
     return c;
 }
 
+/* The current request's answer is complete: into the latency histogram. */
+static void conn_observe(struct conn *c) {
+    metrics_request_observe(&c->srv->metrics, c->route_class, clock_now_us() - c->alog.start_us);
+}
+
 /* The shared write buffer is free again; after a burst it shrinks back. */
 static void conn_wbuf_release(struct server *s) {
     s->wbuf_owner = NULL;
@@ -152,6 +157,8 @@ static void conn_wbuf_release(struct server *s) {
 static void conn_stream_end(struct conn *c) {
     struct conn_stream *st = c->stream;
     c->stream = NULL;
+    if (c->state != CONN_BUSY)
+        conn_observe(c);
     if (c->srv->alog && c->state != CONN_BUSY)
         access_log_write(c->srv->alog, c, NULL); /* the streamed answer is complete */
     st->release(st->arg);
@@ -442,6 +449,8 @@ void conn_done(struct conn *c) {
     c->cancel = NULL;
     c->cancel_arg = NULL;
     c->state = CONN_READY;
+    if (!c->stream)
+        conn_observe(c);
     if (c->srv->alog && !c->stream)
         access_log_write(c->srv->alog, c, NULL);
     conn_request_finished(c);
@@ -540,10 +549,15 @@ static int conn_dispatch(struct conn *c, const struct http_request *req, const c
                          size_t body_len) {
     struct server *s = c->srv;
     if (s->alog)
-        access_req_start(&c->alog);
+        access_req_start(&c->alog); /* reads the clock into alog.start_us */
+    else
+        c->alog.start_us = clock_now_us(); /* the latency histogram's start */
+    c->route_class = METRICS_ROUTE_OTHER;
     c->dispatching = 1;
     enum handler_result r = s->handler(s->handler_ctx, c, req, body, body_len);
     c->dispatching = 0;
+    if (r == HANDLER_DONE && !c->stream)
+        conn_observe(c);
     if (s->alog) {
         /* The line now, while req is there; an answer that ends later
          * (pending, streamed) keeps what its line needs. */

@@ -109,6 +109,7 @@ struct conn {
     uint8_t failed;             /* an answer could not be built (no memory): close after
                                    the answers before it, send nothing more */
     uint8_t backlogged;         /* parsing stopped for unsent output (max_output, budget) */
+    uint8_t route_class;        /* the current request's enum metrics_route (router sets it) */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
@@ -122,7 +123,8 @@ struct conn {
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
     union conn_addr peer;
-    struct access_req alog;     /* the current request, for its access log line (if on) */
+    struct access_req alog;     /* the current request, for its access log line (if on);
+                                   alog.start_us always (the latency histogram's) */
 };
 
 /* The answer is about this queue job or timer: the access log line names it. */

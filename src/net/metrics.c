@@ -4,9 +4,61 @@
 #include "net/tls_server.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 #define COUNTER(name, help) "# HELP " name " " help "\n# TYPE " name " counter\n"
 #define GAUGE(name, help) "# HELP " name " " help "\n# TYPE " name " gauge\n"
+
+const uint32_t metrics_req_bounds_us[METRICS_REQ_BUCKETS] = {
+    50,     100,    250,     500,     1000,    2500,    5000,     10000,    25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000};
+
+static const char *const route_names[METRICS_ROUTES] = {"probe",   "queue",   "timer",
+                                                        "console", "metrics", "other"};
+
+static int prefix(const char *path, const char *p) {
+    size_t n = strlen(p);
+    return strncmp(path, p, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+enum metrics_route metrics_route_of_path(const char *path) {
+    if (prefix(path, "/queues"))
+        return METRICS_ROUTE_QUEUE;
+    if (prefix(path, "/timers"))
+        return METRICS_ROUTE_TIMER;
+    if (prefix(path, "/console"))
+        return METRICS_ROUTE_CONSOLE;
+    if (strcmp(path, "/metrics") == 0)
+        return METRICS_ROUTE_METRICS;
+    return METRICS_ROUTE_PROBE;
+}
+
+/* awaitd_http_request_duration_seconds: a histogram per route class. */
+static int render_request_hist(const struct metrics *m, struct buf *o) {
+    int r = buf_appends(o, "# HELP awaitd_http_request_duration_seconds Time from a request's "
+                           "dispatch to its answer complete (handed to the connection), "
+                           "by route class.\n"
+                           "# TYPE awaitd_http_request_duration_seconds histogram\n");
+    for (int k = 0; k < METRICS_ROUTES; k++) {
+        uint64_t cum = 0;
+        for (int b = 0; b <= METRICS_REQ_BUCKETS; b++) {
+            cum += m->req_hist[k][b];
+            if (b < METRICS_REQ_BUCKETS)
+                r |= buf_appendf(o, "awaitd_http_request_duration_seconds_bucket{route=\"%s\","
+                                    "le=\"%g\"} %" PRIu64 "\n",
+                                 route_names[k], metrics_req_bounds_us[b] / 1e6, cum);
+            else
+                r |= buf_appendf(o, "awaitd_http_request_duration_seconds_bucket{route=\"%s\","
+                                    "le=\"+Inf\"} %" PRIu64 "\n",
+                                 route_names[k], cum);
+        }
+        r |= buf_appendf(o, "awaitd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                            "awaitd_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64
+                            "\n",
+                         route_names[k], (double)m->req_sum_us[k] / 1e6, route_names[k], cum);
+    }
+    return r;
+}
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct buf *o) {
     static const char *const timeout_kind[4] = {"header", "body", "keepalive", "write"};
@@ -24,6 +76,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
     for (int i = 1; i <= 5; i++)
         r |= buf_appendf(o, "awaitd_requests_total{class=\"%dxx\"} %" PRIu64 "\n", i,
                          m->requests[i]);
+    r |= render_request_hist(m, o);
     r |= buf_appends(o, COUNTER("awaitd_timeouts_total", "Connections closed by a deadline, by kind."));
     for (int i = 0; i < 4; i++)
         r |= buf_appendf(o, "awaitd_timeouts_total{kind=\"%s\"} %" PRIu64 "\n", timeout_kind[i],

@@ -9,6 +9,23 @@
 
 struct buf;
 
+/* Route classes of the request latency histogram (the router sets one per
+ * request from the route's path): a bounded label set, never a path. */
+enum metrics_route {
+    METRICS_ROUTE_PROBE,   /* the httpbin-style probes, /health, the index page */
+    METRICS_ROUTE_QUEUE,   /* /queues... */
+    METRICS_ROUTE_TIMER,   /* /timers... */
+    METRICS_ROUTE_CONSOLE, /* /console... */
+    METRICS_ROUTE_METRICS, /* /metrics */
+    METRICS_ROUTE_OTHER,   /* no route matched (404) */
+    METRICS_ROUTES
+};
+
+/* Upper bounds (le, microseconds) of the request duration buckets; one
+ * more bucket (+Inf) follows. */
+#define METRICS_REQ_BUCKETS 19
+extern const uint32_t metrics_req_bounds_us[METRICS_REQ_BUCKETS];
+
 /* Kinds of TLS handshake failure: enum tls_fail in tls_server.h, same order. */
 #define METRICS_TLS_FAIL_KINDS 6
 
@@ -30,7 +47,23 @@ struct metrics {
     uint64_t output_paused;     /* times a connection stopped parsing for unsent output */
     uint64_t output_over_budget; /* times it did so because output_budget was exceeded */
     uint64_t access_log_dropped; /* access log lines dropped: the file took none, 1 MiB waited */
+    /* Request durations by route class: per bucket (not cumulative), and sums. */
+    uint64_t req_hist[METRICS_ROUTES][METRICS_REQ_BUCKETS + 1];
+    uint64_t req_sum_us[METRICS_ROUTES];
 };
+
+/* Count one request of class cls that took us microseconds (dispatch to
+ * answer complete). A few compares: fast answers stop at the first bounds. */
+static inline void metrics_request_observe(struct metrics *m, unsigned cls, uint64_t us) {
+    unsigned b = 0;
+    while (b < METRICS_REQ_BUCKETS && us > metrics_req_bounds_us[b])
+        b++;
+    m->req_hist[cls][b]++;
+    m->req_sum_us[cls] += us;
+}
+
+/* The route class of a router path ("/queues/", "/get", ...). */
+enum metrics_route metrics_route_of_path(const char *path);
 
 /* Gauges that live elsewhere, sampled when /metrics is rendered. */
 struct metrics_gauges {

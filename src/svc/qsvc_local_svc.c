@@ -298,6 +298,13 @@ static int local_metrics(void *ctx, struct buf *o) {
     static const char *const names[] = {"size", "reserved", "delayed", "dead", "unfinished",
                                         "getters", "putters", "put_total", "acked_total",
                                         "redelivered_total", "dead_total"};
+    static const char *const helps[] = {
+        "Jobs ready in the queue.", "Jobs reserved (leased) and not yet acked.",
+        "Jobs delayed, not yet ready.", "Jobs in the queue's dead letters.",
+        "Jobs put and not yet acked (ready, reserved, delayed).",
+        "Reserve requests waiting for a job.", "Put requests waiting for room (maxsize).",
+        "Jobs put into the queue.", "Jobs acked.", "Jobs delivered again (lease expired or nacked).",
+        "Jobs moved to the dead letters."};
     size_t nq = queue_count(svc->eng), np = 0;
     int r = 0;
     /* Totals over every queue, whatever per_queue says. */
@@ -323,7 +330,8 @@ static int local_metrics(void *ctx, struct buf *o) {
      * 50,000 queues do not make a 23 MB answer. */
     struct pick *pk = pick_queues(svc->eng, svc->srv->cfg->metrics_per_queue, &np, &r);
     for (size_t k = 0; k < sizeof names / sizeof names[0] && np; k++) {
-        r |= buf_appendf(o, "# TYPE awaitd_queue_%s %s\n", names[k], k < 7 ? "gauge" : "counter");
+        r |= buf_appendf(o, "# HELP awaitd_queue_%s %s\n# TYPE awaitd_queue_%s %s\n", names[k],
+                         helps[k], names[k], k < 7 ? "gauge" : "counter");
         for (size_t i = 0; i < np; i++) {
             struct queue *q = queue_at(svc->eng, pk[i].idx);
             size_t nl;
@@ -339,7 +347,8 @@ static int local_metrics(void *ctx, struct buf *o) {
     free(pk);
     struct queue_engine_stats es;
     queue_engine_stats(svc->eng, &es);
-    r |= buf_appendf(o, "# TYPE awaitd_queue_reaping gauge\nawaitd_queue_reaping %" PRIu64 "\n",
+    r |= buf_appendf(o, "# HELP awaitd_queue_reaping Jobs of deleted or purged queues not yet freed.\n"
+                        "# TYPE awaitd_queue_reaping gauge\nawaitd_queue_reaping %" PRIu64 "\n",
                      es.reaping);
     r |= buf_appendf(o,
                      "# HELP awaitd_queue_memory_bytes Bytes queued jobs are charged against "

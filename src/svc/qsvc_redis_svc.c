@@ -170,13 +170,17 @@ static int redis_metrics(void *ctx, struct buf *o) {
     static const char *const names[R_NKINDS] = {
         "put", "put_batch", "reserve", "join", "ack", "nack", "touch", "peek", "declare",
         "delete", "stats", "list", "dead_list", "bulk"};
-    int r = buf_appendf(o, "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
+    int r = buf_appendf(o, "# HELP awaitd_redis_up 1 if the Redis backend is connected with its function library loaded.\n"
+                        "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
                         svc->lib_ok && redis_conn_up(svc->rc));
-    r |= buf_appendf(o, "# TYPE awaitd_redis_masters gauge\nawaitd_redis_masters %zu\n",
+    r |= buf_appendf(o, "# HELP awaitd_redis_masters Redis masters this node holds a connection to (1 for a standalone server).\n"
+                        "# TYPE awaitd_redis_masters gauge\nawaitd_redis_masters %zu\n",
                      redis_conn_masters(svc->rc));
-    r |= buf_appendf(o, "# TYPE awaitd_redis_degraded gauge\nawaitd_redis_degraded %d\n",
+    r |= buf_appendf(o, "# HELP awaitd_redis_degraded 1 while a Redis master or the subscription is down.\n"
+                        "# TYPE awaitd_redis_degraded gauge\nawaitd_redis_degraded %d\n",
                      redis_conn_degraded(svc->rc));
-    r |= buf_appends(o, "# TYPE awaitd_queue_ops_total counter\n");
+    r |= buf_appends(o, "# HELP awaitd_queue_ops_total Queue operations this node sent to the backend, by kind.\n"
+                        "# TYPE awaitd_queue_ops_total counter\n");
     for (int k = 0; k < R_NKINDS; k++)
         r |= buf_appendf(o, "awaitd_queue_ops_total{backend=\"redis\",op=\"%s\"} %" PRIu64 "\n",
                          names[k], svc->ops_total[k]);
@@ -188,7 +192,8 @@ static int redis_metrics(void *ctx, struct buf *o) {
         rwait_counts(svc, w->name, w->len, &st);
         waiting[0] += st.getters, waiting[1] += st.putters, waiting[2] += st.joiners;
     }
-    r |= buf_appendf(o, "# TYPE awaitd_queue_waiting gauge\n"
+    r |= buf_appendf(o, "# HELP awaitd_queue_waiting Requests on this node waiting on a queue, by kind.\n"
+                     "# TYPE awaitd_queue_waiting gauge\n"
                      "awaitd_queue_waiting{kind=\"reserve\"} %" PRIu64 "\n"
                      "awaitd_queue_waiting{kind=\"put\"} %" PRIu64 "\n"
                      "awaitd_queue_waiting{kind=\"join\"} %" PRIu64 "\n",

@@ -301,11 +301,17 @@ static int store_metrics(void *ctx, struct buf *o) {
     struct jw_stats js;
     jw_stats(st->jw, &js);
     return buf_appendf(o,
+                       "# HELP awaitd_journal_records_total Records written to the journal and acknowledged.\n"
                        "# TYPE awaitd_journal_records_total counter\nawaitd_journal_records_total %" PRIu64
+                       "\n# HELP awaitd_journal_fsyncs_total Successful fdatasyncs of the journal file."
                        "\n# TYPE awaitd_journal_fsyncs_total counter\nawaitd_journal_fsyncs_total %" PRIu64
+                       "\n# HELP awaitd_journal_bytes_total Bytes written to the journal, compaction rewrites included."
                        "\n# TYPE awaitd_journal_bytes_total counter\nawaitd_journal_bytes_total %" PRIu64
+                       "\n# HELP awaitd_journal_file_bytes Size of the journal file now."
                        "\n# TYPE awaitd_journal_file_bytes gauge\nawaitd_journal_file_bytes %" PRIu64
+                       "\n# HELP awaitd_journal_compactions_total Journal compactions completed."
                        "\n# TYPE awaitd_journal_compactions_total counter\nawaitd_journal_compactions_total %" PRIu64
+                       "\n# HELP awaitd_journal_healthy 1 while journal writes and fsyncs succeed, 0 while they fail."
                        "\n# TYPE awaitd_journal_healthy gauge\nawaitd_journal_healthy %d"
                        "\n# HELP awaitd_journal_fork_seconds The loop's pause to fork the last "
                        "compaction's snapshot child.\n# TYPE awaitd_journal_fork_seconds gauge"

@@ -635,27 +635,29 @@ static int tsvc_metrics(void *ctx, struct buf *o) {
     struct tsvc_local *l = local_of(ctx);
     struct task_engine_stats es;
     task_engine_stats(l->eng, &es);
-    int r = buf_appends(o, "# TYPE awaitd_timers gauge\n");
+    int r = buf_appends(o, "# HELP awaitd_timers Timers, by state.\n# TYPE awaitd_timers gauge\n");
     for (int i = 0; i < 4; i++)
         r |= buf_appendf(o, "awaitd_timers{state=\"%s\"} %zu\n", state_names[i], es.by_state[i]);
-    /* Prometheus histogram of firing lateness, in ms (le is inclusive, as ours). */
-    r |= buf_appends(o, "# HELP awaitd_timer_lateness_ms Firing time minus the scheduled time.\n"
-                        "# TYPE awaitd_timer_lateness_ms histogram\n");
+    /* Prometheus histogram of firing lateness, in seconds (le is inclusive, as ours). */
+    r |= buf_appends(o, "# HELP awaitd_timer_lateness_seconds Firing time minus the scheduled time.\n"
+                        "# TYPE awaitd_timer_lateness_seconds histogram\n");
     uint64_t cum = 0;
     for (size_t i = 0; i < NLATE; i++) {
         cum += l->late[i];
-        r |= buf_appendf(o, "awaitd_timer_lateness_ms_bucket{le=\"%g\"} %" PRIu64 "\n",
-                         late_bounds[i] / 1000.0, cum);
+        r |= buf_appendf(o, "awaitd_timer_lateness_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                         late_bounds[i] / 1e6, cum);
     }
     cum += l->late[NLATE];
     r |= buf_appendf(o,
-                     "awaitd_timer_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64
-                     "\nawaitd_timer_lateness_ms_sum %.3f\nawaitd_timer_lateness_ms_count %" PRIu64
-                     "\n",
-                     cum, (double)l->late_sum_us / 1000.0, cum);
+                     "awaitd_timer_lateness_seconds_bucket{le=\"+Inf\"} %" PRIu64
+                     "\nawaitd_timer_lateness_seconds_sum %.6f\n"
+                     "awaitd_timer_lateness_seconds_count %" PRIu64 "\n",
+                     cum, (double)l->late_sum_us / 1e6, cum);
     r |= buf_appendf(o,
+                     "# HELP awaitd_timer_fires_total Timer ticks delivered (fired).\n"
                      "# TYPE awaitd_timer_fires_total counter\nawaitd_timer_fires_total %" PRIu64
-                     "\n# TYPE awaitd_timer_skips_total counter\nawaitd_timer_skips_total %" PRIu64
+                     "\n# HELP awaitd_timer_skips_total Timer ticks skipped (target full or failing, or missed).\n"
+                     "# TYPE awaitd_timer_skips_total counter\nawaitd_timer_skips_total %" PRIu64
                      "\n",
                      es.total_fires, es.total_skips);
     r |= buf_appendf(o,

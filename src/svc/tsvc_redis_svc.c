@@ -189,32 +189,42 @@ static const unsigned late_bounds[TRSVC_NLATE] = {1, 2, 5, 10, 20, 50, 100, 200,
 
 static int trsvc_metrics(void *ctx, struct buf *o) {
     struct trsvc *svc = ctx;
-    int r = buf_appendf(o, "# TYPE awaitd_redis_timers_up gauge\nawaitd_redis_timers_up %d\n",
+    int r = buf_appendf(o, "# HELP awaitd_redis_timers_up 1 if the Redis timer service is "
+                           "connected with its function library loaded.\n"
+                           "# TYPE awaitd_redis_timers_up gauge\nawaitd_redis_timers_up %d\n",
                         svc->lib_ok && redis_conn_up(svc->rc));
     r |= buf_appendf(o,
+                     "# HELP awaitd_timer_fires_total Timer ticks this node delivered (fired).\n"
                      "# TYPE awaitd_timer_fires_total counter\nawaitd_timer_fires_total %" PRIu64
-                     "\n# TYPE awaitd_timer_skips_total counter\nawaitd_timer_skips_total %" PRIu64
-                     "\n# TYPE awaitd_timer_retries_total counter\nawaitd_timer_retries_total %"
-                     PRIu64 "\n# TYPE awaitd_timer_claims_total counter\n"
+                     "\n# HELP awaitd_timer_skips_total Timer ticks this node skipped (target "
+                     "full or failing, or missed).\n"
+                     "# TYPE awaitd_timer_skips_total counter\nawaitd_timer_skips_total %" PRIu64
+                     "\n# HELP awaitd_timer_retries_total Timer ticks this node retried (on_full = retry).\n"
+                     "# TYPE awaitd_timer_retries_total counter\nawaitd_timer_retries_total %"
+                     PRIu64 "\n# HELP awaitd_timer_claims_total Claim calls this node sent to Redis.\n"
+                     "# TYPE awaitd_timer_claims_total counter\n"
                      "awaitd_timer_claims_total %" PRIu64 "\n"
+                     "# HELP awaitd_timer_claimed_total Due ticks this node's claims took.\n"
                      "# TYPE awaitd_timer_claimed_total counter\nawaitd_timer_claimed_total %"
-                     PRIu64 "\n# TYPE awaitd_timer_claims_lost_total counter\n"
+                     PRIu64 "\n# HELP awaitd_timer_claims_lost_total Claims this node held too "
+                     "long: another node settled the tick.\n"
+                     "# TYPE awaitd_timer_claims_lost_total counter\n"
                      "awaitd_timer_claims_lost_total %" PRIu64 "\n",
                      svc->fires, svc->skips, svc->retries, svc->claims, svc->claimed, svc->lost);
-    r |= buf_appends(o, "# HELP awaitd_timer_lateness_ms Firing time minus the scheduled time "
-                        "(Redis's clock, ms).\n# TYPE awaitd_timer_lateness_ms histogram\n");
+    r |= buf_appends(o, "# HELP awaitd_timer_lateness_seconds Firing time minus the scheduled "
+                        "time (Redis's clock).\n# TYPE awaitd_timer_lateness_seconds histogram\n");
     uint64_t cum = 0;
     for (size_t i = 0; i < TRSVC_NLATE; i++) {
         cum += svc->late[i];
-        r |= buf_appendf(o, "awaitd_timer_lateness_ms_bucket{le=\"%u\"} %" PRIu64 "\n",
-                         late_bounds[i], cum);
+        r |= buf_appendf(o, "awaitd_timer_lateness_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                         late_bounds[i] / 1e3, cum);
     }
     cum += svc->late[TRSVC_NLATE];
     r |= buf_appendf(o,
-                     "awaitd_timer_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64
-                     "\nawaitd_timer_lateness_ms_sum %" PRIu64
-                     "\nawaitd_timer_lateness_ms_count %" PRIu64 "\n",
-                     cum, svc->late_sum_ms, cum);
+                     "awaitd_timer_lateness_seconds_bucket{le=\"+Inf\"} %" PRIu64
+                     "\nawaitd_timer_lateness_seconds_sum %.3f"
+                     "\nawaitd_timer_lateness_seconds_count %" PRIu64 "\n",
+                     cum, (double)svc->late_sum_ms / 1e3, cum);
     return r ? -1 : 0;
 }
 

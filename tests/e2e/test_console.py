@@ -296,6 +296,10 @@ class ConsoleBrowser(BrowserCase):
         self.wait(lambda: self.text('[data-field="queues"]') == str(int(m["awaitd_queues"])),
                   "the queue count of /metrics")
         self.assertEqual(self.text('[data-field="journal"]'), "healthy")
+        # The request latency card reads awaitd_http_request_duration_seconds (the
+        # PUT and POST above are in it): bucket bounds in ms.
+        self.wait(lambda: re.match(r"^≤[0-9.]+ / ≤[0-9.]+ ms$", self.text('[data-field="reqlat"]') or ""),
+                  "request latency p50 / p99")
         self.shot("overview")
 
     def test_queues_page_numbers_match_the_api(self):

@@ -827,12 +827,12 @@ class TimerApiTest(TimerCase):
         self.assertGreaterEqual(m1['awaitd_timers{state="completed"}'],
                                 m0['awaitd_timers{state="completed"}'] + 1)
         buckets = sorted(((float(k.split('"')[1]) if '"+Inf"' not in k else float("inf")), v)
-                         for k, v in m1.items() if k.startswith("awaitd_timer_lateness_ms_bucket"))
+                         for k, v in m1.items() if k.startswith("awaitd_timer_lateness_seconds_bucket"))
         self.assertGreaterEqual(len(buckets), 3, buckets)
         self.assertEqual([v for _, v in buckets], sorted(v for _, v in buckets), buckets)
-        self.assertEqual(buckets[-1][1], m1["awaitd_timer_lateness_ms_count"])
-        self.assertGreaterEqual(m1["awaitd_timer_lateness_ms_count"] -
-                                m0["awaitd_timer_lateness_ms_count"], 3)
+        self.assertEqual(buckets[-1][1], m1["awaitd_timer_lateness_seconds_count"])
+        self.assertGreaterEqual(m1["awaitd_timer_lateness_seconds_count"] -
+                                m0["awaitd_timer_lateness_seconds_count"], 3)
 
 
 def rss_kb(pid):
