@@ -3,6 +3,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "http/http_parse.h"
+#include "net/h2.h"
 #include "net/http_reply.h"
 #include "net/io.h"
 #include "core/log.h"
@@ -182,6 +183,18 @@ int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *a
     return 0;
 }
 
+int conn_stream_next(struct conn *c, struct buf *out, size_t room) {
+    int r = c->stream->produce(c->stream->arg, out, room);
+    if (r <= 0)
+        conn_stream_end(c);
+    return r;
+}
+
+void conn_stream_stop(struct conn *c) {
+    if (c->stream)
+        conn_stream_end(c);
+}
+
 /* Unsent output of c: its own buffer, and the shared one while c holds it. */
 static inline size_t conn_queued(const struct conn *c) {
     return c->out.len + (c->srv->wbuf_owner == c ? c->srv->wbuf.len : 0);
@@ -219,6 +232,12 @@ static void conn_backlog(struct conn *c) {
 
 void conn_close(struct conn *c) {
     struct server *s = c->srv;
+    if (c->h2_stream) {
+        h2_stream_close(c);
+        return;
+    }
+    if (c->h2)
+        h2_free(c);
     if (c->dispatching) {
         /* Inside the handler's stack (a failed flush): conn_dispatch closes
          * it once the handler returns, so nothing below touches freed memory. */
@@ -343,6 +362,8 @@ static int conn_wait_write(struct conn *c) {
 }
 
 int conn_flush(struct conn *c) {
+    if (c->h2_stream)
+        return h2_stream_flush(c);
     struct server *s = c->srv;
     if (s->wbuf_owner == c) {
         int r = 0;
@@ -439,6 +460,10 @@ void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg) {
 }
 
 void conn_done(struct conn *c) {
+    if (c->h2_stream) {
+        h2_stream_done(c);
+        return;
+    }
     c->cancel = NULL;
     c->cancel_arg = NULL;
     c->state = CONN_READY;
@@ -469,7 +494,9 @@ void conn_fail(struct conn *c) {
 }
 
 void conn_drain(struct conn *c) {
-    if (c->state == CONN_HANDSHAKE)
+    if (c->h2)
+        h2_drain(c);
+    else if (c->state == CONN_HANDSHAKE)
         conn_close(c); /* nothing asked yet: nothing to finish */
     else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && !c->stream &&
              c->srv->wbuf_owner != c)
@@ -631,6 +658,8 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
             break;
         }
         if (r < 0) {
+            if (h2_is_preface(data, len) && s->cfg->h2_enabled && c->io == &io_plain)
+                return h2_takeover(c, data, len); /* prior knowledge (h2c) */
             conn_reject(c, http_err_status(r), why);
             len = 0;
             break;
@@ -798,6 +827,8 @@ static int conn_handshake(struct conn *c) {
         s->metrics.tls_resumed++;
     c->state = CONN_READY;
     c->io_flip = 0;
+    if (tls_conn_h2(c->io_ctx))
+        return h2_takeover(c, NULL, 0); /* ALPN chose h2 */
     if (conn_watch(c, 0) < 0) {
         conn_close(c);
         return -1;

@@ -42,6 +42,7 @@ struct conn;
 struct io_ops;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct http_request;
+struct h2_session;
 
 enum handler_result { HANDLER_DONE = 0, HANDLER_PENDING = 1 };
 
@@ -109,6 +110,8 @@ struct conn {
     uint8_t failed;             /* an answer could not be built (no memory): close after
                                    the answers before it, send nothing more */
     uint8_t backlogged;         /* parsing stopped for unsent output (max_output, budget) */
+    uint8_t h2_stream;          /* an HTTP/2 stream (net/h2.h), not a socket of its own */
+    struct h2_session *h2;      /* HTTP/2 connection: its session (net/h2.c owns the I/O) */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
@@ -158,6 +161,12 @@ void conn_done(struct conn *c);
  * Returns 0, or -1 (no memory: the connection is failed, see conn_fail).
  */
 int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *arg), void *arg);
+
+/* For HTTP/2 (h2.c), which pulls a streamed body itself: the next slice of
+ * it into out (as conn_produce_fn; the producer is released when it returns
+ * 0 or -1), and dropping it early (the stream was reset). */
+int conn_stream_next(struct conn *c, struct buf *out, size_t room);
+void conn_stream_stop(struct conn *c);
 
 /* Send what conn_out() holds now, for answers that stream over time (/drip).
  * Returns 0, or -1 if the connection was closed (do not touch c). */

@@ -11,6 +11,8 @@ struct buf;
 
 /* Kinds of TLS handshake failure: enum tls_fail in tls_server.h, same order. */
 #define METRICS_TLS_FAIL_KINDS 6
+/* Reasons an HTTP/2 connection is closed: enum h2_close in h2.h, same order. */
+#define METRICS_H2_CLOSE_KINDS 10
 
 struct metrics {
     uint64_t conns_open;        /* gauge */
@@ -30,6 +32,11 @@ struct metrics {
     uint64_t output_paused;     /* times a connection stopped parsing for unsent output */
     uint64_t output_over_budget; /* times it did so because output_budget was exceeded */
     uint64_t access_log_dropped; /* access log lines dropped: the file took none, 1 MiB waited */
+    uint64_t h2_conns_open;     /* gauge: HTTP/2 connections (issue 15) */
+    uint64_t h2_conns_total;
+    uint64_t h2_streams_open;   /* gauge */
+    uint64_t h2_streams_total;
+    uint64_t h2_closes[METRICS_H2_CLOSE_KINDS]; /* by enum h2_close (net/h2.h) */
 };
 
 /* Gauges that live elsewhere, sampled when /metrics is rendered. */
