@@ -59,6 +59,7 @@ struct h2_session {
     struct event wev;       /* writability while output waits (c->ev is readability) */
     struct list streams;    /* open struct h2_stream, link */
     size_t nstreams;
+    size_t nreceiving;      /* of those, requests not yet complete (body_timeout applies) */
     uint64_t rate_start_ms; /* the current one-second window of the budgets */
     uint32_t rate_n[RATE_KINDS];
     int flood;              /* enum h2_close a callback found, or -1 */
@@ -167,6 +168,8 @@ static void st_free(struct h2_stream *st) {
     buf_free(&st->data);
     access_req_drop(&sc->alog);
     list_unlink(&st->link);
+    if (!st->dispatched)
+        st->h->nreceiving--;
     st->h->nstreams--;
     s->metrics.h2_streams_open--;
     free(st);
@@ -421,6 +424,7 @@ static void st_dispatch(struct h2_stream *st, int status, const char *why) {
     struct server *s = sc->srv;
     struct http_request req;
     st->dispatched = 1;
+    st->h->nreceiving--;
     if (!status)
         status = st_request(st, &req, &why);
     if (s->alog)
@@ -507,6 +511,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     nghttp2_session_set_stream_user_data(ng, st->id, st);
     list_push(&h->streams, &st->link);
     h->nstreams++;
+    h->nreceiving++;
     c->srv->metrics.h2_streams_open++;
     c->srv->metrics.h2_streams_total++;
     return 0;
@@ -780,6 +785,12 @@ static int h2_settle(struct h2_session *h, int progress) {
             c->deadline_kind = DL_KEEPALIVE;
             server_timer_in(s, &c->deadline, s->cfg->h2_idle_timeout_ms);
         }
+    } else if (h->nreceiving > 0) {
+        /* A request still arriving: as HTTP/1.1's body_timeout (slowloris). */
+        if (c->deadline_kind != DL_BODY || progress) {
+            c->deadline_kind = DL_BODY;
+            server_timer_in(s, &c->deadline, s->cfg->body_timeout_ms);
+        }
     } else if (c->deadline_kind != DL_NONE) {
         c->deadline_kind = DL_NONE;
         timer_cancel(&s->wheel, &c->deadline);
@@ -816,8 +827,8 @@ static void h2_on_deadline(struct timer *t) {
     if (c->deadline_kind == DL_WRITE) {
         s->metrics.timeouts[3]++;
         count_close(h, H2_CLOSE_STALLED);
-    } else if (c->deadline_kind == DL_KEEPALIVE) {
-        s->metrics.timeouts[2]++;
+    } else if (c->deadline_kind == DL_KEEPALIVE || c->deadline_kind == DL_BODY) {
+        s->metrics.timeouts[c->deadline_kind == DL_BODY ? 1 : 2]++;
         nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
         h2_send(h); /* best effort: the GOAWAY, then close */
         if (c->h2 != h)

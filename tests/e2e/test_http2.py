@@ -435,7 +435,8 @@ class H2cTest(DaemonTestCase):
 class H2FloodTest(DaemonTestCase):
     """Each attack on its own connection, a bystander served meanwhile."""
 
-    config = {"server": {"write_timeout": "1s"}, "probe": {"max_delay": "20s"}}
+    config = {"server": {"write_timeout": "1s", "body_timeout": "1s"},
+              "probe": {"max_delay": "20s"}}
 
     def attack(self, reason, fn, code=ENHANCE_YOUR_CALM):
         before = closes(self.d, reason)
@@ -494,6 +495,18 @@ class H2FloodTest(DaemonTestCase):
         self.attack("flow_control",
                     lambda r: r.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7fffffff))),
                     code=FLOW_CONTROL_ERROR)
+
+    def test_request_that_never_completes(self):
+        # HEADERS without END_STREAM, then nothing: body_timeout, as HTTP/1.1.
+        before = self.d.metric('awaitd_timeouts_total{kind="body"}')
+        r = RawH2(self.d.port).start()
+        t0 = time.monotonic()
+        r.send(frame(HEADERS, END_HEADERS, 1, req_block("/post", "POST")))
+        self.assertEqual(r.goaway(), NO_ERROR)
+        self.assertLess(time.monotonic() - t0, 5)
+        r.close()
+        self.assertEqual(self.d.metric('awaitd_timeouts_total{kind="body"}'), before + 1)
+        self.d.wait_metric("awaitd_h2_streams_open", lambda v: v == 0)
 
     def test_client_that_never_reads(self):
         before = closes(self.d, "stalled")
