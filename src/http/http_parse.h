@@ -74,6 +74,7 @@ struct http_request {
     int expect_continue;    /* "Expect: 100-continue" */
     const char *host;       /* Host field value or NULL */
     size_t host_len;
+    int upgrade;            /* "Connection: upgrade" (the Upgrade field names to what) */
 };
 
 struct http_response {

@@ -665,6 +665,8 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
             break;
         }
         size_t head_len = (size_t)r;
+        if (req.upgrade && h2_upgrade_wanted(c, &req))
+            return h2_upgrade(c, &req, data + head_len, len - head_len); /* h2c */
         conn_take_request_flags(c, &req);
         if (req.chunked) {
             /* The body is decoded in place in c->in. */

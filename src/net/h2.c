@@ -71,6 +71,7 @@ struct h2_session {
     uint8_t kicked;         /* wev activated to send what a handler answered */
     uint8_t in_io;          /* inside nghttp2: kicks need no event */
     struct buf scratch;     /* lowercased response header names */
+    struct h2_stream *upgraded; /* stream 1 of an h2c upgrade, answered after the preface */
 };
 
 struct h2_stream {
@@ -168,6 +169,8 @@ static void st_free(struct h2_stream *st) {
     buf_free(&st->data);
     access_req_drop(&sc->alog);
     list_unlink(&st->link);
+    if (st->h->upgraded == st)
+        st->h->upgraded = NULL;
     if (!st->dispatched)
         st->h->nreceiving--;
     st->h->nstreams--;
@@ -488,14 +491,11 @@ void h2_stream_close(struct conn *sc) {
 
 /* ---- nghttp2 callbacks --------------------------------------------------------- */
 
-static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
-    struct h2_session *h = ud;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
+static struct h2_stream *st_new(struct h2_session *h, int32_t id) {
     struct conn *c = h->c;
     struct h2_stream *st = calloc(1, sizeof *st);
     if (!st)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        return NULL;
     struct conn *sc = &st->c;
     sc->srv = c->srv;
     sc->fd = -1;
@@ -507,13 +507,34 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     sc->io_ctx = c->io_ctx;
     sc->peer = c->peer;
     st->h = h;
-    st->id = f->hd.stream_id;
-    nghttp2_session_set_stream_user_data(ng, st->id, st);
+    st->id = id;
+    nghttp2_session_set_stream_user_data(h->ng, id, st);
     list_push(&h->streams, &st->link);
     h->nstreams++;
     h->nreceiving++;
     c->srv->metrics.h2_streams_open++;
     c->srv->metrics.h2_streams_total++;
+    return st;
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
+    struct h2_session *h = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    return st_new(h, f->hd.stream_id) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+/* One field of a stream's header block, as on_header keeps it. */
+static int hdr_add(struct h2_stream *st, const char *name, size_t namelen, const char *value,
+                   size_t valuelen) {
+    uint16_t nl = (uint16_t)namelen;
+    uint32_t vl = (uint32_t)valuelen;
+    if (buf_reserve(&st->hdr, 6 + namelen + valuelen) < 0)
+        return -1;
+    buf_append(&st->hdr, &nl, 2);
+    buf_append(&st->hdr, &vl, 4);
+    buf_append(&st->hdr, name, namelen);
+    buf_append(&st->hdr, value, valuelen);
     return 0;
 }
 
@@ -531,14 +552,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         h->flood = H2_CLOSE_HEADER_LIST;
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
-    uint16_t nl = (uint16_t)namelen;
-    uint32_t vl = (uint32_t)valuelen;
-    if (buf_reserve(&st->hdr, 6 + namelen + valuelen) < 0)
+    if (hdr_add(st, (const char *)name, namelen, (const char *)value, valuelen) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    buf_append(&st->hdr, &nl, 2);
-    buf_append(&st->hdr, &vl, 4);
-    buf_append(&st->hdr, name, namelen);
-    buf_append(&st->hdr, value, valuelen);
     return 0;
 }
 
@@ -586,6 +601,14 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
+    struct h2_session *h = ud;
+    if (h->upgraded && f->hd.type == NGHTTP2_SETTINGS) {
+        /* The client speaks HTTP/2 now: its upgraded request's answer may go
+         * (before, a client reading the 101 may not hold what follows it). */
+        struct h2_stream *st = h->upgraded;
+        h->upgraded = NULL;
+        st_dispatch(st, 0, NULL);
+    }
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
@@ -837,7 +860,8 @@ static void h2_on_deadline(struct timer *t) {
     conn_close(c);
 }
 
-int h2_takeover(struct conn *c, const char *data, size_t len) {
+/* Make c an HTTP/2 connection: NULL (c closed) if that cannot be done. */
+static struct h2_session *h2_start(struct conn *c) {
     struct server *s = c->srv;
     struct h2_session *h = calloc(1, sizeof *h);
     nghttp2_session_callbacks *cb = callbacks();
@@ -845,16 +869,15 @@ int h2_takeover(struct conn *c, const char *data, size_t len) {
     if (!h || !cb || nghttp2_option_new(&opt) != 0) {
         free(h);
         conn_close(c);
-        return -1;
+        return NULL;
     }
     nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
-    nghttp2_option_set_no_http_messaging(opt, 0);
     int rv = nghttp2_session_server_new2(&h->ng, cb, h, opt);
     nghttp2_option_del(opt);
     if (rv != 0) {
         free(h);
         conn_close(c);
-        return -1;
+        return NULL;
     }
     h->c = c;
     h->flood = -1;
@@ -869,6 +892,17 @@ int h2_takeover(struct conn *c, const char *data, size_t len) {
     /* Uploads on many streams at once share the connection window: make it roomy. */
     nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, 1 << 20);
 
+    /* HTTP/1.1 answers still in the shared buffer go first, in c->out. */
+    if (s->wbuf_owner == c) {
+        int r = buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len);
+        wbuf_release(s);
+        if (r < 0) {
+            nghttp2_session_del(h->ng);
+            free(h);
+            conn_close(c);
+            return NULL;
+        }
+    }
     /* From here h2.c owns the connection's event and deadline. */
     event_del(&c->ev);
     timer_cancel(&s->wheel, &c->deadline);
@@ -881,13 +915,22 @@ int h2_takeover(struct conn *c, const char *data, size_t len) {
     c->reading_paused = 0;
     c->ev_write = 0;
     c->need = 0;
+    s->metrics.output_bytes -= c->out_counted;
+    c->out_counted = 0;
     s->metrics.h2_conns_open++;
     s->metrics.h2_conns_total++;
     if (event_add(&c->ev, NULL) < 0) {
         conn_close(c);
-        return -1;
+        return NULL;
     }
-    if (len) {
+    return h;
+}
+
+/* Feed what was read already, then send and watch as any HTTP/2 connection. */
+static void h2_go(struct h2_session *h, const char *data, size_t len) {
+    struct conn *c = h->c;
+    struct server *s = c->srv;
+    if (len && !h->closing) {
         h->in_io++;
         ssize_t r = nghttp2_session_mem_recv(h->ng, (const uint8_t *)data, len);
         h->in_io--;
@@ -899,6 +942,111 @@ int h2_takeover(struct conn *c, const char *data, size_t len) {
     if (p >= 0 && h2_settle(h, 1) == 0 && c->io->pending && c->io->pending(c->io_ctx))
         event_active(&c->ev, EV_READ, 0); /* TLS read ahead what follows the handshake */
     server_timers_sync(s);
+}
+
+int h2_takeover(struct conn *c, const char *data, size_t len) {
+    struct h2_session *h = h2_start(c);
+    if (h)
+        h2_go(h, data, len);
+    return -1;
+}
+
+/* Does the field's comma-separated value hold this token (case-insensitive)? */
+static int has_token(const struct http_header *f, const char *tok) {
+    size_t n = strlen(tok);
+    const char *p = f->value, *e = f->value + f->value_len;
+    while (p < e) {
+        while (p < e && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *t = p;
+        while (p < e && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if ((size_t)(p - t) == n && strncasecmp(t, tok, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* base64url (RFC 4648 5, padding optional) into out; its length, or -1. */
+static ssize_t b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap) {
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = in[i];
+        int v = ch >= 'A' && ch <= 'Z'   ? ch - 'A'
+                : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+                : ch >= '0' && ch <= '9' ? ch - '0' + 52
+                : ch == '-' || ch == '+' ? 62
+                : ch == '_' || ch == '/' ? 63
+                : ch == '='              ? -2
+                                         : -1;
+        if (v == -2)
+            break;
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap)
+                return -1;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (ssize_t)o;
+}
+
+int h2_upgrade_wanted(const struct conn *c, const struct http_request *req) {
+    if (!c->srv->cfg->h2_enabled || c->io != &io_plain || req->chunked ||
+        req->content_length > 0)
+        return 0;
+    const struct http_header *up = http_find_header(req->headers, req->nheaders, "upgrade");
+    const struct http_header *set = http_find_header(req->headers, req->nheaders, "http2-settings");
+    return up && set && has_token(up, "h2c");
+}
+
+int h2_upgrade(struct conn *c, const struct http_request *req, const char *rest, size_t len) {
+    uint8_t settings[256];
+    const struct http_header *sf = http_find_header(req->headers, req->nheaders, "http2-settings");
+    ssize_t n = b64url_decode(sf->value, sf->value_len, settings, sizeof settings);
+    struct h2_session *h = h2_start(c);
+    if (!h)
+        return -1;
+    static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                                    "Upgrade: h2c\r\n\r\n";
+    if (buf_append(&c->out, switching, sizeof switching - 1) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    c->srv->metrics.requests[1]++;
+    int rv = n < 0 ? NGHTTP2_ERR_PROTO
+                   : nghttp2_session_upgrade2(h->ng, settings, (size_t)n,
+                                              req->method == HTTP_M_HEAD, NULL);
+    struct h2_stream *st = rv == 0 ? st_new(h, 1) : NULL;
+    if (!st) {
+        h2_fatal(h, rv ? rv : NGHTTP2_ERR_NOMEM);
+        h2_go(h, NULL, 0);
+        return -1;
+    }
+    /* The HTTP/1.1 request is stream 1's (RFC 7540 3.2), half-closed already. */
+    int r = hdr_add(st, ":method", 7, req->method_str, req->method_len);
+    r |= hdr_add(st, ":path", 5, req->target, req->target_len);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *f = &req->headers[i];
+        char name[64];
+        if (f->name_len >= sizeof name || is_conn_specific(f->name, f->name_len) ||
+            (f->name_len == 14 && strncasecmp(f->name, "http2-settings", 14) == 0))
+            continue;
+        for (size_t j = 0; j < f->name_len; j++)
+            name[j] = (char)(f->name[j] >= 'A' && f->name[j] <= 'Z' ? f->name[j] + 32 : f->name[j]);
+        r |= hdr_add(st, name, f->name_len, f->value, f->value_len);
+    }
+    if (r < 0)
+        st_reset(st, NGHTTP2_INTERNAL_ERROR);
+    else
+        h->upgraded = st;
+    h2_go(h, rest, len);
     return -1;
 }
 

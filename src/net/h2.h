@@ -56,6 +56,16 @@ int h2_is_preface(const char *data, size_t len);
  * longer the caller's (it may even be closed). */
 int h2_takeover(struct conn *c, const char *data, size_t len);
 
+/* An HTTP/1.1 request with "Connection: upgrade" asking for h2c (Upgrade:
+ * h2c, HTTP2-Settings, no body) on a plain connection, with [http2] on? */
+struct http_request;
+int h2_upgrade_wanted(const struct conn *c, const struct http_request *req);
+
+/* Answer 101, turn c into HTTP/2 with req as stream 1, feed rest[0..len)
+ * (what followed the request: the client preface). Returns -1 as
+ * h2_takeover does. */
+int h2_upgrade(struct conn *c, const struct http_request *req, const char *rest, size_t len);
+
 /* conn.c's hooks: the HTTP/2 side of conn_close, conn_drain (GOAWAY, close
  * once the open streams are done), and of a stream's conn_done, conn_flush
  * and conn_close. */

@@ -14,7 +14,8 @@ httpx with python3-h2) and raw frames written here.
   client goes on being served;
 - a conformance pass written from RFC 9113's MUSTs: preface, frame size,
   stream ids, pseudo-header rules, connection-specific fields;
-- [http2] enabled = off: no h2 by ALPN nor prior knowledge;
+- Upgrade: h2c from HTTP/1.1 (curl --http2 on http://);
+- [http2] enabled = off: no h2 by ALPN, prior knowledge or upgrade;
 - SIGTERM: a GOAWAY, the in-flight stream finishes, the daemon exits.
 """
 
@@ -313,6 +314,44 @@ class H2cTest(DaemonTestCase):
         tail, body = self.curl2("{url}/nope")
         self.assertEqual(tail, "2 404")
         self.assertIn("error", json.loads(body))
+
+    def test_upgrade_h2c(self):
+        # curl --http2 on http:// asks for Upgrade: h2c; the answer is stream 1's.
+        p = self.d.curl("-sS", "--http2", "-w", "\n%{http_version} %{http_code}", "{url}/get?u=1")
+        body, _, tail = p.stdout.decode().rpartition("\n")
+        self.assertEqual(tail, "2 200", p.stderr)
+        self.assertEqual(json.loads(body)["args"], {"u": "1"})
+        p = self.d.curl("-sS", "--http2", "-o", "/dev/null", "-w",
+                        "%{http_version} %{http_code} %{size_download}", "{url}/bytes/200000")
+        self.assertEqual(p.stdout.decode(), "2 200 200000", p.stderr)
+        p = self.d.curl("-sS", "--http2", "-I", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                        "{url}/get")
+        self.assertEqual(p.stdout.decode(), "2 200", p.stderr)
+        # A request with a body is answered in HTTP/1.1 (no upgrade).
+        p = self.d.curl("-sS", "--http2", "-d", "a=b", "-o", "/dev/null", "-w",
+                        "%{http_version} %{http_code}", "{url}/post")
+        self.assertEqual(p.stdout.decode(), "1.1 200", p.stderr)
+
+    def test_upgrade_with_bad_settings_is_a_protocol_error(self):
+        with socket.create_connection((HOST, self.d.port), timeout=10) as s:
+            s.sendall(b"GET /get HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                      b"Upgrade: h2c\r\nHTTP2-Settings: !!!\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), data)
+        rest = data[data.index(b"\r\n\r\n") + 4:]
+        frames = []
+        while len(rest) >= 9:
+            n = int.from_bytes(rest[:3], "big")
+            frames.append((rest[3], rest[9:9 + n]))
+            rest = rest[9 + n:]
+        goaway = [p for t, p in frames if t == GOAWAY]
+        self.assertEqual(len(goaway), 1, frames)
+        self.assertEqual(int.from_bytes(goaway[0][4:8], "big"), PROTOCOL_ERROR)
 
     def test_large_download_is_whole(self):
         c = H2Client(self.d.port)
@@ -658,6 +697,9 @@ class H2OffTest(test_tls.TlsDaemonCase):
         self.assertIn("ALPN protocol: http/1.1", out)
         out = self.d.raw(PREFACE + frame(SETTINGS, 0, 0))
         self.assertTrue(out.startswith(b"HTTP/1.1 "), out)
+        p = self.d.curl("-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                        "{url}/get")
+        self.assertEqual(p.stdout.decode(), "1.1 200", p.stderr)
         self.assertEqual(self.d.metric("awaitd_h2_connections_total"), 0)
 
 
