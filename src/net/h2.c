@@ -347,7 +347,7 @@ static int st_request(struct h2_stream *st, struct http_request *req, const char
     req->nheaders = 0;
     req->content_length = -1;
     req->keep_alive = 1;
-    req->minor_version = 1;
+    req->minor_version = 2; /* HTTP/2: the access log says so; handlers read it as 1.1 */
     req->chunked = 0;
     req->expect_continue = 0;
     req->host = NULL;

@@ -471,6 +471,34 @@ class H2cTest(DaemonTestCase):
         c.close()
 
 
+class H2AccessLogTest(DaemonTestCase):
+    config = {"log": {"access": "access.log"}, "probe": {"max_delay": "20s"}}
+
+    def test_lines_say_http2_and_499_for_a_reset(self):
+        c = H2Client(self.d.port)
+        self.assertEqual(c.get("/get?log=h2")[0], 200)
+        sid = c.request("GET", "/delay/15?log=reset")
+        self.d.wait_metric("awaitd_delays_pending", lambda v: v == 1)
+        c.reset(sid)
+        self.d.wait_metric("awaitd_delays_pending", lambda v: v == 0)
+        c.close()
+        path = os.path.join(self.d.tmpdir, "access.log")
+        deadline = time.monotonic() + 5
+        lines = []
+        while time.monotonic() < deadline:
+            with open(path) as f:
+                lines = f.read().splitlines()
+            if any("log=reset" in l for l in lines):
+                break
+            time.sleep(0.05)
+        get = [l for l in lines if "log=h2" in l]
+        reset = [l for l in lines if "log=reset" in l]
+        self.assertEqual(len(get), 1, lines)
+        self.assertIn('"GET /get?log=h2 HTTP/2.0" 200 ', get[0])
+        self.assertEqual(len(reset), 1, lines)
+        self.assertIn('"GET /delay/15?log=reset HTTP/2.0" 499 ', reset[0])
+
+
 class H2FloodTest(DaemonTestCase):
     """Each attack on its own connection, a bystander served meanwhile."""
 
