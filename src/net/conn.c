@@ -361,9 +361,8 @@ static int conn_wait_write(struct conn *c) {
     return 0;
 }
 
-int conn_flush(struct conn *c) {
-    if (c->h2_stream)
-        return h2_stream_flush(c);
+/* conn_flush for a connection with a socket (an HTTP/2 stream has none). */
+static int conn_send(struct conn *c) {
     struct server *s = c->srv;
     if (s->wbuf_owner == c) {
         int r = 0;
@@ -434,6 +433,12 @@ int conn_flush(struct conn *c) {
     return conn_after_write(c);
 }
 
+int conn_flush(struct conn *c) {
+    if (c->h2_stream)
+        return h2_stream_flush(c);
+    return conn_send(c);
+}
+
 /*
  * Send what is queued and, while the output allows, answer the requests
  * that wait behind it in c->in (conn_backlog), then send again: a loop,
@@ -442,7 +447,7 @@ int conn_flush(struct conn *c) {
  */
 static int conn_pump(struct conn *c) {
     for (;;) {
-        if (conn_flush(c) < 0)
+        if (conn_send(c) < 0)
             return -1;
         if (!c->backlogged || c->state != CONN_READY || c->stream)
             return 0;
@@ -881,7 +886,7 @@ static void conn_on_deadline(struct timer *t) {
                         c->deadline_kind == DL_HEADER ? "head" : "body");
             c->state = CONN_CLOSING;
             c->deadline_kind = DL_NONE;
-            conn_flush(c);
+            conn_send(c);
             return;
         }
         break;
