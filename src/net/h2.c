@@ -208,8 +208,10 @@ static ssize_t st_read(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len
             st->complete = 1;
     }
     size_t n = st->data.len < len ? st->data.len : len;
-    memcpy(out, buf_start(&st->data), n);
-    buf_consume(&st->data, n);
+    if (n) {
+        memcpy(out, buf_start(&st->data), n);
+        buf_consume(&st->data, n);
+    }
     if (st->data.len == 0) {
         buf_free(&st->data);
         if (st->complete)
