@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <malloc.h>
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,40 @@ static int rate_hit(struct h2_session *h, int kind) {
     return -1;
 }
 
+/* ---- memory: nghttp2's allocations and the stream structs, counted ---------------- */
+
+static void *mem_malloc(size_t n, void *ud) {
+    void *p = malloc(n);
+    if (p)
+        *(uint64_t *)ud += malloc_usable_size(p);
+    return p;
+}
+
+static void mem_free(void *p, void *ud) {
+    if (p)
+        *(uint64_t *)ud -= malloc_usable_size(p);
+    free(p);
+}
+
+static void *mem_calloc(size_t n, size_t size, void *ud) {
+    void *p = calloc(n, size);
+    if (p)
+        *(uint64_t *)ud += malloc_usable_size(p);
+    return p;
+}
+
+static void *mem_realloc(void *p, size_t n, void *ud) {
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n);
+    if (q) {
+        *(uint64_t *)ud -= old;
+        *(uint64_t *)ud += malloc_usable_size(q);
+    } else if (n == 0 && p) {
+        *(uint64_t *)ud -= old;
+    }
+    return q;
+}
+
 /* Send what handlers answered at the next loop turn (never on their stack). */
 static void h2_kick(struct h2_session *h) {
     if (h->in_io || h->kicked)
@@ -168,6 +203,7 @@ static void st_free(struct h2_stream *st) {
     buf_free(&st->body);
     buf_free(&st->data);
     access_req_drop(&sc->alog);
+    s->metrics.h2_memory_bytes -= malloc_usable_size(st);
     list_unlink(&st->link);
     if (st->h->upgraded == st)
         st->h->upgraded = NULL;
@@ -508,6 +544,7 @@ static struct h2_stream *st_new(struct h2_session *h, int32_t id) {
     sc->io = c->io;
     sc->io_ctx = c->io_ctx;
     sc->peer = c->peer;
+    c->srv->metrics.h2_memory_bytes += malloc_usable_size(st);
     st->h = h;
     st->id = id;
     nghttp2_session_set_stream_user_data(h->ng, id, st);
@@ -874,7 +911,8 @@ static struct h2_session *h2_start(struct conn *c) {
         return NULL;
     }
     nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
-    int rv = nghttp2_session_server_new2(&h->ng, cb, h, opt);
+    nghttp2_mem mem = {&s->metrics.h2_memory_bytes, mem_malloc, mem_free, mem_calloc, mem_realloc};
+    int rv = nghttp2_session_server_new3(&h->ng, cb, h, opt, &mem);
     nghttp2_option_del(opt);
     if (rv != 0) {
         free(h);

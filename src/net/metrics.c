@@ -76,6 +76,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                      "awaitd_h2_streams_open %" PRIu64 "\n", m->h2_streams_open);
     r |= buf_appendf(o, COUNTER("awaitd_h2_streams_total", "HTTP/2 streams (requests) opened.")
                      "awaitd_h2_streams_total %" PRIu64 "\n", m->h2_streams_total);
+    r |= buf_appendf(o, GAUGE("awaitd_h2_memory_bytes",
+                              "Heap held by HTTP/2 state: nghttp2's sessions and streams (HPACK "
+                              "tables, queued frames) and awaitd's per-stream structs.")
+                     "awaitd_h2_memory_bytes %" PRIu64 "\n", m->h2_memory_bytes);
     r |= buf_appends(o, COUNTER("awaitd_h2_closes_total",
                                 "HTTP/2 connections closed with a GOAWAY for an error or a flood, "
                                 "by reason."));

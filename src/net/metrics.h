@@ -36,6 +36,7 @@ struct metrics {
     uint64_t h2_conns_total;
     uint64_t h2_streams_open;   /* gauge */
     uint64_t h2_streams_total;
+    uint64_t h2_memory_bytes;   /* gauge: nghttp2's sessions and streams + awaitd's stream structs */
     uint64_t h2_closes[METRICS_H2_CLOSE_KINDS]; /* by enum h2_close (net/h2.h) */
 };
 

@@ -401,6 +401,23 @@ class H2cTest(DaemonTestCase):
         self.d.wait_metric("awaitd_delays_pending", lambda v: v == 0)
         self.d.wait_metric("awaitd_h2_streams_open", lambda v: v == 0)
 
+    def test_memory_is_counted_and_given_back(self):
+        self.d.wait_metric("awaitd_h2_connections_open", lambda v: v == 0)
+        self.assertEqual(self.d.metric("awaitd_h2_memory_bytes"), 0)
+        c = H2Client(self.d.port)
+        self.assertEqual(c.get("/get")[0], 200)
+        idle = self.d.metric("awaitd_h2_memory_bytes")
+        self.assertGreater(idle, 0)
+        for _ in range(500):
+            c.request("GET", "/delay/10")
+        self.d.wait_metric("awaitd_h2_streams_open", lambda v: v == 500)
+        busy = self.d.metric("awaitd_h2_memory_bytes")
+        per_stream = (busy - idle) / 500
+        self.assertGreater(per_stream, 200)
+        self.assertLess(per_stream, 4096)  # measured about 1 KB (docs/HTTP2.md)
+        c.close()
+        self.d.wait_metric("awaitd_h2_memory_bytes", lambda v: v == 0)
+
     def test_reset_cancels_that_streams_delay(self):
         base = self.d.metric("awaitd_timers_pending")
         c = H2Client(self.d.port)
