@@ -892,8 +892,7 @@ static void h2_on_deadline(struct timer *t) {
     } else if (c->deadline_kind == DL_KEEPALIVE || c->deadline_kind == DL_BODY) {
         s->metrics.timeouts[c->deadline_kind == DL_BODY ? 1 : 2]++;
         nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
-        h2_send(h); /* best effort: the GOAWAY, then close */
-        if (c->h2 != h)
+        if (h2_send(h) < 0) /* best effort: the GOAWAY, then close */
             return;
     }
     conn_close(c);
