@@ -559,7 +559,7 @@ class H2FloodTest(DaemonTestCase):
     """Each attack on its own connection, a bystander served meanwhile."""
 
     config = {"server": {"write_timeout": "1s", "body_timeout": "1s"},
-              "probe": {"max_delay": "20s"}}
+              "probe": {"max_delay": "20s"}, "http2": {"idle_timeout": "1s"}}
 
     def attack(self, reason, fn, code=ENHANCE_YOUR_CALM):
         before = closes(self.d, reason)
@@ -618,6 +618,20 @@ class H2FloodTest(DaemonTestCase):
         self.attack("flow_control",
                     lambda r: r.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7fffffff))),
                     code=FLOW_CONTROL_ERROR)
+
+    def test_idle_connection_gets_goaway(self):
+        before = self.d.metric('awaitd_timeouts_total{kind="keepalive"}')
+        r = RawH2(self.d.port).start()
+        r.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, req_block("/delay/1.5")))
+        t0 = time.monotonic()
+        # Not idle while a stream waits (1.5 s > idle_timeout), then idle for 1 s.
+        self.assertEqual(r.goaway(), NO_ERROR)
+        took = time.monotonic() - t0
+        self.assertIsNotNone(r.read_frames(lambda f: f[0] == DATA and f[2] == 1, timeout=0))
+        r.close()
+        self.assertGreater(took, 2.3)
+        self.assertLess(took, 6)
+        self.assertEqual(self.d.metric('awaitd_timeouts_total{kind="keepalive"}'), before + 1)
 
     def test_request_that_never_completes(self):
         # HEADERS without END_STREAM, then nothing: body_timeout, as HTTP/1.1.
