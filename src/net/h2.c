@@ -71,6 +71,7 @@ struct h2_session {
     uint8_t counted;        /* this connection's close reason was counted */
     uint8_t kicked;         /* wev activated to send what a handler answered */
     uint8_t in_io;          /* inside nghttp2: kicks need no event */
+    uint8_t read_wants_write; /* TLS: a read waits for writability (a record to send first) */
     struct buf scratch;     /* lowercased response header names */
     struct h2_stream *upgraded; /* stream 1 of an h2c upgrade, answered after the preface */
 };
@@ -779,8 +780,10 @@ static int h2_recv(struct h2_session *h) {
             conn_close(c);
             return -1;
         }
-        if (n < 0)
+        if (n < 0) {
+            h->read_wants_write = c->io->pending && c->io->want(c->io_ctx, 0) == IO_WANT_WRITE;
             return 0;
+        }
         s->metrics.bytes_in += (uint64_t)n;
         if (h->lingering || h->closing)
             continue; /* the answer is given: read to the client's close */
@@ -819,7 +822,7 @@ static int h2_settle(struct h2_session *h, int progress) {
         c->deadline_kind = DL_LINGER;
         server_timer_in(s, &c->deadline, H2_LINGER_MS);
     }
-    int want_write = c->out.len > 0;
+    int want_write = c->out.len > 0 || h->read_wants_write;
     if (want_write != h->wev_on) {
         if (want_write)
             event_add(&h->wev, NULL);
@@ -876,6 +879,13 @@ static void h2_on_write(evutil_socket_t fd, short what, void *arg) {
     struct h2_session *h = arg;
     struct server *s = h->c->srv;
     h->kicked = 0;
+    if (h->read_wants_write) {
+        h->read_wants_write = 0;
+        if (h2_recv(h) < 0) {
+            server_timers_sync(s);
+            return;
+        }
+    }
     int p = h2_send(h);
     if (p >= 0)
         h2_settle(h, p);
