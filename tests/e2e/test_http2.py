@@ -15,6 +15,7 @@ httpx with python3-h2) and raw frames written here.
 - a conformance pass written from RFC 9113's MUSTs: preface, frame size,
   stream ids, pseudo-header rules, connection-specific fields;
 - Upgrade: h2c from HTTP/1.1 (curl --http2 on http://);
+- awaitload --h2 --streams N;
 - [http2] enabled = off: no h2 by ALPN, prior knowledge or upgrade;
 - SIGTERM: a GOAWAY, the in-flight stream finishes, the daemon exits.
 """
@@ -39,7 +40,7 @@ import httpx
 
 import test_tls
 from awaitd_test import HOST, Daemon, DaemonTestCase, main
-from test_tls import run
+from test_tls import AWAITLOAD, run
 
 NGHTTP = "/usr/bin/nghttp"
 H2LOAD = "/usr/bin/h2load"
@@ -417,6 +418,24 @@ class H2cTest(DaemonTestCase):
         self.assertLess(per_stream, 4096)  # measured about 1 KB (docs/HTTP2.md)
         c.close()
         self.d.wait_metric("awaitd_h2_memory_bytes", lambda v: v == 0)
+
+    def test_awaitload_h2(self):
+        p = run([AWAITLOAD, "--json", "--h2", "--streams", "500", "-c", "2", "-n", "1000",
+                 self.d.url("/delay/1")], timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        j = json.loads(p.stdout)
+        self.assertEqual((j["requests"], j["status"]["2xx"], sum(j["errors"].values())),
+                         (1000, 1000, 0), j)
+        self.assertLess(j["duration_s"], 5)  # 1,000 one-second waits at once
+        self.assertGreaterEqual(j["latency_us"]["p50"], 1000000)
+        p = run([AWAITLOAD, "--json", "--h2", "--streams", "20", "-c", "3", "-t", "2", "-n",
+                 "3000", self.d.url("/status/404")], timeout=60)
+        j = json.loads(p.stdout)
+        self.assertEqual((j["requests"], j["status"]["4xx"]), (3000, 3000), j)
+        p = run([AWAITLOAD, "--h2", "--streams", "2", "-n", "5", "-m", "POST", "-b", "x",
+                 self.d.url("/post")])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--h2", p.stderr.decode())
 
     def test_reset_cancels_that_streams_delay(self):
         base = self.d.metric("awaitd_timers_pending")
