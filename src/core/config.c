@@ -161,6 +161,7 @@ static const struct keydef keys[] = {
     {SEC_HTTP2, "max_header_list_size", V_SIZE, C(h2_max_header_list), 256, 16 * MIB, 16 * KIB,
      NULL},
     {SEC_HTTP2, "idle_timeout", V_DURATION, C(h2_idle_timeout_ms), 1, YEAR, 75 * SECOND, NULL},
+    {SEC_HTTP2, "ping_timeout", V_DURATION, C(h2_ping_timeout_ms), 0, YEAR, 0, NULL},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 1000, 5, NULL},

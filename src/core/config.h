@@ -98,6 +98,8 @@ struct config {
     uint64_t h2_initial_window;  /* initial_window_size: a stream's receive window, default 65535 */
     uint64_t h2_max_header_list; /* max_header_list_size: decoded header block, default 16k */
     uint64_t h2_idle_timeout_ms; /* idle_timeout: no stream open for this long closes; default 75s */
+    uint64_t h2_ping_timeout_ms; /* ping_timeout: silent this long with streams open, a PING; no
+                                    ACK this long after it closes; 0 (default) = off */
 
     /* [journal] */
     char *journal_path;          /* path: absolute; default var/awaitd.journal beside the config */

@@ -62,6 +62,8 @@ enum conn_deadline {
     DL_WRITE,     /* a blocked write must make progress by then */
     DL_LINGER,    /* lingering close gives up */
     DL_HANDSHAKE, /* the TLS handshake must be done by then */
+    DL_PING,      /* HTTP/2: silent with streams open, send a PING then */
+    DL_PING_ACK,  /* HTTP/2: the PING must be answered by then */
 };
 
 typedef void (*conn_cancel_fn)(void *arg);

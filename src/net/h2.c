@@ -43,7 +43,7 @@ _Static_assert(H2_CLOSE_KINDS == METRICS_H2_CLOSE_KINDS, "metrics.h and h2.h dis
 
 const char *const h2_close_names[H2_CLOSE_KINDS] = {
     "rapid_reset", "continuation", "header_list", "settings", "ping",
-    "empty_data",  "outbound",     "stalled",     "flow_control", "protocol"};
+    "empty_data",  "outbound",     "stalled",     "flow_control", "protocol", "ping_timeout"};
 
 const unsigned char h2_alpn_h2_h11[] = "\x02h2\x08http/1.1";
 const unsigned int h2_alpn_h2_h11_len = sizeof h2_alpn_h2_h11 - 1;
@@ -856,6 +856,12 @@ static int h2_settle(struct h2_session *h, int progress) {
             c->deadline_kind = DL_BODY;
             server_timer_in(s, &c->deadline, s->cfg->body_timeout_ms);
         }
+    } else if (s->cfg->h2_ping_timeout_ms) {
+        /* Streams wait (long polls): a silent peer is asked whether it is there. */
+        if ((c->deadline_kind != DL_PING && c->deadline_kind != DL_PING_ACK) || progress) {
+            c->deadline_kind = DL_PING;
+            server_timer_in(s, &c->deadline, s->cfg->h2_ping_timeout_ms);
+        }
     } else if (c->deadline_kind != DL_NONE) {
         c->deadline_kind = DL_NONE;
         timer_cancel(&s->wheel, &c->deadline);
@@ -896,7 +902,17 @@ static void h2_on_deadline(struct timer *t) {
     struct conn *c = container_of(t, struct conn, deadline);
     struct h2_session *h = c->h2;
     struct server *s = c->srv;
-    if (c->deadline_kind == DL_WRITE) {
+    if (c->deadline_kind == DL_PING) {
+        nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, NULL);
+        if (h2_send(h) < 0)
+            return;
+        c->deadline_kind = DL_PING_ACK;
+        server_timer_in(s, &c->deadline, s->cfg->h2_ping_timeout_ms);
+        return;
+    }
+    if (c->deadline_kind == DL_PING_ACK) {
+        count_close(h, H2_CLOSE_PING_TIMEOUT);
+    } else if (c->deadline_kind == DL_WRITE) {
         s->metrics.timeouts[3]++;
         count_close(h, H2_CLOSE_STALLED);
     } else if (c->deadline_kind == DL_KEEPALIVE || c->deadline_kind == DL_BODY) {

@@ -40,6 +40,7 @@ enum h2_close {
     H2_CLOSE_STALLED,      /* output waiting on a client that does not read (write_timeout) */
     H2_CLOSE_FLOW_CONTROL, /* a flow-control error (window update overflow, ...) */
     H2_CLOSE_PROTOCOL,     /* any other protocol error: bad preface, frame size, ... */
+    H2_CLOSE_PING_TIMEOUT, /* [http2] ping_timeout: a PING not answered in time */
     H2_CLOSE_KINDS,
 };
 extern const char *const h2_close_names[H2_CLOSE_KINDS];

@@ -12,7 +12,7 @@ struct buf;
 /* Kinds of TLS handshake failure: enum tls_fail in tls_server.h, same order. */
 #define METRICS_TLS_FAIL_KINDS 6
 /* Reasons an HTTP/2 connection is closed: enum h2_close in h2.h, same order. */
-#define METRICS_H2_CLOSE_KINDS 10
+#define METRICS_H2_CLOSE_KINDS 11
 
 struct metrics {
     uint64_t conns_open;        /* gauge */

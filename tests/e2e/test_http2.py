@@ -574,6 +574,33 @@ class H2AccessLogTest(DaemonTestCase):
         self.assertIn('"GET /delay/15?log=reset HTTP/2.0" 499 ', reset[0])
 
 
+class H2PingTest(DaemonTestCase):
+    config = {"http2": {"ping_timeout": "1s"}, "probe": {"max_delay": "20s"}}
+
+    def test_silent_peer_is_pinged_then_closed(self):
+        before = closes(self.d, "ping_timeout")
+        r = RawH2(self.d.port).start()
+        r.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, req_block("/delay/15")))
+        t0 = time.monotonic()
+        ping = r.read_frames(lambda f: f[0] == PING and not f[1] & ACK, timeout=5)
+        self.assertIsNotNone(ping, "no PING while a stream waited on a silent connection")
+        self.assertGreater(time.monotonic() - t0, 0.8)
+        r.read_frames(lambda f: False, timeout=5)  # not answered: closed
+        self.assertTrue(r.eof)
+        self.assertLess(time.monotonic() - t0, 5)
+        r.close()
+        self.assertEqual(closes(self.d, "ping_timeout"), before + 1)
+        self.d.wait_metric("awaitd_delays_pending", lambda v: v == 0)
+
+    def test_answering_peer_keeps_its_stream(self):
+        c = H2Client(self.d.port)  # python3-h2 answers PINGs
+        t0 = time.monotonic()
+        status, _, _ = c.get("/delay/3.5")
+        self.assertEqual(status, 200)
+        self.assertGreater(time.monotonic() - t0, 3.4)
+        c.close()
+
+
 class H2FloodTest(DaemonTestCase):
     """Each attack on its own connection, a bystander served meanwhile."""
 
