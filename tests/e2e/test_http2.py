@@ -740,6 +740,21 @@ class H2ConformanceTest(DaemonTestCase):
         r.send(frame(HEADERS, END_STREAM | END_HEADERS, 2, req_block()))
         self.assertEqual(r.goaway(), PROTOCOL_ERROR)
 
+    def test_stream_ids_must_increase_up_to_the_last(self):
+        # The largest stream id is served; after it, a smaller one opens no
+        # stream. (nghttp2 ignores such a header block rather than answer
+        # the connection error RFC 9113 5.1.1 asks for: it may be a late
+        # trailer for a stream it reset. Either way nothing is dispatched.)
+        r = self.conn()
+        enc = hpack.Encoder()
+        r.send(frame(HEADERS, END_STREAM | END_HEADERS, 0x7fffffff, req_block(enc=enc)))
+        h = r.read_frames(lambda f: f[0] == HEADERS and f[2] == 0x7fffffff)
+        self.assertIsNotNone(h)
+        before = self.d.metric("awaitd_h2_streams_total")
+        r.send(frame(HEADERS, END_STREAM | END_HEADERS, 5, req_block(enc=enc)))
+        self.assertIsNone(r.read_frames(lambda f: f[2] == 5, timeout=1))
+        self.assertEqual(self.d.metric("awaitd_h2_streams_total"), before)
+
     def test_data_on_idle_stream_is_a_connection_error(self):
         r = self.conn()
         r.send(frame(DATA, END_STREAM, 5, b"x"))
