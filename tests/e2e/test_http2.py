@@ -1,6 +1,7 @@
 """HTTP/2 end to end (issue 15): h2c with prior knowledge on the plain
 listener, h2 by ALPN on the TLS one, with real clients (curl, nghttp, h2load,
-httpx with python3-h2) and raw frames written here.
+httpx with python3-h2, Node's http2 module, awaitload --h2) and raw frames
+written here.
 
 - probes, a queue put/reserve/ack and a timer over h2c and h2;
 - 1,000 concurrent /delay/1 streams on one connection finish in about 1 s;
@@ -22,6 +23,7 @@ httpx with python3-h2) and raw frames written here.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -43,6 +45,32 @@ from awaitd_test import HOST, Daemon, DaemonTestCase, main
 from test_tls import AWAITLOAD, run
 
 NGHTTP = "/usr/bin/nghttp"
+NODE = shutil.which("node") or "/usr/bin/node"
+NODE_CLIENT = r"""
+// Node's http2 client: h2c (prior knowledge) or h2 (ALPN), N concurrent GETs
+// of one path on one session; prints a JSON line with the statuses and time.
+const http2 = require('http2');
+const [url, path, n, ca] = process.argv.slice(1);  // node -e: no script path
+const opts = ca ? {ca: require('fs').readFileSync(ca), servername: 'localhost'} : {};
+const session = http2.connect(url, opts);
+session.on('error', (e) => { console.log(JSON.stringify({error: String(e)})); process.exit(1); });
+const t0 = Date.now();
+const one = () => new Promise((resolve, reject) => {
+  const req = session.request({':path': path});
+  let status = 0, body = '';
+  req.on('response', (h) => { status = h[':status']; });
+  req.setEncoding('utf8');
+  req.on('data', (d) => { body += d; });
+  req.on('end', () => resolve({status, body}));
+  req.on('error', reject);
+  req.end();
+});
+Promise.all(Array.from({length: Number(n)}, one)).then((rs) => {
+  console.log(JSON.stringify({statuses: rs.map((r) => r.status), body: rs[0].body,
+                              ms: Date.now() - t0, alpn: session.alpnProtocol}));
+  session.close();
+}).catch((e) => { console.log(JSON.stringify({error: String(e)})); process.exit(1); });
+"""
 H2LOAD = "/usr/bin/h2load"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -372,6 +400,19 @@ class H2cTest(DaemonTestCase):
         p = run([NGHTTP, self.d.url("/get?n=2")])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout)["args"], {"n": "2"})
+
+    def node(self, url, path, n, ca=None):
+        p = run([NODE, "-e", NODE_CLIENT, url, path, str(n)] + ([ca] if ca else []), timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return json.loads(p.stdout)
+
+    def test_node_http2_client(self):
+        j = self.node(self.d.url(""), "/get?node=1", 1)
+        self.assertEqual(j["statuses"], [200])
+        self.assertEqual(json.loads(j["body"])["args"], {"node": "1"})
+        j = self.node(self.d.url(""), "/delay/1", 300)
+        self.assertEqual(j["statuses"], [200] * 300)
+        self.assertLess(j["ms"], 5000)  # 300 one-second waits at once on one session
 
     def test_httpx_queue_and_timer(self):
         with httpx.Client(http1=False, http2=True, base_url=self.d.url(""), timeout=10) as c:
@@ -842,6 +883,13 @@ class H2TlsTest(test_tls.TlsDaemonCase):
         status, _, data = c.get("/bytes/500000", timeout=20)
         self.assertEqual((status, len(data)), (200, 500000))
         c.close()
+
+    def test_node_http2_over_tls(self):
+        p = run([NODE, "-e", NODE_CLIENT, "https://localhost:%d" % self.tls_port, "/get", "3",
+                 test_tls.PKI.ca["cert"]], timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        j = json.loads(p.stdout)
+        self.assertEqual((j["statuses"], j["alpn"]), ([200] * 3, "h2"))
 
     def test_nghttp_over_tls(self):
         p = run([NGHTTP, "-n", "-s", self.tls_url("/get")])
