@@ -114,6 +114,7 @@ struct conn {
     uint8_t backlogged;         /* parsing stopped for unsent output (max_output, budget) */
     uint8_t h2_stream;          /* an HTTP/2 stream (net/h2.h), not a socket of its own */
     struct h2_session *h2;      /* HTTP/2 connection: its session (net/h2.c owns the I/O) */
+    const void *listener;       /* the server's listener it came in on (NULL once that closed) */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */

@@ -18,7 +18,8 @@ written here.
 - Upgrade: h2c from HTTP/1.1 (curl --http2 on http://);
 - awaitload --h2 --streams N;
 - [http2] enabled = off: no h2 by ALPN, prior knowledge or upgrade;
-- SIGTERM: a GOAWAY, the in-flight stream finishes, the daemon exits.
+- SIGTERM, or a reload that removes the listener: a GOAWAY, the in-flight
+  stream finishes (the daemon exits; other listeners' connections go on).
 """
 
 import json
@@ -41,7 +42,7 @@ import hpack
 import httpx
 
 import test_tls
-from awaitd_test import HOST, Daemon, DaemonTestCase, main
+from awaitd_test import HOST, Daemon, DaemonTestCase, free_port, main
 from test_tls import AWAITLOAD, run
 
 NGHTTP = "/usr/bin/nghttp"
@@ -912,6 +913,41 @@ class H2OffTest(test_tls.TlsDaemonCase):
                         "{url}/get")
         self.assertEqual(p.stdout.decode(), "1.1 200", p.stderr)
         self.assertEqual(self.d.metric("awaitd_h2_connections_total"), 0)
+
+
+class H2ReloadTest(unittest.TestCase):
+    def test_listener_removed_by_reload_sends_goaway(self):
+        a, b = free_port(), free_port()
+        d = Daemon({"server": {"listen": ["%s:%d" % (HOST, a), "%s:%d" % (HOST, b)]},
+                    "probe": {"max_delay": "10s"}}).start()
+        try:
+            on_a = RawH2(a).start()
+            on_b = RawH2(b).start()
+            for r in (on_a, on_b):
+                r.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, req_block("/delay/1")))
+            d.wait_metric("awaitd_delays_pending", lambda v: v == 2)
+            text = open(d.conf_path).read()
+            with open(d.conf_path, "w") as f:
+                f.write(text.replace("listen = %s:%d\n" % (HOST, b), "", 1))
+            d.signal(signal.SIGHUP)
+            # b's connection: GOAWAY (no error, last stream 1), then stream 1's answer.
+            g = on_b.read_frames(lambda f: f[0] == GOAWAY, timeout=5)
+            self.assertIsNotNone(g, "no GOAWAY on the removed listener's connection")
+            self.assertEqual(struct.unpack(">II", g[3][:8]), (1, NO_ERROR))
+            self.assertIsNotNone(on_b.read_frames(lambda f: f[2] == 1 and f[1] & END_STREAM,
+                                                  timeout=5))
+            # a's connection is untouched: its answer, and no GOAWAY.
+            self.assertIsNotNone(on_a.read_frames(lambda f: f[2] == 1 and f[1] & END_STREAM,
+                                                  timeout=5))
+            self.assertFalse(any(f[0] == GOAWAY for f in on_a.frames))
+            with self.assertRaises(OSError):
+                socket.create_connection((HOST, b), timeout=2).close()
+            on_a.close()
+            on_b.close()
+            d.stop()
+        finally:
+            d._kill()
+            d.cleanup()
 
 
 class H2DrainTest(unittest.TestCase):
