@@ -74,6 +74,7 @@ struct h2_session {
     uint8_t read_wants_write; /* TLS: a read waits for writability (a record to send first) */
     struct buf scratch;     /* lowercased response header names */
     struct h2_stream *upgraded; /* stream 1 of an h2c upgrade, answered after the preface */
+    struct buf cookies;     /* the dispatched request's Cookie fields joined (RFC 9113 8.2.3) */
 };
 
 struct h2_stream {
@@ -391,6 +392,9 @@ static int st_request(struct h2_stream *st, struct http_request *req, const char
     req->expect_continue = 0;
     req->host = NULL;
     req->host_len = 0;
+    req->upgrade = 0;
+    struct http_header *cookie = NULL;
+    buf_reset(&st->h->cookies);
     while (p < end) {
         uint16_t nl;
         uint32_t vl;
@@ -411,12 +415,28 @@ static int st_request(struct h2_stream *st, struct http_request *req, const char
             }
             continue;
         }
+        if (nl == 6 && memcmp(name, "cookie", 6) == 0 && cookie) {
+            /* A split Cookie (RFC 9113 8.2.3): one field for HTTP/1.1 handlers. */
+            struct buf *b = &st->h->cookies;
+            int r = b->len ? 0 : buf_append(b, cookie->value, cookie->value_len);
+            r |= buf_append(b, "; ", 2);
+            r |= buf_append(b, value, vl);
+            if (r < 0) {
+                *why = "out of memory joining Cookie fields";
+                return 503;
+            }
+            cookie->value = buf_start(b);
+            cookie->value_len = b->len;
+            continue;
+        }
         if (req->nheaders == s->limits.max_headers) {
             *why = "too many header fields";
             return 431;
         }
         struct http_header *f = &req->headers[req->nheaders++];
         *f = (struct http_header){name, nl, value, vl};
+        if (nl == 6 && memcmp(name, "cookie", 6) == 0)
+            cookie = f;
         if (nl == 4 && memcmp(name, "host", 4) == 0) {
             req->host = value;
             req->host_len = vl;
@@ -491,6 +511,7 @@ static void st_dispatch(struct h2_stream *st, int status, const char *why) {
     }
     buf_free(&st->hdr);
     buf_free(&st->body);
+    buf_free(&st->h->cookies);
     if (sc->close_pending) {
         sc->close_pending = 0;
         st_reset(st, NGHTTP2_INTERNAL_ERROR);
@@ -1135,6 +1156,7 @@ void h2_free(struct conn *c) {
     nghttp2_session_del(h->ng);
     event_del(&h->wev);
     buf_free(&h->scratch);
+    buf_free(&h->cookies);
     s->metrics.h2_conns_open--;
     c->h2 = NULL;
     free(h);

@@ -387,6 +387,19 @@ class H2cTest(DaemonTestCase):
         self.assertEqual(len(goaway), 1, frames)
         self.assertEqual(int.from_bytes(goaway[0][4:8], "big"), PROTOCOL_ERROR)
 
+    def test_split_cookie_fields_are_joined(self):
+        # RFC 9113 8.2.3: a client may send each cookie in its own field.
+        c = H2Client(self.d.port)
+        status, _, body = c.get("/cookies", headers=[("cookie", "a=1"), ("accept", "*/*"),
+                                                     ("cookie", "b=2"), ("cookie", "c=3")])
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["cookies"], {"a": "1", "b": "2", "c": "3"})
+        status, _, body = c.get("/headers", headers=[("cookie", "a=1"), ("cookie", "b=2")])
+        self.assertEqual(json.loads(body)["headers"]["Cookie"], "a=1; b=2")
+        status, _, body = c.get("/cookies", headers=[("cookie", "only=1")])
+        self.assertEqual(json.loads(body)["cookies"], {"only": "1"})
+        c.close()
+
     def test_large_download_is_whole(self):
         c = H2Client(self.d.port)
         status, headers, data = c.get("/bytes/1000000?seed=3", timeout=20)
