@@ -110,8 +110,12 @@ END_TEST
 START_TEST(test_connection_and_expect) {
     ck_assert_int_gt(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade , CLOSE\r\n\r\n"), 0);
     ck_assert_int_eq(req.keep_alive, 0);
+    ck_assert_int_eq(req.upgrade, 1); /* an h2c upgrade is looked at only then (issue 15) */
     ck_assert_int_gt(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n"), 0);
     ck_assert_int_eq(req.keep_alive, 1);
+    ck_assert_int_eq(req.upgrade, 0);
+    ck_assert_int_gt(parse("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrades\r\n\r\n"), 0);
+    ck_assert_int_eq(req.upgrade, 0);
     ck_assert_int_gt(parse("PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n"
                            "Content-Length: 3\r\n\r\n"),
                      0);

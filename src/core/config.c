@@ -61,10 +61,12 @@ enum section {
     SEC_REDIS,
     SEC_CONSOLE,
     SEC_LOG,
+    SEC_HTTP2,
     SEC_QUEUE
 };
 static const char *const section_names[] = {"server", "probe", "tls", "journal", "auth", "queues",
-                                            "timers", "metrics", "store", "redis", "console", "log"};
+                                            "timers", "metrics", "store", "redis", "console", "log",
+                                            "http2"};
 #define NFIXED SEC_QUEUE /* sections other than [queue NAME] */
 
 /* Numbers first, strings last: defaults and config_free rely on the order. */
@@ -154,6 +156,14 @@ static const struct keydef keys[] = {
     /* [log] (issue 16): access = off | stderr | PATH; error = PATH (besides stderr) */
     {SEC_LOG, "access", V_PATH, C(log_access), 0, 0, 0, NULL},
     {SEC_LOG, "error", V_PATH, C(log_error), 0, 0, 0, NULL},
+    /* [http2] (issue 15) */
+    {SEC_HTTP2, "enabled", V_ENUM, C(h2_enabled), 0, 0, 1, onoff_names},
+    {SEC_HTTP2, "max_concurrent_streams", V_COUNT, C(h2_max_streams), 1, 100000, 100, NULL},
+    {SEC_HTTP2, "initial_window_size", V_SIZE, C(h2_initial_window), 1, 2147483647, 65535, NULL},
+    {SEC_HTTP2, "max_header_list_size", V_SIZE, C(h2_max_header_list), 256, 16 * MIB, 16 * KIB,
+     NULL},
+    {SEC_HTTP2, "idle_timeout", V_DURATION, C(h2_idle_timeout_ms), 1, YEAR, 75 * SECOND, NULL},
+    {SEC_HTTP2, "ping_timeout", V_DURATION, C(h2_ping_timeout_ms), 0, YEAR, 0, NULL},
     {SEC_QUEUE, "maxsize", V_COUNT, Q(maxsize), 0, 1000000000, 0, NULL},
     {SEC_QUEUE, "lease", V_DURATION, Q(lease_ms), 1, YEAR, 30 * SECOND, NULL},
     {SEC_QUEUE, "max_attempts", V_COUNT, Q(max_attempts), 1, 65535, 5, NULL},

@@ -95,6 +95,15 @@ struct config {
     int tls_session_tickets;          /* session_tickets: off|on, default on */
     uint64_t tls_handshake_timeout_ms; /* handshake_timeout: default 10s */
 
+    /* [http2] (issue 15, docs/HTTP2.md) */
+    int h2_enabled;              /* enabled: off|on, default on: h2 by ALPN, h2c by prior knowledge */
+    uint64_t h2_max_streams;     /* max_concurrent_streams: default 100 (as nginx) */
+    uint64_t h2_initial_window;  /* initial_window_size: a stream's receive window, default 65535 */
+    uint64_t h2_max_header_list; /* max_header_list_size: decoded header block, default 16k */
+    uint64_t h2_idle_timeout_ms; /* idle_timeout: no stream open for this long closes; default 75s */
+    uint64_t h2_ping_timeout_ms; /* ping_timeout: silent this long with streams open, a PING; no
+                                    ACK this long after it closes; 0 (default) = off */
+
     /* [journal] */
     char *journal_path;          /* path: absolute; default var/awaitd.journal beside the config */
     enum config_fsync fsync;     /* fsync: always|batch|off, default always */

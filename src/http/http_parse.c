@@ -178,7 +178,7 @@ struct framing {
     int request; /* parsing a request, not a response */
     int64_t content_length;
     int te_seen, te_chunked, te_last_chunked, te_other;
-    int conn_close, conn_keep_alive;
+    int conn_close, conn_keep_alive, conn_upgrade;
     int expect_continue;
     int host_count;
     const char *host;
@@ -267,6 +267,8 @@ static void note_connection(struct framing *f, const char *p, const char *e) {
             f->conn_close = 1;
         else if (n == 10 && eq_lower(s, "keep-alive", 10))
             f->conn_keep_alive = 1;
+        else if (n == 7 && eq_lower(s, "upgrade", 7))
+            f->conn_upgrade = 1;
         p = comma ? comma + 1 : e;
     }
 }
@@ -517,6 +519,7 @@ static int parse_request(const char *buf, const char *end, const struct http_lim
     req->chunked = f.te_seen; /* judge_framing accepted only a lone "chunked" */
     req->keep_alive = !f.conn_close && (req->minor_version == 1 || f.conn_keep_alive);
     req->expect_continue = req->minor_version == 1 && f.expect_continue;
+    req->upgrade = f.conn_upgrade;
     req->host = f.host;
     req->host_len = f.host_len;
     return (int)(p - buf);
@@ -543,7 +546,7 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
     req->minor_version = 0;
     req->nheaders = 0;
     req->content_length = -1;
-    req->chunked = req->keep_alive = req->expect_continue = 0;
+    req->chunked = req->keep_alive = req->expect_continue = req->upgrade = 0;
 
     size_t max = head_limit(lim);
     int rc = parse_request(buf, buf + (len < max ? len : max), lim, req, why);

@@ -64,7 +64,7 @@ struct http_request {
     size_t path_len;
     const char *query; /* after '?', NULL when there is no '?' */
     size_t query_len;
-    int minor_version; /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+    int minor_version; /* 0 or 1 (HTTP/1.0 or HTTP/1.1); net/h2.c sets 2 for an HTTP/2 stream */
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
     /* Framing, derived from the fields above: */
@@ -74,6 +74,7 @@ struct http_request {
     int expect_continue;    /* "Expect: 100-continue" */
     const char *host;       /* Host field value or NULL */
     size_t host_len;
+    int upgrade;            /* "Connection: upgrade" (the Upgrade field names to what) */
 };
 
 struct http_response {

@@ -219,7 +219,8 @@ static int append_request(struct buf *b, const struct http_request *req) {
     r |= append_escaped(b, req->method_str, req->method_len);
     r |= buf_append(b, " ", 1);
     r |= append_escaped(b, req->target, req->target_len);
-    return r | buf_appends(b, req->minor_version ? " HTTP/1.1\"" : " HTTP/1.0\"");
+    return r | buf_appends(b, req->minor_version == 2 ? " HTTP/2.0\""
+                              : req->minor_version ? " HTTP/1.1\"" : " HTTP/1.0\"");
 }
 
 /* "REFERER" "USER-AGENT" */

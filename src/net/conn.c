@@ -3,6 +3,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "http/http_parse.h"
+#include "net/h2.h"
 #include "net/http_reply.h"
 #include "net/io.h"
 #include "core/log.h"
@@ -140,7 +141,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
 }
 
 /* The current request's answer is complete: into the latency histogram. */
-static void conn_observe(struct conn *c) {
+void conn_observe(struct conn *c) {
     metrics_request_observe(&c->srv->metrics, c->route_class, clock_now_us() - c->alog.start_us);
 }
 
@@ -189,6 +190,18 @@ int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *a
     return 0;
 }
 
+int conn_stream_next(struct conn *c, struct buf *out, size_t room) {
+    int r = c->stream->produce(c->stream->arg, out, room);
+    if (r <= 0)
+        conn_stream_end(c);
+    return r;
+}
+
+void conn_stream_stop(struct conn *c) {
+    if (c->stream)
+        conn_stream_end(c);
+}
+
 /* Unsent output of c: its own buffer, and the shared one while c holds it. */
 static inline size_t conn_queued(const struct conn *c) {
     return c->out.len + (c->srv->wbuf_owner == c ? c->srv->wbuf.len : 0);
@@ -226,6 +239,12 @@ static void conn_backlog(struct conn *c) {
 
 void conn_close(struct conn *c) {
     struct server *s = c->srv;
+    if (c->h2_stream) {
+        h2_stream_close(c);
+        return;
+    }
+    if (c->h2)
+        h2_free(c);
     if (c->dispatching) {
         /* Inside the handler's stack (a failed flush): conn_dispatch closes
          * it once the handler returns, so nothing below touches freed memory. */
@@ -349,7 +368,8 @@ static int conn_wait_write(struct conn *c) {
     return 0;
 }
 
-int conn_flush(struct conn *c) {
+/* conn_flush for a connection with a socket (an HTTP/2 stream has none). */
+static int conn_send(struct conn *c) {
     struct server *s = c->srv;
     if (s->wbuf_owner == c) {
         int r = 0;
@@ -420,6 +440,12 @@ int conn_flush(struct conn *c) {
     return conn_after_write(c);
 }
 
+int conn_flush(struct conn *c) {
+    if (c->h2_stream)
+        return h2_stream_flush(c);
+    return conn_send(c);
+}
+
 /*
  * Send what is queued and, while the output allows, answer the requests
  * that wait behind it in c->in (conn_backlog), then send again: a loop,
@@ -428,7 +454,7 @@ int conn_flush(struct conn *c) {
  */
 static int conn_pump(struct conn *c) {
     for (;;) {
-        if (conn_flush(c) < 0)
+        if (conn_send(c) < 0)
             return -1;
         if (!c->backlogged || c->state != CONN_READY || c->stream)
             return 0;
@@ -446,6 +472,10 @@ void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg) {
 }
 
 void conn_done(struct conn *c) {
+    if (c->h2_stream) {
+        h2_stream_done(c);
+        return;
+    }
     c->cancel = NULL;
     c->cancel_arg = NULL;
     c->state = CONN_READY;
@@ -478,7 +508,9 @@ void conn_fail(struct conn *c) {
 }
 
 void conn_drain(struct conn *c) {
-    if (c->state == CONN_HANDSHAKE)
+    if (c->h2)
+        h2_drain(c);
+    else if (c->state == CONN_HANDSHAKE)
         conn_close(c); /* nothing asked yet: nothing to finish */
     else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && !c->stream &&
              c->srv->wbuf_owner != c)
@@ -666,11 +698,15 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
             break;
         }
         if (r < 0) {
+            if (h2_is_preface(data, len) && s->cfg->h2_enabled && c->io == &io_plain)
+                return h2_takeover(c, data, len); /* prior knowledge (h2c) */
             conn_reject(c, http_err_status(r), why);
             len = 0;
             break;
         }
         size_t head_len = (size_t)r;
+        if (req.upgrade && h2_upgrade_wanted(c, &req))
+            return h2_upgrade(c, &req, data + head_len, len - head_len); /* h2c */
         conn_take_request_flags(c, &req);
         if (req.chunked) {
             /* The body is decoded in place in c->in. */
@@ -833,6 +869,8 @@ static int conn_handshake(struct conn *c) {
         s->metrics.tls_resumed++;
     c->state = CONN_READY;
     c->io_flip = 0;
+    if (tls_conn_h2(c->io_ctx))
+        return h2_takeover(c, NULL, 0); /* ALPN chose h2 */
     if (conn_watch(c, 0) < 0) {
         conn_close(c);
         return -1;
@@ -883,7 +921,7 @@ static void conn_on_deadline(struct timer *t) {
                         c->deadline_kind == DL_HEADER ? "head" : "body");
             c->state = CONN_CLOSING;
             c->deadline_kind = DL_NONE;
-            conn_flush(c);
+            conn_send(c);
             return;
         }
         break;

@@ -42,6 +42,7 @@ struct conn;
 struct io_ops;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct http_request;
+struct h2_session;
 
 enum handler_result { HANDLER_DONE = 0, HANDLER_PENDING = 1 };
 
@@ -61,6 +62,8 @@ enum conn_deadline {
     DL_WRITE,     /* a blocked write must make progress by then */
     DL_LINGER,    /* lingering close gives up */
     DL_HANDSHAKE, /* the TLS handshake must be done by then */
+    DL_PING,      /* HTTP/2: silent with streams open, send a PING then */
+    DL_PING_ACK,  /* HTTP/2: the PING must be answered by then */
 };
 
 typedef void (*conn_cancel_fn)(void *arg);
@@ -110,6 +113,9 @@ struct conn {
                                    the answers before it, send nothing more */
     uint8_t backlogged;         /* parsing stopped for unsent output (max_output, budget) */
     uint8_t route_class;        /* the current request's enum metrics_route (router sets it) */
+    uint8_t h2_stream;          /* an HTTP/2 stream (net/h2.h), not a socket of its own */
+    struct h2_session *h2;      /* HTTP/2 connection: its session (net/h2.c owns the I/O) */
+    const void *listener;       /* the server's listener it came in on (NULL once that closed) */
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
@@ -148,6 +154,9 @@ struct buf *conn_out(struct conn *c);
 /* The handler will answer later; cancel(arg) runs if the client goes first. */
 void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg);
 
+/* The current request's answer is complete: count it in the request latency
+ * histogram (from alog.start_us, by route_class). HTTP/1.1 and HTTP/2 call it. */
+void conn_observe(struct conn *c);
 /* A pending answer is complete (written with http_reply): send it and go on. */
 void conn_done(struct conn *c);
 
@@ -160,6 +169,12 @@ void conn_done(struct conn *c);
  * Returns 0, or -1 (no memory: the connection is failed, see conn_fail).
  */
 int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *arg), void *arg);
+
+/* For HTTP/2 (h2.c), which pulls a streamed body itself: the next slice of
+ * it into out (as conn_produce_fn; the producer is released when it returns
+ * 0 or -1), and dropping it early (the stream was reset). */
+int conn_stream_next(struct conn *c, struct buf *out, size_t room);
+void conn_stream_stop(struct conn *c);
 
 /* Send what conn_out() holds now, for answers that stream over time (/drip).
  * Returns 0, or -1 if the connection was closed (do not touch c). */

@@ -1,6 +1,7 @@
 #include "net/metrics.h"
 
 #include "core/buf.h"
+#include "net/h2.h"
 #include "net/tls_server.h"
 
 #include <inttypes.h>
@@ -120,6 +121,24 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
     r |= buf_appendf(o, COUNTER("awaitd_output_over_budget_total",
                                 "Of those, the times output_budget (all connections) was the reason.")
                      "awaitd_output_over_budget_total %" PRIu64 "\n", m->output_over_budget);
+    r |= buf_appendf(o, GAUGE("awaitd_h2_connections_open", "HTTP/2 connections open now.")
+                     "awaitd_h2_connections_open %" PRIu64 "\n", m->h2_conns_open);
+    r |= buf_appendf(o, COUNTER("awaitd_h2_connections_total", "Connections that spoke HTTP/2.")
+                     "awaitd_h2_connections_total %" PRIu64 "\n", m->h2_conns_total);
+    r |= buf_appendf(o, GAUGE("awaitd_h2_streams_open", "HTTP/2 streams open now.")
+                     "awaitd_h2_streams_open %" PRIu64 "\n", m->h2_streams_open);
+    r |= buf_appendf(o, COUNTER("awaitd_h2_streams_total", "HTTP/2 streams (requests) opened.")
+                     "awaitd_h2_streams_total %" PRIu64 "\n", m->h2_streams_total);
+    r |= buf_appendf(o, GAUGE("awaitd_h2_memory_bytes",
+                              "Heap held by HTTP/2 state: nghttp2's sessions and streams (HPACK "
+                              "tables, queued frames) and awaitd's per-stream structs.")
+                     "awaitd_h2_memory_bytes %" PRIu64 "\n", m->h2_memory_bytes);
+    r |= buf_appends(o, COUNTER("awaitd_h2_closes_total",
+                                "HTTP/2 connections closed with a GOAWAY for an error or a flood, "
+                                "by reason."));
+    for (int i = 0; i < METRICS_H2_CLOSE_KINDS; i++)
+        r |= buf_appendf(o, "awaitd_h2_closes_total{reason=\"%s\"} %" PRIu64 "\n",
+                         h2_close_names[i], m->h2_closes[i]);
     r |= buf_appendf(o, GAUGE("awaitd_timers_pending", "Timers pending in the wheel (all kinds).")
                      "awaitd_timers_pending %" PRIu64 "\n", g->timers_pending);
     r |= buf_appendf(o, GAUGE("awaitd_delays_pending", "Delayed probe answers (/delay, /drip) waiting.")

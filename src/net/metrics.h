@@ -28,6 +28,8 @@ extern const uint32_t metrics_req_bounds_us[METRICS_REQ_BUCKETS];
 
 /* Kinds of TLS handshake failure: enum tls_fail in tls_server.h, same order. */
 #define METRICS_TLS_FAIL_KINDS 6
+/* Reasons an HTTP/2 connection is closed: enum h2_close in h2.h, same order. */
+#define METRICS_H2_CLOSE_KINDS 11
 
 struct metrics {
     uint64_t conns_open;        /* gauge */
@@ -50,6 +52,12 @@ struct metrics {
     /* Request durations by route class: per bucket (not cumulative), and sums. */
     uint64_t req_hist[METRICS_ROUTES][METRICS_REQ_BUCKETS + 1];
     uint64_t req_sum_us[METRICS_ROUTES];
+    uint64_t h2_conns_open;     /* gauge: HTTP/2 connections (issue 15) */
+    uint64_t h2_conns_total;
+    uint64_t h2_streams_open;   /* gauge */
+    uint64_t h2_streams_total;
+    uint64_t h2_memory_bytes;   /* gauge: nghttp2's sessions and streams + awaitd's stream structs */
+    uint64_t h2_closes[METRICS_H2_CLOSE_KINDS]; /* by enum h2_close (net/h2.h) */
 };
 
 /* Count one request of class cls that took us microseconds (dispatch to

@@ -162,6 +162,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
         int one = 1;
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = conn_new(s, cfd, &peer.sa, len, l->tls ? s->tls_ctx : NULL);
+        if (c)
+            c->listener = l;
         if (c && per_ip)
             c->peer_counted = 1;
         else if (per_ip)
@@ -469,6 +471,17 @@ static int listeners_apply(struct server *s, const struct config *cfg) {
             continue;
         }
         log_info("no longer listening on %s", l->text);
+        /* HTTP/2 connections it accepted get a GOAWAY: their streams finish,
+         * new ones go to an address still served (issue 15). */
+        for (struct list *n = s->conns.next, *next; n != &s->conns; n = next) {
+            next = n->next;
+            struct conn *c = container_of(n, struct conn, link);
+            if (c->listener == l) {
+                c->listener = NULL;
+                if (c->h2)
+                    conn_drain(c);
+            }
+        }
         *pp = l->next;
         listener_free(l);
     }

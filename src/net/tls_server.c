@@ -1,5 +1,7 @@
 #include "net/tls_server.h"
 
+#include "net/h2.h"
+
 #include "core/config.h"
 #include "core/log.h"
 
@@ -186,7 +188,10 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
                        const unsigned char *in, unsigned int inlen, void *arg) {
     static const unsigned char h11[] = "\x08http/1.1";
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, h11, sizeof h11 - 1, in, inlen) ==
+    /* arg: [http2] enabled. Ours is the preference order: h2 first. */
+    const unsigned char *ours = arg ? h2_alpn_h2_h11 : h11;
+    unsigned int ours_len = arg ? h2_alpn_h2_h11_len : sizeof h11 - 1;
+    if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) ==
         OPENSSL_NPN_NEGOTIATED) {
         *out = sel;
         return SSL_TLSEXT_ERR_OK;
@@ -379,7 +384,7 @@ struct ssl_ctx_st *tls_ctx_new(const struct config *cfg, int64_t *not_after, cha
         SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1 ||
         SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1 || SSL_CTX_set_dh_auto(ctx, 1) != 1)
         FAIL("cannot set the TLS cipher policy: %s", ossl_reason());
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, cfg->h2_enabled ? (void *)1 : NULL);
 
     unsigned char sid[EVP_MAX_MD_SIZE];
     unsigned sid_len = 0;
@@ -587,6 +592,13 @@ static void tls_release(void *p) {
 static int tls_pending(void *p) {
     SSL *ssl = p;
     return SSL_pending(ssl) > 0 || (SSL_has_pending(ssl) && !SSL_want_read(ssl));
+}
+
+int tls_conn_h2(void *p) {
+    const unsigned char *d;
+    unsigned int n;
+    SSL_get0_alpn_selected(p, &d, &n);
+    return n == 2 && memcmp(d, "h2", 2) == 0;
 }
 
 const struct io_ops io_tls = {"tls", tls_read, tls_write, tls_want, tls_release, tls_pending};

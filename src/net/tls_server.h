@@ -73,6 +73,9 @@ void tls_ctx_free(struct ssl_ctx_st *ctx);
  * the socket (want says which way), -1/ECONNRESET or EIO when broken. */
 extern const struct io_ops io_tls;
 
+/* Did ALPN choose h2 on this (handshaken) connection? */
+int tls_conn_h2(void *ssl);
+
 /* A server-side SSL for an accepted socket, or NULL (out of memory). */
 void *tls_conn_new(struct ssl_ctx_st *ctx, int fd);
 

@@ -172,7 +172,7 @@ class CliTest(unittest.TestCase):
         # accepted, and each section -T prints (all of them) is named.
         path = self.write("[sever]\n")
         msg = output(run("-t", "-c", path))
-        named = re.findall(r"\[([a-z]+)\]", msg.split("expected", 1)[1])
+        named = re.findall(r"\[([a-z0-9]+)\]", msg.split("expected", 1)[1])
         self.assertIn("queue NAME", msg)
         self.assertIn("queues", named)
         for sec in named:

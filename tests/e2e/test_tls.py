@@ -4,7 +4,7 @@ and aiohttp, awaitload).
 
 - every probe and the queue API over HTTPS (curl --cacert);
 - the policy: TLS 1.3 and ALPN http/1.1 negotiated, TLS 1.2 with the
-  intermediate ciphers only, TLS 1.1 and 1.0 refused, an h2-only client refused;
+  intermediate ciphers only, TLS 1.1 and 1.0 refused, h2 preferred, an unknown protocol refused;
 - the article's gather program with aiohttp over HTTPS;
 - the handshake deadline, garbage and plain HTTP at the TLS port: closed,
   counted in /metrics by reason, other connections undisturbed;
@@ -334,13 +334,16 @@ class TlsTest(TlsDaemonCase):
             self.assertIn("alert protocol version", out)
         self.assertEqual(self.failures()["protocol"], before + 2)
 
-    def test_h2_only_client_refused(self):
+    def test_alpn_prefers_h2_and_refuses_unknown(self):
+        # [http2] is on by default (issue 15): h2 is chosen when offered;
+        # with it off, an h2-only client is refused (test_http2.py).
         rc, out = s_client(self.tls_port, "-alpn", "h2", stdin=b"")
+        self.assertIn("ALPN protocol: h2", out)
+        rc, out = s_client(self.tls_port, "-alpn", "http/1.1,h2", stdin=b"")
+        self.assertIn("ALPN protocol: h2", out)
+        rc, out = s_client(self.tls_port, "-alpn", "spdy/3", stdin=b"")
         self.assertNotEqual(rc, 0, out)
         self.assertIn("no application protocol", out)
-        # Offering h2 first and http/1.1 after is fine.
-        rc, out = s_client(self.tls_port, "-alpn", "h2,http/1.1", stdin=b"")
-        self.assertIn("ALPN protocol: http/1.1", out)
 
     def test_article_gather_with_aiohttp(self):
         base = self.tls_url()

@@ -7,6 +7,7 @@
  * load_queue.c for the scenarios.
  */
 #include "core/buf.h"
+#include "load_h2.h"
 #include "load_opts.h"
 #include "load_queue.h"
 #include "load_report.h"
@@ -117,7 +118,8 @@ static uint64_t plain_quota(const void *arg, unsigned i, unsigned threads, uint6
     return o->requests / threads + (i < o->requests % threads);
 }
 
-static int run_load(const struct load_opts *o, const struct load_addr *a, const struct buf *req) {
+static int run_load(const struct load_opts *o, const struct load_addr *a, const struct buf *req,
+                    const struct load_h2_plan *h2) {
     atomic_int stop;
     atomic_init(&stop, 0);
     unsigned threads = o->threads;
@@ -137,6 +139,8 @@ static int run_load(const struct load_opts *o, const struct load_addr *a, const 
         .stop = &stop,
         .tls = run_tls,
         .tls_host = run_tls_host,
+        .driver = h2 ? &load_h2_driver : NULL,
+        .driver_plan = (void *)h2,
     };
 
     struct load_worker *w[256];
@@ -210,6 +214,8 @@ static int run(struct load_opts *o) {
                            "(got '%s')",
                            o->url);
     }
+    if (u.tls && o->h2)
+        return failure(o, 2, "--h2 speaks h2c (prior knowledge): http:// only");
     if (u.tls && o->scenario != LOAD_SCENARIO_URL)
         return failure(o, 2, "https:// is not supported with --scenario %s",
                        o->scenario == LOAD_SCENARIO_SEED ? "seed" : "queue");
@@ -241,7 +247,10 @@ static int run(struct load_opts *o) {
     struct buf req = BUF_INIT;
     if (load_opts_render_request(o, u.host_header, u.target, &req) < 0)
         return failure(o, 1, "out of memory");
-    int rc = run_load(o, a, &req);
+    struct load_h2_plan h2;
+    if (o->h2)
+        load_h2_plan_init(&h2, o->method, "http", u.host_header, u.target, o->streams);
+    int rc = run_load(o, a, &req, o->h2 ? &h2 : NULL);
     buf_free(&req);
     return rc;
 }

@@ -56,6 +56,9 @@ static const char usage_text[] =
     "      --insecure        https:// without verifying the server's certificate\n"
     "                        (self-signed targets); by default it must chain to\n"
     "                        the system's CAs and name the URL's host\n"
+    "      --h2              HTTP/2 with prior knowledge (h2c, http:// only), GET or\n"
+    "                        HEAD without a body, closed loop\n"
+    "      --streams N       --h2: requests in flight on each connection (default 1)\n"
     "      --scenario NAME   seed: fetch /delay/D for each of --delays one after\n"
     "                        another, then all at once, and print both times;\n"
     "                        queue: awaitd's work queue (see below)\n"
@@ -98,6 +101,8 @@ enum {
     OPT_BATCH,
     OPT_MAXSIZE,
     OPT_PUT_WAIT,
+    OPT_H2,
+    OPT_STREAMS,
 };
 
 static const struct option long_opts[] = {
@@ -117,6 +122,8 @@ static const struct option long_opts[] = {
     {"histogram", no_argument, NULL, OPT_HISTOGRAM},
     {"scenario", required_argument, NULL, OPT_SCENARIO},
     {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"h2", no_argument, NULL, OPT_H2},
+    {"streams", required_argument, NULL, OPT_STREAMS},
     {"delays", required_argument, NULL, OPT_DELAYS},
     {"producers", required_argument, NULL, OPT_PRODUCERS},
     {"consumers", required_argument, NULL, OPT_CONSUMERS},
@@ -345,6 +352,14 @@ static int parse_one(struct load_opts *o, int ch, const char *arg, struct seen *
     case OPT_INSECURE:
         o->insecure = 1;
         return 0;
+    case OPT_H2:
+        o->h2 = 1;
+        return 0;
+    case OPT_STREAMS:
+        if (parse_int_opt(arg, 1e5, &v, "--streams %s: expected 1 to 100000") < 0)
+            return -1;
+        o->streams = (unsigned)v;
+        return 0;
     case OPT_SCENARIO:
         if (strcmp(arg, "seed") == 0)
             o->scenario = LOAD_SCENARIO_SEED;
@@ -446,6 +461,11 @@ int load_opts_parse(struct load_opts *o, int argc, char **argv) {
         return bad("--producers, --consumers, --batch, --maxsize and --put-wait need "
                    "--scenario queue");
     }
+    if (o->h2 && (saw.R || o->has_body || o->scenario != LOAD_SCENARIO_URL || o->nheaders))
+        return bad("--h2: a closed loop of one GET or HEAD without -R, -H, a body or "
+                   "--scenario");
+    if (o->streams && !o->h2)
+        return bad("--streams needs --h2");
     if (!saw.d && !o->requests)
         o->duration_us = 10000000; /* the default run is 10 s */
     if (o->threads > o->connections) {

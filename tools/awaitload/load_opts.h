@@ -33,6 +33,8 @@ struct load_opts {
     int histogram;       /* --histogram */
     int fit_fds;         /* --fit-fds: fewer connections rather than fail */
     int insecure;        /* --insecure: https:// without checking the server's certificate */
+    int h2;              /* --h2: HTTP/2 with prior knowledge (h2c) */
+    unsigned streams;    /* --streams: HTTP/2 requests in flight per connection (default 1) */
     enum load_scenario scenario;
     double delays[LOAD_MAX_DELAYS]; /* --delays, seconds, for --scenario seed */
     unsigned ndelays;
