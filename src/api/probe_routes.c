@@ -4,12 +4,15 @@
  * every route of the router that has a line, generated from the table the
  * router searches, so the page cannot drift from what is served.
  */
+#include "api/console.h"
 #include "api/probe_int.h"
 #include "api/router.h"
 
 #include "core/buf.h"
+#include "core/config.h"
 #include "http/http_parse.h"
 #include "net/http_reply.h"
+#include "net/server.h"
 
 #include <string.h>
 
@@ -45,8 +48,8 @@ static enum handler_result index_page(void *ctx, struct conn *c, const struct ht
                             "compatible with httpbin.</p>\n<ul>\n");
     for (size_t i = 0; i < rt->n; i++) {
         const struct route *e = &rt->routes[i];
-        if (!e->doc)
-            continue;
+        if (!e->doc || (e->handler == console_serve && !c->srv->cfg->console_enabled))
+            continue; /* the console is not listed while [console] enabled = off */
         size_t n = strlen(e->path);
         int prefix = n > 1 && e->path[n - 1] == '/';
         r |= buf_appends(&o, "<li>");
