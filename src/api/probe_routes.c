@@ -139,6 +139,17 @@ int probe_routes_add(struct router *r, struct probe *p) {
         "?name=value: the /anything echo, chunked, with those trailer fields (go-httpbin)");
     ADD("/dump/request", ALL, ALL_ALLOW, probe_dump_request,
         "the request as received, as text (go-httpbin)");
+    ADD("/head", ROUTE_M(HEAD), "HEAD", probe_get, "HEAD only: the /get answer's head (go-httpbin)");
+    ADD("/upload", ROUTE_M(POST) | ROUTE_M(PUT) | ROUTE_M(PATCH), "POST, PUT, PATCH", probe_upload,
+        "the request with the body's length (bytes_received), not the body (go-httpbin)");
+    ADD("/env", GET, "GET, HEAD", probe_env, "the daemon's HTTPBIN_* environment variables (go-httpbin)");
+    ADD("/version", GET, "GET, HEAD", probe_version, "awaitd's version (go-httpbin)");
+    ADD("/stream-bytes/", GET, "GET, HEAD", probe_stream_bytes,
+        "{n}?seed=&chunk_size=: n random bytes, chunked");
+    ADD("/range/", GET, "GET, HEAD", probe_range,
+        "{n}?duration=&chunk_size=: n bytes a..z with Range, If-Range, ETag (206, 416)");
+    ADD("/jsonl", GET, "GET, HEAD", probe_jsonl,
+        "?count=&duration=&delay=&jitter=: JSON lines over time (go-httpbin)");
     ADD("/cache", GET, "GET, HEAD", probe_cache,
         "304 to If-Modified-Since or If-None-Match, else /get with Last-Modified and ETag");
     ADD("/cache/", GET, "GET, HEAD", probe_cache_n, "{n}: /get with Cache-Control: max-age=n");

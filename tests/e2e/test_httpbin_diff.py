@@ -140,6 +140,17 @@ CASES = [
     ("GET", "/drip?numbytes=3&duration=0&code=201", {}, None, ("body",)),
     ("GET", "/delay/0?x=1", {}, None, ()),
     ("GET", "/no-such-route", {}, None, ()),
+] + [
+    # /range/{n}: the letters a..z, Range over them (206), 416 past the end.
+    ("GET", "/range/30" + q, h, None, ("body", "hdr:ETag", "hdr:Accept-Ranges", "hdr:Content-Range",
+                                       "hdr:Content-Length", "hdr:Content-Type"))
+    for q, h in (("", {}), ("", {"Range": "bytes=5-9"}), ("", {"Range": "bytes=-4"}),
+                 ("", {"Range": "bytes=10-"}), ("", {"Range": "bytes=0-29"}),
+                 ("", {"Range": "bytes=40-"}), ("", {"Range": "bytes=9-3"}),
+                 ("", {"Range": "items=1-2"}), ("?chunk_size=7&duration=0.2", {"Range": "bytes=3-20"}))
+] + [
+    # httpbin answers n out of (0, 102400] with a 404 text; awaitd with JSON.
+    ("GET", "/range/0", {}, None, ("hdr:ETag", "hdr:Accept-Ranges")),
 ]
 
 
@@ -267,6 +278,25 @@ class HttpbinDiffTest(DaemonTestCase):
             r = requests.get("http://%s:%d/digest-auth/auth/user/passwd" % (HOST, port),
                              auth=HTTPDigestAuth("user", "passwd"))
             self.assertEqual((r.status_code, r.json()), (200, {"authenticated": True, "user": "user"}))
+
+    def test_stream_bytes(self):
+        """The bytes are random (each server its own generator): their
+        number must agree, and awaitd's chunks are chunk_size long as
+        httpbin's generator yields them (wsgiref speaks HTTP/1.0, so
+        httpbin's own chunks cannot be seen here)."""
+        for path, chunks in (("/stream-bytes/20?chunk_size=7", [7, 7, 6]),
+                             ("/stream-bytes/25000?seed=3", [10240, 10240, 4520]),
+                             ("/stream-bytes/5?seed=1&chunk_size=0", [1] * 5)):
+            got = {}
+            for port in (self.hb_port, self.d.port):
+                r = requests.get("http://%s:%d%s" % (HOST, port, path), timeout=10)
+                self.assertEqual(r.status_code, 200, path)
+                self.assertEqual(r.headers.get("Content-Type"), "application/octet-stream", path)
+                got[port] = len(r.content)
+            self.assertEqual(got[self.d.port], got[self.hb_port], path)
+            r = requests.get("http://%s:%d%s" % (HOST, self.d.port, path), stream=True, timeout=10)
+            self.assertEqual(r.headers.get("Transfer-Encoding"), "chunked", path)
+            self.assertEqual([len(c) for c in r.raw.read_chunked()], chunks, path)
 
     def test_stream_lines(self):
         lines = {}
