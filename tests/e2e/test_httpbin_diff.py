@@ -279,6 +279,51 @@ class HttpbinDiffTest(DaemonTestCase):
                              auth=HTTPDigestAuth("user", "passwd"))
             self.assertEqual((r.status_code, r.json()), (200, {"authenticated": True, "user": "user"}))
 
+    def digest_flow(self, port, path, steps, require_cookie=False):
+        """Challenge, then `steps` logins with the challenge's nonce (MD5,
+        qop auth), each carrying the cookies set so far: the statuses, the
+        stale flags and the cookies after each answer."""
+        import hashlib
+        base = "http://%s:%d" % (HOST, port)
+        s = requests.Session()
+        q = "?require-cookie=1" if require_cookie else ""
+        r = s.get(base + path + q, timeout=10)
+        out = [(r.status_code, "stale=TRUE" in r.headers.get("WWW-Authenticate", ""),
+                dict(s.cookies))]
+        nonce = re.search(r'nonce="([^"]+)"', r.headers["WWW-Authenticate"]).group(1)
+        h = lambda x: hashlib.md5(x.encode()).hexdigest()
+        uri = path + q
+        for i in range(steps):
+            nc, cnonce = "%08x" % (i + 1), "c%d" % i
+            resp = h("%s:%s:%s:%s:auth:%s" % (h("user:me@kennethreitz.com:passwd"), nonce, nc,
+                                              cnonce, h("GET:" + uri)))
+            auth = ('Digest username="user", realm="me@kennethreitz.com", nonce="%s", uri="%s", '
+                    'algorithm=MD5, qop=auth, nc=%s, cnonce="%s", response="%s"'
+                    % (nonce, uri, nc, cnonce, resp))
+            if require_cookie and i == 0:
+                s.cookies.clear()
+                s.cookies.set("other", "x")
+            r = s.get(base + uri, headers={"Authorization": auth}, timeout=10)
+            stale = "stale=TRUE" in r.headers.get("WWW-Authenticate", "")
+            out.append((r.status_code, stale, {k: v for k, v in s.cookies.items()
+                                               if k != "last_nonce"},
+                        s.cookies.get("last_nonce") == nonce))
+        return out
+
+    def test_digest_stale_after(self):
+        """httpbin keeps stale_after in cookies: each login counts it down,
+        and at 0 the next login is answered 401 with stale=TRUE."""
+        for path, steps in (("/digest-auth/auth/user/passwd/MD5/2", 4),
+                            ("/digest-auth/auth/user/passwd/MD5/never", 2),
+                            ("/digest-auth/auth/user/passwd", 2)):
+            hb = self.digest_flow(self.hb_port, path, steps)
+            aw = self.digest_flow(self.d.port, path, steps)
+            self.assertEqual(aw, hb, path)
+        hb = self.digest_flow(self.hb_port, "/digest-auth/auth/user/passwd", 1, True)
+        aw = self.digest_flow(self.d.port, "/digest-auth/auth/user/passwd", 1, True)
+        self.assertEqual(aw, hb, "require-cookie")
+        self.assertEqual(aw[-1][0], 403)
+
     def test_stream_bytes(self):
         """The bytes are random (each server its own generator): their
         number must agree, and awaitd's chunks are chunk_size long as
