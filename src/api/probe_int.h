@@ -109,6 +109,7 @@ PROBE_HANDLER(probe_sse);              /* probe_sse.c */
 PROBE_HANDLER(probe_jsonl);
 PROBE_HANDLER(probe_stream_bytes);     /* probe_bytes.c */
 PROBE_HANDLER(probe_range);
+PROBE_HANDLER(probe_websocket_echo); /* probe_ws.c */
 PROBE_HANDLER(probe_redirect);         /* probe_redirect.c */
 PROBE_HANDLER(probe_redirect_to);
 PROBE_HANDLER(probe_basic_auth);       /* probe_auth.c */

@@ -127,7 +127,7 @@ int probe_routes_add(struct router *r, struct probe *p) {
         "{user}/{passwd}: HTTP Basic auth, 404 without it");
     ADD("/bearer", GET, "GET, HEAD", probe_bearer, "a Bearer token, 401 without one");
     ADD("/digest-auth/", ALL, ALL_ALLOW, probe_digest_auth,
-        "{qop}/{user}/{passwd}[/{algorithm}]: HTTP Digest auth (auth, auth-int; MD5, SHA-256, "
+        "{qop}/{user}/{passwd}[/{algorithm}[/{stale_after}]]: HTTP Digest auth (auth, auth-int; MD5, SHA-256, "
         "SHA-512)");
     ADD("/uuid", GET, "GET, HEAD", probe_uuid, "a UUID4");
     ADD("/unstable", ALL, ALL_ALLOW, probe_unstable,
@@ -150,6 +150,8 @@ int probe_routes_add(struct router *r, struct probe *p) {
         "{n}?duration=&chunk_size=: n bytes a..z with Range, If-Range, ETag (206, 416)");
     ADD("/jsonl", GET, "GET, HEAD", probe_jsonl,
         "?count=&duration=&delay=&jitter=: JSON lines over time (go-httpbin)");
+    ADD("/websocket/echo", ROUTE_M(GET), "GET", probe_websocket_echo,
+        "?max_fragment_size=&max_message_size=: a WebSocket echo (RFC 6455; go-httpbin)");
     ADD("/cache", GET, "GET, HEAD", probe_cache,
         "304 to If-Modified-Since or If-None-Match, else /get with Last-Modified and ETag");
     ADD("/cache/", GET, "GET, HEAD", probe_cache_n, "{n}: /get with Cache-Control: max-age=n");
