@@ -69,7 +69,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                      "awaitd_output_over_budget_total %" PRIu64 "\n", m->output_over_budget);
     r |= buf_appendf(o, GAUGE("awaitd_timers_pending", "Timers pending in the wheel (all kinds).")
                      "awaitd_timers_pending %" PRIu64 "\n", g->timers_pending);
-    r |= buf_appendf(o, GAUGE("awaitd_delays_pending", "Delayed probe answers (/delay, /drip) waiting.")
+    r |= buf_appendf(o, GAUGE("awaitd_delays_pending", "Probe answers over time (/delay, /drip, /sse, ...) and open WebSockets.")
                      "awaitd_delays_pending %" PRIu64 "\n", g->delays_pending);
     r |= buf_appendf(o, GAUGE("awaitd_start_time_seconds", "Unix time the daemon started.")
                      "awaitd_start_time_seconds %" PRIu64 "\n", g->start_time);
