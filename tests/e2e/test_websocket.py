@@ -9,14 +9,18 @@ A bad handshake is a 400 with a JSON body."""
 import asyncio
 import base64
 import os
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
+import tempfile
 import time
 import unittest
 
 import websockets
 
-from awaitd_test import DaemonTestCase, HOST
+from awaitd_test import DaemonTestCase, HOST, free_port
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 HANDSHAKE = ("GET /websocket/echo%s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
@@ -266,6 +270,48 @@ class WebSocketEchoTest(DaemonTestCase):
         self.assertEqual(w.read_close(), (1001, "max_delay reached"))
         self.assertGreaterEqual(time.monotonic() - t0, 2.5)
         self.assertTrue(w.eof_within(5))
+
+
+class WebSocketTlsTest(DaemonTestCase):
+    """wss://: the same takeover on a [tls] listener, where a record may hold
+    more than one read takes (bytes pending in TLS, not in the socket)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = tempfile.mkdtemp(prefix="awaitd-ws-tls-")
+        cls.cert, key = os.path.join(cls.pki, "cert.pem"), os.path.join(cls.pki, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cls.cert,
+                        "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        cls.tls_port = free_port()
+        cls.config = {"tls": {"listen": "%s:%d" % (HOST, cls.tls_port), "cert": cls.cert,
+                              "key": key}}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.pki, ignore_errors=True)
+
+    def test_wss_echo(self):
+        ctx = ssl.create_default_context(cafile=self.cert)
+
+        async def go():
+            url = "wss://localhost:%d/websocket/echo" % self.tls_port
+            async with websockets.connect(url, ssl=ctx, max_size=None) as ws:
+                big = os.urandom(200000)
+                await ws.send([big[:70000], big[70000:140000], big[140000:]])
+                self.assertEqual(await ws.recv(), big)
+                for i in range(20):
+                    await ws.send("msg %d" % i)
+                self.assertEqual([await ws.recv() for _ in range(20)],
+                                 ["msg %d" % i for i in range(20)])
+                await asyncio.wait_for(await ws.ping(b"x"), 5)
+                await ws.close(1000)
+                return ws.close_rcvd.code
+        self.assertEqual(asyncio.run(asyncio.wait_for(go(), 20)), 1000)
 
 
 if __name__ == "__main__":
