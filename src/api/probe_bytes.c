@@ -58,10 +58,12 @@ static void sbytes_fill(struct sbytes_gen *g, char *w, size_t n) {
 static int sbytes_produce(void *arg, struct buf *out, size_t room) {
     struct sbytes_gen *g = arg;
     size_t start = out->len;
-    while (g->left > 0 && out->len - start < room) {
+    while (g->left > 0) {
         size_t k = g->left < g->chunk ? (size_t)g->left : g->chunk;
         if (k > room)
             k = room; /* a chunk larger than a slice goes in pieces, each a chunk */
+        if (out->len > start && out->len - start + k + 32 > room)
+            break; /* whole chunks only, within the slice's memory */
         if (buf_reserve(out, k + 32) < 0)
             return -1;
         if (!g->http10)
@@ -317,7 +319,7 @@ PROBE_HANDLER(probe_range) {
      * chunk; no tick shorter than 10 ms (larger chunks instead). */
     uint64_t len = op->end - op->pos;
     uint64_t ticks = (len + chunk - 1) / chunk;
-    uint64_t per_range = (uint64_t)duration * len / (uint64_t)n;
+    uint64_t per_range = (uint64_t)((double)duration * (double)len / (double)n);
     if (ticks > per_range / 10 + 1) {
         ticks = per_range / 10 + 1;
         chunk = (size_t)((len + ticks - 1) / ticks);
