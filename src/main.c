@@ -54,7 +54,7 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
     e |= router_add_doc(r, "/console", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL,
                         "the web console: queues, dead letters, timers (docs/CONSOLE.md)");
-    e |= router_add(r, "/console/", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL);
+    e |= router_add(r, "/console/", get | ROUTE_NOCORS | ROUTE_DIR, "GET, HEAD", console_serve, NULL);
     e |= probe_routes_add(r, pr); /* the other httpbin routes, and / listing every route */
     return e;
 }

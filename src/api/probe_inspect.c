@@ -3,6 +3,7 @@
  * /user-agent), the response shaped by the query (/response-headers), and
  * cookies (/cookies, /cookies/set, /cookies/delete), as httpbin answers.
  */
+#include "ac_config.h"
 #include "api/probe_int.h"
 
 #include "core/buf.h"
@@ -13,8 +14,11 @@
 
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define MAX_PAIRS 64
+
+extern char **environ;
 
 PROBE_HANDLER(probe_headers) {
     struct probe *p = ctx;
@@ -377,4 +381,47 @@ PROBE_HANDLER(probe_trailers) {
     buf_free(&announce);
     buf_free(&fields);
     return res;
+}
+
+/* go-httpbin's /upload: the /get echo with the method and the body's
+ * length ("bytes_received") instead of the body. */
+PROBE_HANDLER(probe_upload) {
+    struct probe *p = ctx;
+    struct buf *o = &p->body;
+    if (probe_render_echo(c, req, body, body_len, ECHO_METHOD, o) < 0)
+        return probe_oom(p, c);
+    o->len -= 2; /* "}\n" */
+    if (buf_appendf(o, ", \"bytes_received\": %zu}\n", body_len) < 0)
+        return probe_oom(p, c);
+    return probe_send(p, c, 200, CT_JSON, NULL);
+}
+
+/* go-httpbin's /env: the daemon's environment variables named HTTPBIN_*
+ * only (the operator's choice to show them), as {"env": {...}}. */
+PROBE_HANDLER(probe_env) {
+    struct probe *p = ctx;
+    (void)req, (void)body, (void)body_len;
+    struct buf *o = &p->body;
+    int r = buf_appends(o, "{\"env\": {");
+    int first = 1;
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, "HTTPBIN_", 8) != 0 || !eq)
+            continue;
+        r |= buf_appends(o, first ? "" : ", ");
+        r |= buf_append_json_str(o, *e, (size_t)(eq - *e));
+        r |= buf_appends(o, ": ");
+        r |= buf_append_json_str(o, eq + 1, strlen(eq + 1));
+        first = 0;
+    }
+    r |= buf_appends(o, "}}\n");
+    return r ? probe_oom(p, c) : probe_send(p, c, 200, CT_JSON, NULL);
+}
+
+/* go-httpbin's /version, for awaitd. */
+PROBE_HANDLER(probe_version) {
+    struct probe *p = ctx;
+    (void)req, (void)body, (void)body_len;
+    buf_appends(&p->body, "{\"service\": \"awaitd\", \"version\": \"" PACKAGE_VERSION "\"}\n");
+    return probe_send(p, c, 200, CT_JSON, NULL);
 }

@@ -101,8 +101,15 @@ PROBE_HANDLER(probe_cookies_set);
 PROBE_HANDLER(probe_hostname);
 PROBE_HANDLER(probe_dump_request);
 PROBE_HANDLER(probe_trailers);
+PROBE_HANDLER(probe_upload);
+PROBE_HANDLER(probe_env);
+PROBE_HANDLER(probe_version);
 PROBE_HANDLER(probe_unstable);         /* probe_dynamic.c */
 PROBE_HANDLER(probe_sse);              /* probe_sse.c */
+PROBE_HANDLER(probe_jsonl);
+PROBE_HANDLER(probe_stream_bytes);     /* probe_bytes.c */
+PROBE_HANDLER(probe_range);
+PROBE_HANDLER(probe_websocket_echo); /* probe_ws.c */
 PROBE_HANDLER(probe_redirect);         /* probe_redirect.c */
 PROBE_HANDLER(probe_redirect_to);
 PROBE_HANDLER(probe_basic_auth);       /* probe_auth.c */

@@ -4,12 +4,15 @@
  * every route of the router that has a line, generated from the table the
  * router searches, so the page cannot drift from what is served.
  */
+#include "api/console.h"
 #include "api/probe_int.h"
 #include "api/router.h"
 
 #include "core/buf.h"
+#include "core/config.h"
 #include "http/http_parse.h"
 #include "net/http_reply.h"
+#include "net/server.h"
 
 #include <string.h>
 
@@ -45,8 +48,8 @@ static enum handler_result index_page(void *ctx, struct conn *c, const struct ht
                             "compatible with httpbin.</p>\n<ul>\n");
     for (size_t i = 0; i < rt->n; i++) {
         const struct route *e = &rt->routes[i];
-        if (!e->doc)
-            continue;
+        if (!e->doc || (e->handler == console_serve && !c->srv->cfg->console_enabled))
+            continue; /* the console is not listed while [console] enabled = off */
         size_t n = strlen(e->path);
         int prefix = n > 1 && e->path[n - 1] == '/';
         r |= buf_appends(&o, "<li>");
@@ -124,7 +127,7 @@ int probe_routes_add(struct router *r, struct probe *p) {
         "{user}/{passwd}: HTTP Basic auth, 404 without it");
     ADD("/bearer", GET, "GET, HEAD", probe_bearer, "a Bearer token, 401 without one");
     ADD("/digest-auth/", ALL, ALL_ALLOW, probe_digest_auth,
-        "{qop}/{user}/{passwd}[/{algorithm}]: HTTP Digest auth (auth, auth-int; MD5, SHA-256, "
+        "{qop}/{user}/{passwd}[/{algorithm}[/{stale_after}]]: HTTP Digest auth (auth, auth-int; MD5, SHA-256, "
         "SHA-512)");
     ADD("/uuid", GET, "GET, HEAD", probe_uuid, "a UUID4");
     ADD("/unstable", ALL, ALL_ALLOW, probe_unstable,
@@ -136,6 +139,19 @@ int probe_routes_add(struct router *r, struct probe *p) {
         "?name=value: the /anything echo, chunked, with those trailer fields (go-httpbin)");
     ADD("/dump/request", ALL, ALL_ALLOW, probe_dump_request,
         "the request as received, as text (go-httpbin)");
+    ADD("/head", ROUTE_M(HEAD), "HEAD", probe_get, "HEAD only: the /get answer's head (go-httpbin)");
+    ADD("/upload", ROUTE_M(POST) | ROUTE_M(PUT) | ROUTE_M(PATCH), "POST, PUT, PATCH", probe_upload,
+        "the request with the body's length (bytes_received), not the body (go-httpbin)");
+    ADD("/env", GET, "GET, HEAD", probe_env, "the daemon's HTTPBIN_* environment variables (go-httpbin)");
+    ADD("/version", GET, "GET, HEAD", probe_version, "awaitd's version (go-httpbin)");
+    ADD("/stream-bytes/", GET, "GET, HEAD", probe_stream_bytes,
+        "{n}?seed=&chunk_size=: n random bytes, chunked");
+    ADD("/range/", GET, "GET, HEAD", probe_range,
+        "{n}?duration=&chunk_size=: n bytes a..z with Range, If-Range, ETag (206, 416)");
+    ADD("/jsonl", GET, "GET, HEAD", probe_jsonl,
+        "?count=&duration=&delay=&jitter=: JSON lines over time (go-httpbin)");
+    ADD("/websocket/echo", ROUTE_M(GET), "GET", probe_websocket_echo,
+        "?max_fragment_size=&max_message_size=: a WebSocket echo (RFC 6455; go-httpbin)");
     ADD("/cache", GET, "GET, HEAD", probe_cache,
         "304 to If-Modified-Since or If-None-Match, else /get with Last-Modified and ETag");
     ADD("/cache/", GET, "GET, HEAD", probe_cache_n, "{n}: /get with Cache-Control: max-age=n");

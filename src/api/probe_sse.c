@@ -2,7 +2,8 @@
  * probe_sse: go-httpbin's /sse?count=&duration=&delay=: count server-sent
  * events ("event: ping", data {"id": i, "timestamp": unix ms}) spread over
  * duration after delay, streamed chunked from the timer wheel as /drip is.
- * A client that leaves cancels the timer.
+ * A client that leaves cancels the timer. go-httpbin's /jsonl (JSON lines
+ * over time) is paced the same way.
  */
 #include "api/probe_int.h"
 
@@ -112,5 +113,142 @@ PROBE_HANDLER(probe_sse) {
     server_timer_in(s, &op->t, (uint64_t)delay);
     p->delays_pending++;
     conn_pending(c, sse_cancel, op);
+    return HANDLER_PENDING;
+}
+
+/* ---- /jsonl (go-httpbin) ---------------------------------------------------------- */
+
+/* go-httpbin's /jsonl?count=&duration=&delay=&jitter=: count JSON lines
+ * ({"id": i, then the /get echo's fields}), the first after delay, the
+ * last at duration after it (the pauses between lines randomized by
+ * +-jitter of themselves), chunked from the timer wheel; count is clamped
+ * to 1..max_stream as go-httpbin clamps it. */
+struct jsonl_op {
+    struct timer t;
+    struct conn *c;
+    struct probe *p;
+    uint64_t sent, count, pause_ms;
+    double jitter;
+    int started;
+    char *extra; /* the dispatcher's header lines (CORS), or NULL */
+    size_t len;
+    char rest[]; /* the /get echo after its '{' */
+};
+
+#define CT_JSONL "application/x-ndjson; charset=utf-8"
+
+static void jsonl_free(struct jsonl_op *op) {
+    op->p->delays_pending--;
+    free(op->extra);
+    free(op);
+}
+
+static void jsonl_cancel(void *arg) {
+    struct jsonl_op *op = arg;
+    timer_cancel(&op->c->srv->wheel, &op->t);
+    jsonl_free(op);
+}
+
+static void jsonl_fire(struct timer *t) {
+    struct jsonl_op *op = container_of(t, struct jsonl_op, t);
+    struct conn *c = op->c;
+    if (!op->started) {
+        op->started = 1;
+        reply_head(c, 200, CT_JSONL, -1, op->extra);
+        if (c->head_only)
+            op->sent = op->count - 1;
+    }
+    /* Without pauses, 64 lines per loop turn. */
+    for (int k = op->pause_ms ? 1 : 64; k > 0 && op->sent < op->count; k--) {
+        char id[48];
+        int idl = snprintf(id, sizeof id, "{\"id\": %llu, ", (unsigned long long)op->sent);
+        struct buf line = BUF_INIT;
+        int r = buf_append(&line, id, (size_t)idl) | buf_append(&line, op->rest, op->len);
+        if (r || reply_chunk(c, buf_start(&line), line.len) < 0)
+            conn_fail(c), op->sent = op->count - 1;
+        buf_free(&line);
+        op->sent++;
+    }
+    if (op->sent == op->count) {
+        reply_chunk_end(c);
+        jsonl_free(op);
+        conn_done(c);
+        return;
+    }
+    uint64_t pause = op->pause_ms;
+    if (op->jitter > 0 && pause > 0) {
+        double f = 1 + op->jitter * (2.0 * (double)random() / (double)RAND_MAX - 1);
+        pause = (uint64_t)((double)pause * f + 0.5);
+    }
+    server_timer_in(c->srv, &op->t, pause); /* before the flush, as /drip */
+    conn_flush(c);
+}
+
+PROBE_HANDLER(probe_jsonl) {
+    struct probe *p = ctx;
+    struct server *s = c->srv;
+    size_t n;
+    const char *v;
+    int64_t count = 10, duration = 0, delay = 0;
+    double jitter = 0;
+    if ((v = http_query_get(req, "count", &n))) {
+        /* A whole number, negative ones and 0 clamped to 1, large ones
+         * to max_stream (go-httpbin's strconv.Atoi, then the clamp). */
+        size_t neg = n > 0 && v[0] == '-', i = neg;
+        while (i < n && v[i] >= '0' && v[i] <= '9')
+            i++;
+        if (i == neg || i < n)
+            return reply_fail(c, 400, "count must be a whole number");
+        count = neg ? 1 : n > 18 ? INT64_MAX : http_parse_uint(v, n, INT64_MAX);
+        if (count < 1)
+            count = 1;
+        if ((uint64_t)count > s->cfg->max_stream)
+            count = (int64_t)s->cfg->max_stream;
+    }
+    if ((v = http_query_get(req, "duration", &n)) && (duration = duration_ms(v, n)) < 0)
+        return reply_fail(c, 400, "duration must be seconds (1.5, 1.5s) or milliseconds (250ms)");
+    if ((v = http_query_get(req, "delay", &n)) && (delay = duration_ms(v, n)) < 0)
+        return reply_fail(c, 400, "delay must be seconds (1.5, 1.5s) or milliseconds (250ms)");
+    if ((v = http_query_get(req, "jitter", &n))) {
+        char tmp[32], *end;
+        if (n == 0 || n >= sizeof tmp)
+            return reply_fail(c, 400, "jitter must be a number from 0 to 1");
+        memcpy(tmp, v, n);
+        tmp[n] = 0;
+        jitter = strtod(tmp, &end);
+        if (*end || !(jitter >= 0 && jitter <= 1))
+            return reply_fail(c, 400, "jitter must be a number from 0 to 1");
+    }
+    if ((uint64_t)(duration + delay) > s->cfg->max_delay_ms)
+        return reply_fail(c, 400, "duration + delay is over the maximum of %.3f s (max_delay)",
+                          s->cfg->max_delay_ms / 1000.0);
+    if (count < 1)
+        count = 1; /* max_stream = 0 */
+    struct buf *b = &p->body;
+    if (probe_render_echo(c, req, body, body_len, 0, b) < 0)
+        return probe_oom(p, c);
+    struct jsonl_op *op = calloc(1, sizeof *op + b->len);
+    if (!op)
+        return probe_oom(p, c);
+    op->len = b->len - 1;
+    memcpy(op->rest, buf_start(b) + 1, op->len);
+    buf_reset(b);
+    const char *x = reply_extra_lines(c);
+    if (x && !(op->extra = strdup(x))) {
+        free(op);
+        return probe_oom(p, c);
+    }
+    op->c = c;
+    op->p = p;
+    op->count = (uint64_t)count;
+    op->jitter = jitter;
+    /* go-httpbin: no pause after the last line, so duration / (count - 1),
+     * rounded up. */
+    op->pause_ms = count > 1 ? ((uint64_t)duration + (uint64_t)count - 2) / (uint64_t)(count - 1)
+                             : 0;
+    timer_init(&op->t, jsonl_fire);
+    server_timer_in(s, &op->t, (uint64_t)delay);
+    p->delays_pending++;
+    conn_pending(c, jsonl_cancel, op);
     return HANDLER_PENDING;
 }

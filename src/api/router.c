@@ -35,7 +35,8 @@ int router_set_doc(struct router *r, const char *path, const char *doc) {
 static int route_matches(const struct route *r, const char *path, size_t len) {
     size_t n = strlen(r->path);
     if (n > 1 && r->path[n - 1] == '/')
-        return len > n && memcmp(path, r->path, n) == 0;
+        return (len > n || (len == n && (r->methods & ROUTE_DIR))) &&
+               memcmp(path, r->path, n) == 0;
     return len == n && memcmp(path, r->path, n) == 0;
 }
 

@@ -32,6 +32,9 @@ struct http_request;
      ROUTE_M(PATCH) | ROUTE_M(OPTIONS))
 /* Or'ed into methods: no CORS headers and no preflight on this route. */
 #define ROUTE_NOCORS (1u << 30)
+/* Or'ed into a prefix route's methods: it takes the bare prefix too
+ * ("/console/" as well as "/console/{file}"). */
+#define ROUTE_DIR (1u << 29)
 
 struct route {
     const char *path;  /* exact path, or a prefix when it ends in '/' (but "/" is exact) */

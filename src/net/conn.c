@@ -471,6 +471,10 @@ void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg) {
     c->cancel_arg = arg;
 }
 
+void conn_takeover(struct conn *c, conn_input_fn on_input) {
+    c->on_input = on_input;
+}
+
 void conn_done(struct conn *c) {
     if (c->h2_stream) {
         h2_stream_done(c);
@@ -478,6 +482,7 @@ void conn_done(struct conn *c) {
     }
     c->cancel = NULL;
     c->cancel_arg = NULL;
+    c->on_input = NULL;
     c->state = CONN_READY;
     if (!c->stream)
         conn_observe(c);
@@ -787,6 +792,8 @@ static int conn_on_readable(struct conn *c) {
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
             c->in.len += (size_t)n;
+            if (c->on_input && c->on_input(c->cancel_arg, c) < 0)
+                return -1; /* taken over (conn_takeover): c may be gone */
             if (c->in.len >= BUSY_INPUT_MAX) {
                 event_del(&c->ev);
                 c->reading_paused = 1;

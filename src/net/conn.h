@@ -87,6 +87,12 @@ struct conn_stream;  /* a body producer, allocated while a body streams (conn_st
  */
 typedef int (*conn_produce_fn)(void *arg, struct buf *out, size_t room);
 
+/* A connection taken over after a 101 (conn_takeover): bytes that arrive
+ * are appended to c->in and handed to this, which consumes them
+ * (buf_consume). Returns 0, or -1 when c may be gone (closed, or ended
+ * with conn_done): the caller then touches nothing. */
+typedef int (*conn_input_fn)(void *arg, struct conn *c);
+
 union conn_addr {
     struct sockaddr sa;
     struct sockaddr_in sin;
@@ -128,6 +134,7 @@ struct conn {
     size_t out_counted;         /* out.len as last added to metrics.output_bytes */
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
+    conn_input_fn on_input;     /* taken over (conn_takeover): input goes here, with cancel_arg */
     union conn_addr peer;
     struct access_req alog;     /* the current request, for its access log line (if on);
                                    alog.start_us always (the latency histogram's) */
@@ -157,6 +164,20 @@ void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg);
 /* The current request's answer is complete: count it in the request latency
  * histogram (from alog.start_us, by route_class). HTTP/1.1 and HTTP/2 call it. */
 void conn_observe(struct conn *c);
+
+/*
+ * Take the connection over after a 101 (an upgrade: /websocket/echo): the
+ * handler has written the 101 head, called conn_pending (its cancel runs if
+ * the client goes) and returns HANDLER_PENDING; from then on what the client
+ * sends is not parsed as HTTP but handed to on_input(cancel_arg, c) as it
+ * arrives. Bytes that came behind the upgrade request are already in c->in
+ * (the taker looks at them once the handler has returned). The taker writes
+ * with conn_out()/conn_flush(), and nothing is read while its output waits
+ * for the socket. It ends with c->keep_alive = 0 and conn_done(c): the
+ * connection then closes once its output has gone.
+ */
+void conn_takeover(struct conn *c, conn_input_fn on_input);
+
 /* A pending answer is complete (written with http_reply): send it and go on. */
 void conn_done(struct conn *c);
 

@@ -141,7 +141,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                          h2_close_names[i], m->h2_closes[i]);
     r |= buf_appendf(o, GAUGE("awaitd_timers_pending", "Timers pending in the wheel (all kinds).")
                      "awaitd_timers_pending %" PRIu64 "\n", g->timers_pending);
-    r |= buf_appendf(o, GAUGE("awaitd_delays_pending", "Delayed probe answers (/delay, /drip) waiting.")
+    r |= buf_appendf(o, GAUGE("awaitd_delays_pending", "Probe answers over time (/delay, /drip, /sse, ...) and open WebSockets.")
                      "awaitd_delays_pending %" PRIu64 "\n", g->delays_pending);
     r |= buf_appendf(o, GAUGE("awaitd_start_time_seconds", "Unix time the daemon started.")
                      "awaitd_start_time_seconds %" PRIu64 "\n", g->start_time);

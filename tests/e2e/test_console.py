@@ -57,7 +57,7 @@ class ConsoleAssets(DaemonTestCase):
             self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
 
     def test_console_is_the_page(self):
-        for path in ("/console", "/console/index.html"):
+        for path in ("/console", "/console/", "/console/index.html"):
             r = self.d.get(path)
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.body, source("index.html"))
@@ -132,6 +132,11 @@ class ConsoleDisabled(DaemonTestCase):
             self.assertEqual(r.status, 404, (path, r))
             self.assertJsonError(r)
         self.assertEqual(self.d.get("/health").status, 200)
+
+    def test_not_on_the_index(self):
+        page = self.d.get("/").text()
+        self.assertIn('href="/get"', page)
+        self.assertNotIn("/console", page)
 
     def test_reload_turns_it_on_and_off(self):
         d = self.d

@@ -140,6 +140,17 @@ CASES = [
     ("GET", "/drip?numbytes=3&duration=0&code=201", {}, None, ("body",)),
     ("GET", "/delay/0?x=1", {}, None, ()),
     ("GET", "/no-such-route", {}, None, ()),
+] + [
+    # /range/{n}: the letters a..z, Range over them (206), 416 past the end.
+    ("GET", "/range/30" + q, h, None, ("body", "hdr:ETag", "hdr:Accept-Ranges", "hdr:Content-Range",
+                                       "hdr:Content-Length", "hdr:Content-Type"))
+    for q, h in (("", {}), ("", {"Range": "bytes=5-9"}), ("", {"Range": "bytes=-4"}),
+                 ("", {"Range": "bytes=10-"}), ("", {"Range": "bytes=0-29"}),
+                 ("", {"Range": "bytes=40-"}), ("", {"Range": "bytes=9-3"}),
+                 ("", {"Range": "items=1-2"}), ("?chunk_size=7&duration=0.2", {"Range": "bytes=3-20"}))
+] + [
+    # httpbin answers n out of (0, 102400] with a 404 text; awaitd with JSON.
+    ("GET", "/range/0", {}, None, ("hdr:ETag", "hdr:Accept-Ranges")),
 ]
 
 
@@ -267,6 +278,70 @@ class HttpbinDiffTest(DaemonTestCase):
             r = requests.get("http://%s:%d/digest-auth/auth/user/passwd" % (HOST, port),
                              auth=HTTPDigestAuth("user", "passwd"))
             self.assertEqual((r.status_code, r.json()), (200, {"authenticated": True, "user": "user"}))
+
+    def digest_flow(self, port, path, steps, require_cookie=False):
+        """Challenge, then `steps` logins with the challenge's nonce (MD5,
+        qop auth), each carrying the cookies set so far: the statuses, the
+        stale flags and the cookies after each answer."""
+        import hashlib
+        base = "http://%s:%d" % (HOST, port)
+        s = requests.Session()
+        q = "?require-cookie=1" if require_cookie else ""
+        r = s.get(base + path + q, timeout=10)
+        out = [(r.status_code, "stale=TRUE" in r.headers.get("WWW-Authenticate", ""),
+                dict(s.cookies))]
+        nonce = re.search(r'nonce="([^"]+)"', r.headers["WWW-Authenticate"]).group(1)
+        h = lambda x: hashlib.md5(x.encode()).hexdigest()
+        uri = path + q
+        for i in range(steps):
+            nc, cnonce = "%08x" % (i + 1), "c%d" % i
+            resp = h("%s:%s:%s:%s:auth:%s" % (h("user:me@kennethreitz.com:passwd"), nonce, nc,
+                                              cnonce, h("GET:" + uri)))
+            auth = ('Digest username="user", realm="me@kennethreitz.com", nonce="%s", uri="%s", '
+                    'algorithm=MD5, qop=auth, nc=%s, cnonce="%s", response="%s"'
+                    % (nonce, uri, nc, cnonce, resp))
+            if require_cookie and i == 0:
+                s.cookies.clear()
+                s.cookies.set("other", "x")
+            r = s.get(base + uri, headers={"Authorization": auth}, timeout=10)
+            stale = "stale=TRUE" in r.headers.get("WWW-Authenticate", "")
+            out.append((r.status_code, stale, {k: v for k, v in s.cookies.items()
+                                               if k != "last_nonce"},
+                        s.cookies.get("last_nonce") == nonce))
+        return out
+
+    def test_digest_stale_after(self):
+        """httpbin keeps stale_after in cookies: each login counts it down,
+        and at 0 the next login is answered 401 with stale=TRUE."""
+        for path, steps in (("/digest-auth/auth/user/passwd/MD5/2", 4),
+                            ("/digest-auth/auth/user/passwd/MD5/never", 2),
+                            ("/digest-auth/auth/user/passwd", 2)):
+            hb = self.digest_flow(self.hb_port, path, steps)
+            aw = self.digest_flow(self.d.port, path, steps)
+            self.assertEqual(aw, hb, path)
+        hb = self.digest_flow(self.hb_port, "/digest-auth/auth/user/passwd", 1, True)
+        aw = self.digest_flow(self.d.port, "/digest-auth/auth/user/passwd", 1, True)
+        self.assertEqual(aw, hb, "require-cookie")
+        self.assertEqual(aw[-1][0], 403)
+
+    def test_stream_bytes(self):
+        """The bytes are random (each server its own generator): their
+        number must agree, and awaitd's chunks are chunk_size long as
+        httpbin's generator yields them (wsgiref speaks HTTP/1.0, so
+        httpbin's own chunks cannot be seen here)."""
+        for path, chunks in (("/stream-bytes/20?chunk_size=7", [7, 7, 6]),
+                             ("/stream-bytes/25000?seed=3", [10240, 10240, 4520]),
+                             ("/stream-bytes/5?seed=1&chunk_size=0", [1] * 5)):
+            got = {}
+            for port in (self.hb_port, self.d.port):
+                r = requests.get("http://%s:%d%s" % (HOST, port, path), timeout=10)
+                self.assertEqual(r.status_code, 200, path)
+                self.assertEqual(r.headers.get("Content-Type"), "application/octet-stream", path)
+                got[port] = len(r.content)
+            self.assertEqual(got[self.d.port], got[self.hb_port], path)
+            r = requests.get("http://%s:%d%s" % (HOST, self.d.port, path), stream=True, timeout=10)
+            self.assertEqual(r.headers.get("Transfer-Encoding"), "chunked", path)
+            self.assertEqual([len(c) for c in r.raw.read_chunked()], chunks, path)
 
     def test_stream_lines(self):
         lines = {}

@@ -19,7 +19,7 @@ CLANG=${CLANG:-clang}
 seconds=${FUZZ_SECONDS:-5}
 
 # target: max_len and sources (beside tests/fuzz/fuzz_<target>.c), then libraries.
-targets="http_parse query config cron queue_body timer_body journal load_resp multipart params"
+targets="http_parse query config cron queue_body timer_body journal load_resp multipart params ws_frame"
 max_len() {
     case $1 in
     journal) echo 8192 ;;
@@ -41,6 +41,7 @@ sources() {
     load_resp) echo tools/awaitload/load_resp.c src/http/http_parse.c ;;
     multipart) echo src/http/multipart.c ;;
     params) echo src/http/cookie.c src/http/auth_param.c ;;
+    ws_frame) echo src/http/ws_frame.c ;;
     esac
 }
 libs() {
