@@ -42,6 +42,7 @@ struct conn;
 struct io_ops;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct http_request;
+struct hop;
 
 enum handler_result { HANDLER_DONE = 0, HANDLER_PENDING = 1 };
 
@@ -123,6 +124,8 @@ struct conn {
     void *cancel_arg;
     union conn_addr peer;
     struct access_req alog;     /* the current request, for its access log line (if on) */
+    struct hop *hop;            /* workers: a proxy for a request handed over from another
+                                   worker's client (net/workers.c), no socket; else NULL */
 };
 
 /* The answer is about this queue job or timer: the access log line names it. */
