@@ -543,7 +543,7 @@ int workers_start(struct server *s) {
 }
 
 static void workers_tell(struct server *s, unsigned bits) {
-    struct workers *g = s->group;
+    struct workers *g = s->worker_id == 0 ? s->group : NULL; /* the owner speaks for all */
     for (unsigned i = 1; g && i < g->n; i++)
         if (g->w[i].started)
             inbox_ctl(&g->w[i].in, bits);
