@@ -90,6 +90,7 @@ static int compose_worker(struct server *w, unsigned id, void *arg) {
         routes_add_to(&worker_routers[id], worker_probes[id], NULL, NULL, 1) < 0)
         return -1;
     server_set_handler(w, router_dispatch, &worker_routers[id]);
+    w->delays_pending = &worker_probes[id]->delays_pending;
     return 0;
 }
 
@@ -98,6 +99,7 @@ static int compose_workers(struct server *s) {
     nworkers = workers_count(s->cfg);
     if (nworkers <= 1)
         return 0;
+    s->delays_pending = &probes->delays_pending;
     worker_routers = calloc(nworkers, sizeof *worker_routers);
     worker_probes = calloc(nworkers, sizeof *worker_probes);
     if (!worker_routers || !worker_probes)

@@ -819,7 +819,7 @@ PROBE_HANDLER(probe_metrics) {
     const struct metrics *m = &s->metrics;
     struct metrics sum; /* workers: every loop's counters, summed (net/workers.h) */
     if (s->group) {
-        workers_metrics_sum(s, &sum, &g.timers_pending);
+        workers_metrics_sum(s, &sum, &g);
         m = &sum;
     }
     if (metrics_render(m, &g, &p->body) < 0 ||

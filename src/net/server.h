@@ -77,6 +77,7 @@ struct server {
     struct server *owner;         /* worker 0's server; itself when alone */
     unsigned nloops;              /* event loops (workers), 1 alone */
     uint64_t output_budget;       /* this loop's share of [server] output_budget */
+    const uint64_t *delays_pending; /* workers: this loop's probes' gauge (set by main.c), summed */
 };
 
 /* Build the server for cfg (takes ownership) and bind every listener.

@@ -592,17 +592,19 @@ void workers_free(struct server *s) {
     s->peers_lock = NULL;
 }
 
-void workers_metrics_sum(const struct server *s, struct metrics *out, uint64_t *timers) {
+void workers_metrics_sum(const struct server *s, struct metrics *out, struct metrics_gauges *gg) {
     _Static_assert(sizeof(struct metrics) % sizeof(uint64_t) == 0, "metrics are 64-bit words");
     const struct workers *g = s->group;
     memset(out, 0, sizeof *out);
-    *timers = 0;
+    gg->timers_pending = gg->delays_pending = 0;
     for (unsigned i = 0; i < g->n; i++) {
         const uint64_t *from = (const uint64_t *)&g->w[i].s->metrics;
         uint64_t *to = (uint64_t *)out;
         for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
             to[k] += __atomic_load_n(&from[k], __ATOMIC_RELAXED);
-        *timers += __atomic_load_n(&g->w[i].s->wheel.count, __ATOMIC_RELAXED);
+        gg->timers_pending += __atomic_load_n(&g->w[i].s->wheel.count, __ATOMIC_RELAXED);
+        if (g->w[i].s->delays_pending)
+            gg->delays_pending += __atomic_load_n(g->w[i].s->delays_pending, __ATOMIC_RELAXED);
     }
     out->tls_cert_not_after = s->metrics.tls_cert_not_after; /* not a sum: the owner's */
 }

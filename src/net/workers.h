@@ -73,7 +73,7 @@ void workers_free(struct server *s);
 
 /* Counters summed over every worker (read without locks: each is a
  * word written by its own thread, read here as it is now). */
-void workers_metrics_sum(const struct server *s, struct metrics *out, uint64_t *timers);
+void workers_metrics_sum(const struct server *s, struct metrics *out, struct metrics_gauges *g);
 uint64_t workers_conns_open(const struct server *s);
 
 #endif

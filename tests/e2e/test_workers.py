@@ -87,7 +87,10 @@ class WorkersTest(PooledJournalTestCase):
         cs = self.conns()
         t0 = time.monotonic()
         for c in cs:
-            c.send(b"GET /delay/0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+            c.send(b"GET /delay/1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        # The gauge is the sum of every worker's waiting delays.
+        self.d.wait_metric("awaitd_delays_pending", lambda v: v == CONNS)
+        self.assertBothWorkers()
         for c in cs:
             self.assertEqual(c.read_response().status, 200)
         # Concurrent, not one after the other on one loop.
