@@ -399,9 +399,16 @@ void server_shutdown(struct server *s) {
 }
 
 static uint64_t total_requests(const struct server *s) {
+    const struct metrics *m = &s->metrics;
+    struct metrics sum;
+    struct metrics_gauges g;
+    if (s->group) { /* every worker's */
+        workers_metrics_sum(s, &sum, &g);
+        m = &sum;
+    }
     uint64_t n = 0;
     for (int i = 1; i <= 5; i++)
-        n += s->metrics.requests[i];
+        n += m->requests[i];
     return n;
 }
 
@@ -413,8 +420,9 @@ static void on_status_tick(struct timer *t) {
     struct mallinfo2 mi = mallinfo2();
     if (mi.fordblks > SERVER_TRIM_FREE)
         malloc_trim(0);
+    uint64_t open = s->group ? workers_conns_open(s) : s->metrics.conns_open;
     notify_sendf("STATUS=%llu connections open, %llu requests answered%s",
-                 (unsigned long long)(s->group ? workers_conns_open(s) : s->metrics.conns_open), (unsigned long long)total_requests(s),
+                 (unsigned long long)open, (unsigned long long)total_requests(s),
                  s->draining ? ", draining" : "");
     uint64_t next = 5000;
     if (s->watchdog_ms) {
