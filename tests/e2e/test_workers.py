@@ -18,6 +18,8 @@ import subprocess
 import time
 import unittest
 
+import test_logs
+import test_systemd
 from awaitd_test import (AWAITD, HOST, Daemon, PooledJournalTestCase, RawConn, free_port,
                          journal_daemon)
 
@@ -332,6 +334,30 @@ class WorkersTlsTest(unittest.TestCase):
         self.assertTrue(w.get(0, 0) > 0 and w.get(1, 0) > 0, w)
         # Session tickets resume whichever worker took the connection.
         self.assertEqual(resumed, CONNS)
+
+
+def with_workers(config, n="2"):
+    cfg = {s: dict(v) for s, v in (config or {}).items()}
+    cfg.setdefault("server", {}).setdefault("workers", n)
+    return cfg
+
+
+# The systemd and access-log suites again, with two workers: sd_notify
+# (READY, RELOADING, STOPPING, STATUS, the watchdog), socket activation (the
+# passed sockets shared by both workers), and access lines (one file, a
+# descriptor and a buffer per worker; SIGUSR1 reopens every worker's).
+class WorkersNotifyTest(test_systemd.NotifyTest):
+    def daemon(self, config, env=None, **kw):
+        return super().daemon(with_workers(config), env=env, **kw)
+
+
+class WorkersSocketActivationTest(test_systemd.SocketActivationTest):
+    def daemon(self, config, env=None, **kw):
+        return super().daemon(with_workers(config), env=env, **kw)
+
+
+class WorkersAccessLogTest(test_logs.AccessLogTest):
+    config = with_workers(test_logs.AccessLogTest.config)
 
 
 class WorkersConfigTest(unittest.TestCase):
