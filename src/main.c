@@ -19,6 +19,7 @@
 #include "svc/store.h"
 #include "svc/tsvc.h"
 #include "net/tls_server.h"
+#include "net/workers.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -28,9 +29,12 @@
 static struct router router;
 static struct probe *probes;
 
-/* The endpoints, searched in order (the first path match decides). */
-static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers) {
-    struct router *r = &router;
+/* The endpoints, searched in order (the first path match decides). On a
+ * worker other than the owner (hop), the routes whose state lives on the
+ * owner (queues, timers, and /metrics and /health, which read every
+ * service) hand the request over (net/workers.h). */
+static int routes_add_to(struct router *r, struct probe *pr, struct qsvc *queues,
+                         struct tsvc *timers, int hop) {
     unsigned get = ROUTE_M(GET) | ROUTE_M(HEAD);
     int e = 0;
     e |= router_add(r, "/get", get, "GET, HEAD", probe_get, pr);
@@ -46,17 +50,61 @@ static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers
     e |= router_add(r, "/bytes/", get, "GET, HEAD", probe_bytes, pr);
     e |= router_add(r, "/stream/", get, "GET, HEAD", probe_stream, pr);
     e |= router_add(r, "/drip", get, "GET, HEAD", probe_drip, pr);
-    e |= router_add(r, "/health", get, "GET, HEAD", probe_health, pr);
-    e |= router_add(r, "/metrics", get | ROUTE_NOCORS, "GET, HEAD", probe_metrics, pr);
-    e |= router_add(r, "/queues", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
-    e |= router_add(r, "/queues/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_queues, queues);
-    e |= router_add(r, "/timers", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
-    e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, api_timers, timers);
+    conn_handler_fn hh = hop ? workers_hop : probe_health, mh = hop ? workers_hop : probe_metrics;
+    conn_handler_fn qh = hop ? workers_hop : api_queues;
+    e |= router_add(r, "/health", get, "GET, HEAD", hh, pr);
+    e |= router_add(r, "/metrics", get | ROUTE_NOCORS, "GET, HEAD", mh, pr);
+    e |= router_add(r, "/queues", ROUTE_ANY | ROUTE_NOCORS, NULL, qh, queues);
+    e |= router_add(r, "/queues/", ROUTE_ANY | ROUTE_NOCORS, NULL, qh, queues);
+    conn_handler_fn th = hop ? workers_hop : api_timers;
+    e |= router_add(r, "/timers", ROUTE_ANY | ROUTE_NOCORS, NULL, th, timers);
+    e |= router_add(r, "/timers/", ROUTE_ANY | ROUTE_NOCORS, NULL, th, timers);
     e |= router_add_doc(r, "/console", get | ROUTE_NOCORS, "GET, HEAD", console_serve, NULL,
                         "the web console: queues, dead letters, timers (docs/CONSOLE.md)");
     e |= router_add(r, "/console/", get | ROUTE_NOCORS | ROUTE_DIR, "GET, HEAD", console_serve, NULL);
     e |= probe_routes_add(r, pr); /* the other httpbin routes, and / listing every route */
     return e;
+}
+
+static int routes_add(struct probe *pr, struct qsvc *queues, struct tsvc *timers) {
+    return routes_add_to(&router, pr, queues, timers, 0);
+}
+
+/* [server] workers > 1: worker id's own router and probe state (freed at exit). */
+static struct router *worker_routers;
+static struct probe **worker_probes;
+static unsigned nworkers;
+
+static int compose_worker(struct server *w, unsigned id, void *arg) {
+    (void)arg;
+    if (!(worker_probes[id] = probe_new()) ||
+        routes_add_to(&worker_routers[id], worker_probes[id], NULL, NULL, 1) < 0)
+        return -1;
+    server_set_handler(w, router_dispatch, &worker_routers[id]);
+    w->delays_pending = &worker_probes[id]->delays_pending;
+    return 0;
+}
+
+/* Workers 1..n-1 beside the composed owner; nothing to do with one. */
+static int compose_workers(struct server *s) {
+    nworkers = workers_count(s->cfg);
+    if (nworkers <= 1)
+        return 0;
+    s->delays_pending = &probes->delays_pending;
+    worker_routers = calloc(nworkers, sizeof *worker_routers);
+    worker_probes = calloc(nworkers, sizeof *worker_probes);
+    if (!worker_routers || !worker_probes)
+        return -1;
+    return workers_create(s, nworkers, compose_worker, NULL);
+}
+
+static void workers_composition_free(void) {
+    for (unsigned i = 0; worker_probes && i < nworkers; i++) {
+        probe_free(worker_probes[i]);
+        buf_free(&worker_routers[i].cors);
+    }
+    free(worker_probes);
+    free(worker_routers);
 }
 
 /* backend = redis: the queues and timers live in Redis; no journal. */
@@ -167,8 +215,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     struct server srv;
-    int rc = server_init(&srv, cfg) == 0 && compose(&srv, repair) == 0 ? server_run(&srv) : 1;
+    int rc = server_init(&srv, cfg) == 0 && compose(&srv, repair) == 0 &&
+                     compose_workers(&srv) == 0
+                 ? server_run(&srv)
+                 : 1;
     server_free(&srv);
+    workers_composition_free();
     probe_free(probes);
     buf_free(&router.cors);
     return rc;

@@ -13,6 +13,7 @@
 #include "net/metrics.h"
 #include "net/metrics_process.h"
 #include "net/server.h"
+#include "net/workers.h"
 #include "core/list.h"
 
 #include <ctype.h>
@@ -796,7 +797,7 @@ PROBE_HANDLER(probe_health) {
                 "{\"status\": \"%s\", \"connections\": %llu, \"uptime_seconds\": %lld, "
                 "\"version\": \"%s\"",
                 draining ? "draining" : degraded ? "degraded" : "ok",
-                (unsigned long long)s->metrics.conns_open,
+                (unsigned long long)(s->group ? workers_conns_open(s) : s->metrics.conns_open),
                 (long long)(time(NULL) - s->start_time), PACKAGE_VERSION);
     if (degraded) /* a service cannot serve (its backend is unreachable): say which and why */
         buf_appends(b, ", \"why\": "), buf_append_json_str(b, why, strlen(why));
@@ -817,7 +818,13 @@ PROBE_HANDLER(probe_metrics) {
         .max_connections = s->cfg->max_connections,
         .output_budget = s->cfg->output_budget,
     };
-    if (metrics_render(&s->metrics, &g, &p->body) < 0 ||
+    const struct metrics *m = &s->metrics;
+    struct metrics sum; /* workers: every loop's counters, summed (net/workers.h) */
+    if (s->group) {
+        workers_metrics_sum(s, &sum, &g);
+        m = &sum;
+    }
+    if (metrics_render(m, &g, &p->body) < 0 ||
         server_services_metrics(s, &p->body) < 0 || process_metrics_render(&p->body) < 0)
         return oom(p, c);
     return reply_body(p, c, 200, "text/plain; version=0.0.4; charset=utf-8");

@@ -112,6 +112,8 @@ static const struct keydef keys[] = {
     {SEC_SERVER, "max_body", V_SIZE, C(max_body), 0, GIB, MIB, NULL},
     {SEC_SERVER, "max_output", V_SIZE, C(max_output), 4 * KIB, GIB, 256 * KIB, NULL},
     {SEC_SERVER, "output_budget", V_SIZE, C(output_budget), 0, 1024 * GIB, 64 * MIB, NULL},
+    /* event-loop threads; 0 is "auto" (online CPUs), as the word auto is (issue 18) */
+    {SEC_SERVER, "workers", V_COUNT, C(workers), 0, CONFIG_MAX_WORKERS, 1, NULL},
     {SEC_PROBE, "max_delay", V_DURATION, C(max_delay_ms), 0, YEAR, 60 * SECOND, NULL},
     {SEC_PROBE, "max_bytes", V_SIZE, C(max_bytes), 0, GIB, MIB, NULL},
     {SEC_PROBE, "max_stream", V_COUNT, C(max_stream), 0, 1000000, 1000, NULL},
@@ -547,6 +549,8 @@ static int set_value(struct parser *p, const struct keydef *k, const char *v) {
     case V_SIZE:
     case V_DURATION: {
         const struct numtype *t = &numtypes[k->type];
+        if (k->off == C(workers) && k->sec == SEC_SERVER && strcmp(v, "auto") == 0)
+            v = "0";
         if (t->parse(v, &u) < 0 || u < k->min || u > k->max)
             return key_fail(p, k, "expected %s from %s to %s%s, got '%s'", t->what,
                             fmt_unit(lo, sizeof lo, k->min, t->units),

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_WORKERS 256 /* [server] workers */
 #define CONFIG_MAX_QUEUES 256
 #define CONFIG_PER_QUEUE_ALL UINT64_MAX /* [metrics] per_queue = on */
 
@@ -77,6 +78,7 @@ struct config {
                                     it parses and reads no more requests */
     uint64_t output_budget;      /* size, default 64m: all connections' unsent answers past
                                     which a connection answers only with nothing queued; 0 none */
+    uint64_t workers;            /* event-loop threads (issue 18); 0: auto, the online CPUs */
 
     /* [probe] */
     uint64_t max_delay_ms;       /* max_delay: /delay/{s} and /drip upper bound, default 60s */

@@ -71,6 +71,10 @@ static void put_key(FILE *f, const struct config *c, const void *base,
     const char *slot = (const char *)base + k->off;
     switch (k->kind) {
     case CONFIG_KIND_COUNT:
+        if (strcmp(k->name, "workers") == 0 && *(const uint64_t *)slot == 0) {
+            fprintf(f, "%s = auto\n", k->name);
+            return;
+        }
         fprintf(f, "%s = %llu\n", k->name, (unsigned long long)*(const uint64_t *)slot);
         return;
     case CONFIG_KIND_SIZE:

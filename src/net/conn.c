@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "net/server.h"
 #include "net/tls_server.h"
+#include "net/workers.h"
 #include "core/list.h"
 
 #include <arpa/inet.h>
@@ -213,7 +214,7 @@ static inline size_t conn_queued(const struct conn *c) {
  * answers leave at once, such as a health check, goes on). */
 static inline size_t conn_out_high(const struct server *s) {
     const struct config *cfg = s->cfg;
-    if (cfg->output_budget && s->metrics.output_bytes > cfg->output_budget)
+    if (cfg->output_budget && s->metrics.output_bytes > s->output_budget)
         return 0;
     return (size_t)cfg->max_output;
 }
@@ -233,7 +234,7 @@ static void conn_backlog(struct conn *c) {
         return; /* waiting for a streamed body is no backpressure */
     struct server *s = c->srv;
     s->metrics.output_paused++;
-    if (s->cfg->output_budget && s->metrics.output_bytes > s->cfg->output_budget)
+    if (s->cfg->output_budget && s->metrics.output_bytes > s->output_budget)
         s->metrics.output_over_budget++;
 }
 
@@ -480,6 +481,10 @@ void conn_done(struct conn *c) {
         h2_stream_done(c);
         return;
     }
+    if (c->hop) { /* a proxy (workers): the answer goes back to the worker that asked */
+        workers_proxy_done(c);
+        return;
+    }
     c->cancel = NULL;
     c->cancel_arg = NULL;
     c->on_input = NULL;
@@ -530,10 +535,14 @@ void conn_drain(struct conn *c) {
 }
 
 int conn_is_tls(const struct conn *c) {
+    if (c->hop)
+        return workers_proxy_tls(c);
     return c->io == &io_tls;
 }
 
 int conn_tls_subject(const struct conn *c, char *out, size_t len) {
+    if (c->hop)
+        return workers_proxy_subject(c, out, len);
     if (c->io != &io_tls || c->state == CONN_HANDSHAKE)
         return -1;
     return tls_conn_subject(c->io_ctx, out, len);

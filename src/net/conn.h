@@ -43,6 +43,7 @@ struct io_ops;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct http_request;
 struct h2_session;
+struct hop;
 
 enum handler_result { HANDLER_DONE = 0, HANDLER_PENDING = 1 };
 
@@ -138,6 +139,8 @@ struct conn {
     union conn_addr peer;
     struct access_req alog;     /* the current request, for its access log line (if on);
                                    alog.start_us always (the latency histogram's) */
+    struct hop *hop;            /* workers: a proxy for a request handed over from another
+                                   worker's client (net/workers.c), no socket; else NULL */
 };
 
 /* The answer is about this queue job or timer: the access log line names it. */

@@ -31,11 +31,11 @@ static int reply_failed(struct conn *c, struct buf *o, size_t mark) {
  * first one logged in a later second says how many were left out before it.
  */
 #define LOG_5XX_PER_SEC 10
-static const char *log_5xx_msg; /* reply_error's message while it answers, else NULL */
+static _Thread_local const char *log_5xx_msg; /* reply_error's message while it answers, else NULL */
 static void log_5xx(struct conn *c, int status, const char *msg) {
-    static time_t sec;
-    static unsigned logged;
-    static uint64_t suppressed;
+    static _Thread_local time_t sec; /* per loop (workers) */
+    static _Thread_local unsigned logged;
+    static _Thread_local uint64_t suppressed;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     if (ts.tv_sec != sec) {

@@ -9,6 +9,7 @@
 #include "net/http_reply.h"
 #include "net/notify.h"
 #include "net/tls_server.h"
+#include "net/workers.h"
 #include "core/list.h"
 
 #include <arpa/inet.h>
@@ -81,8 +82,24 @@ static void refuse(struct server *s, struct listener *l, int fd, const char *msg
 }
 
 void server_peer_release(struct server *s, struct conn *c) {
-    peer_limit_release(&s->peers, &c->peer.sa);
+    if (s->peers_lock) { /* workers: one table, the owner's, under a lock (accept and close only) */
+        pthread_mutex_lock(s->peers_lock);
+        peer_limit_release(&s->owner->peers, &c->peer.sa);
+        pthread_mutex_unlock(s->peers_lock);
+    } else {
+        peer_limit_release(&s->peers, &c->peer.sa);
+    }
     c->peer_counted = 0;
+}
+
+/* Take a slot for peer in the per-address table: 0, or -1 (at the limit). */
+static int server_peer_take(struct server *s, const struct sockaddr *peer, uint32_t max) {
+    if (!s->peers_lock)
+        return peer_limit_take(&s->peers, peer, max);
+    pthread_mutex_lock(s->peers_lock);
+    int r = peer_limit_take(&s->owner->peers, peer, max);
+    pthread_mutex_unlock(s->peers_lock);
+    return r;
 }
 
 static void listeners_pause(struct server *s, int pause) {
@@ -147,15 +164,17 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
         /* The last loopback_reserve slots are for loopback peers (health
          * checks, the operator's curl) so remote clients cannot take them. */
         uint64_t cap = s->cfg->max_connections;
-        if (s->metrics.conns_open >= cap - s->cfg->loopback_reserve && !peer_is_loopback(&peer.sa))
+        /* With workers the bound is on all loops' connections together. */
+        uint64_t open = s->group ? workers_conns_open(s) : s->metrics.conns_open;
+        if (open >= cap - s->cfg->loopback_reserve && !peer_is_loopback(&peer.sa))
             cap -= s->cfg->loopback_reserve;
-        if (s->metrics.conns_open >= cap || (l->tls && !s->tls_ctx)) {
+        if (open >= cap || (l->tls && !s->tls_ctx)) {
             refuse(s, l, cfd, refuse_busy, refuse_busy_len);
             continue;
         }
         uint64_t per_ip = s->cfg->max_connections_per_ip;
-        if (per_ip && peer_limit_take(&s->peers, &peer.sa,
-                                      per_ip > UINT32_MAX ? UINT32_MAX : (uint32_t)per_ip) != 0) {
+        if (per_ip && server_peer_take(s, &peer.sa,
+                                       per_ip > UINT32_MAX ? UINT32_MAX : (uint32_t)per_ip) != 0) {
             refuse(s, l, cfd, refuse_peer, refuse_peer_len);
             continue;
         }
@@ -166,8 +185,10 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
             c->listener = l;
         if (c && per_ip)
             c->peer_counted = 1;
-        else if (per_ip)
-            peer_limit_release(&s->peers, &peer.sa);
+        else if (per_ip) {
+            struct conn tmp = {.peer = peer};
+            server_peer_release(s, &tmp);
+        }
     }
     server_timers_sync(s);
 }
@@ -201,6 +222,9 @@ static struct listener *listener_open(struct server *s, const struct config_list
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* workers > 1: each loop binds the address; the kernel spreads connections. */
+    if (s->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        log_warn("%s: SO_REUSEPORT", a->text);
     if (a->addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (const struct sockaddr *)&a->addr, a->addrlen) < 0) {
@@ -370,7 +394,9 @@ void server_shutdown(struct server *s) {
     if (!s->draining) {
         timer_cancel(&s->wheel, &s->announce); /* a second signal cuts drain_delay short */
         s->draining = 1;
-        notify_send("STOPPING=1");
+        if (s->worker_id == 0)
+            notify_send("STOPPING=1");
+        workers_shutdown(s);
         log_info("shutting down: draining %d connections (grace %llu ms)",
                  (int)s->metrics.conns_open, (unsigned long long)s->cfg->shutdown_grace_ms);
         listeners_close(s);
@@ -385,14 +411,22 @@ void server_shutdown(struct server *s) {
             conn_drain(container_of(n, struct conn, link));
         server_timers_sync(s);
     }
-    if (list_empty(&s->conns))
+    /* The owner serves the other workers' queue requests until they are done. */
+    if (list_empty(&s->conns) && workers_done(s))
         event_base_loopexit(s->base, NULL);
 }
 
 static uint64_t total_requests(const struct server *s) {
+    const struct metrics *m = &s->metrics;
+    struct metrics sum;
+    struct metrics_gauges g;
+    if (s->group) { /* every worker's */
+        workers_metrics_sum(s, &sum, &g);
+        m = &sum;
+    }
     uint64_t n = 0;
     for (int i = 1; i <= 5; i++)
-        n += s->metrics.requests[i];
+        n += m->requests[i];
     return n;
 }
 
@@ -404,8 +438,9 @@ static void on_status_tick(struct timer *t) {
     struct mallinfo2 mi = mallinfo2();
     if (mi.fordblks > SERVER_TRIM_FREE)
         malloc_trim(0);
+    uint64_t open = s->group ? workers_conns_open(s) : s->metrics.conns_open;
     notify_sendf("STATUS=%llu connections open, %llu requests answered%s",
-                 (unsigned long long)s->metrics.conns_open, (unsigned long long)total_requests(s),
+                 (unsigned long long)open, (unsigned long long)total_requests(s),
                  s->draining ? ", draining" : "");
     uint64_t next = 5000;
     if (s->watchdog_ms) {
@@ -534,7 +569,8 @@ static int config_same_str(const char *a, const char *b) {
 }
 
 int server_reload(struct server *s) {
-    notify_send("RELOADING=1");
+    if (s->worker_id == 0)
+        notify_send("RELOADING=1");
     struct config *nc;
     char err[1024];
     int ok = 0;
@@ -553,6 +589,8 @@ int server_reload(struct server *s) {
     } else {
         tls_swap(s, nctx, not_after, nc);
         struct config *old = s->cfg;
+        if (nc->workers != old->workers && s->worker_id == 0)
+            log_warnx("reload: [server] workers changes need a restart");
         if (nc->backlog != old->backlog)
             log_warnx("reload: backlog applies to newly bound addresses only");
         if (nc->journal_path && old->journal_path && strcmp(nc->journal_path, old->journal_path))
@@ -560,12 +598,14 @@ int server_reload(struct server *s) {
         if (!config_same_str(nc->log_access, old->log_access) ||
             !config_same_str(nc->log_error, old->log_error))
             log_warnx("reload: [log] access and error changes need a restart");
-        config_log_changes(old, nc);
+        if (s->worker_id == 0)
+            config_log_changes(old, nc);
         s->cfg = nc;
         s->limits.max_header_bytes = nc->max_header_bytes;
         s->limits.max_headers = nc->max_headers;
         s->limits.max_uri = nc->max_uri;
         s->limits.max_body = nc->max_body;
+        s->output_budget = nc->output_budget / s->nloops;
         log_set_level(nc->log_level);
         config_free(old);
         s->reloads++;
@@ -573,9 +613,13 @@ int server_reload(struct server *s) {
             if (s->services[i].ops->reload)
                 s->services[i].ops->reload(s->services[i].ctx);
         ok = 1;
-        log_info("configuration reloaded from %s", nc->path);
+        if (s->worker_id == 0) {
+            log_info("configuration reloaded from %s", nc->path);
+            workers_reload(s); /* each worker reads the file again, binds, swaps */
+        }
     }
-    notify_send("READY=1");
+    if (s->worker_id == 0)
+        notify_send("READY=1");
     return ok ? 0 : -1;
 }
 
@@ -591,6 +635,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         log_reopen();
         if (s->alog)
             access_log_reopen(s->alog);
+        workers_reopen(s);
         log_info("SIGUSR1: log files reopened");
         return;
     }
@@ -642,21 +687,73 @@ static enum handler_result no_handler(void *ctx, struct conn *c, const struct ht
     return HANDLER_DONE;
 }
 
-int server_init(struct server *s, struct config *cfg) {
+/* The fields server_free needs, before anything can fail. */
+static void server_zero(struct server *s) {
     memset(s, 0, sizeof *s);
-    s->cfg = cfg;
     s->handler = no_handler;
     list_init(&s->conns);
     s->spare_fd = -1;
     s->wheel_fd = -1;
     s->wheel_armed_at = UINT64_MAX;
     s->start_time = time(NULL);
+    s->owner = s;
+    s->nloops = 1;
+}
+
+/* Share the owner's socket-activated listeners (a worker's own reference). */
+static int listeners_share(struct server *s, const struct server *owner) {
+    int n = 0;
+    for (const struct listener *o = owner->listeners; o; o = o->next) {
+        if (!o->activated)
+            continue;
+        int fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0);
+        struct listener *l = fd < 0 ? NULL
+                                    : listener_add(s, fd, (const struct sockaddr *)&o->addr,
+                                                   o->addrlen, o->text, o->tls);
+        if (!l) {
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        l->activated = 1;
+        n++;
+    }
+    return n;
+}
+
+static int server_setup(struct server *s, struct config *cfg, struct server *owner);
+
+int server_init(struct server *s, struct config *cfg) {
+    server_zero(s);
+    return server_setup(s, cfg, NULL);
+}
+
+int server_init_worker(struct server *s, struct server *owner, unsigned id) {
+    server_zero(s);
+    s->group = owner->group;
+    s->worker_id = id;
+    s->owner = owner;
+    s->peers_lock = owner->peers_lock;
+    char err[1024];
+    if (config_load(owner->cfg->path, &s->cfg, err, sizeof err) < 0) {
+        log_error("worker %u: %s", id, err);
+        s->cfg = NULL;
+        return -1;
+    }
+    return server_setup(s, s->cfg, owner);
+}
+
+static int server_setup(struct server *s, struct config *cfg, struct server *owner) {
+    s->cfg = cfg;
+    s->nloops = workers_count(cfg);
+    s->reuseport = s->nloops > 1;
+    s->output_budget = cfg->output_budget / s->nloops;
     s->limits.max_header_bytes = cfg->max_header_bytes;
     s->limits.max_headers = cfg->max_headers;
     s->limits.max_uri = cfg->max_uri;
     s->limits.max_body = cfg->max_body;
     log_set_level(cfg->log_level);
-    if (cfg->log_error && log_open_file(cfg->log_error) < 0) {
+    if (!owner && cfg->log_error && log_open_file(cfg->log_error) < 0) {
         log_warn("[log] error: cannot open %s", cfg->log_error);
         return -1;
     }
@@ -672,8 +769,10 @@ int server_init(struct server *s, struct config *cfg) {
         log_error("cannot create the event loop");
         return -1;
     }
-    refuse_busy_len = refusal(refuse_busy, sizeof refuse_busy, BUSY_BODY, sizeof BUSY_BODY - 1);
-    refuse_peer_len = refusal(refuse_peer, sizeof refuse_peer, PEER_BODY, sizeof PEER_BODY - 1);
+    if (!owner) {
+        refuse_busy_len = refusal(refuse_busy, sizeof refuse_busy, BUSY_BODY, sizeof BUSY_BODY - 1);
+        refuse_peer_len = refusal(refuse_peer, sizeof refuse_peer, PEER_BODY, sizeof PEER_BODY - 1);
+    }
     s->rbuf = malloc(SERVER_RBUF_SIZE);
     if (!s->rbuf)
         return -1;
@@ -699,7 +798,7 @@ int server_init(struct server *s, struct config *cfg) {
         return -1;
     }
 
-    int inherited = listeners_inherit(s);
+    int inherited = owner ? listeners_share(s, owner) : listeners_inherit(s);
     if (inherited < 0)
         return -1;
     /* Certificate and key before any bind: a bad file is the whole error. */
@@ -719,6 +818,8 @@ int server_init(struct server *s, struct config *cfg) {
         if (!listener_open(s, &cfg->tls_listen[i], 1))
             return -1;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (owner)
+        return 0; /* signals are the owner's: it tells the workers */
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -745,6 +846,10 @@ int server_run(struct server *s) {
             return 1;
         }
     }
+    if (workers_start(s) < 0) {
+        workers_stop(s);
+        return 1;
+    }
     log_info("awaitd ready (max_connections %llu, %s backend)",
              (unsigned long long)s->cfg->max_connections, event_base_get_method(s->base));
     s->watchdog_ms = notify_watchdog_ms();
@@ -753,6 +858,7 @@ int server_run(struct server *s) {
     on_status_tick(&s->status_tick);
     server_timers_sync(s);
     event_base_dispatch(s->base);
+    workers_stop(s); /* drained by now, or forced: the grace is over, or a second signal */
     log_info("stopped");
     return s->exit_code;
 }
@@ -772,6 +878,8 @@ void server_free(struct server *s) {
             sv->ops->close(sv->ctx);
     }
     s->nstarted = 0;
+    if (s->worker_id == 0)
+        workers_free(s); /* after the services: their close may still answer a worker */
     access_log_free(s->alog); /* after the connections: their last lines go too */
     s->alog = NULL;
     if (s->base) {

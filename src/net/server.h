@@ -17,6 +17,7 @@
 #include "core/timer.h"
 
 #include <event2/event_struct.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -71,11 +72,26 @@ struct server {
     struct service services[SERVER_MAX_SERVICES]; /* registered by main.c, started in order */
     size_t nservices;
     size_t nstarted;              /* services whose start succeeded */
+    /* [server] workers > 1 (net/workers.h): every loop is a struct server. */
+    struct workers *group;        /* NULL with one loop */
+    unsigned worker_id;           /* 0: the owner (main thread; the services) */
+    int reuseport;                /* listeners bind with SO_REUSEPORT (workers > 1) */
+    pthread_mutex_t *peers_lock;  /* guards the owner's peer table when shared */
+    struct server *owner;         /* worker 0's server; itself when alone */
+    unsigned nloops;              /* event loops (workers), 1 alone */
+    uint64_t output_budget;       /* this loop's share of [server] output_budget */
+    const uint64_t *delays_pending; /* workers: this loop's probes' gauge (set by main.c), summed */
 };
 
 /* Build the server for cfg (takes ownership) and bind every listener.
  * 0 or -1 (logged). server_free() is needed either way. */
 int server_init(struct server *s, struct config *cfg);
+
+/* Build worker id's server beside owner (net/workers.c): the config read
+ * again from its file, listeners bound with SO_REUSEPORT (or the owner's
+ * socket-activated ones shared), no signals and no services. 0 or -1;
+ * server_free() is needed either way. */
+int server_init_worker(struct server *s, struct server *owner, unsigned id);
 
 /* Register a service (net/service.h) before server_run. 0, or -1 (too many). */
 int server_add_service(struct server *s, const struct service_ops *ops, void *ctx);

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -149,8 +150,23 @@ static int ticket_keys_rotate(time_t now) {
 /* Fetched once: an implicit fetch per ticket costs a property lookup. */
 static EVP_CIPHER *ticket_cipher;
 
+static int ticket_cb_locked(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                            EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc);
+
+/* [server] workers > 1: every loop's contexts share the keys, so a ticket
+ * from one worker resumes on another; a handshake takes this lock, a request never. */
+static pthread_mutex_t tkeys_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                      EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc) {
+    pthread_mutex_lock(&tkeys_lock);
+    int r = ticket_cb_locked(ssl, name, iv, cctx, hctx, enc);
+    pthread_mutex_unlock(&tkeys_lock);
+    return r;
+}
+
+static int ticket_cb_locked(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                            EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc) {
     if (ticket_keys_rotate(time(NULL)) < 0)
         return -1;
     if (!ticket_cipher && !(ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)))

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# [server] workers (issue 18) on this machine: what a second event loop
+# costs and gives. Four figures, each workers = 1 against workers = 2 in the
+# same run (interleaved PAIRS times; the medians are compared):
+#
+#   1. server CPU per keep-alive GET /get, both servers pinned to CPU 0 and
+#      wrk to CPU 1, so both have the same core: the overhead of the second
+#      loop (target: workers = 2 at most 1.05x workers = 1);
+#   2. futex calls per request with workers = 2 (strace -c -f during a wrk
+#      run; target near 0: no lock on the request path);
+#   3. aggregate /get throughput with the server free on both cores (wrk
+#      shares CPU 1: on 2 cores the client cannot have a core of its own);
+#   4. the hop: server CPU and latency per GET /queues/NAME (a queue's
+#      stats; served by worker 0, so about half the connections of
+#      workers = 2 go through the hop), both pinned to CPU 0; the extra CPU
+#      per hopped request is (cpu2 - cpu1) / (hopped share).
+#
+#   bench/workers.sh [--quick]
+#
+# Prints a table; raw outputs go to bench/out/workers-raw/. Exit status: 0
+# when target 1 is met, 1 when not, 2 when the benchmark could not run.
+set -euo pipefail
+
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ME=bench/workers
+
+usage() {
+    echo "usage: bench/workers.sh [--quick]"
+    echo "  --quick   shorter runs, to check the script (rough figures)"
+}
+quick_args "$@"
+
+RAW=$OUT/workers-raw
+PAIRS=3
+CONNS=100
+if ((QUICK)); then SECS=1 PAIRS=1; else SECS=5; fi
+CPU_PIN=0
+CLIENT_PIN=1
+T_CPU_RATIO=1.05
+
+want wrk wrk
+want strace strace
+want taskset util-linux
+install_wanted
+need_built awaitd awaitload
+work_begin /tmp/awaitd-workers-bench.XXXXXX
+mkdir -p "$WORK/bin"
+cp "$ROOT/src/awaitd" "$ROOT/src/awaitload" "$WORK/bin/"
+AWAITD=$WORK/bin/awaitd
+AWAITLOAD=$WORK/bin/awaitload
+
+start_workers() { # n cpus: AW_PID, AW_PORT
+    local dir=$WORK/w$1
+    AW_PORT=$(free_port)
+    mkdir -p "$dir"
+    cat >"$dir/awaitd.conf" <<EOF
+[server]
+listen = 127.0.0.1:$AW_PORT
+workers = $1
+max_connections = 2000
+shutdown_grace = 0
+log_level = warn
+
+[journal]
+path = $dir/journal
+fsync = off
+EOF
+    CPU_PIN=$2 start_awaitd_conf "$dir/awaitd.conf" "$RAW/awaitd-w$1.log"
+    http_req "$AW_PORT" PUT /queues/bench >/dev/null
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+wrk_cpu() { # label url: one measured wrk run against AW_PID; prints "us reqs rps"
+    local out=$RAW/$1.txt t0 t1 reqs
+    t0=$(cpu_ticks "$AW_PID")
+    run_client_log "$out" $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" "$2" || die "wrk failed (see $out)"
+    t1=$(cpu_ticks "$AW_PID")
+    [ "$(wrk_errors "$out")" = 0 ] || die "errors in $out"
+    reqs=$(wrk_requests "$out")
+    echo "$(us_each $((t1 - t0)) "$reqs") $reqs $(wrk_rps "$out")"
+}
+
+results_begin "awaitd workers: workers = 1 against workers = 2"
+
+# ---- 1 and 4: CPU per request on one core -----------------------------------------------
+part_begin "== 1. server CPU per GET /get, server on CPU 0, wrk -t1 -c$CONNS on CPU 1" \
+    "== 4. the hop: server CPU per GET /queues/bench, same pinning"
+for ((i = 1; i <= PAIRS; i++)); do
+    for n in 1 2; do
+        start_workers "$n" 0
+        run_client_log "$RAW/warm-$n-$i.txt" 30 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$AW_PORT/get" >/dev/null
+        read -r us reqs rps < <(wrk_cpu "get-w$n-$i" "http://127.0.0.1:$AW_PORT/get")
+        record get "$n" "$i" "$us" "$reqs" "$rps"
+        printf '  run %d  workers=%d  /get          %6.2f us/request  %8.0f req/s\n' "$i" "$n" "$us" "$rps"
+        read -r us reqs rps < <(wrk_cpu "queue-w$n-$i" "http://127.0.0.1:$AW_PORT/queues/bench")
+        hops=$(metric "$AW_PORT" awaitd_worker_hops_total)
+        record queue "$n" "$i" "$us" "$reqs" "$rps" "${hops:-0}"
+        printf '  run %d  workers=%d  /queues/bench %6.2f us/request  %8.0f req/s  hopped %s\n' \
+            "$i" "$n" "$us" "$rps" "${hops:-0}"
+        stop_pid "$AW_PID"
+    done
+done
+part_end cpu
+
+# ---- 2. futex calls per request -------------------------------------------------------------
+part_begin "== 2. system calls per request with workers = 2 (strace -c -f, 2 s of /get)"
+start_workers 2 0-1
+out=$RAW/strace.txt
+strace -c -f -q -o "$out" -p "$AW_PID" &
+ST=$!
+PIDS+=("$ST")
+sleep 0.5
+run_client_log "$RAW/strace-wrk.txt" 40 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$AW_PORT/get"
+kill -INT "$ST" 2>/dev/null || true
+wait "$ST" 2>/dev/null || true
+forget_pid "$ST"
+reqs=$(wrk_requests "$RAW/strace-wrk.txt")
+futex=$(awk '$NF == "futex" { print $4 }' "$out")
+futex=${futex:-0}
+record futex 2 "$futex" "$reqs"
+printf '  %s requests (slowed by strace), %s futex calls: %s per request\n' "$reqs" "$futex" \
+    "$(awk -v f="$futex" -v r="$reqs" 'BEGIN { printf "%.5f", f / r }')"
+awk 'NR > 2 && $NF != "total" && $4 + 0 > 0 { printf "    %-14s %s\n", $NF, $4 }' "$out" | head -n 8
+stop_pid "$AW_PID"
+part_end futex
+
+# ---- 3. throughput on both cores ----------------------------------------------------------
+part_begin "== 3. GET /get throughput, server on CPUs 0-1, wrk -t1 -c$CONNS on CPU 1 (shared)"
+for n in 1 2; do
+    start_workers "$n" 0-1
+    read -r us reqs rps < <(wrk_cpu "tput-w$n" "http://127.0.0.1:$AW_PORT/get")
+    record tput "$n" "$rps" "$us"
+    printf '  workers=%d  %8.0f req/s  %6.2f us/request of server CPU\n' "$n" "$rps" "$us"
+    stop_pid "$AW_PID"
+done
+part_end tput
+
+# ---- the verdict ---------------------------------------------------------------------------
+g1=$(awk -F'\t' '$1 == "get" && $2 == 1 { print $4 }' "$RESULTS" | median)
+g2=$(awk -F'\t' '$1 == "get" && $2 == 2 { print $4 }' "$RESULTS" | median)
+q1=$(awk -F'\t' '$1 == "queue" && $2 == 1 { print $4 }' "$RESULTS" | median)
+q2=$(awk -F'\t' '$1 == "queue" && $2 == 2 { print $4 }' "$RESULTS" | median)
+share=$(awk -F'\t' '$1 == "queue" && $2 == 2 { h += $7; r += $5 } END { print (r ? h / r : 0) }' "$RESULTS")
+ratio=$(awk -v a="$g2" -v b="$g1" 'BEGIN { printf "%.3f", a / b }')
+# The second loop's own overhead (the /get difference) is not the hop's.
+hop=$(awk -v a="$q2" -v b="$q1" -v s="$share" -v o="$(awk -v x="$g2" -v y="$g1" 'BEGIN { print x - y }')" \
+    'BEGIN { printf "%.2f", (s > 0) ? (a - b - o) / s : 0 }')
+say ""
+say "median /get: workers=1 $g1 us, workers=2 $g2 us: ratio $ratio (target <= $T_CPU_RATIO)"
+say "median /queues/bench: workers=1 $q1 us, workers=2 $q2 us, $(awk -v s="$share" 'BEGIN { printf "%.0f", s * 100 }')% hopped: about $hop us of server CPU per hop"
+show_awaitd_logs
+awk -v r="$ratio" -v t="$T_CPU_RATIO" 'BEGIN { exit !(r <= t) }'
