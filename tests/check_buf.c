@@ -10,6 +10,33 @@ static int eq(const struct buf *b, const char *s) {
     return b->len == strlen(s) && memcmp(buf_start(b), s, b->len) == 0;
 }
 
+START_TEST(test_text_numbers) {
+    /* Each agrees with the printf it replaces on the queue's answers. */
+    static const unsigned long long us[] = {0, 7, 10, 999, 1000, 18446744073709551615ULL};
+    static const long long is[] = {0, -1, 5, -2147483648LL, -9223372036854775807LL - 1,
+                                   9223372036854775807LL};
+    static const unsigned long long ms[] = {0, 1, 999, 1000, 1764748800123ULL, 1764748800010ULL};
+    char got[64], want[64];
+    for (size_t i = 0; i < sizeof us / sizeof us[0]; i++) {
+        *text_u64(got, us[i]) = '\0';
+        snprintf(want, sizeof want, "%llu", us[i]);
+        ck_assert_str_eq(got, want);
+    }
+    for (size_t i = 0; i < sizeof is / sizeof is[0]; i++) {
+        *text_i64(got, is[i]) = '\0';
+        snprintf(want, sizeof want, "%lld", is[i]);
+        ck_assert_str_eq(got, want);
+    }
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        *text_ms3(got, ms[i]) = '\0';
+        snprintf(want, sizeof want, "%.3f", (double)ms[i] / 1000.0);
+        ck_assert_str_eq(got, want);
+    }
+    *text_mem(got, "ab", 2) = '\0';
+    ck_assert_str_eq(got, "ab");
+}
+END_TEST
+
 START_TEST(test_append_grow) {
     struct buf b = BUF_INIT;
     for (int i = 0; i < 10000; i++)
@@ -86,6 +113,7 @@ int main(void) {
     tcase_add_test(tc, test_appendf_u64);
     tcase_add_test(tc, test_json_str);
     tcase_add_test(tc, test_utf8_valid);
+    tcase_add_test(tc, test_text_numbers);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

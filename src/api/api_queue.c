@@ -33,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A literal's bytes, without its NUL, at p (core/buf.h's text_*). */
+#define TEXT(p, lit) text_mem(p, lit, sizeof lit - 1)
+
 #define MAX_COUNT 100 /* reserve count= upper bound */
 #define CT_FRAMES "application/x-awaitd-frames"
 #define LIST_DEFAULT 1000 /* GET /queues page size */
@@ -266,10 +269,17 @@ static void render_jobs(const struct areq *r, const struct queue_job_info *jobs,
     if (!r->framed) {
         const struct queue_job_info *j = &jobs[0];
         conn_log_id(c, j->id);
-        snprintf(extra, sizeof extra,
-                 "Job-Id: %" PRIu64 "\r\nJob-Attempt: %u\r\nJob-Priority: %d\r\n"
-                 "Lease-Deadline: %.3f\r\n",
-                 j->id, j->attempt, j->priority, j->deadline / 1000.0);
+        /* By hand, not snprintf: this runs once per reserve (about 4% of a
+         * put-reserve-ack cycle's CPU went to formatting these lines). */
+        char *p = TEXT(extra, "Job-Id: ");
+        p = text_u64(p, j->id);
+        p = TEXT(p, "\r\nJob-Attempt: ");
+        p = text_u64(p, j->attempt);
+        p = TEXT(p, "\r\nJob-Priority: ");
+        p = text_i64(p, j->priority);
+        p = TEXT(p, "\r\nLease-Deadline: ");
+        p = text_ms3(p, j->deadline);
+        p = text_mem(p, "\r\n", sizeof "\r\n"); /* with the NUL */
         reply(c, 200, CT_OCTETS, extra, j->payload, j->len);
         return;
     }
@@ -307,12 +317,22 @@ static void render_put(const struct areq *r, int st) {
     } else {
         char body[96], extra[192];
         conn_log_id(c, res->id);
-        int len = snprintf(body, sizeof body, "{\"id\": %" PRIu64 "%s}\n", res->id,
-                           res->duplicate ? ", \"duplicate\": true" : "");
-        snprintf(extra, sizeof extra,
-                 "Location: /queues/%.*s/jobs/%" PRIu64 "\r\nJob-Id: %" PRIu64 "\r\n", n,
-                 r->qname, res->id, res->id);
-        reply(c, res->duplicate ? 200 : 201, CT_JSON, extra, body, (size_t)len);
+        /* By hand, not snprintf (once per put); a name is at most
+         * QUEUE_NAME_MAX bytes, so extra has room. */
+        char *p = TEXT(body, "{\"id\": ");
+        p = text_u64(p, res->id);
+        if (res->duplicate)
+            p = TEXT(p, ", \"duplicate\": true");
+        p = TEXT(p, "}\n");
+        size_t len = (size_t)(p - body);
+        p = TEXT(extra, "Location: /queues/");
+        p = text_mem(p, r->qname, (size_t)n);
+        p = TEXT(p, "/jobs/");
+        p = text_u64(p, res->id);
+        p = TEXT(p, "\r\nJob-Id: ");
+        p = text_u64(p, res->id);
+        p = text_mem(p, "\r\n", sizeof "\r\n"); /* with the NUL */
+        reply(c, res->duplicate ? 200 : 201, CT_JSON, extra, body, len);
     }
 }
 
@@ -379,7 +399,9 @@ static void render_small(const struct areq *r) {
     case A_TOUCH:
         len = snprintf(body, sizeof body, "{\"lease_deadline\": %.3f}\n", res->deadline_ms / 1000.0);
         break;
-    case A_ACK: len = snprintf(body, sizeof body, "{\"acked\": %" PRIu64 "}\n", r->arg); break;
+    case A_ACK: /* by hand: once per job */
+        len = (int)(TEXT(text_u64(TEXT(body, "{\"acked\": "), r->arg), "}\n") - body);
+        break;
     case A_NACK:
         len = snprintf(body, sizeof body, "{\"%s\": %" PRIu64 "}\n", res->dead ? "dead" : "released",
                        r->arg);

@@ -62,6 +62,39 @@ int buf_append_u64(struct buf *b, unsigned long long v) {
     return buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+char *text_u64(char *p, unsigned long long v) {
+    char tmp[24], *t = tmp + sizeof tmp;
+    do {
+        *--t = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t n = (size_t)(tmp + sizeof tmp - t);
+    memcpy(p, t, n);
+    return p + n;
+}
+
+char *text_i64(char *p, long long v) {
+    if (v >= 0)
+        return text_u64(p, (unsigned long long)v);
+    *p++ = '-';
+    return text_u64(p, 0ULL - (unsigned long long)v);
+}
+
+char *text_ms3(char *p, unsigned long long ms) {
+    unsigned f = (unsigned)(ms % 1000);
+    p = text_u64(p, ms / 1000);
+    *p++ = '.';
+    *p++ = (char)('0' + f / 100);
+    *p++ = (char)('0' + f / 10 % 10);
+    *p++ = (char)('0' + f % 10);
+    return p;
+}
+
+char *text_mem(char *p, const void *s, size_t n) {
+    memcpy(p, s, n);
+    return p + n;
+}
+
 void buf_consume(struct buf *b, size_t n) {
     if (n >= b->len) {
         b->off = 0;

@@ -47,6 +47,13 @@ static inline int buf_append(struct buf *b, const void *p, size_t n) {
 int buf_appends(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_append_u64(struct buf *b, unsigned long long v);
+
+/* Text into a caller's array, without printf (the queue's answers run
+ * these once per job): each writes at p and returns the end, no NUL. */
+char *text_u64(char *p, unsigned long long v);   /* at most 20 bytes */
+char *text_i64(char *p, long long v);            /* at most 20 bytes */
+char *text_ms3(char *p, unsigned long long ms);  /* ms as seconds, "%.3f": at most 21 */
+char *text_mem(char *p, const void *s, size_t n);
 /* Drop n bytes from the front (O(1); compacted on the next reserve). */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
