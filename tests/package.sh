@@ -65,7 +65,8 @@ for f in /usr/bin/awaitd /usr/bin/awaitload /usr/bin/awaitd-journal /etc/awaitd/
          /usr/share/man/man8/awaitd.8.gz /usr/share/man/man5/awaitd.conf.5.gz \
          /usr/share/man/man1/awaitload.1.gz /usr/share/man/man1/awaitd-journal.1.gz \
          /usr/share/doc/awaitd/copyright \
-         /usr/share/doc/awaitd/QUEUES.md /usr/share/doc/awaitd/TIMERS.md; do
+         /usr/share/doc/awaitd/QUEUES.md /usr/share/doc/awaitd/TIMERS.md \
+         /usr/share/doc/awaitd/METRICS.md /usr/share/doc/awaitd/HTTP2.md; do
     # dh_compress gzips docs of 4 KiB or more: either name will do for those.
     grep -Eqx "$f|${f%.md}.md.gz" "$TMP/files" || fail "$f is not in the package (dpkg-deb -c)"
 done
@@ -110,6 +111,7 @@ fi
 if grep -v '^/usr/local/' "$TMP/staged"; then fail "make install put files outside /usr/local (above)"; fi
 for f in /usr/local/lib/systemd/system/awaitd.service /usr/local/etc/awaitd.conf \
          /usr/local/share/doc/awaitd/QUEUES.md /usr/local/share/doc/awaitd/TIMERS.md \
+         /usr/local/share/doc/awaitd/METRICS.md /usr/local/share/doc/awaitd/REDIS.md \
          /usr/local/share/man/man1/awaitload.1 /usr/local/bin/awaitd-journal \
          /usr/local/share/man/man1/awaitd-journal.1; do
     grep -qx "$f" "$TMP/staged" || fail "make install did not install $f"
