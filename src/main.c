@@ -42,11 +42,11 @@ static int routes_add_to(struct router *r, struct probe *pr, struct qsvc *queues
     e |= router_add(r, "/put", ROUTE_M(PUT), "PUT", probe_anything, pr);
     e |= router_add(r, "/patch", ROUTE_M(PATCH), "PATCH", probe_anything, pr);
     e |= router_add(r, "/delete", ROUTE_M(DELETE), "DELETE", probe_anything, pr);
-    e |= router_add(r, "/anything", ROUTE_ANY, NULL, probe_anything, pr);
-    e |= router_add(r, "/anything/", ROUTE_ANY, NULL, probe_anything, pr);
+    e |= router_add(r, "/anything", ROUTE_ANY | ROUTE_M(TRACE), NULL, probe_anything, pr);
+    e |= router_add(r, "/anything/", ROUTE_ANY | ROUTE_M(TRACE), NULL, probe_anything, pr);
     e |= router_add(r, "/delay/", ROUTE_ANY & ~ROUTE_M(OPTIONS),
                     "GET, HEAD, POST, PUT, DELETE, PATCH", probe_delay, pr);
-    e |= router_add(r, "/status/", ROUTE_ANY, NULL, probe_status, pr);
+    e |= router_add(r, "/status/", ROUTE_ANY | ROUTE_M(TRACE), NULL, probe_status, pr);
     e |= router_add(r, "/bytes/", get, "GET, HEAD", probe_bytes, pr);
     e |= router_add(r, "/stream/", get, "GET, HEAD", probe_stream, pr);
     e |= router_add(r, "/drip", get, "GET, HEAD", probe_drip, pr);

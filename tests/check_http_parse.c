@@ -181,7 +181,7 @@ START_TEST(test_methods_and_forms) {
     } cases[] = {
         {"GET", HTTP_M_GET},         {"HEAD", HTTP_M_HEAD},     {"POST", HTTP_M_POST},
         {"PUT", HTTP_M_PUT},         {"DELETE", HTTP_M_DELETE}, {"PATCH", HTTP_M_PATCH},
-        {"OPTIONS", HTTP_M_OPTIONS},
+        {"OPTIONS", HTTP_M_OPTIONS}, {"TRACE", HTTP_M_TRACE},
     };
     char s[128];
     for (size_t i = 0; i < NELEM(cases); i++) {
@@ -379,7 +379,7 @@ static const struct bad_case {
     BAD("leading space", " GET / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_BAD),
     BAD("unknown method", "FOO / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_METHOD),
     BAD("lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_METHOD),
-    BAD("TRACE", "TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_METHOD),
+    BAD("lowercase trace", "trace / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_METHOD),
     BAD("CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_METHOD),
     BAD("method with (", "GE(T / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_BAD),
     BAD("method with NUL", "GE\0T / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_ERR_BAD),

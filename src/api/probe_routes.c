@@ -20,6 +20,9 @@
 #define GET_POST (GET | ROUTE_M(POST))
 #define ALL (ROUTE_ANY & ~ROUTE_M(OPTIONS))
 #define ALL_ALLOW "GET, HEAD, POST, PUT, DELETE, PATCH"
+/* httpbin's routes that take TRACE as well (its core.py method lists). */
+#define ALL_TRACE (ALL | ROUTE_M(TRACE))
+#define ALL_TRACE_ALLOW "GET, HEAD, POST, PUT, DELETE, PATCH, TRACE"
 
 static int html_escaped(struct buf *o, const char *s) {
     int r = 0;
@@ -119,7 +122,7 @@ int probe_routes_add(struct router *r, struct probe *p) {
         "{n}: 302 n times, then /get (?absolute=true for absolute URLs)");
     ADD("/relative-redirect/", GET, "GET, HEAD", probe_redirect, "{n}: 302 n times, relative");
     ADD("/absolute-redirect/", GET, "GET, HEAD", probe_redirect, "{n}: 302 n times, absolute");
-    ADD("/redirect-to", ALL, ALL_ALLOW, probe_redirect_to,
+    ADD("/redirect-to", ALL_TRACE, ALL_TRACE_ALLOW, probe_redirect_to,
         "?url=&status_code=: redirects to url (302, or a 3xx status_code)");
     ADD("/basic-auth/", GET, "GET, HEAD", probe_basic_auth,
         "{user}/{passwd}: HTTP Basic auth, 401 without it");

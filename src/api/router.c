@@ -75,10 +75,11 @@ static const char *cors_lines(struct router *rt, const struct http_request *req,
 
 /* "Allow: GET, HEAD, OPTIONS" for the preflight, from the route's methods. */
 static void allow_line(const struct route *r, char *out, size_t len) {
-    static const char *const names[] = {"", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"};
+    static const char *const names[] = {"",      "GET",   "HEAD",    "POST", "PUT",
+                                        "DELETE", "PATCH", "OPTIONS", "TRACE"};
     size_t n = (size_t)snprintf(out, len, "Allow: ");
-    for (unsigned m = HTTP_M_GET; m <= HTTP_M_PATCH && n < len; m++)
-        if (r->methods & (1u << m))
+    for (unsigned m = HTTP_M_GET; m <= HTTP_M_TRACE && n < len; m++)
+        if (m != HTTP_M_OPTIONS && (r->methods & (1u << m)))
             n += (size_t)snprintf(out + n, len - n, "%s, ", names[m]);
     if (n < len)
         snprintf(out + n, len - n, "OPTIONS\r\n");

@@ -388,8 +388,7 @@ static void framing_init(struct framing *f, int request) {
     f->content_length = -1;
 }
 
-/* Known methods are case-sensitive (RFC 9110 9.1); OTHER means "not implemented". */
-static enum http_method method_lookup(const char *m, size_t n) {
+enum http_method http_method_lookup(const char *m, size_t n) {
     static const struct {
         char name[8];
         size_t len;
@@ -397,7 +396,7 @@ static enum http_method method_lookup(const char *m, size_t n) {
     } methods[] = {{"GET", 3, HTTP_M_GET},        {"HEAD", 4, HTTP_M_HEAD},
                    {"POST", 4, HTTP_M_POST},      {"PUT", 3, HTTP_M_PUT},
                    {"DELETE", 6, HTTP_M_DELETE},  {"PATCH", 5, HTTP_M_PATCH},
-                   {"OPTIONS", 7, HTTP_M_OPTIONS}};
+                   {"OPTIONS", 7, HTTP_M_OPTIONS}, {"TRACE", 5, HTTP_M_TRACE}};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
         if (n == methods[i].len && memcmp(m, methods[i].name, n) == 0)
             return methods[i].method;
@@ -470,7 +469,7 @@ static int parse_request(const char *buf, const char *end, const struct http_lim
         FAIL(HTTP_ERR_BAD, "invalid method");
     req->method_str = m;
     req->method_len = (size_t)(p - m);
-    req->method = method_lookup(m, req->method_len);
+    req->method = http_method_lookup(m, req->method_len);
     if (req->method == HTTP_M_OTHER)
         FAIL(HTTP_ERR_METHOD, "method not implemented");
 

@@ -38,7 +38,12 @@ enum http_method {
     HTTP_M_DELETE,
     HTTP_M_PATCH,
     HTTP_M_OPTIONS,
+    HTTP_M_TRACE, /* parsed for httpbin's TRACE routes; no other route takes it */
 };
+
+/* A method name (case-sensitive, RFC 9110 9.1): its enum, or HTTP_M_OTHER
+ * ("not implemented"). HTTP/1.1 and HTTP/2 (:method) read it the same way. */
+enum http_method http_method_lookup(const char *m, size_t n);
 
 struct http_limits {
     size_t max_header_bytes; /* request line + fields + final empty line */

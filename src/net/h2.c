@@ -364,19 +364,6 @@ static void st_take(struct h2_stream *st) {
     h2_kick(st->h);
 }
 
-static enum http_method method_of(const char *m, size_t n) {
-    static const struct {
-        const char *s;
-        enum http_method m;
-    } t[] = {{"GET", HTTP_M_GET},       {"HEAD", HTTP_M_HEAD},   {"POST", HTTP_M_POST},
-             {"PUT", HTTP_M_PUT},       {"DELETE", HTTP_M_DELETE}, {"PATCH", HTTP_M_PATCH},
-             {"OPTIONS", HTTP_M_OPTIONS}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (strlen(t[i].s) == n && memcmp(t[i].s, m, n) == 0)
-            return t[i].m;
-    return HTTP_M_OTHER;
-}
-
 /* The request from the stream's header block; 0, or an HTTP status with *why. */
 static int st_request(struct h2_stream *st, struct http_request *req, const char **why) {
     struct server *s = st->c.srv;
@@ -455,7 +442,7 @@ static int st_request(struct h2_stream *st, struct http_request *req, const char
         *why = "missing :method or :path";
         return 400;
     }
-    req->method = method_of(req->method_str, req->method_len);
+    req->method = http_method_lookup(req->method_str, req->method_len);
     if (req->method == HTTP_M_OTHER) {
         *why = "method not implemented";
         return 501;

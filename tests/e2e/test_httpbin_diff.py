@@ -151,6 +151,13 @@ CASES = [
 ] + [
     # httpbin answers n out of (0, 102400] with a 404 text; awaitd with JSON.
     ("GET", "/range/0", {}, None, ("hdr:ETag", "hdr:Accept-Ranges")),
+] + [
+    # TRACE: httpbin's /anything, /status and /redirect-to take it; its other routes 405.
+    ("TRACE", "/anything", {}, None, ()),
+    ("TRACE", "/anything/deep/path?x=1", {}, None, ()),
+    ("TRACE", "/status/418", {}, None, ("body",)),
+    ("TRACE", "/redirect-to?url=/get", {}, None, ("hdr:Location",)),
+    ("TRACE", "/get", {}, None, ()),
 ]
 
 
