@@ -14,6 +14,7 @@
 #include "api/api_queue_parse.h"
 #include "api/api_result.h"
 #include "api/auth.h"
+#include "api/api_params.h"
 #include "core/buf.h"
 #include "core/list.h"
 #include "http/http_parse.h"
@@ -73,59 +74,7 @@ struct areq {
     char qcopy[QUEUE_NAME_MAX + 1];
 };
 
-/* ---- parameters -------------------------------------------------------------------- */
-
-/* Seconds (fractions allowed) -> ms. 1 ok (or absent: *ms untouched), -1 bad. */
-static int param_seconds(const struct http_request *req, const char *key, uint64_t *ms) {
-    size_t n;
-    const char *v = http_query_get(req, key, &n);
-    if (!v)
-        return 1;
-    int64_t x = http_parse_seconds_ms(v, n);
-    if (x < 0)
-        return -1;
-    *ms = (uint64_t)x;
-    return 1;
-}
-
-/* A whole number in [lo, hi] -> *out. 1 ok/absent, -1 bad. */
-static int param_int(const struct http_request *req, const char *key, int64_t lo, int64_t hi,
-                     int64_t *out) {
-    size_t n;
-    const char *v = http_query_get(req, key, &n);
-    if (!v)
-        return 1;
-    char tmp[24];
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, v, n);
-    tmp[n] = '\0';
-    char *end;
-    errno = 0;
-    long long x = strtoll(tmp, &end, 10);
-    if (*end || errno || !(isdigit((unsigned char)tmp[0]) || tmp[0] == '-') || x < lo || x > hi)
-        return -1;
-    *out = x;
-    return 1;
-}
-
-/* 400 naming the first query parameter not in names (NULL-terminated), so
- * a typo ("?dealy=5") is not a silently different request (issue 16).
- * 0 when all are known, -1 answered. */
-static int params_known(struct conn *c, const struct http_request *req,
-                        const char *const *names) {
-    size_t n;
-    const char *u = http_query_unknown(req, names, &n);
-    if (!u)
-        return 0;
-    char list[128] = "";
-    size_t at = 0;
-    for (const char *const *k = names; *k && at < sizeof list; k++)
-        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", k == names ? "" : ", ", *k);
-    reply_error(c, 400, "unknown parameter '%.*s' (%s%s)", n > 64 ? 64 : (int)n, u,
-                names[0] ? "known here: " : "this request takes none", list);
-    return -1;
-}
+/* ---- parameters: api_params.h; answers ---------------------------------------------- */
 
 /* A 405 with the Allow header a client needs to correct itself (issue 16). */
 static enum handler_result fail_method(struct conn *c, const char *allow, const char *fmt, ...)
@@ -556,15 +505,15 @@ static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, const 
 static enum handler_result do_put(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                   const struct http_request *req, const char *body, size_t len) {
     static const char *const known[] = {"wait", "delay", "priority", "batch", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     uint64_t wait_ms = 0, delay_ms = 0;
     int64_t prio = 0, batch = 0;
-    if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "delay", &delay_ms) < 0)
+    if (api_param_seconds(req, "wait", &wait_ms) < 0 || api_param_seconds(req, "delay", &delay_ms) < 0)
         return reply_fail(c, 400, "wait and delay are non-negative numbers of seconds");
-    if (param_int(req, "priority", INT32_MIN, INT32_MAX, &prio) < 0)
+    if (api_param_int(req, "priority", INT32_MIN, INT32_MAX, &prio) < 0)
         return reply_fail(c, 400, "priority is a whole number (lower first)");
-    if (param_int(req, "batch", 0, 1, &batch) < 0)
+    if (api_param_int(req, "batch", 0, 1, &batch) < 0)
         return reply_fail(c, 400, "batch is 0 or 1");
     if (batch)
         return do_put_batch(c, svc, p, (int32_t)prio, delay_ms, body, len);
@@ -582,13 +531,13 @@ static enum handler_result do_put(struct conn *c, struct qsvc *svc, const struct
 static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                       const struct http_request *req) {
     static const char *const known[] = {"wait", "lease", "count", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     uint64_t wait_ms = 0, lease_ms = 0;
     int64_t count = 1;
-    if (param_seconds(req, "wait", &wait_ms) < 0 || param_seconds(req, "lease", &lease_ms) < 0)
+    if (api_param_seconds(req, "wait", &wait_ms) < 0 || api_param_seconds(req, "lease", &lease_ms) < 0)
         return reply_fail(c, 400, "wait and lease are non-negative numbers of seconds");
-    if (param_int(req, "count", 1, MAX_COUNT, &count) < 0)
+    if (api_param_int(req, "count", 1, MAX_COUNT, &count) < 0)
         return reply_fail(c, 400, "count is a whole number from 1 to %d", MAX_COUNT);
     size_t cl;
     struct queue_job_info jobs[MAX_COUNT];
@@ -602,10 +551,10 @@ static enum handler_result do_reserve(struct conn *c, struct qsvc *svc, const st
 static enum handler_result do_join(struct conn *c, struct qsvc *svc, const struct qpath *p,
                                    const struct http_request *req) {
     static const char *const known[] = {"wait", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     uint64_t wait_ms = 0;
-    if (param_seconds(req, "wait", &wait_ms) < 0)
+    if (api_param_seconds(req, "wait", &wait_ms) < 0)
         return reply_fail(c, 400, "wait is a non-negative number of seconds");
     struct areq r;
     areq_init(&r, c, A_JOIN, p->name, p->name_len);
@@ -616,7 +565,7 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
                                   const struct http_request *req) {
     int64_t attempt = 0;
     uint64_t ms = 0;
-    if (param_int(req, "attempt", 0, UINT32_MAX, &attempt) < 0)
+    if (api_param_int(req, "attempt", 0, UINT32_MAX, &attempt) < 0)
         return reply_fail(c, 400, "attempt is a whole number (the Job-Attempt of the reserve)");
     struct areq r;
     areq_init(&r, c, A_PEEK, p->name, p->name_len);
@@ -625,7 +574,7 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
         if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD)
             return fail_method(c, "GET, HEAD", "GET a job to peek at it");
         static const char *const none[] = {NULL};
-        if (params_known(c, req, none) < 0)
+        if (api_params_known(c, req, none) < 0)
             return HANDLER_DONE;
         struct queue_job_info j;
         return areq_finish(&r, qsvc_peek(svc, &r.call, p->name, p->name_len, p->id, &j));
@@ -638,10 +587,10 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
     const char *const *known = seg_is(p->verb, p->verb_len, "touch") ? touch_known
                                : seg_is(p->verb, p->verb_len, "nack") ? nack_known
                                                                       : ack_known;
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     if (seg_is(p->verb, p->verb_len, "touch")) {
-        if (param_seconds(req, "lease", &ms) < 0)
+        if (api_param_seconds(req, "lease", &ms) < 0)
             return reply_fail(c, 400, "lease is a non-negative number of seconds");
         r.kind = A_TOUCH;
         return areq_finish(&r, qsvc_touch(svc, &r.call, p->name, p->name_len, p->id,
@@ -653,7 +602,7 @@ static enum handler_result do_job(struct conn *c, struct qsvc *svc, const struct
                                         (uint32_t)attempt));
     }
     if (seg_is(p->verb, p->verb_len, "nack")) {
-        if (param_seconds(req, "delay", &ms) < 0)
+        if (api_param_seconds(req, "delay", &ms) < 0)
             return reply_fail(c, 400, "delay is a non-negative number of seconds");
         r.kind = A_NACK;
         return areq_finish(&r, qsvc_nack(svc, &r.call, p->name, p->name_len, p->id,
@@ -667,11 +616,11 @@ static enum handler_result do_dead(struct conn *c, struct qsvc *svc, const struc
     if (req->method != HTTP_M_GET)
         return fail_method(c, "GET", "GET the dead letters");
     static const char *const known[] = {"after", "limit", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     int64_t after = 0, limit = 100;
-    if (param_int(req, "after", 0, INT64_MAX, &after) < 0 ||
-        param_int(req, "limit", 1, 1000, &limit) < 0)
+    if (api_param_int(req, "after", 0, INT64_MAX, &after) < 0 ||
+        api_param_int(req, "limit", 1, 1000, &limit) < 0)
         return reply_fail(c, 400, "after is a job id, limit 1 to 1000");
     struct queue_job_info *jobs = malloc((size_t)limit * sizeof *jobs);
     if (!jobs)
@@ -692,12 +641,12 @@ static enum handler_result do_admin(struct conn *c, struct qsvc *svc, const stru
     static const char *const purge_known[] = {NULL};
     static const char *const shutdown_known[] = {"immediate", NULL};
     static const char *const dead_known[] = {"id", NULL};
-    if (params_known(c, req, seg_is(p->op, p->op_len, "purge")      ? purge_known
+    if (api_params_known(c, req, seg_is(p->op, p->op_len, "purge")      ? purge_known
                              : seg_is(p->op, p->op_len, "shutdown") ? shutdown_known
                                                                     : dead_known) < 0)
         return HANDLER_DONE;
     int64_t id = 0, flag = 0;
-    if (param_int(req, "id", 0, INT64_MAX, &id) < 0 || param_int(req, "immediate", 0, 1, &flag) < 0)
+    if (api_param_int(req, "id", 0, INT64_MAX, &id) < 0 || api_param_int(req, "immediate", 0, 1, &flag) < 0)
         return reply_fail(c, 400, "id is a job id, immediate 0 or 1");
     struct areq r;
     areq_init(&r, c, A_BULK, p->name, p->name_len);
@@ -888,10 +837,10 @@ static void lpage_cancel(void *arg) {
 static enum handler_result do_list(struct conn *c, struct qsvc *svc,
                                    const struct http_request *req) {
     static const char *const known[] = {"limit", "cursor", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     int64_t limit = LIST_DEFAULT;
-    if (param_int(req, "limit", 1, LIST_MAX, &limit) < 0)
+    if (api_param_int(req, "limit", 1, LIST_MAX, &limit) < 0)
         return reply_fail(c, 400, "limit: a whole number from 1 to %d", LIST_MAX);
     size_t clen = 0;
     const char *cursor = http_query_get(req, "cursor", &clen);
@@ -921,7 +870,7 @@ static enum handler_result do_queue(struct conn *c, struct qsvc *svc, const stru
     int m = req->method;
     struct areq r;
     static const char *const none[] = {NULL};
-    if (params_known(c, req, none) < 0)
+    if (api_params_known(c, req, none) < 0)
         return HANDLER_DONE;
     if (m == HTTP_M_PUT) {
         struct qsvc_settings set;

@@ -13,6 +13,7 @@
  */
 #include "api/api_result.h"
 
+#include "api/api_params.h"
 #include "core/buf.h"
 #include "http/http_parse.h"
 #include "http/http_query.h"
@@ -48,54 +49,7 @@ struct rreq {
 
 static const char *const state_names[] = {"ready", "delayed", "reserved", "dead"};
 
-/* ---- parameters ---------------------------------------------------------------------- */
-
-/* 400 naming the first query parameter not in names, as api_queue.c does (issue 16). */
-static int params_known(struct conn *c, const struct http_request *req,
-                        const char *const *names) {
-    size_t n;
-    const char *u = http_query_unknown(req, names, &n);
-    if (!u)
-        return 0;
-    char list[128] = "";
-    size_t at = 0;
-    for (const char *const *k = names; *k && at < sizeof list; k++)
-        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", k == names ? "" : ", ", *k);
-    reply_error(c, 400, "unknown parameter '%.*s' (known here: %s)", n > 64 ? 64 : (int)n, u,
-                list);
-    return -1;
-}
-
-static int param_seconds(const struct http_request *req, const char *key, uint64_t *ms) {
-    size_t n;
-    const char *v = http_query_get(req, key, &n);
-    if (!v)
-        return 1;
-    int64_t x = http_parse_seconds_ms(v, n);
-    if (x < 0)
-        return -1;
-    *ms = (uint64_t)x;
-    return 1;
-}
-
-static int param_uint(const struct http_request *req, const char *key, uint64_t hi, uint64_t *out) {
-    size_t n;
-    const char *v = http_query_get(req, key, &n);
-    if (!v)
-        return 1;
-    char tmp[24];
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, v, n);
-    tmp[n] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(tmp, &end, 10);
-    if (*end || errno || !isdigit((unsigned char)tmp[0]) || x > hi)
-        return -1;
-    *out = x;
-    return 1;
-}
+/* ---- parameters (the common ones: api_params.h) ------------------------------------- */
 
 /* after=K:ID (a page's "next"), or after=ID for dead letters. 1 ok/absent (*set), -1 bad. */
 static int param_cursor(const struct http_request *req, struct queue_cursor *cur, int *set) {
@@ -406,9 +360,9 @@ static enum handler_result do_finish(struct conn *c, struct qsvc *svc, const str
     uint64_t attempt = 0, delay = 0;
     static const char *const ack_known[] = {"attempt", NULL};
     static const char *const nack_known[] = {"delay", "attempt", NULL};
-    if (params_known(c, req, ack ? ack_known : nack_known) < 0)
+    if (api_params_known(c, req, ack ? ack_known : nack_known) < 0)
         return HANDLER_DONE;
-    if (param_uint(req, "attempt", UINT32_MAX, &attempt) < 0)
+    if (api_param_uint(req, "attempt", UINT32_MAX, &attempt) < 0)
         return reply_fail(c, 400, "attempt is a whole number (the Job-Attempt of the reserve)");
     struct qsvc_outcome o = {"", 0, body, len};
     struct rreq r;
@@ -429,7 +383,7 @@ static enum handler_result do_finish(struct conn *c, struct qsvc *svc, const str
         return rreq_finish(&r, qsvc_ack_result(svc, &r.call, p->name, p->name_len, p->id,
                                                (uint32_t)attempt, &o));
     }
-    if (param_seconds(req, "delay", &delay) < 0)
+    if (api_param_seconds(req, "delay", &delay) < 0)
         return reply_fail(c, 400, "delay is a non-negative number of seconds");
     if (!len) { /* the error text in a header */
         const struct http_header *h = http_find_header(req->headers, req->nheaders, "job-error");
@@ -446,9 +400,9 @@ static enum handler_result do_result(struct conn *c, struct qsvc *svc, const str
         return reply_error_hdr(c, 405, "Allow: GET\r\n", "GET a job's result"), HANDLER_DONE;
     uint64_t wait = 0;
     static const char *const known[] = {"wait", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
-    if (param_seconds(req, "wait", &wait) < 0)
+    if (api_param_seconds(req, "wait", &wait) < 0)
         return reply_fail(c, 400, "wait is a non-negative number of seconds");
     struct rreq r;
     rreq_init(&r, c, R_RESULT, p);
@@ -459,7 +413,7 @@ static enum handler_result do_jobs(struct conn *c, struct qsvc *svc, const struc
                                    const struct http_request *req) {
     size_t n;
     static const char *const known[] = {"state", "limit", "after", "preview", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     const char *sv = http_query_get(req, "state", &n);
     int state = QUEUE_JOB_READY;
@@ -471,9 +425,9 @@ static enum handler_result do_jobs(struct conn *c, struct qsvc *svc, const struc
             return reply_fail(c, 400, "state is ready, reserved, delayed or dead");
     }
     uint64_t limit = JOBS_DEFAULT, preview = PREVIEW_DEFAULT;
-    if (param_uint(req, "limit", JOBS_MAX, &limit) < 0 || limit == 0)
+    if (api_param_uint(req, "limit", JOBS_MAX, &limit) < 0 || limit == 0)
         return reply_fail(c, 400, "limit is a whole number from 1 to %d", JOBS_MAX);
-    if (param_uint(req, "preview", PREVIEW_MAX, &preview) < 0)
+    if (api_param_uint(req, "preview", PREVIEW_MAX, &preview) < 0)
         return reply_fail(c, 400, "preview is a whole number of bytes from 0 to %d", PREVIEW_MAX);
     struct queue_cursor after;
     int has_after;

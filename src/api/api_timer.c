@@ -2,6 +2,7 @@
 
 #include "api/api_timer_spec.h"
 #include "api/auth.h"
+#include "api/api_params.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "engine/cron.h"
@@ -200,23 +201,6 @@ static enum handler_result started(struct treq *r, int rc) {
     return HANDLER_DONE;
 }
 
-/* 400 naming the first query parameter not in names, as the queues do and
- * as unknown body fields are (issue 16). 0 when all are known, -1 answered. */
-static int params_known(struct conn *c, const struct http_request *req,
-                        const char *const *names) {
-    size_t n;
-    const char *u = http_query_unknown(req, names, &n);
-    if (!u)
-        return 0;
-    char list[64] = "";
-    for (const char *const *k = names; *k; k++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k == names ? "" : ", ",
-                 *k);
-    reply_error(c, 400, "unknown parameter '%.*s' (%s%s)", n > 64 ? 64 : (int)n, u,
-                names[0] ? "known here: " : "this request takes none", list);
-    return -1;
-}
-
 /* ---- POST /timers ------------------------------------------------------------------- */
 
 static enum handler_result do_create(struct conn *c, struct tsvc *svc, const char *body,
@@ -259,7 +243,7 @@ static enum handler_result do_create(struct conn *c, struct tsvc *svc, const cha
 static enum handler_result do_get(struct conn *c, struct tsvc *svc, uint64_t id,
                                   const struct http_request *req) {
     static const char *const known[] = {"wait", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     size_t n;
     const char *v = http_query_get(req, "wait", &n);
@@ -289,7 +273,7 @@ static enum handler_result do_other(struct conn *c, struct tsvc *svc, uint64_t i
 static enum handler_result do_list(struct conn *c, struct tsvc *svc,
                                    const struct http_request *req) {
     static const char *const known[] = {"after", "limit", NULL};
-    if (params_known(c, req, known) < 0)
+    if (api_params_known(c, req, known) < 0)
         return HANDLER_DONE;
     size_t n;
     const char *v;
@@ -319,7 +303,7 @@ enum handler_result api_timers(void *ctx, struct conn *c, const struct http_requ
     int m = req->method;
     if (p >= end || (p + 1 == end && *p == '/')) {
         if (m == HTTP_M_POST)
-            return params_known(c, req, none) < 0 ? HANDLER_DONE
+            return api_params_known(c, req, none) < 0 ? HANDLER_DONE
                                                   : do_create(c, svc, body, body_len);
         if (m == HTTP_M_GET || m == HTTP_M_HEAD)
             return do_list(c, svc, req);
@@ -335,6 +319,6 @@ enum handler_result api_timers(void *ctx, struct conn *c, const struct http_requ
     if (m == HTTP_M_GET || m == HTTP_M_HEAD)
         return do_get(c, svc, (uint64_t)id, req);
     if (m == HTTP_M_DELETE)
-        return params_known(c, req, none) < 0 ? HANDLER_DONE : do_delete(c, svc, (uint64_t)id);
+        return api_params_known(c, req, none) < 0 ? HANDLER_DONE : do_delete(c, svc, (uint64_t)id);
     return do_other(c, svc, (uint64_t)id);
 }
