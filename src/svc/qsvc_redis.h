@@ -112,7 +112,9 @@ void rop_unreserve_jobs(struct rop *rop);
 
 /* The reply of rop's FCALL (qsvc_redis_reply.c). */
 void rop_on_reply(void *arg, struct redisReply *r, const char *why);
-/* Element i of array reply r as a number (0 if absent). */
+/* Element i of an array reply as a number (an integer, or a string of
+ * digits); 0 when r is not an array or has no element i. The timer
+ * service (tsvc_redis*.c) reads its replies with it too. */
 long long rsvc_ival(const struct redisReply *r, size_t i);
 /* Stats (aw_stats' 18 figures from element at) into q, with this node's waiters. */
 void rsvc_fill_stats(struct rop *rop, const struct redisReply *r, size_t at, struct qsvc_queue *q,

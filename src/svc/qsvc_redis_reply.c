@@ -20,7 +20,7 @@
 #include <string.h>
 
 long long rsvc_ival(const redisReply *r, size_t i) {
-    if (i >= r->elements)
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
         return 0;
     const redisReply *e = r->element[i];
     if (e->type == REDIS_REPLY_INTEGER)

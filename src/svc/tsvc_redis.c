@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "engine/cron.h"
 #include "net/server.h"
+#include "svc/qsvc_redis.h"
 #include "svc/redis_conn.h"
 
 #include <event2/event.h>
@@ -62,17 +63,6 @@ static struct trsvc *svc_of(struct tsvc *s) {
 
 /* ---- replies ----------------------------------------------------------------------- */
 
-static long long ival(const redisReply *r, size_t i) {
-    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
-        return 0;
-    const redisReply *e = r->element[i];
-    if (e->type == REDIS_REPLY_INTEGER)
-        return e->integer;
-    if (e->type == REDIS_REPLY_STRING)
-        return strtoll(e->str, NULL, 10);
-    return 0;
-}
-
 static const char *sval(const redisReply *r, size_t i, size_t *len) {
     *len = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
@@ -107,24 +97,24 @@ static void timer_of(const redisReply *r, size_t at, struct tsvc_timer *o, char 
         memcpy(text + ql, c, cl);
         q = text, c = text + ql;
     }
-    int kind = (int)ival(r, at + 1);
-    *o = (struct tsvc_timer){.id = (uint64_t)ival(r, at),
+    int kind = (int)rsvc_ival(r, at + 1);
+    *o = (struct tsvc_timer){.id = (uint64_t)rsvc_ival(r, at),
                              .kind = kind,
-                             .state = (int)ival(r, at + 2),
+                             .state = (int)rsvc_ival(r, at + 2),
                              .queue = q,
                              .queue_len = ql,
                              .cron = kind == TSVC_CRON ? c : NULL,
                              .cron_len = kind == TSVC_CRON ? cl : 0,
-                             .fires = (uint32_t)ival(r, at + 5),
-                             .skips = (uint32_t)ival(r, at + 6),
-                             .count = (uint32_t)ival(r, at + 7),
-                             .every_ms = (uint64_t)ival(r, at + 8),
-                             .jitter_ms = (uint32_t)ival(r, at + 9),
-                             .next_fire_ms = ival(r, at + 10),
-                             .finished_ms = ival(r, at + 11),
-                             .full_policy = (int)ival(r, at + 12),
-                             .missed_policy = (int)ival(r, at + 13),
-                             .retrying = (int)ival(r, at + 14),
+                             .fires = (uint32_t)rsvc_ival(r, at + 5),
+                             .skips = (uint32_t)rsvc_ival(r, at + 6),
+                             .count = (uint32_t)rsvc_ival(r, at + 7),
+                             .every_ms = (uint64_t)rsvc_ival(r, at + 8),
+                             .jitter_ms = (uint32_t)rsvc_ival(r, at + 9),
+                             .next_fire_ms = rsvc_ival(r, at + 10),
+                             .finished_ms = rsvc_ival(r, at + 11),
+                             .full_policy = (int)rsvc_ival(r, at + 12),
+                             .missed_policy = (int)rsvc_ival(r, at + 13),
+                             .retrying = (int)rsvc_ival(r, at + 14),
                              .last_error = error_text(e, el)};
 }
 
@@ -329,7 +319,7 @@ static void on_created(void *arg, redisReply *r, const char *why) {
     struct trop *op = arg;
     op->inflight--;
     if (op->call && !bad_reply(op, r, why)) {
-        if (ival(r, 0) != 0)
+        if (rsvc_ival(r, 0) != 0)
             fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis): the node's clock and "
                     "Redis's differ by more than a minute");
         else {
@@ -391,14 +381,14 @@ static void on_queue_stats(void *arg, redisReply *r, const char *why) {
     if (op->call && !op->failed) {
         if (bad_reply(op, r, why)) {
             op->failed = 1;
-        } else if (ival(r, 0) != 0) {
+        } else if (rsvc_ival(r, 0) != 0) {
             op->failed = 1;
             fail_op(op, TSVC_INVALID, "queue: no queue named '%.*s' (create it first)",
                     (int)op->spec.queue_len, op->spec.queue);
-        } else if ((uint64_t)op->spec.payload_len > (uint64_t)ival(r, 14)) {
+        } else if ((uint64_t)op->spec.payload_len > (uint64_t)rsvc_ival(r, 14)) {
             op->failed = 1;
             fail_op(op, TSVC_TOOBIG, "payload: %zu bytes is over the queue's max_payload of %lld",
-                    op->spec.payload_len, ival(r, 14));
+                    op->spec.payload_len, rsvc_ival(r, 14));
         }
         create_step(op);
     }
@@ -413,7 +403,7 @@ static void on_time(void *arg, redisReply *r, const char *why) {
             op->failed = 1;
             unavailable(op, why ? why : "TIME answered something unexpected");
         } else {
-            op->redis_now = ival(r, 0) * 1000 + ival(r, 1) / 1000;
+            op->redis_now = rsvc_ival(r, 0) * 1000 + rsvc_ival(r, 1) / 1000;
             create_step(op);
         }
     }
@@ -504,7 +494,7 @@ static void on_got(void *arg, redisReply *r, const char *why) {
     op->inflight--;
     if (op->call && !bad_reply(op, r, why)) {
         struct tsvc_call *call = op->call;
-        if (ival(r, 0) != 0) {
+        if (rsvc_ival(r, 0) != 0) {
             fail_op(op, TSVC_NOTFOUND, "no timer %" PRIu64, op->id);
         } else {
             timer_of(r, 2, &call->timer, call->text);
@@ -559,10 +549,10 @@ static void on_cancelled(void *arg, redisReply *r, const char *why) {
     struct trop *op = arg;
     op->inflight--;
     if (op->call && !bad_reply(op, r, why)) {
-        if (ival(r, 0) != 0) {
+        if (rsvc_ival(r, 0) != 0) {
             fail_op(op, TSVC_NOTFOUND, "no timer %" PRIu64, op->id);
         } else {
-            op->call->cancelled = (int)ival(r, 1);
+            op->call->cancelled = (int)rsvc_ival(r, 1);
             timer_of(r, 2, &op->call->timer, op->call->text);
             applied(op);
         }
@@ -641,7 +631,7 @@ static void on_listed(void *arg, redisReply *r, const char *why) {
         if (bad_reply(op, r, why)) {
             op->failed = 1;
         } else {
-            size_t n = (size_t)ival(r, 1);
+            size_t n = (size_t)rsvc_ival(r, 1);
             for (size_t i = 0; i < n && i < op->max && 2 + (i + 1) * TVIEW <= r->elements; i++) {
                 struct tlisted *it = &op->items[op->n];
                 timer_of(r, 2 + i * TVIEW, &it->t, NULL);

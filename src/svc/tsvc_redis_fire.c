@@ -30,6 +30,7 @@
 #include "engine/task.h"
 #include "engine/tick_plan.h"
 #include "net/server.h"
+#include "svc/qsvc_redis.h"
 #include "svc/redis_conn.h"
 
 #include <hiredis/hiredis.h>
@@ -289,17 +290,6 @@ static void fire(struct tfire *f, int retrying) {
     }
 }
 
-static long long ival(const redisReply *r, size_t i) {
-    if (i >= r->elements)
-        return 0;
-    const redisReply *e = r->element[i];
-    if (e->type == REDIS_REPLY_INTEGER)
-        return e->integer;
-    if (e->type == REDIS_REPLY_STRING)
-        return strtoll(e->str, NULL, 10);
-    return 0;
-}
-
 static const redisReply *sval(const redisReply *r, size_t i) {
     static const redisReply empty = {.type = REDIS_REPLY_STRING, .str = (char *)"", .len = 0};
     if (i >= r->elements || r->element[i]->type != REDIS_REPLY_STRING)
@@ -316,18 +306,18 @@ static void start_fire(struct trsvc *svc, unsigned shard, const redisReply *r, s
         return; /* the claim runs out and the tick is tried again */
     f->svc = svc;
     f->shard = shard;
-    f->id = (uint64_t)ival(r, at);
-    f->kind = (int)ival(r, at + 1);
-    f->tick = ival(r, at + 2);
-    f->every = (uint64_t)ival(r, at + 3);
-    f->count = (uint32_t)ival(r, at + 5);
-    f->jitter = (uint32_t)ival(r, at + 6);
-    f->full = (int)ival(r, at + 7);
-    f->missed = (int)ival(r, at + 8);
-    f->fires = (uint32_t)ival(r, at + 9);
-    f->skips = (uint32_t)ival(r, at + 10);
-    f->due = ival(r, at + 11);
-    int retrying = (int)ival(r, at + 12);
+    f->id = (uint64_t)rsvc_ival(r, at);
+    f->kind = (int)rsvc_ival(r, at + 1);
+    f->tick = rsvc_ival(r, at + 2);
+    f->every = (uint64_t)rsvc_ival(r, at + 3);
+    f->count = (uint32_t)rsvc_ival(r, at + 5);
+    f->jitter = (uint32_t)rsvc_ival(r, at + 6);
+    f->full = (int)rsvc_ival(r, at + 7);
+    f->missed = (int)rsvc_ival(r, at + 8);
+    f->fires = (uint32_t)rsvc_ival(r, at + 9);
+    f->skips = (uint32_t)rsvc_ival(r, at + 10);
+    f->due = rsvc_ival(r, at + 11);
+    int retrying = (int)rsvc_ival(r, at + 12);
     f->now = now;
     f->local_at = clock_now_ms();
     f->queue = f->extra;
@@ -369,8 +359,8 @@ static void on_claimed(void *arg, redisReply *r, const char *why) {
         rearm(svc);
         return;
     }
-    int64_t now = ival(r, 1), head = ival(r, 2);
-    size_t n = (size_t)ival(r, 3);
+    int64_t now = rsvc_ival(r, 1), head = rsvc_ival(r, 2);
+    size_t n = (size_t)rsvc_ival(r, 3);
     for (size_t i = 0; i < n && 4 + (i + 1) * CLAIMED <= r->elements; i++)
         start_fire(svc, sh->idx, r, 4 + i * CLAIMED, now);
     if (n >= TRSVC_CLAIM_MAX)
