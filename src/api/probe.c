@@ -677,6 +677,20 @@ static int bytes_produce(void *arg, struct buf *out, size_t room) {
     return g->left > 0;
 }
 
+int probe_seed(const struct http_request *req, uint64_t *seed) {
+    size_t sl;
+    const char *sv = http_query_get(req, "seed", &sl);
+    if (sv) {
+        int64_t v = http_parse_uint(sv, sl, UINT32_MAX);
+        if (v < 0)
+            return -1;
+        *seed = (uint64_t)v * 0x9E3779B97F4A7C15ull + 1;
+    } else if (getrandom(seed, sizeof *seed, GRND_NONBLOCK) != sizeof *seed || *seed == 0) {
+        *seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + 1;
+    }
+    return 0;
+}
+
 PROBE_HANDLER(probe_bytes) {
     struct probe *p = ctx;
     struct server *s = c->srv;
@@ -684,17 +698,9 @@ PROBE_HANDLER(probe_bytes) {
     if (n < 0)
         return reply_fail(c, 400, "n must be a whole number from 0 to %llu (max_bytes)",
                            (unsigned long long)s->cfg->max_bytes);
-    size_t sl;
-    const char *sv = http_query_get(req, "seed", &sl);
     uint64_t seed;
-    if (sv) {
-        int64_t v = http_parse_uint(sv, sl, UINT32_MAX);
-        if (v < 0)
-            return reply_fail(c, 400, "seed must be a whole number");
-        seed = (uint64_t)v * 0x9E3779B97F4A7C15ull + 1;
-    } else if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed || seed == 0) {
-        seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + 1;
-    }
+    if (probe_seed(req, &seed) < 0)
+        return reply_fail(c, 400, "seed must be a whole number");
     if (n > BYTES_STREAM_MIN) {
         /* Large: the head now, the body as the socket takes it. */
         if (reply_head(c, 200, CT_OCTETS, n, NULL) < 0)

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #define CHUNK_DEFAULT 10240 /* httpbin's and go-httpbin's chunk_size */
@@ -103,17 +102,9 @@ PROBE_HANDLER(probe_stream_bytes) {
     if (!chunk)
         return reply_fail(c, 400, "chunk_size must be a whole number from 1 to %llu (max_bytes)",
                           (unsigned long long)s->cfg->max_bytes);
-    size_t sl;
-    const char *sv = http_query_get(req, "seed", &sl);
     uint64_t seed;
-    if (sv) {
-        int64_t v = http_parse_uint(sv, sl, UINT32_MAX);
-        if (v < 0)
-            return reply_fail(c, 400, "seed must be a whole number");
-        seed = (uint64_t)v * 0x9E3779B97F4A7C15ull + 1;
-    } else if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed || seed == 0) {
-        seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + 1;
-    }
+    if (probe_seed(req, &seed) < 0)
+        return reply_fail(c, 400, "seed must be a whole number");
     struct sbytes_gen *g = calloc(1, sizeof *g);
     if (!g)
         return probe_oom(p, c);

@@ -125,4 +125,8 @@ PROBE_HANDLER(probe_base64);
 PROBE_HANDLER(probe_image);
 PROBE_HANDLER(probe_compressed);
 
+/* The random bytes' seed: ?seed=N (0 to 2^32-1, the same bytes every time)
+ * or a random one. 0, or -1 when seed is not a whole number. */
+int probe_seed(const struct http_request *req, uint64_t *seed);
+
 #endif
