@@ -244,7 +244,7 @@ void conn_close(struct conn *c) {
         h2_stream_close(c);
         return;
     }
-    if (c->h2)
+    if (c->role == CONN_ROLE_H2)
         h2_free(c);
     if (c->dispatching) {
         /* Inside the handler's stack (a failed flush): conn_dispatch closes
@@ -473,7 +473,8 @@ void conn_pending(struct conn *c, conn_cancel_fn cancel, void *arg) {
 }
 
 void conn_takeover(struct conn *c, conn_input_fn on_input) {
-    c->on_input = on_input;
+    c->role = CONN_ROLE_TAKEN; /* the listener is forgotten: only HTTP/2 needs it */
+    c->as.on_input = on_input;
 }
 
 void conn_done(struct conn *c) {
@@ -481,13 +482,16 @@ void conn_done(struct conn *c) {
         h2_stream_done(c);
         return;
     }
-    if (c->hop) { /* a proxy (workers): the answer goes back to the worker that asked */
+    if (c->role == CONN_ROLE_HOP) { /* a proxy (workers): the answer goes back to the worker that asked */
         workers_proxy_done(c);
         return;
     }
     c->cancel = NULL;
     c->cancel_arg = NULL;
-    c->on_input = NULL;
+    if (c->role == CONN_ROLE_TAKEN) {
+        c->role = CONN_ROLE_PLAIN;
+        c->as.listener = NULL;
+    }
     c->state = CONN_READY;
     if (!c->stream)
         conn_observe(c);
@@ -518,7 +522,7 @@ void conn_fail(struct conn *c) {
 }
 
 void conn_drain(struct conn *c) {
-    if (c->h2)
+    if (c->role == CONN_ROLE_H2)
         h2_drain(c);
     else if (c->state == CONN_HANDSHAKE)
         conn_close(c); /* nothing asked yet: nothing to finish */
@@ -535,13 +539,13 @@ void conn_drain(struct conn *c) {
 }
 
 int conn_is_tls(const struct conn *c) {
-    if (c->hop)
+    if (c->role == CONN_ROLE_HOP)
         return workers_proxy_tls(c);
     return c->io == &io_tls;
 }
 
 int conn_tls_subject(const struct conn *c, char *out, size_t len) {
-    if (c->hop)
+    if (c->role == CONN_ROLE_HOP)
         return workers_proxy_subject(c, out, len);
     if (c->io != &io_tls || c->state == CONN_HANDSHAKE)
         return -1;
@@ -801,7 +805,7 @@ static int conn_on_readable(struct conn *c) {
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
             c->in.len += (size_t)n;
-            if (c->on_input && c->on_input(c->cancel_arg, c) < 0)
+            if (c->role == CONN_ROLE_TAKEN && c->as.on_input(c->cancel_arg, c) < 0)
                 return -1; /* taken over (conn_takeover): c may be gone */
             if (c->in.len >= BUSY_INPUT_MAX) {
                 event_del(&c->ev);

@@ -100,6 +100,16 @@ union conn_addr {
     struct sockaddr_in6 sin6;
 };
 
+/* What a connection is, beyond HTTP/1.1 on a socket: the roles exclude each
+ * other, so their pointers share one word (struct conn's size is an idle
+ * connection's memory). */
+enum conn_role {
+    CONN_ROLE_PLAIN, /* HTTP/1.1 (as.listener) */
+    CONN_ROLE_H2,    /* an HTTP/2 connection (as.h2) */
+    CONN_ROLE_TAKEN, /* taken over after a 101 (as.on_input) */
+    CONN_ROLE_HOP,   /* a worker handover's proxy (as.hop) */
+};
+
 struct conn {
     struct list link;           /* on the server's list of open connections */
     struct server *srv;
@@ -121,8 +131,14 @@ struct conn {
     uint8_t backlogged;         /* parsing stopped for unsent output (max_output, budget) */
     uint8_t route_class;        /* the current request's enum metrics_route (router sets it) */
     uint8_t h2_stream;          /* an HTTP/2 stream (net/h2.h), not a socket of its own */
-    struct h2_session *h2;      /* HTTP/2 connection: its session (net/h2.c owns the I/O) */
-    const void *listener;       /* the server's listener it came in on (NULL once that closed) */
+    uint8_t role;               /* enum conn_role: which member of as is set */
+    union {                     /* one pointer for the roles a connection takes in turn */
+        const void *listener;   /* PLAIN: the listener it came in on (NULL once that closed) */
+        struct h2_session *h2;  /* H2: its session (net/h2.c owns the I/O; keeps the listener) */
+        conn_input_fn on_input; /* TAKEN (conn_takeover): input goes here, with cancel_arg */
+        struct hop *hop;        /* HOP (workers): a proxy for a request handed over from
+                                   another worker's client (net/workers.c), no socket */
+    } as;
     struct event ev;            /* the one event: read or write interest */
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
@@ -135,12 +151,9 @@ struct conn {
     size_t out_counted;         /* out.len as last added to metrics.output_bytes */
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
-    conn_input_fn on_input;     /* taken over (conn_takeover): input goes here, with cancel_arg */
     union conn_addr peer;
     struct access_req alog;     /* the current request, for its access log line (if on);
                                    alog.start_us always (the latency histogram's) */
-    struct hop *hop;            /* workers: a proxy for a request handed over from another
-                                   worker's client (net/workers.c), no socket; else NULL */
 };
 
 /* The answer is about this queue job or timer: the access log line names it. */

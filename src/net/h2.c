@@ -56,6 +56,7 @@ static const uint8_t rate_kind[RATE_KINDS] = {H2_CLOSE_RAPID_RESET, H2_CLOSE_SET
 
 struct h2_session {
     struct conn *c;
+    const void *listener;   /* the listener c came in on (NULL once that closed) */
     nghttp2_session *ng;
     struct event wev;       /* writability while output waits (c->ev is readability) */
     struct list streams;    /* open struct h2_stream, link */
@@ -886,7 +887,7 @@ static int h2_settle(struct h2_session *h, int progress) {
 
 static void h2_on_read(evutil_socket_t fd, short what, void *arg) {
     struct conn *c = arg;
-    struct h2_session *h = c->h2;
+    struct h2_session *h = c->as.h2;
     struct server *s = c->srv;
     if (h2_recv(h) == 0) {
         int p = h2_send(h);
@@ -915,7 +916,7 @@ static void h2_on_write(evutil_socket_t fd, short what, void *arg) {
 
 static void h2_on_deadline(struct timer *t) {
     struct conn *c = container_of(t, struct conn, deadline);
-    struct h2_session *h = c->h2;
+    struct h2_session *h = c->as.h2;
     struct server *s = c->srv;
     if (c->deadline_kind == DL_PING) {
         nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, NULL);
@@ -990,7 +991,9 @@ static struct h2_session *h2_start(struct conn *c) {
     c->deadline_kind = DL_NONE;
     event_assign(&c->ev, s->base, c->fd, EV_READ | EV_PERSIST, h2_on_read, c);
     event_assign(&h->wev, s->base, c->fd, EV_WRITE | EV_PERSIST, h2_on_write, h);
-    c->h2 = h;
+    h->listener = c->role == CONN_ROLE_PLAIN ? c->as.listener : NULL;
+    c->role = CONN_ROLE_H2;
+    c->as.h2 = h;
     c->state = CONN_READY;
     c->reading_paused = 0;
     c->ev_write = 0;
@@ -1130,8 +1133,16 @@ int h2_upgrade(struct conn *c, const struct http_request *req, const char *rest,
     return -1;
 }
 
+int h2_listener_gone(struct conn *c, const void *l) {
+    struct h2_session *h = c->as.h2;
+    if (h->listener != l)
+        return 0;
+    h->listener = NULL;
+    return 1;
+}
+
 void h2_drain(struct conn *c) {
-    struct h2_session *h = c->h2;
+    struct h2_session *h = c->as.h2;
     if (h->closing)
         return;
     nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->ng),
@@ -1141,7 +1152,7 @@ void h2_drain(struct conn *c) {
 }
 
 void h2_free(struct conn *c) {
-    struct h2_session *h = c->h2;
+    struct h2_session *h = c->as.h2;
     struct server *s = c->srv;
     while (!list_empty(&h->streams)) {
         struct h2_stream *st = container_of(h->streams.next, struct h2_stream, link);
@@ -1152,6 +1163,7 @@ void h2_free(struct conn *c) {
     buf_free(&h->scratch);
     buf_free(&h->cookies);
     s->metrics.h2_conns_open--;
-    c->h2 = NULL;
+    c->role = CONN_ROLE_PLAIN;
+    c->as.listener = NULL;
     free(h);
 }

@@ -67,6 +67,10 @@ int h2_upgrade_wanted(const struct conn *c, const struct http_request *req);
  * h2_takeover does. */
 int h2_upgrade(struct conn *c, const struct http_request *req, const char *rest, size_t len);
 
+/* The listener l of an HTTP/2 connection closed (a reload): 1 (and forgotten)
+ * when c came in on it, so that the caller sends it a GOAWAY. */
+int h2_listener_gone(struct conn *c, const void *l);
+
 /* conn.c's hooks: the HTTP/2 side of conn_close, conn_drain (GOAWAY, close
  * once the open streams are done), and of a stream's conn_done, conn_flush
  * and conn_close. */

@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "net/conn.h"
+#include "net/h2.h"
 #include "core/log.h"
 #include "net/http_reply.h"
 #include "net/notify.h"
@@ -182,7 +183,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = conn_new(s, cfd, &peer.sa, len, l->tls ? s->tls_ctx : NULL);
         if (c)
-            c->listener = l;
+            c->as.listener = l; /* role PLAIN (conn_new) */
         if (c && per_ip)
             c->peer_counted = 1;
         else if (per_ip) {
@@ -511,10 +512,10 @@ static int listeners_apply(struct server *s, const struct config *cfg) {
         for (struct list *n = s->conns.next, *next; n != &s->conns; n = next) {
             next = n->next;
             struct conn *c = container_of(n, struct conn, link);
-            if (c->listener == l) {
-                c->listener = NULL;
-                if (c->h2)
-                    conn_drain(c);
+            if (c->role == CONN_ROLE_PLAIN && c->as.listener == l) {
+                c->as.listener = NULL;
+            } else if (c->role == CONN_ROLE_H2 && h2_listener_gone(c, l)) {
+                conn_drain(c);
             }
         }
         *pp = l->next;

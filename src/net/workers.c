@@ -155,7 +155,7 @@ static void owner_send(struct hop *h, struct hop_node *n, enum hop_kind kind) {
 
 /* The proxy's answer is complete (or abandoned): send it back, free the proxy. */
 static void proxy_finish(struct conn *c) {
-    struct hop *h = c->hop;
+    struct hop *h = c->as.hop;
     struct server *s = c->srv;
     int fail = 0;
     if (c->out.len)
@@ -189,11 +189,11 @@ void workers_proxy_done(struct conn *c) {
 }
 
 int workers_proxy_tls(const struct conn *c) {
-    return c->hop->tls;
+    return c->as.hop->tls;
 }
 
 int workers_proxy_subject(const struct conn *c, char *out, size_t len) {
-    const struct hop *h = c->hop;
+    const struct hop *h = c->as.hop;
     if (h->subject_len < 0 || (size_t)h->subject_len >= len)
         return -1;
     memcpy(out, h->subject, (size_t)h->subject_len + 1);
@@ -213,7 +213,8 @@ static void owner_request(struct worker *o, struct hop *h) {
     c->srv = s;
     c->fd = -1;
     c->io = &io_plain;
-    c->hop = h;
+    c->role = CONN_ROLE_HOP;
+    c->as.hop = h;
     c->state = CONN_BUSY;
     c->keep_alive = h->keep_alive;
     c->head_only = h->head_only;
@@ -457,7 +458,7 @@ static void workers_svc_close(void *ctx) {
             c->cancel = NULL;
             fn(c->cancel_arg);
         }
-        struct hop *h = c->hop;
+        struct hop *h = c->as.hop;
         h->proxy = NULL;
         list_unlink(&c->link);
         buf_free(&c->out);
