@@ -11,6 +11,7 @@
  */
 #include "api/api_queue.h"
 
+#include "api/api_queue_batch.h"
 #include "api/api_queue_parse.h"
 #include "api/api_result.h"
 #include "api/auth.h"
@@ -929,6 +930,8 @@ enum handler_result api_queues(void *ctx, struct conn *c, const struct http_requ
             return fail_method(c, "POST", "POST to reserve");
         return do_reserve(c, svc, &p, req);
     }
+    if (seg_is(p.op, p.op_len, "acks")) /* batch ack: api_queue_batch.c */
+        return api_queue_acks(c, svc, p.name, p.name_len, req, body, body_len);
     if (seg_is(p.op, p.op_len, "join")) {
         if (m != HTTP_M_GET)
             return fail_method(c, "GET", "GET join");

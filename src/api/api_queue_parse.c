@@ -112,3 +112,49 @@ int queue_batch_parse(const char *body, size_t len, struct qsvc_batch_job *jobs,
     *count = n;
     return 0;
 }
+
+/* Digits at s..end as a number up to max: 0 and *v, or -1. */
+static int parse_num(const char *s, const char *end, uint64_t max, uint64_t *v) {
+    uint64_t x = 0;
+    if (s == end || end - s > 20)
+        return -1;
+    for (; s < end; s++) {
+        if (!isdigit((unsigned char)*s) || x > (max - (uint64_t)(*s - '0')) / 10)
+            return -1;
+        x = x * 10 + (uint64_t)(*s - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+int queue_acks_parse(const char *body, size_t len, struct qsvc_ack_item *items, size_t *count,
+                     size_t max, char *err, size_t errlen) {
+    size_t n = 0;
+    for (size_t off = 0; off < len; n++) {
+        const char *line = body + off, *nl = memchr(line, '\n', len - off);
+        const char *end = nl ? nl : body + len;
+        const char *sp = memchr(line, ' ', (size_t)(end - line));
+        uint64_t id, attempt = 0;
+        if (n == max) {
+            snprintf(err, errlen, "more than %zu ids in one batch ack", max);
+            return -1;
+        }
+        if (parse_num(line, sp ? sp : end, UINT64_MAX, &id) < 0 || id == 0 ||
+            (sp && parse_num(sp + 1, end, UINT32_MAX, &attempt) < 0)) {
+            snprintf(err, errlen, "ack line %zu: expected \"<id>\" or \"<id> <attempt>\", whole numbers (id over 0)", n);
+            return -1;
+        }
+        if (items && n < *count) {
+            items[n].id = id;
+            items[n].attempt = (uint32_t)attempt;
+            items[n].status = 0;
+        }
+        off = (size_t)(end - body) + (nl ? 1 : 0);
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "empty batch ack: one job id per line");
+        return -1;
+    }
+    *count = n;
+    return 0;
+}

@@ -23,4 +23,13 @@ const char *queue_settings_parse(const char *body, size_t len, struct qsvc_setti
 int queue_batch_parse(const char *body, size_t len, struct qsvc_batch_job *jobs, size_t *count,
                       char *err, size_t errlen);
 
+/* A batch ack body (POST /queues/{q}/acks): one line per job, "<id>\n" or
+ * "<id> <attempt>\n" (the first two fields of a framed reserve's header
+ * line; attempt 0 or absent: any), the last newline optional. With items
+ * NULL, *count is set to the number of lines; with items (count entries)
+ * it fills their id and attempt too. 0, or -1 with err naming the line (an
+ * empty body, an id 0, more than max lines are errors). */
+int queue_acks_parse(const char *body, size_t len, struct qsvc_ack_item *items, size_t *count,
+                     size_t max, char *err, size_t errlen);
+
 #endif

@@ -193,3 +193,10 @@ int qsvc_jobs(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t ql
         return QSVC_ERR_UNSUPPORTED;
     return svc->ops->jobs(svc, call_start(svc, call), q, qlen, state, after, jobs, max);
 }
+
+int qsvc_ack_batch(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
+                   struct qsvc_ack_item *items, size_t n) {
+    if (!svc->ops->ack_batch)
+        return QSVC_ERR_UNSUPPORTED;
+    return svc->ops->ack_batch(svc, call_start(svc, call), q, qlen, items, n);
+}

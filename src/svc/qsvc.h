@@ -164,6 +164,23 @@ int qsvc_nack(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t ql
 int qsvc_touch(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, uint64_t id,
                uint32_t attempt, uint64_t lease_ms);
 
+/* One ack of a batch: in, the job and its attempt (0: any); out, its status. */
+struct qsvc_ack_item {
+    uint64_t id;
+    uint32_t attempt;
+    int status; /* QSVC_OK, QSVC_ERR_NOTFOUND, QSVC_ERR_STATE */
+};
+
+/* Ack n jobs of one queue in one step (one journal wait, one FCALL). Each
+ * job is acked or refused on its own, as n plain acks in order would be
+ * (items[i].status; a repeated id is refused the second time): a lease
+ * that ran out for one job does not hold back the others. QSVC_OK once
+ * the batch is applied (res.n jobs acked), else the queue's error
+ * (NOQUEUE, UNAVAILABLE, ...) and no item was acked (Redis: maybe, as for
+ * any 503). items must last until done(). */
+int qsvc_ack_batch(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
+                   struct qsvc_ack_item *items, size_t n);
+
 /* A job in any state, into *job: res.jobs = job. */
 int qsvc_peek(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, uint64_t id,
               struct queue_job_info *job);
@@ -288,6 +305,9 @@ struct qsvc_ops {
     int (*result)(struct qsvc *, struct qsvc_call *, const char *, size_t, uint64_t, uint64_t);
     int (*jobs)(struct qsvc *, struct qsvc_call *, const char *, size_t, int,
                 const struct queue_cursor *, struct queue_job_info *, size_t);
+    /* Batch ack (POST /queues/{q}/acks); NULL: QSVC_ERR_UNSUPPORTED. */
+    int (*ack_batch)(struct qsvc *, struct qsvc_call *, const char *, size_t,
+                     struct qsvc_ack_item *, size_t);
 };
 
 /* The handle every backend's state begins with. */

@@ -371,6 +371,23 @@ static int local_ack(struct qsvc *base, struct qsvc_call *call, const char *name
     return st == QSVC_OK ? local_settle(svc, call, QSVC_OK) : st;
 }
 
+/* Each job acked or refused on its own; one durability wait for those acked. */
+static int local_ack_batch(struct qsvc *base, struct qsvc_call *call, const char *name,
+                           size_t len, struct qsvc_ack_item *items, size_t n) {
+    struct qsvc_local *svc = local_of(base);
+    struct queue *q;
+    int st = local_open(svc, call, name, len, 1, &q);
+    if (st != QSVC_OK)
+        return st;
+    call->res.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        items[i].status = queue_ack(q, items[i].id, items[i].attempt);
+        if (items[i].status == QSVC_OK)
+            call->res.n++;
+    }
+    return call->res.n ? local_settle(svc, call, QSVC_OK) : QSVC_OK;
+}
+
 static int local_nack(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                       uint64_t id, uint32_t attempt, uint64_t delay_ms) {
     struct qsvc_local *svc = local_of(base);
@@ -583,6 +600,7 @@ const struct qsvc_ops qsvc_local_ops = {
     .nack_error = qsvc_local_nack_error,
     .result = qsvc_local_result,
     .jobs = qsvc_local_jobs,
+    .ack_batch = local_ack_batch,
 };
 
 /* ---- for qsvc_local_result.c --------------------------------------------------------- */

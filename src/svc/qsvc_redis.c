@@ -208,6 +208,26 @@ int rop_send(struct rop *rop) {
         rc = rsvc_fcall(svc, rop->kind == R_ACK ? "aw_ack" : rop->kind == R_NACK ? "aw_nack" : "aw_touch",
                         rop->qname, rop->qlen, n, args, lens, rop_on_reply, rop);
         break;
+    case R_ACKS: { /* n, then n pairs id, attempt */
+        size_t total = 1 + 2 * rop->bn;
+        const char **bargs = malloc(total * sizeof *bargs);
+        size_t *blens = malloc(total * sizeof *blens);
+        char *nums = malloc(total * 24);
+        rc = -1;
+        if (bargs && blens && nums) {
+            for (size_t i = 0; i < total; i++) {
+                uint64_t v = i == 0 ? rop->bn : i % 2 ? rop->acks[i / 2].id : rop->acks[i / 2 - 1].attempt;
+                bargs[i] = nums + i * 24;
+                blens[i] = (size_t)snprintf(nums + i * 24, 24, "%" PRIu64, v);
+            }
+            rc = rsvc_fcall(svc, "aw_ack_batch", rop->qname, rop->qlen, (int)total, bargs, blens,
+                            rop_on_reply, rop);
+        }
+        free(bargs);
+        free(blens);
+        free(nums);
+        break;
+    }
     case R_PEEK:
         NUM(rop->id);
         rc = rsvc_fcall(svc, "aw_peek", rop->qname, rop->qlen, n, args, lens, rop_on_reply, rop);
@@ -344,6 +364,20 @@ static int job_op(struct qsvc *base, struct qsvc_call *call, int kind, const cha
 static int redis_ack(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen,
                      uint64_t id, uint32_t attempt) {
     return job_op(base, call, R_ACK, q, qlen, id, attempt, 0);
+}
+
+static int redis_ack_batch(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen,
+                           struct qsvc_ack_item *items, size_t n) {
+    struct rsvc *svc = rsvc_of(base);
+    int st = begin(svc, call);
+    if (st != QSVC_OK)
+        return st;
+    struct rop *rop = rop_new(svc, R_ACKS, q, qlen, 0);
+    if (!rop)
+        return QSVC_ERR_NOMEM;
+    rop->acks = items;
+    rop->bn = n;
+    return rop_start(rop, call);
 }
 
 static int redis_nack(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen,
@@ -608,4 +642,5 @@ const struct qsvc_ops qsvc_redis_ops = {
     .bulk = redis_bulk,
     .cancel = redis_cancel,
     .release = redis_release,
+    .ack_batch = redis_ack_batch,
 };

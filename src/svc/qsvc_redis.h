@@ -26,7 +26,7 @@ struct redisReply;
 
 enum rop_kind {
     R_PUT, R_BATCH, R_RESERVE, R_JOIN, R_ACK, R_NACK, R_TOUCH, R_PEEK, R_DECLARE, R_DELETE,
-    R_STATS, R_LIST, R_DEAD, R_BULK, R_NKINDS
+    R_STATS, R_LIST, R_DEAD, R_BULK, R_ACKS, R_NKINDS
 };
 
 struct rsvc {
@@ -83,7 +83,8 @@ struct rop {
     int op;                   /* bulk */
     struct qsvc_settings set; /* declare */
     struct qsvc_batch_job *bjobs; /* batch: the caller's (they last until done) */
-    size_t bn;
+    size_t bn;                /* batch: jobs; acks: items */
+    struct qsvc_ack_item *acks; /* acks: the caller's (they last until done) */
     const char *payload, *key; /* put: copies in extra[] */
     size_t len, key_len;
     /* results */

@@ -330,6 +330,33 @@ local function ack(keys, a)
     return {OK}
 end
 
+-- A batch ack (POST /queues/{q}/acks): each job acked or refused on its
+-- own, in order, as that many aw_ack calls would. ARGV[3]: n; then n pairs
+-- id, attempt. {0, acked, status * n}
+local function ack_batch(keys, a)
+    local b = base(keys)
+    local m = open(b, a)
+    if not m then return {NOQUEUE} end
+    local n = tonumber(a[3])
+    local out, acked = {OK, 0}, 0
+    for i = 1, n do
+        local j, st = leased(b, tonumber(a[2 + 2 * i]), tonumber(a[3 + 2 * i]))
+        if j then
+            redis.call('ZREM', b .. ':l', j)
+            forget(b, j)
+            acked = acked + 1
+            st = OK
+        end
+        out[#out + 1] = st
+    end
+    out[2] = acked
+    if acked > 0 then
+        redis.call('HINCRBY', b .. ':m', 'total_acked', acked)
+        if unfinished(b) == 0 then notify(a, 'j', 0) end
+    end
+    return out
+end
+
 -- ARGV[3..5]: id, attempt, delay ms. {0, dead}
 local function nack(keys, a)
     local b = base(keys)
@@ -483,6 +510,7 @@ redis.register_function('aw_put_batch', put_batch)
 redis.register_function('aw_reserve', reserve)
 redis.register_function('aw_ack', ack)
 redis.register_function('aw_nack', nack)
+redis.register_function('aw_ack_batch', ack_batch)
 redis.register_function('aw_touch', touch)
 redis.register_function('aw_unreserve', unreserve)
 redis.register_function('aw_peek', peek)

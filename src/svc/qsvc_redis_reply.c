@@ -258,6 +258,14 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         res->id = rop->id;
         settle(rop, st);
         break;
+    case R_ACKS: /* {0, acked, status * n} */
+        if (st == QSVC_OK) {
+            res->n = (uint64_t)rsvc_ival(r, 1);
+            for (size_t i = 0; i < rop->bn; i++)
+                rop->acks[i].status = i + 2 < r->elements ? (int)rsvc_ival(r, 2 + i) : QSVC_ERR_NOTFOUND;
+        }
+        settle(rop, st);
+        break;
     case R_NACK:
         res->id = rop->id;
         res->dead = (int)rsvc_ival(r, 1);

@@ -169,7 +169,7 @@ static int redis_metrics(void *ctx, struct buf *o) {
     struct rsvc *svc = ctx;
     static const char *const names[R_NKINDS] = {
         "put", "put_batch", "reserve", "join", "ack", "nack", "touch", "peek", "declare",
-        "delete", "stats", "list", "dead_list", "bulk"};
+        "delete", "stats", "list", "dead_list", "bulk", "ack_batch"};
     int r = buf_appendf(o, "# HELP awaitd_redis_up 1 if the Redis backend is connected with its function library loaded.\n"
                         "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
                         svc->lib_ok && redis_conn_up(svc->rc));

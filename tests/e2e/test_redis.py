@@ -30,6 +30,7 @@ import unittest
 import awaitd_test
 from awaitd_test import Daemon, free_port, HOST
 import test_queue as tq
+import test_queue_acks as tqa
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -160,6 +161,7 @@ RedisQueueLimitsTest = redis_variant(tq.QueueLimitsTest, {
                           "Redis's own maxmemory (docs/REDIS.md)",
 })
 RedisQueueAuthTest = redis_variant(tq.QueueAuthTest, {})
+RedisQueueAcksTest = redis_variant(tqa.QueueAcksTest, {})
 
 
 # ---- helpers for the cases below --------------------------------------------------------
@@ -304,6 +306,65 @@ class RedisTwoNodesTest(RedisCase):
         self.daemons.remove(a)
         a._kill()
         a.cleanup()
+
+
+class RedisBatchAckTest(RedisCase):
+
+    def fcalls(self):
+        info = self.redis.cmd("INFO", "commandstats")
+        for line in info.splitlines():
+            if line.startswith("cmdstat_fcall:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    def test_one_fcall_per_batch_ack_and_acks_across_nodes(self):
+        """50 jobs reserved on node A are acked on node B in one request: one
+        FCALL, and a join waiting on A is woken by it."""
+        a, b = self.node(), self.node()
+        self.declare(a, "bq")
+        r = self.req(a, "POST", "/queues/bq/jobs?batch=1",
+                     body=tq.frame_put([b"%d" % i for i in range(50)]))
+        self.assertEqual(r.status, 201, r)
+        r = self.reserve(a, "bq", count=50)
+        self.assertEqual(r.status, 200, r)
+        got = [(f[0], f[1]) for f in tq.parse_frames(r.body)]
+        self.assertEqual(len(got), 50)
+        body = b"".join(b"%d %d\n" % g for g in got[:49]) + b"424242\n"
+        before = self.fcalls()  # no waiter anywhere: nothing else calls
+        r = self.req(b, "POST", "/queues/bq/acks", body=body)
+        after = self.fcalls()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(after - before, 1, "a batch ack of 50 ids made %d FCALLs" % (after - before))
+        res = r.json()
+        self.assertEqual(res["acked"], 49, res)
+        self.assertEqual(res["results"][-1]["id"], 424242)
+        self.assertEqual(res["results"][-1]["status"], 404)
+        join = self.bg(self.req, a, "GET", "/queues/bq/join?wait=10", timeout=20)
+        deadline = time.monotonic() + 5
+        while self.stats(a, "bq")["joiners"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        r = self.req(b, "POST", "/queues/bq/acks", body=b"%d %d\n" % got[49])
+        self.assertEqual(r.json()["acked"], 1, r)
+        r, t1 = join.result(15)
+        self.assertEqual((r.status, r.json()), (200, {"unfinished": 0}), r)
+        self.assertLess(t1 - t0, 0.8, "the join on A was woken only after %.3f s" % (t1 - t0))
+        st = self.stats(b, "bq")
+        self.assertEqual((st["total_acked"], st["unfinished"]), (50, 0), st)
+
+    def test_batch_ack_503_while_redis_is_down(self):
+        d = self.node()
+        self.declare(d, "down")
+        self.redis.kill()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            r = self.req(d, "POST", "/queues/down/acks", body=b"1\n")
+            if r.status == 503:
+                break
+            time.sleep(0.05)
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["reason"], "storage", r)
+        self.assertIn("redis", r.json()["error"])
 
 
 class RedisFaultTest(RedisCase):

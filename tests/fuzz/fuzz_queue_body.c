@@ -5,7 +5,9 @@
  *  - accepted settings are in the ranges docs/QUEUES.md gives, and only
  *    known bits are set; a refusal names the problem;
  *  - an accepted batch is exactly a sequence of "<len>\n<payload>\n"
- *    frames covering the body, every payload inside it.
+ *    frames covering the body, every payload inside it;
+ *  - an accepted batch ack (POST /queues/{q}/acks) has 1 to 1000 ids, none 0,
+ *    and is made of digits, spaces and newlines only.
  */
 #include "fuzz.h"
 
@@ -65,6 +67,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         CHECK(off == size);
         free(jobs);
+    } else {
+        CHECK(err[0] != '\0');
+    }
+
+    count = 0;
+    err[0] = '\0';
+    if (queue_acks_parse(body, size, NULL, &count, 1000, err, sizeof err) == 0) {
+        CHECK(count >= 1 && count <= 1000 && count <= (size + 1) / 2);
+        struct qsvc_ack_item *items = malloc(count * sizeof *items);
+        CHECK(items);
+        size_t again = count;
+        CHECK(queue_acks_parse(body, size, items, &again, 1000, err, sizeof err) == 0 &&
+              again == count);
+        for (size_t i = 0; i < count; i++)
+            CHECK(items[i].id != 0);
+        for (size_t i = 0; i < size; i++)
+            CHECK((body[i] >= '0' && body[i] <= '9') || body[i] == ' ' || body[i] == '\n');
+        free(items);
     } else {
         CHECK(err[0] != '\0');
     }
