@@ -26,7 +26,7 @@ RAW=$OUT/queue-raw
 # ---- what is measured, and how long --------------------------------------
 ROUNDS=3          # a, b and c interleaved: (awaitd, beanstalkd, awaitd batch) x 3
 CONNS=50          # a, b, c: connections looping cycles
-BATCH=50          # c: jobs per put, per reserve (count=), acks pipelined
+BATCH=50          # c: jobs per put, per reserve (count=), one batch ack
 PRODUCERS=100     # d: concurrent producers, fsync = always
 MEM_BATCH=1000    # e: jobs per batch put while filling
 PAYLOAD=100       # bytes per job, everywhere (awaitload's default body: 100 x's)

@@ -4,8 +4,8 @@
 #   a) cycles: CONNS loops of put -> reserve -> ack (awaitload --scenario
 #      queue) vs BullMQ Queue.add + a Worker with an empty processor and
 #      concurrency CONNS, CONNS producers; 100-byte payloads.
-#   b) batched: awaitd --batch BATCH (framed put, reserve count=, acks
-#      pipelined) vs BullMQ addBulk of BATCH.
+#   b) batched: awaitd --batch BATCH (framed put, reserve count=, one batch
+#      ack: POST .../acks) vs BullMQ addBulk of BATCH.
 #   c) scale-out: two awaitd nodes on the one Redis, an awaitload each.
 # Figures: job cycles/s, and Redis's CPU per cycle (utime + stime of
 # redis-server from /proc), which sets the ceiling of a Redis (and of each

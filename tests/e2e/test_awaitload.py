@@ -407,6 +407,8 @@ class QueueScenario(unittest.TestCase):
         self.assertEqual((s["cycles"], s["batch"]), (40, 25))
         self.assertEqual((s["jobs_put"], s["jobs_acked"]), (1000, 1000))
         self.assertGreater(s["jobs_per_s"], s["cycles_per_s"])
+        # One batch put, one reserve of 25 and one batch ack (POST .../acks) per cycle.
+        self.assertEqual(s["requests"], 40 * 3)
         st = self.stats("batch")
         self.assertEqual((st["total_put"], st["total_acked"], st["unfinished"]), (1000, 1000, 0), st)
         # Over the daemon's count= bound of 100: reserves of 100, then the rest.

@@ -46,6 +46,7 @@ struct qplan {
     struct buf reserve;      /* the reserve request for count = reserve_max */
     struct buf reserve_head; /* "POST /queues/NAME/reserve?wait=1&count=" */
     struct buf ack_head;     /* "POST /queues/NAME/jobs/" */
+    struct buf acks_head;    /* batch: "POST /queues/NAME/acks HTTP/1.1\r\n" + fields */
     struct buf tail;         /* " HTTP/1.1\r\n" + fields + "Content-Length: 0\r\n\r\n" */
     unsigned batch;          /* jobs per put */
     unsigned reserve_max;    /* count= of a reserve: min(batch, RESERVE_MAX) */
@@ -72,7 +73,7 @@ struct qstats {
 struct qconn {
     struct load_conn *c;
     unsigned char role, step, done, resume_next;
-    unsigned asked;     /* count= of the reserve outstanding */
+    unsigned asked;     /* count= of the reserve outstanding; batch: ids of the batch ack */
     unsigned remaining; /* cycle: jobs put in this cycle not yet reserved */
     uint64_t cycle_ns, step_ns;
     struct buf out; /* the request of the step (kept until its answers are in) */
@@ -229,9 +230,34 @@ static void q_reserve(struct qconn *qc, unsigned count) {
     q_start(qc, STEP_RESERVE, 1);
 }
 
-/* Every ack in one write: pipelined. */
+/* --batch: one batch ack (POST .../acks, an id per line) for every job of the reserve. */
+static void q_batch_ack(struct qconn *qc, const uint64_t *ids, unsigned n) {
+    const struct qplan *p = qw_of(qc->c)->p;
+    char body[RESERVE_MAX * 21];
+    size_t len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        len += (size_t)(text_u64(body + len, ids[i]) - (body + len));
+        body[len++] = '\n';
+    }
+    buf_reset(&qc->out);
+    int r = buf_append(&qc->out, buf_start(&p->acks_head), p->acks_head.len);
+    r |= buf_appendf(&qc->out, "Content-Length: %zu\r\n\r\n", len);
+    r |= buf_append(&qc->out, body, len);
+    if (r < 0) {
+        q_oom(qc);
+        return;
+    }
+    qc->asked = n;
+    q_start(qc, STEP_ACK, 1);
+}
+
+/* Every ack in one write: pipelined (--batch: one batch ack). */
 static void q_acks(struct qconn *qc, const uint64_t *ids, unsigned n) {
     const struct qplan *p = qw_of(qc->c)->p;
+    if (p->batch > 1) {
+        q_batch_ack(qc, ids, n);
+        return;
+    }
     buf_reset(&qc->out);
     int r = buf_reserve(&qc->out, n * (p->ack_head.len + p->tail.len + 24));
     for (unsigned i = 0; i < n && r == 0; i++) {
@@ -419,8 +445,19 @@ static void q_answer(struct load_conn *c, const struct http_response *res, const
         break;
     case STEP_ACK:
         if (status == 200) {
-            s->jobs_acked++;
-            atomic_fetch_add_explicit(&p->acked_total, 1, memory_order_relaxed);
+            unsigned acked = 1;
+            if (p->batch > 1) { /* {"acked": K, ...}: every id of the batch, or an error */
+                static const char key[] = "{\"acked\": ";
+                const char *e = len > sizeof key ? memchr(body + sizeof key - 1, ',', len - (sizeof key - 1)) : NULL;
+                uint64_t k;
+                if (!e || memcmp(body, key, sizeof key - 1) != 0 ||
+                    parse_u64(body + sizeof key - 1, (size_t)(e - body) - (sizeof key - 1), &k) < 0 ||
+                    k != qc->asked)
+                    break;
+                acked = qc->asked;
+            }
+            s->jobs_acked += acked;
+            atomic_fetch_add_explicit(&p->acked_total, acked, memory_order_relaxed);
             if (c->expect > 0)
                 return;
             step_done(qc, now);
@@ -700,6 +737,8 @@ static int plan_build(struct qplan *p, const struct load_opts *o, const struct l
     }
     r |= buf_append(&p->reserve, buf_start(&p->tail), p->tail.len);
     r |= buf_appendf(&p->ack_head, "POST %s/jobs/", qpath);
+    r |= buf_appendf(&p->acks_head, "POST %s/acks HTTP/1.1\r\n", qpath);
+    r |= buf_append(&p->acks_head, buf_start(&fields), fields.len);
     buf_free(&fields);
     return r ? -1 : 0;
 }
@@ -710,6 +749,7 @@ static void plan_free(struct qplan *p) {
     buf_free(&p->reserve);
     buf_free(&p->reserve_head);
     buf_free(&p->ack_head);
+    buf_free(&p->acks_head);
     buf_free(&p->tail);
 }
 
