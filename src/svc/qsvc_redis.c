@@ -192,6 +192,7 @@ int rop_send(struct rop *rop) {
     case R_RESERVE:
         NUM(rop->count);
         NUM(rop->arg);
+        NUM(rop->wait_ms); /* how long a getter may wait: puts wake getters only then */
         rc = rsvc_fcall(svc, "aw_reserve", rop->qname, rop->qlen, n, args, lens, rop_on_reply, rop);
         break;
     case R_JOIN:

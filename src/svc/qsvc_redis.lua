@@ -9,12 +9,13 @@
 -- queue's keys live in one cluster slot. (KEYS[1] is a key that exists while
 -- the queue does, so a cluster moving the queue's slot sends the call, ASK,
 -- to the new master once the keys are there.) The keys:
---   B:m  hash   settings, counters, next_id, epoch, dseq, shutdown
+--   B:m  hash   settings, counters, next_id (also the count of puts: total_put),
+--               epoch, dseq, shutdown, pdue (below)
 --   B:r  zset   ready jobs: score priority, member the 16-digit id (FIFO among equals)
 --   B:d  zset   delayed jobs: score visible_at (Redis ms)
 --   B:l  zset   reserved jobs: score lease deadline (Redis ms)
 --   B:x  zset   dead letters: score the order they died in
---   B:p  hash   id -> payload      B:n  hash  id -> priority
+--   B:p  hash   id -> payload      B:n  hash  id -> priority (absent: 0)
 --   B:t  hash   id -> attempts (deliveries so far)
 --   B:k:EPOCH:KEY  string  an idempotency key -> the first job's id, PX key_window
 -- ARGV[1] is the notification channel, ARGV[2] the queue's name; the rest
@@ -23,6 +24,18 @@
 -- Notifications ("KIND N QUEUE"): r N jobs became ready; s N room freed;
 -- j unfinished reached 0; t N a job becomes ready in N ms; z shutdown;
 -- x deleted. Nodes use them to wake their waiters (and re-check).
+--
+-- pdue in B:m is a lower bound of every score in B:d and B:l (absent: 0, so
+-- the next operation looks): an operation moves due jobs only once Redis's
+-- time reaches it, so the usual put, reserve or ack does not scan both sets
+-- for nothing. Every ZADD into B:d or B:l goes through lower() to keep the
+-- bound; promote() sets it again to the earliest score after moving.
+--
+-- gw in B:m (Redis ms; absent: 0) is when the last getter that may be waiting
+-- gives up at the latest: a reserve that finds nothing sets it to now plus its
+-- wait= (ARGV[5]) plus GW_GRACE, so a put publishes its 'r' or 't' only while
+-- someone can be listening. (A waiter re-checks with another reserve after a
+-- wake, a reconnect or its safety tick, each of which moves gw on.)
 
 local VERSION = '@VERSION@'
 local OK, FULL, EMPTY, NOTFOUND, INVALID, TOOBIG, STATE, SHUTDOWN, NOQUEUE =
@@ -45,13 +58,27 @@ end
 local function jid(id) return string.format('%016d', id) end
 
 -- The settings an operation needs (the counters are read by stats only).
-local FIELDS = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window', 'shutdown', 'epoch'}
+local FIELDS = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window', 'shutdown', 'epoch',
+                'pdue', 'gw'}
+local NEVER = 1e15 -- pdue with B:d and B:l empty (Redis ms, year 33658)
+local GW_GRACE = 3000 -- ms beyond a getter's wait= that gw covers (gw is moved on only
+                      -- when it gains a second, so it is always 2 s beyond)
 local function meta(b)
     local f = redis.call('HMGET', b .. ':m', unpack(FIELDS))
     if not f[1] then return nil end
     local m = {}
     for i, k in ipairs(FIELDS) do m[k] = tonumber(f[i]) or f[i] end
+    m.pdue = m.pdue or 0
+    m.gw = m.gw or 0
     return m
+end
+
+-- A score about to go into B:d or B:l: keep pdue at or below it.
+local function lower(b, m, score)
+    if score < m.pdue then
+        m.pdue = score
+        redis.call('HSET', b .. ':m', 'pdue', score)
+    end
 end
 
 local function meta_all(b)
@@ -61,12 +88,30 @@ local function meta_all(b)
     return m
 end
 
+-- redis.call(cmd, key, t...) in slices of 2000 values (unpack's limit is a few
+-- thousand; pairs stay whole).
+local function call_many(cmd, key, t)
+    for i = 1, #t, 2000 do
+        redis.call(cmd, key, unpack(t, i, math.min(i + 1999, #t)))
+    end
+end
+
 local function notify(a, kind, n)
     redis.call('PUBLISH', a[1], kind .. ' ' .. n .. ' ' .. a[2])
 end
 
+-- 'r' or 't' for the getters, if one may be waiting (gw above).
+local function wake_getters(a, m, now, kind, n)
+    if now < m.gw then notify(a, kind, n) end
+end
+
+-- Whether jobs are unfinished: 0 when none, else a positive count (not the
+-- exact one: callers only compare it with 0, and under load the leased set
+-- alone answers).
 local function unfinished(b)
-    return redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d') + redis.call('ZCARD', b .. ':l')
+    local n = redis.call('ZCARD', b .. ':l')
+    if n > 0 then return n end
+    return redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d')
 end
 
 local function forget(b, j)
@@ -101,6 +146,7 @@ local function release(b, m, j, now, delay)
         return 'drop'
     end
     if delay > 0 then
+        lower(b, m, now + delay)
         redis.call('ZADD', b .. ':d', now + delay, j)
         return 'delayed'
     end
@@ -108,8 +154,20 @@ local function release(b, m, j, now, delay)
     return 'ready'
 end
 
--- Due delayed jobs become ready; expired leases come back (or die).
+-- The earliest score in B:d and B:l, or NEVER.
+local function earliest(b)
+    local best = NEVER
+    for _, k in ipairs({':d', ':l'}) do
+        local f = redis.call('ZRANGE', b .. k, 0, 0, 'WITHSCORES')
+        if #f > 0 and tonumber(f[2]) < best then best = tonumber(f[2]) end
+    end
+    return best
+end
+
+-- Due delayed jobs become ready; expired leases come back (or die). Nothing
+-- is due before pdue.
 local function promote(b, a, m, now)
+    if now < m.pdue then return end
     local ready, gone = 0, 0
     local due = redis.call('ZRANGEBYSCORE', b .. ':d', '-inf', now, 'LIMIT', 0, SLICE)
     for _, j in ipairs(due) do
@@ -122,6 +180,8 @@ local function promote(b, a, m, now)
         local r = release(b, m, j, now, 0)
         if r == 'ready' then ready = ready + 1 else gone = gone + 1 end
     end
+    m.pdue = earliest(b) -- at or below now again when a slice left due jobs behind
+    redis.call('HSET', b .. ':m', 'pdue', m.pdue)
     if ready > 0 then notify(a, 'r', ready) end
     if gone > 0 and unfinished(b) == 0 then notify(a, 'j', 0) end
 end
@@ -154,7 +214,7 @@ local function stats(b, m)
     local reserved, dead = redis.call('ZCARD', b .. ':l'), redis.call('ZCARD', b .. ':x')
     local function n(k) return tonumber(mm[k]) or 0 end
     return {size, n('maxsize'), reserved, delayed, dead, size + delayed + reserved,
-            n('total_put'), n('total_acked'), n('total_redelivered'), n('total_dead'),
+            n('next_id'), n('total_acked'), n('total_redelivered'), n('total_dead'),
             n('shutdown'), n('lease'), n('max_attempts'), n('max_payload'), n('key_window'),
             n('total_requeued'), n('total_dropped'), n('total_dead_purged')}
 end
@@ -178,8 +238,11 @@ local function declare(keys, a)
     if not m then
         created = 1
         local t = redis.call('TIME')
-        redis.call('HSET', b .. ':m', 'next_id', 0, 'epoch', t[1] .. '.' .. t[2], 'dseq', 0,
-            'shutdown', 0, 'total_put', 0, 'total_acked', 0, 'total_redelivered', 0,
+        -- The fields every operation reads (FIELDS) first, then the counters it
+        -- bumps: a small hash is a list that HMGET and HINCRBY walk from the front.
+        redis.call('HSET', b .. ':m', 'maxsize', a[4], 'lease', a[5], 'max_attempts', a[6],
+            'max_payload', a[7], 'key_window', a[8], 'shutdown', 0, 'epoch', t[1] .. '.' .. t[2],
+            'pdue', NEVER, 'gw', 0, 'next_id', 0, 'total_acked', 0, 'dseq', 0, 'total_redelivered', 0,
             'total_dead', 0, 'total_requeued', 0, 'total_dropped', 0, 'total_dead_purged', 0)
     end
     for i, name in ipairs(names) do
@@ -212,16 +275,16 @@ end
 -- ---- jobs ---------------------------------------------------------------------
 
 local function put_one(b, a, m, now, payload, prio, delay)
-    local id = redis.call('HINCRBY', b .. ':m', 'next_id', 1)
+    local id = redis.call('HINCRBY', b .. ':m', 'next_id', 1) -- also total_put
     local j = jid(id)
     redis.call('HSET', b .. ':p', j, payload)
-    redis.call('HSET', b .. ':n', j, prio)
+    if prio ~= 0 then redis.call('HSET', b .. ':n', j, prio) end
     if delay > 0 then
+        lower(b, m, now + delay)
         redis.call('ZADD', b .. ':d', now + delay, j)
     else
         redis.call('ZADD', b .. ':r', prio, j)
     end
-    redis.call('HINCRBY', b .. ':m', 'total_put', 1)
     return id
 end
 
@@ -245,7 +308,7 @@ local function put(keys, a)
     end
     local id = put_one(b, a, m, now, payload, prio, delay)
     if kk then redis.call('SET', kk, id, 'PX', m.key_window) end
-    if delay > 0 then notify(a, 't', delay) else notify(a, 'r', 1) end
+    if delay > 0 then wake_getters(a, m, now, 't', delay) else wake_getters(a, m, now, 'r', 1) end
     return {OK, id, 0}
 end
 
@@ -266,13 +329,28 @@ local function put_batch(keys, a)
             return {FULL, queued >= m.maxsize and 0 or m.maxsize - queued}
         end
     end
-    local out = {OK}
-    for i = 1, n do out[#out + 1] = put_one(b, a, m, now, a[5 + i], prio, delay) end
-    if delay > 0 then notify(a, 't', delay) else notify(a, 'r', n) end
+    -- One command per key for the whole batch: ids last-n+1 .. last.
+    local last = redis.call('HINCRBY', b .. ':m', 'next_id', n) -- also total_put
+    local out, pay, pri, sc = {OK}, {}, {}, {}
+    local score = delay > 0 and now + delay or prio
+    for i = 1, n do
+        local id = last - n + i
+        local j = jid(id)
+        out[#out + 1] = id
+        pay[#pay + 1], pay[#pay + 2] = j, a[5 + i]
+        pri[#pri + 1], pri[#pri + 2] = j, prio
+        sc[#sc + 1], sc[#sc + 2] = score, j
+    end
+    call_many('HSET', b .. ':p', pay)
+    if prio ~= 0 then call_many('HSET', b .. ':n', pri) end
+    if delay > 0 then lower(b, m, score) end
+    call_many('ZADD', b .. (delay > 0 and ':d' or ':r'), sc)
+    if delay > 0 then wake_getters(a, m, now, 't', delay) else wake_getters(a, m, now, 'r', n) end
     return out
 end
 
--- ARGV[3..4]: count, lease ms (0: the queue's).
+-- ARGV[3..5]: count, lease ms (0: the queue's), wait ms (how long the caller
+-- waits if nothing is ready; absent: as long as any wait).
 -- {0, n, (id, priority, attempt, deadline, payload) * n} | {EMPTY, next_due} | {SHUTDOWN} | ...
 local function reserve(keys, a)
     local b = base(keys)
@@ -285,20 +363,31 @@ local function reserve(keys, a)
     if n == 0 then
         -- shut down: immediate refuses at once; otherwise once nothing can come back
         if m.shutdown == 2 or (m.shutdown > 0 and unfinished(b) == 0) then return {SHUTDOWN} end
+        local wait = tonumber(a[5]) or 86400000
+        if wait > 0 and now + wait + GW_GRACE > m.gw + 1000 then
+            redis.call('HSET', b .. ':m', 'gw', now + wait + GW_GRACE)
+        end
         return {EMPTY, next_due(b, now)}
     end
     local out = {OK, n}
     local redelivered = 0
+    local deadline = now + lease
+    local ids, sc = {}, {}
     for i = 1, #popped, 2 do
-        local j = popped[i]
+        ids[#ids + 1] = popped[i]
+        sc[#sc + 1], sc[#sc + 2] = deadline, popped[i]
+    end
+    lower(b, m, deadline)
+    call_many('ZADD', b .. ':l', sc) -- one command each for all the jobs (count <= 100)
+    local pay = redis.call('HMGET', b .. ':p', unpack(ids))
+    for k, j in ipairs(ids) do
         local att = redis.call('HINCRBY', b .. ':t', j, 1)
         if att > 1 then redelivered = redelivered + 1 end
-        redis.call('ZADD', b .. ':l', now + lease, j)
         out[#out + 1] = tonumber(j)
-        out[#out + 1] = tonumber(popped[i + 1])
+        out[#out + 1] = tonumber(popped[2 * k])
         out[#out + 1] = att
-        out[#out + 1] = now + lease
-        out[#out + 1] = redis.call('HGET', b .. ':p', j)
+        out[#out + 1] = deadline
+        out[#out + 1] = pay[k]
     end
     if redelivered > 0 then redis.call('HINCRBY', b .. ':m', 'total_redelivered', redelivered) end
     if m.maxsize > 0 and redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d') + n >= m.maxsize then
@@ -308,10 +397,13 @@ local function reserve(keys, a)
 end
 
 -- A reserved job with the given attempt (0: any): its id string, or nil and the status.
+-- (A leased job always has its payload: only a job not leased needs the HEXISTS.)
 local function leased(b, id, attempt)
     local j = jid(id)
-    if redis.call('HEXISTS', b .. ':p', j) == 0 then return nil, NOTFOUND end
-    if not redis.call('ZSCORE', b .. ':l', j) then return nil, STATE end
+    if not redis.call('ZSCORE', b .. ':l', j) then
+        if redis.call('HEXISTS', b .. ':p', j) == 0 then return nil, NOTFOUND end
+        return nil, STATE
+    end
     if attempt ~= 0 and tonumber(redis.call('HGET', b .. ':t', j)) ~= attempt then return nil, STATE end
     return j
 end
@@ -337,21 +429,39 @@ local function ack_batch(keys, a)
     local b = base(keys)
     local m = open(b, a)
     if not m then return {NOQUEUE} end
-    local n = tonumber(a[3])
-    local out, acked = {OK, 0}, 0
+    local n = tonumber(a[3]) -- at most 1000 (the node's bound): unpack takes them whole
+    local ids, att, any_att = {}, {}, false
     for i = 1, n do
-        local j, st = leased(b, tonumber(a[2 + 2 * i]), tonumber(a[3 + 2 * i]))
-        if j then
-            redis.call('ZREM', b .. ':l', j)
-            forget(b, j)
-            acked = acked + 1
-            st = OK
+        ids[i] = jid(tonumber(a[2 + 2 * i]))
+        att[i] = tonumber(a[3 + 2 * i])
+        if att[i] ~= 0 then any_att = true end
+    end
+    -- The batch's state before it: a later id of the batch sees the earlier acks
+    -- (done[]), the only change the batch makes.
+    local sc = redis.call('ZMSCORE', b .. ':l', unpack(ids))
+    local tt = any_att and redis.call('HMGET', b .. ':t', unpack(ids)) or {}
+    local out, acked, done = {OK, 0}, {}, {}
+    for i = 1, n do
+        local j, st = ids[i], OK
+        if done[j] then
+            st = NOTFOUND
+        elseif not sc[i] then
+            st = redis.call('HEXISTS', b .. ':p', j) == 0 and NOTFOUND or STATE
+        elseif att[i] ~= 0 and tonumber(tt[i]) ~= att[i] then
+            st = STATE
+        else
+            done[j] = true
+            acked[#acked + 1] = j
         end
         out[#out + 1] = st
     end
-    out[2] = acked
-    if acked > 0 then
-        redis.call('HINCRBY', b .. ':m', 'total_acked', acked)
+    out[2] = #acked
+    if #acked > 0 then
+        call_many('ZREM', b .. ':l', acked)
+        call_many('HDEL', b .. ':p', acked)
+        call_many('HDEL', b .. ':n', acked)
+        call_many('HDEL', b .. ':t', acked)
+        redis.call('HINCRBY', b .. ':m', 'total_acked', #acked)
         if unfinished(b) == 0 then notify(a, 'j', 0) end
     end
     return out
@@ -381,6 +491,7 @@ local function touch(keys, a)
     if not j then return {st} end
     local lease = tonumber(a[5])
     if lease == 0 then lease = m.lease end
+    lower(b, m, now + lease) -- a shorter lease than before may end first
     redis.call('ZADD', b .. ':l', now + lease, j)
     return {OK, now + lease}
 end

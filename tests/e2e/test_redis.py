@@ -367,6 +367,104 @@ class RedisBatchAckTest(RedisCase):
         self.assertIn("redis", r.json()["error"])
 
 
+class RedisCostTest(RedisCase):
+    """What a cycle costs inside Redis (issue 13): the commands the functions
+    run, counted by INFO commandstats, and the shortcuts behind the counts
+    (pdue: no scan for due jobs before one can be due; gw: no PUBLISH while
+    no getter can be waiting) keeping their meaning."""
+
+    def cmdstats(self):
+        out = {}
+        for line in self.redis.cmd("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_"):
+                name, rest = line[8:].split(":", 1)
+                out[name] = int(rest.split("calls=")[1].split(",")[0])
+        return out
+
+    def test_commands_per_cycle(self):
+        d = self.node()
+        self.declare(d, "cost")
+        for _ in range(3):  # the first operation on a new queue looks for due jobs once
+            self.assertEqual(self.put(d, "cost", b"x").status, 201)
+            r = self.reserve(d, "cost")
+            self.assertEqual(self.ack(d, "cost", int(r.header("Job-Id")),
+                                     attempt=r.header("Job-Attempt")).status, 200)
+        self.assertEqual(self.put(d, "cost", b"keep").status, 201)  # so the ack does not end a join
+        before = self.cmdstats()
+        n = 10
+        for _ in range(n):
+            self.assertEqual(self.put(d, "cost", b"x").status, 201)
+            r = self.reserve(d, "cost")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(self.ack(d, "cost", int(r.header("Job-Id")),
+                                     attempt=r.header("Job-Attempt")).status, 200)
+        after = self.cmdstats()
+        per = {k: (after.get(k, 0) - before.get(k, 0)) / n for k in after}
+        self.assertEqual(per.get("fcall"), 3, per)
+        inner = sum(v for k, v in per.items() if k not in ("fcall", "info"))
+        # 33 before pdue, gw, next_id as total_put and the leased() reorder
+        self.assertLessEqual(inner, 23, "commands per put->reserve->ack: %r" % per)
+        for k in ("publish", "zrangebyscore"):
+            self.assertEqual(per.get(k, 0), 0, "%s per cycle: %r" % (k, per))
+
+    def test_a_put_publishes_only_while_a_getter_may_wait(self):
+        a, b = self.node(), self.node()
+        self.declare(a, "gw")
+        p0 = self.cmdstats().get("publish", 0)
+        for _ in range(5):
+            self.assertEqual(self.put(a, "gw", b"x").status, 201)
+        self.assertEqual(self.cmdstats().get("publish", 0), p0, "puts with no getter waiting published")
+        for _ in range(5):
+            r = self.reserve(b, "gw")
+            self.assertEqual(self.ack(b, "gw", int(r.header("Job-Id"))).status, 200)
+        # a getter waiting on B: the put on A must wake it at once
+        fut = self.bg(self.reserve, b, "gw", wait=10, timeout=15)
+        deadline = time.monotonic() + 5
+        while self.stats(b, "gw")["getters"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        self.assertEqual(self.put(a, "gw", b"wake").status, 201)
+        r, t1 = fut.result(15)
+        self.assertEqual((r.status, r.body), (200, b"wake"), r)
+        self.assertLess(t1 - t0, 0.5, "woken only after %.3f s" % (t1 - t0))
+        # a delayed put with a getter waiting: 't' makes it re-check when the job is due
+        fut = self.bg(self.reserve, b, "gw", wait=10, timeout=15)
+        while self.stats(b, "gw")["getters"] != 1 and time.monotonic() < deadline + 5:
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        self.assertEqual(self.put(a, "gw", b"later", delay=0.3).status, 201)
+        r, t1 = fut.result(15)
+        self.assertEqual((r.status, r.body), (200, b"later"), r)
+        self.assertLess(t1 - t0, 0.9, "the delayed job reached the getter after %.3f s" % (t1 - t0))
+
+    def test_due_jobs_move_on_time_behind_a_long_lease(self):
+        """pdue keeps up with every score: a long lease first, then a touch to
+        a short one, a nack with a delay and a delayed put, each due before it."""
+        d = self.node()
+        self.declare(d, "due", lease=60)
+        for p in (b"long", b"short"):
+            self.assertEqual(self.put(d, "due", p).status, 201)
+        long_ = self.reserve(d, "due")
+        short = self.reserve(d, "due")
+        self.assertEqual((long_.body, short.body), (b"long", b"short"))
+        sid = int(short.header("Job-Id"))
+        r = self.req(d, "POST", "/queues/due/jobs/%d/touch?lease=0.3" % sid)
+        self.assertEqual(r.status, 200, r)
+        r = self.reserve(d, "due", wait=5)
+        self.assertEqual((r.status, r.body, r.header("Job-Attempt")), (200, b"short", "2"), r)
+        self.assertEqual(self.req(d, "POST", "/queues/due/jobs/%d/nack?delay=0.3" % sid).status, 200)
+        self.assertEqual(self.put(d, "due", b"delayed", delay=0.5).status, 201)
+        t0 = time.monotonic()
+        r = self.reserve(d, "due", wait=5)
+        self.assertEqual((r.status, r.body), (200, b"short"), r)
+        r2 = self.reserve(d, "due", wait=5)
+        self.assertEqual((r2.status, r2.body), (200, b"delayed"), r2)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        st = self.stats(d, "due")
+        self.assertEqual((st["reserved"], st["delayed"], st["size"], st["total_put"]),
+                         (3, 0, 0, 3), st)
+
+
 class RedisFaultTest(RedisCase):
 
     def test_redis_down_503_and_health_degraded_then_recovery(self):
