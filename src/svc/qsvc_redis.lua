@@ -380,8 +380,19 @@ local function reserve(keys, a)
     lower(b, m, deadline)
     call_many('ZADD', b .. ':l', sc) -- one command each for all the jobs (count <= 100)
     local pay = redis.call('HMGET', b .. ':p', unpack(ids))
+    local atts = {}
+    if n == 1 then
+        atts[1] = redis.call('HINCRBY', b .. ':t', ids[1], 1)
+    else -- the attempts of all the jobs in two commands instead of one per job
+        local tt, set = redis.call('HMGET', b .. ':t', unpack(ids)), {}
+        for k, j in ipairs(ids) do
+            atts[k] = (tonumber(tt[k]) or 0) + 1
+            set[#set + 1], set[#set + 2] = j, atts[k]
+        end
+        call_many('HSET', b .. ':t', set)
+    end
     for k, j in ipairs(ids) do
-        local att = redis.call('HINCRBY', b .. ':t', j, 1)
+        local att = atts[k]
         if att > 1 then redelivered = redelivered + 1 end
         out[#out + 1] = tonumber(j)
         out[#out + 1] = tonumber(popped[2 * k])
