@@ -158,5 +158,11 @@ class QueueAcksTest(QueueCase):
         self.assertEqual(r3.json()["unfinished"], 0, r3)
 
 
+class QueueAcksFsyncTest(QueueAcksTest):
+    """The same with fsync = always: the answer waits for the journal (the
+    request is kept and answered from the loop, one fsync wait per batch)."""
+    fsync = "always"
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
