@@ -5,6 +5,7 @@
 #include "net/tls_server.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #define COUNTER(name, help) "# HELP " name " " help "\n# TYPE " name " counter\n"
@@ -34,29 +35,43 @@ enum metrics_route metrics_route_of_path(const char *path) {
     return METRICS_ROUTE_PROBE;
 }
 
+static const double unit_of_exp[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+int metrics_histogram(struct buf *o, const char *name, const char *help, const char *labels,
+                      const uint32_t *bounds, size_t nbounds, int unit_exp,
+                      const uint64_t *counts, uint64_t sum) {
+    double unit = unit_of_exp[unit_exp];
+    const char *sep = labels ? "," : "";
+    labels = labels ? labels : "";
+    int r = 0;
+    if (help)
+        r |= buf_appendf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t b = 0; b < nbounds; b++) {
+        cum += counts[b];
+        r |= buf_appendf(o, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep,
+                         bounds[b] / unit, cum);
+    }
+    cum += counts[nbounds];
+    r |= buf_appendf(o, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, cum);
+    const char *lo = labels[0] ? "{" : "", *lc = labels[0] ? "}" : "";
+    r |= buf_appendf(o, "%s_sum%s%s%s %.*f\n%s_count%s%s%s %" PRIu64 "\n", name, lo, labels, lc,
+                     unit_exp, (double)sum / unit, name, lo, labels, lc, cum);
+    return r;
+}
+
 /* awaitd_http_request_duration_seconds: a histogram per route class. */
 static int render_request_hist(const struct metrics *m, struct buf *o) {
-    int r = buf_appends(o, "# HELP awaitd_http_request_duration_seconds Time from a request's "
-                           "dispatch to its answer complete (handed to the connection), "
-                           "by route class.\n"
-                           "# TYPE awaitd_http_request_duration_seconds histogram\n");
+    int r = 0;
     for (int k = 0; k < METRICS_ROUTES; k++) {
-        uint64_t cum = 0;
-        for (int b = 0; b <= METRICS_REQ_BUCKETS; b++) {
-            cum += m->req_hist[k][b];
-            if (b < METRICS_REQ_BUCKETS)
-                r |= buf_appendf(o, "awaitd_http_request_duration_seconds_bucket{route=\"%s\","
-                                    "le=\"%g\"} %" PRIu64 "\n",
-                                 route_names[k], metrics_req_bounds_us[b] / 1e6, cum);
-            else
-                r |= buf_appendf(o, "awaitd_http_request_duration_seconds_bucket{route=\"%s\","
-                                    "le=\"+Inf\"} %" PRIu64 "\n",
-                                 route_names[k], cum);
-        }
-        r |= buf_appendf(o, "awaitd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-                            "awaitd_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64
-                            "\n",
-                         route_names[k], (double)m->req_sum_us[k] / 1e6, route_names[k], cum);
+        char label[32];
+        snprintf(label, sizeof label, "route=\"%s\"", route_names[k]);
+        r |= metrics_histogram(o, "awaitd_http_request_duration_seconds",
+                               k ? NULL
+                                 : "Time from a request's dispatch to its answer complete "
+                                   "(handed to the connection), by route class.",
+                               label, metrics_req_bounds_us, METRICS_REQ_BUCKETS, 6,
+                               m->req_hist[k], m->req_sum_us[k]);
     }
     return r;
 }
