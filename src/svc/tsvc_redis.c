@@ -28,12 +28,9 @@
 /* ---- replies ----------------------------------------------------------------------- */
 
 static const char *sval(const redisReply *r, size_t i, size_t *len) {
-    *len = 0;
-    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
-        r->element[i]->type != REDIS_REPLY_STRING)
-        return "";
-    *len = r->element[i]->len;
-    return r->element[i]->str;
+    const redisReply *e = rsvc_sval(r, i);
+    *len = e ? e->len : 0;
+    return e ? e->str : "";
 }
 
 /* last_error as stored (tsvc_redis_fire.c writes these) -> a static string. */
