@@ -92,28 +92,22 @@ say "servers on CPU $CPU_PIN, h2load on CPU $CLIENT_PIN; h2c with prior knowledg
 # ---- 1. server CPU per request ---------------------------------------------------
 part_begin "== 1. server CPU per request: h2load -c$CPU_CONNS -m$CPU_STREAMS -D$CPU_SECS http://.../get"
 start_servers
-for s in awaitd nginx; do
-    out=$RAW/cpu-$s-warmup.txt
-    run_client_log "$out" 30 h2load -c "$CPU_CONNS" -m "$CPU_STREAMS" -D 1 \
-        "http://127.0.0.1:$(server_port "$s")/get" || die "h2load failed against $s (see $out)"
-    [ "$(h2_field "$out" failed)" = 0 ] || die "$s answers /get with errors (see $out)"
-done
-for ((i = 1; i <= PAIRS; i++)); do
-    for s in awaitd nginx; do
-        pid=$(server_pid "$s")
-        out=$RAW/cpu-$s-$i.txt
-        t0=$(cpu_ticks "$pid")
-        run_client_log "$out" $((CPU_SECS + 30)) h2load -c "$CPU_CONNS" -m "$CPU_STREAMS" \
-            -D "$CPU_SECS" "http://127.0.0.1:$(server_port "$s")/get" ||
-            die "h2load failed against $s (see $out)"
-        t1=$(cpu_ticks "$pid")
-        reqs=$(h2_field "$out" succeeded)
-        errs=$(h2_field "$out" failed)
-        us=$(us_each $((t1 - t0)) "$reqs")
-        record cpu "$s" "$i" "$us" "$reqs" "$errs"
-        printf '  run %d  %-6s  %7.2f us/request  %9d requests  errors %s\n' "$i" "$s" "$us" "$reqs" "$errs"
-    done
-done
+cpu_run() {
+    run_client_log "$1" "$4" h2load -c "$CPU_CONNS" -m "$CPU_STREAMS" -D "$2" \
+        "http://127.0.0.1:$(server_port "$3")/get" || die "h2load failed against $3 (see $1)"
+}
+cpu_check() {
+    [ "$(h2_field "$1" failed)" = 0 ] || die "$2 answers /get with errors (see $1)"
+}
+cpu_note() {
+    local reqs errs us
+    reqs=$(h2_field "$3" succeeded)
+    errs=$(h2_field "$3" failed)
+    us=$(us_each "$4" "$reqs")
+    record cpu "$1" "$2" "$us" "$reqs" "$errs"
+    printf '  run %d  %-6s  %7.2f us/request  %9d requests  errors %s\n' "$2" "$1" "$us" "$reqs" "$errs"
+}
+cpu_pairs
 for s in awaitd nginx; do # our own client, one pair (info)
     pid=$(server_pid "$s")
     out=$RAW/cpu-al-$s.json

@@ -361,31 +361,52 @@ part_end() { # name
     say "  (CPU pressure during this part: $pct% of the time a task waited for a CPU)"
 }
 
-# ---- a figure of run.sh and tls.sh ---------------------------------------------------
-# Server CPU per keep-alive request: wrk -t1 -c$CPU_CONNS on GET /get, after a
-# 1-second warm-up of each server, awaitd and nginx alternating PAIRS times.
-cpu_per_request() { # scheme, what the answers are called in an error
-    local s i pid out t0 t1 reqs errs us
-    for s in awaitd nginx; do # warm-up, not measured; also checks the answers
+# ---- server CPU per request: run.sh, tls.sh, h2.sh --------------------------------------
+# A 1-second warm-up of each server (not measured; also checks the answers),
+# then awaitd and nginx alternating PAIRS times, each run of CPU_SECS between
+# two readings of the server's CPU ticks. The caller's functions:
+#   cpu_run FILE SECONDS SERVER TIMEOUT   the client against SERVER for SECONDS, its
+#                                 output in FILE, killed after TIMEOUT s (dies on failure)
+#   cpu_check FILE SERVER         dies when the warm-up's answers had errors
+#   cpu_note SERVER RUN FILE TICKS   records and prints one run
+cpu_pairs() {
+    local s i pid out t0 t1
+    for s in awaitd nginx; do
         out=$RAW/cpu-$s-warmup.txt
-        run_client_log "$out" 30 wrk -t1 -c"$CPU_CONNS" -d1s "$1://127.0.0.1:$(server_port "$s")/get" ||
-            die "wrk failed against $s (see $out)"
-        [ "$(wrk_errors "$out")" = 0 ] || die "$s answers $2 with errors (see $out)"
+        cpu_run "$out" 1 "$s" 30
+        cpu_check "$out" "$s"
     done
     for ((i = 1; i <= PAIRS; i++)); do
         for s in awaitd nginx; do
             pid=$(server_pid "$s")
             out=$RAW/cpu-$s-$i.txt
             t0=$(cpu_ticks "$pid")
-            run_client_log "$out" $((CPU_SECS + 30)) wrk -t1 -c"$CPU_CONNS" -d"${CPU_SECS}s" \
-                "$1://127.0.0.1:$(server_port "$s")/get" || die "wrk failed against $s (see $out)"
+            cpu_run "$out" "$CPU_SECS" "$s" $((CPU_SECS + 30))
             t1=$(cpu_ticks "$pid")
-            reqs=$(wrk_requests "$out")
-            errs=$(wrk_errors "$out")
-            us=$(us_each $((t1 - t0)) "$reqs")
-            record cpu "$s" "$i" "$us" "$reqs" "$(wrk_rps "$out")" "$errs" $((t1 - t0))
-            printf '  run %d  %-6s  %7.2f us/request  %9d requests  %9.0f req/s  errors %s\n' \
-                "$i" "$s" "$us" "$reqs" "$(wrk_rps "$out")" "$errs"
+            cpu_note "$s" "$i" "$out" $((t1 - t0))
         done
     done
+}
+
+# Server CPU per keep-alive request (run.sh, tls.sh): wrk -t1 -c$CPU_CONNS on
+# GET /get, as cpu_pairs.
+cpu_per_request() { # scheme, what the answers are called in an error
+    CPU_SCHEME=$1 CPU_WHAT=$2
+    cpu_run() {
+        run_client_log "$1" "$4" wrk -t1 -c"$CPU_CONNS" -d"$2s" \
+            "$CPU_SCHEME://127.0.0.1:$(server_port "$3")/get" || die "wrk failed against $3 (see $1)"
+    }
+    cpu_check() {
+        [ "$(wrk_errors "$1")" = 0 ] || die "$2 answers $CPU_WHAT with errors (see $1)"
+    }
+    cpu_note() {
+        local reqs errs us
+        reqs=$(wrk_requests "$3")
+        errs=$(wrk_errors "$3")
+        us=$(us_each "$4" "$reqs")
+        record cpu "$1" "$2" "$us" "$reqs" "$(wrk_rps "$3")" "$errs" "$4"
+        printf '  run %d  %-6s  %7.2f us/request  %9d requests  %9.0f req/s  errors %s\n' \
+            "$2" "$1" "$us" "$reqs" "$(wrk_rps "$3")" "$errs"
+    }
+    cpu_pairs
 }

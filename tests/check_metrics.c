@@ -87,6 +87,33 @@ START_TEST(test_request_histogram) {
 }
 END_TEST
 
+/* metrics_histogram: the exact text the timers' lateness histograms printed
+ * before it was shared (ms bounds with 3 decimals, us with 6, labels). */
+START_TEST(test_histogram_text) {
+    static const uint32_t ms[] = {1, 20, 5000};
+    uint64_t c[] = {2, 0, 3, 1};
+    struct buf o = BUF_INIT;
+    ck_assert_int_eq(metrics_histogram(&o, "x_seconds", "Help text.", NULL, ms, 3, 3, c, 1234), 0);
+    ck_assert_int_eq(buf_append(&o, "", 1), 0);
+    ck_assert_str_eq(buf_start(&o), "# HELP x_seconds Help text.\n# TYPE x_seconds histogram\n"
+                                    "x_seconds_bucket{le=\"0.001\"} 2\n"
+                                    "x_seconds_bucket{le=\"0.02\"} 2\n"
+                                    "x_seconds_bucket{le=\"5\"} 5\n"
+                                    "x_seconds_bucket{le=\"+Inf\"} 6\n"
+                                    "x_seconds_sum 1.234\nx_seconds_count 6\n");
+    buf_reset(&o);
+    static const uint32_t us[] = {250, 1000000};
+    uint64_t d[] = {1, 1, 0};
+    ck_assert_int_eq(metrics_histogram(&o, "y", NULL, "route=\"q\"", us, 2, 6, d, 250001), 0);
+    ck_assert_int_eq(buf_append(&o, "", 1), 0);
+    ck_assert_str_eq(buf_start(&o), "y_bucket{route=\"q\",le=\"0.00025\"} 1\n"
+                                    "y_bucket{route=\"q\",le=\"1\"} 2\n"
+                                    "y_bucket{route=\"q\",le=\"+Inf\"} 2\n"
+                                    "y_sum{route=\"q\"} 0.250001\ny_count{route=\"q\"} 2\n");
+    buf_free(&o);
+}
+END_TEST
+
 START_TEST(test_proc_stat_parse) {
     /* The command may hold spaces and ')': the last ')' ends it. */
     const char *line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 1209 0 0 0 "
@@ -162,6 +189,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_route_classes);
     tcase_add_test(tc, test_request_histogram);
+    tcase_add_test(tc, test_histogram_text);
     tcase_add_test(tc, test_proc_stat_parse);
     tcase_add_test(tc, test_proc_btime_parse);
     tcase_add_test(tc, test_process_format);

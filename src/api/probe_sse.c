@@ -22,36 +22,104 @@
 
 #define SSE_MAX_COUNT 10000
 
-struct sse_op {
+/* A paced chunked answer (/sse, /jsonl): count lines, the first after a
+ * delay, then one per pause (randomized by +-jitter of itself), or batch
+ * lines per loop turn without pauses; line() renders and sends one. */
+struct paced_op;
+typedef int (*paced_line_fn)(struct paced_op *op, struct conn *c);
+
+struct paced_op {
     struct timer t;
     struct conn *c;
     struct probe *p;
-    uint64_t sent, count, interval_ms;
-    int started;
+    paced_line_fn line;     /* sends line op->sent; < 0: the answer cannot go on */
+    const char *ctype;
+    uint64_t sent, count, pause_ms;
+    double jitter;
+    int started, batch;
     char *extra; /* the dispatcher's header lines (CORS), or NULL */
+    size_t len;
+    char rest[]; /* the line renderer's data (/jsonl: the /get echo after its '{') */
 };
 
-static void sse_free(struct sse_op *op) {
+static void paced_free(struct paced_op *op) {
     op->p->delays_pending--;
     free(op->extra);
     free(op);
 }
 
-static void sse_cancel(void *arg) {
-    struct sse_op *op = arg;
+static void paced_cancel(void *arg) {
+    struct paced_op *op = arg;
     timer_cancel(&op->c->srv->wheel, &op->t);
-    sse_free(op);
+    paced_free(op);
 }
 
-static void sse_fire(struct timer *t) {
-    struct sse_op *op = container_of(t, struct sse_op, t);
+static void paced_fire(struct timer *t) {
+    struct paced_op *op = container_of(t, struct paced_op, t);
     struct conn *c = op->c;
     if (!op->started) {
         op->started = 1;
-        reply_head(c, 200, "text/event-stream", -1, op->extra);
+        reply_head(c, 200, op->ctype, -1, op->extra);
         if (c->head_only)
-            op->sent = op->count - 1; /* no events to wait for */
+            op->sent = op->count - 1; /* no lines to wait for */
     }
+    for (int k = op->batch; k > 0 && op->sent < op->count; k--) {
+        if (op->line(op, c) < 0)
+            conn_fail(c), op->sent = op->count - 1;
+        op->sent++;
+    }
+    if (op->sent == op->count) {
+        reply_chunk_end(c);
+        paced_free(op);
+        conn_done(c);
+        return;
+    }
+    uint64_t pause = op->pause_ms;
+    if (op->jitter > 0 && pause > 0) {
+        double f = 1 + op->jitter * (2.0 * (double)random() / (double)RAND_MAX - 1);
+        pause = (uint64_t)((double)pause * f + 0.5);
+    }
+    /* The next line is scheduled before sending, as in /drip: if sending
+     * closes the connection, paced_cancel finds the timer pending. */
+    server_timer_in(c->srv, &op->t, pause);
+    conn_flush(c);
+}
+
+/* Start a paced answer on c: rest[len] copied for line(); the first line
+ * after delay_ms. */
+static enum handler_result paced_start(struct probe *p, struct conn *c, paced_line_fn line,
+                                       const char *ctype, uint64_t count, uint64_t pause_ms,
+                                       double jitter, int batch, uint64_t delay_ms,
+                                       const char *rest, size_t len) {
+    struct paced_op *op = calloc(1, sizeof *op + len);
+    if (!op)
+        return probe_oom(p, c);
+    if (len)
+        memcpy(op->rest, rest, len);
+    op->len = len;
+    const char *x = reply_extra_lines(c);
+    if (x && !(op->extra = strdup(x))) {
+        free(op);
+        return probe_oom(p, c);
+    }
+    op->c = c;
+    op->p = p;
+    op->line = line;
+    op->ctype = ctype;
+    op->count = count;
+    op->pause_ms = pause_ms;
+    op->jitter = jitter;
+    op->batch = batch;
+    timer_init(&op->t, paced_fire);
+    server_timer_in(c->srv, &op->t, delay_ms);
+    p->delays_pending++;
+    conn_pending(c, paced_cancel, op);
+    return HANDLER_PENDING;
+}
+
+/* ---- /sse ------------------------------------------------------------------------- */
+
+static int sse_line(struct paced_op *op, struct conn *c) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     char ev[128];
@@ -59,16 +127,7 @@ static void sse_fire(struct timer *t) {
                      (unsigned long long)op->sent,
                      (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     reply_chunk(c, ev, (size_t)n);
-    if (++op->sent == op->count) {
-        reply_chunk_end(c);
-        sse_free(op);
-        conn_done(c);
-        return;
-    }
-    /* The next event is scheduled before sending, as in /drip: if sending
-     * closes the connection, sse_cancel finds the timer pending. */
-    server_timer_in(c->srv, &op->t, op->interval_ms);
-    conn_flush(c);
+    return 0;
 }
 
 /* "1.5" or "1.5s" seconds, or "250ms" -> milliseconds; -1 when neither. */
@@ -97,23 +156,8 @@ PROBE_HANDLER(probe_sse) {
     if ((uint64_t)(duration + delay) > s->cfg->max_delay_ms)
         return reply_fail(c, 400, "duration + delay is over the maximum of %.3f s (max_delay)",
                           s->cfg->max_delay_ms / 1000.0);
-    struct sse_op *op = calloc(1, sizeof *op);
-    if (!op)
-        return probe_oom(p, c);
-    const char *x = reply_extra_lines(c);
-    if (x && !(op->extra = strdup(x))) {
-        free(op);
-        return probe_oom(p, c);
-    }
-    op->c = c;
-    op->p = p;
-    op->count = (uint64_t)count;
-    op->interval_ms = (uint64_t)duration / (uint64_t)count;
-    timer_init(&op->t, sse_fire);
-    server_timer_in(s, &op->t, (uint64_t)delay);
-    p->delays_pending++;
-    conn_pending(c, sse_cancel, op);
-    return HANDLER_PENDING;
+    return paced_start(p, c, sse_line, "text/event-stream", (uint64_t)count,
+                       (uint64_t)duration / (uint64_t)count, 0, 1, (uint64_t)delay, NULL, 0);
 }
 
 /* ---- /jsonl (go-httpbin) ---------------------------------------------------------- */
@@ -123,65 +167,17 @@ PROBE_HANDLER(probe_sse) {
  * last at duration after it (the pauses between lines randomized by
  * +-jitter of themselves), chunked from the timer wheel; count is clamped
  * to 1..max_stream as go-httpbin clamps it. */
-struct jsonl_op {
-    struct timer t;
-    struct conn *c;
-    struct probe *p;
-    uint64_t sent, count, pause_ms;
-    double jitter;
-    int started;
-    char *extra; /* the dispatcher's header lines (CORS), or NULL */
-    size_t len;
-    char rest[]; /* the /get echo after its '{' */
-};
-
 #define CT_JSONL "application/x-ndjson; charset=utf-8"
 
-static void jsonl_free(struct jsonl_op *op) {
-    op->p->delays_pending--;
-    free(op->extra);
-    free(op);
-}
-
-static void jsonl_cancel(void *arg) {
-    struct jsonl_op *op = arg;
-    timer_cancel(&op->c->srv->wheel, &op->t);
-    jsonl_free(op);
-}
-
-static void jsonl_fire(struct timer *t) {
-    struct jsonl_op *op = container_of(t, struct jsonl_op, t);
-    struct conn *c = op->c;
-    if (!op->started) {
-        op->started = 1;
-        reply_head(c, 200, CT_JSONL, -1, op->extra);
-        if (c->head_only)
-            op->sent = op->count - 1;
-    }
-    /* Without pauses, 64 lines per loop turn. */
-    for (int k = op->pause_ms ? 1 : 64; k > 0 && op->sent < op->count; k--) {
-        char id[48];
-        int idl = snprintf(id, sizeof id, "{\"id\": %llu, ", (unsigned long long)op->sent);
-        struct buf line = BUF_INIT;
-        int r = buf_append(&line, id, (size_t)idl) | buf_append(&line, op->rest, op->len);
-        if (r || reply_chunk(c, buf_start(&line), line.len) < 0)
-            conn_fail(c), op->sent = op->count - 1;
-        buf_free(&line);
-        op->sent++;
-    }
-    if (op->sent == op->count) {
-        reply_chunk_end(c);
-        jsonl_free(op);
-        conn_done(c);
-        return;
-    }
-    uint64_t pause = op->pause_ms;
-    if (op->jitter > 0 && pause > 0) {
-        double f = 1 + op->jitter * (2.0 * (double)random() / (double)RAND_MAX - 1);
-        pause = (uint64_t)((double)pause * f + 0.5);
-    }
-    server_timer_in(c->srv, &op->t, pause); /* before the flush, as /drip */
-    conn_flush(c);
+static int jsonl_line(struct paced_op *op, struct conn *c) {
+    char id[48];
+    int idl = snprintf(id, sizeof id, "{\"id\": %llu, ", (unsigned long long)op->sent);
+    struct buf line = BUF_INIT;
+    int r = buf_append(&line, id, (size_t)idl) | buf_append(&line, op->rest, op->len);
+    if (!r && reply_chunk(c, buf_start(&line), line.len) < 0)
+        r = -1;
+    buf_free(&line);
+    return r ? -1 : 0;
 }
 
 PROBE_HANDLER(probe_jsonl) {
@@ -227,28 +223,13 @@ PROBE_HANDLER(probe_jsonl) {
     struct buf *b = &p->body;
     if (probe_render_echo(c, req, body, body_len, 0, b) < 0)
         return probe_oom(p, c);
-    struct jsonl_op *op = calloc(1, sizeof *op + b->len);
-    if (!op)
-        return probe_oom(p, c);
-    op->len = b->len - 1;
-    memcpy(op->rest, buf_start(b) + 1, op->len);
-    buf_reset(b);
-    const char *x = reply_extra_lines(c);
-    if (x && !(op->extra = strdup(x))) {
-        free(op);
-        return probe_oom(p, c);
-    }
-    op->c = c;
-    op->p = p;
-    op->count = (uint64_t)count;
-    op->jitter = jitter;
     /* go-httpbin: no pause after the last line, so duration / (count - 1),
-     * rounded up. */
-    op->pause_ms = count > 1 ? ((uint64_t)duration + (uint64_t)count - 2) / (uint64_t)(count - 1)
-                             : 0;
-    timer_init(&op->t, jsonl_fire);
-    server_timer_in(s, &op->t, (uint64_t)delay);
-    p->delays_pending++;
-    conn_pending(c, jsonl_cancel, op);
-    return HANDLER_PENDING;
+     * rounded up. Without pauses, 64 lines per loop turn. */
+    uint64_t pause = count > 1 ? ((uint64_t)duration + (uint64_t)count - 2) / (uint64_t)(count - 1)
+                               : 0;
+    enum handler_result hr = paced_start(p, c, jsonl_line, CT_JSONL, (uint64_t)count, pause,
+                                         jitter, pause ? 1 : 64, (uint64_t)delay,
+                                         buf_start(b) + 1, b->len - 1);
+    buf_reset(b);
+    return hr;
 }

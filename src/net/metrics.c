@@ -5,6 +5,7 @@
 #include "net/tls_server.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #define COUNTER(name, help) "# HELP " name " " help "\n# TYPE " name " counter\n"
@@ -34,45 +35,63 @@ enum metrics_route metrics_route_of_path(const char *path) {
     return METRICS_ROUTE_PROBE;
 }
 
+static const double unit_of_exp[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+int metrics_histogram(struct buf *o, const char *name, const char *help, const char *labels,
+                      const uint32_t *bounds, size_t nbounds, int unit_exp,
+                      const uint64_t *counts, uint64_t sum) {
+    double unit = unit_of_exp[unit_exp];
+    const char *sep = labels ? "," : "";
+    labels = labels ? labels : "";
+    int r = 0;
+    if (help)
+        r |= buf_appendf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t b = 0; b < nbounds; b++) {
+        cum += counts[b];
+        r |= buf_appendf(o, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep,
+                         bounds[b] / unit, cum);
+    }
+    cum += counts[nbounds];
+    r |= buf_appendf(o, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, cum);
+    const char *lo = labels[0] ? "{" : "", *lc = labels[0] ? "}" : "";
+    r |= buf_appendf(o, "%s_sum%s%s%s %.*f\n%s_count%s%s%s %" PRIu64 "\n", name, lo, labels, lc,
+                     unit_exp, (double)sum / unit, name, lo, labels, lc, cum);
+    return r;
+}
+
 /* awaitd_http_request_duration_seconds: a histogram per route class. */
 static int render_request_hist(const struct metrics *m, struct buf *o) {
-    int r = buf_appends(o, "# HELP awaitd_http_request_duration_seconds Time from a request's "
-                           "dispatch to its answer complete (handed to the connection), "
-                           "by route class.\n"
-                           "# TYPE awaitd_http_request_duration_seconds histogram\n");
+    int r = 0;
     for (int k = 0; k < METRICS_ROUTES; k++) {
-        uint64_t cum = 0;
-        for (int b = 0; b <= METRICS_REQ_BUCKETS; b++) {
-            cum += m->req_hist[k][b];
-            if (b < METRICS_REQ_BUCKETS)
-                r |= buf_appendf(o, "awaitd_http_request_duration_seconds_bucket{route=\"%s\","
-                                    "le=\"%g\"} %" PRIu64 "\n",
-                                 route_names[k], metrics_req_bounds_us[b] / 1e6, cum);
-            else
-                r |= buf_appendf(o, "awaitd_http_request_duration_seconds_bucket{route=\"%s\","
-                                    "le=\"+Inf\"} %" PRIu64 "\n",
-                                 route_names[k], cum);
-        }
-        r |= buf_appendf(o, "awaitd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-                            "awaitd_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64
-                            "\n",
-                         route_names[k], (double)m->req_sum_us[k] / 1e6, route_names[k], cum);
+        char label[32];
+        snprintf(label, sizeof label, "route=\"%s\"", route_names[k]);
+        r |= metrics_histogram(o, "awaitd_http_request_duration_seconds",
+                               k ? NULL
+                                 : "Time from a request's dispatch to its answer complete "
+                                   "(handed to the connection), by route class.",
+                               label, metrics_req_bounds_us, METRICS_REQ_BUCKETS, 6,
+                               m->req_hist[k], m->req_sum_us[k]);
     }
     return r;
+}
+
+/* One unlabelled sample with its HELP and TYPE (gauge, counter). */
+static int scalar(struct buf *o, const char *type, const char *name, const char *help, uint64_t v) {
+    return buf_appendf(o, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+                       name, v);
 }
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct buf *o) {
     static const char *const timeout_kind[4] = {"header", "body", "keepalive", "write"};
     int r = 0;
-    r |= buf_appendf(o, GAUGE("awaitd_connections_open", "Connections open now.")
-                     "awaitd_connections_open %" PRIu64 "\n", m->conns_open);
-    r |= buf_appendf(o, GAUGE("awaitd_connections_max", "Configured max_connections.")
-                     "awaitd_connections_max %" PRIu64 "\n", g->max_connections);
-    r |= buf_appendf(o, COUNTER("awaitd_connections_total", "Connections accepted.")
-                     "awaitd_connections_total %" PRIu64 "\n", m->conns_total);
-    r |= buf_appendf(o, COUNTER("awaitd_connections_refused_total",
-                                "Connections closed at accept (max_connections or no file descriptors).")
-                     "awaitd_connections_refused_total %" PRIu64 "\n", m->conns_refused);
+    r |= scalar(o, "gauge", "awaitd_connections_open", "Connections open now.", m->conns_open);
+    r |= scalar(o, "gauge", "awaitd_connections_max", "Configured max_connections.",
+                g->max_connections);
+    r |= scalar(o, "counter", "awaitd_connections_total", "Connections accepted.", m->conns_total);
+    r |= scalar(o, "counter", "awaitd_connections_refused_total",
+                "Connections closed at accept (max_connections or no file descriptors).",
+                m->conns_refused);
     r |= buf_appends(o, COUNTER("awaitd_requests_total", "Responses sent, by status class."));
     for (int i = 1; i <= 5; i++)
         r |= buf_appendf(o, "awaitd_requests_total{class=\"%dxx\"} %" PRIu64 "\n", i,
@@ -82,19 +101,18 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
     for (int i = 0; i < 4; i++)
         r |= buf_appendf(o, "awaitd_timeouts_total{kind=\"%s\"} %" PRIu64 "\n", timeout_kind[i],
                          m->timeouts[i]);
-    r |= buf_appendf(o, COUNTER("awaitd_parse_errors_total", "Requests rejected by the HTTP parser.")
-                     "awaitd_parse_errors_total %" PRIu64 "\n", m->parse_errors);
-    r |= buf_appendf(o, COUNTER("awaitd_reply_failures_total",
-                                "Answers that could not be built (out of memory); each closed its connection.")
-                     "awaitd_reply_failures_total %" PRIu64 "\n", m->reply_failures);
-    r |= buf_appendf(o, COUNTER("awaitd_access_log_dropped_total",
-                                "Access log lines dropped because the log file or pipe did not take them.")
-                     "awaitd_access_log_dropped_total %" PRIu64 "\n", m->access_log_dropped);
-    r |= buf_appendf(o, COUNTER("awaitd_tls_handshakes_total", "TLS handshakes completed.")
-                     "awaitd_tls_handshakes_total %" PRIu64 "\n", m->tls_handshakes);
-    r |= buf_appendf(o, COUNTER("awaitd_tls_sessions_resumed_total",
-                                "TLS handshakes that resumed a session (no full handshake).")
-                     "awaitd_tls_sessions_resumed_total %" PRIu64 "\n", m->tls_resumed);
+    r |= scalar(o, "counter", "awaitd_parse_errors_total", "Requests rejected by the HTTP parser.",
+                m->parse_errors);
+    r |= scalar(o, "counter", "awaitd_reply_failures_total",
+                "Answers that could not be built (out of memory); each closed its connection.",
+                m->reply_failures);
+    r |= scalar(o, "counter", "awaitd_access_log_dropped_total",
+                "Access log lines dropped because the log file or pipe did not take them.",
+                m->access_log_dropped);
+    r |= scalar(o, "counter", "awaitd_tls_handshakes_total", "TLS handshakes completed.",
+                m->tls_handshakes);
+    r |= scalar(o, "counter", "awaitd_tls_sessions_resumed_total",
+                "TLS handshakes that resumed a session (no full handshake).", m->tls_resumed);
     r |= buf_appends(o, COUNTER("awaitd_tls_handshake_failures_total",
                                 "TLS connections closed before the handshake completed, by reason."));
     for (int i = 0; i < METRICS_TLS_FAIL_KINDS; i++)
@@ -105,45 +123,43 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                                   "Unix time the served TLS certificate expires.")
                          "awaitd_tls_certificate_expiry_seconds %" PRId64 "\n",
                          m->tls_cert_not_after);
-    r |= buf_appendf(o, COUNTER("awaitd_bytes_in_total", "Bytes read from clients.")
-                     "awaitd_bytes_in_total %" PRIu64 "\n", m->bytes_in);
-    r |= buf_appendf(o, COUNTER("awaitd_bytes_out_total", "Bytes written to clients.")
-                     "awaitd_bytes_out_total %" PRIu64 "\n", m->bytes_out);
-    r |= buf_appendf(o, GAUGE("awaitd_output_bytes",
-                              "Bytes of answers queued unsent in connections' buffers.")
-                     "awaitd_output_bytes %" PRIu64 "\n", m->output_bytes);
-    r |= buf_appendf(o, GAUGE("awaitd_output_budget_bytes", "Configured output_budget (0: none).")
-                     "awaitd_output_budget_bytes %" PRIu64 "\n", g->output_budget);
-    r |= buf_appendf(o, COUNTER("awaitd_output_paused_total",
-                                "Times a connection stopped reading and parsing requests because "
-                                "its unsent answers passed max_output (or output_budget).")
-                     "awaitd_output_paused_total %" PRIu64 "\n", m->output_paused);
-    r |= buf_appendf(o, COUNTER("awaitd_output_over_budget_total",
-                                "Of those, the times output_budget (all connections) was the reason.")
-                     "awaitd_output_over_budget_total %" PRIu64 "\n", m->output_over_budget);
-    r |= buf_appendf(o, GAUGE("awaitd_h2_connections_open", "HTTP/2 connections open now.")
-                     "awaitd_h2_connections_open %" PRIu64 "\n", m->h2_conns_open);
-    r |= buf_appendf(o, COUNTER("awaitd_h2_connections_total", "Connections that spoke HTTP/2.")
-                     "awaitd_h2_connections_total %" PRIu64 "\n", m->h2_conns_total);
-    r |= buf_appendf(o, GAUGE("awaitd_h2_streams_open", "HTTP/2 streams open now.")
-                     "awaitd_h2_streams_open %" PRIu64 "\n", m->h2_streams_open);
-    r |= buf_appendf(o, COUNTER("awaitd_h2_streams_total", "HTTP/2 streams (requests) opened.")
-                     "awaitd_h2_streams_total %" PRIu64 "\n", m->h2_streams_total);
-    r |= buf_appendf(o, GAUGE("awaitd_h2_memory_bytes",
-                              "Heap held by HTTP/2 state: nghttp2's sessions and streams (HPACK "
-                              "tables, queued frames) and awaitd's per-stream structs.")
-                     "awaitd_h2_memory_bytes %" PRIu64 "\n", m->h2_memory_bytes);
+    r |= scalar(o, "counter", "awaitd_bytes_in_total", "Bytes read from clients.", m->bytes_in);
+    r |= scalar(o, "counter", "awaitd_bytes_out_total", "Bytes written to clients.", m->bytes_out);
+    r |= scalar(o, "gauge", "awaitd_output_bytes",
+                "Bytes of answers queued unsent in connections' buffers.", m->output_bytes);
+    r |= scalar(o, "gauge", "awaitd_output_budget_bytes", "Configured output_budget (0: none).",
+                g->output_budget);
+    r |= scalar(o, "counter", "awaitd_output_paused_total",
+                "Times a connection stopped reading and parsing requests because "
+                "its unsent answers passed max_output (or output_budget).",
+                m->output_paused);
+    r |= scalar(o, "counter", "awaitd_output_over_budget_total",
+                "Of those, the times output_budget (all connections) was the reason.",
+                m->output_over_budget);
+    r |= scalar(o, "gauge", "awaitd_h2_connections_open", "HTTP/2 connections open now.",
+                m->h2_conns_open);
+    r |= scalar(o, "counter", "awaitd_h2_connections_total", "Connections that spoke HTTP/2.",
+                m->h2_conns_total);
+    r |= scalar(o, "gauge", "awaitd_h2_streams_open", "HTTP/2 streams open now.",
+                m->h2_streams_open);
+    r |= scalar(o, "counter", "awaitd_h2_streams_total", "HTTP/2 streams (requests) opened.",
+                m->h2_streams_total);
+    r |= scalar(o, "gauge", "awaitd_h2_memory_bytes",
+                "Heap held by HTTP/2 state: nghttp2's sessions and streams (HPACK "
+                "tables, queued frames) and awaitd's per-stream structs.",
+                m->h2_memory_bytes);
     r |= buf_appends(o, COUNTER("awaitd_h2_closes_total",
                                 "HTTP/2 connections closed with a GOAWAY for an error or a flood, "
                                 "by reason."));
     for (int i = 0; i < METRICS_H2_CLOSE_KINDS; i++)
         r |= buf_appendf(o, "awaitd_h2_closes_total{reason=\"%s\"} %" PRIu64 "\n",
                          h2_close_names[i], m->h2_closes[i]);
-    r |= buf_appendf(o, GAUGE("awaitd_timers_pending", "Timers pending in the wheel (all kinds).")
-                     "awaitd_timers_pending %" PRIu64 "\n", g->timers_pending);
-    r |= buf_appendf(o, GAUGE("awaitd_delays_pending", "Probe answers over time (/delay, /drip, /sse, ...) and open WebSockets.")
-                     "awaitd_delays_pending %" PRIu64 "\n", g->delays_pending);
-    r |= buf_appendf(o, GAUGE("awaitd_start_time_seconds", "Unix time the daemon started.")
-                     "awaitd_start_time_seconds %" PRIu64 "\n", g->start_time);
+    r |= scalar(o, "gauge", "awaitd_timers_pending", "Timers pending in the wheel (all kinds).",
+                g->timers_pending);
+    r |= scalar(o, "gauge", "awaitd_delays_pending",
+                "Probe answers over time (/delay, /drip, /sse, ...) and open WebSockets.",
+                g->delays_pending);
+    r |= scalar(o, "gauge", "awaitd_start_time_seconds", "Unix time the daemon started.",
+                g->start_time);
     return r ? -1 : 0;
 }

@@ -5,6 +5,7 @@
 #ifndef AWAITD_METRICS_H
 #define AWAITD_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct buf;
@@ -81,6 +82,16 @@ struct metrics_gauges {
     uint64_t max_connections;
     uint64_t output_budget;   /* [server] output_budget */
 };
+
+/* Render one Prometheus histogram: HELP and TYPE when help is not NULL,
+ * then name_bucket (cumulative, le inclusive), name_sum and name_count, each
+ * with labels ("route=\"queue\"", or NULL for none). bounds[nbounds] and sum
+ * are in 10^-unit_exp of the base unit (6: us for seconds), printed as %g
+ * and with unit_exp decimals; counts[nbounds + 1] are per bucket (not
+ * cumulative), the last over every bound. Nonzero if the buffer failed. */
+int metrics_histogram(struct buf *o, const char *name, const char *help, const char *labels,
+                      const uint32_t *bounds, size_t nbounds, int unit_exp,
+                      const uint64_t *counts, uint64_t sum);
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct buf *out);
 

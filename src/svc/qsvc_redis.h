@@ -117,6 +117,19 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why);
  * digits); 0 when r is not an array or has no element i. The timer
  * service (tsvc_redis*.c) reads its replies with it too. */
 long long rsvc_ival(const struct redisReply *r, size_t i);
+/* One integer field of a struct, read from a reply's element at + idx:
+ * its offset and size (1, 2, 4 or 8 bytes; a signed and an unsigned field
+ * of one size get the same bits). RSVC_FIELD(struct x, member, idx). */
+struct rsvc_field {
+    unsigned idx, off, size;
+};
+#define RSVC_FIELD(type, member, i) {(i), offsetof(type, member), sizeof(((type *)0)->member)}
+/* The n fields f of dst from r's elements at + f[k].idx (rsvc_ival: 0 for
+ * one missing). */
+void rsvc_fields(const struct redisReply *r, size_t at, void *dst, const struct rsvc_field *f,
+                 size_t n);
+/* Element i of an array reply if it is a string, else NULL. */
+const struct redisReply *rsvc_sval(const struct redisReply *r, size_t i);
 /* Stats (aw_stats' 18 figures from element at) into q, with this node's waiters. */
 void rsvc_fill_stats(struct rop *rop, const struct redisReply *r, size_t at, struct qsvc_queue *q,
                      const char *name, size_t len);

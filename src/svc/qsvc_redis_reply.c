@@ -30,6 +30,44 @@ long long rsvc_ival(const redisReply *r, size_t i) {
     return 0;
 }
 
+void rsvc_fields(const redisReply *r, size_t at, void *dst, const struct rsvc_field *f,
+                 size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        long long v = rsvc_ival(r, at + f[k].idx);
+        unsigned char *d = (unsigned char *)dst + f[k].off;
+        if (f[k].size == 8) {
+            uint64_t x = (uint64_t)v;
+            memcpy(d, &x, 8);
+        } else if (f[k].size == 4) {
+            uint32_t x = (uint32_t)v;
+            memcpy(d, &x, 4);
+        } else if (f[k].size == 2) {
+            uint16_t x = (uint16_t)v;
+            memcpy(d, &x, 2);
+        } else {
+            *d = (unsigned char)v;
+        }
+    }
+}
+
+const redisReply *rsvc_sval(const redisReply *r, size_t i) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+        r->element[i]->type != REDIS_REPLY_STRING)
+        return NULL;
+    return r->element[i];
+}
+
+#define QF(member, i) RSVC_FIELD(struct qsvc_queue, member, i)
+/* aw_stats' figures, in their order. */
+static const struct rsvc_field stats_fields[] = {
+    QF(stats.size, 0),           QF(stats.maxsize, 1),          QF(stats.reserved, 2),
+    QF(stats.delayed, 3),        QF(stats.dead, 4),             QF(stats.unfinished, 5),
+    QF(stats.total_put, 6),      QF(stats.total_acked, 7),      QF(stats.total_redelivered, 8),
+    QF(stats.total_dead, 9),     QF(stats.shutdown, 10),        QF(settings.maxsize, 1),
+    QF(settings.lease_ms, 11),   QF(settings.max_attempts, 12), QF(settings.max_payload, 13),
+    QF(settings.key_window_ms, 14), QF(stats.total_requeued, 15), QF(stats.total_dropped, 16),
+    QF(stats.total_dead_purged, 17)};
+
 void rsvc_fill_stats(struct rop *rop, const redisReply *r, size_t at, struct qsvc_queue *q,
                        const char *name, size_t len) {
     char copy[QUEUE_NAME_MAX + 1];
@@ -38,35 +76,30 @@ void rsvc_fill_stats(struct rop *rop, const redisReply *r, size_t at, struct qsv
     memcpy(q->name, copy, len);
     q->name[len] = '\0';
     q->name_len = len;
-    struct queue_stats *s = &q->stats;
-    s->size = (uint64_t)rsvc_ival(r, at);
-    s->maxsize = (uint64_t)rsvc_ival(r, at + 1);
-    s->reserved = (uint64_t)rsvc_ival(r, at + 2);
-    s->delayed = (uint64_t)rsvc_ival(r, at + 3);
-    s->dead = (uint64_t)rsvc_ival(r, at + 4);
-    s->unfinished = (uint64_t)rsvc_ival(r, at + 5);
-    s->total_put = (uint64_t)rsvc_ival(r, at + 6);
-    s->total_acked = (uint64_t)rsvc_ival(r, at + 7);
-    s->total_redelivered = (uint64_t)rsvc_ival(r, at + 8);
-    s->total_dead = (uint64_t)rsvc_ival(r, at + 9);
-    s->shutdown = (int)rsvc_ival(r, at + 10);
-    q->settings.maxsize = s->maxsize;
-    q->settings.lease_ms = (uint64_t)rsvc_ival(r, at + 11);
-    q->settings.max_attempts = (uint32_t)rsvc_ival(r, at + 12);
-    q->settings.max_payload = (uint32_t)rsvc_ival(r, at + 13);
-    q->settings.key_window_ms = (uint64_t)rsvc_ival(r, at + 14);
-    s->total_requeued = (uint64_t)rsvc_ival(r, at + 15);
-    s->total_dropped = (uint64_t)rsvc_ival(r, at + 16);
-    s->total_dead_purged = (uint64_t)rsvc_ival(r, at + 17);
-    rwait_counts(rop->svc, q->name, len, s);
+    rsvc_fields(r, at, q, stats_fields, sizeof stats_fields / sizeof stats_fields[0]);
+    rwait_counts(rop->svc, q->name, len, &q->stats);
 }
+
+#define JF(member, i) RSVC_FIELD(struct queue_job_info, member, i)
+/* A reserved job: id, priority, attempt, deadline (then its payload). */
+static const struct rsvc_field job_fields[] = {JF(id, 0), JF(priority, 1), JF(attempt, 2),
+                                               JF(deadline, 3)};
+/* aw_peek's job: id, priority, attempt, state, deadline (then its payload). */
+static const struct rsvc_field peek_fields[] = {JF(id, 0), JF(priority, 1), JF(attempt, 2),
+                                                JF(state, 3), JF(deadline, 4)};
+/* A dead letter: id, priority, attempt, payload length. */
+static const struct rsvc_field dead_fields[] = {JF(id, 0), JF(priority, 1), JF(attempt, 2),
+                                                JF(len, 3)};
+/* What aw_unreserve needs of a reserved job. */
+static const struct rsvc_field unreserve_fields[] = {JF(id, 0), JF(attempt, 2)};
+#define NF(a) (sizeof(a) / sizeof(a)[0])
 
 /* Jobs (id, priority, attempt, deadline, payload) * n from r at i, into rop->jobs. */
 static int take_jobs(struct rop *rop, const redisReply *r, size_t at, unsigned n, int state) {
     size_t total = 0;
     for (unsigned k = 0; k < n; k++) {
-        const redisReply *p = at + k * 5 + 4 < r->elements ? r->element[at + k * 5 + 4] : NULL;
-        if (!p || p->type != REDIS_REPLY_STRING)
+        const redisReply *p = rsvc_sval(r, at + k * 5 + 4);
+        if (!p)
             return -1;
         total += p->len;
     }
@@ -76,13 +109,9 @@ static int take_jobs(struct rop *rop, const redisReply *r, size_t at, unsigned n
         return -1;
     size_t off = 0;
     for (unsigned k = 0; k < n; k++) {
-        size_t b = at + k * 5;
         struct queue_job_info *j = &rop->jobs[k];
-        const redisReply *p = r->element[b + 4];
-        j->id = (uint64_t)rsvc_ival(r, b);
-        j->priority = (int32_t)rsvc_ival(r, b + 1);
-        j->attempt = (uint32_t)rsvc_ival(r, b + 2);
-        j->deadline = (uint64_t)rsvc_ival(r, b + 3);
+        const redisReply *p = r->element[at + k * 5 + 4];
+        rsvc_fields(r, at + k * 5, j, job_fields, NF(job_fields));
         j->state = state;
         memcpy(rop->copy + off, p->str, p->len);
         j->payload = rop->copy + off;
@@ -90,6 +119,14 @@ static int take_jobs(struct rop *rop, const redisReply *r, size_t at, unsigned n
         off += p->len;
     }
     return 0;
+}
+
+/* A reserve's jobs that cannot be handed over (n from element 1): back to Redis. */
+static void give_back(struct rop *rop, const redisReply *r) {
+    unsigned n = (unsigned)rsvc_ival(r, 1);
+    for (unsigned k = 0; k < n && k < rop->count; k++)
+        rsvc_fields(r, 2 + k * 5, &rop->jobs[k], unreserve_fields, NF(unreserve_fields));
+    rop_unreserve_jobs(rop);
 }
 
 /* A change is applied: answer st now, or after WAIT for the replicas. */
@@ -179,14 +216,8 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
     }
     if (!call) {
         /* Given up (client left, timed out, drained): jobs it got go back. */
-        if (rop->kind == R_RESERVE && st == QSVC_OK) {
-            unsigned n = (unsigned)rsvc_ival(r, 1);
-            for (unsigned k = 0; k < n && k < rop->count; k++) {
-                rop->jobs[k].id = (uint64_t)rsvc_ival(r, 2 + k * 5);
-                rop->jobs[k].attempt = (uint32_t)rsvc_ival(r, 2 + k * 5 + 2);
-            }
-            rop_unreserve_jobs(rop);
-        }
+        if (rop->kind == R_RESERVE && st == QSVC_OK)
+            give_back(rop, r);
         rop_maybe_free(rop);
         return;
     }
@@ -228,11 +259,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         if (st == QSVC_OK) {
             unsigned n = (unsigned)rsvc_ival(r, 1);
             if (n > rop->count || take_jobs(rop, r, 2, n, QUEUE_JOB_RESERVED) < 0) {
-                for (unsigned k = 0; k < n && k < rop->count; k++) {
-                    rop->jobs[k].id = (uint64_t)rsvc_ival(r, 2 + k * 5);
-                    rop->jobs[k].attempt = (uint32_t)rsvc_ival(r, 2 + k * 5 + 2);
-                }
-                rop_unreserve_jobs(rop);
+                give_back(rop, r);
                 rop_finish(rop, QSVC_ERR_NOMEM);
                 break;
             }
@@ -279,17 +306,13 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
     case R_PEEK:
         if (st == QSVC_OK) {
             /* {0, id, priority, attempt, state, deadline, payload}: reorder for take_jobs. */
-            const redisReply *p = r->elements > 6 ? r->element[6] : NULL;
-            if (!p || p->type != REDIS_REPLY_STRING || !(rop->copy = malloc(p->len ? p->len : 1))) {
+            const redisReply *p = rsvc_sval(r, 6);
+            if (!p || !(rop->copy = malloc(p->len ? p->len : 1))) {
                 rop_finish(rop, QSVC_ERR_NOMEM);
                 break;
             }
             struct queue_job_info *j = rop->jobs;
-            j->id = (uint64_t)rsvc_ival(r, 1);
-            j->priority = (int32_t)rsvc_ival(r, 2);
-            j->attempt = (uint32_t)rsvc_ival(r, 3);
-            j->state = (int)rsvc_ival(r, 4);
-            j->deadline = (uint64_t)rsvc_ival(r, 5);
+            rsvc_fields(r, 1, j, peek_fields, NF(peek_fields));
             memcpy(rop->copy, p->str, p->len);
             j->payload = rop->copy;
             j->len = p->len;
@@ -326,10 +349,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
             for (unsigned k = 0; k < n && k < rop->max; k++) {
                 struct queue_job_info *j = &rop->jobs[k];
                 memset(j, 0, sizeof *j);
-                j->id = (uint64_t)rsvc_ival(r, 2 + k * 4);
-                j->priority = (int32_t)rsvc_ival(r, 3 + k * 4);
-                j->attempt = (uint32_t)rsvc_ival(r, 4 + k * 4);
-                j->len = (size_t)rsvc_ival(r, 5 + k * 4);
+                rsvc_fields(r, 2 + k * 4, j, dead_fields, NF(dead_fields));
                 j->state = QUEUE_JOB_DEAD;
             }
             res->jobs = rop->jobs;

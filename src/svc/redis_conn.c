@@ -2,9 +2,10 @@
  * redis_conn: see redis_conn.h. Deadlines (connect, command, backoff) are
  * wheel timers, like every other deadline of the daemon. Nodes are kept
  * for the connection's life (a few per cluster, at most MAX_NODES), so a
- * command's callback never outlives the node it was sent to.
+ * command's callback never outlives the node it was sent to. The slot map
+ * (which node holds a key in a cluster) is redis_conn_slots.c.
  */
-#include "svc/redis_conn.h"
+#include "svc/redis_conn_int.h"
 
 #include "core/clock.h"
 #include "core/config.h"
@@ -20,72 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
-#define TICK_MS 100 /* how often deadlines are checked while a link connects or has commands */
-#define MAX_NODES 64
-#define MAX_REDIRECTS 5
-#define NO_NODE 0xff
-
-enum mode { M_UNKNOWN, M_STANDALONE, M_CLUSTER };
-
-struct rnode;
-
-struct link {
-    struct redis_conn *rc;
-    struct rnode *node;    /* where it goes (the subscriber: the node it went to) */
-    redisAsyncContext *ac; /* NULL when closed */
-    int sub;               /* the subscriber connection */
-    int authed;            /* connected and authenticated (and subscribed, for sub) */
-    uint64_t started_ms;   /* when it began connecting */
-    uint64_t answered_ms;  /* when the last answer came */
-    struct list inflight;  /* struct pending, oldest first (answers come in order) */
-    struct list parked;    /* struct pending redirected here while it connects */
-    struct timer tick_t;
-};
-
-struct rnode {
-    char host[256];
-    int port;
-    struct link cmd;
-    int master; /* a master in the current map */
-    int fresh;  /* connected since the owner's last on_up */
-};
-
-/* A command in flight. The formatted command is kept for a redirection. */
-struct pending {
-    struct redis_conn *rc;
-    redis_reply_fn fn;
-    void *arg;
-    uint64_t sent_ms;
-    struct list node;
-    int redirects;
-    int asking; /* parked after an ASK: send ASKING first */
-    size_t len;
-    char *cmd;
-};
-
-struct redis_conn {
-    struct server *srv;
-    struct redis_conn_hooks hooks;
-    char *channel;
-    struct rnode *nodes[MAX_NODES];
-    size_t nnodes;
-    unsigned char slots[REDIS_SLOTS]; /* index in nodes, or NO_NODE */
-    int mode;
-    struct link sub;
-    int sub_fresh;
-    size_t boot_next;   /* the next candidate to boot from: seeds, then known nodes */
-    struct rnode *boot; /* asked for the map now */
-    int up_called;      /* on_up ran since the last full down */
-    int ready;          /* the owner said redis_conn_ready() */
-    unsigned epoch;     /* on_up calls and full downs so far (redis_conn_epoch) */
-    int asking;         /* a CLUSTER SLOTS in flight */
-    uint64_t backoff_ms;
-    struct timer retry_t;
-    char why[256];
-};
-
 static void set_why(struct redis_conn *rc, const char *host, int port, const char *what) {
     int v6 = strchr(host, ':') != NULL;
     snprintf(rc->why, sizeof rc->why, "redis %s%.100s%s:%d: %.140s", v6 ? "[" : "", host,
@@ -93,11 +28,8 @@ static void set_why(struct redis_conn *rc, const char *host, int port, const cha
 }
 
 static void link_init(struct link *l, struct redis_conn *rc, struct rnode *n, int sub);
-static void link_connect(struct link *l, struct rnode *n);
-static void send_slots(struct rnode *n);
-static void check_up(struct redis_conn *rc);
 
-static struct rnode *node_get(struct redis_conn *rc, const char *host, int port) {
+struct rnode *rconn_node_get(struct redis_conn *rc, const char *host, int port) {
     for (size_t i = 0; i < rc->nnodes; i++)
         if (rc->nodes[i]->port == port && strcmp(rc->nodes[i]->host, host) == 0)
             return rc->nodes[i];
@@ -113,7 +45,7 @@ static struct rnode *node_get(struct redis_conn *rc, const char *host, int port)
     return n;
 }
 
-static size_t node_index(const struct redis_conn *rc, const struct rnode *n) {
+size_t rconn_node_index(const struct redis_conn *rc, const struct rnode *n) {
     for (size_t i = 0; i < rc->nnodes; i++)
         if (rc->nodes[i] == n)
             return i;
@@ -136,12 +68,12 @@ static void link_close(struct link *l) {
         flush_parked(l, rc->why[0] ? rc->why : "connection closed");
 }
 
-static void schedule_retry(struct redis_conn *rc, uint64_t ms) {
+void rconn_schedule_retry(struct redis_conn *rc, uint64_t ms) {
     if (!timer_pending(&rc->retry_t))
         server_timer_in(rc->srv, &rc->retry_t, ms);
 }
 
-static void backoff_grow(struct redis_conn *rc) {
+void rconn_backoff_grow(struct redis_conn *rc) {
     rc->backoff_ms *= 2;
     if (rc->backoff_ms > BACKOFF_MAX_MS)
         rc->backoff_ms = BACKOFF_MAX_MS;
@@ -170,7 +102,7 @@ static void down_all(struct redis_conn *rc) {
     server_timer_in(rc->srv, &rc->retry_t, was_up ? 0 : rc->backoff_ms);
     if (!was_up) {
         rc->boot_next++; /* a candidate that did not come up: try the next one */
-        backoff_grow(rc);
+        rconn_backoff_grow(rc);
     }
     if (was_up && rc->hooks.on_down)
         rc->hooks.on_down(rc->hooks.ctx);
@@ -178,7 +110,7 @@ static void down_all(struct redis_conn *rc) {
 
 /* Link l failed (what: why). Standalone, or while finding the map: everything goes. In a
  * cluster: that link goes and the map is asked again (after the backoff). */
-static void link_failed(struct link *l, const char *what) {
+void rconn_link_failed(struct link *l, const char *what) {
     struct redis_conn *rc = l->rc;
     struct rnode *n = l->node;
     set_why(rc, n ? n->host : "?", n ? n->port : 0, what);
@@ -191,8 +123,8 @@ static void link_failed(struct link *l, const char *what) {
     if (!mattered)
         return;
     log_warnx("%s; asking the cluster for its map again", rc->why);
-    schedule_retry(rc, rc->backoff_ms);
-    backoff_grow(rc);
+    rconn_schedule_retry(rc, rc->backoff_ms);
+    rconn_backoff_grow(rc);
 }
 
 void redis_conn_fail(struct redis_conn *rc, const char *why) {
@@ -209,7 +141,7 @@ static void on_retry(struct timer *t) {
             return;
         for (size_t i = 0; i < rc->nnodes; i++) {
             if (rc->nodes[i]->cmd.authed) {
-                send_slots(rc->nodes[i]);
+                rconn_send_slots(rc->nodes[i]);
                 return;
             }
         }
@@ -220,7 +152,7 @@ static void on_retry(struct timer *t) {
     const struct config *cfg = rc->srv->cfg;
     size_t cand = rc->boot_next % (cfg->nredis_nodes + rc->nnodes);
     struct rnode *n = cand < cfg->nredis_nodes
-                          ? node_get(rc, cfg->redis_nodes[cand].host, cfg->redis_nodes[cand].port)
+                          ? rconn_node_get(rc, cfg->redis_nodes[cand].host, cfg->redis_nodes[cand].port)
                           : rc->nodes[cand - cfg->nredis_nodes];
     if (!n) {
         set_why(rc, cfg->redis_nodes[0].host, cfg->redis_nodes[0].port, "out of memory");
@@ -228,7 +160,7 @@ static void on_retry(struct timer *t) {
         return;
     }
     rc->boot = n;
-    link_connect(&n->cmd, n);
+    rconn_link_connect(&n->cmd, n);
 }
 
 static void on_tick(struct timer *t) {
@@ -240,7 +172,7 @@ static void on_tick(struct timer *t) {
     if (l->ac && !l->authed && now - l->started_ms >= cfg->redis_connect_timeout_ms) {
         snprintf(what, sizeof what, "no answer within connect_timeout (%llu ms)",
                  (unsigned long long)cfg->redis_connect_timeout_ms);
-        link_failed(l, what);
+        rconn_link_failed(l, what);
         return;
     }
     struct list *first = list_first(&l->inflight);
@@ -253,7 +185,7 @@ static void on_tick(struct timer *t) {
         if (now - since >= cfg->redis_command_timeout_ms) {
             snprintf(what, sizeof what, "no answer within command_timeout (%llu ms)",
                      (unsigned long long)cfg->redis_command_timeout_ms);
-            link_failed(l, what);
+            rconn_link_failed(l, what);
             return;
         }
     }
@@ -309,8 +241,8 @@ static void ignore_reply(void *arg, struct redisReply *r, const char *why) {
     (void)why;
 }
 
-static int send_argv(struct link *l, redis_reply_fn fn, void *arg, int argc, const char **argv,
-                     const size_t *lens) {
+int rconn_send_argv(struct link *l, redis_reply_fn fn, void *arg, int argc, const char **argv,
+                    const size_t *lens) {
     struct pending *p = calloc(1, sizeof *p);
     char *cmd = NULL;
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
@@ -342,20 +274,20 @@ static int redirect(struct redis_conn *rc, struct pending *p, const redisReply *
     if (rc->mode != M_CLUSTER || !p->cmd || p->redirects >= MAX_REDIRECTS ||
         redis_parse_redirect(r->str, r->len, &to) < 0)
         return -1;
-    struct rnode *n = node_get(rc, to.host, to.port);
+    struct rnode *n = rconn_node_get(rc, to.host, to.port);
     if (!n)
         return -1;
     if (!to.ask) {
         /* The slot moved (resharding, failover): route it there now, and learn the rest
          * (which nodes are masters now: the map's answer, not this one, runs on_up). */
-        rc->slots[to.slot] = (unsigned char)node_index(rc, n);
-        schedule_retry(rc, 0);
+        rc->slots[to.slot] = (unsigned char)rconn_node_index(rc, n);
+        rconn_schedule_retry(rc, 0);
     }
     p->redirects++;
     if (!n->cmd.authed) {
         /* A master not met yet (a promoted replica, a new node): the command waits for the
          * connection (connect_timeout bounds it), then goes. */
-        link_connect(&n->cmd, n);
+        rconn_link_connect(&n->cmd, n);
         if (!n->cmd.ac)
             return -1;
         p->asking = to.ask;
@@ -364,7 +296,7 @@ static int redirect(struct redis_conn *rc, struct pending *p, const redisReply *
     }
     if (to.ask) {
         const char *argv[] = {"ASKING"};
-        if (send_argv(&n->cmd, ignore_reply, NULL, 1, argv, NULL) < 0)
+        if (rconn_send_argv(&n->cmd, ignore_reply, NULL, 1, argv, NULL) < 0)
             return -1;
     }
     return pending_send(&n->cmd, p);
@@ -406,7 +338,7 @@ int redis_conn_command(struct redis_conn *rc, const char *key, size_t keylen, re
     struct link *l = route(rc, key, keylen);
     if (!l || !l->ac || !l->authed)
         return -1;
-    return send_argv(l, fn, arg, argc, argv, lens);
+    return rconn_send_argv(l, fn, arg, argc, argv, lens);
 }
 
 int redis_conn_command_all(struct redis_conn *rc, redis_reply_fn fn, void *arg, int argc,
@@ -418,143 +350,9 @@ int redis_conn_command_all(struct redis_conn *rc, redis_reply_fn fn, void *arg, 
         if (rc->nodes[i]->master && !rc->nodes[i]->cmd.authed)
             return -1;
     for (size_t i = 0; i < rc->nnodes; i++)
-        if (rc->nodes[i]->master && send_argv(&rc->nodes[i]->cmd, fn, arg, argc, argv, lens) == 0)
+        if (rc->nodes[i]->master && rconn_send_argv(&rc->nodes[i]->cmd, fn, arg, argc, argv, lens) == 0)
             n++;
     return n > 0 ? n : -1;
-}
-
-/* ---- the slot map ------------------------------------------------------------------- */
-
-/* Applying a CLUSTER SLOTS answer: the new map, built aside. */
-struct map_build {
-    struct redis_conn *rc;
-    const struct rnode *asked;
-    unsigned char slots[REDIS_SLOTS];
-    int master[MAX_NODES];
-};
-
-static int map_range(void *arg, const struct redis_slot_range *range) {
-    struct map_build *mb = arg;
-    struct rnode *n = node_get(mb->rc, range->host ? range->host : mb->asked->host, range->port);
-    if (!n)
-        return -1;
-    size_t idx = node_index(mb->rc, n);
-    mb->master[idx] = 1;
-    memset(mb->slots + range->first, (int)idx, range->last - range->first + 1);
-    return 0;
-}
-
-/* Apply a CLUSTER SLOTS answer; -1 when it makes no sense. */
-static int apply_slots(struct redis_conn *rc, const redisReply *r, struct rnode *asked) {
-    static struct map_build mb;
-    memset(&mb, 0, sizeof mb);
-    mb.rc = rc;
-    mb.asked = asked;
-    memset(mb.slots, NO_NODE, sizeof mb.slots);
-    if (redis_parse_slots(r, map_range, &mb) < 0)
-        return -1;
-    memcpy(rc->slots, mb.slots, sizeof mb.slots);
-    for (size_t i = 0; i < rc->nnodes; i++) {
-        struct rnode *n = rc->nodes[i];
-        if (mb.master[i] && !n->master)
-            n->fresh = 1; /* a new master: the owner checks the library there */
-        n->master = mb.master[i];
-    }
-    return 0;
-}
-
-static void sub_connect(struct redis_conn *rc, struct rnode *n) {
-    if (!rc->sub.ac)
-        link_connect(&rc->sub, n);
-}
-
-static void on_slots(void *arg, struct redisReply *r, const char *why) {
-    struct rnode *asked = arg;
-    struct redis_conn *rc = asked->cmd.rc;
-    (void)why;
-    rc->asking = 0;
-    if (!r) { /* the link failed: a standalone server or a boot node takes everything down */
-        if (rc->mode == M_CLUSTER)
-            schedule_retry(rc, rc->backoff_ms); /* ask another node */
-        return;
-    }
-    if (r->type == REDIS_REPLY_ERROR && rc->mode == M_UNKNOWN && !strstr(r->str, "LOADING") &&
-        !strstr(r->str, "NOAUTH") && !strstr(r->str, "MASTERDOWN")) {
-        /* "ERR This instance has cluster support disabled" (or CLUSTER refused by a proxy
-         * or an ACL): one standalone server. */
-        if (!strstr(r->str, "cluster support disabled"))
-            log_info("redis %s:%d: CLUSTER SLOTS answered \"%.100s\": a standalone server",
-                     asked->host, asked->port, r->str);
-        rc->mode = M_STANDALONE;
-        memset(rc->slots, (int)node_index(rc, asked), sizeof rc->slots);
-        asked->master = 1;
-        sub_connect(rc, asked);
-        check_up(rc);
-        return;
-    }
-    if (apply_slots(rc, r, asked) < 0) {
-        char what[200];
-        snprintf(what, sizeof what, "CLUSTER SLOTS: %.150s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "no usable slot map");
-        link_failed(&asked->cmd, what);
-        if (rc->mode == M_CLUSTER)
-            schedule_retry(rc, rc->backoff_ms); /* ask another node */
-        return;
-    }
-    if (rc->mode != M_CLUSTER)
-        log_info("redis %s:%d: a cluster", asked->host, asked->port);
-    rc->mode = M_CLUSTER;
-    rc->boot = NULL;
-    size_t missing = 0;
-    for (size_t i = 0; i < rc->nnodes; i++) {
-        struct rnode *n = rc->nodes[i];
-        if (n->master && !n->cmd.authed) {
-            link_connect(&n->cmd, n);
-            missing++;
-        }
-    }
-    sub_connect(rc, asked);
-    for (size_t s = 0; s < REDIS_SLOTS; s++)
-        if (rc->slots[s] == NO_NODE)
-            missing++;
-    if (missing) /* a master not connected yet, or slots without one (a failover going on) */
-        schedule_retry(rc, rc->backoff_ms), backoff_grow(rc);
-    check_up(rc);
-}
-
-static void send_slots(struct rnode *n) {
-    const char *argv[] = {"CLUSTER", "SLOTS"};
-    if (send_argv(&n->cmd, on_slots, n, 2, argv, NULL) == 0)
-        n->cmd.rc->asking = 1;
-    else
-        link_failed(&n->cmd, "cannot send CLUSTER SLOTS");
-}
-
-/* All masters and the subscriber connected: the owner's on_up, the first time and whenever a
- * master is new or the subscriber came back (a notification may have been missed). */
-static void check_up(struct redis_conn *rc) {
-    if (rc->mode == M_UNKNOWN || !rc->sub.authed)
-        return;
-    int fresh = rc->sub_fresh || !rc->up_called;
-    size_t masters = 0;
-    for (size_t i = 0; i < rc->nnodes; i++) {
-        struct rnode *n = rc->nodes[i];
-        if (!n->master)
-            continue;
-        if (!n->cmd.authed)
-            return;
-        masters++;
-        fresh |= n->fresh;
-    }
-    if (!fresh || !masters)
-        return;
-    for (size_t i = 0; i < rc->nnodes; i++)
-        rc->nodes[i]->fresh = 0;
-    rc->sub_fresh = 0;
-    rc->up_called = 1;
-    rc->epoch++;
-    if (rc->hooks.on_up)
-        rc->hooks.on_up(rc->hooks.ctx);
 }
 
 /* ---- connections -------------------------------------------------------------------- */
@@ -568,13 +366,13 @@ static void link_authed(struct link *l) {
         l->node->fresh = 1;
         flush_parked(l, NULL); /* commands redirected here while it connected */
         if (rc->mode == M_UNKNOWN && l->node == rc->boot) {
-            send_slots(l->node); /* standalone or cluster? */
+            rconn_send_slots(l->node); /* standalone or cluster? */
             return;
         }
     }
     if (!list_first(&l->inflight))
         timer_cancel(&rc->srv->wheel, &l->tick_t);
-    check_up(rc);
+    rconn_check_up(rc);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
@@ -623,7 +421,7 @@ static void on_connected(const redisAsyncContext *ac, int status) {
         return;
     if (status != REDIS_OK) {
         l->ac = NULL; /* hiredis frees it after this callback */
-        link_failed(l, ac->errstr[0] ? ac->errstr : "cannot connect");
+        rconn_link_failed(l, ac->errstr[0] ? ac->errstr : "cannot connect");
         return;
     }
     const struct config *cfg = l->rc->srv->cfg;
@@ -644,7 +442,7 @@ static void on_disconnected(const redisAsyncContext *ac, int status) {
     if (!l)
         return;
     l->ac = NULL; /* hiredis frees it after this callback */
-    link_failed(l, ac->errstr[0] ? ac->errstr : "connection closed by the server");
+    rconn_link_failed(l, ac->errstr[0] ? ac->errstr : "connection closed by the server");
 }
 
 static void link_init(struct link *l, struct redis_conn *rc, struct rnode *n, int sub) {
@@ -656,7 +454,7 @@ static void link_init(struct link *l, struct redis_conn *rc, struct rnode *n, in
     timer_init(&l->tick_t, on_tick);
 }
 
-static void link_connect(struct link *l, struct rnode *n) {
+void rconn_link_connect(struct link *l, struct rnode *n) {
     struct redis_conn *rc = l->rc;
     if (l->ac)
         return;
@@ -667,12 +465,12 @@ static void link_connect(struct link *l, struct rnode *n) {
         snprintf(what, sizeof what, "%s", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        link_failed(l, what);
+        rconn_link_failed(l, what);
         return;
     }
     if (redisLibeventAttach(ac, rc->srv->base) != REDIS_OK) {
         redisAsyncFree(ac);
-        link_failed(l, "cannot attach to the event loop");
+        rconn_link_failed(l, "cannot attach to the event loop");
         return;
     }
     ac->data = l;

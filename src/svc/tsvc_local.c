@@ -15,6 +15,7 @@
 #include "engine/queue.h"
 #include "engine/task.h"
 #include "journal/task_journal.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "net/service.h"
 #include "svc/store.h"
@@ -42,8 +43,8 @@ _Static_assert(ACTION_MAX <= TJ_ACTION_MAX, "a timer's CREATE must fit one journ
 #define LIST_CHUNK 64    /* task pointers looked up per task_list() */
 
 /* Lateness histogram bounds (us, inclusive): firing time minus the time the
- * tick was armed for. Printed in ms, so le="0.25" is 250 us. */
-static const unsigned late_bounds[] = {100,   250,   500,   1000,   2000,  5000,
+ * tick was armed for. Printed in seconds, so le="0.00025" is 250 us. */
+static const uint32_t late_bounds[] = {100,   250,   500,   1000,   2000,  5000,
                                        10000, 20000, 50000, 100000, 1000000};
 #define NLATE (sizeof late_bounds / sizeof late_bounds[0])
 
@@ -639,20 +640,9 @@ static int tsvc_metrics(void *ctx, struct buf *o) {
     for (int i = 0; i < 4; i++)
         r |= buf_appendf(o, "awaitd_timers{state=\"%s\"} %zu\n", state_names[i], es.by_state[i]);
     /* Prometheus histogram of firing lateness, in seconds (le is inclusive, as ours). */
-    r |= buf_appends(o, "# HELP awaitd_timer_lateness_seconds Firing time minus the scheduled time.\n"
-                        "# TYPE awaitd_timer_lateness_seconds histogram\n");
-    uint64_t cum = 0;
-    for (size_t i = 0; i < NLATE; i++) {
-        cum += l->late[i];
-        r |= buf_appendf(o, "awaitd_timer_lateness_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                         late_bounds[i] / 1e6, cum);
-    }
-    cum += l->late[NLATE];
-    r |= buf_appendf(o,
-                     "awaitd_timer_lateness_seconds_bucket{le=\"+Inf\"} %" PRIu64
-                     "\nawaitd_timer_lateness_seconds_sum %.6f\n"
-                     "awaitd_timer_lateness_seconds_count %" PRIu64 "\n",
-                     cum, (double)l->late_sum_us / 1e6, cum);
+    r |= metrics_histogram(o, "awaitd_timer_lateness_seconds",
+                           "Firing time minus the scheduled time.", NULL, late_bounds, NLATE, 6,
+                           l->late, l->late_sum_us);
     r |= buf_appendf(o,
                      "# HELP awaitd_timer_fires_total Timer ticks delivered (fired).\n"
                      "# TYPE awaitd_timer_fires_total counter\nawaitd_timer_fires_total %" PRIu64

@@ -25,51 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OP_CREATE, OP_GET, OP_LIST, OP_CANCEL };
-
-#define TVIEW 16 /* elements of a timer in a reply (qsvc_redis.lua's tview) */
-
-/* A listed timer before the merge: strings as offsets into the op's buffer. */
-struct tlisted {
-    struct tsvc_timer t;
-    size_t qoff, coff;
-};
-
-struct trop {
-    struct trsvc *svc;
-    struct tsvc_call *call; /* NULL once answered or given up */
-    int op;
-    int inflight;           /* commands sent, not answered */
-    uint64_t id;
-    uint64_t wait_ms;       /* get: await this long */
-    uint64_t fin_seq;       /* get: svc->fin_seq when it was sent */
-    int rechecked;
-    /* create */
-    struct tsvc_spec spec;  /* strings in extra[] */
-    int64_t redis_now;      /* TIME's answer */
-    int failed;
-    /* list */
-    uint64_t after;
-    size_t max, n;
-    struct tsvc_timer *out;
-    struct tlisted *items;
-    struct buf strs;
-    char extra[];
-};
-
-static struct trsvc *svc_of(struct tsvc *s) {
-    return (struct trsvc *)s;
-}
-
 /* ---- replies ----------------------------------------------------------------------- */
 
 static const char *sval(const redisReply *r, size_t i, size_t *len) {
-    *len = 0;
-    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
-        r->element[i]->type != REDIS_REPLY_STRING)
-        return "";
-    *len = r->element[i]->len;
-    return r->element[i]->str;
+    const redisReply *e = rsvc_sval(r, i);
+    *len = e ? e->len : 0;
+    return e ? e->str : "";
 }
 
 /* last_error as stored (tsvc_redis_fire.c writes these) -> a static string. */
@@ -85,7 +46,7 @@ static const char *error_text(const char *s, size_t n) {
 }
 
 /* The timer at element at of r into o; queue and cron copied to text when given. */
-static void timer_of(const redisReply *r, size_t at, struct tsvc_timer *o, char *text) {
+void trop_timer_of(const redisReply *r, size_t at, struct tsvc_timer *o, char *text) {
     size_t ql, cl, el;
     const char *q = sval(r, at + 3, &ql), *c = sval(r, at + 4, &cl), *e = sval(r, at + 15, &el);
     if (ql > TSVC_QUEUE_MAX)
@@ -120,7 +81,7 @@ static void timer_of(const redisReply *r, size_t at, struct tsvc_timer *o, char 
 
 /* ---- a call's life ----------------------------------------------------------------- */
 
-static void op_maybe_free(struct trop *op) {
+void trop_maybe_free(struct trop *op) {
     if (op->call || op->inflight > 0)
         return;
     free(op->items);
@@ -128,7 +89,7 @@ static void op_maybe_free(struct trop *op) {
     free(op);
 }
 
-static void complete(struct trop *op, int status) {
+void trop_complete(struct trop *op, int status) {
     struct tsvc_call *call = op->call;
     if (!call)
         return;
@@ -141,37 +102,34 @@ static void complete(struct trop *op, int status) {
     list_push(&svc->ready, &call->link);
 }
 
-static void fail_op(struct trop *op, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail_op(struct trop *op, int status, const char *fmt, ...) {
+void trop_fail(struct trop *op, int status, const char *fmt, ...) {
     if (!op->call)
         return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(op->call->why, sizeof op->call->why, fmt, ap);
     va_end(ap);
-    complete(op, status);
+    trop_complete(op, status);
 }
 
-static void unavailable(struct trop *op, const char *why) {
-    fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis) is unavailable: %s",
+void trop_unavailable(struct trop *op, const char *why) {
+    trop_fail(op, TSVC_UNAVAILABLE, "the timer backend (redis) is unavailable: %s",
             why ? why : redis_conn_why(op->svc->rc));
 }
 
 /* An error reply, or an answer we cannot read: 503 naming it. */
-static int bad_reply(struct trop *op, const redisReply *r, const char *why) {
+int trop_bad_reply(struct trop *op, const redisReply *r, const char *why) {
     if (!r) {
-        unavailable(op, why);
+        trop_unavailable(op, why);
         return 1;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         trsvc_lib_gone(op->svc, r);
-        fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis) refused: %.180s", r->str);
+        trop_fail(op, TSVC_UNAVAILABLE, "the timer backend (redis) refused: %.180s", r->str);
         return 1;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis) answered something unexpected");
+        trop_fail(op, TSVC_UNAVAILABLE, "the timer backend (redis) answered something unexpected");
         return 1;
     }
     return 0;
@@ -186,7 +144,7 @@ void trsvc_run_ready(struct trsvc *svc) {
         call->pend = NULL;
         op->call = NULL;
         call->done(call); /* strings in the result live in op or call: still there */
-        op_maybe_free(op);
+        trop_maybe_free(op);
     }
     server_timers_sync(svc->srv);
 }
@@ -196,7 +154,7 @@ void trsvc_on_ready(int fd, short what, void *arg) {
     trsvc_run_ready(arg);
 }
 
-static struct trop *op_new(struct trsvc *svc, struct tsvc_call *call, int kind, size_t extra) {
+struct trop *trop_new(struct trsvc *svc, struct tsvc_call *call, int kind, size_t extra) {
     call->svc = &svc->base;
     call->status = TSVC_OK;
     call->why[0] = '\0';
@@ -211,7 +169,7 @@ static struct trop *op_new(struct trsvc *svc, struct tsvc_call *call, int kind, 
     return op;
 }
 
-static int refuse(struct trsvc *svc, struct tsvc_call *call) {
+int trop_refuse(struct trsvc *svc, struct tsvc_call *call) {
     if (svc->draining) {
         snprintf(call->why, sizeof call->why, "the server is shutting down");
         return call->status = TSVC_DRAINING;
@@ -225,13 +183,13 @@ static int refuse(struct trsvc *svc, struct tsvc_call *call) {
 }
 
 /* A call that could not start: answered now (done() is not called). */
-static int started(struct trop *op, int sent) {
+int trop_started(struct trop *op, int sent) {
     struct tsvc_call *call = op->call;
     if (sent < 0) {
         struct trsvc *svc = op->svc;
         op->call = NULL;
         call->pend = NULL;
-        op_maybe_free(op);
+        trop_maybe_free(op);
         snprintf(call->why, sizeof call->why, "the timer backend (redis) is unavailable: %s",
                  redis_conn_why(svc->rc));
         return call->status = TSVC_UNAVAILABLE;
@@ -247,14 +205,14 @@ static void on_replicas(void *arg, redisReply *r, const char *why) {
     op->inflight--;
     uint64_t want = op->svc->srv->cfg->redis_replicas_ack;
     if (r && r->type == REDIS_REPLY_INTEGER && (uint64_t)r->integer >= want)
-        complete(op, TSVC_OK);
+        trop_complete(op, TSVC_OK);
     else
-        fail_op(op, TSVC_UNAVAILABLE,
+        trop_fail(op, TSVC_UNAVAILABLE,
                 "the timer backend (redis) applied the change but %s (replicas_ack = %" PRIu64 ")",
                 r && r->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged it in time"
                                                     : why ? why : "WAIT failed",
                 want);
-    op_maybe_free(op);
+    trop_maybe_free(op);
 }
 
 /* A change (create, cancel) is applied: answer now, or once WAIT says replicas_ack
@@ -263,7 +221,7 @@ static void applied(struct trop *op) {
     const struct config *cfg = op->svc->srv->cfg;
     uint64_t n = cfg->redis_replicas_ack;
     if (n == 0) {
-        complete(op, TSVC_OK);
+        trop_complete(op, TSVC_OK);
         return;
     }
     char nb[24], tb[24];
@@ -276,7 +234,7 @@ static void applied(struct trop *op) {
                         (unsigned)(op->call->timer.id % TRSVC_SHARDS));
     const char *argv[] = {"WAIT", nb, tb};
     if (redis_conn_command(op->svc->rc, key, (size_t)klen, on_replicas, op, 3, argv, NULL) < 0) {
-        fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis) applied the change but cannot "
+        trop_fail(op, TSVC_UNAVAILABLE, "the timer backend (redis) applied the change but cannot "
                 "confirm its replicas: %s", redis_conn_why(op->svc->rc));
         return;
     }
@@ -318,16 +276,16 @@ static const char *spec_error(const struct tsvc_spec *s) {
 static void on_created(void *arg, redisReply *r, const char *why) {
     struct trop *op = arg;
     op->inflight--;
-    if (op->call && !bad_reply(op, r, why)) {
+    if (op->call && !trop_bad_reply(op, r, why)) {
         if (rsvc_ival(r, 0) != 0)
-            fail_op(op, TSVC_UNAVAILABLE, "the timer backend (redis): the node's clock and "
+            trop_fail(op, TSVC_UNAVAILABLE, "the timer backend (redis): the node's clock and "
                     "Redis's differ by more than a minute");
         else {
-            timer_of(r, 2, &op->call->timer, op->call->text);
+            trop_timer_of(r, 2, &op->call->timer, op->call->text);
             applied(op);
         }
     }
-    op_maybe_free(op);
+    trop_maybe_free(op);
 }
 
 /* The queue checked and Redis's time known: create in the next shard. */
@@ -364,7 +322,7 @@ static void create_send(struct trop *op) {
     lens[13] = s->payload_len;
     unsigned shard = svc->next_shard++ % TRSVC_SHARDS;
     if (trsvc_fcall(svc, "aw_timer_create", shard, 14, args, lens, on_created, op) < 0) {
-        unavailable(op, NULL);
+        trop_unavailable(op, NULL);
         return;
     }
     op->inflight++;
@@ -379,20 +337,20 @@ static void on_queue_stats(void *arg, redisReply *r, const char *why) {
     struct trop *op = arg;
     op->inflight--;
     if (op->call && !op->failed) {
-        if (bad_reply(op, r, why)) {
+        if (trop_bad_reply(op, r, why)) {
             op->failed = 1;
         } else if (rsvc_ival(r, 0) != 0) {
             op->failed = 1;
-            fail_op(op, TSVC_INVALID, "queue: no queue named '%.*s' (create it first)",
+            trop_fail(op, TSVC_INVALID, "queue: no queue named '%.*s' (create it first)",
                     (int)op->spec.queue_len, op->spec.queue);
         } else if ((uint64_t)op->spec.payload_len > (uint64_t)rsvc_ival(r, 14)) {
             op->failed = 1;
-            fail_op(op, TSVC_TOOBIG, "payload: %zu bytes is over the queue's max_payload of %lld",
+            trop_fail(op, TSVC_TOOBIG, "payload: %zu bytes is over the queue's max_payload of %lld",
                     op->spec.payload_len, rsvc_ival(r, 14));
         }
         create_step(op);
     }
-    op_maybe_free(op);
+    trop_maybe_free(op);
 }
 
 static void on_time(void *arg, redisReply *r, const char *why) {
@@ -401,17 +359,17 @@ static void on_time(void *arg, redisReply *r, const char *why) {
     if (op->call && !op->failed) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
             op->failed = 1;
-            unavailable(op, why ? why : "TIME answered something unexpected");
+            trop_unavailable(op, why ? why : "TIME answered something unexpected");
         } else {
             op->redis_now = rsvc_ival(r, 0) * 1000 + rsvc_ival(r, 1) / 1000;
             create_step(op);
         }
     }
-    op_maybe_free(op);
+    trop_maybe_free(op);
 }
 
 static int redis_create(struct tsvc *base, struct tsvc_call *call, const struct tsvc_spec *s) {
-    struct trsvc *svc = svc_of(base);
+    struct trsvc *svc = trsvc_of(base);
     call->svc = base;
     int st;
     const char *why = tsvc_spec_error(s, &st);
@@ -421,10 +379,10 @@ static int redis_create(struct tsvc *base, struct tsvc_call *call, const struct 
         snprintf(call->why, sizeof call->why, "%s", why);
         return call->status = st;
     }
-    if (refuse(svc, call) != TSVC_OK)
+    if (trop_refuse(svc, call) != TSVC_OK)
         return call->status;
     size_t cl = s->kind == TSVC_CRON ? s->cron_len : 0;
-    struct trop *op = op_new(svc, call, OP_CREATE, s->queue_len + cl + s->payload_len + 3);
+    struct trop *op = trop_new(svc, call, OP_CREATE, s->queue_len + cl + s->payload_len + 3);
     if (!op) {
         snprintf(call->why, sizeof call->why, "out of memory");
         return call->status = TSVC_NOMEM;
@@ -443,13 +401,13 @@ static int redis_create(struct tsvc *base, struct tsvc_call *call, const struct 
     int klen = snprintf(key, sizeof key, "{%s%.*s}", svc->prefix, (int)s->queue_len, s->queue);
     args[3] = key;
     size_t lens[] = {5, 8, 1, (size_t)klen, strlen(svc->qchannel), s->queue_len};
-    if (started(op, redis_conn_command(svc->rc, key, (size_t)klen, on_queue_stats, op, 6, args,
+    if (trop_started(op, redis_conn_command(svc->rc, key, (size_t)klen, on_queue_stats, op, 6, args,
                                        lens)) != TSVC_PENDING)
         return call->status;
     const char *targv[] = {"TIME"};
     if (redis_conn_command(svc->rc, NULL, 0, on_time, op, 1, targv, NULL) < 0) {
         op->failed = 1;
-        unavailable(op, NULL); /* the stats reply (NULL) follows; done() runs from the loop */
+        trop_unavailable(op, NULL); /* the stats reply (NULL) follows; done() runs from the loop */
     } else {
         op->inflight++;
     }
@@ -485,21 +443,21 @@ static void on_deadline(struct timer *t) {
     struct tsvc_call *call = container_of(t, struct tsvc_call, deadline);
     struct trop *op = call->pend;
     if (op)
-        complete(op, TSVC_TIMEOUT);
+        trop_complete(op, TSVC_TIMEOUT);
 }
 
 static void on_got(void *arg, redisReply *r, const char *why) {
     struct trop *op = arg;
     struct trsvc *svc = op->svc;
     op->inflight--;
-    if (op->call && !bad_reply(op, r, why)) {
+    if (op->call && !trop_bad_reply(op, r, why)) {
         struct tsvc_call *call = op->call;
         if (rsvc_ival(r, 0) != 0) {
-            fail_op(op, TSVC_NOTFOUND, "no timer %" PRIu64, op->id);
+            trop_fail(op, TSVC_NOTFOUND, "no timer %" PRIu64, op->id);
         } else {
-            timer_of(r, 2, &call->timer, call->text);
+            trop_timer_of(r, 2, &call->timer, call->text);
             if (call->timer.state != TSVC_SCHEDULED || op->wait_ms == 0) {
-                complete(op, TSVC_OK);
+                trop_complete(op, TSVC_OK);
             } else if (fin_seen_since(svc, op->id, op->fin_seq) && get_send(op) == 0) {
                 op->inflight++; /* it finished while we asked: ask again */
             } else {
@@ -510,15 +468,15 @@ static void on_got(void *arg, redisReply *r, const char *why) {
             }
         }
     }
-    op_maybe_free(op);
+    trop_maybe_free(op);
 }
 
 static int redis_get(struct tsvc *base, struct tsvc_call *call, uint64_t id, uint64_t wait_ms) {
-    struct trsvc *svc = svc_of(base);
+    struct trsvc *svc = trsvc_of(base);
     call->svc = base;
-    if (refuse(svc, call) != TSVC_OK)
+    if (trop_refuse(svc, call) != TSVC_OK)
         return call->status;
-    struct trop *op = op_new(svc, call, OP_GET, 0);
+    struct trop *op = trop_new(svc, call, OP_GET, 0);
     if (!op) {
         snprintf(call->why, sizeof call->why, "out of memory");
         return call->status = TSVC_NOMEM;
@@ -527,7 +485,7 @@ static int redis_get(struct tsvc *base, struct tsvc_call *call, uint64_t id, uin
     op->id = id;
     op->wait_ms = wait_ms > svc->srv->cfg->queue_max_wait_ms ? svc->srv->cfg->queue_max_wait_ms
                                                               : wait_ms;
-    return started(op, get_send(op));
+    return trop_started(op, get_send(op));
 }
 
 /* A "f ID" notification: its awaits ask for the final state. */
@@ -548,24 +506,24 @@ void trsvc_awaits_finished(struct trsvc *svc, uint64_t id, int all) {
 static void on_cancelled(void *arg, redisReply *r, const char *why) {
     struct trop *op = arg;
     op->inflight--;
-    if (op->call && !bad_reply(op, r, why)) {
+    if (op->call && !trop_bad_reply(op, r, why)) {
         if (rsvc_ival(r, 0) != 0) {
-            fail_op(op, TSVC_NOTFOUND, "no timer %" PRIu64, op->id);
+            trop_fail(op, TSVC_NOTFOUND, "no timer %" PRIu64, op->id);
         } else {
             op->call->cancelled = (int)rsvc_ival(r, 1);
-            timer_of(r, 2, &op->call->timer, op->call->text);
+            trop_timer_of(r, 2, &op->call->timer, op->call->text);
             applied(op);
         }
     }
-    op_maybe_free(op);
+    trop_maybe_free(op);
 }
 
 static int redis_cancel(struct tsvc *base, struct tsvc_call *call, uint64_t id) {
-    struct trsvc *svc = svc_of(base);
+    struct trsvc *svc = trsvc_of(base);
     call->svc = base;
-    if (refuse(svc, call) != TSVC_OK)
+    if (trop_refuse(svc, call) != TSVC_OK)
         return call->status;
-    struct trop *op = op_new(svc, call, OP_CANCEL, 0);
+    struct trop *op = trop_new(svc, call, OP_CANCEL, 0);
     if (!op) {
         snprintf(call->why, sizeof call->why, "out of memory");
         return call->status = TSVC_NOMEM;
@@ -574,127 +532,8 @@ static int redis_cancel(struct tsvc *base, struct tsvc_call *call, uint64_t id) 
     char idv[24];
     snprintf(idv, sizeof idv, "%" PRIu64, id);
     const char *args[] = {idv};
-    return started(op, trsvc_fcall(svc, "aw_timer_cancel", (unsigned)(id % TRSVC_SHARDS), 1, args,
+    return trop_started(op, trsvc_fcall(svc, "aw_timer_cancel", (unsigned)(id % TRSVC_SHARDS), 1, args,
                                    NULL, on_cancelled, op));
-}
-
-/* ---- list: every shard's first page, merged by id ---------------------------------- */
-
-static int by_id(const void *a, const void *b) {
-    uint64_t x = ((const struct tlisted *)a)->t.id, y = ((const struct tlisted *)b)->t.id;
-    return x < y ? -1 : x > y;
-}
-
-/* Keep the first max items by id, their strings only: a list holds at most 2 x max
- * timers whatever the number of shards. 0, or -1 out of memory. */
-static int list_trim(struct trop *op) {
-    if (op->n > 1)
-        qsort(op->items, op->n, sizeof *op->items, by_id);
-    if (op->n > op->max)
-        op->n = op->max;
-    struct buf kept = BUF_INIT;
-    const char *base = buf_start(&op->strs);
-    for (size_t i = 0; i < op->n; i++) {
-        struct tlisted *it = &op->items[i];
-        size_t q = kept.len;
-        if (buf_append(&kept, base + it->qoff, it->t.queue_len) ||
-            buf_append(&kept, base + it->coff, it->t.cron_len)) {
-            buf_free(&kept);
-            return -1;
-        }
-        it->qoff = q;
-        it->coff = q + it->t.queue_len;
-    }
-    buf_free(&op->strs);
-    op->strs = kept;
-    return 0;
-}
-
-static void list_finish(struct trop *op) {
-    size_t k = op->n;
-    const char *base = buf_start(&op->strs);
-    for (size_t i = 0; i < k; i++) {
-        op->out[i] = op->items[i].t;
-        op->out[i].queue = base + op->items[i].qoff;
-        if (op->out[i].cron)
-            op->out[i].cron = base + op->items[i].coff;
-    }
-    op->call->nlisted = k;
-    op->call->next_after = k == op->max && k ? op->out[k - 1].id : 0;
-    complete(op, TSVC_OK);
-}
-
-static void on_listed(void *arg, redisReply *r, const char *why) {
-    struct trop *op = arg;
-    op->inflight--;
-    if (op->call && !op->failed) {
-        if (bad_reply(op, r, why)) {
-            op->failed = 1;
-        } else {
-            size_t n = (size_t)rsvc_ival(r, 1);
-            for (size_t i = 0; i < n && i < op->max && 2 + (i + 1) * TVIEW <= r->elements; i++) {
-                struct tlisted *it = &op->items[op->n];
-                timer_of(r, 2 + i * TVIEW, &it->t, NULL);
-                it->qoff = op->strs.len;
-                it->coff = op->strs.len + it->t.queue_len;
-                if (buf_append(&op->strs, it->t.queue, it->t.queue_len) ||
-                    buf_append(&op->strs, it->t.cron ? it->t.cron : "", it->t.cron_len)) {
-                    op->failed = 1;
-                    break;
-                }
-                op->n++;
-            }
-            if (op->failed || list_trim(op) < 0) {
-                op->failed = 1;
-                fail_op(op, TSVC_NOMEM, "out of memory");
-            } else if (op->inflight == 0) {
-                list_finish(op);
-            }
-        }
-    }
-    op_maybe_free(op);
-}
-
-static int redis_list(struct tsvc *base, struct tsvc_call *call, uint64_t after,
-                      struct tsvc_timer *out, size_t max) {
-    struct trsvc *svc = svc_of(base);
-    call->svc = base;
-    if (refuse(svc, call) != TSVC_OK)
-        return call->status;
-    struct trop *op = op_new(svc, call, OP_LIST, 0);
-    if (op && max && !(op->items = calloc(2 * max, sizeof *op->items))) {
-        call->pend = NULL;
-        free(op);
-        op = NULL;
-    }
-    if (!op) {
-        snprintf(call->why, sizeof call->why, "out of memory");
-        return call->status = TSVC_NOMEM;
-    }
-    op->after = after, op->max = max, op->out = out;
-    if (max == 0) {
-        call->pend = NULL;
-        op->call = NULL;
-        op_maybe_free(op);
-        call->nlisted = 0;
-        call->next_after = 0;
-        return call->status = TSVC_OK;
-    }
-    char av[24], mv[24];
-    snprintf(av, sizeof av, "%" PRIu64, after);
-    snprintf(mv, sizeof mv, "%zu", max);
-    const char *args[] = {av, mv};
-    for (unsigned k = 0; k < TRSVC_SHARDS; k++) {
-        if (trsvc_fcall(svc, "aw_timer_list", k, 2, args, NULL, on_listed, op) < 0) {
-            if (op->inflight == 0)
-                return started(op, -1);
-            op->failed = 1;
-            unavailable(op, NULL);
-            break;
-        }
-        op->inflight++;
-    }
-    return TSVC_PENDING;
 }
 
 static void redis_call_cancel(struct tsvc_call *call) {
@@ -706,13 +545,13 @@ static void redis_call_cancel(struct tsvc_call *call) {
     list_unlink(&call->link);
     call->pend = NULL;
     op->call = NULL;
-    op_maybe_free(op);
+    trop_maybe_free(op);
 }
 
 const struct tsvc_ops trsvc_ops = {
     .create = redis_create,
     .get = redis_get,
-    .list = redis_list,
+    .list = trsvc_list,
     .cancel = redis_cancel,
     .call_cancel = redis_call_cancel,
 };
@@ -722,6 +561,6 @@ void trsvc_end_awaits(struct trsvc *svc) {
     while ((n = list_first(&svc->awaits))) {
         struct tsvc_call *call = container_of(n, struct tsvc_call, link);
         snprintf(call->why, sizeof call->why, "the server is shutting down");
-        complete(call->pend, TSVC_DRAINING);
+        trop_complete(call->pend, TSVC_DRAINING);
     }
 }

@@ -1,6 +1,7 @@
 /*
  * tsvc_redis: the Redis timer backend's state, shared by its files:
- * tsvc_redis.c (the operations: create, get and await, list, cancel),
+ * tsvc_redis.c (the operations: create, get and await, cancel),
+ * tsvc_redis_list.c (list),
  * tsvc_redis_svc.c (the service's life, metrics) and tsvc_redis_fire.c (firing: one wake-up per node at
  * the earliest due time of any shard, the atomic claim of due ticks, the
  * put into the queue, the settle). Private to svc/. docs/REDIS.md.
@@ -14,6 +15,7 @@
 #ifndef AWAITD_TSVC_REDIS_H
 #define AWAITD_TSVC_REDIS_H
 
+#include "core/buf.h"
 #include "core/list.h"
 #include "core/timer.h"
 #include "svc/tsvc.h"
@@ -101,5 +103,64 @@ void tfire_claim_all(struct trsvc *svc);
 void tfire_head(struct trsvc *svc, unsigned shard, int64_t head, int64_t now);
 /* Stop (close). */
 void tfire_stop(struct trsvc *svc);
+
+/* ---- a call's state: tsvc_redis.c, tsvc_redis_list.c ----------------------------------- */
+
+enum { OP_CREATE, OP_GET, OP_LIST, OP_CANCEL };
+
+#define TVIEW 16 /* elements of a timer in a reply (qsvc_redis.lua's tview) */
+
+/* A listed timer before the merge: strings as offsets into the op's buffer. */
+struct tlisted {
+    struct tsvc_timer t;
+    size_t qoff, coff;
+};
+
+struct trop {
+    struct trsvc *svc;
+    struct tsvc_call *call; /* NULL once answered or given up */
+    int op;
+    int inflight;           /* commands sent, not answered */
+    uint64_t id;
+    uint64_t wait_ms;       /* get: await this long */
+    uint64_t fin_seq;       /* get: svc->fin_seq when it was sent */
+    int rechecked;
+    /* create */
+    struct tsvc_spec spec;  /* strings in extra[] */
+    int64_t redis_now;      /* TIME's answer */
+    int failed;
+    /* list */
+    uint64_t after;
+    size_t max, n;
+    struct tsvc_timer *out;
+    struct tlisted *items;
+    struct buf strs;
+    char extra[];
+};
+
+static inline struct trsvc *trsvc_of(struct tsvc *s) {
+    return (struct trsvc *)s;
+}
+
+/* The timer at element at of r into o; queue and cron copied to text when given. */
+void trop_timer_of(const struct redisReply *r, size_t at, struct tsvc_timer *o, char *text);
+/* A new call's state, hung off call->pend (NULL out of memory). */
+struct trop *trop_new(struct trsvc *svc, struct tsvc_call *call, int kind, size_t extra);
+/* TSVC_OK, or the status (draining, unavailable) a call is refused with now. */
+int trop_refuse(struct trsvc *svc, struct tsvc_call *call);
+/* A call that could not start (sent < 0): answered now (done() is not called). */
+int trop_started(struct trop *op, int sent);
+/* Answer op's call with status: done() runs from the loop. */
+void trop_complete(struct trop *op, int status);
+void trop_fail(struct trop *op, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void trop_unavailable(struct trop *op, const char *why);
+/* An error reply, or an answer we cannot read: 503 naming it (1), else 0. */
+int trop_bad_reply(struct trop *op, const struct redisReply *r, const char *why);
+/* Free op once neither the caller nor Redis needs it. */
+void trop_maybe_free(struct trop *op);
+/* tsvc_redis_list.c: the list operation. */
+int trsvc_list(struct tsvc *base, struct tsvc_call *call, uint64_t after, struct tsvc_timer *out,
+               size_t max);
 
 #endif

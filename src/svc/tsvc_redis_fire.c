@@ -156,11 +156,20 @@ void tfire_stop(struct trsvc *svc) {
 
 /* ---- settling a tick ------------------------------------------------------------------ */
 
+/* The status (element 0, an integer) of an FCALL's array reply; -1 without one. */
+static int reply_status(const redisReply *r, long long *st) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return -1;
+    *st = r->element[0]->integer;
+    return 0;
+}
+
 static void on_settled(void *arg, redisReply *r, const char *why) {
     struct tfire *f = arg;
+    long long st;
     (void)why;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer == R_STATE) {
+    if (reply_status(r, &st) == 0 && st == R_STATE) {
         f->svc->lost++; /* the claim ran out and another node took the tick over */
         log_warnx("timer %" PRIu64 ": its claim expired before the tick was settled; another "
                   "node settles it", f->id);
@@ -211,8 +220,8 @@ static void handled(struct tfire *f, int fired, uint32_t skips, const char *err)
 static void on_put(void *arg, redisReply *r, const char *why) {
     struct tfire *f = arg;
     struct trsvc *svc = f->svc;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER) {
+    long long st;
+    if (reply_status(r, &st) < 0) {
         trsvc_lib_gone(svc, r);
         /* Redis went away or refused: the claim runs out, the tick is tried again (the
          * idempotency key keeps a put that did land from landing twice). */
@@ -221,7 +230,6 @@ static void on_put(void *arg, redisReply *r, const char *why) {
         free(f);
         return;
     }
-    long long st = r->element[0]->integer;
     uint32_t skips = f->skips_add;
     if (st == R_OK) {
         svc->fires++;
@@ -292,10 +300,16 @@ static void fire(struct tfire *f, int retrying) {
 
 static const redisReply *sval(const redisReply *r, size_t i) {
     static const redisReply empty = {.type = REDIS_REPLY_STRING, .str = (char *)"", .len = 0};
-    if (i >= r->elements || r->element[i]->type != REDIS_REPLY_STRING)
-        return &empty;
-    return r->element[i];
+    const redisReply *e = rsvc_sval(r, i);
+    return e ? e : &empty;
 }
+
+#define FF(member, i) RSVC_FIELD(struct tfire, member, i)
+/* aw_timer_claim's timer: its figures (4 is the cron text, 12 retrying, 13
+ * and 14 queue and payload). */
+static const struct rsvc_field claim_fields[] = {
+    FF(id, 0),      FF(kind, 1),   FF(tick, 2),   FF(every, 3),  FF(count, 5),  FF(jitter, 6),
+    FF(full, 7),    FF(missed, 8), FF(fires, 9),  FF(skips, 10), FF(due, 11)};
 
 /* One claimed timer at element at; now is the claim's Redis time. */
 static void start_fire(struct trsvc *svc, unsigned shard, const redisReply *r, size_t at,
@@ -306,17 +320,7 @@ static void start_fire(struct trsvc *svc, unsigned shard, const redisReply *r, s
         return; /* the claim runs out and the tick is tried again */
     f->svc = svc;
     f->shard = shard;
-    f->id = (uint64_t)rsvc_ival(r, at);
-    f->kind = (int)rsvc_ival(r, at + 1);
-    f->tick = rsvc_ival(r, at + 2);
-    f->every = (uint64_t)rsvc_ival(r, at + 3);
-    f->count = (uint32_t)rsvc_ival(r, at + 5);
-    f->jitter = (uint32_t)rsvc_ival(r, at + 6);
-    f->full = (int)rsvc_ival(r, at + 7);
-    f->missed = (int)rsvc_ival(r, at + 8);
-    f->fires = (uint32_t)rsvc_ival(r, at + 9);
-    f->skips = (uint32_t)rsvc_ival(r, at + 10);
-    f->due = rsvc_ival(r, at + 11);
+    rsvc_fields(r, at, f, claim_fields, sizeof claim_fields / sizeof claim_fields[0]);
     int retrying = (int)rsvc_ival(r, at + 12);
     f->now = now;
     f->local_at = clock_now_ms();

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "net/service.h"
 #include "svc/qsvc_redis.h"
@@ -185,7 +186,7 @@ static void trsvc_close(void *ctx) {
     free(svc);
 }
 
-static const unsigned late_bounds[TRSVC_NLATE] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
+static const uint32_t late_bounds[TRSVC_NLATE] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
 
 static int trsvc_metrics(void *ctx, struct buf *o) {
     struct trsvc *svc = ctx;
@@ -211,20 +212,9 @@ static int trsvc_metrics(void *ctx, struct buf *o) {
                      "# TYPE awaitd_timer_claims_lost_total counter\n"
                      "awaitd_timer_claims_lost_total %" PRIu64 "\n",
                      svc->fires, svc->skips, svc->retries, svc->claims, svc->claimed, svc->lost);
-    r |= buf_appends(o, "# HELP awaitd_timer_lateness_seconds Firing time minus the scheduled "
-                        "time (Redis's clock).\n# TYPE awaitd_timer_lateness_seconds histogram\n");
-    uint64_t cum = 0;
-    for (size_t i = 0; i < TRSVC_NLATE; i++) {
-        cum += svc->late[i];
-        r |= buf_appendf(o, "awaitd_timer_lateness_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                         late_bounds[i] / 1e3, cum);
-    }
-    cum += svc->late[TRSVC_NLATE];
-    r |= buf_appendf(o,
-                     "awaitd_timer_lateness_seconds_bucket{le=\"+Inf\"} %" PRIu64
-                     "\nawaitd_timer_lateness_seconds_sum %.3f"
-                     "\nawaitd_timer_lateness_seconds_count %" PRIu64 "\n",
-                     cum, (double)svc->late_sum_ms / 1e3, cum);
+    r |= metrics_histogram(o, "awaitd_timer_lateness_seconds",
+                           "Firing time minus the scheduled time (Redis's clock).", NULL,
+                           late_bounds, TRSVC_NLATE, 3, svc->late, svc->late_sum_ms);
     return r ? -1 : 0;
 }
 

@@ -47,21 +47,68 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 
 
-def free_port():
-    """A TCP port that was free a moment ago on 127.0.0.1.
+PORT_RESERVE_DIR = os.path.join(tempfile.gettempdir(), "awaitd-test-ports")
+PORT_RESERVE_SECONDS = 600
 
-    Chosen at random below the kernel's ephemeral range (32768-60999 by
-    default): after a test with thousands of connections, tens of thousands
-    of ephemeral ports sit in TIME_WAIT and bind(port 0) can fail with
-    EADDRINUSE, while ports outside that range stay free."""
+
+def _test_port_ranges():
+    """The ports free_port picks from: outside the kernel's ephemeral range
+    (/proc/sys/net/ipv4/ip_local_port_range), whose ports the kernel hands out
+    as source ports of outgoing connections and to bind(port 0), and above
+    the well-known services when there is room."""
+    lo, hi = 32768, 60999
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split()[:2])
+    except (OSError, ValueError):
+        pass
+    below = (10000 if lo - 10000 >= 2000 else 1024, lo - 1)
+    return [r for r in (below, (hi + 1, 65535)) if r[1] - r[0] >= 100] or [(1024, 65535)]
+
+
+def _reserve_port(port):
+    """Claim port for this process for PORT_RESERVE_SECONDS: test runs on one
+    machine at once (make check -j, other worktrees) do not hand out the same
+    port in the moment between free_port's check and the server's bind."""
+    os.makedirs(PORT_RESERVE_DIR, exist_ok=True)
+    path = os.path.join(PORT_RESERVE_DIR, str(port))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.stat(path).st_mtime < PORT_RESERVE_SECONDS:
+                return False
+            os.utime(path)  # an old claim: ours now
+            return True
+        except OSError:
+            return False
+    except OSError:
+        return True  # no reservation directory: the bind check alone
+
+
+def free_port():
+    """A TCP port free a moment ago on 127.0.0.1, and not handed out by
+    another free_port on this machine in the last PORT_RESERVE_SECONDS.
+
+    Chosen at random outside the kernel's ephemeral range (read from /proc,
+    32768-60999 by default): after a test with thousands of connections,
+    tens of thousands of ephemeral ports sit in TIME_WAIT and bind(port 0)
+    can fail with EADDRINUSE, and a port from that range can be taken as
+    the source port of an outgoing connection before the server binds it;
+    ports outside it stay free."""
     import random
-    for _ in range(200):
-        port = random.randint(10000, 32000)
+    ranges = _test_port_ranges()
+    sizes = [r1 - r0 + 1 for r0, r1 in ranges]
+    for _ in range(500):
+        r0, r1 = random.choices(ranges, weights=sizes)[0]
+        port = random.randint(r0, r1)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((HOST, port))
             except OSError:
                 continue
+        if _reserve_port(port):
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))

@@ -103,6 +103,81 @@ def journal_records(data):
     return out
 
 
+class KillLoad:
+    """Producers and consumers of queue q on a node while it is SIGKILLed, and
+    what each saw: the ledger the restarted journal is checked against."""
+
+    def __init__(self, node, q, reserve_wait):
+        self.node, self.q, self.reserve_wait = node, q, reserve_wait
+        self.lock = threading.Lock()
+        self.attempted, self.put201, self.ack_sent, self.acked200 = set(), set(), set(), set()
+        self.ids = {}  # payload -> the id its 201 named
+        self.errors = []
+
+    def producer(self, tid, stop):
+        conn = http.client.HTTPConnection(HOST, self.node.d.port, timeout=5)
+        i = 0
+        try:
+            while not stop.is_set():
+                payload = b"%s-%d-%d-%s" % (self.q.encode(), tid, i, os.urandom(6).hex().encode())
+                i += 1
+                with self.lock:
+                    self.attempted.add(payload)
+                try:
+                    conn.request("POST", "/queues/%s/jobs?wait=1" % self.q, body=payload)
+                    resp = conn.getresponse()
+                    body = resp.read()
+                except (OSError, http.client.HTTPException):
+                    return  # the daemon is gone
+                if resp.status == 201:
+                    with self.lock:
+                        self.put201.add(payload)
+                        self.ids[payload] = json.loads(body)["id"]
+                elif resp.status != 503:
+                    self.errors.append(("put", resp.status, body))
+                    return
+        finally:
+            conn.close()
+
+    def consumer(self, cid, stop):
+        conn = http.client.HTTPConnection(HOST, self.node.d.port, timeout=5)
+        try:
+            while not stop.is_set():
+                try:
+                    conn.request("POST", "/queues/%s/reserve?wait=%s&lease=600"
+                                 % (self.q, self.reserve_wait))
+                    resp = conn.getresponse()
+                    payload = resp.read()
+                    if resp.status == 204:
+                        continue
+                    if resp.status != 200:
+                        self.errors.append(("reserve", resp.status, payload))
+                        return
+                    jid = int(resp.getheader("Job-Id"))
+                    attempt = resp.getheader("Job-Attempt")
+                    with self.lock:
+                        self.ack_sent.add(payload)
+                    conn.request("POST", "/queues/%s/jobs/%d/ack?attempt=%s"
+                                 % (self.q, jid, attempt))
+                    resp = conn.getresponse()
+                    body = resp.read()
+                except (OSError, http.client.HTTPException):
+                    return
+                if resp.status == 200:
+                    with self.lock:
+                        self.acked200.add(payload)
+                else:
+                    self.errors.append(("ack", resp.status, body))
+                    return
+        finally:
+            conn.close()
+
+    def threads(self, stop, producers, consumers):
+        return ([threading.Thread(target=self.producer, args=(i, stop)) for i in range(producers)]
+                + [threading.Thread(target=self.consumer, args=(i, stop))
+                   for i in range(consumers)])
+
+
 class QueueCrashTest(unittest.TestCase):
 
     def setUp(self):
@@ -158,75 +233,12 @@ class QueueCrashTest(unittest.TestCase):
         n = self.node(fsync)
         r = n.http("PUT", "/queues/crash")
         self.assertEqual(r.status, 201, r)
-        port = n.d.port
+        load = KillLoad(n, "crash", 0.5)
+        attempted, put201, ack_sent, acked200 = (load.attempted, load.put201, load.ack_sent,
+                                                  load.acked200)
+        ids, errors = load.ids, load.errors
         stop = threading.Event()
-        lock = threading.Lock()
-        attempted, put201, ack_sent, acked200 = set(), set(), set(), set()
-        ids = {}
-        errors = []
-
-        def producer(tid):
-            conn = http.client.HTTPConnection(HOST, port, timeout=5)
-            i = 0
-            try:
-                while not stop.is_set():
-                    payload = b"job-%d-%d-%s" % (tid, i, os.urandom(6).hex().encode())
-                    i += 1
-                    with lock:
-                        attempted.add(payload)
-                    try:
-                        conn.request("POST", "/queues/crash/jobs?wait=1", body=payload)
-                        resp = conn.getresponse()
-                        body = resp.read()
-                    except (OSError, http.client.HTTPException):
-                        return  # the daemon is gone
-                    if resp.status == 201:
-                        with lock:
-                            put201.add(payload)
-                            ids[payload] = json.loads(body)["id"]
-                    elif resp.status != 503:
-                        errors.append(("put", resp.status, body))
-                        return
-            finally:
-                conn.close()
-
-        def consumer(cid):
-            conn = http.client.HTTPConnection(HOST, port, timeout=5)
-            try:
-                while not stop.is_set():
-                    try:
-                        conn.request("POST", "/queues/crash/reserve?wait=0.5&lease=600")
-                        resp = conn.getresponse()
-                        payload = resp.read()
-                    except (OSError, http.client.HTTPException):
-                        return
-                    if resp.status == 204:
-                        continue
-                    if resp.status != 200:
-                        errors.append(("reserve", resp.status, payload))
-                        return
-                    jid = int(resp.getheader("Job-Id"))
-                    attempt = resp.getheader("Job-Attempt")
-                    with lock:
-                        ack_sent.add(payload)
-                    try:
-                        conn.request("POST",
-                                     "/queues/crash/jobs/%d/ack?attempt=%s" % (jid, attempt))
-                        resp = conn.getresponse()
-                        body = resp.read()
-                    except (OSError, http.client.HTTPException):
-                        return
-                    if resp.status == 200:
-                        with lock:
-                            acked200.add(payload)
-                    else:
-                        errors.append(("ack", resp.status, body))
-                        return
-            finally:
-                conn.close()
-
-        threads = ([threading.Thread(target=producer, args=(i,)) for i in range(4)] +
-                   [threading.Thread(target=consumer, args=(i,)) for i in range(3)])
+        threads = load.threads(stop, 4, 3)
         for t in threads:
             t.start()
         try:
@@ -296,71 +308,16 @@ class QueueCrashTest(unittest.TestCase):
                     or (20 if os.environ.get("AWAITD_LONG") == "1" else 3))
         n = self.node("always")
         self.assertEqual(n.http("PUT", "/queues/loop").status, 201)
-        lock = threading.Lock()
-        attempted, put201, ack_sent, acked200 = set(), set(), set(), set()
+        load = KillLoad(n, "loop", 0.2)
+        lock, errors = load.lock, load.errors
+        attempted, put201, ack_sent, acked200 = (load.attempted, load.put201, load.ack_sent,
+                                                  load.acked200)
         gone = set()  # acks sent but unanswered, found to have taken effect: never back
-        errors = []
-
-        def producer(tid, stop):
-            i = 0
-            conn = http.client.HTTPConnection(HOST, n.d.port, timeout=5)
-            try:
-                while not stop.is_set():
-                    payload = b"loop-%d-%d-%s" % (tid, i, os.urandom(6).hex().encode())
-                    i += 1
-                    with lock:
-                        attempted.add(payload)
-                    try:
-                        conn.request("POST", "/queues/loop/jobs?wait=1", body=payload)
-                        resp = conn.getresponse()
-                        body = resp.read()
-                    except (OSError, http.client.HTTPException):
-                        return  # the daemon is gone
-                    if resp.status == 201:
-                        with lock:
-                            put201.add(payload)
-                    elif resp.status != 503:
-                        errors.append(("put", resp.status, body))
-                        return
-            finally:
-                conn.close()
-
-        def consumer(cid, stop):
-            conn = http.client.HTTPConnection(HOST, n.d.port, timeout=5)
-            try:
-                while not stop.is_set():
-                    try:
-                        conn.request("POST", "/queues/loop/reserve?wait=0.2&lease=600")
-                        resp = conn.getresponse()
-                        payload = resp.read()
-                        if resp.status == 204:
-                            continue
-                        if resp.status != 200:
-                            errors.append(("reserve", resp.status, payload))
-                            return
-                        jid = int(resp.getheader("Job-Id"))
-                        attempt = resp.getheader("Job-Attempt")
-                        with lock:
-                            ack_sent.add(payload)
-                        conn.request("POST", "/queues/loop/jobs/%d/ack?attempt=%s" % (jid, attempt))
-                        resp = conn.getresponse()
-                        body = resp.read()
-                    except (OSError, http.client.HTTPException):
-                        return
-                    if resp.status == 200:
-                        with lock:
-                            acked200.add(payload)
-                    else:
-                        errors.append(("ack", resp.status, body))
-                        return
-            finally:
-                conn.close()
 
         total_puts = total_acks = 0
         for k in range(kills):
             stop = threading.Event()
-            threads = ([threading.Thread(target=producer, args=(i, stop)) for i in range(3)] +
-                       [threading.Thread(target=consumer, args=(i, stop)) for i in range(2)])
+            threads = load.threads(stop, 3, 2)
             puts_before, acks_before = len(put201), len(acked200)
             for t in threads:
                 t.start()

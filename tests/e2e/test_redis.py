@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -32,91 +31,8 @@ from awaitd_test import Daemon, free_port, HOST
 import test_queue as tq
 import test_queue_acks as tqa
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-class RedisServer:
-    """One redis-server of our own: AOF on, fsync always, no RDB snapshots."""
-
-    def __init__(self, replica_of=None):
-        self.dir = tempfile.mkdtemp(prefix="awaitd-redis-")
-        self.port = free_port()
-        self.proc = None
-        self.password = None
-        self.replica_of = replica_of
-
-    def start(self, timeout=10.0):
-        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--dir", self.dir,
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--daemonize", "no", "--protected-mode", "yes"] +
-            (["--requirepass", self.password] if self.password else []) +
-            (["--replicaof", HOST, str(self.replica_of)] if self.replica_of else []),
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.cmd("PING") == "+PONG":
-                    return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start: %s"
-                             % open(os.path.join(self.dir, "redis.log")).read()[-2000:])
-
-    def cmd(self, *args, timeout=5.0):
-        """One command (RESP); the first line of the answer, or for a bulk string its value."""
-        req = b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a), a) for a in
-            (x if isinstance(x, bytes) else str(x).encode() for x in args))
-        if self.password:
-            req = (b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(self.password), self.password.encode())
-                   + req)
-        with socket.create_connection((HOST, self.port), timeout=timeout) as s:
-            s.sendall(req)
-            if self.password:
-                buf = b""
-                while b"\r\n" not in buf:
-                    buf += s.recv(1)
-            buf = b""
-            while b"\r\n" not in buf:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-            line = buf.split(b"\r\n", 1)[0].decode()
-            if line.startswith("$") and line != "$-1":
-                n = int(line[1:])
-                rest = buf.split(b"\r\n", 1)[1]
-                while len(rest) < n + 2:
-                    rest += s.recv(65536)
-                return rest[:n].decode()
-            return line
-
-    def kill(self, sig=signal.SIGKILL):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(10)
-        self.log.close()
-
-    def stop(self):
-        self.kill(signal.SIGTERM)
-
-    def cleanup(self):
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def redis_config(port, extra=None):
-    cfg = {"store": {"backend": "redis"},
-           "redis": {"nodes": "%s:%d" % (HOST, port), "command_timeout": "2s",
-                     "connect_timeout": "1s"}}
-    for sec, keys in (extra or {}).items():
-        cfg.setdefault(sec, {}).update(keys)
-    return cfg
+# The redis-server helpers live in redis_test.py; these names stay importable from here.
+from redis_test import REDIS_SERVER, RedisServer, redis_config  # noqa: F401
 
 
 # ---- the queue suite against Redis ----------------------------------------------------
@@ -666,12 +582,8 @@ class RedisTimeoutsTest(RedisCase):
             time.sleep(0.05)
 
     def test_replicas_ack(self):
-        replica = RedisServer(replica_of=self.redis.port).start()
+        replica = self.redis.start_replica()
         try:
-            deadline = time.monotonic() + 10
-            while "master_link_status:up" not in self.redis_info(replica):
-                self.assertLess(time.monotonic(), deadline, "the replica did not sync")
-                time.sleep(0.1)
             d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "500ms"}})
             self.declare(d, "rep")
             r = self.put(d, "rep", b"safe")
@@ -690,12 +602,8 @@ class RedisTimeoutsTest(RedisCase):
         # connection answers all along, so it stays open: every put answers 503 naming
         # replicas_ack, none "command_timeout" (they did when the age of a queued command
         # alone closed the connection).
-        replica = RedisServer(replica_of=self.redis.port).start()
+        replica = self.redis.start_replica()
         try:
-            deadline = time.monotonic() + 10
-            while "master_link_status:up" not in self.redis_info(replica):
-                self.assertLess(time.monotonic(), deadline, "the replica did not sync")
-                time.sleep(0.1)
             d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "400ms"}})
             self.declare(d, "lag")
             replica.stop()
@@ -709,10 +617,7 @@ class RedisTimeoutsTest(RedisCase):
 
     @staticmethod
     def redis_info(server):
-        with socket.create_connection((HOST, server.port), timeout=5) as s:
-            s.sendall(b"*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n")
-            time.sleep(0.1)
-            return s.recv(65536).decode()
+        return server.info("replication")
 
 
 class RedisConfigTest(unittest.TestCase):

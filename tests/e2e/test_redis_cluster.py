@@ -29,7 +29,7 @@ import unittest
 import awaitd_test
 from awaitd_test import Daemon, free_port, HOST
 import test_queue as tq
-from test_redis import RedisServer, RedisCase, REDIS_SERVER
+from test_redis import RedisServer, RedisCase
 
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 NODE_TIMEOUT_MS = 1000
@@ -85,34 +85,17 @@ def die_with_parent():
 class ClusterNode(RedisServer):
     """One cluster-enabled redis-server: AOF always, a short node timeout."""
 
-    def start(self, timeout=10.0):
+    preexec_fn = staticmethod(die_with_parent)
+
+    def args(self):
         if not getattr(self, "bus_port", None):  # kept across a restart (nodes.conf has it)
             self.bus_port = free_port()  # not port + 10000, which may be taken or out of range
-        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--dir", self.dir,
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--daemonize", "no", "--cluster-enabled", "yes",
-             "--cluster-port", str(self.bus_port),
-             "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
-             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-             "--cluster-replica-validity-factor", "0",
-             "--cluster-require-full-coverage", "no"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            preexec_fn=die_with_parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.cmd("PING") == "+PONG":
-                    return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.log.flush()
-        raise AssertionError("redis-server did not start: %s"
-                             % open(os.path.join(self.dir, "redis.log")).read()[-2000:])
+        return ["--cluster-enabled", "yes",
+                "--cluster-port", str(self.bus_port),
+                "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
+                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                "--cluster-replica-validity-factor", "0",
+                "--cluster-require-full-coverage", "no"]
 
 
 class RedisCluster:

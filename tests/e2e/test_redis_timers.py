@@ -29,7 +29,7 @@ import unittest
 import awaitd_test
 import test_timers as tt
 from awaitd_test import HOST
-from test_redis import RedisCase, RedisServer, RedisTimeoutsTest, redis_variant
+from test_redis import RedisCase, redis_variant
 
 METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
            "reading every shard); this node's fires, skips, claims and lateness are there")
@@ -302,12 +302,8 @@ class RedisTimerFaultTest(RedisCase):
         self.assertEqual(c.drain("fl"), {b"kept": 1})
 
     def test_replicas_ack(self):
-        replica = RedisServer(replica_of=self.redis.port).start()
+        replica = self.redis.start_replica()
         try:
-            deadline = time.monotonic() + 10
-            while "master_link_status:up" not in RedisTimeoutsTest.redis_info(replica):
-                self.assertLess(time.monotonic(), deadline, "the replica did not sync")
-                time.sleep(0.1)
             d = self.node({"redis": {"replicas_ack": "1", "command_timeout": "500ms"}})
             c = NodeClient(self, d)
             c.newq("rep")

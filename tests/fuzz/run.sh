@@ -37,7 +37,8 @@ sources() {
     timer_body) echo src/api/api_timer_spec.c src/svc/tsvc.c src/engine/cron.c ;;
     journal) echo src/journal/journal.c src/journal/queue_journal.c src/journal/task_journal.c \
         src/engine/queue.c src/engine/queue_heap.c src/engine/queue_job.c src/engine/queue_reap.c src/engine/queue_result.c \
-        src/engine/queue_tab.c src/engine/task.c src/engine/cron.c src/core/timer.c src/core/buf.c ;;
+        src/engine/queue_tab.c src/engine/task.c src/engine/task_index.c src/engine/task_ops.c src/engine/task_replay.c \
+        src/engine/cron.c src/core/timer.c src/core/buf.c ;;
     load_resp) echo tools/awaitload/load_resp.c src/http/http_parse.c ;;
     multipart) echo src/http/multipart.c ;;
     params) echo src/http/cookie.c src/http/auth_param.c ;;
