@@ -28,6 +28,7 @@ static void setup(void) {
     memset(&srv, 0, sizeof srv);
     memset(&conn, 0, sizeof conn);
     conn.srv = &srv;
+    conn.b = &srv.idle_busy; /* idle: nothing of its own (conn_new) */
     conn.keep_alive = 1;
     buf_realloc = realloc;
 }
@@ -36,7 +37,10 @@ static void teardown(void) {
     buf_realloc = realloc;
     buf_free(&srv.wbuf);
     buf_free(&srv.errbuf);
-    buf_free(&conn.out);
+    buf_free(&conn.b->out);
+    if (conn.b != &srv.idle_busy)
+        free(conn.b);
+    conn_busy_trim(&srv, 0);
 }
 
 static int starts(const struct buf *b, const char *s) {

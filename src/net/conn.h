@@ -1,8 +1,9 @@
 /*
  * conn: one client connection. It owns the socket, its single libevent
  * event (read or write interest), its one deadline on the server's wheel,
- * and input/output buffers that exist only while a request is in flight:
- * an idle keep-alive connection is this struct and its event, nothing more.
+ * and input/output buffers that exist only while a request is in flight
+ * (struct conn_busy): an idle keep-alive connection is this struct, with
+ * its event, nothing more.
  *
  * Bytes flow socket -> io -> conn (framing) -> http_parse -> router ->
  * handler -> http_reply -> conn_out() -> io -> socket. Handlers see the
@@ -110,6 +111,31 @@ enum conn_role {
     CONN_ROLE_HOP,   /* a worker handover's proxy (as.hop) */
 };
 
+/*
+ * What a connection holds only while it is busy (issue 19): partial or
+ * pipelined input, unsent output, a body being read or streamed, and the
+ * access log's view of the answer. An idle keep-alive connection points
+ * c->b at its server's idle_busy instead, which is always empty: reading
+ * through c->b needs no test, and a connection takes a busy struct of its
+ * own (conn_busy, from a free list) before it keeps anything in it, and
+ * gives it back when it goes idle again (conn.c).
+ *
+ * idle_busy's alog fields other than saved are scratch: http_reply and
+ * conn_log_id write them on every answer, with the access log off nobody
+ * reads them; with it on, conn_dispatch takes a busy struct first.
+ */
+struct conn_busy {
+    struct buf in;              /* unparsed input */
+    struct buf out;             /* unwritten output */
+    uint64_t need;              /* bytes of in that complete a Content-Length request; 0 unknown */
+    struct conn_chunked *chunked;
+    struct conn_stream *stream; /* the current answer's body producer, or NULL */
+    size_t out_counted;         /* out.len as last added to metrics.output_bytes */
+    struct access_req alog;     /* the current request, for its access log line (if on) */
+    struct conn_busy *next;     /* on the server's free list */
+    uint8_t pooled;             /* from conn_busy (else part of an HTTP/2 stream or a proxy) */
+};
+
 struct conn {
     struct list link;           /* on the server's list of open connections */
     struct server *srv;
@@ -143,23 +169,28 @@ struct conn {
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
     void *io_ctx;               /* io_tls: the SSL */
-    struct buf in;              /* unparsed input; empty (no memory) when idle */
-    struct buf out;             /* unwritten output; empty (no memory) when idle */
-    uint64_t need;              /* bytes of in that complete a Content-Length request; 0 unknown */
-    struct conn_chunked *chunked;
-    struct conn_stream *stream; /* the current answer's body producer, or NULL */
-    size_t out_counted;         /* out.len as last added to metrics.output_bytes */
+    struct conn_busy *b;        /* its own while busy, else &srv->idle_busy (never NULL) */
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
     union conn_addr peer;
-    struct access_req alog;     /* the current request, for its access log line (if on);
-                                   alog.start_us always (the latency histogram's) */
+    uint64_t start_us;          /* monotonic, at the current request's dispatch (the latency
+                                   histogram's and the access log's start) */
 };
+
+/* c's own busy struct (taken now if it has none), or NULL: no memory. */
+struct conn_busy *conn_busy(struct conn *c);
+
+/* Free the server's spare busy structs past keep. */
+void conn_busy_trim(struct server *s, unsigned keep);
+
+/* A busy struct that is part of something else (an HTTP/2 stream, a
+ * workers proxy): c uses it for as long as c lives. */
+void conn_busy_embed(struct conn *c, struct conn_busy *b);
 
 /* The answer is about this queue job or timer: the access log line names it. */
 static inline void conn_log_id(struct conn *c, uint64_t id) {
-    c->alog.id = id;
-    c->alog.has_id = 1;
+    c->b->alog.id = id;
+    c->b->alog.has_id = 1;
 }
 
 /* Take over an accepted, non-blocking socket; with tls (an SSL_CTX), a TLS

@@ -899,5 +899,7 @@ void server_free(struct server *s) {
     free(s->rbuf);
     buf_free(&s->wbuf);
     buf_free(&s->errbuf);
+    conn_busy_trim(s, 0);
+    buf_free(&s->lost);
     config_free(s->cfg);
 }
