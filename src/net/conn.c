@@ -66,20 +66,27 @@ static void conn_clear_deadline(struct conn *c) {
 /* Busy structs given back are kept for the next busy connection, up to this many. */
 #define BUSY_FREE_MAX 64
 
-struct conn_busy *conn_busy(struct conn *c) {
+static __attribute__((noinline)) struct conn_busy *conn_busy_take(struct conn *c) {
     struct server *s = c->srv;
-    if (c->b != &s->idle_busy)
-        return c->b;
+    /* One from the free list is empty already (conn_busy_put checked, or
+     * conn_close cleared it); its alog fields are scratch until the next
+     * dispatch resets them (access_req_start), as idle_busy's are. */
     struct conn_busy *b = s->busy_free;
     if (b) {
         s->busy_free = b->next;
         s->busy_nfree--;
-    } else if (!(b = malloc(sizeof *b))) {
-        return NULL;
+    } else {
+        b = malloc(sizeof *b);
+        if (!b)
+            return NULL;
+        *b = (struct conn_busy){.pooled = 1};
     }
-    *b = (struct conn_busy){.pooled = 1};
     c->b = b;
     return b;
+}
+
+struct conn_busy *conn_busy(struct conn *c) {
+    return c->b != &c->srv->idle_busy ? c->b : conn_busy_take(c);
 }
 
 void conn_busy_embed(struct conn *c, struct conn_busy *b) {
@@ -106,14 +113,23 @@ void conn_busy_trim(struct server *s, unsigned keep) {
     }
 }
 
-/* c is idle (or lingering): its busy struct goes back once nothing is left in it. */
-static void conn_busy_put(struct conn *c) {
+/* c is idle (or lingering): its busy struct goes back once nothing is left
+ * in it. Called where out is freed, out_counted synced and stream ended
+ * already (conn_send's end). */
+static inline void conn_busy_put(struct conn *c) {
     struct conn_busy *b = c->b;
-    if (b == &c->srv->idle_busy || !b->pooled || b->in.data || b->out.data || b->chunked ||
-        b->stream || b->need || b->out_counted || b->alog.saved)
+    struct server *s = c->srv;
+    if (b == &s->idle_busy || !b->pooled || b->in.data || b->chunked || b->need ||
+        b->alog.saved)
         return;
-    c->b = &c->srv->idle_busy;
-    conn_busy_free(c->srv, b);
+    c->b = &s->idle_busy;
+    b->next = s->busy_free; /* conn_busy_free, inline: the access log's path takes this per request */
+    if (s->busy_nfree < BUSY_FREE_MAX) {
+        s->busy_free = b;
+        s->busy_nfree++;
+    } else {
+        free(b);
+    }
 }
 
 /* idle_busy is shared by every idle connection: anything kept in it would
@@ -335,8 +351,10 @@ void conn_close(struct conn *c) {
     buf_free(&c->b->out);
     free(c->b->chunked);
     access_req_drop(&c->b->alog);
-    if (c->b != &s->idle_busy && c->b->pooled)
+    if (c->b != &s->idle_busy && c->b->pooled) {
+        *c->b = (struct conn_busy){.pooled = 1}; /* chunked was freed, need and out_counted stale */
         conn_busy_free(s, c->b);
+    }
     conn_idle_busy_check(s);
     list_unlink(&c->link);
     if (s->wbuf_owner == c)
@@ -349,6 +367,18 @@ void conn_close(struct conn *c) {
         server_shutdown(s);
 }
 
+/* conn_out when c's bytes cannot go to the shared buffer: its own. */
+static __attribute__((noinline)) struct buf *conn_out_own(struct conn *c) {
+    if (!conn_busy(c)) {
+        /* No memory for a buffer of its own: the answer goes nowhere,
+         * and the connection closes after what it answered before. */
+        conn_fail(c);
+        buf_reset(&c->srv->lost);
+        return &c->srv->lost;
+    }
+    return &c->b->out;
+}
+
 struct buf *conn_out(struct conn *c) {
     struct server *s = c->srv;
     /* The shared buffer serves one connection at a time and only while
@@ -357,14 +387,7 @@ struct buf *conn_out(struct conn *c) {
         s->wbuf_owner = c;
         return &s->wbuf;
     }
-    if (!conn_busy(c)) {
-        /* No memory for a buffer of its own: the answer goes nowhere,
-         * and the connection closes after what it answered before. */
-        conn_fail(c);
-        buf_reset(&s->lost);
-        return &s->lost;
-    }
-    return &c->b->out;
+    return conn_out_own(c);
 }
 
 /* Copy input not yet consumed into the connection's own buffer. */
