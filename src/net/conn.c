@@ -198,9 +198,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
         c->state = CONN_HANDSHAKE;
     }
     c->keep_alive = 1;
-    if (len > sizeof c->peer)
-        len = sizeof c->peer;
-    memcpy(&c->peer, peer, len);
+    conn_peer_set(&c->peer, peer, len);
     timer_init(&c->deadline, conn_on_deadline);
     event_assign(&c->ev, s->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
     if (event_add(&c->ev, NULL) < 0) {
@@ -669,18 +667,40 @@ static void ipv4_text(const unsigned char *a, char *out) {
     }
 }
 
+void conn_peer_set(struct conn_peer *p, const struct sockaddr *sa, socklen_t len) {
+    memset(p, 0, sizeof *p);
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        p->family = AF_INET;
+        memcpy(p->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        p->family = AF_INET6;
+        memcpy(p->addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    }
+}
+
+void conn_peer_sockaddr(const struct conn *c, union conn_addr *out) {
+    memset(out, 0, sizeof *out);
+    out->sa.sa_family = c->peer.family;
+    if (c->peer.family == AF_INET)
+        memcpy(&out->sin.sin_addr, c->peer.addr, 4);
+    else if (c->peer.family == AF_INET6)
+        memcpy(&out->sin6.sin6_addr, c->peer.addr, 16);
+}
+
 const char *conn_peer_text(const struct conn *c, char *out, size_t len) {
     out[0] = '\0';
-    if (c->peer.sa.sa_family == AF_INET) {
+    if (c->peer.family == AF_INET) {
         if (len >= INET_ADDRSTRLEN)
-            ipv4_text((const unsigned char *)&c->peer.sin.sin_addr, out);
-    } else if (c->peer.sa.sa_family == AF_INET6) {
+            ipv4_text(c->peer.addr, out);
+    } else if (c->peer.family == AF_INET6) {
         /* An IPv4-mapped peer on a dual-stack socket reads best as IPv4. */
-        if (IN6_IS_ADDR_V4MAPPED(&c->peer.sin6.sin6_addr)) {
+        struct in6_addr a;
+        memcpy(&a, c->peer.addr, 16);
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
             if (len >= INET_ADDRSTRLEN)
-                ipv4_text(&c->peer.sin6.sin6_addr.s6_addr[12], out);
+                ipv4_text(&c->peer.addr[12], out);
         } else
-            inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, out, (socklen_t)len);
+            inet_ntop(AF_INET6, &a, out, (socklen_t)len);
     }
     return out;
 }

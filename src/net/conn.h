@@ -101,6 +101,15 @@ union conn_addr {
     struct sockaddr_in6 sin6;
 };
 
+/* The client's address as a connection keeps it (17 bytes instead of a
+ * 28-byte sockaddr_in6): the family and the address, not the port, which
+ * nothing reads (the access log, /get's origin and the per-address limit
+ * want the address). */
+struct conn_peer {
+    uint8_t family;   /* AF_INET or AF_INET6; 0: unknown (the address is zero) */
+    uint8_t addr[16]; /* AF_INET: the first 4 bytes */
+};
+
 /* What a connection is, beyond HTTP/1.1 on a socket: the roles exclude each
  * other, so their pointers share one word (struct conn's size is an idle
  * connection's memory). */
@@ -158,6 +167,7 @@ struct conn {
     uint8_t route_class;        /* the current request's enum metrics_route (router sets it) */
     uint8_t h2_stream;          /* an HTTP/2 stream (net/h2.h), not a socket of its own */
     uint8_t role;               /* enum conn_role: which member of as is set */
+    struct conn_peer peer;      /* in what would be padding */
     union {                     /* one pointer for the roles a connection takes in turn */
         const void *listener;   /* PLAIN: the listener it came in on (NULL once that closed) */
         struct h2_session *h2;  /* H2: its session (net/h2.c owns the I/O; keeps the listener) */
@@ -172,7 +182,6 @@ struct conn {
     struct conn_busy *b;        /* its own while busy, else &srv->idle_busy (never NULL) */
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
-    union conn_addr peer;
     uint64_t start_us;          /* monotonic, at the current request's dispatch (the latency
                                    histogram's and the access log's start) */
 };
@@ -247,6 +256,12 @@ void conn_stream_stop(struct conn *c);
 /* Send what conn_out() holds now, for answers that stream over time (/drip).
  * Returns 0, or -1 if the connection was closed (do not touch c). */
 int conn_flush(struct conn *c);
+
+/* Keep sa's address in p (conn_new does for its peer). */
+void conn_peer_set(struct conn_peer *p, const struct sockaddr *sa, socklen_t len);
+
+/* c's peer as a sockaddr again (port 0), for the per-address table. */
+void conn_peer_sockaddr(const struct conn *c, union conn_addr *out);
 
 /* Peer address as text ("127.0.0.1", "::1") into out; returns out. */
 const char *conn_peer_text(const struct conn *c, char *out, size_t len);

@@ -57,7 +57,7 @@ struct hop {
     uint8_t keep_alive, head_only, http10, tls;
     int subject_len; /* -1: no verified client certificate */
     char subject[256];
-    union conn_addr peer;
+    struct conn_peer peer;
     struct buf msg; /* head (head_len bytes), then the body */
     size_t head_len;
     /* the owner's side */
