@@ -28,6 +28,7 @@ static void setup(void) {
     memset(&srv, 0, sizeof srv);
     memset(&conn, 0, sizeof conn);
     conn.srv = &srv;
+    conn.b = &srv.idle_busy; /* idle: nothing of its own (conn_new) */
     conn.keep_alive = 1;
     buf_realloc = realloc;
 }
@@ -36,7 +37,10 @@ static void teardown(void) {
     buf_realloc = realloc;
     buf_free(&srv.wbuf);
     buf_free(&srv.errbuf);
-    buf_free(&conn.out);
+    buf_free(&conn.b->out);
+    if (conn.b != &srv.idle_busy)
+        free(conn.b);
+    conn_busy_trim(&srv, 0);
 }
 
 static int starts(const struct buf *b, const char *s) {
@@ -56,6 +60,29 @@ END_TEST
 
 /* A pipelined first answer stays; the second, which cannot grow the
  * buffer for its body, leaves no byte behind. */
+/* An idle connection holds no buffer of its own (issue 19): an answer
+ * goes to the shared one; while another connection holds that, the
+ * connection takes a busy struct of its own and the answer goes there,
+ * and idle_busy stays empty. */
+START_TEST(test_own_buffer_only_when_shared_is_taken) {
+    ck_assert_ptr_eq(conn.b, &srv.idle_busy);
+    ck_assert_int_eq(reply(&conn, 200, CT_JSON, NULL, "{}", 2), 0);
+    ck_assert_ptr_eq(conn.b, &srv.idle_busy);
+    ck_assert_ptr_eq(srv.wbuf_owner, &conn);
+    buf_reset(&srv.wbuf);
+    static struct conn other;
+    srv.wbuf_owner = &other;
+    ck_assert_int_eq(reply(&conn, 201, CT_JSON, NULL, "{}", 2), 0);
+    ck_assert_ptr_ne(conn.b, &srv.idle_busy);
+    ck_assert(starts(&conn.b->out, "HTTP/1.1 201 Created\r\n"));
+    ck_assert_uint_eq(conn.b->alog.status, 201);
+    ck_assert_uint_eq(srv.wbuf.len, 0);
+    ck_assert_ptr_null(srv.idle_busy.out.data);
+    ck_assert_uint_eq(srv.idle_busy.out.len, 0);
+    srv.wbuf_owner = NULL;
+}
+END_TEST
+
 START_TEST(test_body_failure_drops_partial_answer) {
     ck_assert_int_eq(reply(&conn, 200, CT_TEXT, NULL, "first", 5), 0);
     struct buf *o = conn_out(&conn);
@@ -131,6 +158,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_reply_whole);
+    tcase_add_test(tc, test_own_buffer_only_when_shared_is_taken);
     tcase_add_test(tc, test_body_failure_drops_partial_answer);
     tcase_add_test(tc, test_head_failure_drops_partial_head);
     tcase_add_test(tc, test_error_body_failure);

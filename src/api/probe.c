@@ -481,7 +481,7 @@ static void drip_fire(struct timer *t) {
         for (uint64_t sent = 0; sent < n;) {
             size_t k = n - sent > sizeof stars ? sizeof stars : (size_t)(n - sent);
             buf_append(conn_out(c), stars, k);
-            c->alog.bytes += k; /* the access log's body bytes (written past http_reply) */
+            c->b->alog.bytes += k; /* the access log's body bytes (written past http_reply) */
             sent += k;
         }
     } else {

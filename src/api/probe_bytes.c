@@ -214,7 +214,7 @@ static void range_fire(struct timer *t) {
         if (buf_reserve(o, k) == 0) {
             letters(buf_start(o) + o->len, op->pos, k);
             o->len += k;
-            c->alog.bytes += k;
+            c->b->alog.bytes += k;
             op->pos += k;
         } else {
             conn_fail(c);

@@ -57,7 +57,7 @@ static int frame_out(struct conn *c, int fin, int opcode, const void *data, size
     struct buf *o = conn_out(c);
     int r = buf_append(o, head, hl) | buf_append(o, data, len);
     if (!r)
-        c->alog.bytes += hl + len;
+        c->b->alog.bytes += hl + len;
     return r;
 }
 
@@ -83,7 +83,7 @@ static int ws_end(struct ws_echo *ws, int code, const char *why) {
         conn_fail(c);
     ws_free(ws);
     c->keep_alive = 0;
-    buf_free(&c->in);
+    buf_free(&c->b->in);
     conn_done(c);
     return -1;
 }
@@ -105,11 +105,11 @@ static int echo(struct ws_echo *ws, int binary) {
     return r;
 }
 
-/* Everything in c->in: events answered, then sent. -1 when c may be gone. */
+/* Everything in c->b->in: events answered, then sent. -1 when c may be gone. */
 static int ws_input(void *arg, struct conn *c) {
     struct ws_echo *ws = arg;
-    unsigned char *p = (unsigned char *)buf_start(&c->in);
-    size_t n = c->in.len, off = 0;
+    unsigned char *p = (unsigned char *)buf_start(&c->b->in);
+    size_t n = c->b->in.len, off = 0;
     for (;;) {
         struct ws_event ev;
         off += ws_read(&ws->rd, p + off, n - off, &ev);
@@ -136,7 +136,7 @@ static int ws_input(void *arg, struct conn *c) {
         if (r) /* out of memory: say so and end */
             return ws_end(ws, 1011, "out of memory");
     }
-    buf_consume(&c->in, off);
+    buf_consume(&c->b->in, off);
     return conn_flush(c);
 }
 
@@ -145,10 +145,10 @@ static void ws_fire(struct timer *t) {
     struct conn *c = ws->c;
     if (!ws->started) {
         /* The handler has returned: frames that came with the handshake
-         * are in c->in. Then the lifetime runs. */
+         * are in c->b->in. Then the lifetime runs. */
         ws->started = 1;
         server_timer_in(c->srv, &ws->t, c->srv->cfg->max_delay_ms);
-        if (c->in.len)
+        if (c->b->in.len)
             ws_input(ws, c);
         return;
     }

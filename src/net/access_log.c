@@ -175,7 +175,7 @@ int access_log_reopen(struct access_log *al) {
 
 void access_req_start(struct access_req *r) {
     free(r->saved);
-    *r = (struct access_req){.start_us = clock_now_us()};
+    *r = (struct access_req){0};
 }
 
 void access_req_drop(struct access_req *r) {
@@ -274,7 +274,7 @@ static const char *stamp(struct access_log *al) {
 
 void access_log_write(struct access_log *al, struct conn *c,
                       const struct http_request *req) {
-    struct access_req *r = &c->alog;
+    struct access_req *r = &c->b->alog;
     struct buf *b = &al->buf;
     size_t mark = b->len;
     char peer[INET6_ADDRSTRLEN + 1];
@@ -295,7 +295,7 @@ void access_log_write(struct access_log *al, struct conn *c,
         e |= append_status(b, status, r->bytes);
         e |= buf_append(b, "\"-\" \"-\"", 7);
     }
-    uint64_t us = r->start_us ? clock_now_us() - r->start_us : 0;
+    uint64_t us = c->start_us ? clock_now_us() - c->start_us : 0;
     unsigned ms = (unsigned)(us / 1000 % 1000);
     char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
                     ' '};

@@ -30,10 +30,9 @@ struct event_base;
 struct http_request;
 
 /* What a connection keeps of its current request for its access log line;
- * filled only while the access log is on. */
+ * filled only while the access log is on (the request's start is the
+ * connection's start_us). */
 struct access_req {
-    uint64_t start_us;   /* monotonic, at dispatch (set with the log off too: the
-                            latency histogram, conn.c) */
     uint64_t bytes;      /* body bytes of the answer (http_reply counts them) */
     uint64_t id;         /* the job or timer id, when has_id */
     char *saved;         /* the request's quoted fields, copied when it is answered after
@@ -63,7 +62,7 @@ int access_log_reopen(struct access_log *al);
  * message naming the key in err. */
 int log_files_check(const struct config *cfg, char *err, size_t errlen);
 
-/* A request is dispatched: reset r and note the time. */
+/* A request is dispatched: reset r. */
 void access_req_start(struct access_req *r);
 
 /* The answer finishes after the handler returned: copy what the line needs

@@ -63,6 +63,86 @@ static void conn_clear_deadline(struct conn *c) {
     timer_cancel(&c->srv->wheel, &c->deadline);
 }
 
+/* Busy structs given back are kept for the next busy connection, up to this many. */
+#define BUSY_FREE_MAX 64
+
+static __attribute__((noinline)) struct conn_busy *conn_busy_take(struct conn *c) {
+    struct server *s = c->srv;
+    /* One from the free list is empty already (conn_busy_put checked, or
+     * conn_close cleared it); its alog fields are scratch until the next
+     * dispatch resets them (access_req_start), as idle_busy's are. */
+    struct conn_busy *b = s->busy_free;
+    if (b) {
+        s->busy_free = b->next;
+        s->busy_nfree--;
+    } else {
+        b = malloc(sizeof *b);
+        if (!b)
+            return NULL;
+        *b = (struct conn_busy){.pooled = 1};
+    }
+    c->b = b;
+    return b;
+}
+
+struct conn_busy *conn_busy(struct conn *c) {
+    return c->b != &c->srv->idle_busy ? c->b : conn_busy_take(c);
+}
+
+void conn_busy_embed(struct conn *c, struct conn_busy *b) {
+    *b = (struct conn_busy){.pooled = 0};
+    c->b = b;
+}
+
+static void conn_busy_free(struct server *s, struct conn_busy *b) {
+    if (s->busy_nfree < BUSY_FREE_MAX) {
+        b->next = s->busy_free;
+        s->busy_free = b;
+        s->busy_nfree++;
+    } else {
+        free(b);
+    }
+}
+
+void conn_busy_trim(struct server *s, unsigned keep) {
+    while (s->busy_nfree > keep) {
+        struct conn_busy *b = s->busy_free;
+        s->busy_free = b->next;
+        s->busy_nfree--;
+        free(b);
+    }
+}
+
+/* c is idle (or lingering): its busy struct goes back once nothing is left
+ * in it. Called where out is freed, out_counted synced and stream ended
+ * already (conn_send's end). */
+static inline void conn_busy_put(struct conn *c) {
+    struct conn_busy *b = c->b;
+    struct server *s = c->srv;
+    if (b == &s->idle_busy || !b->pooled || b->in.data || b->chunked || b->need ||
+        b->alog.saved)
+        return;
+    c->b = &s->idle_busy;
+    b->next = s->busy_free; /* conn_busy_free, inline: the access log's path takes this per request */
+    if (s->busy_nfree < BUSY_FREE_MAX) {
+        s->busy_free = b;
+        s->busy_nfree++;
+    } else {
+        free(b);
+    }
+}
+
+/* idle_busy is shared by every idle connection: anything kept in it would
+ * be seen by all of them. A bug, caught here (conn_close) in the tests. */
+static void conn_idle_busy_check(const struct server *s) {
+    const struct conn_busy *b = &s->idle_busy;
+    if (b->in.data || b->in.len || b->out.data || b->out.len || b->need || b->chunked ||
+        b->stream || b->out_counted || b->alog.saved) {
+        log_error("internal error: state left in idle_busy");
+        abort();
+    }
+}
+
 /* Switch the one event between read and write interest. ev_write is what
  * the connection waits to do; the readiness watched is the other one while
  * TLS needs it (io_flip: a read that must write first, or the reverse). */
@@ -104,6 +184,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
         return NULL;
     }
     c->srv = s;
+    c->b = &s->idle_busy;
     c->fd = fd;
     c->io = &io_plain;
     if (tls) {
@@ -117,9 +198,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
         c->state = CONN_HANDSHAKE;
     }
     c->keep_alive = 1;
-    if (len > sizeof c->peer)
-        len = sizeof c->peer;
-    memcpy(&c->peer, peer, len);
+    conn_peer_set(&c->peer, peer, len);
     timer_init(&c->deadline, conn_on_deadline);
     event_assign(&c->ev, s->base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
     if (event_add(&c->ev, NULL) < 0) {
@@ -143,7 +222,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
 
 /* The current request's answer is complete: into the latency histogram. */
 void conn_observe(struct conn *c) {
-    metrics_request_observe(&c->srv->metrics, c->route_class, clock_now_us() - c->alog.start_us);
+    metrics_request_observe(&c->srv->metrics, c->route_class, clock_now_us() - c->start_us);
 }
 
 /* The shared write buffer is free again; after a burst it shrinks back. */
@@ -157,8 +236,8 @@ static void conn_wbuf_release(struct server *s) {
 
 /* The body producer is done (or the connection closes): let it go. */
 static void conn_stream_end(struct conn *c) {
-    struct conn_stream *st = c->stream;
-    c->stream = NULL;
+    struct conn_stream *st = c->b->stream;
+    c->b->stream = NULL;
     if (c->state != CONN_BUSY)
         conn_observe(c);
     if (c->srv->alog && c->state != CONN_BUSY)
@@ -168,17 +247,17 @@ static void conn_stream_end(struct conn *c) {
 }
 
 int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *arg), void *arg) {
-    if (c->failed || c->head_only || c->stream) {
+    if (c->failed || c->head_only || c->b->stream) {
         /* Failed: nothing more is sent. HEAD: the head was the answer. A
          * second producer for one answer is a bug: refuse it, close. */
         release(arg);
-        if (c->failed || c->stream) {
+        if (c->failed || c->b->stream) {
             conn_fail(c);
             return -1;
         }
         return 0;
     }
-    struct conn_stream *st = malloc(sizeof *st);
+    struct conn_stream *st = conn_busy(c) ? malloc(sizeof *st) : NULL;
     if (!st) {
         release(arg);
         conn_fail(c);
@@ -187,25 +266,25 @@ int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *a
     st->produce = produce;
     st->release = release;
     st->arg = arg;
-    c->stream = st;
+    c->b->stream = st;
     return 0;
 }
 
 int conn_stream_next(struct conn *c, struct buf *out, size_t room) {
-    int r = c->stream->produce(c->stream->arg, out, room);
+    int r = c->b->stream->produce(c->b->stream->arg, out, room);
     if (r <= 0)
         conn_stream_end(c);
     return r;
 }
 
 void conn_stream_stop(struct conn *c) {
-    if (c->stream)
+    if (c->b->stream)
         conn_stream_end(c);
 }
 
 /* Unsent output of c: its own buffer, and the shared one while c holds it. */
 static inline size_t conn_queued(const struct conn *c) {
-    return c->out.len + (c->srv->wbuf_owner == c ? c->srv->wbuf.len : 0);
+    return c->b->out.len + (c->srv->wbuf_owner == c ? c->srv->wbuf.len : 0);
 }
 
 /* Unsent output past which a connection answers no further request:
@@ -219,18 +298,18 @@ static inline size_t conn_out_high(const struct server *s) {
     return (size_t)cfg->max_output;
 }
 
-/* Bring metrics.output_bytes up to date with c->out. */
+/* Bring metrics.output_bytes up to date with c->b->out. */
 static inline void conn_out_sync(struct conn *c) {
-    c->srv->metrics.output_bytes += c->out.len - c->out_counted;
-    c->out_counted = c->out.len;
+    c->srv->metrics.output_bytes += c->b->out.len - c->b->out_counted;
+    c->b->out_counted = c->b->out.len;
 }
 
-/* Stop parsing: requests wait in c->in until the output drains (conn_pump). */
+/* Stop parsing: requests wait in c->b->in until the output drains (conn_pump). */
 static void conn_backlog(struct conn *c) {
     if (c->backlogged)
         return;
     c->backlogged = 1;
-    if (c->stream)
+    if (c->b->stream)
         return; /* waiting for a streamed body is no backpressure */
     struct server *s = c->srv;
     s->metrics.output_paused++;
@@ -263,13 +342,18 @@ void conn_close(struct conn *c) {
     event_del(&c->ev);
     c->io->release(c->io_ctx);
     close(c->fd);
-    if (c->stream)
+    if (c->b->stream)
         conn_stream_end(c);
-    s->metrics.output_bytes -= c->out_counted;
-    buf_free(&c->in);
-    buf_free(&c->out);
-    free(c->chunked);
-    access_req_drop(&c->alog);
+    s->metrics.output_bytes -= c->b->out_counted;
+    buf_free(&c->b->in);
+    buf_free(&c->b->out);
+    free(c->b->chunked);
+    access_req_drop(&c->b->alog);
+    if (c->b != &s->idle_busy && c->b->pooled) {
+        *c->b = (struct conn_busy){.pooled = 1}; /* chunked was freed, need and out_counted stale */
+        conn_busy_free(s, c->b);
+    }
+    conn_idle_busy_check(s);
     list_unlink(&c->link);
     if (s->wbuf_owner == c)
         conn_wbuf_release(s);
@@ -281,22 +365,36 @@ void conn_close(struct conn *c) {
         server_shutdown(s);
 }
 
+/* conn_out when c's bytes cannot go to the shared buffer: its own. */
+static __attribute__((noinline)) struct buf *conn_out_own(struct conn *c) {
+    if (!conn_busy(c)) {
+        /* No memory for a buffer of its own: the answer goes nowhere,
+         * and the connection closes after what it answered before. */
+        conn_fail(c);
+        buf_reset(&c->srv->lost);
+        return &c->srv->lost;
+    }
+    return &c->b->out;
+}
+
 struct buf *conn_out(struct conn *c) {
     struct server *s = c->srv;
     /* The shared buffer serves one connection at a time and only while
      * nothing of this connection's is queued, so bytes stay in order. */
-    if (c->out.len == 0 && (s->wbuf_owner == NULL || s->wbuf_owner == c)) {
+    if (c->b->out.len == 0 && (s->wbuf_owner == NULL || s->wbuf_owner == c)) {
         s->wbuf_owner = c;
         return &s->wbuf;
     }
-    return &c->out;
+    return conn_out_own(c);
 }
 
 /* Copy input not yet consumed into the connection's own buffer. */
 static int conn_stash(struct conn *c, const char *data, size_t len) {
     if (data == NULL || len == 0)
         return 0;
-    return buf_append(&c->in, data, len);
+    if (!conn_busy(c))
+        return -1;
+    return buf_append(&c->b->in, data, len);
 }
 
 /* The request is answered: prepare for the next one, or for closing. */
@@ -315,12 +413,13 @@ static int conn_after_write(struct conn *c) {
             tls_close_notify(c->io_ctx);
         shutdown(c->fd, SHUT_WR);
         c->state = CONN_LINGER;
-        buf_free(&c->in);
+        buf_free(&c->b->in);
+        conn_busy_put(c);
         conn_set_deadline(c, DL_LINGER, LINGER_MS);
         return conn_watch(c, 0) < 0 ? (conn_close(c), -1) : 0;
     }
     if (c->state == CONN_READY) {
-        if (c->srv->draining && c->in.len == 0) {
+        if (c->srv->draining && c->b->in.len == 0) {
             conn_close(c);
             return -1;
         }
@@ -328,9 +427,10 @@ static int conn_after_write(struct conn *c) {
             conn_close(c);
             return -1;
         }
-        if (c->in.len == 0) {
+        if (c->b->in.len == 0) {
             /* Idle: give the memory back; keep-alive deadline runs. */
-            buf_free(&c->in);
+            buf_free(&c->b->in);
+            conn_busy_put(c);
             /* O(1) on the wheel, so the idle clock simply restarts. */
             conn_set_deadline(c, DL_KEEPALIVE, c->srv->cfg->keepalive_timeout_ms);
         }
@@ -374,11 +474,12 @@ static int conn_send(struct conn *c) {
     struct server *s = c->srv;
     if (s->wbuf_owner == c) {
         int r = 0;
-        if (c->out.len == 0) {
+        if (c->b->out.len == 0) {
             r = conn_write_buf(c, &s->wbuf);
-            if (r == 1 && buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len) < 0)
+            if (r == 1 && (!conn_busy(c) ||
+                           buf_append(&c->b->out, buf_start(&s->wbuf), s->wbuf.len) < 0))
                 r = -1;
-        } else if (buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len) < 0) {
+        } else if (buf_append(&c->b->out, buf_start(&s->wbuf), s->wbuf.len) < 0) {
             r = -1;
         }
         conn_wbuf_release(s);
@@ -391,8 +492,8 @@ static int conn_send(struct conn *c) {
      * for the next slice whenever the output is (nearly) gone. */
     size_t produced = 0;
     for (;;) {
-        if (c->out.len > 0) {
-            int r = conn_write_buf(c, &c->out);
+        if (c->b->out.len > 0) {
+            int r = conn_write_buf(c, &c->b->out);
             if (r < 0) {
                 conn_close(c);
                 return -1;
@@ -400,19 +501,19 @@ static int conn_send(struct conn *c) {
             if (r == 1)
                 return conn_wait_write(c);
         }
-        if (!c->stream)
+        if (!c->b->stream)
             break;
         if (produced >= STREAM_TURN)
             return conn_wait_write(c); /* writable: back at the next loop turn */
         /* One slice of exactly STREAM_CHUNK bytes of memory (a buffer
          * grows by doubling: asking for more would double it). */
-        if (buf_reserve(&c->out, STREAM_CHUNK) < 0) {
+        if (buf_reserve(&c->b->out, STREAM_CHUNK) < 0) {
             conn_close(c);
             return -1;
         }
-        int r = c->stream->produce(c->stream->arg, &c->out, STREAM_CHUNK - 64);
-        produced += c->out.len;
-        c->alog.bytes += c->out.len; /* out was empty: all of it is this slice */
+        int r = c->b->stream->produce(c->b->stream->arg, &c->b->out, STREAM_CHUNK - 64);
+        produced += c->b->out.len;
+        c->b->alog.bytes += c->b->out.len; /* out was empty: all of it is this slice */
         if (r <= 0) {
             conn_stream_end(c);
             if (r < 0) {
@@ -423,9 +524,9 @@ static int conn_send(struct conn *c) {
             }
         }
     }
-    if (c->out.data)
-        buf_free(&c->out);
-    if (c->out_counted)
+    if (c->b->out.data)
+        buf_free(&c->b->out);
+    if (c->b->out_counted)
         conn_out_sync(c);
     if (c->state == CONN_BUSY) {
         /* Output drained behind a pending answer: no deadline (the handler
@@ -449,7 +550,7 @@ int conn_flush(struct conn *c) {
 
 /*
  * Send what is queued and, while the output allows, answer the requests
- * that wait behind it in c->in (conn_backlog), then send again: a loop,
+ * that wait behind it in c->b->in (conn_backlog), then send again: a loop,
  * never recursion. Parsing resumes once the unsent output is down to a
  * quarter of the bound. Returns -1 if c was closed.
  */
@@ -457,9 +558,9 @@ static int conn_pump(struct conn *c) {
     for (;;) {
         if (conn_send(c) < 0)
             return -1;
-        if (!c->backlogged || c->state != CONN_READY || c->stream)
+        if (!c->backlogged || c->state != CONN_READY || c->b->stream)
             return 0;
-        if (c->out.len > conn_out_high(c->srv) / 4)
+        if (c->b->out.len > conn_out_high(c->srv) / 4)
             return 0;
         c->backlogged = 0;
         if (conn_process(c, NULL, 0) < 0)
@@ -493,18 +594,18 @@ void conn_done(struct conn *c) {
         c->as.listener = NULL;
     }
     c->state = CONN_READY;
-    if (!c->stream)
+    if (!c->b->stream)
         conn_observe(c);
-    if (c->srv->alog && !c->stream)
+    if (c->srv->alog && !c->b->stream)
         access_log_write(c->srv->alog, c, NULL);
     conn_request_finished(c);
     if (c->reading_paused && conn_watch(c, 0) < 0) {
         conn_close(c);
         return;
     }
-    /* Requests that arrived behind the pending one go next (they are in c->in). */
+    /* Requests that arrived behind the pending one go next (they are in c->b->in). */
     struct server *s = c->srv; /* c may be freed by what follows */
-    if (c->state == CONN_READY && c->in.len > 0) {
+    if (c->state == CONN_READY && c->b->in.len > 0) {
         if (conn_process(c, NULL, 0) < 0)
             return;
     }
@@ -526,10 +627,10 @@ void conn_drain(struct conn *c) {
         h2_drain(c);
     else if (c->state == CONN_HANDSHAKE)
         conn_close(c); /* nothing asked yet: nothing to finish */
-    else if (c->state == CONN_READY && c->in.len == 0 && c->out.len == 0 && !c->stream &&
+    else if (c->state == CONN_READY && c->b->in.len == 0 && c->b->out.len == 0 && !c->b->stream &&
              c->srv->wbuf_owner != c)
         conn_close(c);
-    else if (c->state != CONN_BUSY || c->in.len == 0)
+    else if (c->state != CONN_BUSY || c->b->in.len == 0)
         c->keep_alive = 0;
     /* else a request is in flight with the next one already read behind it
      * (pipelined): the answer in flight keeps the connection, so that the
@@ -566,18 +667,40 @@ static void ipv4_text(const unsigned char *a, char *out) {
     }
 }
 
+void conn_peer_set(struct conn_peer *p, const struct sockaddr *sa, socklen_t len) {
+    memset(p, 0, sizeof *p);
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        p->family = AF_INET;
+        memcpy(p->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        p->family = AF_INET6;
+        memcpy(p->addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    }
+}
+
+void conn_peer_sockaddr(const struct conn *c, union conn_addr *out) {
+    memset(out, 0, sizeof *out);
+    out->sa.sa_family = c->peer.family;
+    if (c->peer.family == AF_INET)
+        memcpy(&out->sin.sin_addr, c->peer.addr, 4);
+    else if (c->peer.family == AF_INET6)
+        memcpy(&out->sin6.sin6_addr, c->peer.addr, 16);
+}
+
 const char *conn_peer_text(const struct conn *c, char *out, size_t len) {
     out[0] = '\0';
-    if (c->peer.sa.sa_family == AF_INET) {
+    if (c->peer.family == AF_INET) {
         if (len >= INET_ADDRSTRLEN)
-            ipv4_text((const unsigned char *)&c->peer.sin.sin_addr, out);
-    } else if (c->peer.sa.sa_family == AF_INET6) {
+            ipv4_text(c->peer.addr, out);
+    } else if (c->peer.family == AF_INET6) {
         /* An IPv4-mapped peer on a dual-stack socket reads best as IPv4. */
-        if (IN6_IS_ADDR_V4MAPPED(&c->peer.sin6.sin6_addr)) {
+        struct in6_addr a;
+        memcpy(&a, c->peer.addr, 16);
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
             if (len >= INET_ADDRSTRLEN)
-                ipv4_text(&c->peer.sin6.sin6_addr.s6_addr[12], out);
+                ipv4_text(&c->peer.addr[12], out);
         } else
-            inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, out, (socklen_t)len);
+            inet_ntop(AF_INET6, &a, out, (socklen_t)len);
     }
     return out;
 }
@@ -586,8 +709,11 @@ const char *conn_peer_text(const struct conn *c, char *out, size_t len) {
 static void conn_reject(struct conn *c, int status, const char *why) {
     c->keep_alive = 0;
     c->srv->metrics.parse_errors++;
-    if (c->srv->alog)
-        access_req_start(&c->alog);
+    c->start_us = clock_now_us();
+    if (c->srv->alog) {
+        conn_busy(c); /* no memory: the line may say less */
+        access_req_start(&c->b->alog);
+    }
     reply_error(c, status, "%s", why);
     if (c->srv->alog)
         access_log_write(c->srv->alog, c, NULL);
@@ -598,23 +724,24 @@ static void conn_reject(struct conn *c, int status, const char *why) {
 static int conn_dispatch(struct conn *c, const struct http_request *req, const char *body,
                          size_t body_len) {
     struct server *s = c->srv;
-    if (s->alog)
-        access_req_start(&c->alog); /* reads the clock into alog.start_us */
-    else
-        c->alog.start_us = clock_now_us(); /* the latency histogram's start */
+    c->start_us = clock_now_us(); /* the latency histogram's and the access log's start */
+    if (s->alog) {
+        conn_busy(c); /* the line's fields; no memory: it may say less */
+        access_req_start(&c->b->alog);
+    }
     c->route_class = METRICS_ROUTE_OTHER;
     c->dispatching = 1;
     enum handler_result r = s->handler(s->handler_ctx, c, req, body, body_len);
     c->dispatching = 0;
-    if (r == HANDLER_DONE && !c->stream)
+    if (r == HANDLER_DONE && !c->b->stream)
         conn_observe(c);
     if (s->alog) {
         /* The line now, while req is there; an answer that ends later
          * (pending, streamed) keeps what its line needs. */
-        if (r == HANDLER_DONE && !c->stream)
+        if (r == HANDLER_DONE && !c->b->stream)
             access_log_write(s->alog, c, req);
-        else
-            access_req_save(&c->alog, req);
+        else if (c->b != &s->idle_busy)
+            access_req_save(&c->b->alog, req);
     }
     if (c->close_pending) {
         conn_close(c);
@@ -635,46 +762,46 @@ static void conn_take_request_flags(struct conn *c, const struct http_request *r
     c->http10 = req->minor_version == 0;
 }
 
-/* Continue a chunked body held in c->in. Returns 1 if a request was
+/* Continue a chunked body held in c->b->in. Returns 1 if a request was
  * dispatched, 0 if more input is needed, -1 if c was closed. */
 static int conn_continue_chunked(struct conn *c) {
-    struct conn_chunked *ch = c->chunked;
-    char *base = buf_start(&c->in);
+    struct conn_chunked *ch = c->b->chunked;
+    char *base = buf_start(&c->b->in);
     size_t start = ch->head_len + ch->body_len;
-    size_t raw = c->in.len - start;
+    size_t raw = c->b->in.len - start;
     const char *why = NULL;
     ssize_t left = http_chunked_decode(&ch->dec, base + start, &raw, c->srv->limits.max_body, &why);
     if (left == HTTP_INCOMPLETE) {
         ch->body_len += raw;
-        c->in.len = ch->head_len + ch->body_len;
+        c->b->in.len = ch->head_len + ch->body_len;
         conn_set_deadline(c, DL_BODY, c->srv->cfg->body_timeout_ms);
         return 0;
     }
     if (left < 0) {
-        free(c->chunked);
-        c->chunked = NULL;
+        free(c->b->chunked);
+        c->b->chunked = NULL;
         conn_reject(c, http_err_status((int)left), why ? why : "bad chunked body");
         return 1;
     }
     ch->body_len += raw;
-    c->in.len = ch->head_len + ch->body_len + (size_t)left;
+    c->b->in.len = ch->head_len + ch->body_len + (size_t)left;
     /* Parse the head again for pointers into the buffer as it now is. */
     struct http_request req;
     http_parse_request(base, ch->head_len, &c->srv->limits, &req, &why);
     size_t head_len = ch->head_len, body_len = ch->body_len;
-    free(c->chunked);
-    c->chunked = NULL;
+    free(c->b->chunked);
+    c->b->chunked = NULL;
     conn_take_request_flags(c, &req);
     if (conn_dispatch(c, &req, base + head_len, body_len) < 0)
         return -1;
-    buf_consume(&c->in, head_len + body_len);
+    buf_consume(&c->b->in, head_len + body_len);
     return 1;
 }
 
 /*
  * Parse and answer every complete request in the input: data[0..len) when
- * data is the shared read buffer, else c->in. Leftover bytes end up in
- * c->in. Returns -1 if c was closed.
+ * data is the shared read buffer, else c->b->in. Leftover bytes end up in
+ * c->b->in. Returns -1 if c was closed.
  */
 static int conn_process(struct conn *c, const char *data, size_t len) {
     struct server *s = c->srv;
@@ -682,28 +809,28 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
         if (c->state != CONN_READY)
             break;
         if (data == NULL) {
-            data = buf_start(&c->in);
-            len = c->in.len;
+            data = buf_start(&c->b->in);
+            len = c->b->in.len;
             if (len == 0) {
                 data = NULL;
                 break;
             }
         }
         /* Output first: past the bound (or behind a streaming body) the
-         * requests wait in c->in, and nothing more is read. */
-        if (c->stream || conn_queued(c) > conn_out_high(s)) {
+         * requests wait in c->b->in, and nothing more is read. */
+        if (c->b->stream || conn_queued(c) > conn_out_high(s)) {
             conn_backlog(c);
             break;
         }
         /* Waiting for the rest of a body: only new bytes can change that. */
-        if (c->chunked) {
+        if (c->b->chunked) {
             int r = conn_continue_chunked(c);
             if (r <= 0)
                 return r;
             data = NULL;
             continue;
         }
-        if (c->need && len < c->need) {
+        if (c->b->need && len < c->b->need) {
             conn_set_deadline(c, DL_BODY, s->cfg->body_timeout_ms);
             break;
         }
@@ -727,17 +854,19 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
             return h2_upgrade(c, &req, data + head_len, len - head_len); /* h2c */
         conn_take_request_flags(c, &req);
         if (req.chunked) {
-            /* The body is decoded in place in c->in. */
-            if (data != buf_start(&c->in)) {
+            /* The body is decoded in place in c->b->in. */
+            if (data != buf_start(&c->b->in)) {
                 if (conn_stash(c, data, len) < 0)
                     goto oom;
             }
             data = NULL;
-            c->chunked = calloc(1, sizeof *c->chunked);
-            if (!c->chunked)
+            if (!conn_busy(c))
                 goto oom;
-            http_chunked_init(&c->chunked->dec);
-            c->chunked->head_len = head_len;
+            c->b->chunked = calloc(1, sizeof *c->b->chunked);
+            if (!c->b->chunked)
+                goto oom;
+            http_chunked_init(&c->b->chunked->dec);
+            c->b->chunked->head_len = head_len;
             if (req.expect_continue && !c->http10)
                 reply_continue(c);
             continue;
@@ -746,15 +875,17 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
         if (len < total) {
             if (req.expect_continue && !c->http10 && len == head_len)
                 reply_continue(c);
-            c->need = total;
+            if (!conn_busy(c))
+                goto oom;
+            c->b->need = total;
             conn_set_deadline(c, DL_BODY, s->cfg->body_timeout_ms);
             break;
         }
-        c->need = 0;
+        c->b->need = 0;
         if (conn_dispatch(c, &req, data + head_len, (size_t)(total - head_len)) < 0)
             return -1;
-        if (data == buf_start(&c->in)) {
-            buf_consume(&c->in, (size_t)total);
+        if (data == buf_start(&c->b->in)) {
+            buf_consume(&c->b->in, (size_t)total);
             data = NULL;
         } else {
             data += total;
@@ -764,7 +895,7 @@ static int conn_process(struct conn *c, const char *data, size_t len) {
             data = NULL;
     }
     /* Keep what is left for the next read. */
-    if (data != NULL && data != buf_start(&c->in) && len > 0) {
+    if (data != NULL && data != buf_start(&c->b->in) && len > 0) {
         if (c->state == CONN_READY || c->state == CONN_BUSY) {
             if (conn_stash(c, data, len) < 0)
                 goto oom;
@@ -792,22 +923,22 @@ static int conn_on_readable(struct conn *c) {
     if (c->state == CONN_BUSY || c->state == CONN_CLOSING) {
         /* Read while an answer is pending to see the client leave (that
          * cancels the pending work); keep pipelined bytes, within bounds. */
-        if (buf_reserve(&c->in, 4096) < 0) {
+        if (!conn_busy(c) || buf_reserve(&c->b->in, 4096) < 0) {
             conn_close(c);
             return -1;
         }
-        n = c->io->read(c->fd, c->io_ctx, buf_start(&c->in) + c->in.len,
-                        c->in.cap - c->in.off - c->in.len);
+        n = c->io->read(c->fd, c->io_ctx, buf_start(&c->b->in) + c->b->in.len,
+                        c->b->in.cap - c->b->in.off - c->b->in.len);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
             conn_close(c);
             return -1;
         }
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
-            c->in.len += (size_t)n;
+            c->b->in.len += (size_t)n;
             if (c->role == CONN_ROLE_TAKEN && c->as.on_input(c->cancel_arg, c) < 0)
                 return -1; /* taken over (conn_takeover): c may be gone */
-            if (c->in.len >= BUSY_INPUT_MAX) {
+            if (c->b->in.len >= BUSY_INPUT_MAX) {
                 event_del(&c->ev);
                 c->reading_paused = 1;
             }
@@ -816,7 +947,7 @@ static int conn_on_readable(struct conn *c) {
         }
         return 0;
     }
-    if (c->in.len == 0) {
+    if (c->b->in.len == 0) {
         n = c->io->read(c->fd, c->io_ctx, s->rbuf, SERVER_RBUF_SIZE);
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
@@ -825,16 +956,16 @@ static int conn_on_readable(struct conn *c) {
         }
     } else {
         size_t want = SERVER_RBUF_SIZE;
-        if (c->need > c->in.len && c->need - c->in.len > want)
-            want = c->need - c->in.len;
-        if (buf_reserve(&c->in, want) < 0) {
+        if (c->b->need > c->b->in.len && c->b->need - c->b->in.len > want)
+            want = c->b->need - c->b->in.len;
+        if (buf_reserve(&c->b->in, want) < 0) {
             conn_close(c);
             return -1;
         }
-        n = c->io->read(c->fd, c->io_ctx, buf_start(&c->in) + c->in.len, want);
+        n = c->io->read(c->fd, c->io_ctx, buf_start(&c->b->in) + c->b->in.len, want);
         if (n > 0) {
             s->metrics.bytes_in += (uint64_t)n;
-            c->in.len += (size_t)n;
+            c->b->in.len += (size_t)n;
             if (conn_process(c, NULL, 0) < 0)
                 return -1;
         }
@@ -910,7 +1041,7 @@ static void conn_on_event(evutil_socket_t fd, short what, void *arg) {
         if (c->deadline_kind == DL_WRITE)
             conn_set_deadline(c, DL_WRITE, s->cfg->write_timeout_ms);
         /* Requests that waited behind the output go once it drains. */
-        if (c->state == CONN_READY && c->in.len > 0)
+        if (c->state == CONN_READY && c->b->in.len > 0)
             c->backlogged = 1;
         r = conn_pump(c);
     } else if (c->state == CONN_HANDSHAKE) {
@@ -930,13 +1061,13 @@ static void conn_on_deadline(struct timer *t) {
     case DL_HEADER:
     case DL_BODY:
         m->timeouts[c->deadline_kind == DL_HEADER ? 0 : 1]++;
-        if (c->in.len > 0 && c->out.len == 0 && !c->stream && c->state == CONN_READY) {
+        if (c->b->in.len > 0 && c->b->out.len == 0 && !c->b->stream && c->state == CONN_READY) {
             /* A request was started: say why we hang up. */
             c->keep_alive = 0;
-            free(c->chunked);
-            c->chunked = NULL;
-            c->need = 0;
-            buf_free(&c->in);
+            free(c->b->chunked);
+            c->b->chunked = NULL;
+            c->b->need = 0;
+            buf_free(&c->b->in);
             reply_error(c, 408, "request %s not received in time",
                         c->deadline_kind == DL_HEADER ? "head" : "body");
             c->state = CONN_CLOSING;

@@ -1,8 +1,9 @@
 /*
  * conn: one client connection. It owns the socket, its single libevent
  * event (read or write interest), its one deadline on the server's wheel,
- * and input/output buffers that exist only while a request is in flight:
- * an idle keep-alive connection is this struct and its event, nothing more.
+ * and input/output buffers that exist only while a request is in flight
+ * (struct conn_busy): an idle keep-alive connection is this struct, with
+ * its event, nothing more.
  *
  * Bytes flow socket -> io -> conn (framing) -> http_parse -> router ->
  * handler -> http_reply -> conn_out() -> io -> socket. Handlers see the
@@ -100,6 +101,15 @@ union conn_addr {
     struct sockaddr_in6 sin6;
 };
 
+/* The client's address as a connection keeps it (17 bytes instead of a
+ * 28-byte sockaddr_in6): the family and the address, not the port, which
+ * nothing reads (the access log, /get's origin and the per-address limit
+ * want the address). */
+struct conn_peer {
+    uint8_t family;   /* AF_INET or AF_INET6; 0: unknown (the address is zero) */
+    uint8_t addr[16]; /* AF_INET: the first 4 bytes */
+};
+
 /* What a connection is, beyond HTTP/1.1 on a socket: the roles exclude each
  * other, so their pointers share one word (struct conn's size is an idle
  * connection's memory). */
@@ -108,6 +118,31 @@ enum conn_role {
     CONN_ROLE_H2,    /* an HTTP/2 connection (as.h2) */
     CONN_ROLE_TAKEN, /* taken over after a 101 (as.on_input) */
     CONN_ROLE_HOP,   /* a worker handover's proxy (as.hop) */
+};
+
+/*
+ * What a connection holds only while it is busy (issue 19): partial or
+ * pipelined input, unsent output, a body being read or streamed, and the
+ * access log's view of the answer. An idle keep-alive connection points
+ * c->b at its server's idle_busy instead, which is always empty: reading
+ * through c->b needs no test, and a connection takes a busy struct of its
+ * own (conn_busy, from a free list) before it keeps anything in it, and
+ * gives it back when it goes idle again (conn.c).
+ *
+ * idle_busy's alog fields other than saved are scratch: http_reply and
+ * conn_log_id write them on every answer, with the access log off nobody
+ * reads them; with it on, conn_dispatch takes a busy struct first.
+ */
+struct conn_busy {
+    struct buf in;              /* unparsed input */
+    struct buf out;             /* unwritten output */
+    uint64_t need;              /* bytes of in that complete a Content-Length request; 0 unknown */
+    struct conn_chunked *chunked;
+    struct conn_stream *stream; /* the current answer's body producer, or NULL */
+    size_t out_counted;         /* out.len as last added to metrics.output_bytes */
+    struct access_req alog;     /* the current request, for its access log line (if on) */
+    struct conn_busy *next;     /* on the server's free list */
+    uint8_t pooled;             /* from conn_busy (else part of an HTTP/2 stream or a proxy) */
 };
 
 struct conn {
@@ -132,6 +167,7 @@ struct conn {
     uint8_t route_class;        /* the current request's enum metrics_route (router sets it) */
     uint8_t h2_stream;          /* an HTTP/2 stream (net/h2.h), not a socket of its own */
     uint8_t role;               /* enum conn_role: which member of as is set */
+    struct conn_peer peer;      /* in what would be padding */
     union {                     /* one pointer for the roles a connection takes in turn */
         const void *listener;   /* PLAIN: the listener it came in on (NULL once that closed) */
         struct h2_session *h2;  /* H2: its session (net/h2.c owns the I/O; keeps the listener) */
@@ -143,23 +179,27 @@ struct conn {
     struct timer deadline;      /* the one deadline, kind in deadline_kind */
     const struct io_ops *io;    /* byte seam: io_plain, or io_tls (tls_server.h) */
     void *io_ctx;               /* io_tls: the SSL */
-    struct buf in;              /* unparsed input; empty (no memory) when idle */
-    struct buf out;             /* unwritten output; empty (no memory) when idle */
-    uint64_t need;              /* bytes of in that complete a Content-Length request; 0 unknown */
-    struct conn_chunked *chunked;
-    struct conn_stream *stream; /* the current answer's body producer, or NULL */
-    size_t out_counted;         /* out.len as last added to metrics.output_bytes */
+    struct conn_busy *b;        /* its own while busy, else &srv->idle_busy (never NULL) */
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
-    union conn_addr peer;
-    struct access_req alog;     /* the current request, for its access log line (if on);
-                                   alog.start_us always (the latency histogram's) */
+    uint64_t start_us;          /* monotonic, at the current request's dispatch (the latency
+                                   histogram's and the access log's start) */
 };
+
+/* c's own busy struct (taken now if it has none), or NULL: no memory. */
+struct conn_busy *conn_busy(struct conn *c);
+
+/* Free the server's spare busy structs past keep. */
+void conn_busy_trim(struct server *s, unsigned keep);
+
+/* A busy struct that is part of something else (an HTTP/2 stream, a
+ * workers proxy): c uses it for as long as c lives. */
+void conn_busy_embed(struct conn *c, struct conn_busy *b);
 
 /* The answer is about this queue job or timer: the access log line names it. */
 static inline void conn_log_id(struct conn *c, uint64_t id) {
-    c->alog.id = id;
-    c->alog.has_id = 1;
+    c->b->alog.id = id;
+    c->b->alog.has_id = 1;
 }
 
 /* Take over an accepted, non-blocking socket; with tls (an SSL_CTX), a TLS
@@ -216,6 +256,12 @@ void conn_stream_stop(struct conn *c);
 /* Send what conn_out() holds now, for answers that stream over time (/drip).
  * Returns 0, or -1 if the connection was closed (do not touch c). */
 int conn_flush(struct conn *c);
+
+/* Keep sa's address in p (conn_new does for its peer). */
+void conn_peer_set(struct conn_peer *p, const struct sockaddr *sa, socklen_t len);
+
+/* c's peer as a sockaddr again (port 0), for the per-address table. */
+void conn_peer_sockaddr(const struct conn *c, union conn_addr *out);
 
 /* Peer address as text ("127.0.0.1", "::1") into out; returns out. */
 const char *conn_peer_text(const struct conn *c, char *out, size_t len);

@@ -80,6 +80,7 @@ struct h2_session {
 
 struct h2_stream {
     struct conn c; /* what the handler sees; first, for container_of */
+    struct conn_busy busy; /* c's, for as long as the stream lives */
     struct list link;
     struct h2_session *h;
     int32_t id;
@@ -197,15 +198,15 @@ static void st_free(struct h2_stream *st) {
         if (s->alog) /* the client went before the answer: 499 */
             access_log_write(s->alog, sc, NULL);
     }
-    if (sc->stream)
+    if (sc->b->stream)
         conn_stream_stop(sc);
     if (s->wbuf_owner == sc)
         wbuf_release(s);
-    buf_free(&sc->out);
+    buf_free(&sc->b->out);
     buf_free(&st->hdr);
     buf_free(&st->body);
     buf_free(&st->data);
-    access_req_drop(&sc->alog);
+    access_req_drop(&sc->b->alog);
     s->metrics.h2_memory_bytes -= malloc_usable_size(st);
     list_unlink(&st->link);
     if (st->h->upgraded == st)
@@ -225,7 +226,7 @@ static void st_reset(struct h2_stream *st, uint32_t code) {
         sc->cancel = NULL;
         fn(sc->cancel_arg);
     }
-    if (sc->stream)
+    if (sc->b->stream)
         conn_stream_stop(sc);
     st->complete = 1;
     nghttp2_submit_rst_stream(st->h->ng, NGHTTP2_FLAG_NONE, st->id, code);
@@ -236,11 +237,11 @@ static ssize_t st_read(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len
                        uint32_t *flags, nghttp2_data_source *src, void *ud) {
     struct h2_stream *st = src->ptr;
     struct conn *sc = &st->c;
-    if (st->data.len == 0 && sc->stream) {
+    if (st->data.len == 0 && sc->b->stream) {
         if (buf_reserve(&st->data, H2_STREAM_CHUNK) < 0)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         int r = conn_stream_next(sc, &st->data, H2_STREAM_CHUNK - 64);
-        sc->alog.bytes += st->data.len;
+        sc->b->alog.bytes += st->data.len;
         if (r < 0)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* a short body: reset */
         if (r == 0 && sc->state != CONN_BUSY)
@@ -255,7 +256,7 @@ static ssize_t st_read(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len
         buf_free(&st->data);
         if (st->complete)
             *flags |= NGHTTP2_DATA_FLAG_EOF;
-        else if (n == 0 && !sc->stream) {
+        else if (n == 0 && !sc->b->stream) {
             st->deferred = 1;
             return NGHTTP2_ERR_DEFERRED;
         }
@@ -304,7 +305,7 @@ static int st_submit_head(struct h2_stream *st, const char *p, size_t n) {
     }
     size_t rest = n - (size_t)hl;
     int body = !(sc->head_only || res.status == 204 || res.status == 304 ||
-                 (st->complete && rest == 0 && !sc->stream));
+                 (st->complete && rest == 0 && !sc->b->stream));
     nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = st_read};
     if (nghttp2_submit_response(h->ng, st->id, nv, k, body ? &prd : NULL) != 0)
         return -1;
@@ -317,7 +318,7 @@ static int st_submit_head(struct h2_stream *st, const char *p, size_t n) {
 static void st_take(struct h2_stream *st) {
     struct conn *sc = &st->c;
     struct server *s = sc->srv;
-    struct buf *b = s->wbuf_owner == sc ? &s->wbuf : &sc->out;
+    struct buf *b = s->wbuf_owner == sc ? &s->wbuf : &sc->b->out;
     if (sc->failed) {
         buf_reset(b);
         if (b == &s->wbuf)
@@ -358,7 +359,7 @@ static void st_take(struct h2_stream *st) {
         st_take(st);
         return;
     }
-    if (st->deferred && (st->data.len || st->complete || sc->stream)) {
+    if (st->deferred && (st->data.len || st->complete || sc->b->stream)) {
         st->deferred = 0;
         nghttp2_session_resume_data(st->h->ng, st->id);
     }
@@ -477,10 +478,9 @@ static void st_dispatch(struct h2_stream *st, int status, const char *why) {
     st->h->nreceiving--;
     if (!status)
         status = st_request(st, &req, &why);
+    sc->start_us = clock_now_us(); /* the latency histogram's and the access log's start */
     if (s->alog)
-        access_req_start(&sc->alog); /* reads the clock into alog.start_us */
-    else
-        sc->alog.start_us = clock_now_us(); /* the latency histogram's start */
+        access_req_start(&sc->b->alog);
     sc->route_class = METRICS_ROUTE_OTHER;
     enum handler_result r = HANDLER_DONE;
     if (status) {
@@ -493,13 +493,13 @@ static void st_dispatch(struct h2_stream *st, int status, const char *why) {
         sc->dispatching = 1;
         r = s->handler(s->handler_ctx, sc, &req, buf_start(&st->body), st->body.len);
         sc->dispatching = 0;
-        if (r == HANDLER_DONE && !sc->stream)
+        if (r == HANDLER_DONE && !sc->b->stream)
             conn_observe(sc);
         if (s->alog) {
-            if (r == HANDLER_DONE && !sc->stream)
+            if (r == HANDLER_DONE && !sc->b->stream)
                 access_log_write(s->alog, sc, &req);
             else
-                access_req_save(&sc->alog, &req);
+                access_req_save(&sc->b->alog, &req);
         }
     }
     buf_free(&st->hdr);
@@ -512,7 +512,7 @@ static void st_dispatch(struct h2_stream *st, int status, const char *why) {
     }
     if (r == HANDLER_PENDING)
         sc->state = CONN_BUSY;
-    else if (!sc->stream)
+    else if (!sc->b->stream)
         st->complete = 1;
     st_take(st);
 }
@@ -522,11 +522,11 @@ void h2_stream_done(struct conn *sc) {
     sc->cancel = NULL;
     sc->cancel_arg = NULL;
     sc->state = CONN_READY;
-    if (!sc->stream)
+    if (!sc->b->stream)
         conn_observe(sc);
-    if (sc->srv->alog && !sc->stream)
+    if (sc->srv->alog && !sc->b->stream)
         access_log_write(sc->srv->alog, sc, NULL);
-    if (!sc->stream)
+    if (!sc->b->stream)
         st->complete = 1;
     st_take(st);
 }
@@ -553,6 +553,7 @@ static struct h2_stream *st_new(struct h2_session *h, int32_t id) {
         return NULL;
     struct conn *sc = &st->c;
     sc->srv = c->srv;
+    conn_busy_embed(sc, &st->busy);
     sc->fd = -1;
     sc->h2_stream = 1;
     sc->state = CONN_READY;
@@ -739,18 +740,18 @@ static void h2_fatal(struct h2_session *h, ssize_t rv) {
     f[12] = (uint8_t)last;
     f[13] = (uint8_t)(code >> 24), f[14] = (uint8_t)(code >> 16), f[15] = (uint8_t)(code >> 8),
     f[16] = (uint8_t)code;
-    buf_append(&h->c->out, f, sizeof f);
+    buf_append(&h->c->b->out, f, sizeof f);
     h->closing = 1;
 }
 
-/* Write what nghttp2 has and what waits in c->out. 1 if bytes went, 0 if
+/* Write what nghttp2 has and what waits in c->b->out. 1 if bytes went, 0 if
  * none, -1 if c was closed. */
 static int h2_send(struct h2_session *h) {
     struct conn *c = h->c;
     struct server *s = c->srv;
     int progress = 0;
     for (;;) {
-        while (!h->closing && c->out.len < s->cfg->max_output) {
+        while (!h->closing && c->b->out.len < s->cfg->max_output) {
             const uint8_t *d;
             h->in_io++;
             ssize_t n = nghttp2_session_mem_send(h->ng, &d);
@@ -761,17 +762,17 @@ static int h2_send(struct h2_session *h) {
             }
             if (n == 0)
                 break;
-            if (buf_append(&c->out, d, (size_t)n) < 0) {
+            if (buf_append(&c->b->out, d, (size_t)n) < 0) {
                 conn_close(c);
                 return -1;
             }
         }
-        if (c->out.len == 0)
+        if (c->b->out.len == 0)
             break;
-        ssize_t w = c->io->write(c->fd, c->io_ctx, buf_start(&c->out), c->out.len);
+        ssize_t w = c->io->write(c->fd, c->io_ctx, buf_start(&c->b->out), c->b->out.len);
         if (w > 0) {
             s->metrics.bytes_out += (uint64_t)w;
-            buf_consume(&c->out, (size_t)w);
+            buf_consume(&c->b->out, (size_t)w);
             progress = 1;
             continue;
         }
@@ -780,8 +781,8 @@ static int h2_send(struct h2_session *h) {
         conn_close(c);
         return -1;
     }
-    if (c->out.len == 0 && c->out.data)
-        buf_free(&c->out);
+    if (c->b->out.len == 0 && c->b->out.data)
+        buf_free(&c->b->out);
     return progress;
 }
 
@@ -813,7 +814,7 @@ static int h2_recv(struct h2_session *h) {
         turn += (size_t)n;
         if (h2_send(h) < 0)
             return -1;
-        if (c->out.len > s->cfg->max_output)
+        if (c->b->out.len > s->cfg->max_output)
             return 0; /* the client does not read: neither do we */
         if (turn >= H2_READ_TURN) {
             event_active(&c->ev, EV_READ, 0);
@@ -829,7 +830,7 @@ static int h2_settle(struct h2_session *h, int progress) {
     if (!h->closing && !nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)) {
         h->closing = 1; /* nghttp2 sent its GOAWAY (an error, or the drain is done) */
     }
-    if (h->closing && c->out.len == 0 && !h->lingering) {
+    if (h->closing && c->b->out.len == 0 && !h->lingering) {
         /* GOAWAY written: shut our side, read until the client closes. */
         if (c->io == &io_tls)
             tls_close_notify(c->io_ctx);
@@ -838,7 +839,7 @@ static int h2_settle(struct h2_session *h, int progress) {
         c->deadline_kind = DL_LINGER;
         server_timer_in(s, &c->deadline, H2_LINGER_MS);
     }
-    int want_write = c->out.len > 0 || h->read_wants_write;
+    int want_write = c->b->out.len > 0 || h->read_wants_write;
     if (want_write != h->wev_on) {
         if (want_write)
             event_add(&h->wev, NULL);
@@ -846,7 +847,7 @@ static int h2_settle(struct h2_session *h, int progress) {
             event_del(&h->wev);
         h->wev_on = (uint8_t)want_write;
     }
-    int read_off = c->out.len > s->cfg->max_output;
+    int read_off = c->b->out.len > s->cfg->max_output;
     if (read_off != h->read_off) {
         if (read_off)
             event_del(&c->ev);
@@ -943,7 +944,7 @@ static void h2_on_deadline(struct timer *t) {
 /* Make c an HTTP/2 connection: NULL (c closed) if that cannot be done. */
 static struct h2_session *h2_start(struct conn *c) {
     struct server *s = c->srv;
-    struct h2_session *h = calloc(1, sizeof *h);
+    struct h2_session *h = conn_busy(c) ? calloc(1, sizeof *h) : NULL; /* c->out: its frames */
     nghttp2_session_callbacks *cb = callbacks();
     nghttp2_option *opt = NULL;
     if (!h || !cb || nghttp2_option_new(&opt) != 0) {
@@ -973,9 +974,9 @@ static struct h2_session *h2_start(struct conn *c) {
     /* Uploads on many streams at once share the connection window: make it roomy. */
     nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, 1 << 20);
 
-    /* HTTP/1.1 answers still in the shared buffer go first, in c->out. */
+    /* HTTP/1.1 answers still in the shared buffer go first, in c->b->out. */
     if (s->wbuf_owner == c) {
-        int r = buf_append(&c->out, buf_start(&s->wbuf), s->wbuf.len);
+        int r = buf_append(&c->b->out, buf_start(&s->wbuf), s->wbuf.len);
         wbuf_release(s);
         if (r < 0) {
             nghttp2_session_del(h->ng);
@@ -997,9 +998,9 @@ static struct h2_session *h2_start(struct conn *c) {
     c->state = CONN_READY;
     c->reading_paused = 0;
     c->ev_write = 0;
-    c->need = 0;
-    s->metrics.output_bytes -= c->out_counted;
-    c->out_counted = 0;
+    c->b->need = 0;
+    s->metrics.output_bytes -= c->b->out_counted;
+    c->b->out_counted = 0;
     s->metrics.h2_conns_open++;
     s->metrics.h2_conns_total++;
     if (event_add(&c->ev, NULL) < 0) {
@@ -1020,7 +1021,7 @@ static void h2_go(struct h2_session *h, const char *data, size_t len) {
         if (r < 0)
             h2_fatal(h, r);
     }
-    buf_free(&c->in);
+    buf_free(&c->b->in);
     int p = h2_send(h);
     if (p >= 0 && h2_settle(h, 1) == 0 && c->io->pending && c->io->pending(c->io_ctx))
         event_active(&c->ev, EV_READ, 0); /* TLS read ahead what follows the handshake */
@@ -1098,7 +1099,7 @@ int h2_upgrade(struct conn *c, const struct http_request *req, const char *rest,
         return -1;
     static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                                     "Upgrade: h2c\r\n\r\n";
-    if (buf_append(&c->out, switching, sizeof switching - 1) < 0) {
+    if (buf_append(&c->b->out, switching, sizeof switching - 1) < 0) {
         conn_close(c);
         return -1;
     }

@@ -63,7 +63,7 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
                      int64_t content_length, const char *extra) {
     size_t mark = o->len;
     struct server *s = c->srv;
-    if (s->draining && c->in.len == 0) /* else a pipelined request is answered too (conn_drain) */
+    if (s->draining && c->b->in.len == 0) /* else a pipelined request is answered too (conn_drain) */
         c->keep_alive = 0;
     /* Status line and fixed headers without printf: this is the hot path. */
     if (status < 100 || status > 999)
@@ -121,8 +121,8 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
         s->metrics.requests[status / 100]++;
     if (status >= 500 && log_level_current >= LOG_LVL_WARN)
         log_5xx(c, status, log_5xx_msg);
-    c->alog.status = (uint16_t)status; /* for the access log: cheaper than a test */
-    c->alog.bytes = 0;
+    c->b->alog.status = (uint16_t)status; /* for the access log: cheaper than a test */
+    c->b->alog.bytes = 0;
     return 0;
 }
 
@@ -145,7 +145,7 @@ int reply(struct conn *c, int status, const char *ctype, const char *extra, cons
         return 0;
     if (buf_append(o, body, len) < 0)
         return reply_failed(c, o, mark);
-    c->alog.bytes = len;
+    c->b->alog.bytes = len;
     return 0;
 }
 
@@ -220,7 +220,7 @@ int reply_chunk(struct conn *c, const void *data, size_t len) {
     }
     if (r)
         return reply_failed(c, o, mark);
-    c->alog.bytes += len;
+    c->b->alog.bytes += len;
     return 0;
 }
 

@@ -83,12 +83,14 @@ static void refuse(struct server *s, struct listener *l, int fd, const char *msg
 }
 
 void server_peer_release(struct server *s, struct conn *c) {
+    union conn_addr peer;
+    conn_peer_sockaddr(c, &peer);
     if (s->peers_lock) { /* workers: one table, the owner's, under a lock (accept and close only) */
         pthread_mutex_lock(s->peers_lock);
-        peer_limit_release(&s->owner->peers, &c->peer.sa);
+        peer_limit_release(&s->owner->peers, &peer.sa);
         pthread_mutex_unlock(s->peers_lock);
     } else {
-        peer_limit_release(&s->peers, &c->peer.sa);
+        peer_limit_release(&s->peers, &peer.sa);
     }
     c->peer_counted = 0;
 }
@@ -187,7 +189,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
         if (c && per_ip)
             c->peer_counted = 1;
         else if (per_ip) {
-            struct conn tmp = {.peer = peer};
+            struct conn tmp = {0};
+            conn_peer_set(&tmp.peer, &peer.sa, len);
             server_peer_release(s, &tmp);
         }
     }
@@ -899,5 +902,7 @@ void server_free(struct server *s) {
     free(s->rbuf);
     buf_free(&s->wbuf);
     buf_free(&s->errbuf);
+    conn_busy_trim(s, 0);
+    buf_free(&s->lost);
     config_free(s->cfg);
 }

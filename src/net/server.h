@@ -48,6 +48,10 @@ struct server {
     struct buf wbuf;              /* responses built in a callback, before they are written */
     struct conn *wbuf_owner;      /* the connection whose bytes wbuf holds, or NULL */
     struct buf errbuf;            /* error bodies (reply_error) */
+    struct conn_busy idle_busy;   /* what an idle connection's b points at: always empty */
+    struct conn_busy *busy_free;  /* busy structs given back, for the next busy connection */
+    unsigned busy_nfree;
+    struct buf lost;              /* an answer with no memory for its buffer goes here, unsent */
     /* Cached HTTP Date header value, refreshed once a second. */
     time_t date_sec;
     char date[40];

@@ -1,6 +1,7 @@
 #include "net/workers.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -56,7 +57,7 @@ struct hop {
     uint8_t keep_alive, head_only, http10, tls;
     int subject_len; /* -1: no verified client certificate */
     char subject[256];
-    union conn_addr peer;
+    struct conn_peer peer;
     struct buf msg; /* head (head_len bytes), then the body */
     size_t head_len;
     /* the owner's side */
@@ -158,8 +159,8 @@ static void proxy_finish(struct conn *c) {
     struct hop *h = c->as.hop;
     struct server *s = c->srv;
     int fail = 0;
-    if (c->out.len)
-        fail |= buf_append(&h->ans, buf_start(&c->out), c->out.len) < 0;
+    if (c->b->out.len)
+        fail |= buf_append(&h->ans, buf_start(&c->b->out), c->b->out.len) < 0;
     if (s->wbuf_owner == c) {
         fail |= buf_append(&h->ans, buf_start(&s->wbuf), s->wbuf.len) < 0;
         s->wbuf_owner = NULL;
@@ -168,18 +169,18 @@ static void proxy_finish(struct conn *c) {
         else
             buf_reset(&s->wbuf);
     }
-    h->status = c->alog.status;
-    h->bytes = c->alog.bytes;
-    h->id = c->alog.id;
-    h->has_id = c->alog.has_id;
+    h->status = c->b->alog.status;
+    h->bytes = c->b->alog.bytes;
+    h->id = c->b->alog.id;
+    h->has_id = c->b->alog.has_id;
     h->ans_keep_alive = c->keep_alive;
     h->failed = c->failed || fail;
     h->proxy = NULL;
     s->group->hops_pending--;
     list_unlink(&c->link);
-    buf_free(&c->out);
-    buf_free(&c->in);
-    access_req_drop(&c->alog);
+    buf_free(&c->b->out);
+    buf_free(&c->b->in);
+    access_req_drop(&c->b->alog);
     free(c);
     owner_send(h, &h->n_answer, HOP_ANSWER);
 }
@@ -200,17 +201,26 @@ int workers_proxy_subject(const struct conn *c, char *out, size_t len) {
     return h->subject_len;
 }
 
+/* A proxy: the connection and what it holds while busy, in one allocation
+ * (free(c) frees both). */
+struct proxy_conn {
+    struct conn c; /* first */
+    struct conn_busy busy;
+};
+
 static void owner_request(struct worker *o, struct hop *h) {
     struct server *s = o->s;
     struct workers *g = o->g;
     g->hops++;
-    struct conn *c = calloc(1, sizeof *c);
+    struct proxy_conn *pc = calloc(1, sizeof *pc);
+    struct conn *c = pc ? &pc->c : NULL;
     if (!c) {
         h->failed = 1;
         owner_send(h, &h->n_answer, HOP_ANSWER);
         return;
     }
     c->srv = s;
+    conn_busy_embed(c, &pc->busy);
     c->fd = -1;
     c->io = &io_plain;
     c->role = CONN_ROLE_HOP;
@@ -238,8 +248,10 @@ static void owner_request(struct worker *o, struct hop *h) {
         proxy_finish(c);
         return;
     }
-    if (s->alog)
-        access_req_start(&c->alog);
+    if (s->alog) {
+        c->start_us = clock_now_us();
+        access_req_start(&c->b->alog);
+    }
     c->dispatching = 1;
     enum handler_result r =
         s->handler(s->handler_ctx, c, &req, base + h->head_len, h->msg.len - h->head_len);
@@ -288,8 +300,8 @@ static void worker_answer(struct hop *h) {
         h->conn = NULL;
         if (h->failed || buf_append(conn_out(c), buf_start(&h->ans), h->ans.len) < 0)
             conn_fail(c);
-        c->alog.status = h->status;
-        c->alog.bytes = h->bytes;
+        c->b->alog.status = h->status;
+        c->b->alog.bytes = h->bytes;
         if (h->has_id)
             conn_log_id(c, h->id);
         if (!h->ans_keep_alive)
@@ -461,8 +473,8 @@ static void workers_svc_close(void *ctx) {
         struct hop *h = c->as.hop;
         h->proxy = NULL;
         list_unlink(&c->link);
-        buf_free(&c->out);
-        access_req_drop(&c->alog);
+        buf_free(&c->b->out);
+        access_req_drop(&c->b->alog);
         if (c->srv->wbuf_owner == c)
             c->srv->wbuf_owner = NULL;
         free(c);

@@ -1,11 +1,13 @@
 """Deadlines (header, body, keep-alive, write), max_connections, and SIGTERM drain."""
 
+import json
 import signal
 import socket
 import time
 import unittest
 
-from awaitd_test import Daemon, DaemonTestCase, HOST, RawConn, parse_responses, request_from
+from awaitd_test import (Daemon, DaemonTestCase, HOST, RawConn, free_port, parse_responses,
+                         request_from)
 
 MAX_CONN = 20
 
@@ -309,6 +311,72 @@ class PerIpLimitTest(DaemonTestCase):
         finally:
             for c in again:
                 c.close()
+
+
+class Ipv6PeerTest(DaemonTestCase):
+    """A client over IPv6: its address as /get's origin and the access log
+    say it, and the per-address limit counts it and frees its slot on close
+    (struct conn keeps the address in 17 bytes, issue 19)."""
+
+    PER_IP = 2
+    PORT6 = free_port()
+    config = {"server": {"listen": ["%s:%d" % (HOST, PORT6), "[::1]:%d" % PORT6],
+                         "max_connections_per_ip": str(PER_IP)}}
+
+    def conn6(self):
+        s = socket.create_connection(("::1", self.PORT6), timeout=5)
+        return s
+
+    def get6(self, path="/get"):
+        """GET path over IPv6 with Connection: close; the responses."""
+        with self.conn6() as s:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+            data = b""
+            while True:
+                try:
+                    got = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not got:
+                    break
+                data += got
+        return parse_responses(data)
+
+    def test_origin_is_the_ipv6_address(self):
+        rs = self.get6()
+        self.assertEqual([r.status for r in rs], [200])
+        self.assertEqual(json.loads(rs[0].body)["origin"], "::1")
+
+    def test_per_ip_limit_over_ipv6(self):
+        held = []
+        try:
+            for _ in range(self.PER_IP):
+                s = self.conn6()
+                held.append(s)
+                s.sendall(b"GET /delay/6 HTTP/1.1\r\nHost: t\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while True:
+                rs = self.get6()
+                if rs and rs[0].status == 503:
+                    break
+                self.assertLess(time.monotonic(), deadline, "::1 never reached its limit")
+                time.sleep(0.05)
+            self.assertIn("max_connections_per_ip", self.assertJsonError(rs[0], 503)["error"])
+            # IPv4 is another address: served meanwhile.
+            rs = parse_responses(request_from(HOST, self.PORT6))
+            self.assertEqual([r.status for r in rs], [200])
+            # A closed connection frees the slot of the address it was counted under.
+            held.pop().close()
+            deadline = time.monotonic() + 3
+            while True:
+                rs = self.get6()
+                if rs and rs[0].status == 200:
+                    break
+                self.assertLess(time.monotonic(), deadline, "::1's slot not freed after a close")
+                time.sleep(0.05)
+        finally:
+            for s in held:
+                s.close()
 
 
 class FdLimitTest(unittest.TestCase):
