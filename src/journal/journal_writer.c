@@ -6,9 +6,14 @@
  * Threads and what they own:
  *   loop      jw_submit/jw_compact/deliver; `outstanding` and `ldone`
  *   writer    the fd and everything between base_off and the file's end
- *             (unsynced, written, dirty), the `wst` counters
+ *             (unsynced, written, dirty, seq), the `wst` counters
  *   compactor one per compaction: writes the snapshot to the temp file
- * Everything else is under `mu`. The request arrays are allocated once,
+ * Everything else is under `mu`. One exception: jw_write_now (off mode)
+ * lets the loop thread do the writer's work for one batch, holding `mu`
+ * throughout, and only while the writer is parked in its condition wait
+ * with nothing queued, nothing unsynced, no compaction and no failure, so
+ * the writer cannot run (it needs `mu` to leave the wait) and has nothing
+ * of its own in flight. The request arrays are allocated once,
  * with room for max_records + 1 (one compaction completion), and a record
  * counts against max_records from submit until its completion is
  * delivered, so the writer never allocates to complete a request.
@@ -93,6 +98,7 @@ struct jw {
     int need_dirsync;  /* a compaction's rename is not yet durable */
     uint64_t seq;      /* the last batch's sequence number in the file */
     struct jw_stats wst;
+    int parked;        /* under mu: the writer waits in pthread_cond_wait with nothing to do */
 
     /* Loop thread only. */
     size_t outstanding;
@@ -507,7 +513,9 @@ static void *writer_main(void *p) {
         } else if (jw->unsynced.len) {
             wait_until(jw, jw->sync_due);
         } else {
+            jw->parked = 1;
             pthread_cond_wait(&jw->cond, &jw->mu);
+            jw->parked = 0;
         }
     }
     /* Off mode (and anything written since): jw_close promises an fdatasync. */
@@ -677,6 +685,50 @@ int jw_submit_record(struct jw *jw, uint8_t type, const void *payload, size_t le
     return len > JOURNAL_RECORD_MAX
                ? JW_EINVAL
                : enqueue(jw, payload, len + JOURNAL_RECORD_OVERHEAD, type, cb, arg);
+}
+
+/*
+ * Off mode: the loop thread writes the batch itself (see the top comment
+ * for when it may). The same steps as take_locked + process_batch_locked
+ * for one request, without a completion: the bytes go through unsynced, so
+ * a failed write leaves them there for the writer's recovery, as if the
+ * writer had failed to write them.
+ */
+int jw_write_now(struct jw *jw, const void *recs, size_t len) {
+    if (len == 0)
+        return JW_EINVAL;
+    pthread_mutex_lock(&jw->mu);
+    int rc = len > jw->opt.max_bytes ? JW_EINVAL
+             : jw->stopping          ? JW_CLOSED
+             : jw->err               ? status_of(jw->err)
+             : jw->opt.mode != JW_FSYNC_OFF || !jw->parked || jw->qn || jw->qbytes.len ||
+                     jw->wn || jw->unsynced.len || jw->cstate != C_IDLE
+                 ? JW_BUSY
+                 : JW_OK;
+    if (rc == JW_OK && (buf_reserve(&jw->unsynced, JOURNAL_BATCH_HEADER + len) < 0))
+        rc = JW_NOMEM;
+    if (rc != JW_OK) {
+        pthread_mutex_unlock(&jw->mu);
+        return rc;
+    }
+    unsigned char *h = (unsigned char *)buf_start(&jw->unsynced);
+    journal_batch_header(h, ++jw->seq, len);
+    jw->unsynced.len = JOURNAL_BATCH_HEADER;
+    buf_append(&jw->unsynced, recs, len); /* reserved above: cannot fail */
+    jw->wst.bytes_since_compact += JOURNAL_BATCH_HEADER + len;
+    if (write_pending(jw) < 0) {
+        /* Kept in unsynced: the writer rewrites it when it recovers. */
+        set_unhealthy_locked(jw, errno, "write");
+        pthread_cond_signal(&jw->cond);
+    } else {
+        settle(jw); /* off mode: nothing to confirm */
+        jw->wst.records++;
+    }
+    jw->wst.batches++;
+    jw->wst.avg_batch = (double)jw->wst.records / (double)jw->wst.batches;
+    publish_locked(jw);
+    pthread_mutex_unlock(&jw->mu);
+    return JW_OK;
 }
 
 /*
