@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ struct jw {
     struct jw_req *done; /* completed, not yet delivered */
     size_t ndone;
     int err; /* 0 healthy, else the errno that made it unhealthy */
+    _Atomic int err_pub; /* err, for jw_health without the lock (written under mu) */
     int stopping;
     struct jw_stats st; /* published copy of wst */
     int cstate;         /* C_*: compaction */
@@ -151,6 +153,7 @@ static void set_unhealthy_locked(struct jw *jw, int e, const char *what) {
         log_warnx("journal %s: %s failed: %s; puts and acks get %d until it recovers", jw->path,
                   what, strerror(e), status_of(e) == JW_ENOSPC ? 507 : 503);
     jw->err = e;
+    atomic_store_explicit(&jw->err_pub, e, memory_order_release);
     jw->wst.errors++;
     jw->wst.last_errno = e;
     jw->wst.healthy = 0;
@@ -307,6 +310,7 @@ out:;
         return -1;
     }
     jw->err = 0;
+    atomic_store_explicit(&jw->err_pub, 0, memory_order_release);
     jw->wst.healthy = 1;
     publish_locked(jw);
     log_info("journal %s: healthy again (rewrote %zu unconfirmed bytes)", jw->path, n);
@@ -831,6 +835,10 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
     }
     pthread_mutex_unlock(&jw->mu);
     return rc ? JW_NOMEM : JW_OK;
+}
+
+int jw_health(struct jw *jw) {
+    return atomic_load_explicit(&jw->err_pub, memory_order_acquire);
 }
 
 void jw_stats(struct jw *jw, struct jw_stats *out) {

@@ -205,6 +205,11 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
 /* Loop thread (queued is the loop's own count). */
 void jw_stats(struct jw *jw, struct jw_stats *out);
 
+/* 0 while writes and fsyncs succeed, else the errno of the failure that
+ * made the journal unhealthy (jw_stats' healthy and last_errno, without
+ * the lock and the copy: every put and ack asks). Any thread. */
+int jw_health(struct jw *jw);
+
 /*
  * Flush everything queued, fdatasync (in every mode), join the threads,
  * deliver the remaining completions on this thread, close the file and free

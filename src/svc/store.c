@@ -114,15 +114,14 @@ void store_added(struct store *st) {
 }
 
 int store_check(struct store *st, char *why, size_t len) {
-    struct jw_stats js;
-    jw_stats(st->jw, &js);
-    if (js.healthy)
+    int e = jw_health(st->jw); /* no lock: every change asks */
+    if (e == 0)
         return STORE_OK;
-    if (js.last_errno == ENOSPC || js.last_errno == EDQUOT) {
+    if (e == ENOSPC || e == EDQUOT) {
         snprintf(why, len, "the journal's disk is full; retry later");
         return STORE_NOSPACE;
     }
-    snprintf(why, len, "the journal cannot write (%s); retry later", strerror(js.last_errno));
+    snprintf(why, len, "the journal cannot write (%s); retry later", strerror(e));
     return STORE_UNAVAILABLE;
 }
 
