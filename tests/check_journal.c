@@ -1183,6 +1183,57 @@ START_TEST(writer_compaction_child) {
 }
 END_TEST
 
+/*
+ * Off mode with the loop writing batches itself (jw_write_now), then a
+ * compaction: from jw_compact on the loop hands its batches to the writer
+ * (JW_BUSY), which copies them into the tail; once the new file is in
+ * place the loop writes inline again. Every put is in the journal once.
+ */
+START_TEST(writer_off_inline_compaction) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.mode = JW_FSYNC_OFF;
+    compact_status = -1;
+    writer_open(&o);
+    inline_puts = 0;
+    pump_on = 0;
+    EXPECT(run_until(writer_parked, 5000));
+    for (int i = 0; i < 500; i++)
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    for (uint64_t s = 0; s < next_seq; s++)
+        live[s] = 1;
+    F.big_delay_ms = 200; /* the snapshot's write: puts go on meanwhile */
+    EXPECT_EQ(jw_compact(W, snapshot, on_compacted, NULL), JW_OK);
+    int before = inline_puts, during = 0;
+    while (compact_status < 0 && during < 20000) {
+        live[next_seq] = 1;
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+        during++;
+        event_base_loop(B, EVLOOP_NONBLOCK);
+        usleep(100);
+    }
+    EXPECT_EQ(compact_status, JW_OK);
+    /* Inline only after the switch, before its completion reached the loop: a few. */
+    int handed = during - (inline_puts - before);
+    ck_assert_msg(handed > 10 && handed > during * 9 / 10,
+                  "%d puts during the compaction, %d of them inline", during, inline_puts - before);
+    uint64_t from = next_seq;
+    EXPECT(run_until(writer_parked, 5000)); /* inline again */
+    for (uint64_t s = from; s < next_seq; s++)
+        live[s] = 1;
+    for (int i = 0; i < 500; i++) {
+        live[next_seq] = 1;
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    }
+    struct jw_stats st;
+    jw_stats(W, &st);
+    EXPECT(st.healthy && st.compactions == 1);
+    EXPECT(run_until(idle, 5000));
+    EXPECT_EQ(jw_close(W), 0);
+    expect_journal_is_live(); /* snapshot + tail + later batches: each put once */
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("journal");
     TCase *tc = tcase_create("format");
@@ -1214,6 +1265,7 @@ int main(void) {
     tcase_add_loop_test(tc, writer_compaction_failure_keeps_old, 0, 2);
     tcase_add_loop_test(tc, writer_close_during_compaction, 0, 2);
     tcase_add_loop_test(tc, writer_compaction_child, 0, 2);
+    tcase_add_test(tc, writer_off_inline_compaction);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
