@@ -1184,6 +1184,44 @@ START_TEST(writer_compaction_child) {
 END_TEST
 
 /*
+ * A write by the loop that takes 5 ms or more (a throttled disk):
+ * for the next second the batches go to the writer thread even while it
+ * is idle, so a slow disk does not stall the loop again; then inline again.
+ */
+START_TEST(writer_off_inline_slow_disk) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.mode = JW_FSYNC_OFF;
+    writer_open(&o);
+    inline_puts = 0;
+    pump_on = 0;
+    EXPECT(run_until(writer_parked, 5000));
+    F.write_delay_ms = 20;
+    int before = inline_puts;
+    EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    uint64_t slow_at = clock_now_ms();
+    EXPECT_EQ(inline_puts, before + 1); /* written inline, slowly */
+    F.write_delay_ms = 0;
+    int early = 0;
+    for (int i = 0; i < 20; i++) {
+        usleep(10 * 1000);
+        event_base_loop(B, EVLOOP_NONBLOCK);
+        int was = inline_puts;
+        uint64_t at = clock_now_ms();
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+        if (at - slow_at < 900) { /* within the second: the writer thread's */
+            EXPECT_EQ(inline_puts, was);
+            early++;
+        }
+    }
+    EXPECT(early > 0);
+    EXPECT(run_until(writer_parked, 5000)); /* inline again, after the second */
+    EXPECT(clock_now_ms() - slow_at >= 990);
+    finish();
+}
+END_TEST
+
+/*
  * Off mode with the loop writing batches itself (jw_write_now), then a
  * compaction: from jw_compact on the loop hands its batches to the writer
  * (JW_BUSY), which copies them into the tail; once the new file is in
@@ -1266,6 +1304,7 @@ int main(void) {
     tcase_add_loop_test(tc, writer_close_during_compaction, 0, 2);
     tcase_add_loop_test(tc, writer_compaction_child, 0, 2);
     tcase_add_test(tc, writer_off_inline_compaction);
+    tcase_add_test(tc, writer_off_inline_slow_disk);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

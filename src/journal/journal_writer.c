@@ -104,6 +104,7 @@ struct jw {
 
     /* Loop thread only. */
     size_t outstanding;
+    uint64_t inline_after; /* jw_write_now hands batches over until then (ms), 0: none */
     uint64_t last_fork_us;
     struct jw_req *ldone;
 };
@@ -316,6 +317,17 @@ out:;
     log_info("journal %s: healthy again (rewrote %zu unconfirmed bytes)", jw->path, n);
     return 0;
 }
+
+/*
+ * A write by the loop (jw_write_now) that takes this long (dirty-page
+ * throttling, a file system waiting on its own journal) sends the batches
+ * of the next JW_INLINE_BACKOFF_MS to the writer thread again, so a slow
+ * disk stalls the loop at most once a second. Wall time: a loop thread
+ * preempted during the write counts too, hence 5 ms rather than less (at
+ * 1 ms a machine shared with other work fell back several times a second).
+ */
+#define JW_INLINE_SLOW_US 5000
+#define JW_INLINE_BACKOFF_MS 1000
 
 /* Bytes read from the child and written per pwrite (the last may be less). */
 #define SNAP_CHUNK (256u << 10)
@@ -701,6 +713,9 @@ int jw_submit_record(struct jw *jw, uint8_t type, const void *payload, size_t le
 int jw_write_now(struct jw *jw, const void *recs, size_t len) {
     if (len == 0)
         return JW_EINVAL;
+    if (jw->inline_after && clock_now_ms() < jw->inline_after)
+        return JW_BUSY; /* a recent write was slow: the writer thread takes them for now */
+    jw->inline_after = 0;
     pthread_mutex_lock(&jw->mu);
     int rc = len > jw->opt.max_bytes ? JW_EINVAL
              : jw->stopping          ? JW_CLOSED
@@ -720,7 +735,12 @@ int jw_write_now(struct jw *jw, const void *recs, size_t len) {
     jw->unsynced.len = JOURNAL_BATCH_HEADER;
     buf_append(&jw->unsynced, recs, len); /* reserved above: cannot fail */
     jw->wst.bytes_since_compact += JOURNAL_BATCH_HEADER + len;
-    if (write_pending(jw) < 0) {
+    uint64_t t0 = clock_now_us();
+    int wrc = write_pending(jw), e = errno;
+    if (clock_now_us() - t0 >= JW_INLINE_SLOW_US)
+        jw->inline_after = clock_now_ms() + JW_INLINE_BACKOFF_MS;
+    errno = e;
+    if (wrc < 0) {
         /* Kept in unsynced: the writer rewrites it when it recovers. */
         set_unhealthy_locked(jw, errno, "write");
         pthread_cond_signal(&jw->cond);
