@@ -1184,7 +1184,8 @@ START_TEST(writer_compaction_child) {
 END_TEST
 
 /*
- * A write by the loop that takes 5 ms or more (a throttled disk):
+ * A write by the loop that sleeps 1 ms or more in the kernel (a throttled
+ * disk; here the seam's usleep):
  * for the next second the batches go to the writer thread even while it
  * is idle, so a slow disk does not stall the loop again; then inline again.
  */

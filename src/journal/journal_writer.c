@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,14 +320,16 @@ out:;
 }
 
 /*
- * A write by the loop (jw_write_now) that takes this long (dirty-page
- * throttling, a file system waiting on its own journal) sends the batches
- * of the next JW_INLINE_BACKOFF_MS to the writer thread again, so a slow
- * disk stalls the loop at most once a second. Wall time: a loop thread
- * preempted during the write counts too, hence 5 ms rather than less (at
- * 1 ms a machine shared with other work fell back several times a second).
+ * A write by the loop (jw_write_now) that sleeps in the kernel (a
+ * voluntary context switch during it: dirty-page throttling, a file system
+ * waiting on its own journal) and takes this long sends the batches of the
+ * next JW_INLINE_BACKOFF_MS to the writer thread again, so a slow disk
+ * stalls the loop at most once a second. A write that was only preempted
+ * does not count: the loop would have lost that time anywhere (on a
+ * machine shared with other work, wall time alone fell back several times
+ * a second, even at a 5 ms threshold).
  */
-#define JW_INLINE_SLOW_US 5000
+#define JW_INLINE_SLOW_US 1000
 #define JW_INLINE_BACKOFF_MS 1000
 
 /* Bytes read from the child and written per pwrite (the last may be less). */
@@ -735,9 +738,12 @@ int jw_write_now(struct jw *jw, const void *recs, size_t len) {
     jw->unsynced.len = JOURNAL_BATCH_HEADER;
     buf_append(&jw->unsynced, recs, len); /* reserved above: cannot fail */
     jw->wst.bytes_since_compact += JOURNAL_BATCH_HEADER + len;
+    struct rusage r0, r1;
+    getrusage(RUSAGE_THREAD, &r0);
     uint64_t t0 = clock_now_us();
     int wrc = write_pending(jw), e = errno;
-    if (clock_now_us() - t0 >= JW_INLINE_SLOW_US)
+    if (clock_now_us() - t0 >= JW_INLINE_SLOW_US && getrusage(RUSAGE_THREAD, &r1) == 0 &&
+        r1.ru_nvcsw != r0.ru_nvcsw) /* it slept in the kernel: not just preempted */
         jw->inline_after = clock_now_ms() + JW_INLINE_BACKOFF_MS;
     errno = e;
     if (wrc < 0) {

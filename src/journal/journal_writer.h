@@ -183,9 +183,9 @@ int jw_submit_record(struct jw *jw, uint8_t type, const void *payload, size_t le
  * wake-up of the writer thread and no completion, which cost a futex wake,
  * two thread switches and an eventfd round trip per batch even though off
  * mode has nothing to wait for. Only while the writer thread is idle
- * (nothing queued or in flight, no compaction, healthy) and no write of
- * the loop's took 5 ms or more in the last second (the loop must not wait
- * on a slow disk): otherwise JW_BUSY, and the caller uses jw_submit, which
+ * (nothing queued or in flight, no compaction, healthy) and none of the
+ * loop's writes slept 1 ms or more in the kernel in the last second (the
+ * loop must not wait on a slow disk): otherwise JW_BUSY, and the caller uses jw_submit, which
  * keeps the order. JW_OK: the batch is
  * the journal's, exactly as if jw_submit had taken it and the writer had
  * written it: in the file now (the page cache: the kernel decides, as off
