@@ -271,10 +271,11 @@ class QueueCrashTest(unittest.TestCase):
         self.assertEqual(back, set(), "%d jobs whose ack got a 200 came back, e.g. %r"
                          % (len(back), sorted(back)[:5]))
         self.assertEqual(present - attempted, set(), "jobs that were never put appeared")
-        sys.stderr.write("[%s: %d puts got 201, %d acks got 200, %d acks unanswered, "
+        sys.stderr.write("[%s: %d puts got 201, %d acks got 200%s, %d acks unanswered, "
                          "%d jobs present after the restart] "
-                         % (fsync, len(put201), len(acked200), len(ack_sent - acked200),
-                            len(present)))
+                         % (fsync, len(put201), len(acked200),
+                            " (answers %.1f s before the kill)" % settled if settled else "",
+                            len(ack_sent - acked200), len(present)))
         self.assertEqual(st["unfinished"], len(present), st)
         self.assertEqual(st["reserved"], 0, "leases are not durable: %r" % st)
         for jid, p in jobs:
