@@ -807,6 +807,26 @@ START_TEST(test_find_header) {
 }
 END_TEST
 
+/* Seconds to ms: whole seconds take a path without strtod; both agree. */
+START_TEST(test_seconds_ms) {
+    static const struct { const char *s; int64_t ms; } t[] = {
+        {"0", 0}, {"1", 1000}, {"007", 7000}, {"30", 30000}, {"999999999", 999999999000},
+        {"1000000000", 1000000000000}, {"1000000001", -1}, {"1.5", 1500}, {"0.001", 1},
+        {"0.0001", 1}, {"1.", 1000}, {".5", 500}, {"", -1}, {"abc", -1}, {"1e3", -1},
+        {"-1", -1}, {"1 ", -1}, {"12345678901234567890123456789012", -1},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        ck_assert_msg(http_parse_seconds_ms(t[i].s, strlen(t[i].s)) == t[i].ms, "%s", t[i].s);
+    char d[16];
+    for (int64_t v = 0; v < 100000; v += 7) { /* against the strtod path: "N.0" */
+        int n = snprintf(d, sizeof d, "%lld", (long long)v);
+        int64_t whole = http_parse_seconds_ms(d, (size_t)n);
+        memcpy(d + n, ".0", 2);
+        ck_assert_int_eq(whole, http_parse_seconds_ms(d, (size_t)n + 2));
+    }
+}
+END_TEST
+
 START_TEST(test_reason_and_status) {
     static const int known[] = {100, 101, 200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303,
                                 304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408,
@@ -872,6 +892,7 @@ static Suite *http_parse_suite(void) {
     tcase_add_test(tc, test_find_header);
     tcase_add_test(tc, test_query_unknown);
     tcase_add_test(tc, test_reason_and_status);
+    tcase_add_test(tc, test_seconds_ms);
     suite_add_tcase(s, tc);
     return s;
 }

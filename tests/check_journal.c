@@ -560,11 +560,14 @@ static struct {
     atomic_int fsyncs, fail_fsync, fail_write, fail_errno, partial, block, lose_pages;
     atomic_int big_delay_ms, big_fail; /* compaction's snapshot write: offset 16, > 4 KiB */
     atomic_int fsync_delay_us;
+    atomic_int write_delay_ms; /* every pwrite sleeps this long first */
     atomic_llong synced;    /* largest file size a good fsync covered */
     atomic_llong good[256]; /* per fd: size at its last good fsync */
 } F;
 
 static ssize_t f_pwrite(int fd, const void *p, size_t n, off_t off) {
+    if (F.write_delay_ms)
+        usleep((useconds_t)F.write_delay_ms * 1000);
     if (off == JOURNAL_HEADER_SIZE + JOURNAL_BATCH_HEADER && n > 4096) {
         usleep((useconds_t)F.big_delay_ms * 1000);
         if (F.big_fail) {
@@ -784,6 +787,119 @@ START_TEST(writer_batch_and_off) {
     EXPECT_EQ(F.fsyncs, 0);
     finish();
     EXPECT_EQ(F.fsyncs, 1); /* jw_close */
+}
+END_TEST
+
+/*
+ * Off mode, as the store uses it: the loop thread writes a batch itself
+ * (jw_write_now) while the writer thread is idle, else submits it. A put
+ * here is one record; returns jw_write_now's status, or jw_submit's after
+ * JW_BUSY, and counts the puts written inline.
+ */
+static int inline_puts;
+
+static int put_now_or_submit(uint64_t seq) {
+    char pl[PAYLOAD];
+    struct buf b = BUF_INIT;
+    payload_make(pl, seq);
+    EXPECT(journal_encode(&b, T_PUT, pl, PAYLOAD) == 0);
+    int rc = jw_write_now(W, buf_start(&b), b.len);
+    if (rc == JW_OK)
+        inline_puts++;
+    else if (rc == JW_BUSY)
+        rc = jw_submit(W, buf_start(&b), b.len, NULL, NULL);
+    buf_free(&b);
+    return rc;
+}
+
+/* One more put; 1 when it went inline (the writer thread was idle). */
+static int writer_parked(void) {
+    int was = inline_puts;
+    EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    return inline_puts > was;
+}
+
+static int healthy(void) {
+    struct jw_stats st;
+    jw_stats(W, &st);
+    return st.healthy;
+}
+
+/* The file holds every byte the writer counts as written. */
+static int file_complete(void) {
+    struct jw_stats st;
+    jw_stats(W, &st);
+    return file_size(jpath) == (off_t)st.file_bytes;
+}
+
+#define ONE_PUT_BATCH (JOURNAL_BATCH_HEADER + PAYLOAD + JOURNAL_RECORD_OVERHEAD)
+
+START_TEST(writer_off_inline) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.mode = JW_FSYNC_OFF;
+    o.retry_ms = 20;
+    writer_open(&o);
+    inline_puts = 0;
+    pump_on = 0; /* the puts here are this test's own */
+    /* At first the writer thread may not have reached its wait yet. */
+    EXPECT(run_until(writer_parked, 5000));
+    EXPECT(file_complete());
+    /* Idle writer: each put is its own batch, in the file when jw_write_now returns. */
+    int before = inline_puts;
+    for (int i = 0; i < 1000; i++) {
+        int was = inline_puts;
+        off_t size = file_size(jpath);
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+        if (inline_puts > was) { /* nothing was queued or in flight */
+            EXPECT(file_complete());
+            EXPECT_EQ(file_size(jpath), size + ONE_PUT_BATCH);
+        }
+    }
+    ck_assert_msg(inline_puts - before >= 900, "only %d of 1000 puts written inline",
+                  inline_puts - before);
+    struct jw_stats st;
+    jw_stats(W, &st);
+    EXPECT(st.healthy && st.records >= (uint64_t)inline_puts);
+
+    /* A busy writer: the loop may not write past it (JW_BUSY), the puts are
+     * queued behind the batch in flight and reach the file in order. */
+    F.write_delay_ms = 100;
+    EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK); /* inline, 100 ms */
+    before = inline_puts;
+    char pl[PAYLOAD];
+    payload_make(pl, next_seq);
+    EXPECT_EQ(jw_submit_record(W, T_PUT, pl, PAYLOAD, NULL, NULL), JW_OK);
+    next_seq++;
+    usleep(20 * 1000); /* the writer takes it and sleeps in pwrite */
+    for (int i = 0; i < 100; i++)
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    EXPECT_EQ(inline_puts, before); /* every one went through the writer */
+    F.write_delay_ms = 0;
+    EXPECT(run_until(writer_parked, 5000)); /* inline again once the writer is idle */
+    EXPECT(file_complete());
+
+    /* A failed inline write (half written, then EIO): the batch is kept, the
+     * journal unhealthy refuses what follows, the writer's recovery cuts the
+     * half and rewrites it, and puts go inline again. */
+    F.fail_errno = EIO;
+    F.partial = 1;
+    F.fail_write = 1;
+    EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    EXPECT(!healthy());
+    payload_make(pl, next_seq);
+    struct buf b = BUF_INIT;
+    EXPECT(journal_encode(&b, T_PUT, pl, PAYLOAD) == 0);
+    EXPECT_EQ(jw_write_now(W, buf_start(&b), b.len), JW_EIO); /* refused: not applied */
+    buf_free(&b);
+    EXPECT(run_until(healthy, 5000));
+    jw_stats(W, &st);
+    EXPECT(st.errors >= 1 && st.last_errno == EIO);
+    EXPECT_EQ(F.fsyncs, 1); /* the recovery's, after the rewrite */
+    EXPECT(run_until(writer_parked, 5000));
+    EXPECT(file_complete());
+    finish(); /* every put once, in order */
+    EXPECT_EQ(F.fsyncs, 2); /* jw_close: off mode fdatasyncs at the end too */
 }
 END_TEST
 
@@ -1067,6 +1183,96 @@ START_TEST(writer_compaction_child) {
 }
 END_TEST
 
+/*
+ * A write by the loop that sleeps 1 ms or more in the kernel (a throttled
+ * disk; here the seam's usleep):
+ * for the next second the batches go to the writer thread even while it
+ * is idle, so a slow disk does not stall the loop again; then inline again.
+ */
+START_TEST(writer_off_inline_slow_disk) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.mode = JW_FSYNC_OFF;
+    writer_open(&o);
+    inline_puts = 0;
+    pump_on = 0;
+    EXPECT(run_until(writer_parked, 5000));
+    F.write_delay_ms = 20;
+    int before = inline_puts;
+    EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    uint64_t slow_at = clock_now_ms();
+    EXPECT_EQ(inline_puts, before + 1); /* written inline, slowly */
+    F.write_delay_ms = 0;
+    int early = 0;
+    for (int i = 0; i < 20; i++) {
+        usleep(10 * 1000);
+        event_base_loop(B, EVLOOP_NONBLOCK);
+        int was = inline_puts;
+        uint64_t at = clock_now_ms();
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+        if (at - slow_at < 900) { /* within the second: the writer thread's */
+            EXPECT_EQ(inline_puts, was);
+            early++;
+        }
+    }
+    EXPECT(early > 0);
+    EXPECT(run_until(writer_parked, 5000)); /* inline again, after the second */
+    EXPECT(clock_now_ms() - slow_at >= 990);
+    finish();
+}
+END_TEST
+
+/*
+ * Off mode with the loop writing batches itself (jw_write_now), then a
+ * compaction: from jw_compact on the loop hands its batches to the writer
+ * (JW_BUSY), which copies them into the tail; once the new file is in
+ * place the loop writes inline again. Every put is in the journal once.
+ */
+START_TEST(writer_off_inline_compaction) {
+    struct jw_options o;
+    jw_options_init(&o);
+    o.mode = JW_FSYNC_OFF;
+    compact_status = -1;
+    writer_open(&o);
+    inline_puts = 0;
+    pump_on = 0;
+    EXPECT(run_until(writer_parked, 5000));
+    for (int i = 0; i < 500; i++)
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    for (uint64_t s = 0; s < next_seq; s++)
+        live[s] = 1;
+    F.big_delay_ms = 200; /* the snapshot's write: puts go on meanwhile */
+    EXPECT_EQ(jw_compact(W, snapshot, on_compacted, NULL), JW_OK);
+    int before = inline_puts, during = 0;
+    while (compact_status < 0 && during < 20000) {
+        live[next_seq] = 1;
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+        during++;
+        event_base_loop(B, EVLOOP_NONBLOCK);
+        usleep(100);
+    }
+    EXPECT_EQ(compact_status, JW_OK);
+    /* Inline only after the switch, before its completion reached the loop: a few. */
+    int handed = during - (inline_puts - before);
+    ck_assert_msg(handed > 10 && handed > during * 9 / 10,
+                  "%d puts during the compaction, %d of them inline", during, inline_puts - before);
+    uint64_t from = next_seq;
+    EXPECT(run_until(writer_parked, 5000)); /* inline again */
+    for (uint64_t s = from; s < next_seq; s++)
+        live[s] = 1;
+    for (int i = 0; i < 500; i++) {
+        live[next_seq] = 1;
+        EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
+    }
+    struct jw_stats st;
+    jw_stats(W, &st);
+    EXPECT(st.healthy && st.compactions == 1);
+    EXPECT(run_until(idle, 5000));
+    EXPECT_EQ(jw_close(W), 0);
+    expect_journal_is_live(); /* snapshot + tail + later batches: each put once */
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("journal");
     TCase *tc = tcase_create("format");
@@ -1088,6 +1294,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, wsetup, wteardown);
     tcase_add_test(tc, writer_group_commit);
     tcase_add_test(tc, writer_batch_and_off);
+    tcase_add_test(tc, writer_off_inline);
     tcase_add_test(tc, writer_eio_fsync_recovers);
     tcase_add_test(tc, writer_enospc_write_recovers);
     tcase_add_test(tc, writer_eio_write_recovers);
@@ -1097,6 +1304,8 @@ int main(void) {
     tcase_add_loop_test(tc, writer_compaction_failure_keeps_old, 0, 2);
     tcase_add_loop_test(tc, writer_close_during_compaction, 0, 2);
     tcase_add_loop_test(tc, writer_compaction_child, 0, 2);
+    tcase_add_test(tc, writer_off_inline_compaction);
+    tcase_add_test(tc, writer_off_inline_slow_disk);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

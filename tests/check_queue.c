@@ -283,8 +283,13 @@ START_TEST(test_queue_names_and_settings) {
     ck_assert_uint_eq(queue_settings_of(q)->lease_ms, 30000);
 
     ck_assert_int_eq(queue_delete(q), QUEUE_OK);
-    ck_assert_ptr_null(queue_find(E, "emails", 6));
+    ck_assert_ptr_null(queue_find(E, "emails", 6)); /* not the last answer, deleted */
     ck_assert_uint_eq(queue_count(E), 2);
+    ck_assert_int_eq(queue_create(E, "emails", 6, NULL, &other), QUEUE_OK);
+    ck_assert_ptr_eq(queue_find(E, "emails", 6), other);
+    ck_assert_ptr_eq(queue_find(E, "A-b_c.9", 7), queue_at(E, 0));
+    ck_assert_ptr_eq(queue_find(E, "emails", 6), other);
+    ck_assert_int_eq(queue_delete(other), QUEUE_OK);
     ck_assert_str_eq(queue_strerror(QUEUE_ERR_FULL), "queue full");
 }
 END_TEST

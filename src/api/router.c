@@ -13,8 +13,11 @@ int router_add_doc(struct router *r, const char *path, unsigned methods, const c
                    conn_handler_fn handler, void *ctx, const char *doc) {
     if (r->n == ROUTER_MAX_ROUTES)
         return -1;
+    size_t n = strlen(path);
+    if (n > UINT16_MAX)
+        return -1;
     r->routes[r->n++] = (struct route){path, methods, allow, handler, ctx, doc,
-                                      (uint8_t)metrics_route_of_path(path)};
+                                      (uint8_t)metrics_route_of_path(path), (uint16_t)n};
     return 0;
 }
 
@@ -33,7 +36,7 @@ int router_set_doc(struct router *r, const char *path, const char *doc) {
 }
 
 static int route_matches(const struct route *r, const char *path, size_t len) {
-    size_t n = strlen(r->path);
+    size_t n = r->path_len;
     if (n > 1 && r->path[n - 1] == '/')
         return (len > n || (len == n && (r->methods & ROUTE_DIR))) &&
                memcmp(path, r->path, n) == 0;

@@ -45,6 +45,7 @@ struct route {
     void *ctx;
     const char *doc;   /* one line for the index page, or NULL (not listed) */
     uint8_t route_class; /* enum metrics_route, from path: the latency histogram's label */
+    uint16_t path_len;   /* strlen(path), once: every request tries the routes in turn */
 };
 
 struct router {

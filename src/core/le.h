@@ -8,8 +8,13 @@
 
 /* Write the low `bytes` bytes of v at *p and advance it. */
 static inline void le_put(char **p, uint64_t v, int bytes) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(*p, &v, (size_t)bytes); /* one store when bytes is a constant */
+    *p += bytes;
+#else
     for (int i = 0; i < bytes; i++)
         *(*p)++ = (char)(v >> (8 * i));
+#endif
 }
 
 static inline void le_put_bytes(char **p, const void *s, size_t n) {

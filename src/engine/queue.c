@@ -390,9 +390,15 @@ static size_t name_pos(const struct queue_engine *e, const char *name, size_t le
 }
 
 struct queue *queue_find(const struct queue_engine *e, const char *name, size_t len) {
+    struct queue *q = e->last_found;
+    if (q && q->namelen == len && memcmp(q->name, name, len) == 0)
+        return q;
     int found;
     size_t i = name_pos(e, name, len, &found);
-    return found ? e->queues[i] : NULL;
+    if (!found)
+        return NULL;
+    ((struct queue_engine *)e)->last_found = e->queues[i]; /* a cache, not state */
+    return e->queues[i];
 }
 
 size_t queue_after(const struct queue_engine *e, const char *name, size_t len) {
@@ -504,6 +510,8 @@ int queue_delete(struct queue *q) {
     size_t pos = name_pos(e, q->name, q->namelen, &found);
     memmove(e->queues + pos, e->queues + pos + 1, (e->nqueues - pos - 1) * sizeof *e->queues);
     e->nqueues--;
+    if (e->last_found == q)
+        e->last_found = NULL;
     queue_retire_all(q); /* the reaper frees q once its jobs and keys are gone */
     queue_op_end(e);
     return QUEUE_OK;

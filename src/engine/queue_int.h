@@ -149,6 +149,8 @@ struct queue_engine {
     struct mem_budget *budget;      /* where the memory limit is kept and checked */
     struct queue_tab jobs;          /* id -> job */
     struct queue **queues;          /* sorted by name */
+    struct queue *last_found;       /* queue_find's last answer (a client's next request is
+                                       mostly for the same queue), NULL once it is deleted */
     size_t nqueues, capqueues;      /* used and allocated entries */
     struct queue_wlist wakeq;       /* satisfied waiters whose wake() is pending */
     unsigned depth;                 /* operations in progress (nesting through wake) */

@@ -47,9 +47,18 @@ int64_t http_parse_seconds_ms(const char *s, size_t n) {
     char tmp[32];
     if (n == 0 || n >= sizeof tmp)
         return -1;
+    int dot = 0;
     for (size_t i = 0; i < n; i++)
-        if ((s[i] < '0' || s[i] > '9') && s[i] != '.')
+        if (s[i] == '.')
+            dot = 1;
+        else if (s[i] < '0' || s[i] > '9')
             return -1;
+    if (!dot && n <= 9) { /* whole seconds (wait=1): exact without strtod */
+        int64_t v = 0;
+        for (size_t i = 0; i < n; i++)
+            v = v * 10 + (s[i] - '0');
+        return v * 1000;
+    }
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     char *end;

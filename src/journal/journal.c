@@ -176,6 +176,28 @@ int journal_encode(struct buf *b, uint8_t type, const void *payload, size_t len)
     return 0;
 }
 
+char *journal_encode_begin(struct buf *b, uint8_t type, size_t len) {
+    if (type == 0 || type >= JOURNAL_TYPE_RESERVED || len > JOURNAL_RECORD_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (buf_reserve(b, JOURNAL_RECORD_OVERHEAD + len) < 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return buf_start(b) + b->len + JOURNAL_RECORD_OVERHEAD;
+}
+
+void journal_encode_end(struct buf *b, uint8_t type, size_t len) {
+    unsigned char *p = (unsigned char *)buf_start(b) + b->len;
+    uint32_t crc = journal_crc32c(0, &type, 1);
+    crc = journal_crc32c(crc, p + JOURNAL_RECORD_OVERHEAD, len);
+    put_le32(p, (uint32_t)len);
+    put_le32(p + 4, crc);
+    p[8] = type;
+    b->len += JOURNAL_RECORD_OVERHEAD + len;
+}
+
 enum journal_parse journal_record_parse(const char *data, size_t avail,
                                         struct journal_record *rec) {
     const unsigned char *p = (const unsigned char *)data;

@@ -110,6 +110,16 @@ int journal_batch_parse(const char *data, size_t avail, uint64_t *seq, uint64_t 
  */
 int journal_encode(struct buf *b, uint8_t type, const void *payload, size_t len);
 
+/*
+ * The same in two steps, for a caller that writes the payload in place (no
+ * staging copy): journal_encode_begin reserves room for a record of len
+ * payload bytes and returns where they go (NULL with errno as above, b
+ * unchanged); journal_encode_end, after exactly len bytes were written
+ * there, fills the record's header and appends it to b.
+ */
+char *journal_encode_begin(struct buf *b, uint8_t type, size_t len);
+void journal_encode_end(struct buf *b, uint8_t type, size_t len);
+
 /* What journal_record_parse found at the start of a byte range. */
 enum journal_parse {
     JOURNAL_PARSE_OK = 0,    /* a complete, valid record */

@@ -6,9 +6,14 @@
  * Threads and what they own:
  *   loop      jw_submit/jw_compact/deliver; `outstanding` and `ldone`
  *   writer    the fd and everything between base_off and the file's end
- *             (unsynced, written, dirty), the `wst` counters
+ *             (unsynced, written, dirty, seq), the `wst` counters
  *   compactor one per compaction: writes the snapshot to the temp file
- * Everything else is under `mu`. The request arrays are allocated once,
+ * Everything else is under `mu`. One exception: jw_write_now (off mode)
+ * lets the loop thread do the writer's work for one batch, holding `mu`
+ * throughout, and only while the writer is parked in its condition wait
+ * with nothing queued, nothing unsynced, no compaction and no failure, so
+ * the writer cannot run (it needs `mu` to leave the wait) and has nothing
+ * of its own in flight. The request arrays are allocated once,
  * with room for max_records + 1 (one compaction completion), and a record
  * counts against max_records from submit until its completion is
  * delivered, so the writer never allocates to complete a request.
@@ -24,10 +29,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +71,7 @@ struct jw {
     struct jw_req *done; /* completed, not yet delivered */
     size_t ndone;
     int err; /* 0 healthy, else the errno that made it unhealthy */
+    _Atomic int err_pub; /* err, for jw_health without the lock (written under mu) */
     int stopping;
     struct jw_stats st; /* published copy of wst */
     int cstate;         /* C_*: compaction */
@@ -93,9 +101,11 @@ struct jw {
     int need_dirsync;  /* a compaction's rename is not yet durable */
     uint64_t seq;      /* the last batch's sequence number in the file */
     struct jw_stats wst;
+    int parked;        /* under mu: the writer waits in pthread_cond_wait with nothing to do */
 
     /* Loop thread only. */
     size_t outstanding;
+    uint64_t inline_after; /* jw_write_now hands batches over until then (ms), 0: none */
     uint64_t last_fork_us;
     struct jw_req *ldone;
 };
@@ -145,6 +155,7 @@ static void set_unhealthy_locked(struct jw *jw, int e, const char *what) {
         log_warnx("journal %s: %s failed: %s; puts and acks get %d until it recovers", jw->path,
                   what, strerror(e), status_of(e) == JW_ENOSPC ? 507 : 503);
     jw->err = e;
+    atomic_store_explicit(&jw->err_pub, e, memory_order_release);
     jw->wst.errors++;
     jw->wst.last_errno = e;
     jw->wst.healthy = 0;
@@ -301,11 +312,25 @@ out:;
         return -1;
     }
     jw->err = 0;
+    atomic_store_explicit(&jw->err_pub, 0, memory_order_release);
     jw->wst.healthy = 1;
     publish_locked(jw);
     log_info("journal %s: healthy again (rewrote %zu unconfirmed bytes)", jw->path, n);
     return 0;
 }
+
+/*
+ * A write by the loop (jw_write_now) that sleeps in the kernel (a
+ * voluntary context switch during it: dirty-page throttling, a file system
+ * waiting on its own journal) and takes this long sends the batches of the
+ * next JW_INLINE_BACKOFF_MS to the writer thread again, so a slow disk
+ * stalls the loop at most once a second. A write that was only preempted
+ * does not count: the loop would have lost that time anywhere (on a
+ * machine shared with other work, wall time alone fell back several times
+ * a second, even at a 5 ms threshold).
+ */
+#define JW_INLINE_SLOW_US 1000
+#define JW_INLINE_BACKOFF_MS 1000
 
 /* Bytes read from the child and written per pwrite (the last may be less). */
 #define SNAP_CHUNK (256u << 10)
@@ -507,7 +532,9 @@ static void *writer_main(void *p) {
         } else if (jw->unsynced.len) {
             wait_until(jw, jw->sync_due);
         } else {
+            jw->parked = 1;
             pthread_cond_wait(&jw->cond, &jw->mu);
+            jw->parked = 0;
         }
     }
     /* Off mode (and anything written since): jw_close promises an fdatasync. */
@@ -680,6 +707,61 @@ int jw_submit_record(struct jw *jw, uint8_t type, const void *payload, size_t le
 }
 
 /*
+ * Off mode: the loop thread writes the batch itself (see the top comment
+ * for when it may). The same steps as take_locked + process_batch_locked
+ * for one request, without a completion: the bytes go through unsynced, so
+ * a failed write leaves them there for the writer's recovery, as if the
+ * writer had failed to write them.
+ */
+int jw_write_now(struct jw *jw, const void *recs, size_t len) {
+    if (len == 0)
+        return JW_EINVAL;
+    if (jw->inline_after && clock_now_ms() < jw->inline_after)
+        return JW_BUSY; /* a recent write was slow: the writer thread takes them for now */
+    jw->inline_after = 0;
+    pthread_mutex_lock(&jw->mu);
+    int rc = len > jw->opt.max_bytes ? JW_EINVAL
+             : jw->stopping          ? JW_CLOSED
+             : jw->err               ? status_of(jw->err)
+             : jw->opt.mode != JW_FSYNC_OFF || !jw->parked || jw->qn || jw->qbytes.len ||
+                     jw->wn || jw->unsynced.len || jw->cstate != C_IDLE
+                 ? JW_BUSY
+                 : JW_OK;
+    if (rc == JW_OK && (buf_reserve(&jw->unsynced, JOURNAL_BATCH_HEADER + len) < 0))
+        rc = JW_NOMEM;
+    if (rc != JW_OK) {
+        pthread_mutex_unlock(&jw->mu);
+        return rc;
+    }
+    unsigned char *h = (unsigned char *)buf_start(&jw->unsynced);
+    journal_batch_header(h, ++jw->seq, len);
+    jw->unsynced.len = JOURNAL_BATCH_HEADER;
+    buf_append(&jw->unsynced, recs, len); /* reserved above: cannot fail */
+    jw->wst.bytes_since_compact += JOURNAL_BATCH_HEADER + len;
+    struct rusage r0, r1;
+    getrusage(RUSAGE_THREAD, &r0);
+    uint64_t t0 = clock_now_us();
+    int wrc = write_pending(jw), e = errno;
+    if (clock_now_us() - t0 >= JW_INLINE_SLOW_US && getrusage(RUSAGE_THREAD, &r1) == 0 &&
+        r1.ru_nvcsw != r0.ru_nvcsw) /* it slept in the kernel: not just preempted */
+        jw->inline_after = clock_now_ms() + JW_INLINE_BACKOFF_MS;
+    errno = e;
+    if (wrc < 0) {
+        /* Kept in unsynced: the writer rewrites it when it recovers. */
+        set_unhealthy_locked(jw, errno, "write");
+        pthread_cond_signal(&jw->cond);
+    } else {
+        settle(jw); /* off mode: nothing to confirm */
+        jw->wst.records++;
+    }
+    jw->wst.batches++;
+    jw->wst.avg_batch = (double)jw->wst.records / (double)jw->wst.batches;
+    publish_locked(jw);
+    pthread_mutex_unlock(&jw->mu);
+    return JW_OK;
+}
+
+/*
  * In the forked child: only this thread exists, holding a copy-on-write
  * image of the loop's memory. Close every inherited descriptor but the
  * pipe (the parent's sockets must end when the parent closes them), take
@@ -779,6 +861,10 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
     }
     pthread_mutex_unlock(&jw->mu);
     return rc ? JW_NOMEM : JW_OK;
+}
+
+int jw_health(struct jw *jw) {
+    return atomic_load_explicit(&jw->err_pub, memory_order_acquire);
 }
 
 void jw_stats(struct jw *jw, struct jw_stats *out) {

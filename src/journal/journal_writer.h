@@ -178,6 +178,25 @@ int jw_submit_record(struct jw *jw, uint8_t type, const void *payload, size_t le
                      void *arg);
 
 /*
+ * Off mode only (JW_FSYNC_OFF): write one batch of encoded records now, on
+ * this (the loop) thread, with one pwrite: no copy into the queue, no
+ * wake-up of the writer thread and no completion, which cost a futex wake,
+ * two thread switches and an eventfd round trip per batch even though off
+ * mode has nothing to wait for. Only while the writer thread is idle
+ * (nothing queued or in flight, no compaction, healthy) and none of the
+ * loop's writes slept 1 ms or more in the kernel in the last second (the
+ * loop must not wait on a slow disk): otherwise JW_BUSY, and the caller uses jw_submit, which
+ * keeps the order. JW_OK: the batch is
+ * the journal's, exactly as if jw_submit had taken it and the writer had
+ * written it: in the file now (the page cache: the kernel decides, as off
+ * mode says), or, when the write failed, kept in memory and rewritten by
+ * the writer's recovery, the journal unhealthy meanwhile (logged, counted
+ * in jw_stats) so later submits are refused. Refusals as jw_submit's
+ * (JW_CLOSED, JW_EIO, JW_ENOSPC while unhealthy, JW_NOMEM, JW_EINVAL).
+ */
+int jw_write_now(struct jw *jw, const void *recs, size_t len);
+
+/*
  * Rewrite the journal as snapshot + later records (see the top comment).
  * snapshot_fn runs now, in a forked child (or on this, the loop, thread);
  * done(arg, status) later, on the loop thread. JW_BUSY if a compaction is
@@ -187,6 +206,11 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
 
 /* Loop thread (queued is the loop's own count). */
 void jw_stats(struct jw *jw, struct jw_stats *out);
+
+/* 0 while writes and fsyncs succeed, else the errno of the failure that
+ * made the journal unhealthy (jw_stats' healthy and last_errno, without
+ * the lock and the copy: every put and ack asks). Any thread. */
+int jw_health(struct jw *jw);
 
 /*
  * Flush everything queued, fdatasync (in every mode), join the threads,

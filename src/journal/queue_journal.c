@@ -31,14 +31,11 @@ int qj_encode(struct buf *out, const struct queue_event *ev, const struct qj_clo
     size_t plen = ev->type == QUEUE_EV_PUT || ev->type == QUEUE_EV_RESULT ? ev->len : 0;
     int ttl = ev->type == QUEUE_EV_CREATE || ev->type == QUEUE_EV_UPDATE;
     size_t n = 1 + qlen + FIXED_SIZE + 1 + klen + 4 + plen + (ttl ? 8 : 0);
-    char small[512];
-    char *rec = n <= sizeof small ? small : NULL;
-    struct buf tmp = BUF_INIT;
-    if (!rec) {
-        if (buf_reserve(&tmp, n) < 0)
-            return -1;
-        rec = buf_start(&tmp);
-    }
+    uint8_t type = (uint8_t)(ev->type + REC_QUEUE_FIRST);
+    /* Straight into out: once per put and per ack (issue 19). */
+    char *rec = journal_encode_begin(out, type, n);
+    if (!rec)
+        return -1;
     char *p = rec;
     le_put(&p, (uint8_t)qlen, 1);
     le_put_bytes(&p, ev->queue, qlen);
@@ -59,9 +56,8 @@ int qj_encode(struct buf *out, const struct queue_event *ev, const struct qj_clo
     le_put_bytes(&p, ev->payload, plen);
     if (ttl)
         le_put(&p, ev->settings.result_ttl_ms, 8);
-    int r = journal_encode(out, (uint8_t)(ev->type + REC_QUEUE_FIRST), rec, n);
-    buf_free(&tmp);
-    return r;
+    journal_encode_end(out, type, n);
+    return 0;
 }
 
 int qj_decode(uint8_t type, const char *payload, size_t len, const struct qj_clock *clk,

@@ -24,6 +24,7 @@ struct qsvc_local {
     struct store *store;       /* the journal (store.c), shared with timers */
     struct store *st;          /* = store once started; NULL while replaying */
     struct qj_clock clk;       /* wheel -> wall clock for records and results */
+    uint64_t clk_at;           /* the wheel's time when clk was read */
     struct list waiting;       /* struct qwait: calls in a blocking wait */
     struct list purging;       /* calls (by node) waiting for the reaper */
     struct event *reap_ev;     /* a reaper slice per loop turn while there is work */
@@ -79,7 +80,8 @@ void qsvc_local_result_event(struct qsvc_local *svc, const struct queue_event *e
 /* Answer every result wait with status (drain); free the buckets (close: status 0). */
 void qsvc_local_results_end(struct qsvc_local *svc, int status);
 
-/* Wheel time (ms) <-> unix ms, refreshed once per operation. */
+/* Wheel time (ms) <-> unix ms, refreshed by each operation when the wheel's
+ * millisecond has moved since the last read. */
 void qsvc_local_clock(struct qsvc_local *svc);
 static inline uint64_t qsvc_local_wall(const struct qsvc_local *svc, uint64_t wheel_ms) {
     return (uint64_t)((int64_t)wheel_ms + svc->clk.wall_minus_wheel);

@@ -24,7 +24,14 @@
 #include <unistd.h>
 
 void qsvc_local_clock(struct qsvc_local *svc) {
-    svc->clk.wall_minus_wheel = (int64_t)clock_wall_ms() - (int64_t)svc->srv->wheel.now;
+    /* Once per wheel millisecond, not per operation: at tens of thousands
+     * of operations a second, the wall clock's read was one of three
+     * clock_gettime calls per operation (issue 19). */
+    uint64_t now = svc->srv->wheel.now;
+    if (now == svc->clk_at && now)
+        return;
+    svc->clk_at = now;
+    svc->clk.wall_minus_wheel = (int64_t)clock_wall_ms() - (int64_t)now;
 }
 
 /* ---- journal glue ------------------------------------------------------------------ */

@@ -12,7 +12,8 @@
  * at once when nothing needs waiting for (fsync = off, or nothing was
  * journaled this turn), else keeps the caller's wait, tagged with the
  * batch's sequence number, until the writer's completion for that batch
- * arrives on the loop.
+ * arrives on the loop. With fsync = off the loop writes the batch itself
+ * while the writer thread is idle (jw_write_now), skipping the handoff.
  *
  * Order: records are applied in memory first and journaled at the end of
  * the turn (not journal-first as journal_writer.h prefers): before any

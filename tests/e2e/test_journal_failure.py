@@ -52,8 +52,8 @@ class JournalFailureTest(unittest.TestCase):
             subprocess.run(["umount", "-l", self.mnt], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def node(self, jdir, env=None):
-        n = Node("always")
+    def node(self, jdir, env=None, fsync="always"):
+        n = Node(fsync)
         n.journal = os.path.join(jdir, "j")
         n.d.overrides["journal"]["path"] = n.journal
         if env:
@@ -184,6 +184,64 @@ class JournalFailureTest(unittest.TestCase):
         counts = self.run_failure(n, lambda: fill(filler), lambda: os.unlink(filler), 507)
         print("[full disk: %d 201, %d refused, %d unknown puts; %d refused, %d unknown acks]"
               % counts, end=" ")
+
+    def test_full_disk_fsync_off(self):
+        """fsync = off, where the loop writes each turn's batch itself (issue
+        19): the write that finds the disk full keeps its batch, later puts
+        are refused with 507, and once there is room the batch is written:
+        after a restart every 201 is there and no refused put is."""
+        self.mnt = os.path.join(self.tmp, "mnt")
+        os.mkdir(self.mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", self.mnt],
+                           capture_output=True)
+        self.assertEqual(r.returncode, 0, "mount tmpfs (needs root): %r" % r.stderr)
+        self.mounted = True
+        n = self.node(self.mnt, fsync="off")
+        self.assertEqual(n.http("PUT", "/queues/f").status, 201)
+        put201, refused = {}, set()
+        for i in range(20):
+            r = n.http("POST", "/queues/f/jobs", body=b"pre-%d" % i)
+            self.assertEqual(r.status, 201, r)
+            put201[b"pre-%d" % i] = r.json()["id"]
+        filler = os.path.join(self.mnt, "filler")
+        fill(filler)
+        for i in range(2000):  # until the journal's last page is full too
+            p = b"full-%d-%s" % (i, b"x" * 200)
+            r = n.http("POST", "/queues/f/jobs", body=p)
+            if r.status == 201:
+                put201[p] = r.json()["id"]
+            else:
+                self.assertEqual(r.status, 507, r)
+                refused.add(p)
+                if len(refused) >= 5:
+                    break
+        self.assertEqual(len(refused), 5, "the disk never filled: %d puts answered 201"
+                         % len(put201))
+        os.unlink(filler)
+        deadline = time.monotonic() + 20
+        while True:  # the writer's recovery rewrites the kept batch
+            r = n.http("POST", "/queues/f/jobs", body=b"after")
+            if r.status == 201:
+                put201[b"after"] = r.json()["id"]
+                break
+            self.assertEqual(r.status, 507, r)
+            self.assertLess(time.monotonic(), deadline, "the journal did not recover: %r" % r)
+            time.sleep(0.2)
+        n.term()
+        n.start()
+        got = {}
+        while True:
+            r = n.http("POST", "/queues/f/reserve?wait=0&lease=600")
+            if r.status == 204:
+                break
+            self.assertEqual(r.status, 200, r)
+            self.assertNotIn(r.body, got, "a job appears twice: %r" % r.body[:40])
+            got[r.body] = int(r.header("Job-Id"))
+        missing = [p[:20] for p, jid in put201.items() if got.get(p) != jid]
+        self.assertEqual(missing, [], "%d puts answered 201 are missing" % len(missing))
+        self.assertEqual([p for p in refused if p in got], [], "a put refused with 507 is there")
+        n.term()
+        print("[fsync off, full disk: %d 201, %d refused]" % (len(put201), len(refused)), end=" ")
 
     def test_eio(self):
         so = os.path.join(self.tmp, "journal_fault.so")
