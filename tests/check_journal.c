@@ -964,6 +964,7 @@ START_TEST(writer_busy_when_full) {
     }
     EXPECT_EQ(rc, JW_BUSY);
     EXPECT_EQ(i, 9);
+    EXPECT_EQ(jw_backlogged(W), 1); /* the store refuses changes before this point */
     P[8].busy = 0;
     struct jw_stats st;
     jw_stats(W, &st);
@@ -973,6 +974,7 @@ START_TEST(writer_busy_when_full) {
     pump_on = 0;
     EXPECT(run_until(idle, 5000));
     EXPECT_EQ(nacked, 8);
+    EXPECT_EQ(jw_backlogged(W), 0); /* drained: changes are taken again */
     EXPECT_EQ(jw_close(W), 0);
 
     wteardown();
@@ -984,6 +986,7 @@ START_TEST(writer_busy_when_full) {
     for (i = 0, rc = JW_OK; i < 100 && rc == JW_OK; i++)
         rc = jw_submit_record(W, T_PUT, pl, PAYLOAD, NULL, NULL);
     EXPECT(rc == JW_BUSY && i <= 21);
+    EXPECT_EQ(jw_backlogged(W), 1); /* by bytes */
     F.block = 0;
     EXPECT_EQ(jw_close(W), 0); /* flushes what was queued */
     replay_all();

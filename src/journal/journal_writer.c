@@ -105,6 +105,7 @@ struct jw {
 
     /* Loop thread only. */
     size_t outstanding;
+    size_t qbytes_seen;    /* qbytes.len at the last submit or delivery (jw_backlogged) */
     uint64_t inline_after; /* jw_write_now hands batches over until then (ms), 0: none */
     uint64_t last_fork_us;
     struct jw_req *ldone;
@@ -553,6 +554,7 @@ static void deliver(struct jw *jw) {
     jw->done = jw->ldone;
     jw->ndone = 0;
     jw->ldone = list;
+    jw->qbytes_seen = jw->qbytes.len;
     pthread_mutex_unlock(&jw->mu);
     for (size_t i = 0; i < n; i++) {
         if (list[i].counted)
@@ -687,6 +689,7 @@ static int enqueue(struct jw *jw, const void *rec, size_t len, int type, jw_done
         else
             jw->qreqs[jw->qn++] = (struct jw_req){cb, arg, 0, 1};
     }
+    jw->qbytes_seen = jw->qbytes.len;
     pthread_mutex_unlock(&jw->mu);
     if (rc == JW_OK) {
         jw->outstanding++;
@@ -861,6 +864,11 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
     }
     pthread_mutex_unlock(&jw->mu);
     return rc ? JW_NOMEM : JW_OK;
+}
+
+int jw_backlogged(const struct jw *jw) {
+    return jw->outstanding >= jw->opt.max_records / 4 * 3 ||
+           jw->qbytes_seen >= jw->opt.max_bytes / 4 * 3;
 }
 
 int jw_health(struct jw *jw) {

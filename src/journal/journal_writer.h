@@ -213,6 +213,14 @@ void jw_stats(struct jw *jw, struct jw_stats *out);
 int jw_health(struct jw *jw);
 
 /*
+ * Loop thread: 1 when the writer is three quarters of the way to refusing
+ * submits (max_records or max_bytes queued and not yet written). The store
+ * refuses new changes then (503), so no change is ever made in memory that
+ * the journal would refuse: refusals happen before the change, not after.
+ */
+int jw_backlogged(const struct jw *jw);
+
+/*
  * Flush everything queued, fdatasync (in every mode), join the threads,
  * deliver the remaining completions on this thread, close the file and free
  * jw. A running compaction is abandoned (the old journal is complete).

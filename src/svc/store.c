@@ -115,6 +115,13 @@ void store_added(struct store *st) {
 
 int store_check(struct store *st, char *why, size_t len) {
     int e = jw_health(st->jw); /* no lock: every change asks */
+    if (e == 0 && jw_backlogged(st->jw)) {
+        /* Refused before the change is made: a batch the writer refused
+         * would leave it in memory only (never journaled, in off mode with
+         * a 201 already sent). */
+        snprintf(why, len, "the journal's writer is behind the disk; retry later");
+        return STORE_UNAVAILABLE;
+    }
     if (e == 0)
         return STORE_OK;
     if (e == ENOSPC || e == EDQUOT) {
