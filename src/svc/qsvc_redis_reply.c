@@ -58,6 +58,8 @@ void rsvc_fill_stats(struct rop *rop, const redisReply *r, size_t at, struct qsv
     s->total_requeued = (uint64_t)rsvc_ival(r, at + 15);
     s->total_dropped = (uint64_t)rsvc_ival(r, at + 16);
     s->total_dead_purged = (uint64_t)rsvc_ival(r, at + 17);
+    q->settings.result_ttl_ms = (uint64_t)rsvc_ival(r, at + 18);
+    s->results = (uint64_t)rsvc_ival(r, at + 19);
     rwait_counts(rop->svc, q->name, len, s);
 }
 
@@ -190,6 +192,11 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         rop_maybe_free(rop);
         return;
     }
+    if (rop->kind == R_RESULT || rop->kind == R_JOBS || rop->kind == R_DEAD) {
+        rsvc_result_reply(rop, st == QSVC_ERR_UNAVAILABLE ? NULL : r, st);
+        rop_maybe_free(rop);
+        return;
+    }
     struct qsvc_result *res = &call->res;
     if (st == QSVC_ERR_NOQUEUE && rop->rechecked)
         st = QSVC_ERR_DELETED;
@@ -256,6 +263,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         break;
     case R_ACK:
         res->id = rop->id;
+        res->limit = (uint64_t)rsvc_ival(r, 1); /* TOOBIG: max_payload */
         settle(rop, st);
         break;
     case R_NACK:
@@ -310,23 +318,6 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
     case R_STATS:
         if (st == QSVC_OK)
             rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
-        rop_finish(rop, st);
-        break;
-    case R_DEAD:
-        if (st == QSVC_OK) {
-            unsigned n = (unsigned)rsvc_ival(r, 1);
-            for (unsigned k = 0; k < n && k < rop->max; k++) {
-                struct queue_job_info *j = &rop->jobs[k];
-                memset(j, 0, sizeof *j);
-                j->id = (uint64_t)rsvc_ival(r, 2 + k * 4);
-                j->priority = (int32_t)rsvc_ival(r, 3 + k * 4);
-                j->attempt = (uint32_t)rsvc_ival(r, 4 + k * 4);
-                j->len = (size_t)rsvc_ival(r, 5 + k * 4);
-                j->state = QUEUE_JOB_DEAD;
-            }
-            res->jobs = rop->jobs;
-            res->njobs = n < rop->max ? n : (unsigned)rop->max;
-        }
         rop_finish(rop, st);
         break;
     case R_BULK:

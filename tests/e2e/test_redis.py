@@ -127,7 +127,6 @@ def redis_variant(base, not_yet):
     class Variant(base):
         redis = None
         per_queue_metrics = False  # docs/REDIS.md: no per-queue series on /metrics yet
-        keeps_dead_reasons = False  # docs/REDIS.md: dead letters list reason "unknown"
 
         @classmethod
         def setUpClass(cls):
