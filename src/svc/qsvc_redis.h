@@ -98,10 +98,10 @@ struct rop {
     int state, has_after;     /* jobs: the state, and whether after_k and id name a cursor */
     int64_t after_k;
     size_t preview;           /* jobs: payload bytes wanted */
-    struct list rnode;        /* a result wait: its bucket in svc->rwaits */
+    struct list rnode;        /* a result wait: its bucket in svc->rwaits ... */
     struct timer due_t;       /* ... and its job's lease end: check again then */
     int rwaiting;             /* in a bucket */
-    char extra[];             /* reserve: count jobs; put: payload and key */
+    _Alignas(max_align_t) char extra[]; /* reserve: count jobs (aligned for them); put: payload, key */
 };
 
 extern const struct qsvc_ops qsvc_redis_ops;

@@ -263,11 +263,13 @@ static int take_outcome(struct rop *rop, const redisReply *r) {
     if (outcome == 0) { /* a waited-for job that left with nothing kept: how */
         const redisReply *how = bytes_at(r, 2);
         char c = how && how->len ? how->str[0] : 'p';
-        if (c == 'a')
-            ri->outcome = QUEUE_OUTCOME_ACKED; /* an ack without a result: 200, empty */
-        else
+        if (c == 'a') { /* an ack without a result: 200, empty */
+            ri->outcome = QUEUE_OUTCOME_ACKED;
+            ri->ctype = ri->body = "";
+        } else {
             res->gone = c == 's' ? QSVC_GONE_SHUTDOWN : c == 'P' ? QSVC_GONE_DEAD_PURGED
                                                                  : QSVC_GONE_PURGED;
+        }
         return QSVC_OK;
     }
     const redisReply *ct = bytes_at(r, 5), *body = bytes_at(r, 6);
@@ -287,7 +289,7 @@ static int take_outcome(struct rop *rop, const redisReply *r) {
     ri->expires = (uint64_t)rsvc_ival(r, 4); /* Redis's clock: unix ms */
     ri->ctype = rop->copy;
     ri->ctype_len = ctlen;
-    ri->body = body ? rop->copy + ctlen : NULL;
+    ri->body = body || outcome == QUEUE_OUTCOME_ACKED ? rop->copy + ctlen : NULL; /* dead: text */
     ri->len = blen;
     return QSVC_OK;
 }
