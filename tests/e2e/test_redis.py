@@ -120,9 +120,10 @@ def redis_config(port, extra=None):
 
 # ---- the queue suite against Redis ----------------------------------------------------
 
-def redis_variant(base, not_yet):
+def redis_variant(base, not_yet, extra=None):
     """base (a test_queue class) with [store] backend = redis on a redis-server of its own;
-    not_yet: {test name: why it does not pass against Redis yet}, left out."""
+    not_yet: {test name: why it does not pass against Redis yet}, left out; extra: more
+    config (redis_config's)."""
 
     class Variant(base):
         redis = None
@@ -132,7 +133,7 @@ def redis_variant(base, not_yet):
         def setUpClass(cls):
             cls.redis = RedisServer().start()
             cls.config = {k: dict(v) for k, v in base.config.items()}
-            cls.config.update(redis_config(cls.redis.port))
+            cls.config.update(redis_config(cls.redis.port, extra))
             try:
                 super().setUpClass()
             except Exception:
