@@ -9,7 +9,7 @@
  * while waited for (purge, immediate shutdown, queue deleted), 204 the
  * wait passed with the job still live, 404 no such job and no kept result
  * (never existed, acked without a result, or past result_ttl), 501 on a
- * backend without results (Redis).
+ * backend without them.
  */
 #include "api/api_result.h"
 
@@ -143,8 +143,7 @@ static void render_error(const struct rreq *r, int st) {
         return;
     case QSVC_ERR_UNSUPPORTED:
         reply_error(c, 501, "job results and job listing are not supported by this queue "
-                            "backend ([store] backend = redis has none yet; backend = local "
-                            "has them: docs/QUEUES.md)");
+                            "backend (docs/QUEUES.md)");
         return;
     case QSVC_ERR_MEMORY:
         reply_error_fields(c, 503, "Retry-After: 1\r\n", ", \"reason\": \"memory limit\"",
@@ -441,7 +440,8 @@ static enum handler_result do_jobs(struct conn *c, struct qsvc *svc, const struc
     if (!r.jobs)
         return reply_fail(c, 503, "out of memory");
     return rreq_finish(&r, qsvc_jobs(svc, &r.call, p->name, p->name_len, state,
-                                     has_after ? &after : NULL, r.jobs, (size_t)limit));
+                                     has_after ? &after : NULL, r.jobs, (size_t)limit,
+                                     r.preview));
 }
 
 int api_result_take(struct conn *c, struct qsvc *svc, const struct api_jobpath *p,

@@ -188,10 +188,11 @@ int qsvc_result(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t 
 }
 
 int qsvc_jobs(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, int state,
-              const struct queue_cursor *after, struct queue_job_info *jobs, size_t max) {
+              const struct queue_cursor *after, struct queue_job_info *jobs, size_t max,
+              size_t preview) {
     if (!svc->ops->jobs)
         return QSVC_ERR_UNSUPPORTED;
-    return svc->ops->jobs(svc, call_start(svc, call), q, qlen, state, after, jobs, max);
+    return svc->ops->jobs(svc, call_start(svc, call), q, qlen, state, after, jobs, max, preview);
 }
 
 int qsvc_ack_batch(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,

@@ -258,9 +258,11 @@ int qsvc_result(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t 
                 uint64_t wait_ms);
 
 /* A page of q's jobs in state (enum queue_job_state) after *after (NULL:
- * from the first): res.jobs, res.njobs, res.more, res.next. jobs has max entries. */
+ * from the first): res.jobs, res.njobs, res.more, res.next. jobs has max entries.
+ * A backend may cut each payload to preview bytes (len stays the whole length). */
 int qsvc_jobs(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen, int state,
-              const struct queue_cursor *after, struct queue_job_info *jobs, size_t max);
+              const struct queue_cursor *after, struct queue_job_info *jobs, size_t max,
+              size_t preview);
 
 /* The caller gives up a pending call (its client left): done() will not
  * run, and whatever the call held (reserved jobs, a wait) is let go. */
@@ -304,7 +306,7 @@ struct qsvc_ops {
                       uint64_t, const struct qsvc_outcome *);
     int (*result)(struct qsvc *, struct qsvc_call *, const char *, size_t, uint64_t, uint64_t);
     int (*jobs)(struct qsvc *, struct qsvc_call *, const char *, size_t, int,
-                const struct queue_cursor *, struct queue_job_info *, size_t);
+                const struct queue_cursor *, struct queue_job_info *, size_t, size_t);
     /* Batch ack (POST /queues/{q}/acks); NULL: QSVC_ERR_UNSUPPORTED. */
     int (*ack_batch)(struct qsvc *, struct qsvc_call *, const char *, size_t,
                      struct qsvc_ack_item *, size_t);

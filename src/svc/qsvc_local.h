@@ -74,7 +74,7 @@ int qsvc_local_result(struct qsvc *base, struct qsvc_call *call, const char *nam
                       uint64_t id, uint64_t wait_ms);
 int qsvc_local_jobs(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                     int state, const struct queue_cursor *after, struct queue_job_info *jobs,
-                    size_t max);
+                    size_t max, size_t preview);
 /* An engine event that may answer result waits (ACK, DEAD, DROP, DELETE). */
 void qsvc_local_result_event(struct qsvc_local *svc, const struct queue_event *ev);
 /* Answer every result wait with status (drain); free the buckets (close: status 0). */

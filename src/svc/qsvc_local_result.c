@@ -349,8 +349,9 @@ static int list_in_slices(struct qsvc_local *svc, struct qsvc_call *call, struct
 
 int qsvc_local_jobs(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len,
                     int state, const struct queue_cursor *after, struct queue_job_info *jobs,
-                    size_t max) {
+                    size_t max, size_t preview) {
     struct qsvc_local *svc = local_of(base);
+    (void)preview; /* the payloads are in memory: the caller cuts them */
     struct queue *q;
     int st = qsvc_local_open(svc, call, name, len, 0, &q);
     if (st != QSVC_OK)

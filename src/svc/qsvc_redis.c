@@ -109,7 +109,7 @@ void rop_unreserve_jobs(struct rop *rop) {
 }
 
 /* A fresh rop with extra bytes; NULL when out of memory. */
-static struct rop *rop_new(struct rsvc *svc, int kind, const char *q, size_t qlen, size_t extra) {
+struct rop *rop_new(struct rsvc *svc, int kind, const char *q, size_t qlen, size_t extra) {
     struct rop *rop = calloc(1, sizeof *rop + extra);
     if (!rop)
         return NULL;
@@ -122,7 +122,7 @@ static struct rop *rop_new(struct rsvc *svc, int kind, const char *q, size_t qle
 }
 
 /* Send rop's command, then keep the call: PENDING, or the error (rop freed). */
-static int rop_start(struct rop *rop, struct qsvc_call *call) {
+int rop_start(struct rop *rop, struct qsvc_call *call) {
     rop->svc->ops_total[rop->kind]++;
     if (rop_send(rop) < 0) {
         int st = unavailable(rop->svc, call);
@@ -153,7 +153,7 @@ static uint64_t clamp_wait(struct rsvc *svc, uint64_t ms) {
 
 int rop_send(struct rop *rop) {
     struct rsvc *svc = rop->svc;
-    char a[6][24];
+    char a[7][24];
     const char *args[8] = {0};
     size_t lens[8] = {0};
     int n = 0, rc;
@@ -206,6 +206,10 @@ int rop_send(struct rop *rop) {
         NUM(rop->attempt);
         if (rop->kind != R_ACK)
             NUM(rop->arg);
+        if (rop->kind == R_ACK && rop->payload) /* a result: its content type, then it */
+            args[n] = rop->key, lens[n] = rop->key_len, n++;
+        if (rop->kind != R_TOUCH && rop->payload) /* ... or a nack's error text */
+            args[n] = rop->payload, lens[n] = rop->len, n++;
         rc = rsvc_fcall(svc, rop->kind == R_ACK ? "aw_ack" : rop->kind == R_NACK ? "aw_nack" : "aw_touch",
                         rop->qname, rop->qlen, n, args, lens, rop_on_reply, rop);
         break;
@@ -241,6 +245,7 @@ int rop_send(struct rop *rop) {
         NUM(s->max_attempts);
         NUM(s->max_payload);
         NUM(s->key_window_ms);
+        NUM(s->result_ttl_ms);
         const char *argv[] = {"SADD", svc->registry, rop->qname};
         size_t alen[] = {4, strlen(svc->registry), rop->qlen};
         redis_conn_command(svc->rc, svc->registry, alen[1], rsvc_ignore, NULL, 3, argv, alen);
@@ -250,10 +255,10 @@ int rop_send(struct rop *rop) {
     case R_DELETE:
         rc = rsvc_fcall(svc, "aw_delete", rop->qname, rop->qlen, 0, args, lens, rop_on_reply, rop);
         break;
-    case R_DEAD:
-        NUM(rop->id);
-        NUM(rop->max);
-        rc = rsvc_fcall(svc, "aw_dead_list", rop->qname, rop->qlen, n, args, lens, rop_on_reply, rop);
+    case R_DEAD: /* the dead state's listing */
+    case R_RESULT:
+    case R_JOBS:
+        rc = rsvc_result_send(rop);
         break;
     case R_BULK:
         NUM(rop->op == QSVC_PURGE ? 0 : rop->op == QSVC_SHUTDOWN ? 1 : rop->op == QSVC_DEAD_REQUEUE ? 2 : 3);
@@ -416,6 +421,7 @@ static int redis_declare(struct qsvc *base, struct qsvc_call *call, const char *
     rop->set.s.max_attempts = set->mask & QSVC_SET_MAX_ATTEMPTS ? set->s.max_attempts : d.max_attempts;
     rop->set.s.max_payload = set->mask & QSVC_SET_MAX_PAYLOAD ? set->s.max_payload : d.max_payload;
     rop->set.s.key_window_ms = set->mask & QSVC_SET_KEY_WINDOW ? set->s.key_window_ms : d.key_window_ms;
+    rop->set.s.result_ttl_ms = set->mask & QSVC_SET_RESULT_TTL ? set->s.result_ttl_ms : d.result_ttl_ms;
     if (rop->set.s.lease_ms == 0 || rop->set.s.key_window_ms == 0 || rop->set.s.max_payload == 0 ||
         rop->set.s.max_attempts > QUEUE_MAX_ATTEMPTS_MAX) {
         free(rop);
@@ -644,4 +650,8 @@ const struct qsvc_ops qsvc_redis_ops = {
     .cancel = redis_cancel,
     .release = redis_release,
     .ack_batch = redis_ack_batch,
+    .ack_result = rsvc_ack_result,
+    .nack_error = rsvc_nack_error,
+    .result = rsvc_result,
+    .jobs = rsvc_jobs,
 };

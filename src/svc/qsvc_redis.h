@@ -26,7 +26,7 @@ struct redisReply;
 
 enum rop_kind {
     R_PUT, R_BATCH, R_RESERVE, R_JOIN, R_ACK, R_NACK, R_TOUCH, R_PEEK, R_DECLARE, R_DELETE,
-    R_STATS, R_LIST, R_DEAD, R_BULK, R_ACKS, R_NKINDS
+    R_STATS, R_LIST, R_DEAD, R_BULK, R_ACKS, R_RESULT, R_JOBS, R_NKINDS
 };
 
 struct rsvc {
@@ -43,6 +43,7 @@ struct rsvc {
     struct timer safety_t;
     int draining;
     uint64_t ops_total[R_NKINDS]; /* operations started, by kind (metrics) */
+    struct list *rwaits;      /* result waits by job id (qsvc_redis_result.c), or NULL */
 };
 
 /* A queue this node has waiters on. */
@@ -93,7 +94,15 @@ struct rop {
     char *copy;               /* payloads of the jobs */
     struct qsvc_queue *queues; /* list */
     size_t nqueues, nnames;
-    char extra[];             /* reserve: count jobs; put: payload and key */
+    /* results and listings (qsvc_redis_result.c); a result's or error's bytes are
+     * payload/len, its content type key/key_len */
+    int state, has_after;     /* jobs: the state, and whether after_k and id name a cursor */
+    int64_t after_k;
+    size_t preview;           /* jobs: payload bytes wanted */
+    struct list rnode;        /* a result wait: its bucket in svc->rwaits ... */
+    struct timer due_t;       /* ... and its job's lease end: check again then */
+    int rwaiting;             /* in a bucket */
+    _Alignas(max_align_t) char extra[]; /* reserve: count jobs (aligned for them); put: payload, key */
 };
 
 extern const struct qsvc_ops qsvc_redis_ops;
@@ -102,6 +111,10 @@ extern const struct qsvc_ops qsvc_redis_ops;
  * text, filled in; NULL when out of memory. The timers load it too. */
 char *rsvc_library_text(char version[17]);
 
+/* A fresh rop with extra bytes (NULL: no memory); send its command and keep the call:
+ * PENDING, or the error (rop freed; UNAVAILABLE when Redis is not there). */
+struct rop *rop_new(struct rsvc *svc, int kind, const char *q, size_t qlen, size_t extra);
+int rop_start(struct rop *rop, struct qsvc_call *call);
 /* Send the FCALL of rop's operation (again, for a waiter's re-check). 0 or -1. */
 int rop_send(struct rop *rop);
 /* Finish rop's call with st: done() runs from the loop. */
@@ -130,7 +143,7 @@ void rsvc_fields(const struct redisReply *r, size_t at, void *dst, const struct 
                  size_t n);
 /* Element i of an array reply if it is a string, else NULL. */
 const struct redisReply *rsvc_sval(const struct redisReply *r, size_t i);
-/* Stats (aw_stats' 18 figures from element at) into q, with this node's waiters. */
+/* Stats (aw_stats' 20 figures from element at) into q, with this node's waiters. */
 void rsvc_fill_stats(struct rop *rop, const struct redisReply *r, size_t at, struct qsvc_queue *q,
                      const char *name, size_t len);
 /* A reply nobody needs. */
@@ -144,6 +157,28 @@ int rsvc_fcall(struct rsvc *svc, const char *fn, const char *q, size_t qlen, int
                const char **args, const size_t *lens, void (*cb)(void *, struct redisReply *,
                                                                   const char *),
                void *arg);
+
+/* ---- results and listings (qsvc_redis_result.c) ---- */
+
+int rsvc_ack_result(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen,
+                    uint64_t id, uint32_t attempt, const struct qsvc_outcome *o);
+int rsvc_nack_error(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen,
+                    uint64_t id, uint32_t attempt, uint64_t delay_ms, const struct qsvc_outcome *o);
+int rsvc_result(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen, uint64_t id,
+                uint64_t wait_ms);
+int rsvc_jobs(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen, int state,
+              const struct queue_cursor *after, struct queue_job_info *jobs, size_t max,
+              size_t preview);
+/* Send rop's aw_result or aw_jobs (R_RESULT, R_JOBS, R_DEAD). 0 or -1. */
+int rsvc_result_send(struct rop *rop);
+/* Their replies (st: the reply's status, r NULL when it failed). */
+void rsvc_result_reply(struct rop *rop, const struct redisReply *r, int st);
+/* A notification for result waits ("o ID QUEUE": job ID finished; "x 0 QUEUE": deleted). */
+void rsvc_result_message(struct rsvc *svc, const char *msg, size_t len);
+/* Re-check every result wait (reconnect), end them all with st (drain), leave one. */
+void rsvc_result_wake_all(struct rsvc *svc);
+void rsvc_result_end_all(struct rsvc *svc, int st);
+void rsvc_result_leave(struct rop *rop);
 
 /* ---- waits (qsvc_redis_wait.c) ---- */
 

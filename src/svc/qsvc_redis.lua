@@ -18,6 +18,7 @@
 --   B:p  hash   id -> payload      B:n  hash  id -> priority (absent: 0)
 --   B:t  hash   id -> attempts (deliveries so far)
 --   B:k:EPOCH:KEY  string  an idempotency key -> the first job's id, PX key_window
+--   B:e, B:w, B:rs, B:res:*, B:out:*  results and dead reasons (qsvc_redis_results.lua)
 -- ARGV[1] is the notification channel, ARGV[2] the queue's name; the rest
 -- belong to the operation. Replies are arrays whose first element is a
 -- status (0, or the negative codes of svc/qsvc.h). Time is Redis's TIME.
@@ -41,6 +42,7 @@ local VERSION = '@VERSION@'
 local OK, FULL, EMPTY, NOTFOUND, INVALID, TOOBIG, STATE, SHUTDOWN, NOQUEUE =
     0, -2, -4, -5, -7, -8, -9, -10, -12
 local SLICE = 1000 -- due jobs moved per operation
+local R = {} -- results, listings, dead reasons: filled by qsvc_redis_results.lua (appended)
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -59,7 +61,7 @@ local function jid(id) return string.format('%016d', id) end
 
 -- The settings an operation needs (the counters are read by stats only).
 local FIELDS = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window', 'shutdown', 'epoch',
-                'pdue', 'gw'}
+                'pdue', 'gw', 'result_ttl', 'rwait'}
 local NEVER = 1e15 -- pdue with B:d and B:l empty (Redis ms, year 33658)
 local GW_GRACE = 3000 -- ms beyond a getter's wait= that gw covers (gw is moved on only
                       -- when it gains a second, so it is always 2 s beyond)
@@ -179,6 +181,7 @@ local function promote(b, a, m, now)
     for _, j in ipairs(exp) do
         local r = release(b, m, j, now, 0)
         if r == 'ready' then ready = ready + 1 else gone = gone + 1 end
+        if r ~= 'ready' then R.left(b, a, m, j, now, r, 2) end
     end
     m.pdue = earliest(b) -- at or below now again when a slice left due jobs behind
     redis.call('HSET', b .. ':m', 'pdue', m.pdue)
@@ -216,7 +219,7 @@ local function stats(b, m)
     return {size, n('maxsize'), reserved, delayed, dead, size + delayed + reserved,
             n('next_id'), n('total_acked'), n('total_redelivered'), n('total_dead'),
             n('shutdown'), n('lease'), n('max_attempts'), n('max_payload'), n('key_window'),
-            n('total_requeued'), n('total_dropped'), n('total_dead_purged')}
+            n('total_requeued'), n('total_dropped'), n('total_dead_purged'), R.figures(b, mm)}
 end
 
 local function with_status(st, t)
@@ -227,12 +230,12 @@ end
 
 -- ---- queues -------------------------------------------------------------------
 
--- ARGV[3..8]: mask (1 maxsize 2 lease 4 max_attempts 8 max_payload 16 key_window),
+-- ARGV[3..9]: mask (1 maxsize 2 lease 4 max_attempts 8 max_payload 16 key_window 32 result_ttl),
 -- then the values (for a new queue, the unmasked ones are the defaults).
 local function declare(keys, a)
     local b = base(keys)
     local mask = tonumber(a[3])
-    local names = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window'}
+    local names = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window', 'result_ttl'}
     local m = meta(b)
     local created = 0
     if not m then
@@ -260,7 +263,7 @@ local function delete(keys, a)
     if not m then return {NOQUEUE} end
     local st = stats(b, m)
     redis.call('UNLINK', b .. ':m', b .. ':r', b .. ':d', b .. ':l', b .. ':x', b .. ':p',
-        b .. ':n', b .. ':t')
+        b .. ':n', b .. ':t', b .. ':e', b .. ':w', b .. ':rs')
     notify(a, 'x', 0)
     return with_status(OK, st)
 end
@@ -401,6 +404,7 @@ local function reserve(keys, a)
         out[#out + 1] = pay[k]
     end
     if redelivered > 0 then redis.call('HINCRBY', b .. ':m', 'total_redelivered', redelivered) end
+    if (m.rwait or 0) > now then R.reserved(b, a, m, now, popped) end
     if m.maxsize > 0 and redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d') + n >= m.maxsize then
         notify(a, 's', n)
     end
@@ -419,13 +423,15 @@ local function leased(b, id, attempt)
     return j
 end
 
--- ARGV[3..4]: id, attempt.
+-- ARGV[3..4]: id, attempt; [5..6] content type, result (when it carries one).
 local function ack(keys, a)
     local b = base(keys)
-    local m = open(b, a)
+    local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
     if not j then return {st} end
+    local refused = (a[6] or (m.rwait or 0) > now) and R.ack(b, a, m, j, now)
+    if refused then return refused end
     redis.call('ZREM', b .. ':l', j)
     forget(b, j)
     redis.call('HINCRBY', b .. ':m', 'total_acked', 1)
@@ -438,7 +444,7 @@ end
 -- id, attempt. {0, acked, status * n}
 local function ack_batch(keys, a)
     local b = base(keys)
-    local m = open(b, a)
+    local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     local n = tonumber(a[3]) -- at most 1000 (the node's bound): unpack takes them whole
     local ids, att, any_att = {}, {}, false
@@ -467,6 +473,10 @@ local function ack_batch(keys, a)
         out[#out + 1] = st
     end
     out[2] = #acked
+    if (m.rwait or 0) > now then -- result waits: as aw_ack without a result does
+        local plain = {a[1], a[2]}
+        for _, j in ipairs(acked) do R.ack(b, plain, m, j, now) end
+    end
     if #acked > 0 then
         call_many('ZREM', b .. ':l', acked)
         call_many('HDEL', b .. ':p', acked)
@@ -478,7 +488,7 @@ local function ack_batch(keys, a)
     return out
 end
 
--- ARGV[3..5]: id, attempt, delay ms. {0, dead}
+-- ARGV[3..5]: id, attempt, delay ms; [6] an error text, kept if it dies. {0, dead}
 local function nack(keys, a)
     local b = base(keys)
     local m, now = open(b, a)
@@ -487,6 +497,7 @@ local function nack(keys, a)
     if not j then return {st} end
     local delay = tonumber(a[5])
     local r = release(b, m, j, now, delay)
+    if r == 'dead' or r == 'drop' then R.left(b, a, m, j, now, r, 1, a[6]) end
     if r == 'ready' then notify(a, 'r', 1)
     elseif r == 'delayed' then notify(a, 't', delay)
     elseif unfinished(b) == 0 then notify(a, 'j', 0) end
@@ -542,29 +553,6 @@ local function peek(keys, a)
             tonumber(redis.call('HGET', b .. ':t', j)) or 0, state, deadline, payload}
 end
 
--- ARGV[3..4]: after (0: from the first), max. {0, n, (id, priority, attempt, len) * n}
-local function dead_list(keys, a)
-    local b = base(keys)
-    local m = open(b, a)
-    if not m then return {NOQUEUE} end
-    local after, max = tonumber(a[3]), tonumber(a[4])
-    local from = '-inf'
-    if after > 0 then
-        local s = redis.call('ZSCORE', b .. ':x', jid(after))
-        if not s then return {NOTFOUND} end
-        from = '(' .. s
-    end
-    local ids = redis.call('ZRANGEBYSCORE', b .. ':x', from, '+inf', 'LIMIT', 0, max)
-    local out = {OK, #ids}
-    for _, j in ipairs(ids) do
-        out[#out + 1] = tonumber(j)
-        out[#out + 1] = tonumber(redis.call('HGET', b .. ':n', j)) or 0
-        out[#out + 1] = tonumber(redis.call('HGET', b .. ':t', j)) or 0
-        out[#out + 1] = redis.call('HSTRLEN', b .. ':p', j)
-    end
-    return out
-end
-
 -- Drop every job of zset k; returns how many.
 local function drop_all(b, k)
     local ids = redis.call('ZRANGE', b .. k, 0, -1)
@@ -576,12 +564,13 @@ end
 -- ARGV[3..4]: op (0 purge, 1 shutdown, 2 dead requeue, 3 dead purge), arg. {0, n}
 local function bulk(keys, a)
     local b = base(keys)
-    local m = open(b, a)
+    local m, now = open(b, a)
     if not m then return {NOQUEUE} end
     local op, arg = tonumber(a[3]), tonumber(a[4])
     local n = 0
     if op == 0 or (op == 1 and arg == 1) then
         if op == 1 then redis.call('HSET', b .. ':m', 'shutdown', 2) end
+        R.purge(b, a, m, now, op == 1 and 's' or 'p')
         n = drop_all(b, ':r') + drop_all(b, ':d')
         redis.call('HINCRBY', b .. ':m', 'total_dropped', n)
         if n > 0 then notify(a, 's', n) end
@@ -598,6 +587,7 @@ local function bulk(keys, a)
         end
         for _, j in ipairs(ids) do
             redis.call('ZREM', b .. ':x', j)
+            R.dead_out(b, a, m, j, now, op)
             if op == 2 then
                 redis.call('HSET', b .. ':t', j, 0)
                 to_ready(b, j)
@@ -636,7 +626,6 @@ redis.register_function('aw_ack_batch', ack_batch)
 redis.register_function('aw_touch', touch)
 redis.register_function('aw_unreserve', unreserve)
 redis.register_function('aw_peek', peek)
-redis.register_function('aw_dead_list', dead_list)
 redis.register_function('aw_bulk', bulk)
 
 -- ---- timers (src/svc/tsvc_redis*.c, docs/REDIS.md "Timers") -------------------

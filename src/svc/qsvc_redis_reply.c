@@ -66,7 +66,7 @@ static const struct rsvc_field stats_fields[] = {
     QF(stats.total_dead, 9),     QF(stats.shutdown, 10),        QF(settings.maxsize, 1),
     QF(settings.lease_ms, 11),   QF(settings.max_attempts, 12), QF(settings.max_payload, 13),
     QF(settings.key_window_ms, 14), QF(stats.total_requeued, 15), QF(stats.total_dropped, 16),
-    QF(stats.total_dead_purged, 17)};
+    QF(stats.total_dead_purged, 17), QF(settings.result_ttl_ms, 18), QF(stats.results, 19)};
 
 void rsvc_fill_stats(struct rop *rop, const redisReply *r, size_t at, struct qsvc_queue *q,
                        const char *name, size_t len) {
@@ -87,9 +87,6 @@ static const struct rsvc_field job_fields[] = {JF(id, 0), JF(priority, 1), JF(at
 /* aw_peek's job: id, priority, attempt, state, deadline (then its payload). */
 static const struct rsvc_field peek_fields[] = {JF(id, 0), JF(priority, 1), JF(attempt, 2),
                                                 JF(state, 3), JF(deadline, 4)};
-/* A dead letter: id, priority, attempt, payload length. */
-static const struct rsvc_field dead_fields[] = {JF(id, 0), JF(priority, 1), JF(attempt, 2),
-                                                JF(len, 3)};
 /* What aw_unreserve needs of a reserved job. */
 static const struct rsvc_field unreserve_fields[] = {JF(id, 0), JF(attempt, 2)};
 #define NF(a) (sizeof(a) / sizeof(a)[0])
@@ -221,6 +218,11 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         rop_maybe_free(rop);
         return;
     }
+    if (rop->kind == R_RESULT || rop->kind == R_JOBS || rop->kind == R_DEAD) {
+        rsvc_result_reply(rop, st == QSVC_ERR_UNAVAILABLE ? NULL : r, st);
+        rop_maybe_free(rop);
+        return;
+    }
     struct qsvc_result *res = &call->res;
     if (st == QSVC_ERR_NOQUEUE && rop->rechecked)
         st = QSVC_ERR_DELETED;
@@ -283,6 +285,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         break;
     case R_ACK:
         res->id = rop->id;
+        res->limit = (uint64_t)rsvc_ival(r, 1); /* TOOBIG: max_payload */
         settle(rop, st);
         break;
     case R_ACKS: /* {0, acked, status * n} */
@@ -341,20 +344,6 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
     case R_STATS:
         if (st == QSVC_OK)
             rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
-        rop_finish(rop, st);
-        break;
-    case R_DEAD:
-        if (st == QSVC_OK) {
-            unsigned n = (unsigned)rsvc_ival(r, 1);
-            for (unsigned k = 0; k < n && k < rop->max; k++) {
-                struct queue_job_info *j = &rop->jobs[k];
-                memset(j, 0, sizeof *j);
-                rsvc_fields(r, 2 + k * 4, j, dead_fields, NF(dead_fields));
-                j->state = QUEUE_JOB_DEAD;
-            }
-            res->jobs = rop->jobs;
-            res->njobs = n < rop->max ? n : (unsigned)rop->max;
-        }
         rop_finish(rop, st);
         break;
     case R_BULK:

@@ -26,16 +26,20 @@
 #include <string.h>
 
 extern const char qsvc_redis_lua[]; /* qsvc_redis_lua.c, generated from qsvc_redis.lua */
+extern const char qsvc_redis_results_lua[]; /* ... from qsvc_redis_results.lua, appended */
 
-/* The library text with its version (a hash of the text) in place of @VERSION@. */
+/* The library text (qsvc_redis.lua, then qsvc_redis_results.lua) with its version (a hash
+ * of the whole text) in place of @VERSION@. */
 char *rsvc_library_text(char version[17]) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (const char *p = qsvc_redis_lua; *p; p++)
         h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    for (const char *p = qsvc_redis_results_lua; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
     snprintf(version, 17, "%016" PRIx64, h);
     const char *at = strstr(qsvc_redis_lua, "@VERSION@");
-    size_t n = strlen(qsvc_redis_lua);
-    char *t = malloc(n + 17);
+    size_t n = strlen(qsvc_redis_lua), n2 = strlen(qsvc_redis_results_lua);
+    char *t = malloc(n + n2 + 17);
     if (!t || !at) {
         free(t);
         return NULL;
@@ -44,6 +48,7 @@ char *rsvc_library_text(char version[17]) {
     memcpy(t, qsvc_redis_lua, pre);
     memcpy(t + pre, version, 16);
     strcpy(t + pre + 16, at + 9);
+    strcat(t + pre + 16, qsvc_redis_results_lua);
     return t;
 }
 
@@ -58,18 +63,19 @@ static void declare_config_queues(struct rsvc *svc) {
     const struct config *cfg = svc->srv->cfg;
     for (size_t i = 0; i < cfg->nqueues; i++) {
         const struct config_queue *cq = &cfg->queues[i];
-        char v[6][24];
-        snprintf(v[0], sizeof v[0], "%d", 31);
+        char v[7][24];
+        snprintf(v[0], sizeof v[0], "%d", 63);
         snprintf(v[1], sizeof v[1], "%" PRIu64, cq->maxsize);
         snprintf(v[2], sizeof v[2], "%" PRIu64, cq->lease_ms);
         snprintf(v[3], sizeof v[3], "%" PRIu64, cq->max_attempts);
         snprintf(v[4], sizeof v[4], "%" PRIu64, cq->max_payload);
         snprintf(v[5], sizeof v[5], "%" PRIu64, cfg->queue_key_window_ms);
-        const char *args[] = {v[0], v[1], v[2], v[3], v[4], v[5]};
+        snprintf(v[6], sizeof v[6], "%" PRIu64, cq->result_ttl_ms);
+        const char *args[] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
         const char *argv[] = {"SADD", svc->registry, cq->name};
         redis_conn_command(svc->rc, svc->registry, strlen(svc->registry), on_ignore, NULL, 3, argv,
                            NULL);
-        rsvc_fcall(svc, "aw_declare", cq->name, strlen(cq->name), 6, args, NULL, on_ignore, NULL);
+        rsvc_fcall(svc, "aw_declare", cq->name, strlen(cq->name), 7, args, NULL, on_ignore, NULL);
     }
 }
 
@@ -157,6 +163,7 @@ static void redis_close(void *ctx) {
     struct rsvc *svc = ctx;
     rwait_end_all(svc, QSVC_ERR_DRAINING);
     timer_cancel(&svc->srv->wheel, &svc->safety_t);
+    free(svc->rwaits);
     redis_conn_free(svc->rc); /* calls in flight get their callbacks (their callers are gone) */
     qsvc_fini(&svc->base);
     free(svc->lib);
@@ -169,7 +176,7 @@ static int redis_metrics(void *ctx, struct buf *o) {
     struct rsvc *svc = ctx;
     static const char *const names[R_NKINDS] = {
         "put", "put_batch", "reserve", "join", "ack", "nack", "touch", "peek", "declare",
-        "delete", "stats", "list", "dead_list", "bulk", "ack_batch"};
+        "delete", "stats", "list", "dead_list", "bulk", "result", "jobs", "ack_batch"};
     int r = buf_appendf(o, "# HELP awaitd_redis_up 1 if the Redis backend is connected with its function library loaded.\n"
                         "# TYPE awaitd_redis_up gauge\nawaitd_redis_up %d\n",
                         svc->lib_ok && redis_conn_up(svc->rc));

@@ -117,6 +117,8 @@ int rwait_join(struct rop *rop) {
 
 void rwait_leave(struct rop *rop) {
     struct rwatch *w = rop->watch;
+    if (rop->rwaiting)
+        rsvc_result_leave(rop); /* a result wait: in a bucket, not a watch */
     if (!w)
         return;
     rop->watch = NULL;
@@ -142,6 +144,7 @@ void rwait_message(struct rsvc *svc, const char *msg, size_t len) {
     /* "KIND N QUEUE" */
     if (len < 5 || msg[1] != ' ')
         return;
+    rsvc_result_message(svc, msg, len); /* o (a job finished) and x (deleted) */
     const char *p = msg + 2, *end = msg + len;
     uint64_t n = 0;
     while (p < end && *p >= '0' && *p <= '9' && n < UINT32_MAX)
@@ -168,6 +171,7 @@ void rwait_message(struct rsvc *svc, const char *msg, size_t len) {
 
 void rwait_wake_all(struct rsvc *svc) {
     struct list *n, *tmp;
+    rsvc_result_wake_all(svc);
     list_for_each_safe(n, tmp, &svc->watches) {
         struct rwatch *w = container_of(n, struct rwatch, node);
         wake(&w->getters, SIZE_MAX);
@@ -179,6 +183,7 @@ void rwait_wake_all(struct rsvc *svc) {
 /* One waiter at a time: finishing the last one of a watch frees it. */
 void rwait_end_all(struct rsvc *svc, int st) {
     struct list *n;
+    rsvc_result_end_all(svc, st);
     while ((n = list_first(&svc->watches))) {
         struct rwatch *w = container_of(n, struct rwatch, node);
         struct list *l = !list_empty(&w->getters)   ? &w->getters

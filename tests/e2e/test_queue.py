@@ -74,7 +74,6 @@ class QueueCase(PooledJournalTestCase):
     tmp_prefix = "awaitd-q-"
     fsync = "off"
     token = None
-    keeps_dead_reasons = True  # the Redis backend does not record why a job died (yet)
     pool_workers = 32
 
     # -- requests --
@@ -765,9 +764,8 @@ class QueueApiTest(QueueCase):
                          (1, 1, 0, 0), st)
         r = self.h("GET", "/queues/%s/dead" % q)
         self.assertEqual(r.status, 200, r)
-        reason = "nacked" if self.keeps_dead_reasons else "unknown"
         self.assertEqual(r.json()["dead"], [{"id": jid, "priority": 3, "attempt": 2, "len": 6,
-                                             "reason": reason, "error": None}])
+                                             "reason": "nacked", "error": None}])
         g = self.h("GET", "/queues/%s/jobs/%d" % (q, jid))
         self.assertEqual(g.status, 200, g)
         self.assertEqual(g.body, b"poison")

@@ -37,20 +37,20 @@ from redis_test import REDIS_SERVER, RedisServer, redis_config  # noqa: F401
 
 # ---- the queue suite against Redis ----------------------------------------------------
 
-def redis_variant(base, not_yet):
+def redis_variant(base, not_yet, extra=None):
     """base (a test_queue class) with [store] backend = redis on a redis-server of its own;
-    not_yet: {test name: why it does not pass against Redis yet}, left out."""
+    not_yet: {test name: why it does not pass against Redis yet}, left out; extra: more
+    config (redis_config's)."""
 
     class Variant(base):
         redis = None
         per_queue_metrics = False  # docs/REDIS.md: no per-queue series on /metrics yet
-        keeps_dead_reasons = False  # docs/REDIS.md: dead letters list reason "unknown"
 
         @classmethod
         def setUpClass(cls):
             cls.redis = RedisServer().start()
             cls.config = {k: dict(v) for k, v in base.config.items()}
-            cls.config.update(redis_config(cls.redis.port))
+            cls.config.update(redis_config(cls.redis.port, extra))
             try:
                 super().setUpClass()
             except Exception:
@@ -640,31 +640,6 @@ class RedisConfigTest(unittest.TestCase):
             self.assertIn("[redis] nodes", p.stderr)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-
-    def test_results_and_job_listing_answer_501_naming_the_backend(self):
-        redis = RedisServer().start()
-        d = None
-        try:
-            d = Daemon(redis_config(redis.port)).start()
-            self.assertIn(d.http("PUT", "/queues/r").status, (200, 201))
-            jid = d.http("POST", "/queues/r/jobs", body=b"x").json()["id"]
-            self.assertEqual(int(d.http("POST", "/queues/r/reserve").header("Job-Id")), jid)
-            for method, path, body, headers in (
-                    ("POST", "/queues/r/jobs/%d/ack" % jid, b"a result", {}),
-                    ("POST", "/queues/r/jobs/%d/nack" % jid, None, {"Job-Error": "boom"}),
-                    ("GET", "/queues/r/jobs/%d/result?wait=1" % jid, None, {}),
-                    ("GET", "/queues/r/jobs?state=ready", None, {})):
-                r = d.http(method, path, body=body, headers=headers)
-                self.assertEqual(r.status, 501, (path, r))
-                self.assertIn("backend = redis", r.json()["error"])
-            # The job is untouched: a plain ack still works.
-            self.assertEqual(d.http("POST", "/queues/r/jobs/%d/ack" % jid).status, 200)
-            dead = d.http("GET", "/queues/r/dead").json()["dead"]
-            self.assertEqual(dead, [])
-        finally:
-            if d:
-                d.stop()
-            redis.cleanup()
 
     def test_timers_are_served(self):
         redis = RedisServer().start()

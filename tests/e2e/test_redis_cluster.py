@@ -186,7 +186,6 @@ def cluster_config(cluster, extra=None):
 class ClusterQueueApiTest(tq.QueueApiTest):
     cluster = None
     per_queue_metrics = False  # as test_redis.py: no per-queue series on /metrics with redis
-    keeps_dead_reasons = False  # as test_redis.py: dead letters list reason "unknown"
 
     @classmethod
     def setUpClass(cls):
