@@ -138,6 +138,23 @@ class RedisResultNodesTest(ResultNodesCase):
             r, _ = fut.result(15)
             self.assertEqual((r.status, r.body), (200, b"result-%d" % jid), r)
 
+    def test_batch_ack_on_a_answers_the_waits_on_b(self):
+        """POST /queues/{q}/acks ends its jobs as plain acks do: waits on
+        another node get an empty 200 "acked", nothing is kept."""
+        a, b = self.node(), self.node()
+        self.declare(a, "bq")
+        ids = [self.put_id(a, "bq", b"job-%d" % i) for i in range(3)]
+        futs = {jid: self.bg(self.result, b, "bq", jid, wait=10) for jid in ids}
+        time.sleep(0.5)
+        taken = [self.take(a, "bq") for _ in ids]
+        r = self.req(a, "POST", "/queues/bq/acks",
+                     body=b"".join(b"%d %d\n" % t for t in taken))
+        self.assertEqual((r.status, r.json()["acked"]), (200, 3), r)
+        for jid, fut in futs.items():
+            r, t_done = fut.result(15)
+            self.assertEqual((r.status, r.body, r.header("Job-Outcome")), (200, b"", "acked"), r)
+            self.assertEqual(self.result(b, "bq", jid).status, 404)
+
     def test_dead_reason_and_text_seen_from_the_other_node(self):
         a, b = self.node(), self.node()
         self.declare(a, "dq", max_attempts=1, lease=0.3)
