@@ -29,10 +29,6 @@ int buf_grow(struct buf *b, size_t extra) {
     return 0;
 }
 
-int buf_appends(struct buf *b, const char *s) {
-    return buf_append(b, s, strlen(s));
-}
-
 int buf_appendf(struct buf *b, const char *fmt, ...) {
     va_list ap;
     char small[256];
@@ -155,6 +151,25 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n) {
     return buf_append(b, "\"", 1);
 }
 
+/* Any byte of x below 0x20, at or above 0x80, '"' or '\\': the bytes JSON
+ * escapes or that need a UTF-8 check. Exact as an "any byte" answer (a
+ * borrow only misreports bytes above the first one that matches). */
+#define J_ONES 0x0101010101010101ULL
+#define J_HAS_ZERO(x) (((x)-J_ONES) & ~(x) & (J_ONES * 0x80))
+#define J_SPECIAL(x)                                                                               \
+    ((((x)-J_ONES * 0x20) | (x) | J_HAS_ZERO((x) ^ (J_ONES * '"')) |                               \
+      J_HAS_ZERO((x) ^ (J_ONES * '\\'))) & (J_ONES * 0x80))
+
+/* 1 for the bytes JSON takes as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char json_plain[256] = {
+    ['\x20'] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,            /* '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x70 (DEL too) */
+};
+
 int buf_append_json_chars(struct buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     /* Worst case every byte becomes \u00XX (6) or U+FFFD (3 bytes). */
@@ -162,12 +177,28 @@ int buf_append_json_chars(struct buf *b, const char *s, size_t n) {
         return -1;
     char *o = b->data + b->off + b->len;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
+    for (;;) {
+        /* Plain ASCII a word at a time (long values, URLs), then byte by
+         * byte through the word that stops it (or a short tail): one
+         * table load per byte. */
+        while (end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if (J_SPECIAL(x))
+                break;
+            memcpy(o, &x, 8);
+            o += 8;
+            p += 8;
+        }
+        const unsigned char *stop = end - p > 8 ? p + 8 : end;
+        while (p < stop && json_plain[*p])
+            *o++ = (char)*p++;
+        if (p == end)
+            break;
+        if (p == stop)
+            continue;
         unsigned char c = *p;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            p++;
-        } else if (c == '"' || c == '\\') {
+        if (c == '"' || c == '\\') {
             *o++ = '\\';
             *o++ = (char)c;
             p++;

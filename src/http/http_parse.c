@@ -786,9 +786,8 @@ ssize_t http_chunked_decode(struct http_chunked *d, char *buf, size_t *len, uint
 
 /* ---- lookups ------------------------------------------------------------ */
 
-const struct http_header *http_find_header(const struct http_header *h, size_t n,
-                                           const char *name) {
-    size_t len = strlen(name);
+const struct http_header *http_find_header_n(const struct http_header *h, size_t n,
+                                             const char *name, size_t len) {
     for (size_t i = 0; i < n; i++) {
         if (h[i].name_len != len)
             continue;
