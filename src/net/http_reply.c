@@ -58,65 +58,89 @@ static void log_5xx(struct conn *c, int status, const char *msg) {
     suppressed = 0;
 }
 
-/* The head into o (conn_out(c)); on failure the part written is dropped. */
+/* Copy a string literal to p and move p past it (its length is folded). */
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+
+static char *put_mem(char *p, const char *s, size_t n) {
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Decimal digits of v at p (at most 20); returns the end. */
+static char *put_u64(char *p, uint64_t v) {
+    char tmp[20], *t = tmp + sizeof tmp;
+    do {
+        *--t = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (t < tmp + sizeof tmp)
+        *p++ = *t++;
+    return p;
+}
+
+/* The fixed bytes of a head at most: status line and Server, Date's name,
+ * Content-Type's name, Content-Length with 20 digits or Transfer-Encoding,
+ * Connection, and the line ends (the variable parts are added to it). */
+#define HEAD_FIXED_MAX 160
+
+/*
+ * The head into o (conn_out(c)), without printf and with one reserve: the
+ * lengths of the variable parts are known first, so every line is copied
+ * straight into the buffer (this is the hot path). On failure nothing is
+ * written.
+ */
 static int head_into(struct conn *c, struct buf *o, int status, const char *ctype,
                      int64_t content_length, const char *extra) {
-    size_t mark = o->len;
     struct server *s = c->srv;
     if (s->draining && c->in.len == 0) /* else a pipelined request is answered too (conn_drain) */
         c->keep_alive = 0;
-    /* Status line and fixed headers without printf: this is the hot path. */
     if (status < 100 || status > 999)
         status = 500;
-    char head[160];
-    size_t n = 0;
     const char *reason = http_reason(status), *date = server_date(s);
+    const char *more = s->reply_extra_conn == c ? s->reply_extra : NULL;
     size_t rl = strlen(reason), dl = strlen(date);
+    size_t cl = ctype ? strlen(ctype) : 0, xl = extra ? strlen(extra) : 0;
+    size_t ml = more ? strlen(more) : 0;
     if (rl > 64)
         rl = 64;
-    memcpy(head, "HTTP/1.1 ", 9);
-    head[9] = (char)('0' + status / 100);
-    head[10] = (char)('0' + status / 10 % 10);
-    head[11] = (char)('0' + status % 10);
-    head[12] = ' ';
-    n = 13;
-    memcpy(head + n, reason, rl);
-    n += rl;
-    static const char mid[] = "\r\nServer: awaitd\r\nDate: ";
-    memcpy(head + n, mid, sizeof mid - 1);
-    n += sizeof mid - 1;
-    memcpy(head + n, date, dl);
-    n += dl;
-    memcpy(head + n, "\r\n", 2);
-    n += 2;
-    int r = buf_append(o, head, n);
+    if (buf_reserve(o, HEAD_FIXED_MAX + rl + dl + cl + xl + ml) < 0)
+        return reply_failed(c, NULL, 0);
+    char *h = o->data + o->off + o->len, *h0 = h;
+    PUT_LIT(h, "HTTP/1.1 ");
+    *h++ = (char)('0' + status / 100);
+    *h++ = (char)('0' + status / 10 % 10);
+    *h++ = (char)('0' + status % 10);
+    *h++ = ' ';
+    h = put_mem(h, reason, rl);
+    PUT_LIT(h, "\r\nServer: awaitd\r\nDate: ");
+    h = put_mem(h, date, dl);
+    PUT_LIT(h, "\r\n");
     if (ctype) {
-        r |= buf_appends(o, "Content-Type: ");
-        r |= buf_appends(o, ctype);
-        r |= buf_append(o, "\r\n", 2);
+        PUT_LIT(h, "Content-Type: ");
+        h = put_mem(h, ctype, cl);
+        PUT_LIT(h, "\r\n");
     }
     if (status < 200 || status == 204 || status == 304) {
         /* These never carry a body, and 1xx/204 must not send a length. */
     } else if (content_length >= 0) {
-        r |= buf_append(o, "Content-Length: ", 16);
-        r |= buf_append_u64(o, (unsigned long long)content_length);
-        r |= buf_append(o, "\r\n", 2);
+        PUT_LIT(h, "Content-Length: ");
+        h = put_u64(h, (uint64_t)content_length);
+        PUT_LIT(h, "\r\n");
     } else if (!c->http10) {
-        r |= buf_appends(o, "Transfer-Encoding: chunked\r\n");
+        PUT_LIT(h, "Transfer-Encoding: chunked\r\n");
     } else {
         c->keep_alive = 0; /* HTTP/1.0 without a length: the close ends the body */
     }
     if (!c->keep_alive)
-        r |= buf_append(o, "Connection: close\r\n", 19);
+        PUT_LIT(h, "Connection: close\r\n");
     else if (c->http10)
-        r |= buf_appends(o, "Connection: keep-alive\r\n");
+        PUT_LIT(h, "Connection: keep-alive\r\n");
     if (extra)
-        r |= buf_appends(o, extra);
-    if (s->reply_extra_conn == c)
-        r |= buf_appends(o, s->reply_extra);
-    r |= buf_append(o, "\r\n", 2);
-    if (r)
-        return reply_failed(c, o, mark);
+        h = put_mem(h, extra, xl);
+    if (more)
+        h = put_mem(h, more, ml);
+    PUT_LIT(h, "\r\n");
+    o->len += (size_t)(h - h0);
     if (status >= 100 && status < 600)
         s->metrics.requests[status / 100]++;
     if (status >= 500 && log_level_current >= LOG_LVL_WARN)
