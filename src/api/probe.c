@@ -140,12 +140,15 @@ static int append_headers_json(struct buf *o, const struct http_request *req) {
             continue;
         char name[256];
         size_t nl = h->name_len < sizeof name ? h->name_len : sizeof name;
-        for (size_t k = 0; k < nl; k++) {
-            int up = k == 0 || h->name[k - 1] == '-';
-            name[k] = (char)(up ? toupper((unsigned char)h->name[k])
-                                : tolower((unsigned char)h->name[k]));
+        for (size_t k = 0, up = 1; k < nl; k++) { /* ASCII only, as toupper in the C locale */
+            unsigned char ch = (unsigned char)h->name[k];
+            if ((unsigned)(ch - (up ? 'a' : 'A')) < 26u)
+                ch ^= 0x20;
+            name[k] = (char)ch;
+            up = ch == '-';
         }
-        r |= buf_appends(o, first ? "" : ", ");
+        if (!first)
+            r |= buf_append(o, ", ", 2);
         first = 0;
         r |= buf_append_json_str(o, name, nl);
         r |= buf_append(o, ": ", 2);
@@ -263,9 +266,12 @@ int probe_append_origin(struct buf *o, struct conn *c, const struct http_request
     const struct http_header *xff = trusted(c) ? find(req, "x-forwarded-for") : NULL;
     if (xff)
         return buf_append_json_str(o, xff->value, xff->value_len);
+    /* An address as text is digits, hex, '.' and ':': nothing to escape. */
     char origin[64];
-    conn_peer_text(c, origin, sizeof origin);
-    return buf_append_json_str(o, origin, strlen(origin));
+    origin[0] = '"';
+    size_t n = strlen(conn_peer_text(c, origin + 1, sizeof origin - 2));
+    origin[n + 1] = '"';
+    return buf_append(o, origin, n + 2);
 }
 
 int probe_append_base_url(struct buf *o, struct conn *c, const struct http_request *req) {
