@@ -58,6 +58,34 @@ static void conn_set_deadline(struct conn *c, enum conn_deadline kind, uint64_t 
     server_timer_in(c->srv, &c->deadline, ms);
 }
 
+/*
+ * The clock as conn_observe read it when an answer completed, for the
+ * keep-alive deadline armed once that answer has been written in the same
+ * callback: one clock read per request fewer (vDSO clock_gettime was about
+ * 1.2% of the server's CPU per GET /get at three reads a request). Only
+ * for the connection that read it, and forgotten at the start of every
+ * callback (conn_on_event, conn_done), so it is never older than the
+ * callback's own work: the deadline is early by at most the time the
+ * answer's write took.
+ */
+static _Thread_local struct {
+    const struct conn *c;
+    uint64_t us;
+} observed;
+
+/* The keep-alive deadline, from the answer's observed end when there is one. */
+static void conn_set_keepalive(struct conn *c) {
+    uint64_t ms = c->srv->cfg->keepalive_timeout_ms;
+    if (observed.c != c) {
+        conn_set_deadline(c, DL_KEEPALIVE, ms);
+        return;
+    }
+    observed.c = NULL;
+    c->deadline_kind = DL_KEEPALIVE;
+    /* As server_timer_in: +1, since the clock truncates to the millisecond. */
+    timer_add(&c->srv->wheel, &c->deadline, observed.us / 1000 + ms + 1);
+}
+
 static void conn_clear_deadline(struct conn *c) {
     c->deadline_kind = DL_NONE;
     timer_cancel(&c->srv->wheel, &c->deadline);
@@ -143,7 +171,10 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *peer, soc
 
 /* The current request's answer is complete: into the latency histogram. */
 void conn_observe(struct conn *c) {
-    metrics_request_observe(&c->srv->metrics, c->route_class, clock_now_us() - c->alog.start_us);
+    uint64_t now = clock_now_us();
+    metrics_request_observe(&c->srv->metrics, c->route_class, now - c->alog.start_us);
+    observed.c = c;
+    observed.us = now;
 }
 
 /* The shared write buffer is free again; after a burst it shrinks back. */
@@ -332,7 +363,7 @@ static int conn_after_write(struct conn *c) {
             /* Idle: give the memory back; keep-alive deadline runs. */
             buf_free(&c->in);
             /* O(1) on the wheel, so the idle clock simply restarts. */
-            conn_set_deadline(c, DL_KEEPALIVE, c->srv->cfg->keepalive_timeout_ms);
+            conn_set_keepalive(c);
         }
     }
     return 0;
@@ -486,6 +517,7 @@ void conn_done(struct conn *c) {
         workers_proxy_done(c);
         return;
     }
+    observed.c = NULL;
     c->cancel = NULL;
     c->cancel_arg = NULL;
     if (c->role == CONN_ROLE_TAKEN) {
@@ -905,6 +937,7 @@ static void conn_on_event(evutil_socket_t fd, short what, void *arg) {
     struct conn *c = arg;
     struct server *s = c->srv;
     int r;
+    observed.c = NULL;
     c->io_flip = 0;
     if (c->ev_write) {
         if (c->deadline_kind == DL_WRITE)
