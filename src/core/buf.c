@@ -172,10 +172,9 @@ static const unsigned char json_plain[256] = {
  * strings), and a tail shorter than a word is tested as the string's last
  * whole word, overlapping bytes already copied: when that word is plain,
  * its first bytes were copied as they are, so writing them again changes
- * nothing. /get's strings (Host, the host value, the origin, the target)
- * are 4 to 30 bytes: most take one or two word tests and no byte loop.
+ * nothing. The general case, for json_chars_at below.
  */
-static char *json_chars_at(char *o, const unsigned char *p, size_t n) {
+static __attribute__((noinline)) char *json_chars_any(char *o, const unsigned char *p, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *start = p, *end = p + n;
     for (;;) {
@@ -243,6 +242,45 @@ static char *json_chars_at(char *o, const unsigned char *p, size_t n) {
             }
         }
     }
+}
+
+/*
+ * The same for strings of 4 bytes or more that need no escaping at all
+ * (most of what an echo holds): only the word tests, in a function small
+ * enough to inline without the general loop's register saves; anything
+ * else, or a special byte found, goes to json_chars_any from the start
+ * (what the word tests copied is plain, so copying it again is the same).
+ */
+static inline __attribute__((always_inline)) char *json_chars_at(char *o, const unsigned char *p,
+                                                                  size_t n) {
+    if (n >= 8) {
+        size_t i = 0;
+        uint64_t x;
+        for (; n - i >= 8; i += 8) {
+            memcpy(&x, p + i, 8);
+            if (J_SPECIAL_W(x, J_ONES64))
+                return json_chars_any(o, p, n);
+            memcpy(o + i, &x, 8);
+        }
+        if (i < n) {
+            memcpy(&x, p + n - 8, 8);
+            if (J_SPECIAL_W(x, J_ONES64))
+                return json_chars_any(o, p, n);
+            memcpy(o + n - 8, &x, 8);
+        }
+        return o + n;
+    }
+    if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        if (J_SPECIAL_W(x, J_ONES32) || J_SPECIAL_W(y, J_ONES32))
+            return json_chars_any(o, p, n);
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+        return o + n;
+    }
+    return json_chars_any(o, p, n);
 }
 
 int buf_append_json_chars(struct buf *b, const char *s, size_t n) {
