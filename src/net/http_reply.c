@@ -68,6 +68,14 @@ static char *put_mem(char *p, const char *s, size_t n) {
 
 /* Decimal digits of v at p (at most 20); returns the end. */
 static char *put_u64(char *p, uint64_t v) {
+    if (v < 1000) { /* most bodies: no loops */
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        return p;
+    }
     size_t n = 1;
     for (uint64_t t = v; t >= 10; t /= 10)
         n++;
