@@ -140,12 +140,10 @@ static int append_headers_json(struct buf *o, const struct http_request *req) {
             continue;
         char name[256];
         size_t nl = h->name_len < sizeof name ? h->name_len : sizeof name;
-        /* ASCII only, as toupper in the C locale: a letter's case bit
-         * (0x20) cleared after '-' and at the start, set elsewhere. */
-        for (size_t k = 0, up = 1; k < nl; k++) {
+        for (size_t k = 0, up = 1; k < nl; k++) { /* ASCII only, as toupper in the C locale */
             unsigned char ch = (unsigned char)h->name[k];
-            if ((unsigned)((ch | 0x20) - 'a') < 26u)
-                ch = (unsigned char)((ch & 0xdf) | (up ? 0 : 0x20));
+            if ((unsigned)(ch - (up ? 'a' : 'A')) < 26u)
+                ch ^= 0x20;
             name[k] = (char)ch;
             up = ch == '-';
         }
