@@ -3,6 +3,8 @@
 #include "check_main.h"
 
 #include <check.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +98,68 @@ START_TEST(test_json_str) {
 }
 END_TEST
 
+/* The reference: the byte-at-a-time escaping the word loop must equal. */
+static void json_ref(struct buf *b, const unsigned char *p, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        char e[8];
+        if (c == '"' || c == '\\') {
+            e[0] = '\\', e[1] = (char)c;
+            buf_append(b, e, 2);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            e[0] = '\\', e[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+            buf_append(b, e, 2);
+        } else if (c < 0x20) {
+            e[0] = '\\', e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+            buf_append(b, e, 6);
+        } else if (c < 0x80) {
+            buf_append(b, &c, 1);
+        } else {
+            size_t l = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+            if (l && l <= n - i && utf8_valid((const char *)p + i, l)) {
+                buf_append(b, p + i, l);
+                i += l;
+                continue;
+            }
+            buf_append(b, "\xEF\xBF\xBD", 3);
+        }
+        i++;
+    }
+}
+
+/* Eight bytes at a time while no byte needs escaping: every length and
+ * every position of a special byte (each kind) against the reference. */
+START_TEST(test_json_words) {
+    static const unsigned char specials[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, 0x80, 0xc3, 0xe2, 0xff};
+    struct buf got = BUF_INIT, want = BUF_INIT;
+    unsigned char s[40];
+    uint32_t seed = 12345;
+    for (size_t n = 0; n <= sizeof s; n++)
+        for (size_t at = 0; at <= n; at++)
+            for (size_t k = 0; k < sizeof specials; k++) {
+                for (size_t i = 0; i < n; i++)
+                    s[i] = (unsigned char)(' ' + '!' + i % 90);
+                if (at < n)
+                    s[at] = specials[k];
+                if (at + 1 < n && specials[k] == 0xc3)
+                    s[at + 1] = 0xa9; /* a whole two-byte sequence */
+                seed = seed * 1103515245u + 12345u;
+                if (n && seed >> 28 == 0)
+                    s[(seed >> 8) % n] = (unsigned char)(seed >> 16); /* one random byte more */
+                buf_reset(&got);
+                buf_reset(&want);
+                ck_assert_int_eq(buf_append_json_chars(&got, (const char *)s, n), 0);
+                json_ref(&want, s, n);
+                ck_assert_uint_eq(got.len, want.len);
+                ck_assert(memcmp(buf_start(&got), buf_start(&want), got.len) == 0);
+            }
+    buf_free(&got);
+    buf_free(&want);
+}
+END_TEST
+
 START_TEST(test_utf8_valid) {
     ck_assert(utf8_valid("plain", 5));
     ck_assert(utf8_valid("\xf0\x9f\x98\x80", 4));
@@ -112,6 +176,7 @@ int main(void) {
     tcase_add_test(tc, test_consume_compact);
     tcase_add_test(tc, test_appendf_u64);
     tcase_add_test(tc, test_json_str);
+    tcase_add_test(tc, test_json_words);
     tcase_add_test(tc, test_utf8_valid);
     tcase_add_test(tc, test_text_numbers);
     suite_add_tcase(s, tc);

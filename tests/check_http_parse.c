@@ -45,6 +45,54 @@ static int parse_res(const char *s) {
         ck_assert_mem_eq((p), (s), (n));                                                           \
     } while (0)
 
+/* ---- the word-at-a-time scans: every stop position in a word ------------ */
+
+/* A target and a field value of every length up to 24, each followed by its
+ * terminator, and a value with a tab or a space at every position (both are
+ * value bytes the word test stops at): the spans are exact. Every method
+ * and a near-miss of each. */
+START_TEST(test_scan_stops) {
+    char target[32], value[32], msg[128];
+    for (size_t n = 1; n <= 24; n++) {
+        memset(target, 0, sizeof target);
+        target[0] = '/';
+        for (size_t i = 1; i < n; i++)
+            target[i] = (char)('a' + i % 26);
+        for (size_t k = 0; k <= n; k++) {
+            memset(value, 0, sizeof value);
+            for (size_t i = 0; i < n; i++)
+                value[i] = (char)('A' + i % 26);
+            if (k > 0 && k < n - 1)
+                value[k] = k % 2 ? '\t' : ' ';
+            int len = snprintf(msg, sizeof msg, "GET %s HTTP/1.1\r\nHost: h\r\nX-V: %s\r\n\r\n",
+                               target, value);
+            ck_assert_int_eq(parse(msg), len);
+            ck_assert_span(req.target, req.target_len, target);
+            ck_assert_span(req.headers[1].value, req.headers[1].value_len, value);
+            ck_assert_span(req.host, req.host_len, "h");
+        }
+    }
+    static const struct {
+        const char *m;
+        enum http_method want;
+    } methods[] = {{"GET", HTTP_M_GET},         {"HEAD", HTTP_M_HEAD},   {"POST", HTTP_M_POST},
+                   {"PUT", HTTP_M_PUT},         {"DELETE", HTTP_M_DELETE}, {"PATCH", HTTP_M_PATCH},
+                   {"OPTIONS", HTTP_M_OPTIONS}, {"TRACE", HTTP_M_TRACE}, {"GEt", HTTP_M_OTHER},
+                   {"PUTS", HTTP_M_OTHER},      {"HEAP", HTTP_M_OTHER},  {"PATCHY", HTTP_M_OTHER},
+                   {"DELETES", HTTP_M_OTHER},   {"OPTION", HTTP_M_OTHER}, {"TRACF", HTTP_M_OTHER},
+                   {"", HTTP_M_OTHER}};
+    for (size_t i = 0; i < NELEM(methods); i++)
+        ck_assert_int_eq(http_method_lookup(methods[i].m, strlen(methods[i].m)), methods[i].want);
+    /* Host: a bad byte at every position of a 4-at-a-time check. */
+    for (size_t k = 0; k < 9; k++) {
+        char host[16] = "example.c";
+        host[k] = '"';
+        snprintf(msg, sizeof msg, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host);
+        ck_assert_int_eq(parse(msg), HTTP_ERR_BAD);
+    }
+}
+END_TEST
+
 /* ---- valid requests ------------------------------------------------------ */
 
 START_TEST(test_simple_get) {
@@ -890,6 +938,7 @@ static Suite *http_parse_suite(void) {
 
     tc = tcase_create("lookup");
     tcase_add_test(tc, test_find_header);
+    tcase_add_test(tc, test_scan_stops);
     tcase_add_test(tc, test_query_unknown);
     tcase_add_test(tc, test_reason_and_status);
     tcase_add_test(tc, test_seconds_ms);

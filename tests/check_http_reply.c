@@ -14,6 +14,9 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 
 static void *fail_realloc(void *p, size_t n) {
     (void)p;
@@ -153,6 +156,36 @@ START_TEST(test_reply_fail_answers) {
 }
 END_TEST
 
+/* The head's first lines are kept per status and second: each answer
+ * still carries its own status line and the current Date. */
+static int head_is(struct buf *o, size_t at, const char *status_line) {
+    char want[256];
+    snprintf(want, sizeof want, "%s\r\nServer: awaitd\r\nDate: %s\r\n", status_line, srv.date);
+    return o->len - at >= strlen(want) && memcmp(buf_start(o) + at, want, strlen(want)) == 0;
+}
+
+START_TEST(test_head_lines_follow_status_and_date) {
+    struct buf *o = conn_out(&conn);
+    size_t at = o->len;
+    ck_assert_int_eq(reply(&conn, 200, CT_JSON, NULL, "{}", 2), 0);
+    ck_assert(head_is(o, at, "HTTP/1.1 200 OK"));
+    at = o->len;
+    ck_assert_int_eq(reply(&conn, 404, CT_JSON, NULL, "{}", 2), 0);
+    ck_assert(head_is(o, at, "HTTP/1.1 404 Not Found"));
+    at = o->len;
+    ck_assert_int_eq(reply(&conn, 200, CT_JSON, NULL, "{}", 2), 0);
+    ck_assert(head_is(o, at, "HTTP/1.1 200 OK"));
+    /* Into the next second: the same status gets the new Date. */
+    time_t t0 = time(NULL);
+    while (time(NULL) == t0)
+        usleep(10000);
+    at = o->len;
+    ck_assert_int_eq(reply(&conn, 200, CT_JSON, NULL, "{}", 2), 0);
+    ck_assert(head_is(o, at, "HTTP/1.1 200 OK"));
+    ck_assert(srv.date_sec != t0);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("http_reply");
     TCase *tc = tcase_create("core");
@@ -164,6 +197,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_error_body_failure);
     tcase_add_test(tc, test_chunk_failure_keeps_earlier_chunks);
     tcase_add_test(tc, test_reply_fail_answers);
+    tcase_add_test(tc, test_head_lines_follow_status_and_date);
     suite_add_tcase(s, tc);
     return s;
 }

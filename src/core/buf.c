@@ -29,10 +29,6 @@ int buf_grow(struct buf *b, size_t extra) {
     return 0;
 }
 
-int buf_appends(struct buf *b, const char *s) {
-    return buf_append(b, s, strlen(s));
-}
-
 int buf_appendf(struct buf *b, const char *fmt, ...) {
     va_list ap;
     char small[256];
@@ -149,25 +145,76 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
     return len;
 }
 
-int buf_append_json_str(struct buf *b, const char *s, size_t n) {
-    if (buf_append(b, "\"", 1) < 0 || buf_append_json_chars(b, s, n) < 0)
-        return -1;
-    return buf_append(b, "\"", 1);
-}
+/* Any byte of x below 0x20, at or above 0x80, '"' or '\\': the bytes JSON
+ * escapes or that need a UTF-8 check. While every byte is below 0x80, a
+ * subtraction sets a byte's top bit only for a byte below what is taken
+ * away (or a borrow from such a byte), so the answer is exact; a byte at
+ * or above 0x80 is caught by x itself. */
+#define J_SPECIAL_W(x, ones)                                                                       \
+    (((x) | ((x) - (ones) * 0x20) | (((x) ^ ((ones) * '"')) - (ones)) |                             \
+      (((x) ^ ((ones) * '\\')) - (ones))) & ((ones) * 0x80))
+#define J_ONES64 UINT64_C(0x0101010101010101)
+#define J_ONES32 UINT32_C(0x01010101)
 
-int buf_append_json_chars(struct buf *b, const char *s, size_t n) {
+/* 1 for the bytes JSON takes as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char json_plain[256] = {
+    ['\x20'] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,            /* '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,            /* 0x70 (DEL too) */
+};
+
+/*
+ * s[0..n) escaped for JSON at o, which has room for n * 6 bytes; returns
+ * the end. Plain ASCII goes a word at a time (eight bytes; four for short
+ * strings), and a tail shorter than a word is tested as the string's last
+ * whole word, overlapping bytes already copied: when that word is plain,
+ * its first bytes were copied as they are, so writing them again changes
+ * nothing. The general case, for json_chars_at below.
+ */
+static __attribute__((noinline)) char *json_chars_any(char *o, const unsigned char *p, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    /* Worst case every byte becomes \u00XX (6) or U+FFFD (3 bytes). */
-    if (n > SIZE_MAX / 6 || buf_reserve(b, n * 6) < 0)
-        return -1;
-    char *o = b->data + b->off + b->len;
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
+    const unsigned char *start = p, *end = p + n;
+    for (;;) {
+        while (end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if (J_SPECIAL_W(x, J_ONES64))
+                break;
+            memcpy(o, &x, 8);
+            o += 8;
+            p += 8;
+        }
+        size_t left = (size_t)(end - p);
+        if (left < 8 && end - start >= 8) {
+            uint64_t x;
+            memcpy(&x, end - 8, 8);
+            if (!J_SPECIAL_W(x, J_ONES64)) {
+                memcpy(o + left - 8, &x, 8);
+                return o + left;
+            }
+        } else if (left < 8 && left >= 4) {
+            uint32_t x, y;
+            memcpy(&x, p, 4);
+            memcpy(&y, end - 4, 4);
+            if (!J_SPECIAL_W(x, J_ONES32) && !J_SPECIAL_W(y, J_ONES32)) {
+                memcpy(o, &x, 4);
+                memcpy(o + left - 4, &y, 4);
+                return o + left;
+            }
+        }
+        /* Byte by byte through the word that stopped the loop (or the tail). */
+        const unsigned char *stop = left > 8 ? p + 8 : end;
+        while (p < stop && json_plain[*p])
+            *o++ = (char)*p++;
+        if (p == end)
+            return o;
+        if (p == stop)
+            continue;
         unsigned char c = *p;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            p++;
-        } else if (c == '"' || c == '\\') {
+        if (c == '"' || c == '\\') {
             *o++ = '\\';
             *o++ = (char)c;
             p++;
@@ -195,7 +242,64 @@ int buf_append_json_chars(struct buf *b, const char *s, size_t n) {
             }
         }
     }
-    b->len = (size_t)(o - (b->data + b->off));
+}
+
+/*
+ * The same for strings of 4 bytes or more that need no escaping at all
+ * (most of what an echo holds): only the word tests, in a function small
+ * enough to inline without the general loop's register saves; anything
+ * else, or a special byte found, goes to json_chars_any from the start
+ * (what the word tests copied is plain, so copying it again is the same).
+ */
+static inline __attribute__((always_inline)) char *json_chars_at(char *o, const unsigned char *p,
+                                                                  size_t n) {
+    if (n >= 8) {
+        size_t i = 0;
+        uint64_t x;
+        for (; n - i >= 8; i += 8) {
+            memcpy(&x, p + i, 8);
+            if (J_SPECIAL_W(x, J_ONES64))
+                return json_chars_any(o, p, n);
+            memcpy(o + i, &x, 8);
+        }
+        if (i < n) {
+            memcpy(&x, p + n - 8, 8);
+            if (J_SPECIAL_W(x, J_ONES64))
+                return json_chars_any(o, p, n);
+            memcpy(o + n - 8, &x, 8);
+        }
+        return o + n;
+    }
+    if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        if (J_SPECIAL_W(x, J_ONES32) || J_SPECIAL_W(y, J_ONES32))
+            return json_chars_any(o, p, n);
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+        return o + n;
+    }
+    return json_chars_any(o, p, n);
+}
+
+int buf_append_json_chars(struct buf *b, const char *s, size_t n) {
+    /* Worst case every byte becomes \u00XX (6) or U+FFFD (3 bytes). */
+    if (n > SIZE_MAX / 6 || buf_reserve(b, n * 6) < 0)
+        return -1;
+    char *o = b->data + b->off + b->len;
+    b->len += (size_t)(json_chars_at(o, (const unsigned char *)s, n) - o);
+    return 0;
+}
+
+int buf_append_json_str(struct buf *b, const char *s, size_t n) {
+    if (n > SIZE_MAX / 6 - 2 || buf_reserve(b, n * 6 + 2) < 0)
+        return -1;
+    char *o = b->data + b->off + b->len, *e;
+    *o = '"';
+    e = json_chars_at(o + 1, (const unsigned char *)s, n);
+    *e++ = '"';
+    b->len += (size_t)(e - o);
     return 0;
 }
 

@@ -44,7 +44,10 @@ static inline int buf_append(struct buf *b, const void *p, size_t n) {
     b->len += n;
     return 0;
 }
-int buf_appends(struct buf *b, const char *s);
+/* Inline: a literal's length is folded at compile time. */
+static inline int buf_appends(struct buf *b, const char *s) {
+    return buf_append(b, s, __builtin_strlen(s));
+}
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_append_u64(struct buf *b, unsigned long long v);
 

@@ -84,8 +84,15 @@ static const char *scan_run(const char *p, const char *end, unsigned low, int cl
         while (end - p >= 8) {
             uint64_t x;
             memcpy(&x, p, 8);
-            if (HAS_LESS(x, low) | HAS_LESS(x ^ (ONES * 0x7f), 1))
+            uint64_t stop = HAS_LESS(x, low) | HAS_LESS(x ^ (ONES * 0x7f), 1);
+            if (stop) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* The lowest flagged byte is exact (no borrow reaches it):
+                 * every byte before it is in the run, so skip them. */
+                p += __builtin_ctzll(stop) >> 3;
+#endif
                 break;
+            }
             p += 8;
         }
         const char *stop = end - p > 8 ? p + 8 : end;
@@ -106,7 +113,7 @@ static unsigned char ascii_lower(unsigned char c) {
  * only bytes that | 0x20 maps onto a literal's '-', '/', ':' or digit
  * without being that byte are control characters, which never get here.
  */
-static int eq_lower(const char *s, const char *lower, size_t n) {
+static inline int eq_lower(const char *s, const char *lower, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t a, b;
@@ -282,7 +289,11 @@ static int note_field(struct framing *f, const struct http_header *h, const char
             break;
         if (++f->host_count > 1)
             FAIL(HTTP_ERR_BAD, "more than one Host");
-        for (const char *p = v; p < e; p++)
+        const char *p = v;
+        while (e - p >= 4 && (IS(p[0], C_HOST) & IS(p[1], C_HOST) & IS(p[2], C_HOST) &
+                              IS(p[3], C_HOST)))
+            p += 4;
+        for (; p < e; p++)
             if (!IS(*p, C_HOST))
                 FAIL(HTTP_ERR_BAD, "invalid character in Host");
         f->host = v;
@@ -388,19 +399,23 @@ static void framing_init(struct framing *f, int request) {
     f->content_length = -1;
 }
 
+/* By length, then compares of a constant size (inlined, no memcmp call). */
 enum http_method http_method_lookup(const char *m, size_t n) {
-    static const struct {
-        char name[8];
-        size_t len;
-        enum http_method method;
-    } methods[] = {{"GET", 3, HTTP_M_GET},        {"HEAD", 4, HTTP_M_HEAD},
-                   {"POST", 4, HTTP_M_POST},      {"PUT", 3, HTTP_M_PUT},
-                   {"DELETE", 6, HTTP_M_DELETE},  {"PATCH", 5, HTTP_M_PATCH},
-                   {"OPTIONS", 7, HTTP_M_OPTIONS}, {"TRACE", 5, HTTP_M_TRACE}};
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (n == methods[i].len && memcmp(m, methods[i].name, n) == 0)
-            return methods[i].method;
+#define IS_M(lit) (memcmp(m, lit, sizeof(lit) - 1) == 0)
+    switch (n) {
+    case 3:
+        return IS_M("GET") ? HTTP_M_GET : IS_M("PUT") ? HTTP_M_PUT : HTTP_M_OTHER;
+    case 4:
+        return IS_M("HEAD") ? HTTP_M_HEAD : IS_M("POST") ? HTTP_M_POST : HTTP_M_OTHER;
+    case 5:
+        return IS_M("PATCH") ? HTTP_M_PATCH : IS_M("TRACE") ? HTTP_M_TRACE : HTTP_M_OTHER;
+    case 6:
+        return IS_M("DELETE") ? HTTP_M_DELETE : HTTP_M_OTHER;
+    case 7:
+        return IS_M("OPTIONS") ? HTTP_M_OPTIONS : HTTP_M_OTHER;
+    }
     return HTTP_M_OTHER;
+#undef IS_M
 }
 
 /*
@@ -786,9 +801,8 @@ ssize_t http_chunked_decode(struct http_chunked *d, char *buf, size_t *len, uint
 
 /* ---- lookups ------------------------------------------------------------ */
 
-const struct http_header *http_find_header(const struct http_header *h, size_t n,
-                                           const char *name) {
-    size_t len = strlen(name);
+const struct http_header *http_find_header_n(const struct http_header *h, size_t n,
+                                             const char *name, size_t len) {
     for (size_t i = 0; i < n; i++) {
         if (h[i].name_len != len)
             continue;

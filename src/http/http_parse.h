@@ -147,9 +147,17 @@ ssize_t http_chunked_decode(struct http_chunked *d, char *buf, size_t *len, uint
 /* Initialise a decoder before the first call. */
 void http_chunked_init(struct http_chunked *d);
 
-/* Case-insensitive header lookup; returns the first match or NULL. */
-const struct http_header *http_find_header(const struct http_header *h, size_t n,
-                                           const char *name);
+/* Case-insensitive header lookup of name[0..len); returns the first match
+ * or NULL. */
+const struct http_header *http_find_header_n(const struct http_header *h, size_t n,
+                                             const char *name, size_t len);
+
+/* The same for a NUL-terminated name; inline, so a literal's
+ * length is folded at compile time (a probe looks up several per request). */
+static inline const struct http_header *http_find_header(const struct http_header *h, size_t n,
+                                                         const char *name) {
+    return http_find_header_n(h, n, name, __builtin_strlen(name));
+}
 
 /* Reason phrase for a status code ("OK", "Not Found", ...); "Unknown" if none. */
 const char *http_reason(int status);

@@ -58,65 +58,133 @@ static void log_5xx(struct conn *c, int status, const char *msg) {
     suppressed = 0;
 }
 
-/* The head into o (conn_out(c)); on failure the part written is dropped. */
+/* Copy a string literal to p and move p past it (its length is folded). */
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+
+static char *put_mem(char *p, const char *s, size_t n) {
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Decimal digits of v at p (at most 20); returns the end. */
+static char *put_u64(char *p, uint64_t v) {
+    if (v < 1000) { /* most bodies: no loops */
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        return p;
+    }
+    size_t n = 1;
+    for (uint64_t t = v; t >= 10; t /= 10)
+        n++;
+    char *e = p + n;
+    do {
+        *--e = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p + n;
+}
+
+/*
+ * The head's first lines, "HTTP/1.1 200 OK\r\nServer: awaitd\r\nDate: ...\r\n",
+ * as last written (per thread, so per worker loop): answers in the same
+ * second with the same status reuse them, one fixed-size copy instead of
+ * the reason's lookup, two strlen and four copies. They depend on nothing
+ * else. At most 13 + 48 + 24 + 40 + 2 bytes (the longest reason is 31,
+ * Date 29: both are cut to be safe).
+ */
+#define HEAD_LINE_MAX 128
+struct head_line {
+    time_t sec;
+    int status;
+    size_t len;
+    char text[HEAD_LINE_MAX];
+};
+static _Thread_local struct head_line head_line;
+
+static const struct head_line *head_line_for(struct server *s, int status) {
+    const char *date = server_date(s);
+    struct head_line *l = &head_line;
+    if (l->sec == s->date_sec && l->status == status && l->len)
+        return l;
+    const char *reason = http_reason(status);
+    size_t rl = strlen(reason), dl = strlen(date);
+    if (rl > 48)
+        rl = 48;
+    if (dl > 40)
+        dl = 40;
+    char *h = l->text;
+    PUT_LIT(h, "HTTP/1.1 ");
+    *h++ = (char)('0' + status / 100);
+    *h++ = (char)('0' + status / 10 % 10);
+    *h++ = (char)('0' + status % 10);
+    *h++ = ' ';
+    h = put_mem(h, reason, rl);
+    PUT_LIT(h, "\r\nServer: awaitd\r\nDate: ");
+    h = put_mem(h, date, dl);
+    PUT_LIT(h, "\r\n");
+    l->len = (size_t)(h - l->text);
+    l->sec = s->date_sec;
+    l->status = status;
+    return l;
+}
+
+/* The fixed bytes of a head at most after its first lines: Content-Type's
+ * name, Content-Length with 20 digits or Transfer-Encoding, Connection, and
+ * the line ends (the variable parts are added to it). */
+#define HEAD_FIXED_MAX 160
+
+/*
+ * The head into o (conn_out(c)), without printf and with one reserve: the
+ * lengths of the variable parts are known first, so every line is copied
+ * straight into the buffer (this is the hot path). On failure nothing is
+ * written.
+ */
 static int head_into(struct conn *c, struct buf *o, int status, const char *ctype,
                      int64_t content_length, const char *extra) {
-    size_t mark = o->len;
     struct server *s = c->srv;
     if (s->draining && c->b->in.len == 0) /* else a pipelined request is answered too (conn_drain) */
         c->keep_alive = 0;
-    /* Status line and fixed headers without printf: this is the hot path. */
     if (status < 100 || status > 999)
         status = 500;
-    char head[160];
-    size_t n = 0;
-    const char *reason = http_reason(status), *date = server_date(s);
-    size_t rl = strlen(reason), dl = strlen(date);
-    if (rl > 64)
-        rl = 64;
-    memcpy(head, "HTTP/1.1 ", 9);
-    head[9] = (char)('0' + status / 100);
-    head[10] = (char)('0' + status / 10 % 10);
-    head[11] = (char)('0' + status % 10);
-    head[12] = ' ';
-    n = 13;
-    memcpy(head + n, reason, rl);
-    n += rl;
-    static const char mid[] = "\r\nServer: awaitd\r\nDate: ";
-    memcpy(head + n, mid, sizeof mid - 1);
-    n += sizeof mid - 1;
-    memcpy(head + n, date, dl);
-    n += dl;
-    memcpy(head + n, "\r\n", 2);
-    n += 2;
-    int r = buf_append(o, head, n);
+    const struct head_line *line = head_line_for(s, status);
+    const char *more = s->reply_extra_conn == c ? s->reply_extra : NULL;
+    size_t cl = ctype ? strlen(ctype) : 0, xl = extra ? strlen(extra) : 0;
+    size_t ml = more ? strlen(more) : 0;
+    if (buf_reserve(o, HEAD_LINE_MAX + HEAD_FIXED_MAX + cl + xl + ml) < 0)
+        return reply_failed(c, NULL, 0);
+    char *h = o->data + o->off + o->len, *h0 = h;
+    /* All of text[] (a constant size: a few vector moves), then on from its end. */
+    memcpy(h, line->text, HEAD_LINE_MAX);
+    h += line->len;
     if (ctype) {
-        r |= buf_appends(o, "Content-Type: ");
-        r |= buf_appends(o, ctype);
-        r |= buf_append(o, "\r\n", 2);
+        PUT_LIT(h, "Content-Type: ");
+        h = put_mem(h, ctype, cl);
+        PUT_LIT(h, "\r\n");
     }
     if (status < 200 || status == 204 || status == 304) {
         /* These never carry a body, and 1xx/204 must not send a length. */
     } else if (content_length >= 0) {
-        r |= buf_append(o, "Content-Length: ", 16);
-        r |= buf_append_u64(o, (unsigned long long)content_length);
-        r |= buf_append(o, "\r\n", 2);
+        PUT_LIT(h, "Content-Length: ");
+        h = put_u64(h, (uint64_t)content_length);
+        PUT_LIT(h, "\r\n");
     } else if (!c->http10) {
-        r |= buf_appends(o, "Transfer-Encoding: chunked\r\n");
+        PUT_LIT(h, "Transfer-Encoding: chunked\r\n");
     } else {
         c->keep_alive = 0; /* HTTP/1.0 without a length: the close ends the body */
     }
     if (!c->keep_alive)
-        r |= buf_append(o, "Connection: close\r\n", 19);
+        PUT_LIT(h, "Connection: close\r\n");
     else if (c->http10)
-        r |= buf_appends(o, "Connection: keep-alive\r\n");
+        PUT_LIT(h, "Connection: keep-alive\r\n");
     if (extra)
-        r |= buf_appends(o, extra);
-    if (s->reply_extra_conn == c)
-        r |= buf_appends(o, s->reply_extra);
-    r |= buf_append(o, "\r\n", 2);
-    if (r)
-        return reply_failed(c, o, mark);
+        h = put_mem(h, extra, xl);
+    if (more)
+        h = put_mem(h, more, ml);
+    PUT_LIT(h, "\r\n");
+    o->len += (size_t)(h - h0);
     if (status >= 100 && status < 600)
         s->metrics.requests[status / 100]++;
     if (status >= 500 && log_level_current >= LOG_LVL_WARN)

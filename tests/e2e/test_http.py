@@ -2,6 +2,7 @@
 100-continue, chunked bodies, request smuggling, and limits."""
 
 import json
+import socket
 import time
 import unittest
 
@@ -68,6 +69,36 @@ class HttpTest(DaemonTestCase):
                 r = c.read_response()
                 self.assertEqual(r.status, 200)
                 self.assertEqual(r.json()["args"], {"n": str(i)})
+
+    def test_pipelining_past_one_read(self):
+        # More pipelined requests at once than one read takes (64 KiB), with
+        # answers small enough that no output bound pauses the connection:
+        # the read interest is edge-triggered, so the daemon must go back for
+        # the rest itself (no new readiness announces bytes already there).
+        n = 3000
+        reqs = b"".join(b"GET /status/204?n=%05d HTTP/1.1\r\nHost: t\r\n\r\n" % i
+                        for i in range(n))
+        self.assertGreater(len(reqs), 2 * 65536)
+        with self.d.connect(timeout=10) as c:
+            c.send(reqs)
+            for _ in range(n):
+                self.assertEqual(c.read_response(timeout=5).status, 204)
+
+    def test_request_then_end_of_stream(self):
+        # The request and the client's end of stream arrive together: the
+        # answer comes, then the daemon closes at once (the end of stream
+        # waits behind the bytes read; no new readiness would announce it).
+        for path in (b"/get", b"/delay/0.1"):
+            with self.d.connect() as c:
+                # Corked, the request and the FIN leave in one segment.
+                c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                c.send(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path)
+                c.sock.shutdown(socket.SHUT_WR)
+                start = time.monotonic()
+                rest = c.read_until_close(5)
+                if path == b"/get":
+                    self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:100])
+                self.assertLess(time.monotonic() - start, 2)
 
     def test_pipelining_with_bodies(self):
         reqs = (b"POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
