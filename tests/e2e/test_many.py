@@ -102,7 +102,11 @@ class ManyTest(DaemonTestCase):
         self.assertEqual(statuses, {200: N}, timing)
         for i, (_, body) in enumerate(results[:50]):
             self.assertIn(b'"i": "%d"' % i, body)
-        self.assertLess(t_done, 10.0, timing)
+        # Held at once, not in turns: 5,000 one-second delays served even 500 at a
+        # time would take 10 s after the last request was sent. The bound leaves
+        # the rest of that to this Python client's reading under a loaded machine
+        # (opening 5,000 connections is the client's time and is not bounded).
+        self.assertLess(t_done - t_sent, 8.0, timing)
         # Each answer waited its second: the last request sent was answered >= 1 s later.
         self.assertGreaterEqual(t_done - t_sent, 0.9, timing)
         self.assertGreaterEqual(peak[0], N, "peak awaitd_connections_open %.0f; %s; samples %r"
@@ -133,7 +137,9 @@ class ManyTest(DaemonTestCase):
         errors = [r for r in res if not isinstance(r, int)]
         self.assertEqual(errors[:5], [], "%d failed" % len(errors))
         self.assertEqual(res, [200] * N)
-        self.assertLess(took, 10.0)
+        # Serially (or 250 at a time) this is 20 s or more: concurrency, with room for a
+        # loaded machine's client (aiohttp opening 5,000 connections itself).
+        self.assertLess(took, 20.0)
         self.d.wait_metric("awaitd_connections_open", lambda v: v <= 1, timeout=10)
 
 
