@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # [server] workers (issue 18) on this machine: what a second event loop
-# costs and gives. Four figures, each workers = 1 against workers = 2 in the
+# costs and gives. Five figures, each workers = 1 against workers = 2 in the
 # same run (interleaved PAIRS times; the medians are compared):
 #
 #   1. server CPU per keep-alive GET /get, both servers pinned to CPU 0 and
@@ -18,7 +18,9 @@
 #   4. the hop: server CPU and latency per GET /queues/NAME (a queue's
 #      stats; served by worker 0, so about half the connections of
 #      workers = 2 go through the hop), both pinned to CPU 0; the extra CPU
-#      per hopped request is (cpu2 - cpu1) / (hopped share).
+#      per hopped request is (cpu2 - cpu1) / (hopped share);
+#   5. user-space instructions per GET /get under callgrind (when valgrind
+#      is there): the work per request, whatever the load and scheduling.
 #
 #   bench/workers.sh [--quick]
 #
@@ -35,7 +37,8 @@
 # calls per request. Instructions per request would be the best of them,
 # but this machine is a VM without a PMU ("no PMU driver, software events
 # only": perf stat -e instructions reads <not supported>); where it has
-# one, INSTRUCTIONS=1 adds instructions:u and instructions:k to (2).
+# one, INSTRUCTIONS=1 adds instructions:u and instructions:k to (2). (5)
+# counts awaitd's own instructions instead (not the kernel's).
 #
 # Prints a table; raw outputs go to bench/out/workers-raw/. Exit status: 0
 # when target 1 is met, 1 when not, 2 when the benchmark could not run.
@@ -62,6 +65,7 @@ T_CPU_RATIO=1.05
 want wrk wrk
 want strace strace
 want perf linux-perf
+want valgrind valgrind
 want taskset util-linux
 install_wanted
 need_built awaitd awaitload
@@ -190,6 +194,34 @@ for n in 1 2; do
 done
 part_end tput
 
+# ---- 5. user-space instructions per request (callgrind) ------------------------------------
+# No PMU here, so no hardware instruction counts; callgrind counts the
+# instructions awaitd itself executes (not the kernel's, about 85% of the
+# CPU per /get). Under callgrind the server is the bottleneck for both
+# configurations, so this is the work per request, free of batching.
+if command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
+    part_begin "== 5. user-space instructions per GET /get (callgrind; counters zeroed after a warm-up)"
+    for n in 1 2; do
+        printf '#!/bin/sh\nexec valgrind --tool=callgrind --log-file=%s/valgrind-w%s.txt --callgrind-out-file=%s/cg-w%s.%%p.out %s "$@"\n' \
+            "$RAW" "$n" "$RAW" "$n" "$WORK/bin/awaitd" >"$WORK/bin/awaitd-cg"
+        chmod +x "$WORK/bin/awaitd-cg"
+        AWAITD=$WORK/bin/awaitd-cg start_workers "$n" 0
+        run_client_log "$RAW/cg-warm-$n.txt" 60 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$AW_PORT/get" >/dev/null
+        callgrind_control -z "$AW_PID" >/dev/null 2>&1
+        run_client_log "$RAW/cg-wrk-w$n.txt" 60 wrk -t1 -c"$CONNS" -d"$((SECS < 3 ? 3 : SECS))s" \
+            "http://127.0.0.1:$AW_PORT/get"
+        callgrind_control -d "$AW_PID" >/dev/null 2>&1
+        reqs=$(wrk_requests "$RAW/cg-wrk-w$n.txt")
+        ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$RAW/cg-w$n.$AW_PID.out.1" 2>/dev/null)
+        stop_pid "$AW_PID"
+        [ -n "$ir" ] || { say "  workers=$n: no callgrind dump"; continue; }
+        per=$(awk -v i="$ir" -v r="$reqs" 'BEGIN { printf "%.0f", i / r }')
+        record instr "$n" "$per" "$ir" "$reqs"
+        printf '  workers=%d  %s requests, %s user-space instructions each\n' "$n" "$reqs" "$per"
+    done
+    part_end instr
+fi
+
 # ---- the verdict ---------------------------------------------------------------------------
 g1=$(awk -F'\t' '$1 == "get" && $2 == 1 { print $4 }' "$RESULTS" | median)
 g2=$(awk -F'\t' '$1 == "get" && $2 == 2 { print $4 }' "$RESULTS" | median)
@@ -205,6 +237,10 @@ inv2=$(awk -F'\t' '$1 == "get" && $2 == 2 { print $8 }' "$RESULTS" | median)
 say ""
 say "median /get: workers=1 $g1 us, workers=2 $g2 us: ratio $ratio (target <= $T_CPU_RATIO)"
 say "median involuntary context switches per /get: workers=1 $inv1, workers=2 $inv2"
+i1=$(awk -F'\t' '$1 == "instr" && $2 == 1 { print $3 }' "$RESULTS")
+i2=$(awk -F'\t' '$1 == "instr" && $2 == 2 { print $3 }' "$RESULTS")
+[ -n "$i1" ] && [ -n "$i2" ] &&
+    say "user-space instructions per /get: workers=1 $i1, workers=2 $i2: ratio $(awk -v a="$i2" -v b="$i1" 'BEGIN { printf "%.3f", a / b }')"
 say "median /queues/bench: workers=1 $q1 us, workers=2 $q2 us, $(awk -v s="$share" 'BEGIN { printf "%.0f", s * 100 }')% hopped: about $hop us of server CPU per hop"
 show_awaitd_logs
 awk -v r="$ratio" -v t="$T_CPU_RATIO" 'BEGIN { exit !(r <= t) }'
