@@ -453,7 +453,7 @@ PROBE_HANDLER(probe_delay) {
     op->extra = extra_copy(c, op->body + b->len);
     buf_reset(b);
     timer_init(&op->t, delay_fire);
-    server_timer_in(s, &op->t, (uint64_t)ms);
+    server_timer_after_arrival(s, c, &op->t, (uint64_t)ms); /* from when the request came */
     p->delays_pending++;
     conn_pending(c, delay_cancel, op);
     return HANDLER_PENDING;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Connections accepted per readiness callback, so one busy listener cannot
@@ -50,6 +51,7 @@ struct listener {
     int paused;
     int activated; /* passed by systemd: kept across reloads whatever the config says */
     int tls;       /* a [tls] listener (or systemd's socket named "tls") */
+    int nodelay;   /* TCP_NODELAY set on the listener: accepted sockets inherit it */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct event ev;
@@ -181,8 +183,10 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
             refuse(s, l, cfd, refuse_peer, refuse_peer_len);
             continue;
         }
-        int one = 1;
-        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!l->nodelay) {
+            int one = 1;
+            setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
         struct conn *c = conn_new(s, cfd, &peer.sa, len, l->tls ? s->tls_ctx : NULL);
         if (c)
             c->as.listener = l; /* role PLAIN (conn_new) */
@@ -210,6 +214,11 @@ static struct listener *listener_add(struct server *s, int fd, const struct sock
     memcpy(&l->addr, addr, addrlen);
     l->addrlen = addrlen;
     snprintf(l->text, sizeof l->text, "%s", text);
+    /* Linux copies a listening socket's TCP options into the sockets it
+     * accepts: set once here, it saves a setsockopt per connection (10,000
+     * of them in a connect storm). Where it fails, on_accept sets each. */
+    int one = 1;
+    l->nodelay = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
     event_assign(&l->ev, s->base, fd, EV_READ | EV_PERSIST, on_accept, l);
     if (!s->draining)
         event_add(&l->ev, NULL);
@@ -358,6 +367,49 @@ void server_timer_in(struct server *s, struct timer *t, uint64_t ms) {
     /* The clock truncates to the millisecond, so +1 makes "at least ms from
      * now" true even late in the current millisecond: never early. */
     timer_add(&s->wheel, t, clock_now_ms() + ms + 1);
+}
+
+/* The kernel's clock tick in ms (CLOCK_MONOTONIC_COARSE's resolution): the
+ * granularity of TCP_INFO's times. Set once, before any worker starts. */
+static uint64_t tick_ms = 10;
+
+static void tick_ms_init(void) {
+    struct timespec res;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 && res.tv_nsec > 0)
+        tick_ms = ((uint64_t)res.tv_nsec + 999999) / 1000000;
+}
+
+/*
+ * When c's current request reached the kernel, on clock_now_ms()'s scale:
+ * now, less the time its bytes waited in the socket (accept queue and
+ * receive buffer) before the loop read them, as TCP_INFO's
+ * tcpi_last_data_recv tells it. That figure counts in kernel ticks
+ * (jiffies; 4 ms here), so one tick comes off it: the time returned is
+ * never before the last byte arrived, so nothing timed from it is early.
+ * Only for a request read straight from the socket (c->in empty at
+ * dispatch): a pipelined one that waited in c->in behind a pending answer
+ * starts when it is dispatched, and HTTP/2 streams and worker handovers
+ * (no socket of their own) start now.
+ */
+uint64_t server_request_arrival_ms(const struct conn *c) {
+    uint64_t now = clock_now_ms();
+    if (c->fd < 0 || c->h2_stream || c->role != CONN_ROLE_PLAIN || c->in.len)
+        return now;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_last_data_recv) + sizeof ti.tcpi_last_data_recv)
+        return now;
+    uint64_t waited = ti.tcpi_last_data_recv;
+    if (waited <= tick_ms || waited - tick_ms >= now)
+        return now;
+    return now - (waited - tick_ms);
+}
+
+void server_timer_after_arrival(struct server *s, const struct conn *c, struct timer *t,
+                                uint64_t ms) {
+    /* +1 as in server_timer_in: the clock truncates to the millisecond. */
+    timer_add(&s->wheel, t, server_request_arrival_ms(c) + ms + 1);
 }
 
 const char *server_date(struct server *s) {
@@ -774,6 +826,7 @@ static int server_setup(struct server *s, struct config *cfg, struct server *own
         return -1;
     }
     if (!owner) {
+        tick_ms_init();
         refuse_busy_len = refusal(refuse_busy, sizeof refuse_busy, BUSY_BODY, sizeof BUSY_BODY - 1);
         refuse_peer_len = refusal(refuse_peer, sizeof refuse_peer, PEER_BODY, sizeof PEER_BODY - 1);
     }

@@ -123,6 +123,14 @@ int server_services_health(struct server *s, char *why, size_t len);
 void server_timers_sync(struct server *s);
 /* Schedule t at now + ms on the server's wheel. */
 void server_timer_in(struct server *s, struct timer *t, uint64_t ms);
+/* When c's current request reached the kernel (clock_now_ms() scale, never
+ * earlier than it did); now if that cannot be told. */
+uint64_t server_request_arrival_ms(const struct conn *c);
+/* Schedule t ms after c's current request arrived (server_request_arrival_ms):
+ * a request that waited in the accept queue or the socket while the loop
+ * was busy is answered on time, not late by the wait. */
+void server_timer_after_arrival(struct server *s, const struct conn *c, struct timer *t,
+                                uint64_t ms);
 
 /* Bring the wheel's clock to now (firing what is due), unless already inside
  * an advance: the queue engine reads wheel->now as the current time. */

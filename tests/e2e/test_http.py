@@ -644,6 +644,56 @@ class HttpTest(DaemonTestCase):
             self.d.raw(junk, timeout=3)
         self.assertEqual(self.d.get("/health").status, 200)
 
+    # ---- the accepted socket --------------------------------------------------------
+
+    def test_accepted_sockets_have_nodelay(self):
+        # Answers leave at once (no Nagle wait behind an unacknowledged segment):
+        # every accepted socket has TCP_NODELAY, inherited from the listener
+        # since it is no longer set per connection. Looked at in the daemon's
+        # own descriptor table (pidfd_getfd), on a fresh and a used connection.
+        import ctypes
+        import os
+        import socket
+        libc = ctypes.CDLL(None, use_errno=True)
+        pidfd = os.pidfd_open(self.d.proc.pid)
+        try:
+            for requests in (0, 3):
+                with self.d.connect() as c:
+                    for _ in range(requests):
+                        c.send(GET)
+                        self.assertEqual(c.read_response().status, 200)
+                    if not requests:  # accepted, then idle
+                        self.d.wait_metric("awaitd_connections_open", lambda v: v >= 1, timeout=5)
+                    fd = self._daemon_fd_of(c.sock.getsockname()[1])
+                    theirs = libc.syscall(438, pidfd, fd, 0)  # pidfd_getfd
+                    self.assertGreaterEqual(theirs, 0, os.strerror(ctypes.get_errno()))
+                    with socket.socket(fileno=theirs) as s:
+                        self.assertEqual(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 1,
+                                         "accepted socket without TCP_NODELAY")
+        finally:
+            os.close(pidfd)
+
+    def _daemon_fd_of(self, client_port):
+        """The daemon's descriptor for its end of our connection from client_port."""
+        import os
+        inode = None
+        want_remote = ":%04X" % client_port
+        want_local = ":%04X" % self.d.port
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                col = line.split()
+                if col[1].endswith(want_local) and col[2].endswith(want_remote):
+                    inode = col[9]
+        self.assertIsNotNone(inode, "no daemon socket for port %d" % client_port)
+        fds = "/proc/%d/fd" % self.d.proc.pid
+        for name in os.listdir(fds):
+            try:
+                if os.readlink(os.path.join(fds, name)) == "socket:[%s]" % inode:
+                    return int(name)
+            except OSError:
+                pass
+        self.fail("the daemon holds no descriptor for socket inode %s" % inode)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

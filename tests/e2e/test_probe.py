@@ -206,6 +206,48 @@ class ProbeTest(DaemonTestCase):
             self.fail("%d of %d /delay/%g answers came early, the earliest after "
                       "%.5f s" % (len(early), n, delay, early[0]))
 
+    def test_delay_counts_from_arrival(self):
+        # A request that waits in the kernel while the loop cannot read it (a
+        # connect storm's accept queue, a busy loop; here the daemon is stopped)
+        # is answered its delay after it arrived, not after it was read: a fresh
+        # connection's first request (accept queue) and a keep-alive one's (socket
+        # buffer). Never early; and a pipelined request still waits for the one
+        # before it, its delay counted from its turn.
+        import signal
+        with self.d.connect() as warm:
+            warm.send(b"GET /get HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertEqual(warm.read_response().status, 200)
+            self.d.signal(signal.SIGSTOP)
+            try:
+                fresh = self.d.connect()  # the kernel completes the handshake
+                start = time.monotonic()
+                warm.send(b"GET /delay/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                          b"GET /delay/1?second=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+                fresh.send(b"GET /delay/1 HTTP/1.1\r\nHost: t\r\n\r\n")
+                time.sleep(1.0)
+            finally:
+                self.d.signal(signal.SIGCONT)
+            with fresh:
+                r = fresh.read_response(timeout=10)
+                took_fresh = time.monotonic() - start
+            self.assertEqual(r.status, 200, r)
+            r = warm.read_response(timeout=10)
+            took_first = time.monotonic() - start
+            self.assertEqual(r.status, 200, r)
+            r = warm.read_response(timeout=10)
+            took_second = time.monotonic() - start
+            self.assertEqual(r.json()["args"], {"second": "1"})
+        # Read 1 s after they arrived: answered at once (1 s after arrival), not
+        # 1 s after the read (2 s); generous for a loaded machine.
+        self.assertGreaterEqual(took_fresh, 1.0)
+        self.assertLess(took_fresh, 1.6, "the fresh connection's delay counted from the read")
+        self.assertGreaterEqual(took_first, 1.0)
+        self.assertLess(took_first, 1.6, "the keep-alive request's delay counted from the read")
+        # The second was dispatched once the first was answered (>= 1 s after
+        # it was sent), so its own second ends >= 2 s after; from its arrival
+        # it would have come at about 1 s.
+        self.assertGreaterEqual(took_second, 2.0, "a pipelined /delay did not wait for its turn")
+
     def test_delay_post_echoes_body(self):
         r = self.d.http("POST", "/delay/0.1", body=b"abc", headers={"Content-Type": "text/plain"})
         self.assertEqual(r.status, 200)

@@ -210,6 +210,14 @@ class WorkersTest(PooledJournalTestCase):
         self.assertEqual((r.status, r.body), (200, b"tick"))
         self.assertBothWorkers()
 
+    def test_loops_run_sched_batch(self):
+        # Each loop's thread (the main one and worker 1) runs SCHED_BATCH: a
+        # loop woken on a shared core does not preempt the other mid-batch.
+        pid = self.d.proc.pid
+        policies = {int(t): os.sched_getscheduler(int(t)) for t in os.listdir("/proc/%d/task" % pid)}
+        self.assertEqual(policies[pid], os.SCHED_BATCH, policies)
+        self.assertEqual(sum(p == os.SCHED_BATCH for p in policies.values()), 2, policies)
+
 
 class WorkersLifecycleTest(unittest.TestCase):
     """Reload and drain with two workers: each test has its own daemon."""
@@ -391,6 +399,8 @@ class WorkersConfigTest(unittest.TestCase):
             text = d.http("GET", "/metrics").body
             self.assertNotIn(b"awaitd_worker_", text)
             self.assertNotIn("workers (event loops)", d.stderr())
+            tasks = os.listdir("/proc/%d/task" % d.proc.pid)
+            self.assertNotIn(os.SCHED_BATCH, [os.sched_getscheduler(int(t)) for t in tasks])
         finally:
             d.stop()
 
