@@ -393,7 +393,7 @@ static void tick_ms_init(void) {
  */
 uint64_t server_request_arrival_ms(const struct conn *c) {
     uint64_t now = clock_now_ms();
-    if (c->fd < 0 || c->h2_stream || c->role != CONN_ROLE_PLAIN || c->in.len)
+    if (c->fd < 0 || c->h2_stream || c->role != CONN_ROLE_PLAIN || c->b->in.len)
         return now;
     struct tcp_info ti;
     socklen_t len = sizeof ti;
