@@ -641,6 +641,44 @@ class RedisConfigTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_local_limits_named_as_not_applied(self):
+        """[queues] mem_limit and [timers] max_timers set with backend = redis: -t accepts the
+        file and says on stderr that they are not applied (naming their lines), and the start
+        logs it; without them nothing is said."""
+        tmp = tempfile.mkdtemp(prefix="awaitd-redis-t-")
+        try:
+            path = os.path.join(tmp, "a.conf")
+            with open(path, "w") as f:
+                f.write("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:1\n"
+                        "[queues]\nmem_limit = 64M\n[timers]\nmax_timers = 10\n")
+            p = subprocess.run([awaitd_test.AWAITD, "-t", "-c", path], capture_output=True,
+                               text=True, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("[queues] mem_limit (line 6), [timers] max_timers (line 8) not applied "
+                          "with [store] backend = redis", p.stderr)
+            self.assertIn("maxmemory", p.stderr)
+            with open(path, "w") as f:
+                f.write("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:1\n")
+            p = subprocess.run([awaitd_test.AWAITD, "-t", "-c", path], capture_output=True,
+                               text=True, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("not applied", p.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        redis = RedisServer().start()
+        d = None
+        try:
+            d = Daemon(redis_config(redis.port, {"timers": {"max_timers": "10"}})).start()
+            self.assertEqual(d.http("GET", "/health").status, 200)
+            err = d.stderr()
+            self.assertIn("[timers] max_timers (line", err)
+            self.assertIn("not applied with [store] backend = redis", err)
+            self.assertNotIn("mem_limit", err)
+        finally:
+            if d:
+                d.stop()
+            redis.cleanup()
+
     def test_timers_are_served(self):
         redis = RedisServer().start()
         d = None
