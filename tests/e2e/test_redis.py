@@ -415,6 +415,40 @@ class RedisFaultTest(RedisCase):
         self.assertEqual(self.ack(d, "f", int(r.header("Job-Id"))).status, 200)
         self.assertEqual(self.put(d, "f", b"after").status, 201)
 
+    def test_started_before_redis_degraded_logged_then_served(self):
+        """Redis not running when awaitd starts: the node starts anyway, /health is 503
+        degraded naming the backend, calls are 503s naming it, the failure is logged once at
+        warning level with the backoff, and once Redis is up the node serves without a restart."""
+        self.redis.stop()
+        d = Daemon(redis_config(self.redis.port))
+        self.daemons.append(d)
+        started = self.bg(d.start, timeout=60)  # start() returns once /health says 200
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                h = self.req(d, "GET", "/health", timeout=2) if d.port else None
+            except OSError:
+                h = None
+            if h is not None and h.status == 503:
+                break
+            self.assertLess(time.monotonic(), deadline, "/health never answered degraded")
+            time.sleep(0.05)
+        self.assertEqual(h.json()["status"], "degraded", h)
+        self.assertIn("backend redis", h.json()["why"])
+        r = self.put(d, "early", b"x")
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("the queue backend (redis)", r.json()["error"])
+        time.sleep(1.0)  # a few retries: 100, 200, 400 ms...
+        log = d.stderr()
+        # once per connection set (the queues' and the timers'), not once per retry
+        for channel in ("awaitd:events", "awaitd:timers"):
+            self.assertEqual(log.count("channel %s retry with backoff" % channel), 1, log)
+        self.redis.start()
+        r, _ = started.result(60)
+        self.assertIs(r, d, r)
+        self.declare(d, "early")
+        self.assertEqual(self.put(d, "early", b"x").status, 201)
+
     def test_waiting_reserve_served_after_redis_restart(self):
         d = self.node()
         self.declare(d, "w")
