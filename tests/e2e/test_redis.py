@@ -533,6 +533,39 @@ class RedisFaultTest(RedisCase):
                          % (len(missing), sorted(missing)[:5]))
 
 
+class RedisMemoryTest(RedisCase):
+
+    def test_node_memory_does_not_grow_with_queued_jobs(self):
+        """40,000 jobs of 200 bytes (8 MB of payloads) queued through a node: they are in
+        Redis, and the node's resident memory grows by far less than they take."""
+        d = self.node()
+        self.declare(d, "mem")
+        # one small cycle first so the node's buffers and pools exist before the baseline
+        for _ in range(3):
+            self.assertEqual(self.req(d, "POST", "/queues/mem/jobs?batch=1",
+                                      body=tq.frame_put([b"w" * 200] * 500)).status, 201)
+        self.req(d, "POST", "/queues/mem/purge")
+
+        def rss_kb():
+            with open("/proc/%d/status" % d.proc.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+            raise AssertionError("no VmRSS")
+
+        used0 = int(self.redis.info("memory").split("used_memory:")[1].split()[0])
+        rss0 = rss_kb()
+        for i in range(80):
+            r = self.req(d, "POST", "/queues/mem/jobs?batch=1",
+                         body=tq.frame_put([b"%06d" % i + b"p" * 194] * 500))
+            self.assertEqual(r.status, 201, r)
+        self.assertEqual(self.stats(d, "mem")["size"], 40000)
+        grown_kb = rss_kb() - rss0
+        used1 = int(self.redis.info("memory").split("used_memory:")[1].split()[0])
+        self.assertGreater(used1 - used0, 8000000)  # the jobs are in Redis
+        self.assertLess(grown_kb, 1024, "the node grew by %d kB for 8 MB of jobs" % grown_kb)
+
+
 class RedisAuthTest(unittest.TestCase):
 
     def test_password_file_and_wrong_password(self):
@@ -614,6 +647,19 @@ class RedisTimeoutsTest(RedisCase):
         while self.put(d, "fl", b"y").status != 201:
             self.assertLess(time.monotonic(), deadline, "the library was not loaded again")
             time.sleep(0.05)
+
+    def test_older_library_version_replaced_at_start(self):
+        """Redis holds another version of the awaitd library (an older awaitd loaded it): a
+        starting node replaces it (FUNCTION LOAD REPLACE), and the queues work."""
+        old = "#!lua name=awaitd\nredis.register_function('awaitd_version', function() return 'old' end)"
+        self.assertEqual(self.redis.cmd("FUNCTION", "LOAD", old), "awaitd")
+        self.assertEqual(self.redis.cmd("FCALL", "awaitd_version", "0"), "old")
+        d = self.node()
+        self.declare(d, "up")
+        self.assertEqual(self.put(d, "up", b"x").status, 201)
+        version = self.redis.cmd("FCALL", "awaitd_version", "0")
+        self.assertNotEqual(version, "old")
+        self.assertIn(d.stderr().count("loaded the awaitd function library"), (1, 2), d.stderr())
 
     def test_replicas_ack(self):
         replica = self.redis.start_replica()
