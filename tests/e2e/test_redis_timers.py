@@ -112,6 +112,45 @@ class RedisTimerNodesTest(RedisCase):
         counts = a.drain("m")
         self.assertEqual(counts, {("t%d" % i).encode(): 1 for i in range(40)})
 
+    def test_one_claim_per_tick_not_one_per_node(self):
+        """Three nodes, 300 one-shots due 5 ms apart: every node learns the same shard heads,
+        but after the first race on a shard only its winner claims (the losers wait a few ms
+        and hear the winner's claim announce the next head), so the claim calls stay near
+        one per tick; with every node claiming every head they were three per tick."""
+        nodes = [self.node() for _ in range(3)]
+        a = NodeClient(self, nodes[0])
+        a.newq("c")
+
+        def summed(name):
+            total = 0.0
+            for d in nodes:
+                for line in d.http("GET", "/metrics").body.decode().splitlines():
+                    if line.startswith(name + " "):
+                        total += float(line.split()[1])
+            return total
+
+        start = time.time() + 3.0
+        ats = [start + i * 0.005 for i in range(300)]
+
+        def make(t):
+            at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int(t % 1 * 1000)
+            return a.create(queue="c", payload="x", at=at)["id"]
+        ids = list(self.pool.map(make, ats))
+        self.assertLess(time.time(), start - 0.2, "creating took past the first due time")
+        claims0, fires0 = summed("awaitd_timer_claims_total"), summed("awaitd_timer_fires_total")
+        time.sleep(max(0.0, ats[-1] + 1.0 - time.time()))
+        deadline = time.monotonic() + 15
+        while summed("awaitd_timer_fires_total") - fires0 < len(ids):
+            self.assertLess(time.monotonic(), deadline, "not every timer fired")
+            time.sleep(0.1)
+        fires = summed("awaitd_timer_fires_total") - fires0
+        claims = summed("awaitd_timer_claims_total") - claims0
+        self.assertEqual(fires, len(ids))
+        self.assertEqual(a.drain("c"), {b"x": len(ids)})
+        # at most 16 shards x 2 losers of a first race, plus a margin for races under load
+        self.assertLess(claims, 1.5 * fires, "%d claim calls for %d ticks on 3 nodes"
+                        % (claims, fires))
+
     def test_on_missed_fire_once_vs_skip_while_no_node_runs(self):
         d = self.node()
         c = NodeClient(self, d)
