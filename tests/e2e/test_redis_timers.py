@@ -30,6 +30,7 @@ import awaitd_test
 import test_timers as tt
 from awaitd_test import HOST
 from test_redis import RedisCase, redis_variant
+from test_redis_cluster import RedisCluster, cluster_config, resp
 
 METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
            "reading every shard); this node's fires, skips, claims and lateness are there")
@@ -45,6 +46,48 @@ RedisTimerLimitsTest = redis_variant(tt.TimerLimitsTest, {
     "test_max_timers": LIMITS,
 })
 RedisTimerAuthTest = redis_variant(tt.TimerAuthTest, {})
+
+
+def cluster_variant(base):
+    """base (a test_timers class) against a 3-master, 3-replica Redis Cluster of its own."""
+
+    class Variant(base):
+        cluster = None
+
+        @classmethod
+        def setUpClass(cls):
+            cls.cluster = RedisCluster().start()
+            cls.config = {k: dict(v) for k, v in base.config.items()}
+            cls.config.update(cluster_config(cls.cluster))
+            try:
+                super().setUpClass()
+            except BaseException:
+                cls.cluster.stop()
+                raise
+
+        @classmethod
+        def tearDownClass(cls):
+            try:
+                super().tearDownClass()
+            finally:
+                cls.cluster.stop()
+
+        def test_timer_shards_on_every_master(self):
+            """32 timers (two per shard, created in turn): every master holds some."""
+            self.newq("spread")
+            for i in range(32):
+                self.create(queue="spread", payload="s%d" % i, after=600)
+            held = {m.port: len(resp(m.port, "KEYS", "*timers:*")) for m in self.cluster.masters()}
+            self.assertEqual(len(held), 3, held)
+            self.assertTrue(all(n > 0 for n in held.values()), held)
+
+    Variant.__name__ = Variant.__qualname__ = "Cluster" + base.__name__
+    return Variant
+
+
+# The timer suites against a Redis Cluster (the shards spread over its masters).
+ClusterTimerScheduleTest = cluster_variant(tt.TimerScheduleTest)
+ClusterTimerCancelAwaitTest = cluster_variant(tt.TimerCancelAwaitTest)
 
 
 class NodeClient(tt.TimerClient):
