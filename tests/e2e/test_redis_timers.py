@@ -190,8 +190,9 @@ class RedisTimerNodesTest(RedisCase):
         claims = summed("awaitd_timer_claims_total") - claims0
         self.assertEqual(fires, len(ids))
         self.assertEqual(a.drain("c"), {b"x": len(ids)})
-        # at most 16 shards x 2 losers of a first race, plus a margin for races under load
-        self.assertLess(claims, 1.5 * fires, "%d claim calls for %d ticks on 3 nodes"
+        # 3 per tick without the defer; 16 shards x 2 losers of a first race, plus a wide
+        # margin for loops slower than the defer under a loaded make check
+        self.assertLess(claims, 2.0 * fires, "%d claim calls for %d ticks on 3 nodes"
                         % (claims, fires))
 
     def test_on_missed_fire_once_vs_skip_while_no_node_runs(self):
