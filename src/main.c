@@ -207,6 +207,10 @@ int main(int argc, char **argv) {
             }
             tls_ctx_free(t);
         }
+        if (cfg->store_backend == STORE_BACKEND_REDIS && cfg->redis_ignored[0])
+            fprintf(stderr, "awaitd: note: %s not applied with [store] backend = redis (the local "
+                    "engine's limits; Redis's maxmemory is the limit, docs/REDIS.md)\n",
+                    cfg->redis_ignored);
         /* -T: the verdict goes to stderr so stdout is a config file (nginx -T). */
         fprintf(dump ? stderr : stdout, "awaitd: the configuration file %s syntax is ok\n", path);
         if (dump)

@@ -832,6 +832,20 @@ static int finish_redis(struct parser *p) {
         }
         c->redis_password = line;
     }
+    /* The local engine's limits do not apply on Redis (its maxmemory is the limit): noted, not
+     * refused, so one file can switch backends; -t and the start say so (issue 13). */
+    static const struct { int sec; const char *key, *name; } local_only[] = {
+        {SEC_QUEUES, "mem_limit", "[queues] mem_limit"},
+        {SEC_TIMERS, "max_timers", "[timers] max_timers"},
+    };
+    c->redis_ignored[0] = '\0';
+    for (size_t i = 0; i < sizeof local_only / sizeof local_only[0]; i++) {
+        int line = p->key_line[find_key(local_only[i].sec, local_only[i].key)];
+        size_t used = strlen(c->redis_ignored);
+        if (line)
+            snprintf(c->redis_ignored + used, sizeof c->redis_ignored - used, "%s%s (line %d)",
+                     used ? ", " : "", local_only[i].name, line);
+    }
     int xi = find_key(SEC_REDIS, "prefix");
     if (!c->redis_prefix && !(c->redis_prefix = strdup("awaitd:")))
         return key_fail(p, &keys[xi], "out of memory");

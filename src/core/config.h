@@ -145,6 +145,8 @@ struct config {
     uint64_t redis_connect_timeout_ms; /* connect_timeout: default 2s */
     uint64_t redis_command_timeout_ms; /* command_timeout: default 5s */
     uint64_t redis_replicas_ack;  /* replicas_ack: WAIT for N replicas before a durable answer; 0 */
+    char redis_ignored[200];      /* with backend = redis: the local engine's limits set in the file
+                                     ("[queues] mem_limit (line 4)"), which do not apply; "" = none */
     /* [console] */
     int console_enabled;          /* enabled: off|on, default on: the web console at /console */
     /* [log] */

@@ -792,6 +792,7 @@ local function tclaim(keys, a)
             if cl[i + 1] == a[3] then redis.call('ZADD', b .. ':due', now, cl[i]) end
         end
     end
+    local before = thead(b)
     local ids = redis.call('ZRANGEBYSCORE', b .. ':due', '-inf', now, 'LIMIT', 0, tonumber(a[5]))
     local out = {OK, now, 0, #ids}
     for _, id in ipairs(ids) do
@@ -808,7 +809,9 @@ local function tclaim(keys, a)
         out[#out + 1] = f[13] or ''
         out[#out + 1] = f[14] or ''
     end
-    out[3] = thead(b)
+    -- a claim that took ticks announces the shard's new head, so that the nodes that lost
+    -- the race to it and wait a few ms (tsvc_redis_fire.c) re-arm instead of claiming
+    if #ids > 0 then out[3] = tnotify_head(b, a, before, now) else out[3] = before end
     return out
 end
 

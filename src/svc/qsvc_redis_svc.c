@@ -143,6 +143,9 @@ static int redis_start(void *ctx) {
     struct rsvc *svc = ctx;
     const struct config_redis_node *n = &svc->srv->cfg->redis_nodes[0];
     log_info("queues: backend redis, %s:%d, prefix %s", n->host, n->port, svc->prefix);
+    if (svc->srv->cfg->redis_ignored[0])
+        log_warnx("%s not applied with [store] backend = redis (the local engine's limits; "
+                  "Redis's maxmemory is the limit, docs/REDIS.md)", svc->srv->cfg->redis_ignored);
     redis_conn_start(svc->rc);
     return 0;
 }

@@ -96,6 +96,10 @@ static void down_all(struct redis_conn *rc) {
     memset(rc->slots, NO_NODE, sizeof rc->slots);
     if (was_up)
         log_warnx("%s; reconnecting", rc->why);
+    else if (rc->backoff_ms == BACKOFF_MIN_MS) /* the first failure of a run (issue 13) */
+        log_warnx("%s; the connections of channel %s retry with backoff (%d ms, doubling up "
+                  "to %d ms; later failures are logged at debug)", rc->why, rc->channel,
+                  BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     else
         log_debug("%s; retrying in %llu ms", rc->why, (unsigned long long)rc->backoff_ms);
     timer_cancel(&rc->srv->wheel, &rc->retry_t);

@@ -29,6 +29,7 @@ struct event;
 
 #define TRSVC_SHARDS 16
 #define TRSVC_CLAIM_MAX 64          /* due timers claimed per call */
+#define TRSVC_LOSER_DEFER_MS 20     /* a node that lost a claim race claims this much later */
 #define TRSVC_ONESHOT_GRACE_MS 1000 /* a one-shot later than this was missed (on_missed) */
 #define TRSVC_RETRY_MIN_MS 10       /* on_full = retry: backoff bounds, as the local engine's */
 #define TRSVC_RETRY_MAX_MS 1000
@@ -41,6 +42,9 @@ struct trshard {
     uint64_t at_ms;     /* local monotonic ms to claim at; UINT64_MAX none */
     int claiming;       /* a claim is in flight */
     int64_t msg_head;   /* a notification's head that came while claiming, else -2 */
+    uint64_t defer_ms;  /* this node's last claim here took nothing (another node won the
+                           race): its next claims wait this long after the head (issue 13) */
+    int woke;           /* the claim in flight is a wake-up's (not a reconnect's take-back) */
     struct trsvc *svc;
     unsigned idx;
 };

@@ -94,7 +94,7 @@ static void shard_arm(struct trshard *sh, int64_t head, int64_t now) {
     if (head < 0)
         sh->at_ms = UINT64_MAX;
     else
-        sh->at_ms = clock_now_ms() + (uint64_t)(head > now ? head - now : 0);
+        sh->at_ms = clock_now_ms() + (uint64_t)(head > now ? head - now : 0) + sh->defer_ms;
 }
 
 static void on_claimed(void *arg, redisReply *r, const char *why);
@@ -111,6 +111,7 @@ static void claim(struct trsvc *svc, unsigned k, int reclaim) {
     if (trsvc_fcall(svc, "aw_timer_claim", k, 4, args, NULL, on_claimed, sh) < 0)
         return; /* down: every shard is claimed again once it is back */
     sh->claiming = 1;
+    sh->woke = !reclaim;
     sh->msg_head = -2;
     svc->claims++;
 }
@@ -365,6 +366,18 @@ static void on_claimed(void *arg, redisReply *r, const char *why) {
     }
     int64_t now = rsvc_ival(r, 1), head = rsvc_ival(r, 2);
     size_t n = (size_t)rsvc_ival(r, 3);
+    /* Every node learns the same heads and wakes at the same ms: one claim takes the ticks,
+     * the others take nothing. A node whose claim took nothing waits TRSVC_LOSER_DEFER_MS
+     * past the heads of this shard from now on, and so hears the winner's claim announce
+     * the next head before it would claim; a claim that takes ticks (the winner gone, or a
+     * tick no node claimed first) clears it. About one claim per tick with N nodes instead
+     * of N; a tick is at most that much later only when the winner has gone (against the
+     * claim lease of seconds for a dead claimer's ticks). The claims of a (re)connect, made
+     * whether or not anything is due, do not count as a race lost. */
+    if (n)
+        sh->defer_ms = 0;
+    else if (sh->woke)
+        sh->defer_ms = TRSVC_LOSER_DEFER_MS;
     for (size_t i = 0; i < n && 4 + (i + 1) * CLAIMED <= r->elements; i++)
         start_fire(svc, sh->idx, r, 4 + i * CLAIMED, now);
     if (n >= TRSVC_CLAIM_MAX)

@@ -415,6 +415,40 @@ class RedisFaultTest(RedisCase):
         self.assertEqual(self.ack(d, "f", int(r.header("Job-Id"))).status, 200)
         self.assertEqual(self.put(d, "f", b"after").status, 201)
 
+    def test_started_before_redis_degraded_logged_then_served(self):
+        """Redis not running when awaitd starts: the node starts anyway, /health is 503
+        degraded naming the backend, calls are 503s naming it, the failure is logged once at
+        warning level with the backoff, and once Redis is up the node serves without a restart."""
+        self.redis.stop()
+        d = Daemon(redis_config(self.redis.port))
+        self.daemons.append(d)
+        started = self.bg(d.start, timeout=60)  # start() returns once /health says 200
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                h = self.req(d, "GET", "/health", timeout=2) if d.port else None
+            except OSError:
+                h = None
+            if h is not None and h.status == 503:
+                break
+            self.assertLess(time.monotonic(), deadline, "/health never answered degraded")
+            time.sleep(0.05)
+        self.assertEqual(h.json()["status"], "degraded", h)
+        self.assertIn("backend redis", h.json()["why"])
+        r = self.put(d, "early", b"x")
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("the queue backend (redis)", r.json()["error"])
+        time.sleep(1.0)  # a few retries: 100, 200, 400 ms...
+        log = d.stderr()
+        # once per connection set (the queues' and the timers'), not once per retry
+        for channel in ("awaitd:events", "awaitd:timers"):
+            self.assertEqual(log.count("channel %s retry with backoff" % channel), 1, log)
+        self.redis.start()
+        r, _ = started.result(60)
+        self.assertIs(r, d, r)
+        self.declare(d, "early")
+        self.assertEqual(self.put(d, "early", b"x").status, 201)
+
     def test_waiting_reserve_served_after_redis_restart(self):
         d = self.node()
         self.declare(d, "w")
@@ -499,6 +533,39 @@ class RedisFaultTest(RedisCase):
                          % (len(missing), sorted(missing)[:5]))
 
 
+class RedisMemoryTest(RedisCase):
+
+    def test_node_memory_does_not_grow_with_queued_jobs(self):
+        """40,000 jobs of 200 bytes (8 MB of payloads) queued through a node: they are in
+        Redis, and the node's resident memory grows by far less than they take."""
+        d = self.node()
+        self.declare(d, "mem")
+        # one small cycle first so the node's buffers and pools exist before the baseline
+        for _ in range(3):
+            self.assertEqual(self.req(d, "POST", "/queues/mem/jobs?batch=1",
+                                      body=tq.frame_put([b"w" * 200] * 500)).status, 201)
+        self.req(d, "POST", "/queues/mem/purge")
+
+        def rss_kb():
+            with open("/proc/%d/status" % d.proc.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+            raise AssertionError("no VmRSS")
+
+        used0 = int(self.redis.info("memory").split("used_memory:")[1].split()[0])
+        rss0 = rss_kb()
+        for i in range(80):
+            r = self.req(d, "POST", "/queues/mem/jobs?batch=1",
+                         body=tq.frame_put([b"%06d" % i + b"p" * 194] * 500))
+            self.assertEqual(r.status, 201, r)
+        self.assertEqual(self.stats(d, "mem")["size"], 40000)
+        grown_kb = rss_kb() - rss0
+        used1 = int(self.redis.info("memory").split("used_memory:")[1].split()[0])
+        self.assertGreater(used1 - used0, 8000000)  # the jobs are in Redis
+        self.assertLess(grown_kb, 1024, "the node grew by %d kB for 8 MB of jobs" % grown_kb)
+
+
 class RedisAuthTest(unittest.TestCase):
 
     def test_password_file_and_wrong_password(self):
@@ -581,6 +648,19 @@ class RedisTimeoutsTest(RedisCase):
             self.assertLess(time.monotonic(), deadline, "the library was not loaded again")
             time.sleep(0.05)
 
+    def test_older_library_version_replaced_at_start(self):
+        """Redis holds another version of the awaitd library (an older awaitd loaded it): a
+        starting node replaces it (FUNCTION LOAD REPLACE), and the queues work."""
+        old = "#!lua name=awaitd\nredis.register_function('awaitd_version', function() return 'old' end)"
+        self.assertEqual(self.redis.cmd("FUNCTION", "LOAD", old), "awaitd")
+        self.assertEqual(self.redis.cmd("FCALL", "awaitd_version", "0"), "old")
+        d = self.node()
+        self.declare(d, "up")
+        self.assertEqual(self.put(d, "up", b"x").status, 201)
+        version = self.redis.cmd("FCALL", "awaitd_version", "0")
+        self.assertNotEqual(version, "old")
+        self.assertIn(d.stderr().count("loaded the awaitd function library"), (1, 2), d.stderr())
+
     def test_replicas_ack(self):
         replica = self.redis.start_replica()
         try:
@@ -640,6 +720,44 @@ class RedisConfigTest(unittest.TestCase):
             self.assertIn("[redis] nodes", p.stderr)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_local_limits_named_as_not_applied(self):
+        """[queues] mem_limit and [timers] max_timers set with backend = redis: -t accepts the
+        file and says on stderr that they are not applied (naming their lines), and the start
+        logs it; without them nothing is said."""
+        tmp = tempfile.mkdtemp(prefix="awaitd-redis-t-")
+        try:
+            path = os.path.join(tmp, "a.conf")
+            with open(path, "w") as f:
+                f.write("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:1\n"
+                        "[queues]\nmem_limit = 64M\n[timers]\nmax_timers = 10\n")
+            p = subprocess.run([awaitd_test.AWAITD, "-t", "-c", path], capture_output=True,
+                               text=True, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("[queues] mem_limit (line 6), [timers] max_timers (line 8) not applied "
+                          "with [store] backend = redis", p.stderr)
+            self.assertIn("maxmemory", p.stderr)
+            with open(path, "w") as f:
+                f.write("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:1\n")
+            p = subprocess.run([awaitd_test.AWAITD, "-t", "-c", path], capture_output=True,
+                               text=True, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("not applied", p.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        redis = RedisServer().start()
+        d = None
+        try:
+            d = Daemon(redis_config(redis.port, {"timers": {"max_timers": "10"}})).start()
+            self.assertEqual(d.http("GET", "/health").status, 200)
+            err = d.stderr()
+            self.assertIn("[timers] max_timers (line", err)
+            self.assertIn("not applied with [store] backend = redis", err)
+            self.assertNotIn("mem_limit", err)
+        finally:
+            if d:
+                d.stop()
+            redis.cleanup()
 
     def test_timers_are_served(self):
         redis = RedisServer().start()

@@ -30,6 +30,7 @@ import awaitd_test
 import test_timers as tt
 from awaitd_test import HOST
 from test_redis import RedisCase, redis_variant
+from test_redis_cluster import RedisCluster, cluster_config, resp
 
 METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
            "reading every shard); this node's fires, skips, claims and lateness are there")
@@ -45,6 +46,48 @@ RedisTimerLimitsTest = redis_variant(tt.TimerLimitsTest, {
     "test_max_timers": LIMITS,
 })
 RedisTimerAuthTest = redis_variant(tt.TimerAuthTest, {})
+
+
+def cluster_variant(base):
+    """base (a test_timers class) against a 3-master, 3-replica Redis Cluster of its own."""
+
+    class Variant(base):
+        cluster = None
+
+        @classmethod
+        def setUpClass(cls):
+            cls.cluster = RedisCluster().start()
+            cls.config = {k: dict(v) for k, v in base.config.items()}
+            cls.config.update(cluster_config(cls.cluster))
+            try:
+                super().setUpClass()
+            except BaseException:
+                cls.cluster.stop()
+                raise
+
+        @classmethod
+        def tearDownClass(cls):
+            try:
+                super().tearDownClass()
+            finally:
+                cls.cluster.stop()
+
+        def test_timer_shards_on_every_master(self):
+            """32 timers (two per shard, created in turn): every master holds some."""
+            self.newq("spread")
+            for i in range(32):
+                self.create(queue="spread", payload="s%d" % i, after=600)
+            held = {m.port: len(resp(m.port, "KEYS", "*timers:*")) for m in self.cluster.masters()}
+            self.assertEqual(len(held), 3, held)
+            self.assertTrue(all(n > 0 for n in held.values()), held)
+
+    Variant.__name__ = Variant.__qualname__ = "Cluster" + base.__name__
+    return Variant
+
+
+# The timer suites against a Redis Cluster (the shards spread over its masters).
+ClusterTimerScheduleTest = cluster_variant(tt.TimerScheduleTest)
+ClusterTimerCancelAwaitTest = cluster_variant(tt.TimerCancelAwaitTest)
 
 
 class NodeClient(tt.TimerClient):
@@ -111,6 +154,46 @@ class RedisTimerNodesTest(RedisCase):
             (a if tid % 2 else b).wait_timer(tid, lambda t: t["state"] != "scheduled", timeout=15)
         counts = a.drain("m")
         self.assertEqual(counts, {("t%d" % i).encode(): 1 for i in range(40)})
+
+    def test_one_claim_per_tick_not_one_per_node(self):
+        """Three nodes, 300 one-shots due 5 ms apart: every node learns the same shard heads,
+        but after the first race on a shard only its winner claims (the losers wait a few ms
+        and hear the winner's claim announce the next head), so the claim calls stay near
+        one per tick; with every node claiming every head they were three per tick."""
+        nodes = [self.node() for _ in range(3)]
+        a = NodeClient(self, nodes[0])
+        a.newq("c")
+
+        def summed(name):
+            total = 0.0
+            for d in nodes:
+                for line in d.http("GET", "/metrics").body.decode().splitlines():
+                    if line.startswith(name + " "):
+                        total += float(line.split()[1])
+            return total
+
+        start = time.time() + 3.0
+        ats = [start + i * 0.005 for i in range(300)]
+
+        def make(t):
+            at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int(t % 1 * 1000)
+            return a.create(queue="c", payload="x", at=at)["id"]
+        ids = list(self.pool.map(make, ats))
+        self.assertLess(time.time(), start - 0.2, "creating took past the first due time")
+        claims0, fires0 = summed("awaitd_timer_claims_total"), summed("awaitd_timer_fires_total")
+        time.sleep(max(0.0, ats[-1] + 1.0 - time.time()))
+        deadline = time.monotonic() + 15
+        while summed("awaitd_timer_fires_total") - fires0 < len(ids):
+            self.assertLess(time.monotonic(), deadline, "not every timer fired")
+            time.sleep(0.1)
+        fires = summed("awaitd_timer_fires_total") - fires0
+        claims = summed("awaitd_timer_claims_total") - claims0
+        self.assertEqual(fires, len(ids))
+        self.assertEqual(a.drain("c"), {b"x": len(ids)})
+        # 3 per tick without the defer; 16 shards x 2 losers of a first race, plus a wide
+        # margin for loops slower than the defer under a loaded make check
+        self.assertLess(claims, 2.0 * fires, "%d claim calls for %d ticks on 3 nodes"
+                        % (claims, fires))
 
     def test_on_missed_fire_once_vs_skip_while_no_node_runs(self):
         d = self.node()
