@@ -153,7 +153,7 @@ START_TEST(test_json_words) {
                 ck_assert_int_eq(buf_append_json_chars(&got, (const char *)s, n), 0);
                 json_ref(&want, s, n);
                 ck_assert_uint_eq(got.len, want.len);
-                ck_assert(memcmp(buf_start(&got), buf_start(&want), got.len) == 0);
+                ck_assert(got.len == 0 || memcmp(buf_start(&got), buf_start(&want), got.len) == 0);
             }
     buf_free(&got);
     buf_free(&want);
