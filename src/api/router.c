@@ -46,9 +46,12 @@ static int route_matches(const struct route *r, const char *path, size_t len) {
 static const char cors_any[] = "Access-Control-Allow-Origin: *\r\n"
                                "Access-Control-Allow-Credentials: true\r\n";
 
-/* httpbin's after_request: the lines every answer gets, and the preflight's. */
-static const char *cors_lines(struct router *rt, const struct http_request *req, int preflight) {
+/* httpbin's after_request: the lines every answer gets, and the preflight's;
+ * their length in *len (the head copies them without a strlen). */
+static const char *cors_lines(struct router *rt, const struct http_request *req, int preflight,
+                              size_t *len) {
     const struct http_header *origin = http_find_header(req->headers, req->nheaders, "origin");
+    *len = sizeof cors_any - 1;
     if (!origin && !preflight)
         return cors_any; /* the /get hot path: no formatting */
     struct buf *b = &rt->cors;
@@ -73,7 +76,10 @@ static const char *cors_lines(struct router *rt, const struct http_request *req,
         }
     }
     r |= buf_append(b, "", 1); /* NUL: the lines are a C string */
-    return r ? cors_any : buf_start(b);
+    if (r)
+        return cors_any;
+    *len = b->len - 1;
+    return buf_start(b);
 }
 
 /* "Allow: GET, HEAD, OPTIONS" for the preflight, from the route's methods. */
@@ -125,7 +131,7 @@ enum handler_result router_dispatch(void *ctx, struct conn *c, const struct http
     int cors = s->cfg->probe_cors && !(r && (r->methods & ROUTE_NOCORS));
     if (!cors)
         return route(c, req, r, 0, body, body_len);
-    s->reply_extra = cors_lines(rt, req, r && req->method == HTTP_M_OPTIONS);
+    s->reply_extra = cors_lines(rt, req, r && req->method == HTTP_M_OPTIONS, &s->reply_extra_len);
     s->reply_extra_conn = c;
     enum handler_result res = route(c, req, r, 1, body, body_len);
     s->reply_extra_conn = NULL;
