@@ -338,6 +338,12 @@ uint64_t timer_wheel_next(const struct timer_wheel *w) {
 }
 
 size_t timer_wheel_advance(struct timer_wheel *w, uint64_t now_ms) {
+    /* Within the millisecond already advanced to, with nothing due and
+     * nothing to move down: no slot can hold a timer at or before now_ms
+     * (those went to the due list when added), so there is nothing to do.
+     * The queue engine catches up on every request (many per ms). */
+    if (now_ms <= w->now && !w->pend && list_empty(&w->due) && list_empty(&w->deferred))
+        return 0;
     /* Deferred timers were made due during the previous call, so they are
      * older than anything added to due since: run them first. */
     list_splice(&w->deferred, &w->due);
