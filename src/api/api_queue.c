@@ -687,11 +687,12 @@ static int parse_path(struct conn *c, const struct http_request *req, struct qpa
     p->op_len = (size_t)(end - p->op);
     if (p->op_len > 5 && memcmp(p->op, "jobs/", 5) == 0) {
         const char *d = p->op + 5, *e = d;
+        uint64_t id = 0; /* 19 digits at most (refused below past that): no overflow */
         while (e < end && isdigit((unsigned char)*e))
-            e++;
+            id = id * 10 + (uint64_t)(*e++ - '0');
         if (e == d || e - d > 19 || (e < end && *e != '/'))
             return reply_error(c, 400, "job ids are whole numbers"), -1;
-        p->id = strtoull(d, NULL, 10);
+        p->id = id; /* not strtoull: about 180 instructions per ack */
         if (e < end && e + 1 < end) {
             p->verb = e + 1;
             p->verb_len = (size_t)(end - p->verb);

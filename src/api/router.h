@@ -46,11 +46,16 @@ struct route {
     const char *doc;   /* one line for the index page, or NULL (not listed) */
     uint8_t route_class; /* enum metrics_route, from path: the latency histogram's label */
     uint16_t path_len;   /* strlen(path), once: every request tries the routes in turn */
+    uint8_t next;        /* 1 + the next route whose path has the same second byte, or 0 */
 };
 
 struct router {
     struct route routes[ROUTER_MAX_ROUTES];
     size_t n;
+    /* 1 + the first route whose path's second byte (the one after '/') is
+     * the index, then on through route.next, in the order added; 0: none.
+     * A path of two or more bytes can only match those. */
+    uint8_t first[256];
     struct buf cors; /* the CORS lines of the request being dispatched */
 };
 

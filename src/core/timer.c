@@ -293,6 +293,7 @@ void timer_wheel_init(struct timer_wheel *w, uint64_t now_ms) {
     w->pend = 0;
     w->in_due_round = 0;
     w->drain_budget = TIMER_DRAIN_BUDGET;
+    w->sync_min = 0;
     list_init(&w->due);
     list_init(&w->deferred);
     list_init(&w->parked);
@@ -315,6 +316,8 @@ void timer_add(struct timer_wheel *w, struct timer *t, uint64_t expire_ms) {
     else
         w->count++;
     t->expire = expire_ms;
+    if (expire_ms < w->sync_min)
+        w->sync_min = expire_ms;
     if (expire_ms > w->now)
         place(w, t, TIMER_LEVELS);
     else
@@ -335,14 +338,22 @@ uint64_t timer_wheel_next(const struct timer_wheel *w) {
 }
 
 size_t timer_wheel_advance(struct timer_wheel *w, uint64_t now_ms) {
+    /* Within the millisecond already advanced to, with nothing due and
+     * nothing to move down: no slot can hold a timer at or before now_ms
+     * (those went to the due list when added), so there is nothing to do.
+     * The queue engine catches up on every request (many per ms). */
+    if (now_ms <= w->now && !w->pend && list_empty(&w->due) && list_empty(&w->deferred))
+        return 0;
     /* Deferred timers were made due during the previous call, so they are
      * older than anything added to due since: run them first. */
     list_splice(&w->deferred, &w->due);
     list_splice(&w->due, &w->deferred);
     size_t n = run_due(w);
+    int moved = n != 0;
 
     uint64_t at;
     while ((at = next_event(w)) <= now_ms && at != UINT64_MAX) {
+        moved = 1;
         /* Callbacks below see w->now == the millisecond being fired. */
         w->now = at;
         if (!(at & (TIMER_SLOTS - 1)))
@@ -371,5 +382,7 @@ size_t timer_wheel_advance(struct timer_wheel *w, uint64_t now_ms) {
         if (!occupied(w, l, slot_ahead(w, l, 1)))
             w->pend &= ~(1u << l);
     }
+    if (moved || w->pend)
+        w->sync_min = 0; /* the next event may have moved: the owner looks again */
     return n;
 }

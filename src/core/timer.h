@@ -39,6 +39,9 @@ struct timer_wheel {
     unsigned pend;                      /* bit L: level L's next slot may hold timers to move down */
     int in_due_round;                   /* advance() is running the due list */
     size_t drain_budget;                /* TIMER_DRAIN_BUDGET; tests may lower it */
+    uint64_t sync_min; /* the earliest expiry added since the owner last cleared this (to
+                          UINT64_MAX), 0 after an advance: the owner's alarm (server_timers_sync)
+                          needs a new look at timer_wheel_next only when this is below it */
     uint64_t occupied[TIMER_LEVELS][2]; /* bit i of word k: slot 64k+i is non-empty */
     struct timer due;                   /* expiry <= now when added: fire on next advance */
     struct timer deferred;              /* made due while due timers ran: next advance call */

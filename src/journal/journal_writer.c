@@ -101,9 +101,11 @@ struct jw {
     int need_dirsync;  /* a compaction's rename is not yet durable */
     uint64_t seq;      /* the last batch's sequence number in the file */
     struct jw_stats wst;
-    int parked;        /* under mu: the writer waits in pthread_cond_wait with nothing to do */
+    int parked;        /* under mu: the writer waits in pthread_cond_wait with nothing to do,
+                          or has not been started */
 
     /* Loop thread only. */
+    int started; /* the writer thread runs (started at the first thing it has to do) */
     size_t outstanding;
     size_t qbytes_seen;    /* qbytes.len at the last submit or delivery (jw_backlogged) */
     uint64_t inline_after; /* jw_write_now hands batches over until then (ms), 0: none */
@@ -505,6 +507,7 @@ static void compact_finish_locked(struct jw *jw) {
 static void *writer_main(void *p) {
     struct jw *jw = p;
     pthread_mutex_lock(&jw->mu);
+    jw->parked = 0;
     for (;;) {
         uint64_t now = clock_now_ms();
         if (jw->cstate == C_FAILED) {
@@ -582,6 +585,25 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg) {
     return rc;
 }
 
+/*
+ * The writer thread starts at the first thing only it can do: a submitted
+ * batch, a compaction, a failed inline write to recover from. Until then
+ * the process is single-threaded (a default config that never journals, or
+ * fsync = off with every batch written inline, never starts it), so the
+ * kernel skips the file-table refcount atomics on every recv and send.
+ * Unstarted, the writer counts as parked: it has nothing in flight.
+ */
+static int ensure_writer(struct jw *jw) {
+    if (jw->started)
+        return 0;
+    if (start_thread(&jw->thread, writer_main, jw) != 0) {
+        log_warnx("journal %s: cannot start the writer thread", jw->path);
+        return -1;
+    }
+    jw->started = 1;
+    return 0;
+}
+
 static void jw_free(struct jw *jw) {
     if (jw->ev)
         event_free(jw->ev);
@@ -652,12 +674,7 @@ struct jw *jw_open(struct event_base *base, const char *path, int fd, uint64_t e
     pthread_cond_init(&jw->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&jw->mu, NULL);
-    if (start_thread(&jw->thread, writer_main, jw) != 0) {
-        snprintf(err, errlen, "journal %s: cannot start the writer thread", path);
-        pthread_cond_destroy(&jw->cond);
-        pthread_mutex_destroy(&jw->mu);
-        goto fail;
-    }
+    jw->parked = 1; /* the writer thread starts when it is first needed (ensure_writer) */
     return jw;
 fail:
     jw_free(jw);
@@ -666,6 +683,8 @@ fail:
 
 /* type < 0: rec is already encoded; else encode rec as its payload. */
 static int enqueue(struct jw *jw, const void *rec, size_t len, int type, jw_done_fn cb, void *arg) {
+    if (ensure_writer(jw) < 0)
+        return JW_NOMEM;
     pthread_mutex_lock(&jw->mu);
     int rc = len > jw->opt.max_bytes ? JW_EINVAL
              : jw->stopping          ? JW_CLOSED
@@ -761,6 +780,8 @@ int jw_write_now(struct jw *jw, const void *recs, size_t len) {
     jw->wst.avg_batch = (double)jw->wst.records / (double)jw->wst.batches;
     publish_locked(jw);
     pthread_mutex_unlock(&jw->mu);
+    if (wrc < 0)
+        ensure_writer(jw); /* it recovers (rewrites unsynced); a failed start: the next submit */
     return JW_OK;
 }
 
@@ -832,6 +853,8 @@ int jw_compact(struct jw *jw, jw_snapshot_fn snapshot_fn, jw_done_fn done, void 
              : jw->err              ? status_of(jw->err)
                                     : JW_OK;
     pthread_mutex_unlock(&jw->mu);
+    if (rc == JW_OK && ensure_writer(jw) < 0) /* it switches the files */
+        rc = JW_NOMEM;
     if (rc != JW_OK)
         return rc;
     /* The sequence point: submits also run on this thread, so none interleaves. */
@@ -888,7 +911,10 @@ int jw_close(struct jw *jw) {
     jw->stopping = 1;
     pthread_cond_broadcast(&jw->cond);
     pthread_mutex_unlock(&jw->mu);
-    pthread_join(jw->thread, NULL);
+    if (jw->started)
+        pthread_join(jw->thread, NULL);
+    else
+        writer_main(jw); /* never needed until now: its closing fdatasync on this thread */
     if (jw->cthread_live) {
         /* Abandoned: the old journal has every record; the temp file goes. */
         pthread_join(jw->cthread, NULL);

@@ -17,6 +17,10 @@
  *   JW_FSYNC_OFF     completion after write(); the kernel decides
  * jw_close() fdatasyncs in every mode.
  *
+ * The writer thread starts when it first has work (a submit, a compaction,
+ * an inline write to recover from); jw_close of a journal that never
+ * needed it does its closing fdatasync on the calling thread.
+ *
  * Contract with the caller (the queue engine), and why:
  *   - Journal first, then apply: call jw_submit() before changing memory; if
  *     it returns nonzero, do not apply the change and answer 503 (507 for

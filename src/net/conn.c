@@ -74,16 +74,31 @@ static _Thread_local struct {
 } observed;
 
 /* The keep-alive deadline, from the answer's observed end when there is one. */
+/*
+ * Lazily, as nginx's timers: an idle connection's start_us (dead between
+ * requests) holds its keep-alive deadline in us, and a keep-alive timer
+ * already on the wheel at or before it stays where it is; when it fires,
+ * conn_on_deadline moves it to the deadline in start_us. A request
+ * dispatched since rewrote start_us with a time already past, so a timer
+ * that fires then closes as before. Saves moving the timer on the wheel
+ * (unlink + place) for every answer of a keep-alive connection.
+ */
 static void conn_set_keepalive(struct conn *c) {
-    uint64_t ms = c->srv->cfg->keepalive_timeout_ms;
-    if (observed.c != c) {
-        conn_set_deadline(c, DL_KEEPALIVE, ms);
-        return;
+    uint64_t ms = c->srv->cfg->keepalive_timeout_ms, now_ms;
+    if (observed.c == c) {
+        observed.c = NULL;
+        now_ms = observed.us / 1000;
+    } else {
+        now_ms = clock_now_ms();
     }
-    observed.c = NULL;
-    c->deadline_kind = DL_KEEPALIVE;
     /* As server_timer_in: +1, since the clock truncates to the millisecond. */
-    timer_add(&c->srv->wheel, &c->deadline, observed.us / 1000 + ms + 1);
+    uint64_t at = now_ms + ms + 1;
+    c->start_us = at * 1000;
+    if (c->deadline_kind == DL_KEEPALIVE && timer_pending(&c->deadline) &&
+        c->deadline.expire <= at)
+        return;
+    c->deadline_kind = DL_KEEPALIVE;
+    timer_add(&c->srv->wheel, &c->deadline, at);
 }
 
 static void conn_clear_deadline(struct conn *c) {
@@ -1153,6 +1168,11 @@ static void conn_on_deadline(struct timer *t) {
         }
         break;
     case DL_KEEPALIVE:
+        if (c->start_us / 1000 > c->srv->wheel.now) {
+            /* Answered since it was placed: the deadline moved on (conn_set_keepalive). */
+            timer_add(&c->srv->wheel, t, c->start_us / 1000);
+            return;
+        }
         m->timeouts[2]++;
         break;
     case DL_WRITE:

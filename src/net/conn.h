@@ -183,7 +183,8 @@ struct conn {
     conn_cancel_fn cancel;      /* set while a handler's answer is pending */
     void *cancel_arg;
     uint64_t start_us;          /* monotonic, at the current request's dispatch (the latency
-                                   histogram's and the access log's start) */
+                                   histogram's and the access log's start); idle under
+                                   DL_KEEPALIVE: the keep-alive deadline (conn_set_keepalive) */
 };
 
 /* c's own busy struct (taken now if it has none), or NULL: no memory. */

@@ -152,7 +152,7 @@ static int head_into(struct conn *c, struct buf *o, int status, const char *ctyp
     const struct head_line *line = head_line_for(s, status);
     const char *more = s->reply_extra_conn == c ? s->reply_extra : NULL;
     size_t cl = ctype ? strlen(ctype) : 0, xl = extra ? strlen(extra) : 0;
-    size_t ml = more ? strlen(more) : 0;
+    size_t ml = more ? s->reply_extra_len : 0;
     if (buf_reserve(o, HEAD_LINE_MAX + HEAD_FIXED_MAX + cl + xl + ml) < 0)
         return reply_failed(c, NULL, 0);
     char *h = o->data + o->off + o->len, *h0 = h;

@@ -336,6 +336,7 @@ static void on_wheel(evutil_socket_t fd, short what, void *arg) {
     if (read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
         log_warn("timerfd read");
     s->wheel_armed_at = UINT64_MAX;
+    s->wheel.sync_min = 0; /* fired: the sync below looks at the wheel */
     server_wheel_catch_up(s);
     server_timers_sync(s);
 }
@@ -349,6 +350,12 @@ void server_wheel_catch_up(struct server *s) {
 }
 
 void server_timers_sync(struct server *s) {
+    /* Nothing added before the alarm, no advance that moved anything since
+     * the last look: the alarm still comes first (about 100 instructions
+     * saved per loop event). */
+    if (s->wheel.sync_min >= s->wheel_armed_at)
+        return;
+    s->wheel.sync_min = UINT64_MAX;
     uint64_t next = timer_wheel_next(&s->wheel);
     if (next >= s->wheel_armed_at)
         return;
@@ -358,6 +365,7 @@ void server_timers_sync(struct server *s) {
         its.it_value.tv_nsec = 1;
     if (timerfd_settime(s->wheel_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
         log_warn("timerfd_settime");
+        s->wheel.sync_min = 0; /* try again at the next sync */
         return;
     }
     s->wheel_armed_at = next;

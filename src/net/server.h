@@ -71,6 +71,7 @@ struct server {
     int in_advance;               /* inside timer_wheel_advance (not reentrant) */
     conn_handler_fn handler;      /* answers every parsed request (main.c sets the router) */
     const char *reply_extra;      /* header lines every answer to reply_extra_conn gets */
+    size_t reply_extra_len;       /* strlen(reply_extra), set with it */
     const struct conn *reply_extra_conn; /* set by the handler for one dispatch (CORS), or NULL */
     void *handler_ctx;
     struct service services[SERVER_MAX_SERVICES]; /* registered by main.c, started in order */

@@ -121,6 +121,23 @@ class LimitsTest(DaemonTestCase):
                 self.assertEqual(c.read_response().status, 200, "request %d" % i)
                 time.sleep(0.5)
 
+    def test_keepalive_from_last_answer(self):
+        # The keep-alive timer stays where the first answer put it and moves
+        # on when it fires (issue 19): the close still comes a keep-alive
+        # timeout after the LAST answer, not the first, and it does come.
+        before = self.timeouts("keepalive")
+        with self.d.connect(timeout=8) as c:
+            for i in range(4):
+                c.send(b"GET /get HTTP/1.1\r\nHost: t\r\n\r\n")
+                self.assertEqual(c.read_response().status, 200, "request %d" % i)
+                if i < 3:
+                    time.sleep(0.6)
+            took = c.closed_within(5)
+            self.assertIsNotNone(took, "idle keep-alive connection not closed")
+            self.assertGreaterEqual(took, 0.9)
+            self.assertLess(took, 4)
+        self.assertGreaterEqual(self.timeouts("keepalive"), before + 1)
+
     def test_delay_not_cut_by_deadlines(self):
         # A pending /delay longer than every deadline is still answered.
         with self.d.connect(timeout=8) as c:

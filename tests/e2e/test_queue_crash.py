@@ -385,6 +385,39 @@ class QueueCrashTest(unittest.TestCase):
 
     # ---- clean restart -----------------------------------------------------------
 
+    def test_writer_thread_only_when_needed(self):
+        """The journal writer thread starts at its first batch (issue 19): a
+        daemon serving GET and fsync = off puts (written inline) stays one
+        thread, yet every 201 survives a kill -9 and SIGTERM's closing
+        fdatasync; fsync = always starts the writer at the first put."""
+        def threads(node):
+            return len(os.listdir("/proc/%d/task" % node.d.proc.pid))
+
+        n = self.node("off")
+        self.assertEqual(n.http("GET", "/get").status, 200)
+        self.assertEqual(n.http("PUT", "/queues/lazy").status, 201)
+        ids = [self.put(n, "lazy", b"j%d" % i) for i in range(20)]
+        self.assertEqual(threads(n), 1)
+        n.kill()
+        n.start()
+        more = [self.put(n, "lazy", b"k%d" % i) for i in range(5)]
+        self.assertEqual(threads(n), 1)
+        n.term()
+        n.start()
+        got = []
+        while True:
+            r = n.http("POST", "/queues/lazy/reserve?wait=0")
+            if r.status != 200:
+                break
+            got.append(int(r.header("Job-Id")))
+        self.assertEqual(sorted(got), sorted(ids + more))
+
+        a = self.node("always")
+        self.assertEqual(a.http("GET", "/get").status, 200)
+        self.assertEqual(threads(a), 1)
+        self.assertEqual(a.http("PUT", "/queues/lazy").status, 201)
+        self.assertEqual(threads(a), 2)
+
     def test_restart_keeps_state(self):
         n = self.node("always")
         settings = {"maxsize": 10, "lease": 7, "max_attempts": 2, "max_payload": 1000}
