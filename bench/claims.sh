@@ -119,23 +119,7 @@ start_server() { # name
     local log=$RAW/$1.log
     case $1 in
     awaitd)
-        mkdir -p "$WORK/aw"
-        cat >"$WORK/aw/awaitd.conf" <<EOF
-[server]
-listen = 127.0.0.1:$SRV_PORT
-max_connections = 19900
-backlog = 4096
-keepalive_timeout = 75s
-shutdown_grace = 0
-log_level = warn
-
-[probe]
-max_delay = 5s
-
-[journal]
-path = $WORK/aw/journal
-fsync = off
-EOF
+        probe_conf "$WORK/aw/awaitd.conf" "$SRV_PORT" 19900
         start_bg "$log" "$AWAITD" -c "$WORK/aw/awaitd.conf" ;;
     threaded) start_bg "$log" "$WORK/threaded" -p "$SRV_PORT" -s "$STACK_KB" -b 4096 ;;
     aiohttp) start_bg "$log" "$PY" "$BENCH/peers/aio_server.py" --port "$SRV_PORT" --loop asyncio ;;

@@ -126,6 +126,28 @@ wait_port() { # port pid: until something accepts there, or the server died
 # ---- the servers: pinned to CPU_PIN, on 127.0.0.1 ------------------------------
 AW_PID="" AW_PORT="" NG_MASTER="" NG_PID="" NG_PORT="" BS_PID="" BS_PORT=""
 
+# probe_conf FILE PORT MAXCONN: the config every probe benchmark gives awaitd
+# (keep-alive as nginx's, delays up to 5 s, a journal that never fsyncs).
+probe_conf() {
+    mkdir -p "$(dirname "$1")"
+    cat >"$1" <<EOF
+[server]
+listen = 127.0.0.1:$2
+max_connections = $3
+backlog = 4096
+keepalive_timeout = 75s
+shutdown_grace = 0
+log_level = warn
+
+[probe]
+max_delay = 5s
+
+[journal]
+path = $(dirname "$1")/journal
+fsync = off
+EOF
+}
+
 start_awaitd_conf() { # config log: AW_PID, once it accepts on AW_PORT
     taskset -c "$CPU_PIN" "$AWAITD" -c "$1" 2>>"$2" &
     AW_PID=$!

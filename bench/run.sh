@@ -63,23 +63,7 @@ work_begin /tmp/awaitd-bench.XXXXXX
 # shape the next one's memory. Both listen on 127.0.0.1 only, pinned to CPU 0.
 start_awaitd() {
     AW_PORT=$(free_port)
-    mkdir -p "$WORK/awaitd"
-    cat >"$WORK/awaitd/awaitd.conf" <<EOF
-[server]
-listen = 127.0.0.1:$AW_PORT
-max_connections = 12000
-backlog = 4096
-keepalive_timeout = 75s
-shutdown_grace = 0
-log_level = warn
-
-[probe]
-max_delay = 5s
-
-[journal]
-path = $WORK/awaitd/journal
-fsync = off
-EOF
+    probe_conf "$WORK/awaitd/awaitd.conf" "$AW_PORT" 12000
     # BENCH_ACCESS_LOG=1: both servers write an access log (issue 16).
     if [ -n "${BENCH_ACCESS_LOG:-}" ]; then
         printf '\n[log]\naccess = %s\n' "$WORK/awaitd/access.log" >>"$WORK/awaitd/awaitd.conf"

@@ -46,23 +46,7 @@ work_begin /tmp/awaitd-storm.XXXXXX
 
 start_awaitd() { # as bench/run.sh's
     AW_PORT=$(free_port)
-    mkdir -p "$WORK/awaitd"
-    cat >"$WORK/awaitd/awaitd.conf" <<EOF
-[server]
-listen = 127.0.0.1:$AW_PORT
-max_connections = 12000
-backlog = 4096
-keepalive_timeout = 75s
-shutdown_grace = 0
-log_level = warn
-
-[probe]
-max_delay = 5s
-
-[journal]
-path = $WORK/awaitd/journal
-fsync = off
-EOF
+    probe_conf "$WORK/awaitd/awaitd.conf" "$AW_PORT" 12000
     start_awaitd_conf "$WORK/awaitd/awaitd.conf" "$RAW/awaitd-storm.log"
 }
 
