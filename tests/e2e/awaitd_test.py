@@ -123,19 +123,25 @@ def request_from(source, port, path="/get", host=HOST):
     try:
         s.bind((source, 0))
         s.connect((host, port))
-        s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
-        data = b""
-        while True:
-            try:
-                got = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not got:
-                break
-            data += got
-        return data
+        return get_until_close(s, path)
     finally:
         s.close()
+
+
+def get_until_close(s, path="/get"):
+    """GET path on the connected socket s with Connection: close; every
+    byte until the close (or a reset)."""
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+    data = b""
+    while True:
+        try:
+            got = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not got:
+            break
+        data += got
+    return data
 
 
 def sanitizer_errors(text):

@@ -6,8 +6,8 @@ import socket
 import time
 import unittest
 
-from awaitd_test import (Daemon, DaemonTestCase, HOST, RawConn, free_port, parse_responses,
-                         request_from)
+from awaitd_test import (Daemon, DaemonTestCase, HOST, RawConn, free_port, get_until_close,
+                         parse_responses, request_from)
 
 MAX_CONN = 20
 
@@ -347,17 +347,7 @@ class Ipv6PeerTest(DaemonTestCase):
     def get6(self, path="/get"):
         """GET path over IPv6 with Connection: close; the responses."""
         with self.conn6() as s:
-            s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
-            data = b""
-            while True:
-                try:
-                    got = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not got:
-                    break
-                data += got
-        return parse_responses(data)
+            return parse_responses(get_until_close(s, path))
 
     def test_origin_is_the_ipv6_address(self):
         rs = self.get6()
