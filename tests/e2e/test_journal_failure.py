@@ -62,6 +62,19 @@ class JournalFailureTest(unittest.TestCase):
         self.addCleanup(n.cleanup)
         return n.start()
 
+    def restart_and_drain(self, n):
+        """Restart n on its journal and reserve every job of queue f: payload -> id."""
+        n.term()
+        n.start()
+        got = {}
+        while True:
+            r = n.http("POST", "/queues/f/reserve?wait=0&lease=600")
+            if r.status == 204:
+                return got
+            self.assertEqual(r.status, 200, r)
+            self.assertNotIn(r.body, got, "a job appears twice: %r" % r.body[:40])
+            got[r.body] = int(r.header("Job-Id"))
+
     def run_failure(self, n, arm, disarm, status):
         self.assertEqual(n.http("PUT", "/queues/f").status, 201)
         put201 = {}    # payload -> id
@@ -144,16 +157,7 @@ class JournalFailureTest(unittest.TestCase):
             r = n.http("POST", "/queues/f/jobs", body=p, headers={"Idempotency-Key": key})
             self.assertEqual((r.status, r.json()["id"], r.json().get("duplicate")),
                              (200, jid, True), r)
-        n.term()
-        n.start()
-        got = {}
-        while True:
-            r = n.http("POST", "/queues/f/reserve?wait=0&lease=600")
-            if r.status == 204:
-                break
-            self.assertEqual(r.status, 200, r)
-            self.assertNotIn(r.body, got, "a job appears twice: %r" % r.body)
-            got[r.body] = int(r.header("Job-Id"))
+        got = self.restart_and_drain(n)
         acked_ids = ack200
         for p, jid in put201.items():
             if jid in acked_ids:
@@ -227,16 +231,7 @@ class JournalFailureTest(unittest.TestCase):
             self.assertEqual(r.status, 507, r)
             self.assertLess(time.monotonic(), deadline, "the journal did not recover: %r" % r)
             time.sleep(0.2)
-        n.term()
-        n.start()
-        got = {}
-        while True:
-            r = n.http("POST", "/queues/f/reserve?wait=0&lease=600")
-            if r.status == 204:
-                break
-            self.assertEqual(r.status, 200, r)
-            self.assertNotIn(r.body, got, "a job appears twice: %r" % r.body[:40])
-            got[r.body] = int(r.header("Job-Id"))
+        got = self.restart_and_drain(n)
         missing = [p[:20] for p, jid in put201.items() if got.get(p) != jid]
         self.assertEqual(missing, [], "%d puts answered 201 are missing" % len(missing))
         self.assertEqual([p for p in refused if p in got], [], "a put refused with 507 is there")
