@@ -72,6 +72,13 @@ local LAZY = {max_attempts = true, key_window = true, epoch = true, result_ttl =
 local NEVER = 1e15 -- pdue with B:d and B:l empty (Redis ms, year 33658)
 local GW_GRACE = 3000 -- ms beyond a getter's wait= that gw covers (gw is moved on only
                       -- when it gains a second, so it is always 2 s beyond)
+local LAZY_MT = {__index = function(t, k)
+    if not LAZY[k] then return nil end
+    local v = redis.call('HGET', rawget(t, 1) .. ':m', k)
+    v = tonumber(v) or v
+    rawset(t, k, v)
+    return v
+end}
 local function meta(b)
     local f = redis.call('HMGET', b .. ':m', unpack(MFIELDS))
     if not f[1] then return nil end
@@ -79,13 +86,8 @@ local function meta(b)
     for i, k in ipairs(MFIELDS) do m[k] = tonumber(f[i]) or f[i] end
     m.pdue = m.pdue or 0
     m.gw = m.gw or 0
-    return setmetatable(m, {__index = function(t, k)
-        if not LAZY[k] then return nil end
-        local v = redis.call('HGET', b .. ':m', k)
-        v = tonumber(v) or v
-        rawset(t, k, v)
-        return v
-    end})
+    m[1] = b -- for LAZY_MT
+    return setmetatable(m, LAZY_MT)
 end
 
 -- A score about to go into B:d or B:l: keep pdue at or below it.
@@ -294,7 +296,7 @@ end
 -- ---- jobs ---------------------------------------------------------------------
 
 local function put_one(b, a, m, now, payload, prio, delay)
-    local id = redis.call('HINCRBY', b .. ':m', 'next_id', 1) -- also total_put
+    local id = redis.call('HINCRBY', b .. ':m', 'next_id', '1') -- also total_put
     local j = jid(id)
     redis.call('HSET', b .. ':p', j, payload)
     if prio ~= 0 then
@@ -404,11 +406,12 @@ local function reserve(keys, a)
     end
     lower(b, m, deadline)
     call_many('ZADD', b .. ':l', sc) -- one command each for all the jobs (count <= 100)
-    local pay = redis.call('HMGET', b .. ':p', unpack(ids))
-    local atts = {}
+    local pay, atts = nil, {}
     if n == 1 then
+        pay = {redis.call('HGET', b .. ':p', ids[1])}
         atts[1] = redis.call('HINCRBY', b .. ':t', ids[1], '1')
     else -- the attempts of all the jobs in two commands instead of one per job
+        pay = redis.call('HMGET', b .. ':p', unpack(ids))
         local tt, set = redis.call('HMGET', b .. ':t', unpack(ids)), {}
         for k, j in ipairs(ids) do
             atts[k] = (tonumber(tt[k]) or 0) + 1
