@@ -10,7 +10,8 @@
 -- the queue does, so a cluster moving the queue's slot sends the call, ASK,
 -- to the new master once the keys are there.) The keys:
 --   B:m  hash   settings, counters, next_id (also the count of puts: total_put),
---               epoch, dseq, shutdown, pdue (below)
+--               epoch, dseq, shutdown, pdue, gw (below), np (meta()), rwait
+--               (qsvc_redis_results.lua); total_acked is derived by stats()
 --   B:r  zset   ready jobs: score priority, member the 16-digit id (FIFO among equals)
 --   B:d  zset   delayed jobs: score visible_at (Redis ms)
 --   B:l  zset   reserved jobs: score lease deadline (Redis ms)
@@ -60,19 +61,33 @@ end
 local function jid(id) return string.format('%016d', id) end
 
 -- The settings an operation needs (the counters are read by stats only).
-local FIELDS = {'maxsize', 'lease', 'max_attempts', 'max_payload', 'key_window', 'shutdown', 'epoch',
-                'pdue', 'gw', 'result_ttl', 'rwait'}
+-- meta() reads the ones every put, reserve and ack may need (MFIELDS: small,
+-- so that the one HMGET is cheap); the rest it reads when first used (LAZY:
+-- settings that no queue operation writes, so reading them later in a call
+-- gives what an HMGET at its start would have). np (absent on queues made
+-- before it: nil) is 0 while no job of the queue ever had a priority, so an
+-- ack need not HDEL from B:n.
+local MFIELDS = {'maxsize', 'lease', 'max_payload', 'shutdown', 'pdue', 'gw', 'rwait', 'np'}
+local LAZY = {max_attempts = true, key_window = true, epoch = true, result_ttl = true}
 local NEVER = 1e15 -- pdue with B:d and B:l empty (Redis ms, year 33658)
 local GW_GRACE = 3000 -- ms beyond a getter's wait= that gw covers (gw is moved on only
                       -- when it gains a second, so it is always 2 s beyond)
+local LAZY_MT = {__index = function(t, k)
+    if not LAZY[k] then return nil end
+    local v = redis.call('HGET', rawget(t, 1) .. ':m', k)
+    v = tonumber(v) or v
+    rawset(t, k, v)
+    return v
+end}
 local function meta(b)
-    local f = redis.call('HMGET', b .. ':m', unpack(FIELDS))
+    local f = redis.call('HMGET', b .. ':m', unpack(MFIELDS))
     if not f[1] then return nil end
     local m = {}
-    for i, k in ipairs(FIELDS) do m[k] = tonumber(f[i]) or f[i] end
+    for i, k in ipairs(MFIELDS) do m[k] = tonumber(f[i]) or f[i] end
     m.pdue = m.pdue or 0
     m.gw = m.gw or 0
-    return m
+    m[1] = b -- for LAZY_MT
+    return setmetatable(m, LAZY_MT)
 end
 
 -- A score about to go into B:d or B:l: keep pdue at or below it.
@@ -216,8 +231,11 @@ local function stats(b, m)
     local size, delayed = redis.call('ZCARD', b .. ':r'), redis.call('ZCARD', b .. ':d')
     local reserved, dead = redis.call('ZCARD', b .. ':l'), redis.call('ZCARD', b .. ':x')
     local function n(k) return tonumber(mm[k]) or 0 end
+    -- total_acked is not counted: every job put (next_id) is still in a set, or
+    -- left acked, dropped or purged from the dead letters (the only ways out)
+    local acked = n('next_id') - size - delayed - reserved - dead - n('total_dropped') - n('total_dead_purged')
     return {size, n('maxsize'), reserved, delayed, dead, size + delayed + reserved,
-            n('next_id'), n('total_acked'), n('total_redelivered'), n('total_dead'),
+            n('next_id'), acked, n('total_redelivered'), n('total_dead'),
             n('shutdown'), n('lease'), n('max_attempts'), n('max_payload'), n('key_window'),
             n('total_requeued'), n('total_dropped'), n('total_dead_purged'), R.figures(b, mm)}
 end
@@ -241,11 +259,11 @@ local function declare(keys, a)
     if not m then
         created = 1
         local t = redis.call('TIME')
-        -- The fields every operation reads (FIELDS) first, then the counters it
+        -- The fields every operation reads (MFIELDS) first, then the counter a put
         -- bumps: a small hash is a list that HMGET and HINCRBY walk from the front.
-        redis.call('HSET', b .. ':m', 'maxsize', a[4], 'lease', a[5], 'max_attempts', a[6],
-            'max_payload', a[7], 'key_window', a[8], 'shutdown', 0, 'epoch', t[1] .. '.' .. t[2],
-            'pdue', NEVER, 'gw', 0, 'next_id', 0, 'total_acked', 0, 'dseq', 0, 'total_redelivered', 0,
+        redis.call('HSET', b .. ':m', 'maxsize', a[4], 'lease', a[5], 'max_payload', a[7], 'shutdown', 0,
+            'pdue', NEVER, 'gw', 0, 'rwait', 0, 'np', 0, 'next_id', 0, 'max_attempts', a[6],
+            'key_window', a[8], 'epoch', t[1] .. '.' .. t[2], 'dseq', 0, 'total_redelivered', 0,
             'total_dead', 0, 'total_requeued', 0, 'total_dropped', 0, 'total_dead_purged', 0)
     end
     for i, name in ipairs(names) do
@@ -278,10 +296,13 @@ end
 -- ---- jobs ---------------------------------------------------------------------
 
 local function put_one(b, a, m, now, payload, prio, delay)
-    local id = redis.call('HINCRBY', b .. ':m', 'next_id', 1) -- also total_put
+    local id = redis.call('HINCRBY', b .. ':m', 'next_id', '1') -- also total_put
     local j = jid(id)
     redis.call('HSET', b .. ':p', j, payload)
-    if prio ~= 0 then redis.call('HSET', b .. ':n', j, prio) end
+    if prio ~= 0 then
+        redis.call('HSET', b .. ':n', j, prio)
+        if m.np == 0 then m.np = 1; redis.call('HSET', b .. ':m', 'np', 1) end
+    end
     if delay > 0 then
         lower(b, m, now + delay)
         redis.call('ZADD', b .. ':d', now + delay, j)
@@ -345,7 +366,10 @@ local function put_batch(keys, a)
         sc[#sc + 1], sc[#sc + 2] = score, j
     end
     call_many('HSET', b .. ':p', pay)
-    if prio ~= 0 then call_many('HSET', b .. ':n', pri) end
+    if prio ~= 0 then
+        call_many('HSET', b .. ':n', pri)
+        if m.np == 0 then m.np = 1; redis.call('HSET', b .. ':m', 'np', 1) end
+    end
     if delay > 0 then lower(b, m, score) end
     call_many('ZADD', b .. (delay > 0 and ':d' or ':r'), sc)
     if delay > 0 then wake_getters(a, m, now, 't', delay) else wake_getters(a, m, now, 'r', n) end
@@ -361,7 +385,7 @@ local function reserve(keys, a)
     if not m then return {NOQUEUE} end
     local count, lease = tonumber(a[3]), tonumber(a[4])
     if lease == 0 then lease = m.lease end
-    local popped = redis.call('ZPOPMIN', b .. ':r', count)
+    local popped = redis.call('ZPOPMIN', b .. ':r', a[3])
     local n = #popped / 2
     if n == 0 then
         -- shut down: immediate refuses at once; otherwise once nothing can come back
@@ -382,11 +406,12 @@ local function reserve(keys, a)
     end
     lower(b, m, deadline)
     call_many('ZADD', b .. ':l', sc) -- one command each for all the jobs (count <= 100)
-    local pay = redis.call('HMGET', b .. ':p', unpack(ids))
-    local atts = {}
+    local pay, atts = nil, {}
     if n == 1 then
-        atts[1] = redis.call('HINCRBY', b .. ':t', ids[1], 1)
+        pay = {redis.call('HGET', b .. ':p', ids[1])}
+        atts[1] = redis.call('HINCRBY', b .. ':t', ids[1], '1')
     else -- the attempts of all the jobs in two commands instead of one per job
+        pay = redis.call('HMGET', b .. ':p', unpack(ids))
         local tt, set = redis.call('HMGET', b .. ':t', unpack(ids)), {}
         for k, j in ipairs(ids) do
             atts[k] = (tonumber(tt[k]) or 0) + 1
@@ -424,17 +449,31 @@ local function leased(b, id, attempt)
 end
 
 -- ARGV[3..4]: id, attempt; [5..6] content type, result (when it carries one).
+-- Unless a result too big is to be refused after the lease checks (leased()
+-- first), the ZREM itself tells whether the job was leased: no ZSCORE. With an
+-- attempt, HGET :t first: a job whose attempt differs is refused, STATE or
+-- NOTFOUND, whether or not it is leased, as leased() would refuse it.
 local function ack(keys, a)
     local b = base(keys)
     local m, now = open(b, a)
     if not m then return {NOQUEUE} end
-    local j, st = leased(b, tonumber(a[3]), tonumber(a[4]))
-    if not j then return {st} end
-    local refused = (a[6] or (m.rwait or 0) > now) and R.ack(b, a, m, j, now)
-    if refused then return refused end
-    redis.call('ZREM', b .. ':l', j)
-    forget(b, j)
-    redis.call('HINCRBY', b .. ':m', 'total_acked', 1)
+    local id, attempt = tonumber(a[3]), tonumber(a[4])
+    local j
+    if a[6] and #a[6] > m.max_payload then
+        local st
+        j, st = leased(b, id, attempt)
+        if not j then return {st} end
+        return R.ack(b, a, m, j, now) -- TOOBIG
+    end
+    j = jid(id)
+    if (attempt ~= 0 and tonumber(redis.call('HGET', b .. ':t', j)) ~= attempt)
+            or redis.call('ZREM', b .. ':l', j) == 0 then
+        return {redis.call('HEXISTS', b .. ':p', j) == 0 and NOTFOUND or STATE}
+    end
+    if a[6] or (m.rwait or 0) > now then R.ack(b, a, m, j, now) end -- refuses nothing here
+    redis.call('HDEL', b .. ':p', j)
+    if m.np ~= 0 then redis.call('HDEL', b .. ':n', j) end
+    redis.call('HDEL', b .. ':t', j)
     if unfinished(b) == 0 then notify(a, 'j', 0) end
     return {OK}
 end
@@ -480,9 +519,8 @@ local function ack_batch(keys, a)
     if #acked > 0 then
         call_many('ZREM', b .. ':l', acked)
         call_many('HDEL', b .. ':p', acked)
-        call_many('HDEL', b .. ':n', acked)
+        if m.np ~= 0 then call_many('HDEL', b .. ':n', acked) end
         call_many('HDEL', b .. ':t', acked)
-        redis.call('HINCRBY', b .. ':m', 'total_acked', #acked)
         if unfinished(b) == 0 then notify(a, 'j', 0) end
     end
     return out
