@@ -6,6 +6,9 @@ short cluster-node-timeout), every one of them killed at the end.
 - ClusterQueueApiTest: the queue suite of test_queue.py (QueueApiTest)
   run unchanged against the cluster (put, reserve, ack, nack, delay,
   priority, batch, dead letters, join, stats, list, ...).
+- ClusterFailedOverQueueApiTest: the same suite after the master holding
+  awaitd's subscriber was SIGKILLed under the running daemon (replica
+  promoted, awaitd followed): the suites pass again, jobs put before are there.
 - RedisClusterTest: queues land on different masters and each works; a
   reserve waiting on node B is woken by a put on node A whatever master
   the queue lives on (one SUBSCRIBE hears the whole cluster); SIGKILL of
@@ -204,6 +207,71 @@ class ClusterQueueApiTest(tq.QueueApiTest):
             super().tearDownClass()
         finally:
             cls.cluster.stop()
+
+
+def fail_over(cluster, d, timeout=60.0):
+    """SIGKILL the master d's subscriber connection is on (so both the slots it serves and
+    d's wake-ups have to move), wait until its replica is promoted and d's /health says ok
+    again; the killed node stays down (the promoted master runs without a replica, which
+    replicas_ack = 0 does not need). Returns (the killed node, its heir)."""
+    subs = [n for n in cluster.masters()
+            if resp(n.port, "PUBSUB", "NUMSUB", "awaitd:events")[1] > 0]
+    assert len(subs) == 1, "the subscriber is not on one master: %r" % subs
+    victim = subs[0]
+    heir = [n for n in cluster.alive() if n not in cluster.masters() and
+            "master_port:%d\r" % victim.port in resp(n.port, "INFO", "replication")][0]
+    victim.kill()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            promoted = ("role:master" in resp(heir.port, "INFO", "replication") and
+                        "cluster_state:ok" in resp(heir.port, "CLUSTER", "INFO"))
+        except OSError:
+            promoted = False
+        if promoted and d.http("GET", "/health", timeout=5).json().get("status") == "ok":
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError("no failover followed: awaitd's log ends:\n%s"
+                                 % d.stderr()[-3000:])
+        time.sleep(0.1)
+    assert heir in cluster.masters() and victim not in cluster.alive()
+    return victim, heir
+
+
+class ClusterFailedOverQueueApiTest(ClusterQueueApiTest):
+    """The queue suite again, on a cluster whose master was SIGKILLed while awaitd ran: its
+    replica is promoted, awaitd follows (MOVED, slot map refresh, subscriber moved) and every
+    case passes against the promoted cluster, with the same daemon."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            d = cls.daemon
+            # Jobs on every master before the failover, so the victim held some.
+            for i in range(12):
+                q = "pre%d" % i
+                assert d.http("PUT", "/queues/" + q).status in (200, 201)
+                assert d.http("POST", "/queues/%s/jobs" % q, body=b"before").status == 201
+            cls.victim, cls.heir = fail_over(cls.cluster, d)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def test_failed_over_master_serves_the_jobs_put_before(self):
+        """The promoted master answers for the victim's slots; no job put before is lost."""
+        self.assertEqual(len(self.cluster.masters()), 3)
+        self.assertNotIn(self.victim, self.cluster.alive())
+        self.assertIn("awaitd_redis_masters 3\n", self.d.http("GET", "/metrics").body.decode())
+        on_heir = 0
+        for i in range(12):
+            q = "pre%d" % i
+            on_heir += self.cluster.owner("{awaitd:%s}:m" % q) is self.heir
+            r = self.d.http("POST", "/queues/%s/reserve?wait=0" % q)
+            self.assertEqual((r.status, r.body), (200, b"before"), (q, r))
+            jid = int(r.header("Job-Id"))
+            self.assertEqual(self.d.http("POST", "/queues/%s/jobs/%d/ack" % (q, jid)).status, 200)
+        self.assertGreater(on_heir, 0, "no queue lived on the killed master")
 
 
 # ---- spread, wake-ups across nodes, failover ----------------------------------------------
