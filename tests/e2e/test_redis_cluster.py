@@ -186,27 +186,36 @@ def cluster_config(cluster, extra=None):
 
 # ---- the queue suite against the cluster --------------------------------------------------
 
-class ClusterQueueApiTest(tq.QueueApiTest):
-    cluster = None
+def on_cluster(base):
+    """base (a DaemonTestCase suite) with a 3-master, 3-replica Redis Cluster of its own,
+    started before its daemon and stopped after it; the daemon's config is base's plus
+    cluster_config."""
+    class OnCluster(base):
+        cluster = None
+
+        @classmethod
+        def setUpClass(cls):
+            cls.cluster = RedisCluster().start()
+            cls.config = {k: dict(v) for k, v in base.config.items()}
+            cls.config.update(cluster_config(cls.cluster))
+            try:
+                super().setUpClass()
+            except BaseException:
+                cls.cluster.stop()
+                raise
+
+        @classmethod
+        def tearDownClass(cls):
+            try:
+                super().tearDownClass()
+            finally:
+                cls.cluster.stop()
+    OnCluster.__name__ = OnCluster.__qualname__ = "OnCluster" + base.__name__
+    return OnCluster
+
+
+class ClusterQueueApiTest(on_cluster(tq.QueueApiTest)):
     per_queue_metrics = False  # as test_redis.py: no per-queue series on /metrics with redis
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = RedisCluster().start()
-        cls.config = {k: dict(v) for k, v in tq.QueueApiTest.config.items()}
-        cls.config.update(cluster_config(cls.cluster))
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.cluster.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.cluster.stop()
 
 
 def fail_over(cluster, d, timeout=60.0):

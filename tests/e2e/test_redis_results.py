@@ -22,7 +22,7 @@ from awaitd_test import main
 import test_queue as tq
 import test_results as tr
 from test_redis import RedisCase, redis_variant
-from test_redis_cluster import RedisCluster, cluster_config, resp
+from test_redis_cluster import on_cluster, resp
 
 RedisResultTest = redis_variant(tr.ResultTest, {})
 # test_large_listing_in_slices puts 40,000 jobs in one batch: one FCALL that holds Redis
@@ -30,27 +30,8 @@ RedisResultTest = redis_variant(tr.ResultTest, {})
 RedisListingTest = redis_variant(tr.ListingTest, {}, {"redis": {"command_timeout": "30s"}})
 
 
-class ClusterResultTest(tr.ResultTest):
+class ClusterResultTest(on_cluster(tr.ResultTest)):
     """ResultTest on a Redis Cluster, set up as test_redis_cluster.py's queue suite."""
-    cluster = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = RedisCluster().start()
-        cls.config = {k: dict(v) for k, v in tr.ResultTest.config.items()}
-        cls.config.update(cluster_config(cls.cluster))
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.cluster.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.cluster.stop()
 
 
 class ResultNodesCase(RedisCase):

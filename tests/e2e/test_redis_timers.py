@@ -28,6 +28,7 @@ port, stopped at the end).
 import email.utils
 import json
 import socket
+import subprocess
 import time
 import unittest
 from datetime import datetime, timedelta, timezone
@@ -36,7 +37,7 @@ import awaitd_test
 import test_timers as tt
 from awaitd_test import HOST
 from test_redis import RedisCase, redis_config, redis_variant
-from test_redis_cluster import RedisCluster, cluster_config, fail_over, resp
+from test_redis_cluster import fail_over, on_cluster, resp
 
 METRICS = ("the redis backend has no awaitd_timers{state} gauges (counting them would mean "
            "reading every shard); this node's fires, skips, claims and lateness are there")
@@ -62,19 +63,11 @@ def cluster_variant(base, not_yet=None, failed_over=False, spread_check=True):
     spread_check: add test_timer_shards_on_every_master (its 32 timers stay listed, so not
     in a class whose cases list every timer)."""
 
-    class Variant(base):
-        cluster = None
+    class Variant(on_cluster(base)):
 
         @classmethod
         def setUpClass(cls):
-            cls.cluster = RedisCluster().start()
-            cls.config = {k: dict(v) for k, v in base.config.items()}
-            cls.config.update(cluster_config(cls.cluster))
-            try:
-                super().setUpClass()
-            except BaseException:
-                cls.cluster.stop()
-                raise
+            super().setUpClass()
             if failed_over:
                 try:
                     # A timer created before the failover, due after it: it fires once.
@@ -88,13 +81,6 @@ def cluster_variant(base, not_yet=None, failed_over=False, spread_check=True):
                 except BaseException:
                     cls.tearDownClass()
                     raise
-
-        @classmethod
-        def tearDownClass(cls):
-            try:
-                super().tearDownClass()
-            finally:
-                cls.cluster.stop()
 
         def test_timer_shards_on_every_master(self):
             """32 timers (two per shard, created in turn): every master holds some."""
@@ -328,7 +314,11 @@ class SkewedDaemon(awaitd_test.Daemon):
 
     def _env(self):
         env = awaitd_test.Daemon._env()
-        env.update({"LD_PRELOAD": LIBFAKETIME, "FAKETIME": self.offset,
+        # A sanitizer build (.ci/run) wants ASan's runtime first in the library list.
+        ldd = subprocess.run(["ldd", self.binary], capture_output=True, text=True).stdout
+        asan = [line.split("=>")[1].split()[0] for line in ldd.splitlines()
+                if "libasan" in line and "=>" in line]
+        env.update({"LD_PRELOAD": " ".join(asan + [LIBFAKETIME]), "FAKETIME": self.offset,
                     "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"})
         return env
 
