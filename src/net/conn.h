@@ -127,7 +127,7 @@ enum conn_role {
  * c->b at its server's idle_busy instead, which is always empty: reading
  * through c->b needs no test, and a connection takes a busy struct of its
  * own (conn_busy, from a free list) before it keeps anything in it, and
- * gives it back when it goes idle again (conn.c).
+ * gives it back when it goes idle again (conn_busy.c).
  *
  * idle_busy's alog fields other than saved are scratch: http_reply and
  * conn_log_id write them on every answer, with the access log off nobody

@@ -23,11 +23,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* A body producer is asked for about this much at a time (as conn.c). */
+/* A body producer is asked for about this much at a time (as conn_write.c). */
 #define H2_STREAM_CHUNK 65536
 /* Bytes read per readiness before the other connections' turn. */
 #define H2_READ_TURN (256 * 1024)
-/* The shared write buffer keeps up to this much memory (as conn.c). */
+/* The shared write buffer keeps up to this much memory (as conn_int.h). */
 #define H2_WBUF_KEEP 65536
 /* A closing connection waits this long for the client to read its GOAWAY. */
 #define H2_LINGER_MS 2000

@@ -4,7 +4,7 @@
  *
  * A connection becomes HTTP/2 in one of two ways: a plain connection whose
  * first bytes are the client preface ("PRI * HTTP/2.0", prior knowledge:
- * conn.c finds it where the HTTP/1.1 parser refuses it, so HTTP/1.1 pays
+ * conn_read.c finds it where the HTTP/1.1 parser refuses it, so HTTP/1.1 pays
  * nothing), or a TLS connection whose ALPN chose "h2". From then on h2.c
  * owns the connection's event and deadline; conn.c only closes or drains it.
  *
