@@ -396,6 +396,59 @@ START_TEST(test_putters_served_in_order) {
 }
 END_TEST
 
+/* A batch goes in whole or not at all; waiting, it needs room for all of
+ * it and holds back the putters behind it; a getter takes several of it. */
+START_TEST(test_batch_put_and_wait) {
+    struct queue *q = mkq("q", 4, 1000, 0);
+    struct queue_put three[3] = {{"a", 1, 0, 0, NULL, 0}, {"b", 1, 0, 0, NULL, 0},
+                                 {"c", 1, 0, 0, NULL, 0}};
+    uint64_t first;
+    unsigned done;
+    ck_assert_int_eq(queue_put_batch(q, three, 3, &first, &done), QUEUE_OK);
+    ck_assert_uint_eq(done, 3);
+    ck_assert(payload_is(q, first, "a") && payload_is(q, first + 2, "c")); /* consecutive */
+    ck_assert_int_eq(queue_put_batch(q, three, 2, &first, &done), QUEUE_ERR_FULL);
+    ck_assert_uint_eq(done, 0);
+    ck_assert_uint_eq(stats(q).size, 3); /* nothing of it went in */
+    struct queue_put keyed = {"k", 1, 0, 0, "key", 3};
+    ck_assert_int_eq(queue_put_batch(q, &keyed, 1, &first, &done), QUEUE_ERR_INVALID);
+    ck_assert_int_eq(queue_put_batch(q, three, 0, &first, &done), QUEUE_ERR_INVALID);
+
+    /* Waiting: room for one is not room for two; c waits behind the batch. */
+    struct req batch, c;
+    req_init(&batch, QUEUE_WAIT_PUT, 2);
+    batch.w.puts = three;
+    req_put(&c, "single");
+    ck_assert_int_eq(queue_put_wait(q, &batch.w), QUEUE_WAIT);
+    ck_assert_int_eq(queue_put_wait(q, &c.w), QUEUE_WAIT);
+    ck_assert_uint_eq(stats(q).putters, 2);
+    uint64_t id;
+    ck_assert_int_eq(put_full(q, "x", 0, 0, NULL, &id), QUEUE_ERR_FULL); /* no jumping */
+    ck_assert(get1(q, NULL)); /* 2 queued: room for two */
+    ck_assert_int_eq(batch.woken, 1);
+    ck_assert_int_eq(batch.status, QUEUE_OK);
+    ck_assert_uint_eq(batch.w.njobs, 2);
+    ck_assert(payload_is(q, batch.w.id, "a") && payload_is(q, batch.w.id + 1, "b"));
+    ck_assert_int_eq(c.woken, 0);
+    ck_assert_uint_eq(stats(q).size, 4);
+    ck_assert(get1(q, NULL));
+    ck_assert_int_eq(c.woken, 1);
+    ck_assert(payload_is(q, c.w.id, "single"));
+    check_invariants(q);
+
+    /* A getter waiting for three takes all three of a batch put at once. */
+    struct queue *q2 = mkq("q2", 0, 1000, 0);
+    struct req g;
+    req_init(&g, QUEUE_WAIT_GET, 3);
+    ck_assert_int_eq(queue_reserve_wait(q2, &g.w), QUEUE_WAIT);
+    ck_assert_int_eq(queue_put_batch(q2, three, 3, &first, &done), QUEUE_OK);
+    ck_assert_int_eq(g.woken, 1);
+    ck_assert_uint_eq(g.n, 3);
+    ck_assert_uint_eq(g.ids[0], first);
+    check_invariants(q2);
+}
+END_TEST
+
 START_TEST(test_getters_served_in_order) {
     struct queue *q = mkq("q", 0, 1000, 0);
     struct req a, b, c, many;
@@ -1934,6 +1987,7 @@ static Suite *queue_suite(void) {
     tcase_add_test(tc, test_put_nowait_full);
     tcase_add_test(tc, test_totals_reset);
     tcase_add_test(tc, test_putters_served_in_order);
+    tcase_add_test(tc, test_batch_put_and_wait);
     tcase_add_test(tc, test_getters_served_in_order);
     tcase_add_test(tc, test_getters_and_putters_chain);
     tcase_add_test(tc, test_lease_expiry_redelivers);

@@ -289,6 +289,11 @@ static void render_put(const struct areq *r, int st) {
 static void render_batch(const struct areq *r, int st) {
     const struct qsvc_result *res = &r->call.res;
     const struct qsvc_batch_job *jobs = r->owned;
+    if (st == QSVC_ERR_TOOBIG && res->index == SIZE_MAX) {
+        reply_error(r->c, 413, "a batch of %" PRIu64 " jobs can never fit queue %.*s (maxsize %"
+                    PRIu64 "): put it in parts", r->arg, (int)r->qlen, r->qname, res->limit);
+        return;
+    }
     if (st == QSVC_ERR_TOOBIG) {
         reply_error(r->c, 413, "batch frame %zu: payload of %zu bytes is over the queue's "
                     "max_payload of %" PRIu64, res->index, jobs[res->index].len, res->limit);
@@ -300,14 +305,20 @@ static void render_batch(const struct areq *r, int st) {
                            (int)r->qlen, r->qname, res->limit, r->arg);
         return;
     }
+    if (st == QSVC_ERR_TIMEOUT) {
+        reply_error_fields(r->c, 503, RETRY_1, REASON_FULL,
+                           "queue %.*s is full: no room for the batch's %" PRIu64
+                           " jobs within wait", (int)r->qlen, r->qname, r->arg);
+        return;
+    }
     if (st < QSVC_ERR_DELETED) {
         render_error(r, st); /* refused before any put */
         return;
     }
     struct buf b = BUF_INIT;
     int err = buf_appends(&b, "{\"ids\": [");
-    for (uint64_t i = 0; i < res->n; i++)
-        err |= buf_appendf(&b, "%s%" PRIu64, i ? ", " : "", jobs[i].id);
+    for (uint64_t i = 0; i < res->n; i++) /* consecutive ids */
+        err |= buf_appendf(&b, "%s%" PRIu64, i ? ", " : "", res->id + i);
     if (st != QSVC_OK) /* jobs before the failure are in the queue: say which */
         err |= buf_appendf(&b, "], \"error\": \"%s\", \"status\": %d%s}\n", qsvc_strerror(st),
                            status_http(st), reason_of(st) ? reason_of(st) : "");
@@ -485,8 +496,8 @@ static int seg_is(const char *s, size_t n, const char *lit) {
 
 /* Batch put body: frames "<len>\n<payload>\n", checked whole before anything is put. */
 static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, const struct qpath *p,
-                                        int32_t prio, uint64_t delay_ms, const char *body,
-                                        size_t len) {
+                                        int32_t prio, uint64_t delay_ms, uint64_t wait_ms,
+                                        const char *body, size_t len) {
     size_t count = 0;
     char err[96];
     if (queue_batch_parse(body, len, NULL, &count, err, sizeof err) < 0)
@@ -500,7 +511,7 @@ static enum handler_result do_put_batch(struct conn *c, struct qsvc *svc, const 
     r.owned = jobs;
     r.arg = count;
     return areq_finish(&r, qsvc_put_batch(svc, &r.call, p->name, p->name_len, jobs, count, prio,
-                                          delay_ms));
+                                          delay_ms, wait_ms));
 }
 
 static enum handler_result do_put(struct conn *c, struct qsvc *svc, const struct qpath *p,
@@ -517,7 +528,7 @@ static enum handler_result do_put(struct conn *c, struct qsvc *svc, const struct
     if (api_param_int(req, "batch", 0, 1, &batch) < 0)
         return reply_fail(c, 400, "batch is 0 or 1");
     if (batch)
-        return do_put_batch(c, svc, p, (int32_t)prio, delay_ms, body, len);
+        return do_put_batch(c, svc, p, (int32_t)prio, delay_ms, wait_ms, body, len);
     const struct http_header *kh = http_find_header(req->headers, req->nheaders, "idempotency-key");
     if (kh && (kh->value_len == 0 || kh->value_len > QUEUE_KEY_MAX))
         return reply_fail(c, 400, "Idempotency-Key must be 1 to %d bytes", QUEUE_KEY_MAX);

@@ -145,8 +145,16 @@ static void serve_getter(struct queue *q, struct queue_waiter *w) {
 }
 
 static int serve_putter(struct queue *q, struct queue_waiter *w) {
+    if (w->count > 1)
+        return queue_put_batch_do(q, w->puts, w->count, &w->id, &w->njobs);
     w->duplicate = queue_put_dedup(q, &w->put, &w->id);
     return w->duplicate ? QUEUE_OK : queue_put_do(q, &w->put, &w->id);
+}
+
+/* Room for the first waiting putter (a batch needs room for all of it). */
+static int putter_fits(const struct queue *q) {
+    const struct queue_wlist *put = &q->waits[QUEUE_WAIT_PUT];
+    return put->n && (q->shutdown || queue_room_for(q, queue_wlist_first(put)->count));
 }
 
 /*
@@ -162,9 +170,9 @@ void queue_settle(struct queue *q) {
             serve_getter(q, w);
             wake_later(w, QUEUE_OK);
         }
-        if (!put->n || !(q->shutdown || queue_room(q)))
+        if (!putter_fits(q))
             break;
-        while (put->n && (q->shutdown || queue_room(q))) {
+        while (putter_fits(q)) {
             struct queue_waiter *w = queue_wlist_first(put);
             wake_later(w, q->shutdown ? QUEUE_ERR_SHUTDOWN : serve_putter(q, w));
         }
@@ -221,15 +229,22 @@ int queue_reserve_wait(struct queue *q, struct queue_waiter *w) {
 
 int queue_put_wait(struct queue *q, struct queue_waiter *w) {
     int rc = wait_check(q, w, QUEUE_WAIT_PUT);
-    if (rc || (rc = queue_put_validate(q, &w->put)) != QUEUE_OK)
+    if (rc)
+        return rc;
+    int batch = w->count > 1;
+    if (!w->count || (batch && !w->puts))
+        return QUEUE_ERR_INVALID;
+    rc = batch ? queue_put_batch_validate(q, w->puts, w->count) : queue_put_validate(q, &w->put);
+    if (rc != QUEUE_OK)
         return rc;
     w->id = 0;
+    w->njobs = 0;
     w->duplicate = 0;
     queue_op_begin(q->e);
-    if (queue_put_dedup(q, &w->put, &w->id)) {
+    if (!batch && queue_put_dedup(q, &w->put, &w->id)) {
         w->duplicate = 1;
-    } else if (!q->waits[QUEUE_WAIT_PUT].n && queue_room(q)) {
-        rc = queue_put_do(q, &w->put, &w->id);
+    } else if (!q->waits[QUEUE_WAIT_PUT].n && queue_room_for(q, w->count)) {
+        rc = serve_putter(q, w);
     } else {
         wait_link(q, w); /* behind earlier putters: arrival order */
         rc = QUEUE_WAIT;

@@ -407,6 +407,17 @@ struct queue_job_info {
 int queue_put(struct queue *q, const struct queue_put *p, uint64_t *id, int *dup);
 
 /*
+ * A batch put, all or nothing as to room: the n puts (no keys) go in only
+ * if the queue has room for all n and no putter waits, and get consecutive
+ * ids from *first. Waiting getters are served once, after the last put, so
+ * one waiting for several jobs can take several of the batch. Errors as
+ * queue_put() before anything is put (FULL: room for fewer than n); a
+ * MEMORY or NOMEM part-way stops it with *done jobs put (the ones before).
+ */
+int queue_put_batch(struct queue *q, const struct queue_put *p, unsigned n, uint64_t *first,
+                    unsigned *done);
+
+/*
  * Reserve (get_nowait) up to count ready jobs, in (priority, id) order,
  * each leased for lease_ms (0 = the queue's lease) with attempt+1. The
  * jobs go to out[0..*n). Errors: INVALID (count 0), EMPTY, SHUTDOWN (shut
@@ -466,13 +477,17 @@ struct queue_waiter {
     int kind;                    /* enum queue_wait_kind */
     queue_wake_fn wake;          /* outcome callback */
     void *arg;                   /* the caller's context */
-    unsigned count;              /* GET: most jobs wanted, >= 1; the size of jobs[] */
+    unsigned count;              /* GET: most jobs wanted, >= 1; the size of jobs[].
+                                    PUT: 1, or a batch's puts (puts[]) */
     uint64_t lease_ms;           /* GET: lease length, 0 = the queue's */
-    struct queue_job_info *jobs; /* GET: caller's array of count entries */
-    struct queue_put put;        /* PUT: the put to perform, in arrival order */
+    union {
+        struct queue_job_info *jobs;  /* GET: caller's array of count entries */
+        const struct queue_put *puts; /* PUT with count > 1: the batch (no keys) */
+    };
+    struct queue_put put;        /* PUT of one job: the put to perform, in arrival order */
     /* results, set by the engine */
-    unsigned njobs; /* GET: entries of jobs[] filled */
-    uint64_t id;    /* PUT: the job's id (the first one's on a key repeat) */
+    unsigned njobs; /* GET: entries of jobs[] filled; PUT batch: jobs put */
+    uint64_t id;    /* PUT: the job's id (the first one's on a key repeat; a batch's first) */
     int duplicate;  /* PUT: 1 on an idempotency-key repeat */
     /* engine-private */
     struct list link;                 /* queue's wait list, then the engine's wake list */
@@ -497,7 +512,10 @@ int queue_reserve_wait(struct queue *q, struct queue_waiter *w);
  * Blocking put. The engine performs the put itself when room appears, in
  * arrival order, so the wake carries the id and a job never waits outside
  * the queue. QUEUE_OK: done at once (w->id, w->duplicate). QUEUE_WAIT:
- * linked. Errors as queue_put() except FULL.
+ * linked. Errors as queue_put() except FULL. A batch (count > 1, puts[])
+ * waits until there is room for all of it, and holds back the putters
+ * behind it meanwhile; it is done as queue_put_batch() (w->id the first id,
+ * w->njobs the jobs put).
  */
 int queue_put_wait(struct queue *q, struct queue_waiter *w);
 

@@ -191,6 +191,11 @@ static inline int queue_room(const struct queue *q) {
     return !q->set.maxsize || q->nready + q->ndelayed < q->set.maxsize;
 }
 
+/* Room for n more puts (a batch). */
+static inline int queue_room_for(const struct queue *q, unsigned n) {
+    return !q->set.maxsize || q->nready + q->ndelayed + n <= q->set.maxsize;
+}
+
 /* A getter finding nothing ready gets QUEUE_ERR_SHUTDOWN: nothing can
  * become ready any more (see queue_shutdown in queue.h). */
 static inline int queue_getters_done(const struct queue *q) {
@@ -236,6 +241,12 @@ int queue_put_validate(const struct queue *q, const struct queue_put *p);
 int queue_put_dedup(struct queue *q, const struct queue_put *p, uint64_t *id);
 /* A validated, non-duplicate put now (memory limit enforced). */
 int queue_put_do(struct queue *q, const struct queue_put *p, uint64_t *id);
+/* Put a batch known to fit: *first the first id, *done the jobs put (all
+ * unless MEMORY or NOMEM stopped it, which is returned). No settle. */
+int queue_put_batch_do(struct queue *q, const struct queue_put *p, unsigned n, uint64_t *first,
+                       unsigned *done);
+/* Check a batch's puts (queue_put_validate each; no keys). */
+int queue_put_batch_validate(const struct queue *q, const struct queue_put *p, unsigned n);
 /* Reserve the heap's first job, filling *out. Requires q->ready. */
 void queue_job_take(struct queue *q, uint64_t lease_ms, struct queue_job_info *out);
 /* Undo a delivery of RESERVED j (attempt restored, READY in its place). */

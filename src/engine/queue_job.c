@@ -388,6 +388,48 @@ int queue_put_do(struct queue *q, const struct queue_put *p, uint64_t *id) {
                          1, id);
 }
 
+int queue_put_batch_validate(const struct queue *q, const struct queue_put *p, unsigned n) {
+    if (n == 0)
+        return QUEUE_ERR_INVALID;
+    for (unsigned i = 0; i < n; i++) {
+        int rc = p[i].key ? QUEUE_ERR_INVALID : queue_put_validate(q, &p[i]);
+        if (rc)
+            return rc;
+    }
+    return QUEUE_OK;
+}
+
+int queue_put_batch_do(struct queue *q, const struct queue_put *p, unsigned n, uint64_t *first,
+                       unsigned *done) {
+    int rc = QUEUE_OK;
+    *done = 0;
+    *first = 0;
+    for (unsigned i = 0; i < n && rc == QUEUE_OK; i++) {
+        uint64_t id = 0;
+        rc = queue_put_do(q, &p[i], &id);
+        if (rc == QUEUE_OK && (*done)++ == 0)
+            *first = id; /* one engine-wide counter, nothing between: the rest follow it */
+    }
+    return rc;
+}
+
+int queue_put_batch(struct queue *q, const struct queue_put *p, unsigned n, uint64_t *first,
+                    unsigned *done) {
+    *done = 0;
+    *first = 0;
+    int rc = queue_put_batch_validate(q, p, n);
+    if (rc)
+        return rc;
+    queue_op_begin(q->e);
+    if (q->waits[QUEUE_WAIT_PUT].n || !queue_room_for(q, n))
+        rc = QUEUE_ERR_FULL; /* waiting putters come first */
+    else
+        rc = queue_put_batch_do(q, p, n, first, done);
+    queue_settle(q); /* once: a waiting getter can take several of the batch */
+    queue_op_end(q->e);
+    return rc;
+}
+
 int queue_put(struct queue *q, const struct queue_put *p, uint64_t *id, int *dup) {
     uint64_t id_ = 0;
     int dup_ = 0, rc = queue_put_validate(q, p);

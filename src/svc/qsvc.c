@@ -103,8 +103,10 @@ int qsvc_put(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qle
 }
 
 int qsvc_put_batch(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
-                   struct qsvc_batch_job *jobs, size_t n, int32_t priority, uint64_t delay_ms) {
-    return svc->ops->put_batch(svc, call_start(svc, call), q, qlen, jobs, n, priority, delay_ms);
+                   const struct qsvc_batch_job *jobs, size_t n, int32_t priority,
+                   uint64_t delay_ms, uint64_t wait_ms) {
+    return svc->ops->put_batch(svc, call_start(svc, call), q, qlen, jobs, n, priority, delay_ms,
+                               wait_ms);
 }
 
 int qsvc_reserve(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,

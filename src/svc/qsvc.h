@@ -136,14 +136,19 @@ int qsvc_put(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qle
 struct qsvc_batch_job {
     const void *payload;
     size_t len;
-    uint64_t id;
 };
 
 /* Put n jobs with one priority and delay, all or nothing as far as room and
- * sizes go (TOOBIG, FULL refuse the batch); an error part-way leaves the
- * first res.n jobs put. jobs[] must last until done(). */
+ * sizes go (TOOBIG refuses the batch: a payload over max_payload, res.index
+ * its frame, or SIZE_MAX for a batch larger than maxsize, which never fits;
+ * FULL: no room for all of it, res.limit the room). wait_ms > 0 waits that
+ * long for room for the whole batch (then TIMEOUT), in arrival order with
+ * the other putters. The jobs get consecutive ids from res.id; an error
+ * part-way leaves the first res.n jobs put. jobs[] must last until done();
+ * their payloads need not (a waiting batch copies them). */
 int qsvc_put_batch(struct qsvc *svc, struct qsvc_call *call, const char *q, size_t qlen,
-                   struct qsvc_batch_job *jobs, size_t n, int32_t priority, uint64_t delay_ms);
+                   const struct qsvc_batch_job *jobs, size_t n, int32_t priority,
+                   uint64_t delay_ms, uint64_t wait_ms);
 
 /* Reserve up to count jobs (lease_ms 0: the queue's lease); wait_ms > 0
  * waits for one that long (then TIMEOUT). jobs has count entries, used on a
@@ -276,7 +281,7 @@ struct qsvc_ops {
     int (*put)(struct qsvc *, struct qsvc_call *, const char *, size_t, const struct queue_put *,
                uint64_t);
     int (*put_batch)(struct qsvc *, struct qsvc_call *, const char *, size_t,
-                     struct qsvc_batch_job *, size_t, int32_t, uint64_t);
+                     const struct qsvc_batch_job *, size_t, int32_t, uint64_t, uint64_t);
     int (*reserve)(struct qsvc *, struct qsvc_call *, const char *, size_t, unsigned, uint64_t,
                    uint64_t, struct queue_job_info *);
     int (*join)(struct qsvc *, struct qsvc_call *, const char *, size_t, uint64_t);

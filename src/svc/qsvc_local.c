@@ -19,6 +19,8 @@
 #include "core/timer.h"
 #include "net/server.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,11 @@ static void wait_finish(struct qwait *qw, int status) {
         status = wait_hold_jobs(qw);
         if (status != QSVC_OK)
             queue_waiter_release(&qw->w); /* back in their place, attempts restored */
+    } else if (qw->w.kind == QUEUE_WAIT_PUT && qw->w.count > 1 && qw->w.njobs) {
+        call->res.id = qw->w.id; /* a batch: all of it, or the jobs before a failure */
+        call->res.n = qw->w.njobs;
+        local_settle_kept(qw->svc, call, status);
+        return;
     } else if (status == QUEUE_OK && qw->w.kind == QUEUE_WAIT_PUT) {
         call->res.id = qw->w.id;
         call->res.duplicate = qw->w.duplicate;
@@ -174,17 +181,40 @@ static void on_wait_timeout(struct timer *t) {
     qsvc_complete(qw->call, QSVC_ERR_TIMEOUT);
 }
 
+/* A waiting batch's own copy of its puts, then of their payloads. */
+static size_t batch_copy_size(const struct queue_put *puts, unsigned n) {
+    size_t size = n * sizeof *puts;
+    for (unsigned i = 0; i < n; i++)
+        size += puts[i].len;
+    return size;
+}
+
+static struct queue_put *batch_copy(void *to, const struct queue_put *puts, unsigned n) {
+    struct queue_put *copy = to;
+    char *bytes = (char *)(copy + n);
+    for (unsigned i = 0; i < n; i++) {
+        copy[i] = puts[i];
+        copy[i].payload = bytes;
+        if (puts[i].len)
+            memcpy(bytes, puts[i].payload, puts[i].len);
+        bytes += puts[i].len;
+    }
+    return copy;
+}
+
 /*
  * Wait on q: kind GET (count, lease_ms), PUT (put, copied here: the engine
- * performs it later) or JOIN. Once the call is kept, the outcome always
- * comes through done(), even when the engine answers at once.
+ * performs it later; count > 1: a batch of count puts) or JOIN. Once the
+ * call is kept, the outcome always comes through done(), even when the
+ * engine answers at once.
  */
 static int local_wait(struct qsvc_local *svc, struct qsvc_call *call, struct queue *q, int kind,
                       unsigned count, uint64_t lease_ms, const struct queue_put *put,
                       uint64_t wait_ms) {
-    size_t extra = kind == QUEUE_WAIT_GET   ? count * sizeof(struct queue_job_info)
-                   : kind == QUEUE_WAIT_PUT ? put->len + put->key_len
-                                            : 0;
+    size_t extra = kind == QUEUE_WAIT_GET                ? count * sizeof(struct queue_job_info)
+                   : kind == QUEUE_WAIT_PUT && count > 1 ? batch_copy_size(put, count)
+                   : kind == QUEUE_WAIT_PUT              ? put->len + put->key_len
+                                                         : 0;
     struct qwait *qw = calloc(1, sizeof *qw + extra);
     if (!qw)
         return QSVC_ERR_NOMEM;
@@ -207,6 +237,10 @@ static int local_wait(struct qsvc_local *svc, struct qsvc_call *call, struct que
         qw->w.lease_ms = lease_ms;
         qw->w.jobs = qw->jobs;
         st = queue_reserve_wait(q, &qw->w);
+    } else if (kind == QUEUE_WAIT_PUT && count > 1) {
+        qw->w.count = count;
+        qw->w.puts = batch_copy(qw->jobs, put, count);
+        st = queue_put_wait(q, &qw->w);
     } else if (kind == QUEUE_WAIT_PUT) {
         char *copy = (char *)qw->jobs;
         memcpy(copy, put->payload, put->len);
@@ -288,8 +322,8 @@ static int local_put(struct qsvc *base, struct qsvc_call *call, const char *name
 }
 
 static int local_put_batch(struct qsvc *base, struct qsvc_call *call, const char *name,
-                           size_t len, struct qsvc_batch_job *jobs, size_t n, int32_t priority,
-                           uint64_t delay_ms) {
+                           size_t len, const struct qsvc_batch_job *jobs, size_t n,
+                           int32_t priority, uint64_t delay_ms, uint64_t wait_ms) {
     struct qsvc_local *svc = local_of(base);
     struct queue *q;
     int st = local_open(svc, call, name, len, 1, &q);
@@ -303,21 +337,34 @@ static int local_put_batch(struct qsvc *base, struct qsvc_call *call, const char
             return QSVC_ERR_TOOBIG;
         }
     }
-    struct queue_stats qs;
-    queue_stats(q, &qs);
-    uint64_t queued = qs.size + qs.delayed;
-    if (qs.maxsize && queued + n > qs.maxsize) {
-        call->res.limit = queued >= qs.maxsize ? 0 : qs.maxsize - queued;
+    if ((set->maxsize && n > set->maxsize) || n > UINT_MAX) {
+        call->res.index = SIZE_MAX; /* can never fit: put it in parts */
+        call->res.limit = set->maxsize;
+        return QSVC_ERR_TOOBIG;
+    }
+    struct queue_put *puts = malloc(n * sizeof *puts);
+    if (!puts)
+        return QSVC_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        puts[i] = (struct queue_put){jobs[i].payload, jobs[i].len, priority, delay_ms, NULL, 0};
+    unsigned done = 0;
+    st = queue_put_batch(q, puts, (unsigned)n, &call->res.id, &done);
+    call->res.n = done;
+    if (st == QUEUE_ERR_FULL && (wait_ms = local_clamp_wait(svc, wait_ms)) > 0) {
+        st = local_wait(svc, call, q, QUEUE_WAIT_PUT, (unsigned)n, 0, puts, wait_ms);
+        free(puts); /* the wait has its own copy */
+        return st;
+    }
+    free(puts);
+    if (st == QUEUE_ERR_FULL) {
+        struct queue_stats qs;
+        queue_stats(q, &qs);
+        uint64_t queued = qs.size + qs.delayed;
+        call->res.limit = queued >= qs.maxsize || qs.putters ? 0 : qs.maxsize - queued;
         return QSVC_ERR_FULL;
     }
-    call->res.n = 0;
-    st = QUEUE_OK;
-    for (size_t i = 0; i < n && st == QUEUE_OK; i++) {
-        struct queue_put put = {jobs[i].payload, jobs[i].len, priority, delay_ms, NULL, 0};
-        st = queue_put(q, &put, &jobs[i].id, NULL);
-        if (st == QUEUE_OK)
-            call->res.n++;
-    }
+    if (st != QUEUE_OK && done == 0)
+        return st;
     /* Jobs before a failure are in the queue: the outcome waits for them too. */
     return local_settle(svc, call, st);
 }

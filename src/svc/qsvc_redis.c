@@ -301,16 +301,35 @@ static int redis_put(struct qsvc *base, struct qsvc_call *call, const char *q, s
 }
 
 static int redis_put_batch(struct qsvc *base, struct qsvc_call *call, const char *q, size_t qlen,
-                           struct qsvc_batch_job *jobs, size_t n, int32_t priority,
-                           uint64_t delay_ms) {
+                           const struct qsvc_batch_job *jobs, size_t n, int32_t priority,
+                           uint64_t delay_ms, uint64_t wait_ms) {
     struct rsvc *svc = rsvc_of(base);
     int st = begin(svc, call);
     if (st != QSVC_OK)
         return st;
-    struct rop *rop = rop_new(svc, R_BATCH, q, qlen, 0);
+    wait_ms = clamp_wait(svc, wait_ms);
+    /* A batch that may wait is sent again later: its own copy of the
+     * payloads (the request's body need not outlive the first send). */
+    size_t extra = 0;
+    for (size_t i = 0; wait_ms && i < n; i++)
+        extra += jobs[i].len;
+    struct rop *rop = rop_new(svc, R_BATCH, q, qlen, wait_ms ? n * sizeof *jobs + extra : 0);
     if (!rop)
         return QSVC_ERR_NOMEM;
     rop->bjobs = jobs;
+    if (wait_ms) {
+        struct qsvc_batch_job *copy = (struct qsvc_batch_job *)rop->extra;
+        char *bytes = (char *)(copy + n);
+        for (size_t i = 0; i < n; i++) {
+            copy[i].payload = bytes;
+            copy[i].len = jobs[i].len;
+            if (jobs[i].len)
+                memcpy(bytes, jobs[i].payload, jobs[i].len);
+            bytes += jobs[i].len;
+        }
+        rop->bjobs = copy;
+    }
+    rop->wait_ms = wait_ms;
     rop->bn = n;
     rop->priority = priority;
     rop->delay_ms = delay_ms;

@@ -83,7 +83,7 @@ struct rop {
     unsigned count;           /* reserve */
     int op;                   /* bulk */
     struct qsvc_settings set; /* declare */
-    struct qsvc_batch_job *bjobs; /* batch: the caller's (they last until done) */
+    const struct qsvc_batch_job *bjobs; /* batch: the caller's, or (waiting) a copy in extra[] */
     size_t bn;                /* batch: jobs; acks: items */
     struct qsvc_ack_item *acks; /* acks: the caller's (they last until done) */
     const char *payload, *key; /* put: copies in extra[] */

@@ -337,7 +337,8 @@ local function put(keys, a)
 end
 
 -- ARGV[3..5]: priority, delay ms, n; then n payloads. All or nothing.
--- {0, id...} | {TOOBIG, max_payload, index} | {FULL, room} | ...
+-- {0, id...} | {TOOBIG, max_payload, index} | {TOOBIG, maxsize, -1} (never
+-- fits) | {FULL, room} | ...
 local function put_batch(keys, a)
     local b = base(keys)
     local m, now = open(b, a)
@@ -347,6 +348,7 @@ local function put_batch(keys, a)
     for i = 1, n do
         if #a[5 + i] > m.max_payload then return {TOOBIG, m.max_payload, i - 1} end
     end
+    if m.maxsize > 0 and n > m.maxsize then return {TOOBIG, m.maxsize, -1} end
     if m.maxsize > 0 then
         local queued = redis.call('ZCARD', b .. ':r') + redis.call('ZCARD', b .. ':d')
         if queued + n > m.maxsize then

@@ -248,9 +248,13 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
     case R_BATCH:
         res->n = 0;
         if (st == QSVC_OK) {
-            for (size_t i = 0; i < rop->bn && i + 1 < r->elements; i++, res->n++)
-                rop->bjobs[i].id = (uint64_t)rsvc_ival(r, 1 + i);
+            res->id = (uint64_t)rsvc_ival(r, 1); /* consecutive: last - n + 1 .. last */
+            for (size_t i = 0; i < rop->bn && i + 1 < r->elements; i++)
+                res->n++;
             settle(rop, QSVC_OK);
+        } else if (st == QSVC_ERR_FULL) {
+            res->limit = (uint64_t)rsvc_ival(r, 1);
+            wait_more(rop, st, -1);
         } else {
             res->limit = (uint64_t)rsvc_ival(r, 1);
             res->index = (size_t)rsvc_ival(r, 2);

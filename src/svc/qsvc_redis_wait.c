@@ -106,7 +106,9 @@ int rwait_join(struct rop *rop) {
         list_push(&svc->watches, &w->node);
     }
     rop->watch = w;
-    list_push(rop->kind == R_RESERVE ? &w->getters : rop->kind == R_PUT ? &w->putters : &w->joiners,
+    list_push(rop->kind == R_RESERVE                      ? &w->getters
+              : rop->kind == R_PUT || rop->kind == R_BATCH ? &w->putters
+                                                           : &w->joiners,
               &rop->wnode);
     timer_init(&rop->wait_t, on_wait_timeout);
     server_timer_in(svc->srv, &rop->wait_t, rop->wait_ms);

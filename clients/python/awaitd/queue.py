@@ -3,9 +3,10 @@
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from .errors import AwaitdError, JobFailed, QueueEmpty, QueueFull, QueueShutDown
+from .frames import ACKS_MAX, FRAMES_CT, RESERVE_MAX, decode_reserved, encode_acks, encode_puts
 
 if TYPE_CHECKING:
     from .client import Client
@@ -31,6 +32,7 @@ class Job:
         self.lease_deadline = lease_deadline
         self.payload = payload
         self.finished = False  # acked or nacked by this client
+        self.ack_error: Optional[str] = None  # why Queue.ack_many() refused it
         self._lease = max(lease_deadline - time.time(), 0.1)
         self._keeper: Optional["asyncio.Task[None]"] = None
 
@@ -244,6 +246,56 @@ class Queue:
                 raise QueueFull(e.status, e.body, e.retry_after) from None
             raise
 
+    async def _put_many(self, items: Sequence[Any], wait: float, priority: Optional[int],
+                        delay: Optional[float]) -> List[JobHandle]:
+        from .client import encode
+        await self._ready()
+        params: Dict[str, Any] = {"batch": 1, "wait": wait}
+        if priority is not None:
+            params["priority"] = priority
+        if delay is not None:
+            params["delay"] = delay
+        answer = await self.client.request("POST", self.path + "/jobs", params=params,
+                                           data=encode_puts(encode(i) for i in items), wait=wait,
+                                           headers={"Content-Type": FRAMES_CT})
+        return [JobHandle(int(i), self) for i in answer.json()["ids"]]
+
+    async def put_many(self, items: Sequence[Any], *, priority: Optional[int] = None,
+                       delay: Optional[float] = None) -> List[JobHandle]:
+        """Put every item of ``items`` in one request, all or nothing (a
+        batch put): waits, as put() does, until the queue has room for the
+        whole batch, then returns their ids (JobHandles) in order. Items are
+        encoded as for put(); ``priority`` and ``delay`` apply to each. A
+        batch larger than the queue's maxsize can never fit: put it in
+        parts."""
+        if not items:
+            return []
+        while True:
+            asked = time.monotonic()
+            try:
+                return await self._put_many(items, self.client.wait, priority, delay)
+            except AwaitdError as e:
+                if e.status != 503:
+                    raise
+                if "is full" in e.message and time.monotonic() - asked >= 0.5:
+                    continue  # the daemon waited its max_wait: wait again
+                # other 503s, and a daemon that does not wait for a batch's
+                # room (before 2026-12): ask again after Retry-After
+                await asyncio.sleep(min(e.retry_after or 1.0, 10.0))
+
+    async def put_many_nowait(self, items: Sequence[Any], *, priority: Optional[int] = None,
+                              delay: Optional[float] = None) -> List[JobHandle]:
+        """put_many() without waiting: raises QueueFull (nothing put) when
+        the queue has no room for the whole batch."""
+        if not items:
+            return []
+        try:
+            return await self._put_many(items, 0, priority, delay)
+        except AwaitdError as e:
+            if e.status == 503:
+                raise QueueFull(e.status, e.body, e.retry_after) from None
+            raise
+
     # ---- results --------------------------------------------------------------------------
 
     def handle(self, job_id: int) -> JobHandle:
@@ -317,6 +369,74 @@ class Queue:
         if job is None:
             raise QueueEmpty(204, {"error": "queue %s is empty" % self.name, "status": 204})
         return job
+
+    async def _reserve_many(self, n: int, wait: float, lease: Optional[float]) -> List[Job]:
+        if not 1 <= n <= RESERVE_MAX:
+            raise ValueError("get_many takes 1 to %d jobs at a time" % RESERVE_MAX)
+        await self._ready()
+        params: Dict[str, Any] = {"wait": wait, "count": n}
+        if lease is not None:
+            params["lease"] = lease
+        answer = await self.client.request("POST", self.path + "/reserve", params=params,
+                                           wait=wait)
+        if answer.status == 204:
+            return []
+        if n == 1:  # count=1 is a plain reserve: the job in the headers
+            h = answer.headers
+            return [Job(self, int(h["Job-Id"]), int(h["Job-Attempt"]),
+                        int(h.get("Job-Priority", 0)), float(h["Lease-Deadline"]), answer.body)]
+        return [Job(self, *f) for f in decode_reserved(answer.body)]
+
+    async def get_many(self, n: int, *, lease: Optional[float] = None) -> List[Job]:
+        """Reserve up to ``n`` jobs (1 to 100) in one request, waiting while
+        the queue is empty, however long: returns as soon as at least one is
+        ready, with those ready then (at most ``n``), in the order get()
+        would have returned them. Each is a Job, leased on its own."""
+        while True:
+            try:
+                jobs = await self._reserve_many(n, self.client.wait, lease)
+            except AwaitdError as e:
+                if e.status != 503:
+                    raise
+                await asyncio.sleep(min(e.retry_after or 1.0, 10.0))
+                continue
+            if jobs:
+                return jobs
+
+    async def get_many_nowait(self, n: int, *, lease: Optional[float] = None) -> List[Job]:
+        """Reserve up to ``n`` jobs that are ready now; raises QueueEmpty
+        when none is."""
+        jobs = await self._reserve_many(n, 0, lease)
+        if not jobs:
+            raise QueueEmpty(204, {"error": "queue %s is empty" % self.name, "status": 204})
+        return jobs
+
+    async def ack_many(self, jobs: Sequence[Job]) -> List[Job]:
+        """Ack ``jobs`` (of this queue) with batch acks (``POST .../acks``,
+        up to 1,000 per request). Each job is acked or refused on its own, as
+        that many ack() calls would be; the acked ones are marked finished.
+        Returns the jobs the daemon refused (409: the lease had expired and
+        the job went to another consumer; 404: already acked), each with
+        ``ack_error`` set to the daemon's text; an empty list when all took.
+        Results cannot be kept this way: ack(result=...) one job at a time."""
+        refused: List[Job] = []
+        for start in range(0, len(jobs), ACKS_MAX):
+            part = jobs[start:start + ACKS_MAX]
+            for job in part:
+                if job.queue is not self and job.queue.name != self.name:
+                    raise ValueError("job %d is of queue %s, not %s"
+                                     % (job.id, job.queue.name, self.name))
+                job._stop_keeping()
+            answer = await self.client.request("POST", self.path + "/acks",
+                                               data=encode_acks((j.id, j.attempt) for j in part))
+            results = answer.json()["results"]
+            for job, res in zip(part, results):
+                if res["status"] == 200:
+                    job.finished = True
+                else:
+                    job.ack_error = "%d: %s" % (res["status"], res.get("error", ""))
+                    refused.append(job)
+        return refused
 
     async def task_done(self, job: Job, result: Any = None) -> None:
         """asyncio's ``task_done()``, naming the job: acks it (keeping
