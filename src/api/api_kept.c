@@ -6,6 +6,8 @@
  */
 #include "api/api_kept.h"
 
+#include "net/http_reply.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,4 +63,21 @@ enum handler_result api_kept_finish(struct api_kept *k, int st) {
     k->render(k, st);
     free(k->owned);
     return HANDLER_DONE;
+}
+
+int api_kept_reply_shared(const struct api_kept *k, int st) {
+    switch (st) {
+    case QSVC_ERR_NOQUEUE:
+        reply_error(k->c, 404, "no such queue: %.*s", (int)k->qlen, k->qname);
+        return 1;
+    case QSVC_ERR_DRAINING:
+        reply_error_fields(k->c, 503, NULL, ", \"reason\": \"draining\"", "%s",
+                           qsvc_strerror(st));
+        return 1;
+    case QSVC_ERR_NOMEM:
+        reply_error_fields(k->c, 503, "Retry-After: 1\r\n", ", \"reason\": \"out of memory\"",
+                           "%s", qsvc_strerror(st));
+        return 1;
+    }
+    return 0;
 }

@@ -51,4 +51,8 @@ void api_kept_init(struct api_kept *k, size_t size, struct conn *c, api_kept_ren
  * kept the call (QSVC_PENDING), tell the connection the answer comes later. */
 enum handler_result api_kept_finish(struct api_kept *k, int st);
 
+/* The answers every kept call's failures share: 404 no such queue, 503 draining, 503 out of
+ * memory (issue 16's reasons). 1 when st was one of them and is answered, else 0. */
+int api_kept_reply_shared(const struct api_kept *k, int st);
+
 #endif

@@ -69,22 +69,16 @@ static void render(const struct api_kept *k, int st) {
     struct conn *c = k->c;
     const struct qsvc_result *res = &k->call.res;
     int n = (int)k->qlen;
+    if (api_kept_reply_shared(k, st))
+        return;
     switch (st) {
     case QSVC_OK: render_ok(r); return;
-    case QSVC_ERR_NOQUEUE: reply_error(c, 404, "no such queue: %.*s", n, k->qname); return;
     case QSVC_ERR_UNAVAILABLE:
     case QSVC_ERR_NOSPACE:
         reply_error_fields(c, st == QSVC_ERR_NOSPACE ? 507 : 503, NULL,
                            res->unknown ? ", \"reason\": \"storage\", \"outcome\": \"unknown\""
                                         : ", \"reason\": \"storage\"",
                            "%s", res->why[0] ? res->why : qsvc_strerror(st));
-        return;
-    case QSVC_ERR_DRAINING:
-        reply_error_fields(c, 503, NULL, ", \"reason\": \"draining\"", "%s", qsvc_strerror(st));
-        return;
-    case QSVC_ERR_NOMEM:
-        reply_error_fields(c, 503, "Retry-After: 1\r\n", ", \"reason\": \"out of memory\"", "%s",
-                           qsvc_strerror(st));
         return;
     case QSVC_ERR_UNSUPPORTED:
         reply_error(c, 501, "batch acks are not supported by this queue backend");

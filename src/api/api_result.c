@@ -115,8 +115,9 @@ static void render_error(const struct rreq *r, int st) {
     struct conn *c = r->k.c;
     const struct qsvc_result *res = &r->k.call.res;
     int n = (int)r->k.qlen;
+    if (api_kept_reply_shared(&r->k, st))
+        return;
     switch (st) {
-    case QSVC_ERR_NOQUEUE: reply_error(c, 404, "no such queue: %.*s", n, r->k.qname); return;
     case QSVC_ERR_UNAVAILABLE:
     case QSVC_ERR_NOSPACE: { /* as api_queue.c: the 503 reasons of issue 16 */
         char fields[96];
@@ -129,13 +130,6 @@ static void render_error(const struct rreq *r, int st) {
                            res->why[0] ? res->why : "journal failure");
         return;
     }
-    case QSVC_ERR_DRAINING:
-        reply_error_fields(c, 503, NULL, ", \"reason\": \"draining\"", "%s", qsvc_strerror(st));
-        return;
-    case QSVC_ERR_NOMEM:
-        reply_error_fields(c, 503, "Retry-After: 1\r\n", ", \"reason\": \"out of memory\"", "%s",
-                           qsvc_strerror(st));
-        return;
     case QSVC_ERR_UNSUPPORTED:
         reply_error(c, 501, "job results and job listing are not supported by this queue "
                             "backend (docs/QUEUES.md)");
