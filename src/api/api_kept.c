@@ -35,7 +35,7 @@ static struct qsvc_call *kept_keep(struct qsvc_call *call) {
     if (!k)
         return NULL;
     memcpy(k, r, r->size);
-    if (r->qlen) /* GET /queues has no name (NULL) */
+    if (r->qlen) /* no queue name (NULL, 0): nothing to copy */
         memcpy(k->qcopy, r->qname, r->qlen);
     k->qname = k->qcopy;
     r->kept = k;
