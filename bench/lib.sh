@@ -3,7 +3,8 @@
 # the command line, what to install, the work directory and its cleanup, the
 # processes they start and stop (stop_pid: SIGTERM, then SIGKILL after 3 s;
 # also for non-children such as nginx's worker), awaitd's and nginx's start,
-# clients, ports, /proc readings, wrk's and awaitload's outputs, and results.
+# clients, ports, /proc readings, wrk's and awaitload's outputs, and results;
+# and a fresh redis-server for the Redis benchmarks (start_redis).
 # It sets ROOT, BENCH and OUT; the caller sets ME (the prefix of its
 # messages), a usage function, RAW, and CPU_PIN and CLIENT_PIN before it
 # starts anything.
@@ -214,6 +215,21 @@ stop_servers() { # whichever of awaitd, nginx and beanstalkd runs
         cat "$WORK/nginx/error.log" >>"$RAW/nginx-error.log" 2>/dev/null || true
     fi
     AW_PID="" BS_PID="" NG_MASTER="" NG_PID="" NG_PORT=""
+}
+
+# A fresh redis-server (redis.sh, redis_timers.sh, waiters.sh, redis_cluster.sh):
+# pinned to CPU, no persistence, its files and redis.log in DIR, on PORT of
+# 127.0.0.1 (default: a free one), with any further redis-server options.
+# Stopped with the other processes on exit, or by stop_pid.
+RD_PID="" RD_PORT=""
+start_redis() { # cpu dir [port [option...]]: RD_PID, once it accepts on RD_PORT
+    RD_PORT=${3:-$(free_port)}
+    mkdir -p "$2"
+    taskset -c "$1" redis-server --port "$RD_PORT" --bind 127.0.0.1 --dir "$2" --save '' \
+        --appendonly no --daemonize no "${@:4}" >"$2/redis.log" 2>&1 &
+    RD_PID=$!
+    PIDS+=("$RD_PID")
+    wait_port "$RD_PORT" "$RD_PID" || die "redis-server did not start (see $2/redis.log)"
 }
 
 server_pid() { if [ "$1" = awaitd ]; then echo "$AW_PID"; else echo "$NG_PID"; fi; }

@@ -57,12 +57,7 @@ cp "$ROOT/src/awaitd" "$ROOT/src/awaitload" "$WORK/bin/"
 AWAITD=$WORK/bin/awaitd
 AWAITLOAD=$WORK/bin/awaitload
 
-RD_PORT=$(free_port)
-taskset -c 0 redis-server --port "$RD_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' \
-    --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-RD_PID=$!
-PIDS+=("$RD_PID")
-wait_port "$RD_PORT" "$RD_PID" || die "redis-server did not start (see $WORK/redis.log)"
+start_redis 0 "$WORK"
 
 start_node() { # name: AW_PID, AW_PORT (awaitd on CPU 1, beside its client)
     AW_PORT=$(free_port)

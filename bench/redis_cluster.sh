@@ -45,15 +45,11 @@ AWAITD=$WORK/bin/awaitd
 AWAITLOAD=$WORK/bin/awaitload
 
 REDIS_PIDS=()
-start_redis() { # port [cluster]: on CPU 0, no persistence
+start_redis_at() { # port [cluster]: lib.sh's start_redis on CPU 0, a cluster node if asked
     local dir=$WORK/redis-$1
-    mkdir -p "$dir"
-    taskset -c 0 redis-server --port "$1" --bind 127.0.0.1 --dir "$dir" --save '' \
-        --appendonly no --daemonize no ${2:+--cluster-enabled yes --cluster-port "$(free_port)" \
-        --cluster-config-file "$dir/nodes.conf"} >"$dir/redis.log" 2>&1 &
-    REDIS_PIDS+=($!)
-    PIDS+=($!)
-    wait_port "$1" "$!" || die "redis-server did not start (see $dir/redis.log)"
+    start_redis 0 "$dir" "$1" ${2:+--cluster-enabled yes --cluster-port "$(free_port)" \
+        --cluster-config-file "$dir/nodes.conf"}
+    REDIS_PIDS+=("$RD_PID")
 }
 
 redis_ticks() { # CPU ticks of every redis-server started
@@ -140,7 +136,7 @@ say "every redis-server on CPU 0; awaitd + 3 awaitload on CPU 1; 3 queues x $CON
 
 # a) standalone
 SA_PORT=$(free_port)
-start_redis "$SA_PORT"
+start_redis_at "$SA_PORT"
 start_node sa "127.0.0.1:$SA_PORT"
 SA_AW=$AW_PORT
 run_three warm-sa "$SA_AW" w1 w2 w3
@@ -153,7 +149,7 @@ REDIS_PIDS=()
 PORTS=()
 for i in 1 2 3; do
     p=$(free_port)
-    start_redis "$p" cluster
+    start_redis_at "$p" cluster
     PORTS+=("$p")
 done
 redis-cli --cluster create "${PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes \

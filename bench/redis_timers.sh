@@ -39,11 +39,16 @@ need_built awaitd
 
 work_begin /tmp/awaitd-redis-timers-bench.XXXXXX
 mkdir -p "$OUT"
-python3 - "$ROOT/src/awaitd" "$WORK" "$TIMERS" "$HERD" "$SPREAD" "$OUT/redis_timers.json" <<'EOF'
+: >"$WORK/rows.jsonl"
+# One run: NODES awaitd nodes on the redis-server at RD_PORT (RD_PID), one JSON row.
+run_nodes() { # nodes
+    python3 - "$ROOT/src/awaitd" "$WORK/r$1" "$TIMERS" "$HERD" "$SPREAD" "$1" "$RD_PORT" "$RD_PID" \
+        >>"$WORK/rows.jsonl" <<'EOF'
 import concurrent.futures, datetime, http.client, json, os, socket, subprocess, sys, time
 
-AWAITD, WORK, TIMERS, HERD, SPREAD, OUTJ = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
-    int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+AWAITD, D, TIMERS, HERD, SPREAD = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \
+    float(sys.argv[5])
+NODES, RPORT, RPID = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 HZ = os.sysconf("SC_CLK_TCK")
 procs = []
 
@@ -80,13 +85,7 @@ def metrics(port):
             out[k] = float(v)
     return out
 
-def run(nodes):
-    d = os.path.join(WORK, "r%d" % nodes); os.makedirs(d, exist_ok=True)
-    rport = free_port()
-    redis = subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(rport), "--bind",
-                              "127.0.0.1", "--dir", d, "--save", "", "--appendonly", "no"],
-                             stdout=open(os.path.join(d, "redis.log"), "w"), stderr=subprocess.STDOUT)
-    procs.append(redis)
+def run(d, nodes, rport, rpid):
     ports = []
     for i in range(nodes):
         p = free_port(); ports.append(p)
@@ -113,9 +112,9 @@ def run(nodes):
     if time.time() * 1000 > start_ms - 200:
         sys.exit("redis_timers: creating %d timers took past their first due time" % TIMERS)
     m0 = [metrics(p) for p in ports]
-    t0 = ticks(redis.pid)
+    t0 = ticks(rpid)
     time.sleep((start_ms - time.time() * 1000) / 1000.0 + SPREAD + 1.0)
-    t1 = ticks(redis.pid)
+    t1 = ticks(rpid)
     m1 = [metrics(p) for p in ports]
     size = json.loads(req(ports[0], "GET", "/queues/t")[1])["size"]
     def delta(k):
@@ -149,13 +148,25 @@ def run(nodes):
     procs.clear()
     return row
 
-rows = []
 try:
-    for n in (1, 2, 3):
-        rows.append(run(n))
+    print(json.dumps(run(D, NODES, RPORT, RPID)))
 finally:
     for p in procs:
         p.kill()
+EOF
+}
+
+for n in 1 2 3; do # a fresh redis-server for each run
+    start_redis 0 "$WORK/r$n"
+    run_nodes "$n"
+    stop_pid "$RD_PID"
+done
+python3 - "$WORK/rows.jsonl" "$TIMERS" "$HERD" "$SPREAD" "$OUT/redis_timers.json" <<'EOF'
+import json, sys
+
+ROWS, TIMERS, HERD, SPREAD, OUTJ = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
+    float(sys.argv[4]), sys.argv[5]
+rows = [json.loads(line) for line in open(ROWS)]
 print("timers on one redis-server (CPU 0), awaitd nodes on CPU 1; %d one-shots over %g s, then a herd"
       " of %d due at once" % (TIMERS, SPREAD, HERD))
 print("%5s %9s %9s %8s %8s %11s %14s %10s %11s" % ("nodes", "fired", "fired/s", "late avg",

@@ -30,12 +30,7 @@ need_built awaitd
 raise_nofile
 work_begin /tmp/awaitd-waiters.XXXXXX
 
-RD_PORT=$(free_port)
-taskset -c 1 redis-server --port "$RD_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' \
-    --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-RD_PID=$!
-PIDS+=("$RD_PID")
-wait_port "$RD_PORT" "$RD_PID" || die "redis-server did not start (see $WORK/redis.log)"
+start_redis 1 "$WORK"
 
 measure() { # backend: one JSON line
     AW_PORT=$(free_port)

@@ -834,16 +834,24 @@ static int file_complete(void) {
 
 #define ONE_PUT_BATCH (JOURNAL_BATCH_HEADER + PAYLOAD + JOURNAL_RECORD_OVERHEAD)
 
-START_TEST(writer_off_inline) {
+/* The set-up of the inline-write tests: off mode (retry_ms: the writer's,
+ * 0 the default), the puts the test's own (no producers), and back once a
+ * put went inline (at first the writer thread may not have reached its
+ * wait yet). */
+static void inline_begin(int retry_ms) {
     struct jw_options o;
     jw_options_init(&o);
     o.mode = JW_FSYNC_OFF;
-    o.retry_ms = 20;
+    if (retry_ms)
+        o.retry_ms = retry_ms;
     writer_open(&o);
     inline_puts = 0;
-    pump_on = 0; /* the puts here are this test's own */
-    /* At first the writer thread may not have reached its wait yet. */
+    pump_on = 0;
     EXPECT(run_until(writer_parked, 5000));
+}
+
+START_TEST(writer_off_inline) {
+    inline_begin(20);
     EXPECT(file_complete());
     /* Idle writer: each put is its own batch, in the file when jw_write_now returns. */
     int before = inline_puts;
@@ -1193,13 +1201,7 @@ END_TEST
  * is idle, so a slow disk does not stall the loop again; then inline again.
  */
 START_TEST(writer_off_inline_slow_disk) {
-    struct jw_options o;
-    jw_options_init(&o);
-    o.mode = JW_FSYNC_OFF;
-    writer_open(&o);
-    inline_puts = 0;
-    pump_on = 0;
-    EXPECT(run_until(writer_parked, 5000));
+    inline_begin(0);
     F.write_delay_ms = 20;
     int before = inline_puts;
     EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
@@ -1232,14 +1234,8 @@ END_TEST
  * place the loop writes inline again. Every put is in the journal once.
  */
 START_TEST(writer_off_inline_compaction) {
-    struct jw_options o;
-    jw_options_init(&o);
-    o.mode = JW_FSYNC_OFF;
     compact_status = -1;
-    writer_open(&o);
-    inline_puts = 0;
-    pump_on = 0;
-    EXPECT(run_until(writer_parked, 5000));
+    inline_begin(0);
     for (int i = 0; i < 500; i++)
         EXPECT_EQ(put_now_or_submit(next_seq++), JW_OK);
     for (uint64_t s = 0; s < next_seq; s++)

@@ -17,6 +17,7 @@
  */
 #include "api/api_queue_batch.h"
 
+#include "api/api_kept.h"
 #include "api/api_params.h"
 #include "api/api_queue_parse.h"
 #include "core/buf.h"
@@ -29,14 +30,9 @@
 #include <string.h>
 
 struct breq {
-    struct qsvc_call call; /* first: a kept call is its breq */
-    struct conn *c;
-    struct breq *kept;
-    struct qsvc_ack_item *items; /* owned */
+    struct api_kept k;           /* first: a kept call is its breq */
+    struct qsvc_ack_item *items; /* k.owned */
     size_t n;
-    const char *qname;
-    size_t qlen;
-    char qcopy[QUEUE_NAME_MAX + 1];
 };
 
 static int item_http(int st) {
@@ -50,7 +46,7 @@ static int item_http(int st) {
 
 static void render_ok(const struct breq *r) {
     struct buf b = BUF_INIT;
-    int err = buf_appendf(&b, "{\"acked\": %" PRIu64 ", \"results\": [", r->call.res.n);
+    int err = buf_appendf(&b, "{\"acked\": %" PRIu64 ", \"results\": [", r->k.call.res.n);
     for (size_t i = 0; i < r->n; i++) {
         const struct qsvc_ack_item *it = &r->items[i];
         err |= buf_appendf(&b, "%s{\"id\": %" PRIu64 ", \"status\": %d", i ? ", " : "", it->id,
@@ -62,19 +58,21 @@ static void render_ok(const struct breq *r) {
     }
     err |= buf_appends(&b, "]}\n");
     if (err)
-        reply_error(r->c, 500, "out of memory");
+        reply_error(r->k.c, 500, "out of memory");
     else
-        reply(r->c, 200, CT_JSON, NULL, buf_start(&b), b.len);
+        reply(r->k.c, 200, CT_JSON, NULL, buf_start(&b), b.len);
     buf_free(&b);
 }
 
-static void render(const struct breq *r, int st) {
-    struct conn *c = r->c;
-    const struct qsvc_result *res = &r->call.res;
-    int n = (int)r->qlen;
+static void render(const struct api_kept *k, int st) {
+    const struct breq *r = (const struct breq *)k;
+    struct conn *c = k->c;
+    const struct qsvc_result *res = &k->call.res;
+    int n = (int)k->qlen;
+    if (api_kept_reply_shared(k, st))
+        return;
     switch (st) {
     case QSVC_OK: render_ok(r); return;
-    case QSVC_ERR_NOQUEUE: reply_error(c, 404, "no such queue: %.*s", n, r->qname); return;
     case QSVC_ERR_UNAVAILABLE:
     case QSVC_ERR_NOSPACE:
         reply_error_fields(c, st == QSVC_ERR_NOSPACE ? 507 : 503, NULL,
@@ -82,47 +80,12 @@ static void render(const struct breq *r, int st) {
                                         : ", \"reason\": \"storage\"",
                            "%s", res->why[0] ? res->why : qsvc_strerror(st));
         return;
-    case QSVC_ERR_DRAINING:
-        reply_error_fields(c, 503, NULL, ", \"reason\": \"draining\"", "%s", qsvc_strerror(st));
-        return;
-    case QSVC_ERR_NOMEM:
-        reply_error_fields(c, 503, "Retry-After: 1\r\n", ", \"reason\": \"out of memory\"", "%s",
-                           qsvc_strerror(st));
-        return;
     case QSVC_ERR_UNSUPPORTED:
         reply_error(c, 501, "batch acks are not supported by this queue backend");
         return;
     }
     reply_error(c, st == QSVC_ERR_SHUTDOWN || st == QSVC_ERR_DELETED ? 410 : 500, "queue %.*s: %s",
-                n, r->qname, qsvc_strerror(st));
-}
-
-static void breq_done(struct qsvc_call *call, int st) {
-    struct breq *r = (struct breq *)call;
-    struct conn *c = r->c;
-    render(r, st);
-    free(r->items);
-    free(r);
-    conn_done(c);
-}
-
-static void breq_cancel(void *arg) {
-    struct breq *r = arg;
-    qsvc_cancel(&r->call);
-    free(r->items);
-    free(r);
-}
-
-static struct qsvc_call *breq_keep(struct qsvc_call *call) {
-    struct breq *r = (struct breq *)call;
-    struct breq *k = malloc(sizeof *k);
-    if (!k)
-        return NULL;
-    *k = *r;
-    memcpy(k->qcopy, r->qname, r->qlen);
-    k->qname = k->qcopy;
-    r->kept = k;
-    return &k->call;
+                n, k->qname, qsvc_strerror(st));
 }
 
 enum handler_result api_queue_acks(struct conn *c, struct qsvc *svc, const char *q, size_t qlen,
@@ -145,18 +108,8 @@ enum handler_result api_queue_acks(struct conn *c, struct qsvc *svc, const char 
     if (!r.items)
         return reply_fail(c, 503, "out of memory");
     queue_acks_parse(body, body_len, r.items, &n, QUEUE_ACKS_MAX, err, sizeof err);
-    r.call.done = breq_done;
-    r.call.keep = breq_keep;
-    r.c = c;
+    api_kept_init(&r.k, sizeof r, c, render, q, qlen);
+    r.k.owned = r.items;
     r.n = n;
-    r.qname = q;
-    r.qlen = qlen;
-    int st = qsvc_ack_batch(svc, &r.call, q, qlen, r.items, n);
-    if (st == QSVC_PENDING) {
-        conn_pending(c, breq_cancel, r.kept);
-        return HANDLER_PENDING;
-    }
-    render(&r, st);
-    free(r.items);
-    return HANDLER_DONE;
+    return api_kept_finish(&r.k, qsvc_ack_batch(svc, &r.k.call, q, qlen, r.items, n));
 }

@@ -13,6 +13,7 @@
  */
 #include "api/api_result.h"
 
+#include "api/api_kept.h"
 #include "api/api_params.h"
 #include "core/buf.h"
 #include "http/http_parse.h"
@@ -34,17 +35,11 @@
 enum { R_ACK, R_NACK, R_RESULT, R_JOBS };
 
 struct rreq {
-    struct qsvc_call call; /* first: a kept call is its rreq */
-    struct conn *c;
-    struct rreq *kept;
+    struct api_kept k;      /* first: a kept call is its rreq (R_JOBS: k.owned the jobs) */
     int kind;
     int state;              /* R_JOBS: enum queue_job_state */
     uint64_t id;
     size_t preview;         /* R_JOBS: payload bytes shown */
-    struct queue_job_info *jobs; /* R_JOBS: owned */
-    const char *qname;
-    size_t qlen;
-    char qcopy[QUEUE_NAME_MAX + 1];
 };
 
 static const char *const state_names[] = {"ready", "delayed", "reserved", "dead"};
@@ -117,11 +112,12 @@ static void reply_buf(struct conn *c, int status, int err, struct buf *b) {
 }
 
 static void render_error(const struct rreq *r, int st) {
-    struct conn *c = r->c;
-    const struct qsvc_result *res = &r->call.res;
-    int n = (int)r->qlen;
+    struct conn *c = r->k.c;
+    const struct qsvc_result *res = &r->k.call.res;
+    int n = (int)r->k.qlen;
+    if (api_kept_reply_shared(&r->k, st))
+        return;
     switch (st) {
-    case QSVC_ERR_NOQUEUE: reply_error(c, 404, "no such queue: %.*s", n, r->qname); return;
     case QSVC_ERR_UNAVAILABLE:
     case QSVC_ERR_NOSPACE: { /* as api_queue.c: the 503 reasons of issue 16 */
         char fields[96];
@@ -134,13 +130,6 @@ static void render_error(const struct rreq *r, int st) {
                            res->why[0] ? res->why : "journal failure");
         return;
     }
-    case QSVC_ERR_DRAINING:
-        reply_error_fields(c, 503, NULL, ", \"reason\": \"draining\"", "%s", qsvc_strerror(st));
-        return;
-    case QSVC_ERR_NOMEM:
-        reply_error_fields(c, 503, "Retry-After: 1\r\n", ", \"reason\": \"out of memory\"", "%s",
-                           qsvc_strerror(st));
-        return;
     case QSVC_ERR_UNSUPPORTED:
         reply_error(c, 501, "job results and job listing are not supported by this queue "
                             "backend (docs/QUEUES.md)");
@@ -158,15 +147,15 @@ static void render_error(const struct rreq *r, int st) {
     if (r->kind == R_RESULT && st == QSVC_ERR_NOTFOUND) {
         reply_error(c, 404, "no job %" PRIu64 " in queue %.*s and no result kept for it (never "
                             "put, acked without a result, or kept past result_ttl)", r->id, n,
-                    r->qname);
+                    r->k.qname);
         return;
     }
     if (r->kind == R_JOBS && st == QSVC_ERR_NOTFOUND) {
-        reply_error(c, 400, "after= names no dead letter of queue %.*s", n, r->qname);
+        reply_error(c, 400, "after= names no dead letter of queue %.*s", n, r->k.qname);
         return;
     }
     if (r->kind == R_JOBS)
-        reply_error(c, status_http(st), "queue %.*s: %s", n, r->qname, qsvc_strerror(st));
+        reply_error(c, status_http(st), "queue %.*s: %s", n, r->k.qname, qsvc_strerror(st));
     else
         reply_error(c, status_http(st), "job %" PRIu64 ": %s", r->id, qsvc_strerror(st));
 }
@@ -189,8 +178,8 @@ static const char *dead_text(int reason) {
 }
 
 static void render_result(const struct rreq *r) {
-    struct conn *c = r->c;
-    const struct qsvc_result *res = &r->call.res;
+    struct conn *c = r->k.c;
+    const struct qsvc_result *res = &r->k.call.res;
     const struct queue_result_info *ri = &res->result;
     struct buf b = BUF_INIT;
     int err = 0;
@@ -253,10 +242,10 @@ static int job_json(struct buf *b, const struct queue_job_info *j, size_t previe
 }
 
 static void render_jobs(const struct rreq *r) {
-    const struct qsvc_result *res = &r->call.res;
+    const struct qsvc_result *res = &r->k.call.res;
     struct buf b = BUF_INIT;
     int err = buf_appends(&b, "{\"queue\": ");
-    err |= buf_append_json_str(&b, r->qname, r->qlen);
+    err |= buf_append_json_str(&b, r->k.qname, r->k.qlen);
     err |= buf_appendf(&b, ", \"state\": \"%s\", \"jobs\": [", state_names[r->state]);
     for (unsigned i = 0; i < res->njobs; i++) {
         err |= buf_appends(&b, i ? ", " : "");
@@ -271,14 +260,15 @@ static void render_jobs(const struct rreq *r) {
                                res->next.id);
     }
     err |= buf_appends(&b, "}\n");
-    reply_buf(r->c, 200, err, &b);
+    reply_buf(r->k.c, 200, err, &b);
 }
 
-static void rreq_render(const struct rreq *r, int st) {
+static void rreq_render(const struct api_kept *k, int st) {
+    const struct rreq *r = (const struct rreq *)k;
     char body[160];
     int len;
     if (r->kind == R_RESULT && st == QSVC_ERR_TIMEOUT) {
-        reply(r->c, 204, NULL, NULL, "", 0);
+        reply(r->k.c, 204, NULL, NULL, "", 0);
     } else if (st != QSVC_OK) {
         render_error(r, st);
     } else if (r->kind == R_RESULT) {
@@ -286,65 +276,23 @@ static void rreq_render(const struct rreq *r, int st) {
     } else if (r->kind == R_JOBS) {
         render_jobs(r);
     } else {
-        conn_log_id(r->c, r->id);
+        conn_log_id(r->k.c, r->id);
         if (r->kind == R_ACK)
             len = snprintf(body, sizeof body, "{\"acked\": %" PRIu64 ", \"result\": true}\n", r->id);
         else
             len = snprintf(body, sizeof body, "{\"%s\": %" PRIu64 "}\n",
-                           r->call.res.dead ? "dead" : "released", r->id);
-        reply(r->c, 200, CT_JSON, NULL, body, (size_t)len);
+                           r->k.call.res.dead ? "dead" : "released", r->id);
+        reply(r->k.c, 200, CT_JSON, NULL, body, (size_t)len);
     }
 }
 
 /* ---- request state ------------------------------------------------------------------- */
 
-static void rreq_done(struct qsvc_call *call, int st) {
-    struct rreq *r = (struct rreq *)call;
-    struct conn *c = r->c;
-    rreq_render(r, st);
-    free(r->jobs);
-    free(r);
-    conn_done(c);
-}
-
-static void rreq_cancel(void *arg) {
-    struct rreq *r = arg;
-    qsvc_cancel(&r->call);
-    free(r->jobs);
-    free(r);
-}
-
-static struct qsvc_call *rreq_keep(struct qsvc_call *call) {
-    struct rreq *r = (struct rreq *)call;
-    struct rreq *k = malloc(sizeof *k);
-    if (!k)
-        return NULL;
-    *k = *r;
-    memcpy(k->qcopy, r->qname, r->qlen);
-    k->qname = k->qcopy;
-    r->kept = k;
-    return &k->call;
-}
-
 static void rreq_init(struct rreq *r, struct conn *c, int kind, const struct api_jobpath *p) {
     memset(r, 0, sizeof *r);
-    r->call.done = rreq_done;
-    r->call.keep = rreq_keep;
-    r->c = c;
+    api_kept_init(&r->k, sizeof *r, c, rreq_render, p->name, p->name_len);
     r->kind = kind;
     r->id = p->id;
-    r->qname = p->name;
-    r->qlen = p->name_len;
-}
-
-static enum handler_result rreq_finish(struct rreq *r, int st) {
-    if (st == QSVC_PENDING) {
-        conn_pending(r->c, rreq_cancel, r->kept);
-        return HANDLER_PENDING;
-    }
-    rreq_render(r, st);
-    free(r->jobs);
-    return HANDLER_DONE;
 }
 
 /* ---- handlers ------------------------------------------------------------------------ */
@@ -379,8 +327,8 @@ static enum handler_result do_finish(struct conn *c, struct qsvc *svc, const str
             o.ctype = ct->value;
             o.ctype_len = ct->value_len;
         }
-        return rreq_finish(&r, qsvc_ack_result(svc, &r.call, p->name, p->name_len, p->id,
-                                               (uint32_t)attempt, &o));
+        return api_kept_finish(&r.k, qsvc_ack_result(svc, &r.k.call, p->name, p->name_len,
+                                                     p->id, (uint32_t)attempt, &o));
     }
     if (api_param_seconds(req, "delay", &delay) < 0)
         return reply_fail(c, 400, "delay is a non-negative number of seconds");
@@ -389,8 +337,8 @@ static enum handler_result do_finish(struct conn *c, struct qsvc *svc, const str
         o.body = h->value;
         o.len = h->value_len;
     }
-    return rreq_finish(&r, qsvc_nack_error(svc, &r.call, p->name, p->name_len, p->id,
-                                           (uint32_t)attempt, delay, &o));
+    return api_kept_finish(&r.k, qsvc_nack_error(svc, &r.k.call, p->name, p->name_len, p->id,
+                                                 (uint32_t)attempt, delay, &o));
 }
 
 static enum handler_result do_result(struct conn *c, struct qsvc *svc, const struct api_jobpath *p,
@@ -405,7 +353,7 @@ static enum handler_result do_result(struct conn *c, struct qsvc *svc, const str
         return reply_fail(c, 400, "wait is a non-negative number of seconds");
     struct rreq r;
     rreq_init(&r, c, R_RESULT, p);
-    return rreq_finish(&r, qsvc_result(svc, &r.call, p->name, p->name_len, p->id, wait));
+    return api_kept_finish(&r.k, qsvc_result(svc, &r.k.call, p->name, p->name_len, p->id, wait));
 }
 
 static enum handler_result do_jobs(struct conn *c, struct qsvc *svc, const struct api_jobpath *p,
@@ -436,12 +384,13 @@ static enum handler_result do_jobs(struct conn *c, struct qsvc *svc, const struc
     rreq_init(&r, c, R_JOBS, p);
     r.state = state;
     r.preview = (size_t)preview;
-    r.jobs = malloc((size_t)limit * sizeof *r.jobs);
-    if (!r.jobs)
+    struct queue_job_info *jobs = malloc((size_t)limit * sizeof *jobs);
+    if (!jobs)
         return reply_fail(c, 503, "out of memory");
-    return rreq_finish(&r, qsvc_jobs(svc, &r.call, p->name, p->name_len, state,
-                                     has_after ? &after : NULL, r.jobs, (size_t)limit,
-                                     r.preview));
+    r.k.owned = jobs;
+    return api_kept_finish(&r.k, qsvc_jobs(svc, &r.k.call, p->name, p->name_len, state,
+                                           has_after ? &after : NULL, jobs, (size_t)limit,
+                                           r.preview));
 }
 
 int api_result_take(struct conn *c, struct qsvc *svc, const struct api_jobpath *p,

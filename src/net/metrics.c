@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define COUNTER(name, help) "# HELP " name " " help "\n# TYPE " name " counter\n"
 #define GAUGE(name, help) "# HELP " name " " help "\n# TYPE " name " gauge\n"
 
 const uint32_t metrics_req_bounds_us[METRICS_REQ_BUCKETS] = {
@@ -82,7 +81,26 @@ static int scalar(struct buf *o, const char *type, const char *name, const char 
                        name, v);
 }
 
+/* A counter family of n samples, one label: name{label="values[i]"} counts[i].
+ * The samples are appended in pieces, not formatted: cheaper than a printf each. */
+static int family(struct buf *o, const char *name, const char *help, const char *label,
+                  const char *const *values, const uint64_t *counts, int n) {
+    char pre[96]; /* name{label=" */
+    if (snprintf(pre, sizeof pre, "%s{%s=\"", name, label) >= (int)sizeof pre)
+        return -1;
+    int r = buf_appendf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int i = 0; i < n; i++) {
+        r |= buf_appends(o, pre);
+        r |= buf_appends(o, values[i]);
+        r |= buf_appends(o, "\"} ");
+        r |= buf_append_u64(o, counts[i]);
+        r |= buf_appends(o, "\n");
+    }
+    return r;
+}
+
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct buf *o) {
+    static const char *const status_class[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
     static const char *const timeout_kind[4] = {"header", "body", "keepalive", "write"};
     int r = 0;
     r |= scalar(o, "gauge", "awaitd_connections_open", "Connections open now.", m->conns_open);
@@ -92,15 +110,11 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
     r |= scalar(o, "counter", "awaitd_connections_refused_total",
                 "Connections closed at accept (max_connections or no file descriptors).",
                 m->conns_refused);
-    r |= buf_appends(o, COUNTER("awaitd_requests_total", "Responses sent, by status class."));
-    for (int i = 1; i <= 5; i++)
-        r |= buf_appendf(o, "awaitd_requests_total{class=\"%dxx\"} %" PRIu64 "\n", i,
-                         m->requests[i]);
+    r |= family(o, "awaitd_requests_total", "Responses sent, by status class.", "class",
+                status_class, m->requests + 1, 5);
     r |= render_request_hist(m, o);
-    r |= buf_appends(o, COUNTER("awaitd_timeouts_total", "Connections closed by a deadline, by kind."));
-    for (int i = 0; i < 4; i++)
-        r |= buf_appendf(o, "awaitd_timeouts_total{kind=\"%s\"} %" PRIu64 "\n", timeout_kind[i],
-                         m->timeouts[i]);
+    r |= family(o, "awaitd_timeouts_total", "Connections closed by a deadline, by kind.", "kind",
+                timeout_kind, m->timeouts, 4);
     r |= scalar(o, "counter", "awaitd_parse_errors_total", "Requests rejected by the HTTP parser.",
                 m->parse_errors);
     r |= scalar(o, "counter", "awaitd_reply_failures_total",
@@ -113,11 +127,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                 m->tls_handshakes);
     r |= scalar(o, "counter", "awaitd_tls_sessions_resumed_total",
                 "TLS handshakes that resumed a session (no full handshake).", m->tls_resumed);
-    r |= buf_appends(o, COUNTER("awaitd_tls_handshake_failures_total",
-                                "TLS connections closed before the handshake completed, by reason."));
-    for (int i = 0; i < METRICS_TLS_FAIL_KINDS; i++)
-        r |= buf_appendf(o, "awaitd_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
-                         tls_fail_names[i], m->tls_handshake_failures[i]);
+    r |= family(o, "awaitd_tls_handshake_failures_total",
+                "TLS connections closed before the handshake completed, by reason.", "reason",
+                tls_fail_names, m->tls_handshake_failures, METRICS_TLS_FAIL_KINDS);
     if (m->tls_cert_not_after)
         r |= buf_appendf(o, GAUGE("awaitd_tls_certificate_expiry_seconds",
                                   "Unix time the served TLS certificate expires.")
@@ -148,12 +160,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
                 "Heap held by HTTP/2 state: nghttp2's sessions and streams (HPACK "
                 "tables, queued frames) and awaitd's per-stream structs.",
                 m->h2_memory_bytes);
-    r |= buf_appends(o, COUNTER("awaitd_h2_closes_total",
-                                "HTTP/2 connections closed with a GOAWAY for an error or a flood, "
-                                "by reason."));
-    for (int i = 0; i < METRICS_H2_CLOSE_KINDS; i++)
-        r |= buf_appendf(o, "awaitd_h2_closes_total{reason=\"%s\"} %" PRIu64 "\n",
-                         h2_close_names[i], m->h2_closes[i]);
+    r |= family(o, "awaitd_h2_closes_total",
+                "HTTP/2 connections closed with a GOAWAY for an error or a flood, by reason.",
+                "reason", h2_close_names, m->h2_closes, METRICS_H2_CLOSE_KINDS);
     r |= scalar(o, "gauge", "awaitd_timers_pending", "Timers pending in the wheel (all kinds).",
                 g->timers_pending);
     r |= scalar(o, "gauge", "awaitd_delays_pending",

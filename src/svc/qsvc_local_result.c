@@ -16,6 +16,7 @@
 #include "svc/qsvc_local.h"
 
 #include "net/server.h"
+#include "svc/result_waits.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -25,17 +26,9 @@
  * docs/QUEUES.md "Seeing jobs"); an engine holding fewer jobs is listed at once. */
 #define LIST_SLICE 16384
 
-#define RBUCKETS 1024 /* result waits are few (one per awaiting client): a fixed table */
-
 static struct qsvc_local *local_of(struct qsvc *base) {
     return (struct qsvc_local *)base;
 }
-
-static struct list *bucket(struct qsvc_local *svc, uint64_t id) {
-    return &svc->rbuckets[(id * UINT64_C(0x9E3779B97F4A7C15)) >> 54];
-}
-
-_Static_assert(RBUCKETS == 1 << 10, "bucket() takes the top 10 bits");
 
 /* ---- ack and nack -------------------------------------------------------------------- */
 
@@ -161,7 +154,7 @@ void qsvc_local_result_event(struct qsvc_local *svc, const struct queue_event *e
     case QUEUE_EV_ACK:
     case QUEUE_EV_DEAD:
     case QUEUE_EV_DROP: {
-        struct list *b = bucket(svc, ev->id);
+        struct list *b = result_waits_bucket(svc->rbuckets, ev->id);
         list_for_each_safe(n, tmp, b) {
             struct qwait *qw = container_of(n, struct qwait, node);
             if (qw->rid == ev->id && same_queue(qw, ev))
@@ -170,7 +163,7 @@ void qsvc_local_result_event(struct qsvc_local *svc, const struct queue_event *e
         return;
     }
     case QUEUE_EV_DELETE:
-        for (size_t i = 0; i < RBUCKETS; i++)
+        for (size_t i = 0; i < RESULT_WAITS_BUCKETS; i++)
             list_for_each_safe(n, tmp, &svc->rbuckets[i]) {
                 struct qwait *qw = container_of(n, struct qwait, node);
                 if (same_queue(qw, ev))
@@ -186,7 +179,7 @@ void qsvc_local_results_end(struct qsvc_local *svc, int status) {
     listings_end(svc, status);
     if (!svc->rbuckets)
         return;
-    for (size_t i = 0; status && i < RBUCKETS; i++) {
+    for (size_t i = 0; status && i < RESULT_WAITS_BUCKETS; i++) {
         struct list *n;
         while ((n = list_first(&svc->rbuckets[i]))) {
             struct qwait *qw = container_of(n, struct qwait, node);
@@ -216,13 +209,8 @@ static void listings_end(struct qsvc_local *svc, int status) {
 /* Wait for job id of q: the call is kept and answered from the events. */
 static int result_wait(struct qsvc_local *svc, struct qsvc_call *call, struct queue *q,
                        uint64_t id, uint64_t wait_ms) {
-    if (!svc->rbuckets) {
-        svc->rbuckets = malloc(RBUCKETS * sizeof *svc->rbuckets);
-        if (!svc->rbuckets)
-            return QSVC_ERR_NOMEM;
-        for (size_t i = 0; i < RBUCKETS; i++)
-            list_init(&svc->rbuckets[i]);
-    }
+    if (!svc->rbuckets && !(svc->rbuckets = result_waits_new()))
+        return QSVC_ERR_NOMEM;
     struct qwait *qw = calloc(1, sizeof *qw);
     if (!qw)
         return QSVC_ERR_NOMEM;
@@ -239,7 +227,7 @@ static int result_wait(struct qsvc_local *svc, struct qsvc_call *call, struct qu
     memcpy(qw->qname, name, qw->qlen);
     queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
     timer_init(&qw->t, qsvc_local_wait_timeout);
-    list_push(bucket(svc, id), &qw->node);
+    list_push(result_waits_bucket(svc->rbuckets, id), &qw->node);
     server_timer_in(svc->srv, &qw->t, wait_ms);
     return QSVC_PENDING;
 }

@@ -191,6 +191,9 @@ int rwait_join(struct rop *rop);
 void rwait_leave(struct rop *rop);
 /* A check found nothing: wait for a wake (next_due_ms >= 0: a getter's next due job). */
 void rwait_idle(struct rop *rop, int64_t next_due_ms);
+/* Check rop (a watch's waiter, or a result wait) again now, or, while its check is in
+ * flight, once that answers: a wake landing meanwhile is not lost. */
+void rwait_recheck(struct rop *rop);
 /* A notification "KIND N QUEUE" from the channel. */
 void rwait_message(struct rsvc *svc, const char *msg, size_t len);
 /* Re-check every waiter (after a reconnect). */

@@ -29,6 +29,7 @@
 #include "core/config.h"
 #include "net/server.h"
 #include "svc/redis_conn.h"
+#include "svc/result_waits.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -36,17 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RBUCKETS 1024 /* result waits are few (one per awaiting client): a fixed table */
-
 static struct rsvc *rsvc_of(struct qsvc *base) {
     return (struct rsvc *)base;
 }
-
-static struct list *bucket(struct rsvc *svc, uint64_t id) {
-    return &svc->rwaits[(id * UINT64_C(0x9E3779B97F4A7C15)) >> 54];
-}
-
-_Static_assert(RBUCKETS == 1 << 10, "bucket() takes the top 10 bits");
 
 /* ---- ack and nack --------------------------------------------------------------------- */
 
@@ -89,11 +82,9 @@ static void on_wait_timeout(struct timer *t) {
     rop_finish(rop, QSVC_ERR_TIMEOUT); /* 204: the job is still live */
 }
 
-static void wake(struct rop *rop);
-
 /* The job's lease ends: the check moves it on (ready again, or dead: then answered). */
 static void on_due(struct timer *t) {
-    wake(container_of(t, struct rop, due_t));
+    rwait_recheck(container_of(t, struct rop, due_t));
 }
 
 /* Hold rop (its first check is in flight) until the job finishes or wait_ms passes. */
@@ -101,15 +92,11 @@ static int wait_join(struct rop *rop, uint64_t wait_ms) {
     struct rsvc *svc = rop->svc;
     if (svc->draining)
         return -1;
-    if (!svc->rwaits) {
-        if (!(svc->rwaits = malloc(RBUCKETS * sizeof *svc->rwaits)))
-            return -1;
-        for (size_t i = 0; i < RBUCKETS; i++)
-            list_init(&svc->rwaits[i]);
-    }
+    if (!svc->rwaits && !(svc->rwaits = result_waits_new()))
+        return -1;
     rop->wait_ms = wait_ms;
     rop->rwaiting = 1;
-    list_push(bucket(svc, rop->id), &rop->rnode);
+    list_push(result_waits_bucket(svc->rwaits, rop->id), &rop->rnode);
     timer_init(&rop->wait_t, on_wait_timeout);
     timer_init(&rop->due_t, on_due);
     server_timer_in(svc->srv, &rop->wait_t, wait_ms);
@@ -121,17 +108,6 @@ void rsvc_result_leave(struct rop *rop) {
     rop->rwaiting = 0;
     timer_cancel(&rop->svc->srv->wheel, &rop->wait_t);
     timer_cancel(&rop->svc->srv->wheel, &rop->due_t);
-}
-
-/* Check rop again, or once its check in flight answers. */
-static void wake(struct rop *rop) {
-    if (rop->inflight) {
-        rop->recheck = 1;
-        return;
-    }
-    rop->rechecked = 1;
-    if (rop_send(rop) < 0)
-        rop->recheck = 0; /* Redis is down: the reconnect re-checks every wait */
 }
 
 static void end_deleted(struct rop *rop) {
@@ -154,14 +130,14 @@ void rsvc_result_message(struct rsvc *svc, const char *msg, size_t len) {
     size_t qlen = (size_t)(end - p);
     struct list *n, *tmp;
     if (msg[0] == 'o') {
-        list_for_each_safe(n, tmp, bucket(svc, id)) {
+        list_for_each_safe(n, tmp, result_waits_bucket(svc->rwaits, id)) {
             struct rop *rop = container_of(n, struct rop, rnode);
             if (rop->id == id && rop->qlen == qlen && memcmp(rop->qname, p, qlen) == 0)
-                wake(rop); /* sends only: no wait leaves the bucket here */
+                rwait_recheck(rop); /* sends only: no wait leaves the bucket here */
         }
         return;
     }
-    for (size_t i = 0; i < RBUCKETS; i++)
+    for (size_t i = 0; i < RESULT_WAITS_BUCKETS; i++)
         list_for_each_safe(n, tmp, &svc->rwaits[i]) {
             struct rop *rop = container_of(n, struct rop, rnode);
             if (rop->qlen == qlen && memcmp(rop->qname, p, qlen) == 0)
@@ -171,13 +147,14 @@ void rsvc_result_message(struct rsvc *svc, const char *msg, size_t len) {
 
 void rsvc_result_wake_all(struct rsvc *svc) {
     struct list *n, *tmp;
-    for (size_t i = 0; svc->rwaits && i < RBUCKETS; i++)
-        list_for_each_safe(n, tmp, &svc->rwaits[i]) wake(container_of(n, struct rop, rnode));
+    for (size_t i = 0; svc->rwaits && i < RESULT_WAITS_BUCKETS; i++)
+        list_for_each_safe(n, tmp, &svc->rwaits[i])
+            rwait_recheck(container_of(n, struct rop, rnode));
 }
 
 void rsvc_result_end_all(struct rsvc *svc, int st) {
     struct list *n;
-    for (size_t i = 0; svc->rwaits && i < RBUCKETS; i++)
+    for (size_t i = 0; svc->rwaits && i < RESULT_WAITS_BUCKETS; i++)
         while ((n = list_first(&svc->rwaits[i])))
             rop_finish(container_of(n, struct rop, rnode), st); /* leaves the bucket */
 }
@@ -362,7 +339,7 @@ void rsvc_result_reply(struct rop *rop, const redisReply *r, int st) {
             rop_finish(rop, QSVC_ERR_TIMEOUT);
         } else if (rop->recheck) { /* woken while this check was in flight */
             rop->recheck = 0;
-            wake(rop);
+            rwait_recheck(rop);
         } else if (rsvc_ival(r, 1) >= 0) { /* reserved: a lease that runs out may kill it */
             server_timer_in(rop->svc->srv, &rop->due_t, (uint64_t)rsvc_ival(r, 1) + 1);
         }

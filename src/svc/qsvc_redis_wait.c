@@ -41,15 +41,14 @@ static void watch_free_if_empty(struct rwatch *w) {
     free(w);
 }
 
-/* Check rop again (it is idle), or mark it to check again once its check answers. */
-static void wake_one(struct rop *rop) {
+void rwait_recheck(struct rop *rop) {
     if (rop->inflight) {
         rop->recheck = 1;
         return;
     }
     rop->rechecked = 1;
     if (rop_send(rop) < 0)
-        rop->recheck = 0; /* Redis is down: the reconnect re-checks every waiter */
+        rop->recheck = 0; /* Redis is down: the reconnect re-checks every wait */
 }
 
 /* Wake up to n waiters of list (n SIZE_MAX: all). */
@@ -58,7 +57,7 @@ static void wake(struct list *l, size_t n) {
     list_for_each_safe(it, tmp, l) {
         if (n == 0)
             break;
-        wake_one(container_of(it, struct rop, wnode));
+        rwait_recheck(container_of(it, struct rop, wnode));
         n--;
     }
 }
