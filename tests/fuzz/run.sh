@@ -31,7 +31,8 @@ sources() {
     case $1 in
     http_parse) echo src/http/http_parse.c ;;
     query) echo src/http/http_query.c src/http/http_parse.c ;;
-    config) echo src/core/config.c src/core/log.c ;;
+    config) echo src/core/config.c src/core/config_value.c src/core/config_parse.c \
+        src/core/config_check.c src/core/log.c ;;
     cron) echo src/engine/cron.c ;;
     queue_body) echo src/api/api_queue_parse.c ;;
     timer_body) echo src/api/api_timer_spec.c src/svc/tsvc.c src/engine/cron.c ;;
