@@ -104,10 +104,12 @@ struct jw {
     struct jw_req *ldone;
 };
 
+/* The JW_ status a failure's errno gives: 507 for a full disk, else 503. */
 static inline int jw_status_of(int e) {
     return e == ENOSPC || e == EDQUOT ? JW_ENOSPC : e == ENOMEM ? JW_NOMEM : JW_EIO;
 }
 
+/* Under mu: the writer's counters become what jw_stats reports. */
 static inline void jw_publish_locked(struct jw *jw) {
     int compacting = jw->st.compacting;
     jw->st = jw->wst;
@@ -115,6 +117,7 @@ static inline void jw_publish_locked(struct jw *jw) {
     jw->st.file_bytes = jw->base_off + jw->written;
 }
 
+/* pwrite (through the fault-injection seam) all n bytes at off. 0, or -1 with errno. */
 static inline int jw_write_all(struct jw *jw, int fd, const char *p, size_t n, uint64_t off) {
     while (n) {
         ssize_t w = jw->opt.pwrite(fd, p, n, (off_t)off);
