@@ -7,8 +7,9 @@
  * completion latency. The target is >= 10,000/s with 100 producers.
  *
  * Build (from the source root):
- *   gcc -O2 -Isrc bench/journal_bench.c src/journal.c src/journal_writer.c src/buf.c \
- *       src/log.c $(pkg-config --cflags --libs libevent_core) -lpthread -o /tmp/journal_bench
+ *   gcc -O2 -D_GNU_SOURCE -Isrc bench/journal_bench.c src/journal/journal*.c src/core/buf.c \
+ *       src/core/log.c $(pkg-config --cflags --libs libevent_core) -lpthread -o /tmp/journal_bench
+ * (or make bench/journal_bench)
  * Run: /tmp/journal_bench [seconds=5] [dir=/tmp] [mode=always|batch|off]
  * The journal is a file in a fresh directory under dir, removed afterwards.
  */

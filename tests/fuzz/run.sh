@@ -31,11 +31,12 @@ sources() {
     case $1 in
     http_parse) echo src/http/http_parse.c ;;
     query) echo src/http/http_query.c src/http/http_parse.c ;;
-    config) echo src/core/config.c src/core/log.c ;;
+    config) echo src/core/config.c src/core/config_value.c src/core/config_parse.c \
+        src/core/config_check.c src/core/log.c ;;
     cron) echo src/engine/cron.c ;;
     queue_body) echo src/api/api_queue_parse.c ;;
     timer_body) echo src/api/api_timer_spec.c src/svc/tsvc.c src/engine/cron.c ;;
-    journal) echo src/journal/journal.c src/journal/queue_journal.c src/journal/task_journal.c \
+    journal) echo src/journal/journal.c src/journal/journal_scan.c src/journal/queue_journal.c src/journal/task_journal.c \
         src/engine/queue.c src/engine/queue_heap.c src/engine/queue_job.c src/engine/queue_reap.c src/engine/queue_result.c \
         src/engine/queue_tab.c src/engine/task.c src/engine/task_index.c src/engine/task_ops.c src/engine/task_replay.c \
         src/engine/cron.c src/core/timer.c src/core/buf.c ;;
