@@ -384,7 +384,7 @@ static void areq_render(const struct areq *r, int st) {
     } else if (st != QSVC_OK) {
         render_error(r, st);
     } else if (r->kind == A_STATS || r->kind == A_DECLARE) {
-        err |= stats_json(&b, &res->queue) | buf_append(&b, "\n", 1);
+        err |= stats_json(&b, res->queue) | buf_append(&b, "\n", 1);
         reply_buf(c, r->kind == A_DECLARE && res->created ? 201 : 200, err, &b);
     } else if (r->kind == A_DELETE) {
         err |= buf_appends(&b, "{\"deleted\": ");

@@ -182,7 +182,8 @@ void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake, voi
     w->kind = kind;
     w->wake = wake;
     w->arg = arg;
-    w->count = 1;
+    if (kind == QUEUE_WAIT_GET)
+        w->count = 1;
     w->state = QUEUE_WAITER_IDLE;
     list_init(&w->link);
 }

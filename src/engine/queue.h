@@ -460,26 +460,36 @@ struct queue_waiter;
  */
 typedef void (*queue_wake_fn)(struct queue_waiter *w, int status);
 
-/* Embedded in the caller's per-request state; see "Who owns what". */
+/* Embedded in the caller's per-request state; see "Who owns what". A
+ * getter's fields and a putter's share memory (a waiting reserve's state is
+ * its memory: issue 19): set only those of w's kind, after
+ * queue_waiter_init. */
 struct queue_waiter {
     /* set by the caller (queue_waiter_init, then the kind's fields) */
     int kind;                    /* enum queue_wait_kind */
+    /* engine-private */
+    int state;                   /* idle, waiting, waking */
+    int status;                  /* outcome to pass to wake() */
+    /* set by the caller */
     queue_wake_fn wake;          /* outcome callback */
     void *arg;                   /* the caller's context */
-    unsigned count;              /* GET: most jobs wanted, >= 1; the size of jobs[] */
-    uint64_t lease_ms;           /* GET: lease length, 0 = the queue's */
-    struct queue_job_info *jobs; /* GET: caller's array of count entries */
-    struct queue_put put;        /* PUT: the put to perform, in arrival order */
-    /* results, set by the engine */
-    unsigned njobs; /* GET: entries of jobs[] filled */
-    uint64_t id;    /* PUT: the job's id (the first one's on a key repeat) */
-    int duplicate;  /* PUT: 1 on an idempotency-key repeat */
     /* engine-private */
-    struct list link;                 /* queue's wait list, then the engine's wake list */
-    struct queue *q;                  /* queue waited on */
-    struct queue_engine *e;           /* engine (outlives q on delete) */
-    int state;                        /* idle, waiting, waking */
-    int status;                       /* outcome to pass to wake() */
+    struct list link;            /* queue's wait list, then the engine's wake list */
+    struct queue *q;             /* queue waited on */
+    struct queue_engine *e;      /* engine (outlives q on delete) */
+    union {
+        struct { /* GET */
+            unsigned count;              /* most jobs wanted, >= 1; the size of jobs[] */
+            unsigned njobs;              /* result: entries of jobs[] filled */
+            uint64_t lease_ms;           /* lease length, 0 = the queue's */
+            struct queue_job_info *jobs; /* caller's array of count entries */
+        };
+        struct { /* PUT */
+            struct queue_put put; /* the put to perform, in arrival order */
+            uint64_t id;          /* result: the job's id (the first one's on a key repeat) */
+            int duplicate;        /* result: 1 on an idempotency-key repeat */
+        };
+    };
 };
 
 /* Zero w and set its kind, callback and context; GET count defaults to 1. */

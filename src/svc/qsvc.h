@@ -82,31 +82,47 @@ struct qsvc_queue {
     struct queue_settings settings;
 };
 
-/* What an operation reports. Only the fields its operation names are set. */
+/*
+ * What an operation reports. Only the fields its operation names are set.
+ *
+ * The large members share one union (issue 19, memory per waiting call):
+ * a kept call carries its result for as long as it waits, and a long-poll
+ * reserve needs none of them. Each is written by its own operations only
+ * (queue: declare, stats, bulk; result and gone: result; next: jobs), and
+ * why only with a status that says why (UNAVAILABLE, NOSPACE), after which
+ * nothing else in the union is read: so no two of them are ever in use at
+ * once. A backend writes why last, and reads nothing of the union back
+ * once it did.
+ */
 struct qsvc_result {
     uint64_t id;                 /* put: the job (the first one's on a key repeat) */
+    uint64_t n;                  /* bulk: jobs affected; put_batch: jobs put */
+    uint64_t deadline_ms;        /* touch: the lease's end, unix ms */
+    uint64_t limit;              /* FULL: maxsize (batch: room); TOOBIG: max_payload */
+    size_t index;                /* put_batch TOOBIG: the job refused */
+    struct queue_job_info *jobs; /* reserve, peek, dead_list; deadlines in unix ms */
+    const struct qsvc_queue *queues; /* list */
+    size_t nqueues;
+    unsigned njobs;
     int duplicate;               /* put: an idempotency-key repeat */
     int dead;                    /* nack: the job went to the dead letters */
     int created;                 /* declare: the queue is new */
-    uint64_t n;                  /* bulk: jobs affected; put_batch: jobs put */
-    uint64_t deadline_ms;        /* touch: the lease's end, unix ms */
-    struct queue_job_info *jobs; /* reserve, peek, dead_list; deadlines in unix ms */
-    unsigned njobs;
-    const struct qsvc_queue *queues; /* list */
-    size_t nqueues;
     int more;                    /* list: queues after this page remain */
-    struct qsvc_queue queue;     /* declare, stats; name also for bulk */
-    uint64_t limit;              /* FULL: maxsize (batch: room); TOOBIG: max_payload */
-    size_t index;                /* put_batch TOOBIG: the job refused */
-    char why[160];               /* UNAVAILABLE, NOSPACE: the reason */
-    struct queue_result_info result; /* result: the outcome (outcome 0: see gone);
-                                      * expires in unix ms */
-    int gone;                    /* result: QSVC_GONE_* when the job left without an outcome */
-    struct queue_cursor next;    /* jobs: where the page ended (with more) */
     int unknown;                 /* UNAVAILABLE, NOSPACE after the change was made in memory:
                                   * the journal may still write it (id names the job), so
                                   * its outcome is unknown; a put's Idempotency-Key retry
                                   * is safe (docs/QUEUES.md, "When the journal fails") */
+    union {
+        const struct qsvc_queue *queue; /* declare, stats; name also for bulk: the
+                                         * backend's, it lives as the jobs' payloads do */
+        char why[160];           /* UNAVAILABLE, NOSPACE: the reason */
+        struct {
+            struct queue_result_info result; /* result: the outcome (outcome 0: see gone);
+                                              * expires in unix ms */
+            int gone; /* result: QSVC_GONE_* when the job left without an outcome */
+        };
+        struct queue_cursor next; /* jobs: where the page ended (with more) */
+    };
 };
 
 typedef void (*qsvc_done_fn)(struct qsvc_call *call, int status);

@@ -83,7 +83,7 @@ static void dead_outcome(const struct queue_job_info *j, struct queue_result_inf
 
 /* Copy an outcome into the wait and deliver it once durable. */
 static void wait_answer(struct qwait *qw, const struct queue_result_info *ri, int gone) {
-    struct qsvc_local *svc = qw->svc;
+    struct qsvc_local *svc = qwait_svc(qw);
     struct qsvc_call *call = qw->call;
     list_unlink(&qw->node);
     timer_cancel(&svc->srv->wheel, &qw->t);
@@ -223,7 +223,7 @@ static int result_wait(struct qsvc_local *svc, struct qsvc_call *call, struct qu
         for (size_t i = 0; i < RBUCKETS; i++)
             list_init(&svc->rbuckets[i]);
     }
-    struct qwait *qw = calloc(1, sizeof *qw);
+    struct qwait *qw = qsvc_local_qwait_new(q, 0);
     if (!qw)
         return QSVC_ERR_NOMEM;
     struct qsvc_call *kept = qsvc_keep(call);
@@ -231,12 +231,9 @@ static int result_wait(struct qsvc_local *svc, struct qsvc_call *call, struct qu
         free(qw);
         return QSVC_ERR_NOMEM;
     }
-    qw->svc = svc;
     qw->call = kept;
     qw->rid = id;
     kept->pend = qw;
-    const char *name = queue_name(q, &qw->qlen);
-    memcpy(qw->qname, name, qw->qlen);
     queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
     timer_init(&qw->t, qsvc_local_wait_timeout);
     list_push(bucket(svc, id), &qw->node);
@@ -319,7 +316,7 @@ static int list_in_slices(struct qsvc_local *svc, struct qsvc_call *call, struct
                           struct queue_job_info *jobs, size_t max) {
     if (!svc->list_ev && !(svc->list_ev = evtimer_new(svc->srv->base, on_list, svc)))
         return QSVC_ERR_NOMEM;
-    struct qwait *qw = calloc(1, sizeof *qw + sizeof(struct queue_jobs_scan));
+    struct qwait *qw = qsvc_local_qwait_new(q, sizeof(struct queue_jobs_scan));
     struct queue_cursor *cand = malloc(max * sizeof *cand);
     if (!qw || !cand) {
         free(qw);
@@ -333,12 +330,9 @@ static int list_in_slices(struct qsvc_local *svc, struct qsvc_call *call, struct
         free(cand);
         return QSVC_ERR_NOMEM;
     }
-    qw->svc = svc;
     qw->call = kept;
     qw->copy = (char *)cand; /* freed with the wait (local_release) */
     kept->pend = qw;
-    const char *name = queue_name(q, &qw->qlen);
-    memcpy(qw->qname, name, qw->qlen);
     queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
     timer_init(&qw->t, qsvc_local_wait_timeout);       /* never armed */
     queue_jobs_scan_init((struct queue_jobs_scan *)(void *)qw->jobs, state, after, cand, max);

@@ -80,6 +80,16 @@ void rsvc_fill_stats(struct rop *rop, const redisReply *r, size_t at, struct qsv
     rwait_counts(rop->svc, q->name, len, &q->stats);
 }
 
+/* res.queue of a declare or stats (from r's element at on): the op's own
+ * (rop->queues, unused by these), which lives until done() has returned. */
+static int rop_queue(struct rop *rop, const redisReply *r, size_t at) {
+    if (!rop->queues && !(rop->queues = malloc(sizeof *rop->queues)))
+        return QSVC_ERR_NOMEM;
+    rsvc_fill_stats(rop, r, at, rop->queues, rop->qname, rop->qlen);
+    rop->call->res.queue = rop->queues;
+    return QSVC_OK;
+}
+
 #define JF(member, i) RSVC_FIELD(struct queue_job_info, member, i)
 /* A reserved job: id, priority, attempt, deadline (then its payload). */
 static const struct rsvc_field job_fields[] = {JF(id, 0), JF(priority, 1), JF(attempt, 2),
@@ -327,7 +337,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
     case R_DECLARE:
         if (st == QSVC_OK) {
             res->created = (int)rsvc_ival(r, 1);
-            rsvc_fill_stats(rop, r, 2, &res->queue, rop->qname, rop->qlen);
+            st = rop_queue(rop, r, 2);
         }
         settle(rop, st);
         break;
@@ -335,7 +345,6 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         if (st == QSVC_OK) {
             const char *argv[] = {"SREM", rop->svc->registry, rop->qname};
             size_t lens[] = {4, strlen(rop->svc->registry), rop->qlen};
-            rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
             redis_conn_command(rop->svc->rc, rop->svc->registry, lens[1], rsvc_ignore, NULL, 3,
                                argv, lens);
         }
@@ -343,7 +352,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         break;
     case R_STATS:
         if (st == QSVC_OK)
-            rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
+            st = rop_queue(rop, r, 1);
         rop_finish(rop, st);
         break;
     case R_BULK:
