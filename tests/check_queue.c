@@ -227,7 +227,7 @@ static void req_wake(struct queue_waiter *w, int status) {
 
 static void req_init(struct req *r, int kind, unsigned count) {
     memset(r, 0, sizeof *r);
-    queue_waiter_init(&r->w, kind, req_wake, r);
+    queue_waiter_init(&r->w, kind, req_wake);
     if (kind == QUEUE_WAIT_GET) { /* a putter's fields share this memory */
         r->w.count = count;
         r->w.jobs = r->jobs;

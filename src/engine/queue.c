@@ -177,11 +177,10 @@ void queue_settle(struct queue *q) {
 
 /* ---- waiting ---------------------------------------------------------- */
 
-void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake, void *arg) {
+void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake) {
     memset(w, 0, sizeof *w);
     w->kind = kind;
     w->wake = wake;
-    w->arg = arg;
     if (kind == QUEUE_WAIT_GET)
         w->count = 1;
     w->state = QUEUE_WAITER_IDLE;

@@ -390,10 +390,10 @@ struct queue_job_info {
     int32_t priority;    /* as put */
     uint32_t attempt;    /* deliveries so far; the reserve's lease token */
     int state;           /* enum queue_job_state */
+    int reason;          /* DEAD: enum queue_dead_reason, else 0 (here: no holes, 64 B) */
     uint64_t deadline;   /* RESERVED: lease end; DELAYED: visible_at; else 0 (wheel ms) */
     const void *payload; /* the engine's copy (see "Who owns what") */
     size_t len;          /* payload length */
-    int reason;          /* DEAD: enum queue_dead_reason, else 0 */
     const char *error;   /* DEAD: the text of the nack that killed it (a kept result), or NULL */
     size_t error_len;    /* its length */
 };
@@ -460,10 +460,10 @@ struct queue_waiter;
  */
 typedef void (*queue_wake_fn)(struct queue_waiter *w, int status);
 
-/* Embedded in the caller's per-request state; see "Who owns what". A
- * getter's fields and a putter's share memory (a waiting reserve's state is
- * its memory: issue 19): set only those of w's kind, after
- * queue_waiter_init. */
+/* Embedded in the caller's per-request state; see "Who owns what": wake()
+ * finds that state from w (container_of). A getter's fields and a
+ * putter's share memory (a waiting reserve's state is its memory: issue
+ * 19): set only those of w's kind, after queue_waiter_init. */
 struct queue_waiter {
     /* set by the caller (queue_waiter_init, then the kind's fields) */
     int kind;                    /* enum queue_wait_kind */
@@ -472,7 +472,6 @@ struct queue_waiter {
     int status;                  /* outcome to pass to wake() */
     /* set by the caller */
     queue_wake_fn wake;          /* outcome callback */
-    void *arg;                   /* the caller's context */
     /* engine-private */
     struct list link;            /* queue's wait list, then the engine's wake list */
     struct queue *q;             /* queue waited on */
@@ -492,8 +491,8 @@ struct queue_waiter {
     };
 };
 
-/* Zero w and set its kind, callback and context; GET count defaults to 1. */
-void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake, void *arg);
+/* Zero w and set its kind and callback; GET count defaults to 1. */
+void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake);
 
 /*
  * Blocking get. QUEUE_OK: served at once, w->jobs[0..w->njobs) are

@@ -85,14 +85,11 @@ struct qsvc_queue {
 /*
  * What an operation reports. Only the fields its operation names are set.
  *
- * The large members share one union (issue 19, memory per waiting call):
- * a kept call carries its result for as long as it waits, and a long-poll
- * reserve needs none of them. Each is written by its own operations only
- * (queue: declare, stats, bulk; result and gone: result; next: jobs), and
- * why only with a status that says why (UNAVAILABLE, NOSPACE), after which
- * nothing else in the union is read: so no two of them are ever in use at
- * once. A backend writes why last, and reads nothing of the union back
- * once it did.
+ * A kept call carries its result for as long as it waits, and a long-poll
+ * reserve needs little of it (issue 19, memory per waiting call): what is
+ * large is the backend's, pointed at (the queue's figures, a result, the
+ * error text), and the members used by one kind of operation each (queue:
+ * declare, stats, bulk; result: result; next: jobs) share a union.
  */
 struct qsvc_result {
     uint64_t id;                 /* put: the job (the first one's on a key repeat) */
@@ -112,18 +109,19 @@ struct qsvc_result {
                                   * the journal may still write it (id names the job), so
                                   * its outcome is unknown; a put's Idempotency-Key retry
                                   * is safe (docs/QUEUES.md, "When the journal fails") */
-    union {
-        const struct qsvc_queue *queue; /* declare, stats; name also for bulk: the
-                                         * backend's, it lives as the jobs' payloads do */
-        char why[160];           /* UNAVAILABLE, NOSPACE: the reason */
-        struct {
-            struct queue_result_info result; /* result: the outcome (outcome 0: see gone);
-                                              * expires in unix ms */
-            int gone; /* result: QSVC_GONE_* when the job left without an outcome */
-        };
+    const char *why;             /* UNAVAILABLE, NOSPACE: the reason, at most QSVC_WHY_MAX
+                                  * bytes with its NUL; "" until a backend sets it. The
+                                  * backend's text: it lives as the jobs' payloads do */
+    int gone;                    /* result: QSVC_GONE_* when the job left without an outcome */
+    union { /* the backend's, where a pointer: they live as the jobs' payloads do */
+        const struct qsvc_queue *queue;          /* declare, stats; name also for bulk */
+        const struct queue_result_info *result;  /* result (OK): the outcome (outcome 0:
+                                                  * see gone); expires in unix ms */
         struct queue_cursor next; /* jobs: where the page ended (with more) */
     };
 };
+
+#define QSVC_WHY_MAX 160 /* res.why's longest text, with its NUL */
 
 typedef void (*qsvc_done_fn)(struct qsvc_call *call, int status);
 typedef struct qsvc_call *(*qsvc_keep_fn)(struct qsvc_call *call);
@@ -136,10 +134,12 @@ struct qsvc_call {
     struct qsvc_result res;
     /* qsvc-private */
     struct qsvc *svc;
-    struct list node;        /* the ready list (or a backend's list while waiting) */
-    struct store_wait wait;  /* the local backend's durability wait */
     void *pend;              /* the backend's state while the call waits */
     int status;              /* outcome, until delivered */
+    union { /* a call is on one list at a time: node's list, or the store's by wait.node */
+        struct list node;       /* the ready list (or a backend's list while waiting) */
+        struct store_wait wait; /* the local backend's durability wait */
+    };
 };
 
 /* ---- operations (q, qlen: the queue's name) ----------------------------- */

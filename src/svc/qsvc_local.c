@@ -43,9 +43,10 @@ static struct qsvc_local *local_of(struct qsvc *base) {
 
 /* Before a change: QSVC_OK when the journal takes writes. */
 static int local_writable(struct qsvc_local *svc, struct qsvc_call *call) {
-    int rc = store_check(svc->store, call->res.why, sizeof call->res.why);
+    int rc = store_check(svc->store, svc->why, sizeof svc->why);
     if (rc == STORE_OK)
         return QSVC_OK;
+    call->res.why = svc->why;
     return rc == STORE_NOSPACE ? QSVC_ERR_NOSPACE : QSVC_ERR_UNAVAILABLE;
 }
 
@@ -93,8 +94,10 @@ static void on_durable(void *arg, int status, const char *why) {
     }
     /* The change is in memory and its records stay queued: the journal writes them when
      * it recovers (journal_writer.h), unless awaitd stops first. Say so. */
+    struct qsvc_local *svc = local_of(call->svc);
     call->res.unknown = 1;
-    snprintf(call->res.why, sizeof call->res.why,
+    call->res.why = svc->why; /* done() runs now, before anything else writes it */
+    snprintf(svc->why, sizeof svc->why,
              "the journal could not confirm this change (%s); it is kept and written when the "
              "journal recovers, unless awaitd stops first: outcome unknown",
              why);
@@ -119,7 +122,7 @@ static struct qwait *queue_info_copy(struct qsvc_local *svc) {
         return NULL;
     list_init(&qw->node);
     timer_init(&qw->t, NULL);                          /* never armed */
-    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
+    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL); /* idle: cancel is a no-op */
     memcpy(qw->jobs, &svc->qinfo, sizeof svc->qinfo);
     return qw;
 }
@@ -201,7 +204,7 @@ static void wait_finish(struct qwait *qw, int status) {
 }
 
 static void on_wake(struct queue_waiter *w, int status) {
-    struct qwait *qw = w->arg;
+    struct qwait *qw = container_of(w, struct qwait, w);
     list_unlink(&qw->node);
     timer_cancel(&qwait_svc(qw)->srv->wheel, &qw->t);
     wait_finish(qw, status);
@@ -250,7 +253,7 @@ static int local_wait(struct qsvc_local *svc, struct qsvc_call *call, struct que
     kept->pend = qw;
     list_init(&qw->node);
     timer_init(&qw->t, on_wait_timeout);
-    queue_waiter_init(&qw->w, kind, on_wake, qw);
+    queue_waiter_init(&qw->w, kind, on_wake);
     int st;
     if (kind == QUEUE_WAIT_GET) {
         qw->w.count = count;

@@ -30,6 +30,9 @@ struct qsvc_local {
     struct event *reap_ev;     /* a reaper slice per loop turn while there is work */
     uint64_t replayed;         /* records replayed at start */
     struct qsvc_queue qinfo;   /* res.queue of a synchronous answer, until the next one */
+    struct queue_result_info rinfo; /* res.result of a synchronous answer, likewise */
+    char why[QSVC_WHY_MAX];    /* res.why: until the next answer (a kept call's is given
+                                * to its done() at once, on_durable) */
     struct qsvc_queue *listed; /* qsvc_list's answer, kept until the next one */
     size_t listed_cap;
     int nacking;               /* inside queue_nack: a DEAD event's reason is the nack */

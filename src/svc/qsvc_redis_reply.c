@@ -158,9 +158,8 @@ static void settle(struct rop *rop, int st) {
     rop->ok_status = st;
     /* Routed by the queue's key: WAIT counts the replicas of the master that took the change. */
     if (redis_conn_command(rop->svc->rc, key, (size_t)klen, on_wait_reply, rop, 3, argv, NULL) < 0) {
-        snprintf(rop->call->res.why, sizeof rop->call->res.why,
-                 "the queue backend (redis) applied the change but cannot confirm its replicas: %s",
-                 redis_conn_why(rop->svc->rc));
+        rop_why(rop, "the queue backend (redis) applied the change but cannot confirm its "
+                "replicas: %s", redis_conn_why(rop->svc->rc));
         rop_finish(rop, QSVC_ERR_UNAVAILABLE);
         return;
     }
@@ -175,9 +174,8 @@ static void on_wait_reply(void *arg, struct redisReply *r, const char *why) {
         if (r && r->type == REDIS_REPLY_INTEGER && (uint64_t)r->integer >= want) {
             rop_finish(rop, rop->ok_status);
         } else {
-            snprintf(rop->call->res.why, sizeof rop->call->res.why,
-                     "the queue backend (redis) applied the change but %s (replicas_ack = %" PRIu64
-                     ")", r && r->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged it in time"
+            rop_why(rop, "the queue backend (redis) applied the change but %s (replicas_ack = %" PRIu64
+                    ")", r && r->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged it in time"
                                                               : why ? why : "WAIT failed", want);
             rop_finish(rop, QSVC_ERR_UNAVAILABLE);
         }
@@ -214,8 +212,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
             redis_conn_fail(rop->svc->rc, "the awaitd function library is missing; reloading it");
         }
         if (call)
-            snprintf(call->res.why, sizeof call->res.why,
-                     "the queue backend (redis) failed: %.120s",
+            rop_why(rop, "the queue backend (redis) failed: %.120s",
                      !r ? why : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         st = QSVC_ERR_UNAVAILABLE;
     } else {
