@@ -55,8 +55,8 @@ static int local_writable(struct qsvc_local *svc, struct qsvc_call *call) {
  * *q gets the queue (NULL: QSVC_ERR_NOQUEUE); a change (change = 1) also
  * needs a journal that takes writes. QSVC_OK, or the status to return.
  */
-static int local_open(struct qsvc_local *svc, struct qsvc_call *call, const char *name,
-                      size_t len, int change, struct queue **q) {
+static inline int local_open(struct qsvc_local *svc, struct qsvc_call *call,
+                             const char *name, size_t len, int change, struct queue **q) {
     server_wheel_catch_up(svc->srv);
     qsvc_local_clock(svc);
     *q = queue_find(svc->eng, name, len);
@@ -146,9 +146,10 @@ static struct qsvc_call *local_keep(struct qsvc_local *svc, struct qsvc_call *ca
     return kept;
 }
 
-/* The change is made: outcome now if it is durable enough, else keep the call until it is. */
-static int local_settle_with(struct qsvc_local *svc, struct qsvc_call *call, int outcome,
-                             int with_queue) {
+/* The change is made: outcome now if it is durable enough, else keep the call until it is.
+ * Inline: with_queue is a constant in each caller (put and ack pay nothing for it). */
+static inline int local_settle_with(struct qsvc_local *svc, struct qsvc_call *call, int outcome,
+                                    int with_queue) {
     if (!store_when_durable(svc->store, &call->wait, on_durable, call))
         return outcome;
     /* The wait must live where the call will: register it again there. */
