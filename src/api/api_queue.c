@@ -61,19 +61,23 @@ enum areq_kind {
     A_BULK,
 };
 
+/* Kept, its size is a waiting reserve's memory with the backend's wait
+ * (issue 19): small fields, and the name as long as it is. */
 struct areq {
     struct qsvc_call call; /* first: a kept call is its areq */
     struct conn *c;
     struct areq *kept;     /* on the stack: where areq_keep moved the request */
-    int kind;              /* enum areq_kind */
-    int framed;            /* A_RESERVE: count= given, > 1 */
     uint64_t arg;          /* job id; A_PUT: payload length; A_BULK: the operation */
-    int64_t flag;          /* A_BULK shutdown: immediate */
     const char *qname;     /* the path's queue name, or qcopy once kept */
-    size_t qlen;
     void *owned;           /* freed with the request (batch jobs, dead letters) */
-    char qcopy[QUEUE_NAME_MAX + 1];
+    uint8_t kind;          /* enum areq_kind */
+    uint8_t framed;        /* A_RESERVE: count= given, > 1 */
+    uint8_t flag;          /* A_BULK shutdown: immediate */
+    uint8_t qlen;
+    char qcopy[];          /* kept: the name (areq_keep allocates qlen bytes) */
 };
+
+_Static_assert(QUEUE_NAME_MAX <= UINT8_MAX, "areq.qlen holds a queue name's length");
 
 /* ---- parameters: api_params.h; answers ---------------------------------------------- */
 
@@ -395,7 +399,7 @@ static void areq_render(const struct areq *r, int st) {
     } else if (st != QSVC_OK) {
         render_error(r, st);
     } else if (r->kind == A_STATS || r->kind == A_DECLARE) {
-        err |= stats_json(&b, &res->queue) | buf_append(&b, "\n", 1);
+        err |= stats_json(&b, res->queue) | buf_append(&b, "\n", 1);
         reply_buf(c, r->kind == A_DECLARE && res->created ? 201 : 200, err, &b);
     } else if (r->kind == A_DELETE) {
         err |= buf_appends(&b, "{\"deleted\": ");
@@ -443,7 +447,7 @@ static void areq_cancel(void *arg) {
 
 static struct qsvc_call *areq_keep(struct qsvc_call *call) {
     struct areq *r = (struct areq *)call;
-    struct areq *k = malloc(sizeof *k);
+    struct areq *k = malloc(sizeof *k + r->qlen);
     if (!k)
         return NULL;
     *k = *r;
@@ -459,10 +463,10 @@ static void areq_init(struct areq *r, struct conn *c, int kind, const char *qnam
     r->call.keep = areq_keep;
     r->c = c;
     r->kept = NULL;
-    r->kind = kind;
+    r->kind = (uint8_t)kind;
     r->framed = 0;
     r->qname = qname;
-    r->qlen = qlen;
+    r->qlen = (uint8_t)qlen;
     r->owned = NULL;
     r->call.res.unknown = 0;
 }
@@ -662,7 +666,7 @@ static enum handler_result do_admin(struct conn *c, struct qsvc *svc, const stru
         return reply_fail(c, 400, "id is a job id, immediate 0 or 1");
     struct areq r;
     areq_init(&r, c, A_BULK, p->name, p->name_len);
-    r.flag = flag;
+    r.flag = (uint8_t)flag; /* 0 or 1 */
     if (seg_is(p->op, p->op_len, "purge"))
         r.arg = QSVC_PURGE;
     else if (seg_is(p->op, p->op_len, "shutdown"))

@@ -180,7 +180,7 @@ static const char *dead_text(int reason) {
 static void render_result(const struct rreq *r) {
     struct conn *c = r->k.c;
     const struct qsvc_result *res = &r->k.call.res;
-    const struct queue_result_info *ri = &res->result;
+    const struct queue_result_info *ri = res->result;
     struct buf b = BUF_INIT;
     int err = 0;
     conn_log_id(c, r->id);

@@ -145,8 +145,8 @@ static void serve_getter(struct queue *q, struct queue_waiter *w) {
 }
 
 static int serve_putter(struct queue *q, struct queue_waiter *w) {
-    if (w->count > 1)
-        return queue_put_batch_do(q, w->puts, w->count, &w->id, &w->njobs);
+    if (w->batch)
+        return queue_put_batch_do(q, w->puts, w->batch, &w->id, &w->done);
     w->duplicate = queue_put_dedup(q, &w->put, &w->id);
     return w->duplicate ? QUEUE_OK : queue_put_do(q, &w->put, &w->id);
 }
@@ -154,7 +154,8 @@ static int serve_putter(struct queue *q, struct queue_waiter *w) {
 /* Room for the first waiting putter (a batch needs room for all of it). */
 static int putter_fits(const struct queue *q) {
     const struct queue_wlist *put = &q->waits[QUEUE_WAIT_PUT];
-    return put->n && (q->shutdown || queue_room_for(q, queue_wlist_first(put)->count));
+    const struct queue_waiter *w = put->n ? queue_wlist_first(put) : NULL;
+    return w && (q->shutdown || queue_room_for(q, w->batch ? w->batch : 1));
 }
 
 /*
@@ -185,12 +186,12 @@ void queue_settle(struct queue *q) {
 
 /* ---- waiting ---------------------------------------------------------- */
 
-void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake, void *arg) {
+void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake) {
     memset(w, 0, sizeof *w);
     w->kind = kind;
     w->wake = wake;
-    w->arg = arg;
-    w->count = 1;
+    if (kind == QUEUE_WAIT_GET)
+        w->count = 1;
     w->state = QUEUE_WAITER_IDLE;
     list_init(&w->link);
 }
@@ -231,19 +232,20 @@ int queue_put_wait(struct queue *q, struct queue_waiter *w) {
     int rc = wait_check(q, w, QUEUE_WAIT_PUT);
     if (rc)
         return rc;
-    int batch = w->count > 1;
-    if (!w->count || (batch && !w->puts))
+    unsigned batch = w->batch;
+    if (batch && !w->puts)
         return QUEUE_ERR_INVALID;
-    rc = batch ? queue_put_batch_validate(q, w->puts, w->count) : queue_put_validate(q, &w->put);
+    rc = batch ? queue_put_batch_validate(q, w->puts, batch) : queue_put_validate(q, &w->put);
     if (rc != QUEUE_OK)
         return rc;
     w->id = 0;
-    w->njobs = 0;
     w->duplicate = 0;
+    if (batch)
+        w->done = 0; /* (shares memory with the one-job put) */
     queue_op_begin(q->e);
     if (!batch && queue_put_dedup(q, &w->put, &w->id)) {
         w->duplicate = 1;
-    } else if (!q->waits[QUEUE_WAIT_PUT].n && queue_room_for(q, w->count)) {
+    } else if (!q->waits[QUEUE_WAIT_PUT].n && queue_room_for(q, batch ? batch : 1)) {
         rc = serve_putter(q, w);
     } else {
         wait_link(q, w); /* behind earlier putters: arrival order */

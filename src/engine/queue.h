@@ -390,10 +390,10 @@ struct queue_job_info {
     int32_t priority;    /* as put */
     uint32_t attempt;    /* deliveries so far; the reserve's lease token */
     int state;           /* enum queue_job_state */
+    int reason;          /* DEAD: enum queue_dead_reason, else 0 (here: no holes, 64 B) */
     uint64_t deadline;   /* RESERVED: lease end; DELAYED: visible_at; else 0 (wheel ms) */
     const void *payload; /* the engine's copy (see "Who owns what") */
     size_t len;          /* payload length */
-    int reason;          /* DEAD: enum queue_dead_reason, else 0 */
     const char *error;   /* DEAD: the text of the nack that killed it (a kept result), or NULL */
     size_t error_len;    /* its length */
 };
@@ -471,34 +471,47 @@ struct queue_waiter;
  */
 typedef void (*queue_wake_fn)(struct queue_waiter *w, int status);
 
-/* Embedded in the caller's per-request state; see "Who owns what". */
+/* Embedded in the caller's per-request state; see "Who owns what": wake()
+ * finds that state from w (container_of). A getter's fields and a
+ * putter's share memory (a waiting reserve's state is its memory: issue
+ * 19): set only those of w's kind, after queue_waiter_init. */
 struct queue_waiter {
     /* set by the caller (queue_waiter_init, then the kind's fields) */
     int kind;                    /* enum queue_wait_kind */
-    queue_wake_fn wake;          /* outcome callback */
-    void *arg;                   /* the caller's context */
-    unsigned count;              /* GET: most jobs wanted, >= 1; the size of jobs[].
-                                    PUT: 1, or a batch's puts (puts[]) */
-    uint64_t lease_ms;           /* GET: lease length, 0 = the queue's */
-    union {
-        struct queue_job_info *jobs;  /* GET: caller's array of count entries */
-        const struct queue_put *puts; /* PUT with count > 1: the batch (no keys) */
-    };
-    struct queue_put put;        /* PUT of one job: the put to perform, in arrival order */
-    /* results, set by the engine */
-    unsigned njobs; /* GET: entries of jobs[] filled; PUT batch: jobs put */
-    uint64_t id;    /* PUT: the job's id (the first one's on a key repeat; a batch's first) */
-    int duplicate;  /* PUT: 1 on an idempotency-key repeat */
     /* engine-private */
-    struct list link;                 /* queue's wait list, then the engine's wake list */
-    struct queue *q;                  /* queue waited on */
-    struct queue_engine *e;           /* engine (outlives q on delete) */
-    int state;                        /* idle, waiting, waking */
-    int status;                       /* outcome to pass to wake() */
+    int state;                   /* idle, waiting, waking */
+    int status;                  /* outcome to pass to wake() */
+    /* set by the caller */
+    queue_wake_fn wake;          /* outcome callback */
+    /* engine-private */
+    struct list link;            /* queue's wait list, then the engine's wake list */
+    struct queue *q;             /* queue waited on */
+    struct queue_engine *e;      /* engine (outlives q on delete) */
+    union {
+        struct { /* GET */
+            unsigned count;              /* most jobs wanted, >= 1; the size of jobs[] */
+            unsigned njobs;              /* result: entries of jobs[] filled */
+            uint64_t lease_ms;           /* lease length, 0 = the queue's */
+            struct queue_job_info *jobs; /* caller's array of count entries */
+        };
+        struct { /* PUT */
+            union {
+                struct queue_put put; /* one job (batch 0): the put to perform, in arrival order */
+                struct {              /* a batch (batch > 0) */
+                    const struct queue_put *puts; /* batch entries, no keys */
+                    unsigned done;                /* result: jobs put */
+                };
+            };
+            uint64_t id;          /* result: the job's id (the first one's on a key repeat;
+                                     a batch's first, the rest follow it) */
+            int duplicate;        /* result: 1 on an idempotency-key repeat */
+            unsigned batch;       /* 0: put; else the number of puts[] */
+        };
+    };
 };
 
-/* Zero w and set its kind, callback and context; GET count defaults to 1. */
-void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake, void *arg);
+/* Zero w and set its kind and callback; GET count defaults to 1. */
+void queue_waiter_init(struct queue_waiter *w, int kind, queue_wake_fn wake);
 
 /*
  * Blocking get. QUEUE_OK: served at once, w->jobs[0..w->njobs) are
@@ -512,10 +525,10 @@ int queue_reserve_wait(struct queue *q, struct queue_waiter *w);
  * Blocking put. The engine performs the put itself when room appears, in
  * arrival order, so the wake carries the id and a job never waits outside
  * the queue. QUEUE_OK: done at once (w->id, w->duplicate). QUEUE_WAIT:
- * linked. Errors as queue_put() except FULL. A batch (count > 1, puts[])
+ * linked. Errors as queue_put() except FULL. A batch (batch > 0, puts[])
  * waits until there is room for all of it, and holds back the putters
  * behind it meanwhile; it is done as queue_put_batch() (w->id the first id,
- * w->njobs the jobs put).
+ * w->done the jobs put).
  */
 int queue_put_wait(struct queue *q, struct queue_waiter *w);
 

@@ -91,6 +91,7 @@ void qsvc_cancel(struct qsvc_call *call) {
 /* A fresh call: nothing linked, nothing held. */
 static struct qsvc_call *call_start(struct qsvc *svc, struct qsvc_call *call) {
     call->svc = svc;
+    call->res.why = "";
     call->pend = NULL;
     list_init(&call->node);
     list_init(&call->wait.node);

@@ -82,32 +82,46 @@ struct qsvc_queue {
     struct queue_settings settings;
 };
 
-/* What an operation reports. Only the fields its operation names are set. */
+/*
+ * What an operation reports. Only the fields its operation names are set.
+ *
+ * A kept call carries its result for as long as it waits, and a long-poll
+ * reserve needs little of it (issue 19, memory per waiting call): what is
+ * large is the backend's, pointed at (the queue's figures, a result, the
+ * error text), and the members used by one kind of operation each (queue:
+ * declare, stats, bulk; result: result; next: jobs) share a union.
+ */
 struct qsvc_result {
     uint64_t id;                 /* put: the job (the first one's on a key repeat) */
+    uint64_t n;                  /* bulk: jobs affected; put_batch: jobs put */
+    uint64_t deadline_ms;        /* touch: the lease's end, unix ms */
+    uint64_t limit;              /* FULL: maxsize (batch: room); TOOBIG: max_payload */
+    size_t index;                /* put_batch TOOBIG: the job refused */
+    struct queue_job_info *jobs; /* reserve, peek, dead_list; deadlines in unix ms */
+    const struct qsvc_queue *queues; /* list */
+    size_t nqueues;
+    unsigned njobs;
     int duplicate;               /* put: an idempotency-key repeat */
     int dead;                    /* nack: the job went to the dead letters */
     int created;                 /* declare: the queue is new */
-    uint64_t n;                  /* bulk: jobs affected; put_batch: jobs put */
-    uint64_t deadline_ms;        /* touch: the lease's end, unix ms */
-    struct queue_job_info *jobs; /* reserve, peek, dead_list; deadlines in unix ms */
-    unsigned njobs;
-    const struct qsvc_queue *queues; /* list */
-    size_t nqueues;
     int more;                    /* list: queues after this page remain */
-    struct qsvc_queue queue;     /* declare, stats; name also for bulk */
-    uint64_t limit;              /* FULL: maxsize (batch: room); TOOBIG: max_payload */
-    size_t index;                /* put_batch TOOBIG: the job refused */
-    char why[160];               /* UNAVAILABLE, NOSPACE: the reason */
-    struct queue_result_info result; /* result: the outcome (outcome 0: see gone);
-                                      * expires in unix ms */
-    int gone;                    /* result: QSVC_GONE_* when the job left without an outcome */
-    struct queue_cursor next;    /* jobs: where the page ended (with more) */
     int unknown;                 /* UNAVAILABLE, NOSPACE after the change was made in memory:
                                   * the journal may still write it (id names the job), so
                                   * its outcome is unknown; a put's Idempotency-Key retry
                                   * is safe (docs/QUEUES.md, "When the journal fails") */
+    const char *why;             /* UNAVAILABLE, NOSPACE: the reason, at most QSVC_WHY_MAX
+                                  * bytes with its NUL; "" until a backend sets it. The
+                                  * backend's text: it lives as the jobs' payloads do */
+    int gone;                    /* result: QSVC_GONE_* when the job left without an outcome */
+    union { /* the backend's, where a pointer: they live as the jobs' payloads do */
+        const struct qsvc_queue *queue;          /* declare, stats; name also for bulk */
+        const struct queue_result_info *result;  /* result (OK): the outcome (outcome 0:
+                                                  * see gone); expires in unix ms */
+        struct queue_cursor next; /* jobs: where the page ended (with more) */
+    };
 };
+
+#define QSVC_WHY_MAX 160 /* res.why's longest text, with its NUL */
 
 typedef void (*qsvc_done_fn)(struct qsvc_call *call, int status);
 typedef struct qsvc_call *(*qsvc_keep_fn)(struct qsvc_call *call);
@@ -120,10 +134,12 @@ struct qsvc_call {
     struct qsvc_result res;
     /* qsvc-private */
     struct qsvc *svc;
-    struct list node;        /* the ready list (or a backend's list while waiting) */
-    struct store_wait wait;  /* the local backend's durability wait */
     void *pend;              /* the backend's state while the call waits */
     int status;              /* outcome, until delivered */
+    union { /* a call is on one list at a time: node's list, or the store's by wait.node */
+        struct list node;       /* the ready list (or a backend's list while waiting) */
+        struct store_wait wait; /* the local backend's durability wait */
+    };
 };
 
 /* ---- operations (q, qlen: the queue's name) ----------------------------- */

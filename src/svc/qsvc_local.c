@@ -45,9 +45,10 @@ static struct qsvc_local *local_of(struct qsvc *base) {
 
 /* Before a change: QSVC_OK when the journal takes writes. */
 static int local_writable(struct qsvc_local *svc, struct qsvc_call *call) {
-    int rc = store_check(svc->store, call->res.why, sizeof call->res.why);
+    int rc = store_check(svc->store, svc->why, sizeof svc->why);
     if (rc == STORE_OK)
         return QSVC_OK;
+    call->res.why = svc->why;
     return rc == STORE_NOSPACE ? QSVC_ERR_NOSPACE : QSVC_ERR_UNAVAILABLE;
 }
 
@@ -56,8 +57,8 @@ static int local_writable(struct qsvc_local *svc, struct qsvc_call *call) {
  * *q gets the queue (NULL: QSVC_ERR_NOQUEUE); a change (change = 1) also
  * needs a journal that takes writes. QSVC_OK, or the status to return.
  */
-static int local_open(struct qsvc_local *svc, struct qsvc_call *call, const char *name,
-                      size_t len, int change, struct queue **q) {
+static inline int local_open(struct qsvc_local *svc, struct qsvc_call *call,
+                             const char *name, size_t len, int change, struct queue **q) {
     server_wheel_catch_up(svc->srv);
     qsvc_local_clock(svc);
     *q = queue_find(svc->eng, name, len);
@@ -95,8 +96,10 @@ static void on_durable(void *arg, int status, const char *why) {
     }
     /* The change is in memory and its records stay queued: the journal writes them when
      * it recovers (journal_writer.h), unless awaitd stops first. Say so. */
+    struct qsvc_local *svc = local_of(call->svc);
     call->res.unknown = 1;
-    snprintf(call->res.why, sizeof call->res.why,
+    call->res.why = svc->why; /* done() runs now, before anything else writes it */
+    snprintf(svc->why, sizeof svc->why,
              "the journal could not confirm this change (%s); it is kept and written when the "
              "journal recovers, unless awaitd stops first: outcome unknown",
              why);
@@ -110,18 +113,59 @@ static void local_settle_kept(struct qsvc_local *svc, struct qsvc_call *kept, in
         qsvc_complete(kept, outcome);
 }
 
-/* The change is made: outcome now if it is durable enough, else keep the call until it is. */
-static int local_settle(struct qsvc_local *svc, struct qsvc_call *call, int outcome) {
+/* res.queue of a call that is kept (declare waiting to be durable, a bulk
+ * change waiting for the reaper): a copy of svc->qinfo of its own, which
+ * the next answer overwrites. It is the call's pend, an idle wait, so
+ * cancel and release are the waits' (issue 19: the result no longer
+ * carries a queue inline). NULL: no memory. */
+static struct qwait *queue_info_copy(struct qsvc_local *svc) {
+    struct qwait *qw = calloc(1, sizeof *qw + sizeof svc->qinfo);
+    if (!qw)
+        return NULL;
+    list_init(&qw->node);
+    timer_init(&qw->t, NULL);                          /* never armed */
+    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL); /* idle: cancel is a no-op */
+    memcpy(qw->jobs, &svc->qinfo, sizeof svc->qinfo);
+    return qw;
+}
+
+/* Keep call, with its own copy of res.queue when with_queue: NULL, no memory. */
+static struct qsvc_call *local_keep(struct qsvc_local *svc, struct qsvc_call *call,
+                                    int with_queue) {
+    struct qwait *qi = NULL;
+    if (with_queue && !(qi = queue_info_copy(svc)))
+        return NULL;
+    struct qsvc_call *kept = qsvc_keep(call);
+    if (!kept) {
+        free(qi);
+        return NULL;
+    }
+    if (qi) {
+        qi->call = kept;
+        kept->pend = qi;
+        kept->res.queue = (const struct qsvc_queue *)(const void *)qi->jobs;
+    }
+    return kept;
+}
+
+/* The change is made: outcome now if it is durable enough, else keep the call until it is.
+ * Inline: with_queue is a constant in each caller (put and ack pay nothing for it). */
+static inline int local_settle_with(struct qsvc_local *svc, struct qsvc_call *call, int outcome,
+                                    int with_queue) {
     if (!store_when_durable(svc->store, &call->wait, on_durable, call))
         return outcome;
     /* The wait must live where the call will: register it again there. */
     store_wait_cancel(&call->wait);
-    struct qsvc_call *kept = qsvc_keep(call);
+    struct qsvc_call *kept = local_keep(svc, call, with_queue);
     if (!kept)
         return QSVC_ERR_NOMEM;
     kept->status = outcome;
     store_when_durable(svc->store, &kept->wait, on_durable, kept);
     return QSVC_PENDING;
+}
+
+static int local_settle(struct qsvc_local *svc, struct qsvc_call *call, int outcome) {
+    return local_settle_with(svc, call, outcome, 0);
 }
 
 /* ---- blocking waits ---------------------------------------------------------------- */
@@ -139,7 +183,7 @@ static int wait_hold_jobs(struct qwait *qw) {
         qw->jobs[i].payload = qw->copy + off;
         off += qw->jobs[i].len;
     }
-    jobs_to_wall(qw->svc, qw->jobs, qw->w.njobs);
+    jobs_to_wall(qwait_svc(qw), qw->jobs, qw->w.njobs);
     qw->held = 1;
     qw->call->res.jobs = qw->jobs;
     qw->call->res.njobs = qw->w.njobs;
@@ -153,24 +197,24 @@ static void wait_finish(struct qwait *qw, int status) {
         status = wait_hold_jobs(qw);
         if (status != QSVC_OK)
             queue_waiter_release(&qw->w); /* back in their place, attempts restored */
-    } else if (qw->w.kind == QUEUE_WAIT_PUT && qw->w.count > 1 && qw->w.njobs) {
+    } else if (qw->w.kind == QUEUE_WAIT_PUT && qw->w.batch && qw->w.done) {
         call->res.id = qw->w.id; /* a batch: all of it, or the jobs before a failure */
-        call->res.n = qw->w.njobs;
-        local_settle_kept(qw->svc, call, status);
+        call->res.n = qw->w.done;
+        local_settle_kept(qwait_svc(qw), call, status);
         return;
     } else if (status == QUEUE_OK && qw->w.kind == QUEUE_WAIT_PUT) {
         call->res.id = qw->w.id;
         call->res.duplicate = qw->w.duplicate;
-        local_settle_kept(qw->svc, call, QSVC_OK); /* its record is in this turn's batch */
+        local_settle_kept(qwait_svc(qw), call, QSVC_OK); /* its record is in this turn's batch */
         return;
     }
     qsvc_complete(call, status);
 }
 
 static void on_wake(struct queue_waiter *w, int status) {
-    struct qwait *qw = w->arg;
+    struct qwait *qw = container_of(w, struct qwait, w);
     list_unlink(&qw->node);
-    timer_cancel(&qw->svc->srv->wheel, &qw->t);
+    timer_cancel(&qwait_svc(qw)->srv->wheel, &qw->t);
     wait_finish(qw, status);
 }
 
@@ -202,6 +246,19 @@ static struct queue_put *batch_copy(void *to, const struct queue_put *puts, unsi
     return copy;
 }
 
+struct qwait *qsvc_local_qwait_new(const struct queue *q, size_t extra) {
+    size_t len;
+    const char *name = queue_name(q, &len);
+    struct qwait *qw = calloc(1, sizeof *qw + extra + len);
+    if (!qw)
+        return NULL;
+    char *tail = (char *)qw->jobs + extra;
+    memcpy(tail, name, len);
+    qw->qname = tail;
+    qw->qlen = (uint32_t)len;
+    return qw;
+}
+
 /*
  * Wait on q: kind GET (count, lease_ms), PUT (put, copied here: the engine
  * performs it later; count > 1: a batch of count puts) or JOIN. Once the
@@ -215,7 +272,7 @@ static int local_wait(struct qsvc_local *svc, struct qsvc_call *call, struct que
                    : kind == QUEUE_WAIT_PUT && count > 1 ? batch_copy_size(put, count)
                    : kind == QUEUE_WAIT_PUT              ? put->len + put->key_len
                                                          : 0;
-    struct qwait *qw = calloc(1, sizeof *qw + extra);
+    struct qwait *qw = qsvc_local_qwait_new(q, extra);
     if (!qw)
         return QSVC_ERR_NOMEM;
     struct qsvc_call *kept = qsvc_keep(call);
@@ -223,14 +280,11 @@ static int local_wait(struct qsvc_local *svc, struct qsvc_call *call, struct que
         free(qw);
         return QSVC_ERR_NOMEM;
     }
-    qw->svc = svc;
     qw->call = kept;
     kept->pend = qw;
-    const char *name = queue_name(q, &qw->qlen);
-    memcpy(qw->qname, name, qw->qlen);
     list_init(&qw->node);
     timer_init(&qw->t, on_wait_timeout);
-    queue_waiter_init(&qw->w, kind, on_wake, qw);
+    queue_waiter_init(&qw->w, kind, on_wake);
     int st;
     if (kind == QUEUE_WAIT_GET) {
         qw->w.count = count;
@@ -238,7 +292,7 @@ static int local_wait(struct qsvc_local *svc, struct qsvc_call *call, struct que
         qw->w.jobs = qw->jobs;
         st = queue_reserve_wait(q, &qw->w);
     } else if (kind == QUEUE_WAIT_PUT && count > 1) {
-        qw->w.count = count;
+        qw->w.batch = count;
         qw->w.puts = batch_copy(qw->jobs, put, count);
         st = queue_put_wait(q, &qw->w);
     } else if (kind == QUEUE_WAIT_PUT) {
@@ -281,7 +335,7 @@ static void local_cancel(struct qsvc *base, struct qsvc_call *call) {
         list_unlink(&qw->node);
     }
     timer_cancel(&svc->srv->wheel, &qw->t);
-    if (qw->held) {
+    if (qw->w.kind == QUEUE_WAIT_GET && qw->held) {
         /* Woken but not delivered: give the jobs back rather than wait for their lease. */
         struct queue *q = queue_find(svc->eng, qw->qname, qw->qlen);
         for (unsigned i = 0; q && i < qw->w.njobs; i++)
@@ -519,8 +573,9 @@ static int local_declare(struct qsvc *base, struct qsvc_call *call, const char *
     st = q ? queue_update(q, &s) : queue_create(svc->eng, name, len, &s, &q);
     if (st != QUEUE_OK)
         return st;
-    local_fill_queue(&call->res.queue, q);
-    return local_settle(svc, call, QSVC_OK);
+    local_fill_queue(&svc->qinfo, q);
+    call->res.queue = &svc->qinfo;
+    return local_settle_with(svc, call, QSVC_OK, 1);
 }
 
 static int local_delete(struct qsvc *base, struct qsvc_call *call, const char *name, size_t len) {
@@ -529,7 +584,6 @@ static int local_delete(struct qsvc *base, struct qsvc_call *call, const char *n
     int st = local_open(svc, call, name, len, 1, &q);
     if (st != QSVC_OK)
         return st;
-    local_fill_queue(&call->res.queue, q);
     queue_delete(q);
     qsvc_local_reap_kick(svc); /* the DELETE record covers the jobs: no need to wait for it */
     return local_settle(svc, call, QSVC_OK);
@@ -541,7 +595,8 @@ static int local_stats(struct qsvc *base, struct qsvc_call *call, const char *na
     int st = local_open(svc, call, name, len, 0, &q);
     if (st != QSVC_OK)
         return st;
-    local_fill_queue(&call->res.queue, q);
+    local_fill_queue(&svc->qinfo, q);
+    call->res.queue = &svc->qinfo;
     return QSVC_OK;
 }
 
@@ -599,11 +654,12 @@ static int local_bulk(struct qsvc *base, struct qsvc_call *call, const char *nam
     }
     if (st != QUEUE_OK)
         return st;
-    local_fill_queue(&call->res.queue, q);
-    if (!call->res.queue.stats.reaping)
-        return local_settle(svc, call, QSVC_OK);
+    local_fill_queue(&svc->qinfo, q);
+    call->res.queue = &svc->qinfo;
+    if (!svc->qinfo.stats.reaping)
+        return local_settle_with(svc, call, QSVC_OK, 1);
     qsvc_local_reap_kick(svc);
-    struct qsvc_call *kept = qsvc_keep(call);
+    struct qsvc_call *kept = local_keep(svc, call, 1);
     if (!kept)
         return QSVC_ERR_NOMEM;
     list_push(&svc->purging, &kept->node);
@@ -614,7 +670,7 @@ void qsvc_local_purges_answer(struct qsvc_local *svc) {
     struct list *n, *tmp;
     list_for_each_safe(n, tmp, &svc->purging) {
         struct qsvc_call *call = container_of(n, struct qsvc_call, node);
-        struct queue *q = queue_find(svc->eng, call->res.queue.name, call->res.queue.name_len);
+        struct queue *q = queue_find(svc->eng, call->res.queue->name, call->res.queue->name_len);
         struct queue_stats qs;
         if (q) {
             queue_stats(q, &qs);

@@ -29,6 +29,10 @@ struct qsvc_local {
     struct list purging;       /* calls (by node) waiting for the reaper */
     struct event *reap_ev;     /* a reaper slice per loop turn while there is work */
     uint64_t replayed;         /* records replayed at start */
+    struct qsvc_queue qinfo;   /* res.queue of a synchronous answer, until the next one */
+    struct queue_result_info rinfo; /* res.result of a synchronous answer, likewise */
+    char why[QSVC_WHY_MAX];    /* res.why: until the next answer (a kept call's is given
+                                * to its done() at once, on_durable) */
     struct qsvc_queue *listed; /* qsvc_list's answer, kept until the next one */
     size_t listed_cap;
     int nacking;               /* inside queue_nack: a DEAD event's reason is the nack */
@@ -40,20 +44,32 @@ struct qsvc_local {
 extern const struct qsvc_ops qsvc_local_ops;
 
 /* A call in a blocking wait (reserve, put or join with wait=), or waiting
- * for a job's result (qsvc_local_result.c: w idle, node in a result bucket). */
+ * for a job's result (qsvc_local_result.c: w idle, node in a result bucket).
+ * Its size is a waiting reserve's memory, with the kept call (issue 19):
+ * the queue's name is in the allocation's tail, as long as it is. */
 struct qwait {
-    struct qsvc_local *svc;
-    struct qsvc_call *call;       /* kept */
+    struct qsvc_call *call;       /* kept; its svc is the backend (qwait_svc) */
     struct list node;             /* svc->waiting while the engine holds w */
     struct queue_waiter w;
     struct timer t;               /* the wait= deadline */
     char *copy;                   /* a woken getter's payloads; a result's bytes */
-    int held;                     /* a woken getter's jobs are leased to it, not yet delivered */
-    uint64_t rid;                 /* result waits: the job */
-    size_t qlen;
-    char qname[QUEUE_NAME_MAX + 1];
-    struct queue_job_info jobs[]; /* GET: count entries; PUT: the payload and key copies */
+    const char *qname;            /* the queue's name, in the tail (qsvc_local_qwait_new) */
+    uint32_t qlen;
+    union {
+        int held;                 /* GET: its woken jobs are leased to it, not yet delivered */
+        uint64_t rid;             /* result waits (w idle, of kind JOIN): the job */
+    };
+    struct queue_job_info jobs[]; /* GET: count entries; PUT: the payload and key copies;
+                                   * then the name */
 };
+
+/* A zeroed qwait for q with extra bytes at jobs and the name set; NULL: no memory. */
+struct qwait *qsvc_local_qwait_new(const struct queue *q, size_t extra);
+
+/* The backend a wait is in (while its call is kept, not yet delivered). */
+static inline struct qsvc_local *qwait_svc(const struct qwait *qw) {
+    return (struct qsvc_local *)qw->call->svc;
+}
 
 /* qsvc_local.c, shared with qsvc_local_result.c */
 int qsvc_local_open(struct qsvc_local *svc, struct qsvc_call *call, const char *name, size_t len,

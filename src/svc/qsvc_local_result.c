@@ -76,16 +76,18 @@ static void dead_outcome(const struct queue_job_info *j, struct queue_result_inf
 
 /* Copy an outcome into the wait and deliver it once durable. */
 static void wait_answer(struct qwait *qw, const struct queue_result_info *ri, int gone) {
-    struct qsvc_local *svc = qw->svc;
+    struct qsvc_local *svc = qwait_svc(qw);
     struct qsvc_call *call = qw->call;
+    struct queue_result_info *out = (struct queue_result_info *)(void *)qw->jobs; /* result_wait */
     list_unlink(&qw->node);
     timer_cancel(&svc->srv->wheel, &qw->t);
-    memset(&call->res.result, 0, sizeof call->res.result);
+    memset(out, 0, sizeof *out);
+    call->res.result = out;
     call->res.gone = gone;
     if (ri) {
-        call->res.result = *ri;
+        *out = *ri;
         if (ri->expires)
-            call->res.result.expires = qsvc_local_wall(svc, ri->expires);
+            out->expires = qsvc_local_wall(svc, ri->expires);
         qw->copy = malloc(ri->ctype_len + ri->len + 1);
         if (!qw->copy) {
             qsvc_complete(call, QSVC_ERR_NOMEM);
@@ -95,8 +97,8 @@ static void wait_answer(struct qwait *qw, const struct queue_result_info *ri, in
             memcpy(qw->copy, ri->ctype, ri->ctype_len);
         if (ri->len)
             memcpy(qw->copy + ri->ctype_len, ri->body, ri->len);
-        call->res.result.ctype = qw->copy;
-        call->res.result.body = qw->copy + ri->ctype_len;
+        out->ctype = qw->copy;
+        out->body = qw->copy + ri->ctype_len;
     }
     qsvc_local_settle_kept(svc, call, QSVC_OK);
 }
@@ -211,7 +213,7 @@ static int result_wait(struct qsvc_local *svc, struct qsvc_call *call, struct qu
                        uint64_t id, uint64_t wait_ms) {
     if (!svc->rbuckets && !(svc->rbuckets = result_waits_new()))
         return QSVC_ERR_NOMEM;
-    struct qwait *qw = calloc(1, sizeof *qw);
+    struct qwait *qw = qsvc_local_qwait_new(q, sizeof(struct queue_result_info)); /* the answer */
     if (!qw)
         return QSVC_ERR_NOMEM;
     struct qsvc_call *kept = qsvc_keep(call);
@@ -219,13 +221,10 @@ static int result_wait(struct qsvc_local *svc, struct qsvc_call *call, struct qu
         free(qw);
         return QSVC_ERR_NOMEM;
     }
-    qw->svc = svc;
     qw->call = kept;
     qw->rid = id;
     kept->pend = qw;
-    const char *name = queue_name(q, &qw->qlen);
-    memcpy(qw->qname, name, qw->qlen);
-    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
+    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL); /* idle: cancel is a no-op */
     timer_init(&qw->t, qsvc_local_wait_timeout);
     list_push(result_waits_bucket(svc->rbuckets, id), &qw->node);
     server_timer_in(svc->srv, &qw->t, wait_ms);
@@ -237,24 +236,26 @@ int qsvc_local_result(struct qsvc *base, struct qsvc_call *call, const char *nam
     struct qsvc_local *svc = local_of(base);
     struct queue *q;
     int st = qsvc_local_open(svc, call, name, len, 0, &q);
+    struct queue_result_info *out = &svc->rinfo; /* an answer now: until the next one */
     call->res.id = id;
     call->res.gone = 0;
-    memset(&call->res.result, 0, sizeof call->res.result);
+    memset(out, 0, sizeof *out);
+    call->res.result = out;
     if (st != QSVC_OK)
         return st;
     struct queue_job_info j;
     if (queue_peek(q, id, &j) == QUEUE_OK) {
         if (j.state == QUEUE_JOB_DEAD) {
-            dead_outcome(&j, &call->res.result);
+            dead_outcome(&j, out);
             return QSVC_OK;
         }
         if ((wait_ms = qsvc_local_clamp_wait(svc, wait_ms)) == 0)
             return QSVC_ERR_TIMEOUT;
         return result_wait(svc, call, q, id, wait_ms);
     }
-    if (queue_result_get(q, id, &call->res.result) != QUEUE_OK)
+    if (queue_result_get(q, id, out) != QUEUE_OK)
         return QSVC_ERR_NOTFOUND;
-    call->res.result.expires = qsvc_local_wall(svc, call->res.result.expires);
+    out->expires = qsvc_local_wall(svc, out->expires);
     return QSVC_OK;
 }
 
@@ -307,7 +308,7 @@ static int list_in_slices(struct qsvc_local *svc, struct qsvc_call *call, struct
                           struct queue_job_info *jobs, size_t max) {
     if (!svc->list_ev && !(svc->list_ev = evtimer_new(svc->srv->base, on_list, svc)))
         return QSVC_ERR_NOMEM;
-    struct qwait *qw = calloc(1, sizeof *qw + sizeof(struct queue_jobs_scan));
+    struct qwait *qw = qsvc_local_qwait_new(q, sizeof(struct queue_jobs_scan));
     struct queue_cursor *cand = malloc(max * sizeof *cand);
     if (!qw || !cand) {
         free(qw);
@@ -321,13 +322,10 @@ static int list_in_slices(struct qsvc_local *svc, struct qsvc_call *call, struct
         free(cand);
         return QSVC_ERR_NOMEM;
     }
-    qw->svc = svc;
     qw->call = kept;
     qw->copy = (char *)cand; /* freed with the wait (local_release) */
     kept->pend = qw;
-    const char *name = queue_name(q, &qw->qlen);
-    memcpy(qw->qname, name, qw->qlen);
-    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL, qw); /* idle: cancel is a no-op */
+    queue_waiter_init(&qw->w, QUEUE_WAIT_JOIN, NULL); /* idle: cancel is a no-op */
     timer_init(&qw->t, qsvc_local_wait_timeout);       /* never armed */
     queue_jobs_scan_init((struct queue_jobs_scan *)(void *)qw->jobs, state, after, cand, max);
     list_push(&svc->listing, &qw->node);

@@ -18,6 +18,7 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ static struct rsvc *rsvc_of(struct qsvc *base) {
 }
 
 static int unavailable(struct rsvc *svc, struct qsvc_call *call) {
-    snprintf(call->res.why, sizeof call->res.why, "the queue backend (redis) is unavailable: %s",
+    call->res.why = svc->why; /* answered at once: before anything else writes it */
+    snprintf(svc->why, sizeof svc->why, "the queue backend (redis) is unavailable: %s",
              svc->lib_ok ? redis_conn_why(svc->rc) : redis_conn_up(svc->rc)
                  ? "the function library is not loaded" : redis_conn_why(svc->rc));
     return QSVC_ERR_UNAVAILABLE;
@@ -76,7 +78,20 @@ void rop_maybe_free(struct rop *rop) {
         return;
     free(rop->copy);
     free(rop->queues);
+    free(rop->why);
     free(rop);
+}
+
+void rop_why(struct rop *rop, const char *fmt, ...) {
+    if (!rop->why && !(rop->why = malloc(QSVC_WHY_MAX))) {
+        rop->call->res.why = "the queue backend (redis) failed (and memory ran out)";
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rop->why, QSVC_WHY_MAX, fmt, ap);
+    va_end(ap);
+    rop->call->res.why = rop->why;
 }
 
 void rop_finish(struct rop *rop, int st) {
@@ -531,8 +546,7 @@ static void on_list_stats(void *arg, struct redisReply *r, const char *why) {
     rop->inflight--;
     if (rop->call) {
         if (!r) {
-            snprintf(rop->call->res.why, sizeof rop->call->res.why,
-                     "the queue backend (redis) failed: %s", why);
+            rop_why(rop, "the queue backend (redis) failed: %s", why);
             rop_finish(rop, QSVC_ERR_UNAVAILABLE);
         } else if (r->type == REDIS_REPLY_ARRAY && rsvc_ival(r, 0) == QSVC_OK) {
             struct qsvc_queue *q = &rop->queues[it->i];
@@ -553,8 +567,7 @@ static void on_list_names(void *arg, struct redisReply *r, const char *why) {
         return;
     }
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        snprintf(rop->call->res.why, sizeof rop->call->res.why,
-                 "the queue backend (redis) failed: %s", r ? "unexpected reply" : why);
+        rop_why(rop, "the queue backend (redis) failed: %s", r ? "unexpected reply" : why);
         rop_finish(rop, QSVC_ERR_UNAVAILABLE);
         rop_maybe_free(rop);
         return;

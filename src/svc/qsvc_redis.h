@@ -31,6 +31,7 @@ enum rop_kind {
 
 struct rsvc {
     struct qsvc base;         /* first: a struct qsvc * is a struct rsvc * */
+    char why[QSVC_WHY_MAX];   /* res.why of an answer given at once, until the next one */
     struct server *srv;
     struct redis_conn *rc;
     int lib_ok;               /* the function library in Redis is ours */
@@ -92,6 +93,7 @@ struct rop {
     struct queue_job_info *jobs; /* reserve, peek: ours; dead: the caller's */
     size_t max;               /* dead: room in jobs */
     char *copy;               /* payloads of the jobs */
+    char *why;                /* res.why of a kept call (rop_why), freed with the op */
     struct qsvc_queue *queues; /* list */
     size_t nqueues, nnames;
     /* results and listings (qsvc_redis_result.c); a result's or error's bytes are
@@ -121,6 +123,8 @@ int rop_send(struct rop *rop);
 void rop_finish(struct rop *rop, int st);
 /* Free rop once neither the caller nor Redis needs it. */
 void rop_maybe_free(struct rop *rop);
+/* rop's call fails for this reason (res.why): text of rop's own. */
+void rop_why(struct rop *rop, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Give back jobs a reserve got but could not hand over (FCALL aw_unreserve). */
 void rop_unreserve_jobs(struct rop *rop);
 

@@ -80,6 +80,16 @@ void rsvc_fill_stats(struct rop *rop, const redisReply *r, size_t at, struct qsv
     rwait_counts(rop->svc, q->name, len, &q->stats);
 }
 
+/* res.queue of a declare or stats (from r's element at on): the op's own
+ * (rop->queues, unused by these), which lives until done() has returned. */
+static int rop_queue(struct rop *rop, const redisReply *r, size_t at) {
+    if (!rop->queues && !(rop->queues = malloc(sizeof *rop->queues)))
+        return QSVC_ERR_NOMEM;
+    rsvc_fill_stats(rop, r, at, rop->queues, rop->qname, rop->qlen);
+    rop->call->res.queue = rop->queues;
+    return QSVC_OK;
+}
+
 #define JF(member, i) RSVC_FIELD(struct queue_job_info, member, i)
 /* A reserved job: id, priority, attempt, deadline (then its payload). */
 static const struct rsvc_field job_fields[] = {JF(id, 0), JF(priority, 1), JF(attempt, 2),
@@ -148,9 +158,8 @@ static void settle(struct rop *rop, int st) {
     rop->ok_status = st;
     /* Routed by the queue's key: WAIT counts the replicas of the master that took the change. */
     if (redis_conn_command(rop->svc->rc, key, (size_t)klen, on_wait_reply, rop, 3, argv, NULL) < 0) {
-        snprintf(rop->call->res.why, sizeof rop->call->res.why,
-                 "the queue backend (redis) applied the change but cannot confirm its replicas: %s",
-                 redis_conn_why(rop->svc->rc));
+        rop_why(rop, "the queue backend (redis) applied the change but cannot confirm its "
+                "replicas: %s", redis_conn_why(rop->svc->rc));
         rop_finish(rop, QSVC_ERR_UNAVAILABLE);
         return;
     }
@@ -165,9 +174,8 @@ static void on_wait_reply(void *arg, struct redisReply *r, const char *why) {
         if (r && r->type == REDIS_REPLY_INTEGER && (uint64_t)r->integer >= want) {
             rop_finish(rop, rop->ok_status);
         } else {
-            snprintf(rop->call->res.why, sizeof rop->call->res.why,
-                     "the queue backend (redis) applied the change but %s (replicas_ack = %" PRIu64
-                     ")", r && r->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged it in time"
+            rop_why(rop, "the queue backend (redis) applied the change but %s (replicas_ack = %" PRIu64
+                    ")", r && r->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged it in time"
                                                               : why ? why : "WAIT failed", want);
             rop_finish(rop, QSVC_ERR_UNAVAILABLE);
         }
@@ -204,8 +212,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
             redis_conn_fail(rop->svc->rc, "the awaitd function library is missing; reloading it");
         }
         if (call)
-            snprintf(call->res.why, sizeof call->res.why,
-                     "the queue backend (redis) failed: %.120s",
+            rop_why(rop, "the queue backend (redis) failed: %.120s",
                      !r ? why : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         st = QSVC_ERR_UNAVAILABLE;
     } else {
@@ -331,7 +338,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
     case R_DECLARE:
         if (st == QSVC_OK) {
             res->created = (int)rsvc_ival(r, 1);
-            rsvc_fill_stats(rop, r, 2, &res->queue, rop->qname, rop->qlen);
+            st = rop_queue(rop, r, 2);
         }
         settle(rop, st);
         break;
@@ -339,7 +346,6 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         if (st == QSVC_OK) {
             const char *argv[] = {"SREM", rop->svc->registry, rop->qname};
             size_t lens[] = {4, strlen(rop->svc->registry), rop->qlen};
-            rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
             redis_conn_command(rop->svc->rc, rop->svc->registry, lens[1], rsvc_ignore, NULL, 3,
                                argv, lens);
         }
@@ -347,7 +353,7 @@ void rop_on_reply(void *arg, struct redisReply *r, const char *why) {
         break;
     case R_STATS:
         if (st == QSVC_OK)
-            rsvc_fill_stats(rop, r, 1, &res->queue, rop->qname, rop->qlen);
+            st = rop_queue(rop, r, 1);
         rop_finish(rop, st);
         break;
     case R_BULK:

@@ -110,9 +110,14 @@ void rsvc_result_leave(struct rop *rop) {
     timer_cancel(&rop->svc->srv->wheel, &rop->due_t);
 }
 
+/* res.result of a result call: in the op's extra bytes (rsvc_result), zeroed. */
+static struct queue_result_info *rop_result(struct rop *rop) {
+    return (struct queue_result_info *)(void *)rop->extra;
+}
+
 static void end_deleted(struct rop *rop) {
     struct qsvc_call *call = rop->call;
-    memset(&call->res.result, 0, sizeof call->res.result);
+    memset(rop_result(rop), 0, sizeof(struct queue_result_info));
     call->res.gone = QSVC_GONE_DELETED;
     rop_finish(rop, QSVC_OK);
 }
@@ -163,16 +168,20 @@ int rsvc_result(struct qsvc *base, struct qsvc_call *call, const char *q, size_t
                 uint64_t wait_ms) {
     struct rsvc *svc = rsvc_of(base);
     uint64_t max = svc->srv->cfg->queue_max_wait_ms;
+    static const struct queue_result_info none;
     call->res.id = id;
     call->res.gone = 0;
-    memset(&call->res.result, 0, sizeof call->res.result);
-    struct rop *rop = rop_new(svc, R_RESULT, q, qlen, 0);
+    call->res.result = &none;
+    struct rop *rop = rop_new(svc, R_RESULT, q, qlen, sizeof(struct queue_result_info));
     if (!rop)
         return QSVC_ERR_NOMEM;
+    call->res.result = rop_result(rop); /* the op lives until done() has returned */
     rop->id = id;
     rop->arg = wait_ms > max ? max : wait_ms; /* aw_result marks the job while this lasts */
     list_init(&rop->rnode);
     int st = rop_start(rop, call);
+    if (st != QSVC_PENDING)
+        call->res.result = &none; /* rop may be gone */
     if (st == QSVC_PENDING && rop->arg && wait_join(rop, rop->arg) < 0)
         rop->arg = 0; /* no wait: a live job answers 204 */
     return st;
@@ -233,7 +242,7 @@ static const redisReply *bytes_at(const redisReply *r, size_t i) {
 /* {0, outcome, reason, attempt, expires, ctype, body} or {0, 0, how}. */
 static int take_outcome(struct rop *rop, const redisReply *r) {
     struct qsvc_result *res = &rop->call->res;
-    struct queue_result_info *ri = &res->result;
+    struct queue_result_info *ri = rop_result(rop);
     memset(ri, 0, sizeof *ri);
     ri->id = rop->id;
     int outcome = (int)rsvc_ival(r, 1);
