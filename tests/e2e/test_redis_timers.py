@@ -579,6 +579,10 @@ class RedisTimerFaultTest(RedisCase):
                          done)
         # every job is one put of its own key (none went in twice under two keys)
         keys = int(self.redis.cmd("KEYS", "{awaitd:lost}:k:*")[1:])
+        deadline = time.monotonic() + 15  # the queues' connection may still be reconnecting
+        while (c.h("GET", "/health").status, c.h("GET", "/queues/lost").status) != (200, 200):
+            self.assertLess(time.monotonic(), deadline, "the queue backend did not come back")
+            time.sleep(0.05)
         jobs = c.drain("lost").get(b"tick", 0)
         self.assertEqual((jobs, keys), (done["fires"], done["fires"]),
                          "jobs, keys against %r (dropped %r)" % (done, proxy.dropped))
