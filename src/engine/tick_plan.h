@@ -35,7 +35,9 @@ struct tick_claim {
     int64_t now;         /* the claim's time */
     uint32_t fires, skips; /* ticks handled so far */
     int missed_policy;   /* enum task_missed_policy */
-    int retrying;        /* a retry of a full queue (on_full = retry): never missed */
+    int retrying;        /* never missed: a retry of a full queue (on_full = retry), or a
+                          * claim taken back before its outcome was stored (its put may
+                          * have landed: it is put again with its key, not missed) */
 };
 
 /* What to do with it. */

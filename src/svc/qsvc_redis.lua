@@ -683,8 +683,9 @@ redis.register_function('aw_bulk', bulk)
 -- NOW: Redis ms, so a node arms HEAD-NOW ms from now), "f ID" a timer
 -- finished (completed, failed, cancelled). A timer's tick is fired by the
 -- node that claims it (aw_timer_claim: atomic, so exactly one node does),
--- which puts the payload with aw_put (idempotency key "awaitd-timer:ID:TICK":
--- a node that takes over an expired claim cannot put the tick twice) and
+-- which puts the payload with aw_put (idempotency key "awaitd-timer:ID:TICK",
+-- TICK the claimed tick: a node that takes over an expired claim, or takes
+-- back its own after a lost connection, cannot put the tick twice) and
 -- reports with aw_timer_settle.
 local TKEEP = 3600000 -- finished timers stay visible this long (ms)
 local TFIELDS = {'kind', 'state', 'queue', 'cron', 'fires', 'skips', 'count', 'every', 'jitter',
@@ -821,7 +822,8 @@ end
 -- ARGV[3..6]: token, lease ms, max, reclaim (1: the node lost its connection, so its
 -- earlier claims are void: they are due again at once instead of when their lease ends).
 -- {0, now, head, n, (id, kind, tick, every, cron, count, jitter, full, missed, fires, skips,
---  due, retrying, queue, payload) * n}
+--  due, retrying, queue, payload) * n}; retrying: 1 a retry of a full queue, 2 the tick was
+-- claimed before and not settled (tsvc_redis_fire.c puts it again, never as missed)
 local function tclaim(keys, a)
     local b = keys[1]
     local now = now_ms()
@@ -837,11 +839,14 @@ local function tclaim(keys, a)
     local out = {OK, now, 0, #ids}
     for _, id in ipairs(ids) do
         local h = b .. ':h:' .. id
+        local f = redis.call('HMGET', h, 'kind', 'tick', 'every', 'cron', 'count', 'jitter', 'full',
+            'missed', 'fires', 'skips', 'due', 'retrying', 'queue', 'payload', 'claim')
+        -- a claim never settled (its node died, or lost its connection: it may have put the
+        -- tick's job) makes retrying 2: the tick is put again with its own key, never missed
+        if f[15] then f[12] = 2 end
         redis.call('HSET', h, 'claim', a[3])
         redis.call('HSET', b .. ':cl', id, a[3])
         redis.call('ZADD', b .. ':due', now + tonumber(a[4]), id)
-        local f = redis.call('HMGET', h, 'kind', 'tick', 'every', 'cron', 'count', 'jitter', 'full',
-            'missed', 'fires', 'skips', 'due', 'retrying', 'queue', 'payload')
         out[#out + 1] = tonumber(id)
         for i = 1, 12 do
             if i == 4 then out[#out + 1] = f[i] or '' else out[#out + 1] = tonumber(f[i]) or 0 end

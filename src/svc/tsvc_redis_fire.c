@@ -9,7 +9,7 @@
  *   - works out, on Redis's clock (the claim's TIME), whether ticks were
  *     missed (no node was running, Redis was down) and applies on_missed;
  *   - puts the payload with aw_put, the queue's own put function, with
- *     the idempotency key "awaitd-timer:ID:TICK";
+ *     the idempotency key "awaitd-timer:ID:TICK" (TICK the claimed tick);
  *   - settles the tick (aw_timer_settle: fires or skips, last_error, the
  *     next tick and its jitter, retry, completion), accepted only while the
  *     claim is still this node's.
@@ -18,7 +18,9 @@
  * B:cl); a node that dies leaves them to expire, and another node claims
  * the same tick and puts it again, which the
  * idempotency key turns into a no-op while the queue's key_window lasts,
- * then settles it. The claim and the put are two calls because a queue and
+ * then settles it. Such a claim taken back is never judged missed, however
+ * late: its job may be in the queue, so it is put again (and counted) with
+ * its own key before on_missed applies to the ticks after it. The claim and the put are two calls because a queue and
  * a timer shard are in different hash tags (cluster slots).
  */
 #include "svc/tsvc_redis.h"
@@ -57,6 +59,7 @@ struct tfire {
     unsigned shard;
     int kind, full, missed, has_cron;
     int64_t tick, due, now; /* Redis ms: the tick, when it was due, the claim's TIME */
+    int64_t ktick;          /* the claimed tick: the put's key (see put()) */
     uint64_t local_at;      /* clock_now_ms() at the claim's answer */
     uint64_t every;
     struct cron cron;
@@ -262,11 +265,17 @@ static void on_put(void *arg, redisReply *r, const char *why) {
     settle(f, 0, skips + 1, err, TSVC_FAILED, 0, 0, 0); /* permanent: the timer fails */
 }
 
+/*
+ * The put is keyed by the claimed tick (the timer's tick in Redis until a settle moves it
+ * on), also when fire_once puts a later one for the missed ticks: a claim that is taken
+ * back before its settle (aw_timer_claim's retrying 2) puts that claimed tick again, and
+ * finds the job if the first put landed, whichever tick that put was for.
+ */
 static void put(struct tfire *f) {
     struct trsvc *svc = f->svc;
     char key[sizeof svc->prefix + TSVC_QUEUE_MAX + 4], ikey[64];
     int klen = snprintf(key, sizeof key, "{%s%.*s}", svc->prefix, (int)f->qlen, f->queue);
-    snprintf(ikey, sizeof ikey, "awaitd-timer:%" PRIu64 ":%" PRId64, f->id, f->tick);
+    snprintf(ikey, sizeof ikey, "awaitd-timer:%" PRIu64 ":%" PRId64, f->id, f->ktick);
     const char *argv[] = {"FCALL", "aw_put", "1", key, svc->qchannel, f->queue, f->payload,
                           "0", "0", ikey};
     size_t lens[10];
@@ -279,7 +288,8 @@ static void put(struct tfire *f) {
         free(f); /* down: the claim runs out */
 }
 
-/* A claimed tick: the missed policy (engine/tick_plan.h), then the put. */
+/* A claimed tick: the missed policy (engine/tick_plan.h), then the put. retrying: 1 a retry
+ * of a full queue, 2 a claim taken back before its settle; neither is ever missed. */
 static void fire(struct tfire *f, int retrying) {
     struct trsvc *svc = f->svc;
     trsvc_late(svc, f->now - f->due);
@@ -288,6 +298,7 @@ static void fire(struct tfire *f, int retrying) {
     struct tick_plan p;
     tick_plan_claim(&f->sched, &c, TRSVC_ONESHOT_GRACE_MS, &p);
     svc->skips += p.skips;
+    f->ktick = f->tick;
     if (p.put) {
         f->skips_add = p.skips; /* fire_once: the missed ticks before p.tick */
         f->tick = p.tick;

@@ -15,13 +15,17 @@ port, stopped at the end).
   timer fires once per tick with two nodes (its fires equal the jobs in
   the queue, count respected); on_missed fire_once vs skip while no node
   runs; a node that died between its claim (and put) and its settle
-  does not lose or double the tick.
+  does not lose or double the tick (a one-shot; an every timer with
+  on_missed = skip: the tick taken over counts as fired).
 - RedisTimerFaultTest: Redis stopped -> 503 naming the backend and
   /health degraded; recovery without restarting awaitd, and a timer
   created before the outage fires after it; an await survives a Redis
   restart and a lost notification (connections killed in the cancel's
   transaction); FUNCTION FLUSH reloads the library; SIGKILL of
-  redis-server under an every timer loses and doubles no tick; with replicas_ack = 1 a
+  redis-server under an every timer loses and doubles no tick; a put
+  applied by Redis whose answer is lost (redis_test.RedisProxy), once or
+  twice, with fire_once and skip, every and one-shot: as many jobs as
+  fires, each under its own key; with replicas_ack = 1 a
   create or cancel is answered once a replica has it, 503 otherwise.
 """
 
@@ -36,6 +40,7 @@ from datetime import datetime, timedelta, timezone
 import awaitd_test
 import test_timers as tt
 from awaitd_test import HOST
+from redis_test import RedisProxy
 from test_redis import RedisCase, redis_config, redis_variant
 from test_redis_cluster import fail_over, on_cluster, resp
 
@@ -270,13 +275,13 @@ class RedisTimerNodesTest(RedisCase):
         n1 = processed()
         self.assertLessEqual(n1 - n0, 2, "Redis got %d commands in 3 idle seconds" % (n1 - n0 - 1))
 
-    def test_dead_claimer_tick_taken_over_not_lost_not_doubled(self):
-        """A node that claimed a tick and put its job, then died before settling: another
-        node takes the tick over once the claim runs out and does not put it twice."""
+    def dead_claimer(self, q, spec):
+        """A node that claimed a timer's first tick and put its job, then died before
+        settling, and the node that takes the tick over once the claim runs out (2 s)."""
         a = self.node()
         ca = NodeClient(self, a)
-        ca.newq("k")
-        t = ca.create(queue="k", payload="once", after=0.5)
+        ca.newq(q)
+        t = ca.create(queue=q, payload="once", **spec)
         self.daemons.remove(a)
         a._kill()
         a.cleanup()
@@ -287,8 +292,8 @@ class RedisTimerNodesTest(RedisCase):
         self.assertEqual(self.redis.cmd("FCALL", "aw_timer_claim", 1, base, "awaitd:timers",
                                         shard, "dead-node", 2000, 64, 0), "*19")
         tick = self.redis.cmd("HGET", base + ":h:%d" % tid, "tick")
-        self.assertTrue(self.redis.cmd("FCALL", "aw_put", 1, "{awaitd:k}", "awaitd:events", "k",
-                                       "once", 0, 0, "awaitd-timer:%d:%s" % (tid, tick))
+        self.assertTrue(self.redis.cmd("FCALL", "aw_put", 1, "{awaitd:%s}" % q, "awaitd:events",
+                                       q, "once", 0, 0, "awaitd-timer:%d:%s" % (tid, tick))
                         .startswith("*"))
         t0 = time.monotonic()
         b = self.node()
@@ -296,8 +301,22 @@ class RedisTimerNodesTest(RedisCase):
         self.assertEqual(cb.timer(tid)["state"], "scheduled")
         done = cb.wait_timer(tid, lambda x: x["state"] != "scheduled", timeout=10)
         self.assertGreater(time.monotonic() - t0, 1.0, "the claim was not respected")
+        return done, cb.drain(q)
+
+    def test_dead_claimer_tick_taken_over_not_lost_not_doubled(self):
+        """... and does not put it twice."""
+        done, jobs = self.dead_claimer("k", {"after": 0.5})
         self.assertEqual((done["state"], done["fires"], done["skips"]), ("completed", 1, 0), done)
-        self.assertEqual(cb.drain("k"), {b"once": 1})
+        self.assertEqual(jobs, {b"once": 1})
+
+    def test_dead_claimer_every_skip_tick_counted_as_fired(self):
+        """An every timer (period far below the claim's lease), on_missed = skip: the tick
+        taken over is counted as fired (its job is in the queue), not skipped as missed;
+        the ticks after it that fell due meanwhile are skipped."""
+        done, jobs = self.dead_claimer("ks", {"every": 0.2, "count": 20, "on_missed": "skip"})
+        self.assertEqual((done["state"], done["fires"] + done["skips"]), ("completed", 20), done)
+        self.assertGreaterEqual(done["skips"], 5, done)  # the 2 s claim covered 10 ticks
+        self.assertEqual(jobs, {b"once": done["fires"]}, done)
 
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian's libfaketime
@@ -523,6 +542,79 @@ class RedisTimerFaultTest(RedisCase):
         self.assertEqual((done["state"], done["fires"] + done["skips"]), ("completed", 60), done)
         self.assertGreaterEqual(done["skips"], 1, done)  # the ticks due while Redis was away
         self.assertEqual(c.drain("s").get(b"tick", 0), done["fires"], done)
+
+    # A put applied by Redis whose answer never reached the node (redis-server killed
+    # between its AOF write and its reply; here, deterministically, a relay that holds the
+    # answer back and then drops the connections: redis_test.RedisProxy). The node takes its
+    # claim back when it reconnects, a whole period or more late. The tick it had claimed
+    # is put again with its own key first (a no-op that counts, since the job is there),
+    # and only the ticks after it are missed; before, fire_once put a later tick under
+    # another key (one job more than fires) and skip skipped the tick whose job was there.
+
+    def lost_answer_node(self, drop, outage=0.6):
+        proxy = RedisProxy(self.redis, drop=drop, outage=outage)
+        self.addCleanup(proxy.stop)
+        d = self.node({"redis": {"nodes": "%s:%d" % (HOST, proxy.port),
+                                 "command_timeout": "1s", "connect_timeout": "500ms"}})
+        c = NodeClient(self, d)
+        c.newq("lost")
+        return proxy, c
+
+    def finished(self, c, tid, timeout=30):
+        """The timer once it has finished (503s while the relay refuses, and 204s, are waited out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = c.h("GET", "/timers/%d?wait=2" % tid, timeout=15)
+            if r.status == 200 and r.json()["state"] != "scheduled":
+                return r.json()
+            self.assertIn(r.status, (200, 204, 503), r)  # 204: still scheduled
+            self.assertLess(time.monotonic(), deadline, "timer %d did not finish" % tid)
+            time.sleep(0.05)
+
+    def assertEachTickOnce(self, c, proxy, t, handled, dropped):
+        done = self.finished(c, t["id"])
+        self.assertIsNone(proxy.error)
+        self.assertEqual(len(proxy.dropped), dropped, "answers lost: %r" % proxy.dropped)
+        self.assertEqual((done["state"], done["fires"] + done["skips"]), ("completed", handled),
+                         done)
+        # every job is one put of its own key (none went in twice under two keys)
+        keys = int(self.redis.cmd("KEYS", "{awaitd:lost}:k:*")[1:])
+        deadline = time.monotonic() + 15  # the queues' connection may still be reconnecting
+        while (c.h("GET", "/health").status, c.h("GET", "/queues/lost").status) != (200, 200):
+            self.assertLess(time.monotonic(), deadline, "the queue backend did not come back")
+            time.sleep(0.05)
+        jobs = c.drain("lost").get(b"tick", 0)
+        self.assertEqual((jobs, keys), (done["fires"], done["fires"]),
+                         "jobs, keys against %r (dropped %r)" % (done, proxy.dropped))
+        return done
+
+    def test_put_answer_lost_every_fire_once(self):
+        proxy, c = self.lost_answer_node(drop=[3])
+        t = c.create(queue="lost", payload="tick", every=0.1, count=20, on_missed="fire_once")
+        done = self.assertEachTickOnce(c, proxy, t, 20, 1)
+        self.assertGreaterEqual(done["skips"], 3, done)  # the ticks due while Redis was away
+
+    def test_put_answer_lost_every_skip(self):
+        proxy, c = self.lost_answer_node(drop=[3])
+        t = c.create(queue="lost", payload="tick", every=0.1, count=20, on_missed="skip")
+        done = self.assertEachTickOnce(c, proxy, t, 20, 1)
+        self.assertGreaterEqual(done["skips"], 3, done)
+
+    def test_put_answer_lost_again_after_the_reconnect(self):
+        """Put 5 is the first after the re-put of the taken-back tick (put 4): the fire_once
+        put of the ticks missed since, keyed by the first of them, so that when its answer
+        is lost too, putting it again after the next reconnect is a no-op as well."""
+        proxy, c = self.lost_answer_node(drop=[3, 5])
+        t = c.create(queue="lost", payload="tick", every=0.1, count=30, on_missed="fire_once")
+        done = self.assertEachTickOnce(c, proxy, t, 30, 2)
+        self.assertGreaterEqual(done["skips"], 6, done)
+
+    def test_put_answer_lost_one_shot_skip(self):
+        """A one-shot taken back more than 1 s late: its job is there, so it fired."""
+        proxy, c = self.lost_answer_node(drop=[1], outage=1.5)
+        t = c.create(queue="lost", payload="tick", after=0.3, on_missed="skip")
+        done = self.assertEachTickOnce(c, proxy, t, 1, 1)
+        self.assertEqual(done["fires"], 1, done)
 
     def test_function_flush_reloads_the_library(self):
         d = self.node()
