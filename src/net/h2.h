@@ -72,9 +72,9 @@ int h2_upgrade(struct conn *c, const struct http_request *req, const char *rest,
  * when c came in on it, so that the caller sends it a GOAWAY. */
 int h2_listener_gone(struct conn *c, const void *l);
 
-/* conn.c's hooks: the HTTP/2 side of conn_close, conn_drain (GOAWAY, close
- * once the open streams are done), and of a stream's conn_done, conn_flush
- * and conn_close. */
+/* conn.c's hooks (conn_write.c's for conn_flush): the HTTP/2 side of
+ * conn_close, conn_drain (GOAWAY, close once the open streams are done),
+ * and of a stream's conn_done, conn_flush and conn_close. */
 void h2_free(struct conn *c);
 void h2_drain(struct conn *c);
 void h2_stream_done(struct conn *sc);

@@ -11,7 +11,8 @@
  *                h2_st_free, h2_st_reset), its request from the header
  *                block and the handler's run (h2_st_dispatch), its answer
  *                turned into HEADERS and DATA (st_take, st_read), and
- *                conn.c's hooks for a stream (h2_stream_done, _flush, _close)
+ *                the hooks of conn.c and conn_write.c for a stream
+ *                (h2_stream_done, _flush, _close)
  *   h2_io.c      the socket: reads fed to nghttp2, frames written, event
  *                interest and the one deadline after each turn (h2_settle,
  *                h2_on_deadline); the ways in (h2_takeover, h2c's

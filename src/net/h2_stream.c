@@ -1,9 +1,10 @@
 /*
  * h2_stream: an HTTP/2 stream as a connection. Each stream is a struct conn
  * of its own (no socket: h2_stream set; its busy struct embedded), made
- * when its HEADERS arrive (h2_st_new) and freed when nghttp2 closes it or
- * the connection goes (h2_st_free: its cancel callback and producer first,
- * a 499 in the access log if unanswered). Once the request is complete
+ * when its HEADERS arrive (h2_st_new; h2c's stream 1 from the upgraded
+ * HTTP/1.1 request) and freed when nghttp2 closes it or the connection
+ * goes (h2_st_free: its cancel callback and producer first, a 499 in the
+ * access log if unanswered). Once the request is complete
  * (h2_st_dispatch) a struct http_request is built from its header block
  * (st_request) and handed to the same handler as HTTP/1.1's.
  *
@@ -11,10 +12,11 @@
  * connection would (no chunked framing); st_take turns that answer's head
  * into HEADERS and the rest into the stream's data, which nghttp2 pulls as
  * DATA (st_read, which also asks a conn_stream producer for more, only
- * when the stream may send). conn.c's hooks for a stream (h2_stream_done,
- * h2_stream_flush, h2_stream_close) land here; what they produce is sent at
- * the next loop turn (h2_kick), never on the handler's stack. A stream
- * given up on is reset (h2_st_reset). Private declarations: h2_int.h.
+ * when the stream may send). The hooks of conn.c (h2_stream_done,
+ * h2_stream_close) and conn_write.c (h2_stream_flush) for a stream land
+ * here; what they produce is sent at the next loop turn (h2_kick), never
+ * on the handler's stack. A stream given up on is reset (h2_st_reset).
+ * Private declarations: h2_int.h.
  */
 #include "net/h2.h"
 
