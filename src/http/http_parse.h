@@ -69,7 +69,7 @@ struct http_request {
     size_t path_len;
     const char *query; /* after '?', NULL when there is no '?' */
     size_t query_len;
-    int minor_version; /* 0 or 1 (HTTP/1.0 or HTTP/1.1); net/h2.c sets 2 for an HTTP/2 stream */
+    int minor_version; /* 0 or 1 (HTTP/1.0 or HTTP/1.1); net/h2_stream.c: 2 for HTTP/2 */
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
     /* Framing, derived from the fields above: */

@@ -170,7 +170,7 @@ struct conn {
     struct conn_peer peer;      /* in what would be padding */
     union {                     /* one pointer for the roles a connection takes in turn */
         const void *listener;   /* PLAIN: the listener it came in on (NULL once that closed) */
-        struct h2_session *h2;  /* H2: its session (net/h2.c owns the I/O; keeps the listener) */
+        struct h2_session *h2;  /* H2: its session (net/h2_io.c owns the I/O; keeps the listener) */
         conn_input_fn on_input; /* TAKEN (conn_takeover): input goes here, with cancel_arg */
         struct hop *hop;        /* HOP (workers): a proxy for a request handed over from
                                    another worker's client (net/workers.c), no socket */
@@ -248,7 +248,7 @@ void conn_done(struct conn *c);
  */
 int conn_stream(struct conn *c, conn_produce_fn produce, void (*release)(void *arg), void *arg);
 
-/* For HTTP/2 (h2.c), which pulls a streamed body itself: the next slice of
+/* For HTTP/2 (h2_stream.c), which pulls a streamed body itself: the next slice of
  * it into out (as conn_produce_fn; the producer is released when it returns
  * 0 or -1), and dropping it early (the stream was reset). */
 int conn_stream_next(struct conn *c, struct buf *out, size_t room);

@@ -6,14 +6,15 @@
  * first bytes are the client preface ("PRI * HTTP/2.0", prior knowledge:
  * conn_read.c finds it where the HTTP/1.1 parser refuses it, so HTTP/1.1 pays
  * nothing), or a TLS connection whose ALPN chose "h2". From then on h2.c
- * owns the connection's event and deadline; conn.c only closes or drains it.
+ * (the session) and h2_io.c (its socket) own the connection's event and
+ * deadline; conn.c only closes or drains it.
  *
  * Each stream is a struct conn of its own (no socket: h2_stream set), handed
  * to the same handler with a struct http_request built from its header
  * block. Handlers answer exactly as on HTTP/1.1 (http_reply into
  * conn_out(), conn_pending/conn_done, conn_stream, conn_flush); the stream
- * behaves as an HTTP/1.0 connection (no chunked framing), and h2.c turns the
- * answer's head into a HEADERS frame and the rest into DATA. A stream reset
+ * behaves as an HTTP/1.0 connection (no chunked framing), and h2_stream.c
+ * turns the answer's head into a HEADERS frame and the rest into DATA. A stream reset
  * by the client (RST_STREAM) or a closed connection runs the stream's cancel
  * callback and releases its producer, as a closed HTTP/1.1 connection does.
  *
@@ -71,9 +72,9 @@ int h2_upgrade(struct conn *c, const struct http_request *req, const char *rest,
  * when c came in on it, so that the caller sends it a GOAWAY. */
 int h2_listener_gone(struct conn *c, const void *l);
 
-/* conn.c's hooks: the HTTP/2 side of conn_close, conn_drain (GOAWAY, close
- * once the open streams are done), and of a stream's conn_done, conn_flush
- * and conn_close. */
+/* conn.c's hooks (conn_write.c's for conn_flush): the HTTP/2 side of
+ * conn_close, conn_drain (GOAWAY, close once the open streams are done),
+ * and of a stream's conn_done, conn_flush and conn_close. */
 void h2_free(struct conn *c);
 void h2_drain(struct conn *c);
 void h2_stream_done(struct conn *sc);
